@@ -1,0 +1,143 @@
+"""The change record: one YAML file per change, usually committed with the merge request."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from hie_notify.calendar import LocalTimeError, resolve_local
+from hie_notify.durations import format_duration, parse_duration
+from hie_notify.errors import InputError
+from hie_notify.policy.model import ChangeTypeName, Policy, TimeZoneName
+from hie_notify.yamlfile import format_validation_error, read_yaml_mapping
+
+JIRA_KEY = re.compile(r"^[A-Z][A-Z0-9_]+-[1-9][0-9]*$")
+
+Downtime = Annotated[timedelta, PlainValidator(parse_duration), PlainSerializer(format_duration)]
+
+
+def _when(value: object) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise ValueError(
+        f"expected a date and time like 2026-12-01T20:00:00+00:00 (or local, with zone), "
+        f"got {value!r}"
+    )
+
+
+When = Annotated[datetime, PlainValidator(_when), PlainSerializer(lambda d: d.isoformat())]
+
+
+class Window(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start: When
+    end: When
+    zone: TimeZoneName | None = None
+
+    @model_validator(mode="after")
+    def _resolved(self) -> Window:
+        start = _aware(self.start, self.zone, "start")
+        end = _aware(self.end, self.zone, "end")
+        if end <= start:
+            raise ValueError(f"end ({end.isoformat()}) must be after start ({start.isoformat()})")
+        object.__setattr__(self, "start", start)
+        object.__setattr__(self, "end", end)
+        return self
+
+
+def _aware(value: datetime, zone: str | None, which: str) -> datetime:
+    if value.tzinfo is not None:
+        return value
+    if zone is None:
+        raise ValueError(
+            f"{which} {value.isoformat()} has no offset: add one (e.g. +00:00) or set window.zone"
+        )
+    try:
+        return resolve_local(value, zone)
+    except LocalTimeError as exc:
+        raise ValueError(f"{which}: {exc}") from None
+
+
+class ChangeRecord(BaseModel):
+    """What the team declares about a change (the seed's Phase 1 information)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    type: ChangeTypeName | None = None
+    purpose: str = Field(min_length=1)
+    window: Window | None = None
+    downtime: Downtime | None = None
+    customers: list[str] = []
+    risk: Literal["low", "medium", "high"] | None = None
+    rollback: str | None = None
+    monitoring: str | None = None
+    on_call: str | None = None
+    approvers: list[str] = []
+    justification: str | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _jira_key(cls, value: str) -> str:
+        if not JIRA_KEY.match(value):
+            raise ValueError(f"expected a Jira key like FFAPP-4458, got {value!r}")
+        return value
+
+    @field_validator("customers")
+    @classmethod
+    def _known_customers(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        known = (info.context or {}).get("customers")
+        if known is not None:
+            unknown = [c for c in value if c not in known]
+            if unknown:
+                raise ValueError(
+                    f"unknown customer {', '.join(map(repr, unknown))} "
+                    f"(the policy has: {', '.join(sorted(known))})"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _emergency_needs_justification(self) -> ChangeRecord:
+        if self.type == "emergency_fix" and not (self.justification or "").strip():
+            raise ValueError("an emergency_fix needs a justification")
+        return self
+
+    def phase1_gaps(self) -> list[str]:
+        """What the policy's Phase 1 requires before a deployment and this record lacks."""
+        gaps = []
+        if self.window is None:
+            gaps.append("window (precise start and end times)")
+        if self.downtime is None:
+            gaps.append("downtime (estimated downtime, 0 if none)")
+        if not (self.rollback or "").strip():
+            gaps.append("rollback (the rollback plan)")
+        return gaps
+
+
+def load_change(path: Path, policy: Policy) -> ChangeRecord:
+    """Read and validate a change record against the policy (customers must exist there)."""
+    data: dict[str, Any] = read_yaml_mapping(path)
+    try:
+        return ChangeRecord.model_validate(data, context={"customers": set(policy.customers)})
+    except ValidationError as exc:
+        raise InputError(format_validation_error(str(path), exc, ChangeRecord)) from None

@@ -1,0 +1,339 @@
+"""Plan + change record + policy -> what kind of change this is, and why (pure)."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from hie_notify.change import ChangeRecord
+from hie_notify.durations import NoticePeriod
+from hie_notify.policy.model import MatchRule, Policy
+from hie_notify.terraform.plan import DriftEntry, OutputChange, Plan, ResourceChange
+
+_SHOWN = 5
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceResult:
+    address: str
+    type: str
+    action: str
+    actions: tuple[str, ...]
+    categories: tuple[str, ...]
+    service_impacting: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """The notice an audience needs, and which change type asks for it."""
+
+    audience: str
+    minimum: NoticePeriod
+    recommended: NoticePeriod
+    change_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    change_type: str | None
+    declared_type: str | None
+    categories: tuple[str, ...]
+    service_impacting: bool
+    summary: dict[str, int]
+    reasons: tuple[str, ...]
+    resources: tuple[ResourceResult, ...]
+    drift: tuple[DriftEntry, ...]
+    outputs: tuple[OutputChange, ...]
+    fingerprint: str
+    has_changes: bool
+    notice: tuple[Notice, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "change_type": self.change_type,
+            "declared_type": self.declared_type,
+            "categories": list(self.categories),
+            "service_impacting": self.service_impacting,
+            "has_changes": self.has_changes,
+            "summary": dict(self.summary),
+            "reasons": list(self.reasons),
+            "notice": [
+                {
+                    "audience": n.audience,
+                    "minimum": str(n.minimum),
+                    "recommended": str(n.recommended),
+                    "change_type": n.change_type,
+                }
+                for n in self.notice
+            ],
+            "fingerprint": self.fingerprint,
+            "resources": [
+                {
+                    "address": r.address,
+                    "type": r.type,
+                    "action": r.action,
+                    "actions": list(r.actions),
+                    "categories": list(r.categories),
+                    "service_impacting": r.service_impacting,
+                }
+                for r in self.resources
+            ],
+            "drift": [
+                {"address": d.address, "type": d.type, "action": d.action} for d in self.drift
+            ],
+            "outputs": [{"name": o.name, "action": o.action} for o in self.outputs],
+        }
+
+
+class _CompiledRule:
+    __slots__ = ("actions", "attributes", "description", "ignore", "pattern")
+
+    def __init__(self, rule: MatchRule) -> None:
+        self.pattern = re.compile("|".join(fnmatch.translate(t) for t in rule.types))
+        self.actions = frozenset(rule.actions) if rule.actions is not None else None
+        self.attributes = tuple(rule.attributes) if rule.attributes is not None else None
+        self.ignore = tuple(rule.ignore_attributes)
+        self.description = rule.description or "matches " + ", ".join(rule.types)
+
+    def matches(self, rc: ResourceChange, action: str) -> bool:
+        if self.actions is not None and action not in self.actions:
+            return False
+        changed = rc.changed_attributes
+        if self.attributes is not None and not any(_touches(changed, a) for a in self.attributes):
+            return False
+        return not (
+            self.ignore
+            and action == "update"
+            and changed
+            and all(any(_within(c, ig) for ig in self.ignore) for c in changed)
+        )
+
+
+def _within(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def _touches(changed: frozenset[str], path: str) -> bool:
+    return path in changed or any(c.startswith(path + ".") for c in changed)
+
+
+def _rule_action(rc: ResourceChange) -> str:
+    return "state" if rc.action == "no-op" else rc.action
+
+
+class _Rules:
+    """The policy's match rules, compiled once, with per-type lookups cached."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.by_type: list[tuple[str, list[_CompiledRule]]] = [
+            (name, [_CompiledRule(r) for r in ct.match])
+            for name, ct in policy.change_types.items()
+            if ct.match
+        ]
+        self.impact = [_CompiledRule(r) for r in policy.classification.service_impact]
+        self._category_cache: dict[str, list[tuple[str, list[_CompiledRule]]]] = {}
+        self._impact_cache: dict[str, list[_CompiledRule]] = {}
+
+    def category_candidates(self, rtype: str) -> list[tuple[str, list[_CompiledRule]]]:
+        found = self._category_cache.get(rtype)
+        if found is None:
+            found = []
+            for name, rules in self.by_type:
+                hits = [r for r in rules if r.pattern.match(rtype)]
+                if hits:
+                    found.append((name, hits))
+            self._category_cache[rtype] = found
+        return found
+
+    def impact_candidates(self, rtype: str) -> list[_CompiledRule]:
+        found = self._impact_cache.get(rtype)
+        if found is None:
+            found = [r for r in self.impact if r.pattern.match(rtype)]
+            self._impact_cache[rtype] = found
+        return found
+
+
+def classify(plan: Plan, policy: Policy, change: ChangeRecord | None = None) -> Classification:
+    """Classify a plan under a policy; `change` may declare a stricter type and downtime.
+
+    Every resource that changes gets the change types whose match rules claim it (the policy's
+    fallback type when none does). The primary type is the strictest present; a declared type
+    replaces it only when stricter. Reasons name the resources behind each decision.
+    """
+    rules = _Rules(policy)
+    fallback = policy.classification.fallback
+    rank: dict[str, int] = {name: ct.rank for name, ct in policy.change_types.items()}
+    results: list[ResourceResult] = []
+    claimed: dict[tuple[str, str], list[str]] = defaultdict(list)
+    impacting: dict[str, list[str]] = defaultdict(list)
+    for rc in plan.resource_changes:
+        if not rc.is_change:
+            continue
+        action = _rule_action(rc)
+        cats: list[str] = []
+        for name, candidates in rules.category_candidates(rc.type):
+            for rule in candidates:
+                if rule.matches(rc, action):
+                    cats.append(name)
+                    claimed[(name, rule.description)].append(rc.address)
+                    break
+        if not cats:
+            cats.append(fallback)
+            claimed[(fallback, "")].append(rc.address)
+        elif len(cats) > 1:
+            cats.sort(key=lambda n: -rank[n])
+        hit = False
+        for rule in rules.impact_candidates(rc.type):
+            if rule.matches(rc, action):
+                impacting[rule.description].append(_what_happens(rc))
+                hit = True
+                break
+        results.append(
+            ResourceResult(rc.address, rc.type, rc.effective_action, rc.actions, tuple(cats), hit)
+        )
+
+    reasons: list[str] = []
+    present = sorted({c for r in results for c in r.categories}, key=lambda n: -rank[n])
+    if not results:
+        reasons.append(_no_changes(plan))
+    for (name, description), addresses in sorted(
+        claimed.items(), key=lambda kv: (-rank[kv[0][0]], kv[0][1])
+    ):
+        title = policy.change_type(name).title
+        why = (
+            f"claimed by no other rule, so {title.lower()}"
+            if not description
+            else f"rule: {description}"
+        )
+        reasons.append(f"{name}: {_names(addresses)} ({why})")
+
+    downtime = change.downtime if change is not None else None
+    service_impacting = bool(impacting) or bool(downtime and downtime > timedelta(0))
+    for description, whats in impacting.items():
+        reasons.append(f"service-impacting: {_names(whats)} ({description})")
+    if downtime and downtime > timedelta(0):
+        reasons.append(f"service-impacting: the change record expects {_fmt(downtime)} of downtime")
+    if results and not service_impacting:
+        reasons.append(
+            "not service-impacting: no change touches a resource the policy marks as "
+            "impacting, and no downtime is declared"
+        )
+
+    primary = present[0] if present else None
+    if len(present) > 1:
+        reasons.append(
+            f"mixed plan: {', '.join(present)}; the strictest, {primary}, sets the primary type "
+            "and every category's audiences and notice apply"
+        )
+    declared = change.type if change is not None else None
+    categories = list(present)
+    if declared is not None:
+        if declared not in categories:
+            categories.append(declared)
+            categories.sort(key=lambda n: -rank[n])
+        if primary is None or rank[declared] > rank[primary]:
+            if primary is not None:
+                reasons.append(f"declared {declared} is stricter than {primary}: using {declared}")
+            else:
+                reasons.append(f"declared {declared}: using it")
+            primary = declared
+        elif declared != primary:
+            reasons.append(
+                f"declared {declared} is less strict than {primary}, which the plan requires "
+                f"({_names(_addresses_of(results, primary))}): keeping {primary}; a declared "
+                "type can only make the classification stricter"
+            )
+    if plan.drift:
+        reasons.append(
+            f"drift: {_names([x.address for x in plan.drift])} changed outside Terraform since "
+            "the last apply"
+        )
+    if plan.errored:
+        reasons.append("the plan errored: Terraform could not finish planning")
+
+    return Classification(
+        change_type=primary,
+        declared_type=declared,
+        categories=tuple(categories),
+        service_impacting=service_impacting,
+        summary=dict(plan.summary),
+        reasons=tuple(reasons),
+        resources=tuple(results),
+        drift=plan.drift,
+        outputs=tuple(o for o in plan.outputs if o.action not in ("no-op", "read")),
+        fingerprint=plan.fingerprint(),
+        has_changes=bool(results),
+        notice=required_notice(policy, categories, service_impacting),
+    )
+
+
+def required_notice(
+    policy: Policy, categories: Sequence[str], service_impacting: bool
+) -> tuple[Notice, ...]:
+    """The strictest internal and external notice over every category present."""
+    best: dict[str, Notice] = {}
+    for name in categories:
+        ct = policy.change_type(name)
+        wanted = [("internal", ct.internal_notice.minimum, ct.internal_notice.recommended)]
+        if ct.external_audience != "none" and (ct.external_when == "always" or service_impacting):
+            wanted.append(("external", ct.external_notice.minimum, ct.external_notice.recommended))
+        for audience, minimum, recommended in wanted:
+            current = best.get(audience)
+            if (
+                current is None
+                or _longer(minimum, current.minimum)
+                or (minimum == current.minimum and _longer(recommended, current.recommended))
+            ):
+                best[audience] = Notice(audience, minimum, recommended, name)
+    return tuple(best[a] for a in ("internal", "external") if a in best)
+
+
+def _longer(a: NoticePeriod, b: NoticePeriod) -> bool:
+    return (a.elapsed, a.business_days) > (b.elapsed, b.business_days)
+
+
+def _addresses_of(results: Iterable[ResourceResult], category: str) -> list[str]:
+    return [r.address for r in results if category in r.categories]
+
+
+def _what_happens(rc: ResourceChange) -> str:
+    verb = {
+        "replace": "is replaced",
+        "delete": "is destroyed",
+        "update": "is updated in place",
+        "create": "is created",
+        "forget": "is removed from state",
+    }.get(rc.action, f"({rc.action})")
+    detail = ""
+    if rc.action == "replace" and rc.replace_paths:
+        detail = f": {', '.join(rc.replace_paths)} cannot change in place"
+    elif rc.action_reason:
+        detail = f": {rc.action_reason}"
+    return f"{rc.address} {verb}{detail}"
+
+
+def _no_changes(plan: Plan) -> str:
+    unchanged = plan.summary.get("no_op", 0)
+    read = plan.summary.get("read", 0)
+    return (
+        f"no changes: the plan changes no resource ({unchanged} unchanged, {read} data "
+        "sources read); there is nothing to announce"
+    )
+
+
+def _names(items: Sequence[str]) -> str:
+    shown = ", ".join(items[:_SHOWN])
+    if len(items) > _SHOWN:
+        shown += f" and {len(items) - _SHOWN} more"
+    return shown
+
+
+def _fmt(delta: timedelta) -> str:
+    from hie_notify.durations import describe_timedelta
+
+    return describe_timedelta(delta)

@@ -1,0 +1,87 @@
+"""Argument parsing and dispatch only; each command lives in `hie_notify.commands`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from importlib import import_module
+
+from hie_notify import __version__
+from hie_notify.errors import HieError, InputError
+from hie_notify.options import Options
+
+# Global options may come before or after the command, or from these variables.
+_GLOBALS: list[tuple[str, str | None, dict[str, object]]] = [
+    ("--policy", "HIE_POLICY", {"metavar": "FILE", "help": "policy YAML merged over the default"}),
+    ("--change", "HIE_CHANGE", {"metavar": "FILE", "help": "change record YAML"}),
+    ("--ledger", "HIE_LEDGER", {"metavar": "URI", "help": "file:PATH or gitlab"}),
+    ("--now", "HIE_NOW", {"metavar": "ISO8601", "help": "pretend it is this time"}),
+    ("--outbox", "HIE_OUTBOX", {"metavar": "DIR", "help": "folder for undelivered messages"}),
+    ("--format", None, {"choices": ["text", "json"], "help": "output format (default text)"}),
+    ("--dry-run", "HIE_DRY_RUN", {"action": "store_true", "help": "send and record nothing"}),
+]
+
+_COMMANDS: dict[str, str] = {
+    "classify": "print the classification of a plan; sends nothing",
+    "validate": "check the policy and change files; exit 2 with every problem found",
+}
+
+
+def _add_globals(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    for flag, _env, kwargs in _GLOBALS:
+        extra: dict[str, object] = dict(kwargs)
+        if suppress:
+            extra["default"] = argparse.SUPPRESS
+        parser.add_argument(flag, **extra)  # type: ignore[arg-type]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hie-notify",
+        description="Deployment notices for regulated production infrastructure, "
+        "and a gate that holds the apply until the policy's notice was given.",
+        epilog="Exit codes: 0 done/allowed, 1 gate blocked, 2 bad input or configuration, "
+        "3 an outside service still failing after retries.",
+    )
+    parser.add_argument("--version", action="version", version=f"hie-notify {__version__}")
+    _add_globals(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, help_text in _COMMANDS.items():
+        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        _add_globals(cmd, suppress=True)
+        module = import_module(f"hie_notify.commands.{name}")
+        module.add_arguments(cmd)
+    return parser
+
+
+def _options(args: argparse.Namespace, env: Mapping[str, str]) -> Options:
+    values: dict[str, object] = {}
+    for flag, var, _kwargs in _GLOBALS:
+        key = flag.lstrip("-").replace("-", "_")
+        value = getattr(args, key, None)
+        if value in (None, False) and var is not None and env.get(var):
+            raw = env[var]
+            value = raw.strip().lower() in ("1", "true", "yes") if key == "dry_run" else raw
+        values[key] = value
+    return Options.from_raw(values, env)
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    env = os.environ if env is None else env
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        options = _options(args, env)
+        run: Callable[[argparse.Namespace, Options], int] = import_module(
+            f"hie_notify.commands.{args.command}"
+        ).run
+        return run(args, options)
+    except HieError as exc:
+        label = "invalid input" if isinstance(exc, InputError) else "error"
+        lines = exc.problems if isinstance(exc, InputError) else [str(exc)]
+        print(f"hie-notify: {label}:", file=sys.stderr)
+        for line in lines:
+            print(f"  {line}", file=sys.stderr)
+        return exc.exit_code

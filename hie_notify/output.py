@@ -1,0 +1,47 @@
+"""Where results go: one JSON object on stdout with `--format json`, human text otherwise."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from hie_notify.classify import Classification
+from hie_notify.options import Options
+from hie_notify.policy import Policy
+
+
+def emit(options: Options, data: dict[str, Any], text: str) -> None:
+    """JSON on stdout and the text on stderr for `--format json`; the text on stdout otherwise."""
+    if options.format == "json":
+        sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+        sys.stderr.write(text + "\n")
+    else:
+        sys.stdout.write(text + "\n")
+
+
+def classification_text(result: Classification, policy: Policy) -> str:
+    s = result.summary
+    if result.change_type is None:
+        head = "No change to announce."
+    else:
+        title = policy.change_type(result.change_type).title
+        impact = "service-impacting" if result.service_impacting else "not service-impacting"
+        head = f"Change type: {result.change_type} ({title}), {impact}"
+    lines = [
+        head,
+        f"Plan: {s['add']} to add, {s['change']} to change, {s['destroy']} to destroy, "
+        f"{s['replace']} to replace, {s['import']} to import, {s['move']} moved, "
+        f"{s['forget']} to forget ({s['no_op']} unchanged, {s['read']} read)",
+    ]
+    if len(result.categories) > 1:
+        lines.append(f"Categories: {', '.join(result.categories)}")
+    for n in result.notice:
+        who = "internal channels" if n.audience == "internal" else "customers/stakeholders"
+        lines.append(
+            f"Notice to {who}: at least {n.minimum.describe()}, "
+            f"{n.recommended.describe()} recommended ({n.change_type})"
+        )
+    lines.append("Why:")
+    lines.extend(f"  - {r}" for r in result.reasons)
+    return "\n".join(lines)

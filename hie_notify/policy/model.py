@@ -1,0 +1,263 @@
+"""The policy file as a validated model: unknown keys, wrong types and bad values are refused."""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+from typing import Annotated, Literal, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    field_validator,
+    model_validator,
+)
+
+from hie_notify.durations import NoticePeriod, parse_notice
+
+CHANGE_TYPES = (
+    "emergency_fix",
+    "planned_infra_update",
+    "application_update",
+    "scheduled_maintenance",
+    "iam_permission_change",
+    "cost_optimization",
+)
+ChangeTypeName = Literal[
+    "emergency_fix",
+    "planned_infra_update",
+    "application_update",
+    "scheduled_maintenance",
+    "iam_permission_change",
+    "cost_optimization",
+]
+Stage = Literal["pre_deployment", "during", "post_deployment"]
+ExternalAudience = Literal[
+    "affected_customers", "all_customers", "critical_stakeholders", "business_stakeholders", "none"
+]
+RuleAction = Literal["create", "update", "replace", "delete", "forget", "state"]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+Notice = Annotated[NoticePeriod, PlainValidator(parse_notice), PlainSerializer(str)]
+_SLACK_CHANNEL = re.compile(r"^#[a-z0-9][a-z0-9._-]{0,79}$")
+_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoticeRule(_Strict):
+    minimum: Notice
+    recommended: Notice
+
+    @model_validator(mode="after")
+    def _recommended_not_below_minimum(self) -> NoticeRule:
+        if self.minimum.kind != self.recommended.kind:
+            raise ValueError("minimum and recommended must use the same unit (hours or bd)")
+        if (self.recommended.elapsed, self.recommended.business_days) < (
+            self.minimum.elapsed,
+            self.minimum.business_days,
+        ):
+            raise ValueError(
+                f"recommended ({self.recommended}) must not be shorter than minimum "
+                f"({self.minimum})"
+            )
+        return self
+
+
+class MatchRule(_Strict):
+    """Which resource changes a rule covers.
+
+    `types` are glob patterns on the resource type. `actions` limits the rule to some actions
+    (default: all). `attributes` limits it to changes that touch one of these attribute paths;
+    `ignore_attributes` drops changes that touch nothing but these.
+    """
+
+    description: str = ""
+    types: list[str] = Field(min_length=1)
+    actions: list[RuleAction] | None = None
+    attributes: list[str] | None = None
+    ignore_attributes: list[str] = []
+
+
+class ChangeType(_Strict):
+    title: str
+    lead: str
+    rank: int = Field(ge=0, le=1000)
+    description: str = ""
+    declared_only: bool = False
+    requires_justification: bool = False
+    match: list[MatchRule] = []
+    internal_channels: list[str]
+    internal_notice: NoticeRule
+    internal_stages: list[Stage]
+    external_audience: ExternalAudience
+    external_when: Literal["always", "service_impacting"] = "service_impacting"
+    external_notice: NoticeRule
+    external_stages: list[Stage]
+    meetings: list[str] = []
+    post_mortem: Literal["always", "on_failure", "significant"] = "on_failure"
+
+    @field_validator("internal_channels")
+    @classmethod
+    def _slack_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _SLACK_CHANNEL.match(name):
+                raise ValueError(f"expected Slack channel names like '#devops', got {name!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _units(self) -> ChangeType:
+        for side, rule in (("internal_notice", self.internal_notice),):
+            if rule.minimum.kind != "elapsed":
+                raise ValueError(f"{side} is counted in hours (e.g. 24h), not business days")
+        if self.external_notice.minimum.kind != "business_days" and not (
+            self.external_notice.minimum.is_zero() and self.external_notice.recommended.is_zero()
+        ):
+            raise ValueError("external_notice is counted in business days (e.g. 3bd)")
+        if self.declared_only and self.match:
+            raise ValueError("a declared_only change type cannot have match rules")
+        return self
+
+
+class Contact(_Strict):
+    name: str | None = None
+    email: str | None = None
+    critical: bool = False
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not _EMAIL.match(value):
+            raise ValueError(f"expected an email address, got {value!r}")
+        return value
+
+
+def _zone(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected an IANA time zone name like Europe/London, got {value!r}")
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"expected an IANA time zone name like Europe/London, got {value!r}"
+        ) from None
+    return value
+
+
+TimeZoneName = Annotated[str, PlainValidator(_zone)]
+
+
+class Customer(_Strict):
+    name: str
+    contacts: list[Contact] = []
+    environments: list[str] = []
+    time_zone: TimeZoneName | None = None
+
+
+class StakeholderGroup(_Strict):
+    name: str
+    contacts: list[Contact] = []
+
+
+class Holidays(_Strict):
+    country: str = "GB"
+    subdivision: str | None = "ENG"
+
+    @model_validator(mode="after")
+    def _known_region(self) -> Holidays:
+        import holidays as _holidays
+
+        supported = _holidays.list_supported_countries()
+        if self.country not in supported:
+            raise ValueError(f"unknown holiday country {self.country!r} (expected e.g. GB)")
+        subdivisions = supported[self.country]
+        if self.subdivision is not None and self.subdivision not in subdivisions:
+            raise ValueError(
+                f"unknown subdivision {self.subdivision!r} for {self.country} "
+                f"(expected one of: {', '.join(sorted(subdivisions))})"
+            )
+        return self
+
+
+class WorkingHours(_Strict):
+    start: time = time(9, 0)
+    end: time = time(17, 30)
+    days: list[Weekday] = ["mon", "tue", "wed", "thu", "fri"]
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _hhmm(cls, value: object) -> object:
+        # YAML 1.1 reads an unquoted 09:00 as the sexagesimal integer 540.
+        if isinstance(value, int) and not isinstance(value, bool):
+            return time(value // 60, value % 60) if 0 <= value < 24 * 60 else value
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> WorkingHours:
+        if self.end <= self.start:
+            raise ValueError("working_hours.end must be after working_hours.start")
+        return self
+
+
+class Calendar(_Strict):
+    time_zone: TimeZoneName = "Europe/London"
+    holidays: Holidays = Holidays()
+    working_hours: WorkingHours = WorkingHours()
+
+
+class Sla(_Strict):
+    uptime_percent: float = Field(gt=0, le=100)
+    description: str = ""
+
+
+class Classification(_Strict):
+    fallback: ChangeTypeName = "planned_infra_update"
+    service_impact: list[MatchRule] = []
+
+
+class Jira(_Strict):
+    browse_url: str = "https://jira.example.org/browse/"
+
+    @field_validator("browse_url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError(f"expected an http(s) address, got {value!r}")
+        return value
+
+
+class Policy(_Strict):
+    version: Literal[1]
+    organisation: str
+    calendar: Calendar = Calendar()
+    sla: Sla
+    jira: Jira = Jira()
+    customers: dict[str, Customer]
+    stakeholders: dict[Literal["critical", "business"], StakeholderGroup] = {}
+    change_types: dict[ChangeTypeName, ChangeType]
+    classification: Classification = Classification()
+
+    @model_validator(mode="after")
+    def _complete(self) -> Policy:
+        missing = [name for name in CHANGE_TYPES if name not in self.change_types]
+        if missing:
+            raise ValueError(f"change_types is missing {', '.join(missing)}")
+        fallback = self.change_types[self.classification.fallback]
+        if fallback.declared_only:
+            raise ValueError(
+                f"classification.fallback {self.classification.fallback!r} is declared_only"
+            )
+        return self
+
+    def change_type(self, name: str) -> ChangeType:
+        """The change type called `name` (a KeyError for a name that is not one)."""
+        return self.change_types[cast(ChangeTypeName, name)]
+
+    def rank(self, name: str) -> int:
+        return self.change_type(name).rank

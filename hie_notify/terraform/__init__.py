@@ -1,0 +1,1 @@
+"""Terraform: the plan JSON model (and, later, the HCP Terraform API client)."""

@@ -1,0 +1,356 @@
+"""A `terraform show -json` plan read into a small typed model.
+
+Only names, actions and the *names* of changed attributes are kept: attribute values (which may
+be sensitive) are compared while reading and never copied into the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hie_notify.errors import InputError
+
+SUPPORTED_MAJOR_VERSIONS = ("0", "1")
+_ACTIONS: dict[tuple[str, ...], str] = {
+    ("no-op",): "no-op",
+    ("create",): "create",
+    ("read",): "read",
+    ("update",): "update",
+    ("delete", "create"): "replace",
+    ("create", "delete"): "replace",
+    ("delete",): "delete",
+    ("forget",): "forget",
+    ("create", "forget"): "create",
+}
+_PLAN_KEYS = (
+    "resource_changes",
+    "planned_values",
+    "output_changes",
+    "prior_state",
+    "configuration",
+)
+SUMMARY_KEYS = ("add", "change", "destroy", "replace", "import", "move", "forget", "read", "no_op")
+_SUMMARY_OF_ACTION = {
+    "create": "add",
+    "update": "change",
+    "delete": "destroy",
+    "replace": "replace",
+    "forget": "forget",
+    "read": "read",
+    "no-op": "no_op",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceChange:
+    address: str
+    module: str | None
+    mode: str
+    type: str
+    name: str
+    provider: str
+    actions: tuple[str, ...]
+    action: str
+    action_reason: str | None = None
+    import_id: str | None = None
+    importing: bool = False
+    previous_address: str | None = None
+    deposed: str | None = None
+    replace_paths: tuple[str, ...] = ()
+    changed_attributes: frozenset[str] = frozenset()
+
+    @property
+    def moved(self) -> bool:
+        return self.previous_address is not None and self.previous_address != self.address
+
+    @property
+    def is_change(self) -> bool:
+        """Does applying the plan change anything (infrastructure or state) for it?"""
+        return self.action not in ("no-op", "read") or self.importing or self.moved
+
+    @property
+    def effective_action(self) -> str:
+        """The action, with `import` / `move` for no-ops that only change state."""
+        if self.action == "no-op":
+            if self.importing:
+                return "import"
+            if self.moved:
+                return "move"
+        return self.action
+
+
+@dataclass(frozen=True, slots=True)
+class DriftEntry:
+    address: str
+    type: str
+    action: str
+    changed_attributes: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class OutputChange:
+    name: str
+    action: str
+    sensitive: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    format_version: str
+    terraform_version: str | None
+    resource_changes: tuple[ResourceChange, ...]
+    drift: tuple[DriftEntry, ...] = ()
+    outputs: tuple[OutputChange, ...] = ()
+    errored: bool = False
+    source: str = "plan"
+    summary: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def changes(self) -> tuple[ResourceChange, ...]:
+        return tuple(rc for rc in self.resource_changes if rc.is_change)
+
+    @property
+    def has_changes(self) -> bool:
+        return any(rc.is_change for rc in self.resource_changes)
+
+    def fingerprint(self) -> str:
+        """Hash of the (address, actions) of every changing resource; order does not matter."""
+        return fingerprint_of((rc.address, rc.effective_action) for rc in self.changes)
+
+
+def fingerprint_of(pairs: Any) -> str:
+    lines = sorted(f"{address}\t{action}" for address, action in pairs)
+    return "sha256:" + hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def load_plan(path: Path) -> Plan:
+    """Read a `terraform show -json` file. InputError (exit 2) when it is not a usable plan."""
+    try:
+        with path.open("rb") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 JSON") from None
+    except json.JSONDecodeError as exc:
+        hint = " (the file looks truncated)" if exc.pos >= _size(path) - 1 else ""
+        raise InputError(
+            f"{path}: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}{hint}"
+            " (expected the output of `terraform show -json PLANFILE`)"
+        ) from None
+    return parse_plan(data, str(path))
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def parse_plan(data: Any, source: str = "plan") -> Plan:
+    """Build the model from decoded plan JSON; every problem names the field."""
+    if not isinstance(data, dict):
+        raise InputError(f"{source}: expected a JSON object (a Terraform plan), got {_kind(data)}")
+    version = data.get("format_version")
+    if not isinstance(version, str):
+        raise InputError(
+            f"{source}: format_version: required key is missing or not a string "
+            "(expected the output of `terraform show -json PLANFILE`)"
+        )
+    if version.split(".")[0] not in SUPPORTED_MAJOR_VERSIONS:
+        raise InputError(
+            f"{source}: format_version: unsupported plan format {version!r} "
+            "(expected 0.x or 1.x, as written by Terraform 0.12 to 1.x)"
+        )
+    if not any(k in data for k in _PLAN_KEYS):
+        what = "a state file" if "values" in data else "not a plan"
+        raise InputError(
+            f"{source}: this is {what}: none of {', '.join(_PLAN_KEYS)} is present "
+            "(expected `terraform show -json PLANFILE`, not of the state)"
+        )
+    changes = _list(data, "resource_changes", source)
+    counts: Counter[str] = Counter()
+    resources = []
+    for i, raw in enumerate(changes):
+        rc = _resource_change(raw, f"{source}: resource_changes[{i}]")
+        counts[_SUMMARY_OF_ACTION[rc.action]] += 1
+        if rc.importing:
+            counts["import"] += 1
+        if rc.moved:
+            counts["move"] += 1
+        resources.append(rc)
+    drift = []
+    for i, raw in enumerate(_list(data, "resource_drift", source)):
+        if isinstance(raw, dict) and "address" not in raw:
+            # Terraform 1.0.0 wrote drift entries without an address.
+            raw = {**raw, "address": _address_of(raw)}
+        rc = _resource_change(raw, f"{source}: resource_drift[{i}]")
+        drift.append(DriftEntry(rc.address, rc.type, rc.action, rc.changed_attributes))
+    outputs = []
+    raw_outputs = data.get("output_changes") or {}
+    if not isinstance(raw_outputs, dict):
+        raise InputError(f"{source}: output_changes: expected an object, got {_kind(raw_outputs)}")
+    for name, raw in raw_outputs.items():
+        actions = _actions(
+            raw.get("actions") if isinstance(raw, dict) else None,
+            f"{source}: output_changes.{name}.actions",
+        )
+        sensitive = bool(raw.get("before_sensitive") or raw.get("after_sensitive"))
+        outputs.append(OutputChange(str(name), _ACTIONS[actions], sensitive))
+    tf_version = data.get("terraform_version")
+    return Plan(
+        format_version=version,
+        terraform_version=tf_version if isinstance(tf_version, str) else None,
+        resource_changes=tuple(resources),
+        drift=tuple(drift),
+        outputs=tuple(outputs),
+        errored=data.get("errored") is True,
+        source=source,
+        summary={k: counts.get(k, 0) for k in SUMMARY_KEYS},
+    )
+
+
+def _list(data: dict[str, Any], key: str, source: str) -> list[Any]:
+    value = data.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InputError(f"{source}: {key}: expected a list, got {_kind(value)}")
+    return value
+
+
+def _address_of(raw: dict[str, Any]) -> str | None:
+    rtype, name = raw.get("type"), raw.get("name")
+    if not isinstance(rtype, str) or not isinstance(name, str):
+        return None
+    address = f"{rtype}.{name}"
+    if raw.get("mode") == "data":
+        address = "data." + address
+    index = raw.get("index")
+    if isinstance(index, int) and not isinstance(index, bool):
+        address += f"[{index}]"
+    elif isinstance(index, str):
+        address += f"[{json.dumps(index)}]"
+    module = raw.get("module_address")
+    return f"{module}.{address}" if isinstance(module, str) and module else address
+
+
+def _kind(value: object) -> str:
+    return {dict: "an object", list: "a list", str: "a string", type(None): "null"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _actions(value: object, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise InputError(f'{where}: expected a list of actions like ["update"], got {_kind(value)}')
+    actions = tuple(value)
+    if actions not in _ACTIONS:
+        raise InputError(
+            f"{where}: unknown action list {list(actions)!r} "
+            f"(expected one of: {', '.join(json.dumps(list(a)) for a in _ACTIONS)})"
+        )
+    return actions
+
+
+def _resource_change(raw: Any, where: str) -> ResourceChange:
+    if not isinstance(raw, dict):
+        raise InputError(f"{where}: expected an object, got {_kind(raw)}")
+    address = raw.get("address")
+    rtype = raw.get("type")
+    if not isinstance(address, str) or not address:
+        raise InputError(f"{where}.address: expected a resource address string")
+    if not isinstance(rtype, str) or not rtype:
+        raise InputError(f"{where}.type: expected a resource type string ({address})")
+    change = raw.get("change")
+    if not isinstance(change, dict):
+        raise InputError(f"{where}.change: expected an object ({address})")
+    actions = _actions(change.get("actions"), f"{where}.change.actions")
+    action = _ACTIONS[actions]
+    importing = change.get("importing")
+    import_id = importing.get("id") if isinstance(importing, dict) else None
+    reason = raw.get("action_reason")
+    mode = raw.get("mode", "managed")
+    return ResourceChange(
+        address=address,
+        module=raw.get("module_address") if isinstance(raw.get("module_address"), str) else None,
+        mode=mode if isinstance(mode, str) else "managed",
+        type=rtype,
+        name=str(raw.get("name", "")),
+        provider=str(raw.get("provider_name", "")),
+        actions=actions,
+        action=action,
+        action_reason=reason if isinstance(reason, str) else None,
+        import_id=import_id if isinstance(import_id, str) else None,
+        importing=isinstance(importing, dict),
+        previous_address=raw.get("previous_address")
+        if isinstance(raw.get("previous_address"), str)
+        else None,
+        deposed=raw.get("deposed") if isinstance(raw.get("deposed"), str) else None,
+        replace_paths=_paths(change.get("replace_paths")),
+        changed_attributes=_changed_attributes(action, change),
+    )
+
+
+def _paths(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        return ()
+    out = []
+    for path in value:
+        if isinstance(path, list):
+            out.append(".".join(str(p) for p in path if isinstance(p, str)))
+    return tuple(p for p in out if p)
+
+
+def _changed_attributes(action: str, change: dict[str, Any]) -> frozenset[str]:
+    """Names (never values) of the attributes the change touches, one or two levels deep."""
+    before = change.get("before")
+    after = change.get("after")
+    names: set[str] = set()
+    if action in ("create", "delete", "replace"):
+        for side in (before, after):
+            if isinstance(side, dict):
+                names.update(k for k, v in side.items() if v not in (None, [], {}, ""))
+        unknown = change.get("after_unknown")
+        if isinstance(unknown, dict):
+            names.update(k for k, v in unknown.items() if _truthy(v))
+        return frozenset(names)
+    if action != "update":
+        return frozenset()
+    before = before if isinstance(before, dict) else {}
+    after = after if isinstance(after, dict) else {}
+    unknown = change.get("after_unknown")
+    unknown = unknown if isinstance(unknown, dict) else {}
+    for key in before.keys() | after.keys():
+        b, a = before.get(key), after.get(key)
+        if b != a:
+            names.add(key)
+            names.update(f"{key}.{sub}" for sub in _differing_subkeys(b, a))
+    for key, value in unknown.items():
+        if _truthy(value):
+            names.add(key)
+    return frozenset(names)
+
+
+def _differing_subkeys(b: object, a: object) -> set[str]:
+    if isinstance(b, list) and isinstance(a, list) and len(b) == len(a) == 1:
+        b, a = b[0], a[0]
+    if isinstance(b, dict) and isinstance(a, dict):
+        return {k for k in b.keys() | a.keys() if b.get(k) != a.get(k)}
+    return set()
+
+
+def _truthy(value: object) -> bool:
+    if isinstance(value, dict):
+        return any(_truthy(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_truthy(v) for v in value)
+    return value is True

@@ -1,0 +1,68 @@
+"""Small builders for plan JSON shaped like `terraform show -json` (format 1.2)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def rc(
+    address: str,
+    actions: list[str],
+    *,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    after_unknown: dict[str, Any] | None = None,
+    mode: str = "managed",
+    **extra: Any,
+) -> dict[str, Any]:
+    parts = address.split(".")
+    if parts[0] == "module":
+        module = ".".join(parts[:2])
+        rest = parts[2:]
+    else:
+        module = None
+        rest = parts
+    if rest[0] == "data":
+        rest = rest[1:]
+    rtype, name = rest[0], rest[1].split("[")[0]
+    change: dict[str, Any] = {
+        "actions": actions,
+        "before": before,
+        "after": after,
+        "after_unknown": after_unknown or {},
+        "before_sensitive": {},
+        "after_sensitive": {},
+    }
+    for key in ("importing", "replace_paths"):
+        if key in extra:
+            change[key] = extra.pop(key)
+    out: dict[str, Any] = {
+        "address": address,
+        "mode": mode,
+        "type": rtype,
+        "name": name,
+        "provider_name": "registry.terraform.io/hashicorp/aws",
+        "change": change,
+    }
+    if module:
+        out["module_address"] = module
+    out.update(extra)
+    return out
+
+
+def plan(*changes: dict[str, Any], **top: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "format_version": "1.2",
+        "terraform_version": "1.9.8",
+        "planned_values": {"root_module": {}},
+        "resource_changes": list(changes),
+    }
+    doc.update(top)
+    return doc
+
+
+def write(path: Path, doc: dict[str, Any]) -> Path:
+    path.write_text(json.dumps(doc))
+    return path
