@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from hie_notify.change import ChangeRecord
 from hie_notify.durations import NoticePeriod
@@ -18,8 +18,7 @@ from hie_notify.terraform.plan import DriftEntry, OutputChange, Plan, ResourceCh
 _SHOWN = 5
 
 
-@dataclass(frozen=True, slots=True)
-class ResourceResult:
+class ResourceResult(NamedTuple):
     address: str
     type: str
     action: str
@@ -275,9 +274,13 @@ def classify(plan: Plan, policy: Policy, change: ChangeRecord | None = None) -> 
 def required_notice(
     policy: Policy, categories: Sequence[str], service_impacting: bool
 ) -> tuple[Notice, ...]:
-    """The strictest internal and external notice over every category present."""
+    """The strictest internal and external notice over every category present.
+
+    A category whose type overrides the others' notice (an emergency) alone sets the notice.
+    """
+    overriding = [n for n in categories if policy.change_type(n).notice_overrides_others]
     best: dict[str, Notice] = {}
-    for name in categories:
+    for name in overriding or categories:
         ct = policy.change_type(name)
         wanted = [("internal", ct.internal_notice.minimum, ct.internal_notice.recommended)]
         if ct.external_audience != "none" and (ct.external_when == "always" or service_impacting):

@@ -92,6 +92,8 @@ class ChangeType(_Strict):
     description: str = ""
     declared_only: bool = False
     requires_justification: bool = False
+    # When declared, its notice replaces every other category's (an emergency has no lead time).
+    notice_overrides_others: bool = False
     match: list[MatchRule] = []
     internal_channels: list[str]
     internal_notice: NoticeRule

@@ -11,7 +11,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from hie_notify.errors import InputError
 
@@ -46,8 +46,9 @@ _SUMMARY_OF_ACTION = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class ResourceChange:
+class ResourceChange(NamedTuple):
+    # A NamedTuple rather than a frozen dataclass: a plan can hold tens of thousands of these,
+    # and building a tuple is several times cheaper than a frozen dataclass's __init__.
     address: str
     module: str | None
     mode: str
@@ -195,7 +196,9 @@ def parse_plan(data: Any, source: str = "plan") -> Plan:
         rc = _resource_change(raw, f"{source}: resource_drift[{i}]")
         drift.append(DriftEntry(rc.address, rc.type, rc.action, rc.changed_attributes))
     outputs = []
-    raw_outputs = data.get("output_changes") or {}
+    raw_outputs = data.get("output_changes")
+    if raw_outputs is None:
+        raw_outputs = {}
     if not isinstance(raw_outputs, dict):
         raise InputError(f"{source}: output_changes: expected an object, got {_kind(raw_outputs)}")
     for name, raw in raw_outputs.items():
@@ -264,40 +267,47 @@ def _actions(value: object, where: str) -> tuple[str, ...]:
 def _resource_change(raw: Any, where: str) -> ResourceChange:
     if not isinstance(raw, dict):
         raise InputError(f"{where}: expected an object, got {_kind(raw)}")
-    address = raw.get("address")
-    rtype = raw.get("type")
+    get = raw.get
+    address = get("address")
+    rtype = get("type")
     if not isinstance(address, str) or not address:
         raise InputError(f"{where}.address: expected a resource address string")
     if not isinstance(rtype, str) or not rtype:
         raise InputError(f"{where}.type: expected a resource type string ({address})")
-    change = raw.get("change")
+    change = get("change")
     if not isinstance(change, dict):
         raise InputError(f"{where}.change: expected an object ({address})")
-    actions = _actions(change.get("actions"), f"{where}.change.actions")
-    action = _ACTIONS[actions]
+    raw_actions = change.get("actions")
+    actions = tuple(raw_actions) if isinstance(raw_actions, list) else None
+    action = _ACTIONS.get(actions) if actions is not None else None
+    if actions is None or action is None:
+        actions = _actions(raw_actions, f"{where}.change.actions")  # raises, naming the field
+        action = _ACTIONS[actions]
     importing = change.get("importing")
-    import_id = importing.get("id") if isinstance(importing, dict) else None
-    reason = raw.get("action_reason")
-    mode = raw.get("mode", "managed")
+    is_import = isinstance(importing, dict)
+    import_id = _text(importing.get("id")) if isinstance(importing, dict) else None
+    mode = get("mode")
     return ResourceChange(
-        address=address,
-        module=raw.get("module_address") if isinstance(raw.get("module_address"), str) else None,
-        mode=mode if isinstance(mode, str) else "managed",
-        type=rtype,
-        name=str(raw.get("name", "")),
-        provider=str(raw.get("provider_name", "")),
-        actions=actions,
-        action=action,
-        action_reason=reason if isinstance(reason, str) else None,
-        import_id=import_id if isinstance(import_id, str) else None,
-        importing=isinstance(importing, dict),
-        previous_address=raw.get("previous_address")
-        if isinstance(raw.get("previous_address"), str)
-        else None,
-        deposed=raw.get("deposed") if isinstance(raw.get("deposed"), str) else None,
-        replace_paths=_paths(change.get("replace_paths")),
-        changed_attributes=_changed_attributes(action, change),
+        address,
+        _text(get("module_address")),
+        mode if isinstance(mode, str) else "managed",
+        rtype,
+        str(get("name", "")),
+        str(get("provider_name", "")),
+        actions,
+        action,
+        _text(get("action_reason")),
+        import_id,
+        is_import,
+        _text(get("previous_address")),
+        _text(get("deposed")),
+        _paths(change.get("replace_paths")),
+        _changed_attributes(action, change),
     )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _paths(value: object) -> tuple[str, ...]:
@@ -310,33 +320,44 @@ def _paths(value: object) -> tuple[str, ...]:
     return tuple(p for p in out if p)
 
 
+_NONE: frozenset[str] = frozenset()
+
+
 def _changed_attributes(action: str, change: dict[str, Any]) -> frozenset[str]:
-    """Names (never values) of the attributes the change touches, one or two levels deep."""
+    """Names (never values) of the attributes the change touches, one or two levels deep.
+
+    For a create, delete or replace that is every attribute with a value; for an update, those
+    whose value differs or becomes unknown.
+    """
+    if action == "update":
+        return _updated_attributes(change)
+    if action not in ("create", "delete", "replace"):
+        return _NONE
+    names: set[str] = set()
+    for side in (change.get("before"), change.get("after")):
+        if isinstance(side, dict):
+            names.update([k for k, v in side.items() if v is not None])
+    unknown = change.get("after_unknown")
+    if isinstance(unknown, dict):
+        names.update([k for k, v in unknown.items() if v is True or (v and _truthy(v))])
+    return frozenset(names)
+
+
+def _updated_attributes(change: dict[str, Any]) -> frozenset[str]:
     before = change.get("before")
     after = change.get("after")
-    names: set[str] = set()
-    if action in ("create", "delete", "replace"):
-        for side in (before, after):
-            if isinstance(side, dict):
-                names.update(k for k, v in side.items() if v not in (None, [], {}, ""))
-        unknown = change.get("after_unknown")
-        if isinstance(unknown, dict):
-            names.update(k for k, v in unknown.items() if _truthy(v))
-        return frozenset(names)
-    if action != "update":
-        return frozenset()
     before = before if isinstance(before, dict) else {}
     after = after if isinstance(after, dict) else {}
-    unknown = change.get("after_unknown")
-    unknown = unknown if isinstance(unknown, dict) else {}
+    names: set[str] = set()
     for key in before.keys() | after.keys():
         b, a = before.get(key), after.get(key)
         if b != a:
             names.add(key)
-            names.update(f"{key}.{sub}" for sub in _differing_subkeys(b, a))
-    for key, value in unknown.items():
-        if _truthy(value):
-            names.add(key)
+            if isinstance(b, (dict, list)) and isinstance(a, (dict, list)):
+                names.update([f"{key}.{sub}" for sub in _differing_subkeys(b, a)])
+    unknown = change.get("after_unknown")
+    if isinstance(unknown, dict):
+        names.update([k for k, v in unknown.items() if v is True or (v and _truthy(v))])
     return frozenset(names)
 
 

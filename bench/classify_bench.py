@@ -1,0 +1,179 @@
+"""Classify a generated 20,000-resource plan and compare with a plain `json.load` of it.
+
+Targets (issue 2): classification <= 1.5x the time and <= 2x the peak memory of json.load.
+Run: .venv/bin/python bench/classify_bench.py [--resources N] [--repeat R]
+Time is the best of R runs; memory is the tracemalloc peak of one run (measured separately, so
+tracing does not slow the timed runs). Exits 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import random
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from hie_notify.classify import classify
+from hie_notify.policy import load_policy
+from hie_notify.terraform.plan import load_plan
+
+TYPES = [
+    "aws_iam_role",
+    "aws_iam_policy",
+    "aws_s3_bucket",
+    "aws_security_group_rule",
+    "aws_eks_node_group",
+    "aws_db_instance",
+    "helm_release",
+    "kubernetes_deployment",
+    "aws_lambda_function",
+    "aws_route53_record",
+    "aws_cloudwatch_metric_alarm",
+    "aws_kms_key",
+    "aws_subnet",
+    "aws_route_table",
+    "aws_instance",
+    "aws_ssm_parameter",
+]
+ACTIONS = (
+    [["create"]] * 4
+    + [["update"]] * 4
+    + [["no-op"]] * 6
+    + [["delete"], ["delete", "create"], ["read"]]
+)
+
+
+def _attrs(rng: random.Random, i: int) -> dict[str, Any]:
+    return {
+        "id": f"res-{i:06d}",
+        "arn": f"arn:aws:service:eu-west-2:123456789012:thing/res-{i:06d}",
+        "name": f"name-{i}",
+        "tags": {"Environment": "prod", "Owner": "devops", "Jira": f"FFAPP-{i % 5000}"},
+        "tags_all": {"Environment": "prod", "Owner": "devops", "Jira": f"FFAPP-{i % 5000}"},
+        "description": "generated resource " * 3,
+        "policy": json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": ["s3:GetObject"],
+                        "Resource": f"arn:aws:s3:::b{i}/*",
+                    }
+                ],
+            }
+        ),
+        "scaling_config": [{"desired_size": rng.randint(1, 9), "max_size": 10, "min_size": 1}],
+        "timeouts": None,
+        "count": rng.randint(0, 100),
+    }
+
+
+def generate(n: int, seed: int = 4458) -> dict[str, Any]:
+    rng = random.Random(seed)
+    changes = []
+    for i in range(n):
+        rtype = TYPES[i % len(TYPES)]
+        actions = ACTIONS[rng.randrange(len(ACTIONS))]
+        before = None if actions == ["create"] else _attrs(rng, i)
+        after = None if actions == ["delete"] else _attrs(rng, i)
+        if before and after and actions == ["update"]:
+            after["count"] = before["count"] + 1
+        module = f"module.m{i % 50}"
+        changes.append(
+            {
+                "address": f"{module}.{rtype}.r[{i}]",
+                "module_address": module,
+                "mode": "data" if actions == ["read"] else "managed",
+                "type": rtype,
+                "name": "r",
+                "index": i,
+                "provider_name": "registry.terraform.io/hashicorp/aws",
+                "change": {
+                    "actions": actions,
+                    "before": before,
+                    "after": after,
+                    "after_unknown": {"arn": actions == ["create"]},
+                    "before_sensitive": {},
+                    "after_sensitive": {},
+                },
+            }
+        )
+    return {
+        "format_version": "1.2",
+        "terraform_version": "1.9.8",
+        "planned_values": {"root_module": {}},
+        "resource_changes": changes,
+    }
+
+
+def _best_time(fn: Callable[[], object], repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        gc.collect()
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _peak(fn: Callable[[], object]) -> int:
+    gc.collect()
+    tracemalloc.start()
+    result = fn()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    del result
+    return peak
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--resources", type=int, default=20_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    policy = load_policy()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "plan.json"
+        path.write_text(json.dumps(generate(args.resources)))
+        size = path.stat().st_size
+
+        def baseline() -> object:
+            with path.open("rb") as fh:
+                return json.load(fh)
+
+        def ours() -> object:
+            return classify(load_plan(path), policy)
+
+        result = classify(load_plan(path), policy)
+        t_json, t_ours = _best_time(baseline, args.repeat), _best_time(ours, args.repeat)
+        m_json, m_ours = _peak(baseline), _peak(ours)
+    time_ratio, mem_ratio = t_ours / t_json, m_ours / m_json
+    print(
+        f"plan: {args.resources} resource changes, {size / 1e6:.1f} MB, "
+        f"{len(result.resources)} changing, type {result.change_type}"
+    )
+    print(
+        f"time   json.load {t_json * 1000:8.1f} ms   classify {t_ours * 1000:8.1f} ms   "
+        f"ratio {time_ratio:.2f} (target <= 1.5)"
+    )
+    print(
+        f"memory json.load {m_json / 1e6:8.1f} MB   classify {m_ours / 1e6:8.1f} MB   "
+        f"ratio {mem_ratio:.2f} (target <= 2.0)"
+    )
+    ok = time_ratio <= 1.5 and mem_ratio <= 2.0
+    print("PASS" if ok else "FAIL")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
