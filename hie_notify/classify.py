@@ -50,6 +50,7 @@ class Classification:
     outputs: tuple[OutputChange, ...]
     fingerprint: str
     has_changes: bool
+    impacting_categories: tuple[str, ...]
     notice: tuple[Notice, ...]
 
     def to_json(self) -> dict[str, Any]:
@@ -58,6 +59,7 @@ class Classification:
             "declared_type": self.declared_type,
             "categories": list(self.categories),
             "service_impacting": self.service_impacting,
+            "impacting_categories": list(self.impacting_categories),
             "has_changes": self.has_changes,
             "summary": dict(self.summary),
             "reasons": list(self.reasons),
@@ -255,6 +257,17 @@ def classify(plan: Plan, policy: Policy, change: ChangeRecord | None = None) -> 
     if plan.errored:
         reasons.append("the plan errored: Terraform could not finish planning")
 
+    # A category owes its external notice "when service-impacting" only for its own impacting
+    # resources: a tag-only infrastructure update riding along with an application rollout does
+    # not make the rollout owe customers infrastructure notice. Declared downtime counts for all.
+    declared_downtime = bool(downtime and downtime > timedelta(0))
+    impacting_categories = tuple(
+        c
+        for c in categories
+        if declared_downtime
+        or any(r.service_impacting and c in r.categories for r in results)
+        or (c == declared and service_impacting)
+    )
     return Classification(
         change_type=primary,
         declared_type=declared,
@@ -267,15 +280,17 @@ def classify(plan: Plan, policy: Policy, change: ChangeRecord | None = None) -> 
         outputs=tuple(o for o in plan.outputs if o.action not in ("no-op", "read")),
         fingerprint=plan.fingerprint(),
         has_changes=bool(results),
-        notice=required_notice(policy, categories, service_impacting),
+        impacting_categories=impacting_categories,
+        notice=required_notice(policy, categories, impacting_categories),
     )
 
 
 def required_notice(
-    policy: Policy, categories: Sequence[str], service_impacting: bool
+    policy: Policy, categories: Sequence[str], impacting: Sequence[str]
 ) -> tuple[Notice, ...]:
     """The strictest internal and external notice over every category present.
 
+    External notice "when service-impacting" counts only for the categories in `impacting`.
     A category whose type overrides the others' notice (an emergency) alone sets the notice.
     """
     overriding = [n for n in categories if policy.change_type(n).notice_overrides_others]
@@ -283,7 +298,7 @@ def required_notice(
     for name in overriding or categories:
         ct = policy.change_type(name)
         wanted = [("internal", ct.internal_notice.minimum, ct.internal_notice.recommended)]
-        if ct.external_audience != "none" and (ct.external_when == "always" or service_impacting):
+        if ct.external_audience != "none" and (ct.external_when == "always" or name in impacting):
             wanted.append(("external", ct.external_notice.minimum, ct.external_notice.recommended))
         for audience, minimum, recommended in wanted:
             current = best.get(audience)

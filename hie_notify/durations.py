@@ -32,6 +32,9 @@ class NoticePeriod:
         if self.kind == "business_days":
             n = self.business_days
             return f"{n} business day{'s' if n != 1 else ''}"
+        hours, rest = divmod(int(self.elapsed.total_seconds()), 3600)
+        if rest == 0 and 0 < hours < 72:
+            return f"{hours} hour{'s' if hours != 1 else ''}"
         return describe_timedelta(self.elapsed)
 
     def is_zero(self) -> bool:

@@ -35,7 +35,9 @@ def test_notice_round_trips_and_reads_well() -> None:
     assert str(parse_notice("3bd")) == "3bd"
     assert parse_notice("3bd").describe() == "3 business days"
     assert parse_notice("1bd").describe() == "1 business day"
-    assert parse_notice("48h").describe() == "2 days"
+    assert parse_notice("48h").describe() == "48 hours"
+    assert parse_notice("168h").describe() == "7 days"
+    assert parse_notice("0").describe() == "none"
 
 
 @pytest.mark.parametrize(
