@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
+
+from hie_notify.durations import NoticePeriod
+
+if TYPE_CHECKING:
+    from hie_notify.policy.model import Policy
 
 
 class LocalTimeError(ValueError):
@@ -30,3 +37,107 @@ def resolve_local(naive: datetime, zone: str) -> datetime:
             f"give an explicit offset, e.g. {first.isoformat()} or {second.isoformat()}"
         )
     return first
+
+
+UTC = ZoneInfo("UTC")
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class BusinessCalendar:
+    """Business days, working hours and notice periods in one zone and holiday region.
+
+    Hour notices are real elapsed time (measured in UTC, so a 24 h notice across the spring clock
+    change needs 24 real hours). Business-day notices follow DESIGN.md: N business days after a
+    notice given on a business day at local time T is the N-th following business day at T; a
+    notice given on a weekend or bank holiday counts from 00:00 of the next business day.
+    """
+
+    def __init__(
+        self,
+        time_zone: str,
+        country: str = "GB",
+        subdivision: str | None = "ENG",
+        work_start: time = time(9, 0),
+        work_end: time = time(17, 30),
+        work_days: Iterable[str] = ("mon", "tue", "wed", "thu", "fri"),
+    ) -> None:
+        import holidays as _holidays
+
+        self.zone = ZoneInfo(time_zone)
+        self.zone_name = time_zone
+        self._holidays = _holidays.country_holidays(country, subdiv=subdivision)
+        self.work_start = work_start
+        self.work_end = work_end
+        self.work_days = frozenset(_WEEKDAYS.index(d) for d in work_days)
+
+    @classmethod
+    def from_policy(cls, policy: Policy) -> BusinessCalendar:
+        cal = policy.calendar
+        return cls(
+            cal.time_zone,
+            cal.holidays.country,
+            cal.holidays.subdivision,
+            cal.working_hours.start,
+            cal.working_hours.end,
+            cal.working_hours.days,
+        )
+
+    def holiday_name(self, day: date) -> str | None:
+        name = self._holidays.get(day)
+        return str(name) if name else None
+
+    def is_business_day(self, day: date) -> bool:
+        return day.weekday() in self.work_days and day not in self._holidays
+
+    def next_business_day(self, day: date) -> date:
+        """The first business day strictly after `day`."""
+        day += timedelta(days=1)
+        while not self.is_business_day(day):
+            day += timedelta(days=1)
+        return day
+
+    def local(self, when: datetime) -> datetime:
+        return when.astimezone(self.zone)
+
+    def earliest_start(self, notice_at: datetime, period: NoticePeriod) -> datetime:
+        """The earliest window start that a notice given at `notice_at` allows (aware, UTC)."""
+        if period.kind == "elapsed":
+            return (notice_at.astimezone(UTC) + period.elapsed).astimezone(UTC)
+        local = self.local(notice_at)
+        day = local.date()
+        at = local.time().replace(tzinfo=None)
+        if not self.is_business_day(day):
+            # Counts from 00:00 of the next business day.
+            day, at = self.next_business_day(day), time(0, 0)
+        for _ in range(period.business_days):
+            day = self.next_business_day(day)
+        return self._wall(day, at).astimezone(UTC)
+
+    def notice_given(self, notice_at: datetime, start: datetime, period: NoticePeriod) -> bool:
+        return start.astimezone(UTC) >= self.earliest_start(notice_at, period)
+
+    def in_working_hours(self, start: datetime, end: datetime) -> bool:
+        """Is the whole window inside working hours on business days (local time)?"""
+        s, e = self.local(start), self.local(end)
+        if s.date() != e.date() and not (e.time() == time(0, 0) and e.date() == s.date()):
+            return False
+        return (
+            self.is_business_day(s.date())
+            and s.time() >= self.work_start
+            and e.time() <= self.work_end
+        )
+
+    def _wall(self, day: date, at: time) -> datetime:
+        """Local wall time on `day`; a time skipped by the clock change moves forward with it."""
+        naive = datetime.combine(day, at)
+        try:
+            return resolve_local(naive, self.zone_name)
+        except LocalTimeError:
+            # Non-existent: take the instant the clock jumps past it. Ambiguous: the first one.
+            aware = naive.replace(tzinfo=self.zone, fold=0)
+            return aware.astimezone(UTC).astimezone(self.zone)
+
+
+def elapsed(earlier: datetime, later: datetime) -> timedelta:
+    """Real time between two aware datetimes, whatever their zones."""
+    return later.astimezone(UTC) - earlier.astimezone(UTC)
