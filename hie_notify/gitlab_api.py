@@ -1,0 +1,129 @@
+"""The GitLab connection every GitLab feature shares: where, who, and how failures are reported."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from hie_notify.errors import InputError, ServiceError
+
+T = TypeVar("T")
+MAX_RETRIES = 4
+TIMEOUT_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class GitLabTarget:
+    api_url: str
+    project_id: str
+    token: str
+
+    def __repr__(self) -> str:  # never show the token
+        return f"GitLabTarget(api_url={self.api_url!r}, project_id={self.project_id!r})"
+
+    @property
+    def server_url(self) -> str:
+        return self.api_url.removesuffix("/").removesuffix("/api/v4")
+
+
+def gitlab_target(env: Mapping[str, str], feature: str) -> GitLabTarget:
+    """Where and as whom to talk to GitLab, from the CI environment; InputError if unset."""
+    token = env.get("HIE_GITLAB_TOKEN") or env.get("GITLAB_TOKEN")
+    api_url = env.get("CI_API_V4_URL")
+    project = env.get("CI_PROJECT_ID")
+    missing = [
+        name
+        for name, value in (
+            ("HIE_GITLAB_TOKEN (or GITLAB_TOKEN)", token),
+            ("CI_API_V4_URL", api_url),
+            ("CI_PROJECT_ID", project),
+        )
+        if not value
+    ]
+    if missing:
+        raise InputError(
+            f"{feature} needs GitLab: {', '.join(missing)} not set. The token must be a project "
+            "or group access token with the api scope (CI_JOB_TOKEN cannot write notes)"
+        )
+    assert token and api_url and project
+    return GitLabTarget(api_url, project, token)
+
+
+def connect(target: GitLabTarget) -> Any:
+    """A python-gitlab client: bounded retries of 5xx and 429 (honouring Retry-After)."""
+    import functools
+
+    import gitlab
+
+    gl = gitlab.Gitlab(
+        url=target.server_url,
+        private_token=target.token,
+        timeout=TIMEOUT_SECONDS,
+        retry_transient_errors=True,
+        per_page=100,
+    )
+    # python-gitlab allows 10 retries per request by default (backoff up to ~100 s); every
+    # request it makes goes through http_request, so bound them there.
+    gl.http_request = functools.partial(gl.http_request, max_retries=MAX_RETRIES)  # type: ignore[method-assign]
+    return gl
+
+
+@contextmanager
+def reported(what: str) -> Iterator[None]:
+    """Turn python-gitlab and transport errors into the tool's errors, without secrets."""
+    import gitlab.exceptions as gle
+    import requests
+
+    try:
+        yield
+    except gle.GitlabAuthenticationError:
+        raise InputError(
+            f"GitLab refused the token while trying to {what} (401): check HIE_GITLAB_TOKEN"
+        ) from None
+    except gle.GitlabError as exc:
+        code = getattr(exc, "response_code", None)
+        if code == 403:
+            raise InputError(
+                f"GitLab: the token may not {what} (403). It needs the api scope and at least "
+                "the Reporter role (Developer to write notes); CI_JOB_TOKEN cannot write notes"
+            ) from None
+        if code == 404:
+            raise InputError(
+                f"GitLab: not found while trying to {what} (404): the project, merge request "
+                "or issue does not exist, or this token cannot see it"
+            ) from None
+        raise ServiceError(
+            f"GitLab still failing after {MAX_RETRIES} retries while trying to {what}"
+            + (f" (HTTP {code})" if code else "")
+        ) from None
+    except requests.RequestException as exc:
+        raise ServiceError(
+            f"GitLab unreachable while trying to {what} ({type(exc).__name__})"
+        ) from None
+
+
+def call(what: str, fn: Callable[[], T]) -> T:
+    with reported(what):
+        return fn()
+
+
+def describe_freeze(env: Mapping[str, str]) -> str:
+    """Name the project's deploy freeze periods, when GitLab can be asked; never fails."""
+    base = "GitLab deploy freeze (CI_DEPLOY_FREEZE is set)"
+    try:
+        target = gitlab_target(env, "naming the deploy freeze")
+    except InputError:
+        return base
+    try:
+        gl = connect(target)
+        periods = gl.projects.get(target.project_id, lazy=True).freeze_periods.list(all=True)
+    except Exception:  # best effort: the freeze itself already blocks
+        return base
+    named = [
+        f"{p.attributes.get('freeze_start')} to {p.attributes.get('freeze_end')} "
+        f"({p.attributes.get('cron_timezone') or 'UTC'})"
+        for p in periods
+    ]
+    return base + (f"; freeze periods: {'; '.join(named)}" if named else "")

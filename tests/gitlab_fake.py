@@ -1,0 +1,157 @@
+"""A fake GitLab REST API at the HTTP layer (`responses`), shaped like the documented one.
+
+Notes follow GET/POST /projects/:id/(merge_requests|issues)/:iid/notes, paginated with Link,
+X-Page, X-Next-Page, X-Per-Page, X-Total and X-Total-Pages headers as GitLab sends them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlparse
+
+import responses
+
+API = "https://gitlab.example.com/api/v4"
+PROJECT = 42
+BOT = {
+    "id": 901,
+    "username": "project_42_bot_hie",
+    "name": "hie-notify bot",
+    "state": "active",
+    "avatar_url": None,
+    "web_url": "https://gitlab.example.com/project_42_bot_hie",
+}
+HUMAN = {
+    "id": 17,
+    "username": "mallory",
+    "name": "Mallory",
+    "state": "active",
+    "avatar_url": None,
+    "web_url": "https://gitlab.example.com/mallory",
+}
+
+ENV = {
+    "HIE_GITLAB_TOKEN": "glpat-SECRET-TOKEN-123",
+    "CI_API_V4_URL": API,
+    "CI_PROJECT_ID": str(PROJECT),
+}
+
+
+@dataclass
+class FakeGitLab:
+    rsps: responses.RequestsMock
+    clock: datetime = datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc)
+    notes: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
+    commit_mrs: dict[str, list[int]] = field(default_factory=dict)
+    per_page: int = 2
+    fail_posts: int = 0
+    next_id: int = 1000
+
+    def install(self) -> FakeGitLab:
+        self.rsps.add_callback(responses.GET, f"{API}/user", callback=self._user)
+        for kind in ("merge_requests", "issues"):
+            url = f"{API}/projects/{PROJECT}/{kind}/"
+            self.rsps.add_callback(responses.GET, _re(url + r"(\d+)/notes"), callback=self._list)
+            self.rsps.add_callback(responses.POST, _re(url + r"(\d+)/notes"), callback=self._post)
+        self.rsps.add_callback(
+            responses.GET,
+            _re(f"{API}/projects/{PROJECT}/repository/commits/([0-9a-f]+)/merge_requests"),
+            callback=self._commit_mrs,
+        )
+        return self
+
+    def add_note(
+        self,
+        kind: str,
+        iid: int,
+        body: str,
+        author: dict[str, Any],
+        created_at: datetime,
+        system: bool = False,
+    ) -> dict[str, Any]:
+        self.next_id += 1
+        note = {
+            "id": self.next_id,
+            "type": None,
+            "body": body,
+            "attachment": None,
+            "author": author,
+            "created_at": created_at.isoformat().replace("+00:00", "Z"),
+            "updated_at": created_at.isoformat().replace("+00:00", "Z"),
+            "system": system,
+            "noteable_id": 5000 + iid,
+            "noteable_type": "MergeRequest" if kind == "merge_requests" else "Issue",
+            "project_id": PROJECT,
+            "noteable_iid": iid,
+            "resolvable": False,
+            "confidential": False,
+            "internal": False,
+        }
+        self.notes.setdefault((kind, iid), []).append(note)
+        return note
+
+    def _user(self, request: Any) -> tuple[int, dict[str, str], str]:
+        if request.headers.get("PRIVATE-TOKEN") != ENV["HIE_GITLAB_TOKEN"]:
+            return 401, {}, json.dumps({"message": "401 Unauthorized"})
+        return 200, {"Content-Type": "application/json"}, json.dumps(BOT)
+
+    def _where(self, request: Any) -> tuple[str, int]:
+        parts = urlparse(request.url).path.split("/")
+        return parts[-3], int(parts[-2])
+
+    def _list(self, request: Any) -> tuple[int, dict[str, str], str]:
+        kind, iid = self._where(request)
+        query = parse_qs(urlparse(request.url).query)
+        page = int(query.get("page", ["1"])[0])
+        per_page = self.per_page
+        items = sorted(self.notes.get((kind, iid), []), key=lambda n: n["created_at"])
+        pages = max(1, -(-len(items) // per_page))
+        chunk = items[(page - 1) * per_page : page * per_page]
+        headers = {
+            "Content-Type": "application/json",
+            "X-Page": str(page),
+            "X-Per-Page": str(per_page),
+            "X-Total": str(len(items)),
+            "X-Total-Pages": str(pages),
+            "X-Next-Page": str(page + 1) if page < pages else "",
+        }
+        if page < pages:
+            base = request.url.split("?")[0]
+            q = {k: v[0] for k, v in query.items()}
+            q["page"] = str(page + 1)
+            headers["Link"] = f'<{base}?{urlencode(q)}>; rel="next"'
+        return 200, headers, json.dumps(chunk)
+
+    def _post(self, request: Any) -> tuple[int, dict[str, str], str]:
+        kind, iid = self._where(request)
+        if self.fail_posts:
+            self.fail_posts -= 1
+            return 502, {}, "<html><body>502 Bad Gateway</body></html>"
+        body = json.loads(request.body)["body"]
+        self.clock += timedelta(seconds=5)
+        note = self.add_note(kind, iid, body, BOT, self.clock)
+        return 201, {"Content-Type": "application/json"}, json.dumps(note)
+
+    def _commit_mrs(self, request: Any) -> tuple[int, dict[str, str], str]:
+        sha = urlparse(request.url).path.split("/")[-2]
+        mrs = [
+            {
+                "id": 7000 + i,
+                "iid": i,
+                "project_id": PROJECT,
+                "state": "opened",
+                "title": f"MR {i}",
+                "sha": sha,
+            }
+            for i in self.commit_mrs.get(sha, [])
+        ]
+        return 200, {"Content-Type": "application/json"}, json.dumps(mrs)
+
+
+def _re(pattern: str) -> Any:
+    import re
+
+    return re.compile(pattern.replace(".", r"\.").replace(r"(\d+)", r"(\d+)") + r"(\?.*)?$")
