@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any, NamedTuple
 
 from hie_notify.change import ChangeRecord
-from hie_notify.durations import NoticePeriod
+from hie_notify.durations import NoticePeriod, describe_timedelta
 from hie_notify.policy.model import MatchRule, Policy
 from hie_notify.terraform.plan import DriftEntry, OutputChange, Plan, ResourceChange
 
@@ -304,15 +304,11 @@ def required_notice(
             current = best.get(audience)
             if (
                 current is None
-                or _longer(minimum, current.minimum)
-                or (minimum == current.minimum and _longer(recommended, current.recommended))
+                or minimum.longer_than(current.minimum)
+                or (minimum == current.minimum and recommended.longer_than(current.recommended))
             ):
                 best[audience] = Notice(audience, minimum, recommended, name)
     return tuple(best[a] for a in ("internal", "external") if a in best)
-
-
-def _longer(a: NoticePeriod, b: NoticePeriod) -> bool:
-    return (a.elapsed, a.business_days) > (b.elapsed, b.business_days)
 
 
 def _addresses_of(results: Iterable[ResourceResult], category: str) -> list[str]:
@@ -352,6 +348,4 @@ def _names(items: Sequence[str]) -> str:
 
 
 def _fmt(delta: timedelta) -> str:
-    from hie_notify.durations import describe_timedelta
-
     return describe_timedelta(delta)

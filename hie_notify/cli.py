@@ -25,6 +25,9 @@ _GLOBALS: list[tuple[str, str | None, dict[str, object]]] = [
 
 _COMMANDS: dict[str, str] = {
     "classify": "print the classification of a plan; sends nothing",
+    "plan": "classify, send the pre-deployment notices the policy requires, record them",
+    "gate": "decide whether the apply may go ahead now; exit 1 when blocked, with every reason",
+    "earliest": "the earliest window start the required notice allows if notices go out now",
     "validate": "check the policy and change files; exit 2 with every problem found",
 }
 

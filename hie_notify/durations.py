@@ -37,6 +37,10 @@ class NoticePeriod:
             return f"{hours} hour{'s' if hours != 1 else ''}"
         return describe_timedelta(self.elapsed)
 
+    def longer_than(self, other: NoticePeriod) -> bool:
+        """Longer within one unit (policy validation keeps each audience to one unit)."""
+        return (self.elapsed, self.business_days) > (other.elapsed, other.business_days)
+
     def is_zero(self) -> bool:
         return self.business_days == 0 and self.elapsed == timedelta(0)
 

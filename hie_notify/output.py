@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from hie_notify.classify import Classification
@@ -45,3 +48,26 @@ def classification_text(result: Classification, policy: Policy) -> str:
     lines.append("Why:")
     lines.extend(f"  - {r}" for r in result.reasons)
     return "\n".join(lines)
+
+
+def section(env: Mapping[str, str], name: str, header: str, body: str, collapsed: bool) -> str:
+    """A GitLab collapsible log section when running in GitLab CI; plain text elsewhere."""
+    if env.get("GITLAB_CI") != "true":
+        return f"{header}\n{body}" if body else header
+    stamp = int(time.time())
+    opt = "[collapsed=true]" if collapsed else ""
+    return (
+        f"\x1b[0Ksection_start:{stamp}:{name}{opt}\r\x1b[0K{header}\n{body}\n"
+        f"\x1b[0Ksection_end:{stamp}:{name}\r\x1b[0K"
+    )
+
+
+def write_dotenv(path: Path, values: Mapping[str, str]) -> None:
+    """A dotenv artifact for later jobs (artifacts:reports:dotenv): KEY=value, one per line."""
+    lines = []
+    for key, value in values.items():
+        clean = " ".join(str(value).split())
+        lines.append(f"{key}={clean}")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tmp.replace(path)

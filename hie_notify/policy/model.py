@@ -234,9 +234,26 @@ class Jira(_Strict):
         return value
 
 
+class Support(_Strict):
+    """Who customers and stakeholders are told to contact."""
+
+    name: str = "the DevOps team"
+    email: str | None = None
+    url: str | None = None
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not _EMAIL.match(value):
+            raise ValueError(f"expected an email address, got {value!r}")
+        return value
+
+
 class Policy(_Strict):
     version: Literal[1]
     organisation: str
+    service_name: str = "the service"
+    support: Support = Support()
     calendar: Calendar = Calendar()
     sla: Sla
     jira: Jira = Jira()

@@ -1,0 +1,208 @@
+"""Who must hear about a change, when, and how early (pure).
+
+An audience is one recipient the policy names: a Slack channel (internal), a customer, a
+stakeholder group, or a meeting agenda. Its notice is the strictest over every category of the
+change that names it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hie_notify.change import ChangeRecord
+from hie_notify.classify import Classification
+from hie_notify.durations import NoticePeriod
+from hie_notify.policy.model import Contact, Policy
+
+PHASES = ("pre_deployment", "during", "post_deployment")
+
+
+@dataclass(frozen=True)
+class Audience:
+    id: str  # "slack:#devops", "customer:EoE", "stakeholders:business", "meeting:Wednesday..."
+    kind: str  # internal | customer | stakeholder | meeting
+    label: str
+    time_zone: str
+    phases: frozenset[str]
+    minimum: NoticePeriod
+    recommended: NoticePeriod
+    change_types: tuple[str, ...]
+    slack_channel: str | None = None
+    emails: tuple[str, ...] = ()
+
+    @property
+    def external(self) -> bool:
+        return self.kind in ("customer", "stakeholder")
+
+
+@dataclass(frozen=True)
+class Audiences:
+    audiences: tuple[Audience, ...]
+    problems: tuple[str, ...]  # required audiences that cannot be worked out
+
+    def for_phase(self, phase: str) -> list[Audience]:
+        return [a for a in self.audiences if phase in a.phases]
+
+
+def affected_customers(
+    policy: Policy, change: ChangeRecord | None, environments: Iterable[str]
+) -> list[str]:
+    """Customers named in the change record, plus those served by the deployment's environment."""
+    names = list(change.customers) if change else []
+    envs = {e for e in environments if e}
+    for name, customer in policy.customers.items():
+        if name not in names and envs & set(customer.environments):
+            names.append(name)
+    return names
+
+
+@dataclass
+class _Building:
+    kind: str
+    label: str
+    time_zone: str
+    minimum: NoticePeriod
+    recommended: NoticePeriod
+    slack_channel: str | None = None
+    emails: tuple[str, ...] = ()
+    phases: set[str] = field(default_factory=set)
+    types: list[str] = field(default_factory=list)
+
+    def merge(
+        self, phases: Iterable[str], minimum: NoticePeriod, recommended: NoticePeriod, source: str
+    ) -> None:
+        self.phases.update(phases)
+        if minimum.longer_than(self.minimum):
+            self.minimum = minimum
+        if recommended.longer_than(self.recommended):
+            self.recommended = recommended
+        if source not in self.types:
+            self.types.append(source)
+
+    def build(self, aid: str) -> Audience:
+        return Audience(
+            aid,
+            self.kind,
+            self.label,
+            self.time_zone,
+            frozenset(self.phases),
+            self.minimum,
+            self.recommended,
+            tuple(self.types),
+            self.slack_channel,
+            self.emails,
+        )
+
+
+def resolve(
+    policy: Policy,
+    result: Classification,
+    change: ChangeRecord | None,
+    environments: Sequence[str] = (),
+) -> Audiences:
+    """Every audience the classification requires, with its notice and the phases it hears.
+
+    While an emergency (a type whose notice overrides the others) is declared, every audience
+    takes that type's notice: no lead time, but still told first.
+    """
+    found: dict[str, _Building] = {}
+    problems: list[str] = []
+    overriding = [c for c in result.categories if policy.change_type(c).notice_overrides_others]
+    affected = affected_customers(policy, change, environments)
+    zero = NoticePeriod("elapsed")
+    home = policy.calendar.time_zone
+
+    def add(
+        aid: str,
+        phases: Iterable[str],
+        minimum: NoticePeriod,
+        recommended: NoticePeriod,
+        source: str,
+        **new: Any,
+    ) -> None:
+        if aid not in found:
+            found[aid] = _Building(minimum=minimum, recommended=recommended, **new)
+        found[aid].merge(phases, minimum, recommended, source)
+
+    for name in result.categories:
+        ct = policy.change_type(name)
+        notice = policy.change_type(overriding[0]) if overriding else ct
+        i_min, i_rec = notice.internal_notice.minimum, notice.internal_notice.recommended
+        e_min, e_rec = notice.external_notice.minimum, notice.external_notice.recommended
+        for channel in ct.internal_channels:
+            add(
+                f"slack:{channel}",
+                ct.internal_stages,
+                i_min,
+                i_rec,
+                name,
+                kind="internal",
+                label=channel,
+                time_zone=home,
+                slack_channel=channel,
+            )
+        for meeting in ct.meetings:
+            add(
+                f"meeting:{meeting}",
+                ["pre_deployment"],
+                zero,
+                zero,
+                name,
+                kind="meeting",
+                label=meeting,
+                time_zone=home,
+            )
+        owed = ct.external_when == "always" or name in result.impacting_categories
+        if ct.external_audience == "none" or not owed:
+            continue
+        phases = [
+            p
+            for p in ct.external_stages
+            # Customers hear real-time updates only when their service is impacted.
+            if p != "during" or name in result.impacting_categories
+        ]
+        if ct.external_audience in ("business_stakeholders", "critical_stakeholders"):
+            key = "business" if ct.external_audience == "business_stakeholders" else "critical"
+            group = policy.stakeholders.get(key)  # type: ignore[call-overload]
+            add(
+                f"stakeholders:{key}",
+                phases,
+                e_min,
+                e_rec,
+                name,
+                kind="stakeholder",
+                label=group.name if group else f"{key} stakeholders",
+                time_zone=home,
+                emails=_emails(group.contacts if group else []),
+            )
+            if ct.external_audience == "business_stakeholders":
+                continue
+        customers = list(policy.customers) if ct.external_audience == "all_customers" else affected
+        if not customers and ct.external_audience != "critical_stakeholders":
+            problems.append(
+                f"{name} must tell the affected customers, but none is known: list them under "
+                "`customers:` in the change record, or map this environment to them in the "
+                "policy (customers.<name>.environments)"
+            )
+        critical_only = ct.external_audience == "critical_stakeholders"
+        for cname in customers:
+            customer = policy.customers[cname]
+            contacts = [c for c in customer.contacts if c.critical or not critical_only]
+            add(
+                f"customer:{cname}",
+                phases,
+                e_min,
+                e_rec,
+                name,
+                kind="customer",
+                label=customer.name,
+                time_zone=customer.time_zone or home,
+                emails=_emails(contacts),
+            )
+    return Audiences(tuple(b.build(aid) for aid, b in found.items()), tuple(problems))
+
+
+def _emails(contacts: Iterable[Contact]) -> tuple[str, ...]:
+    return tuple(c.email for c in contacts if c.email)

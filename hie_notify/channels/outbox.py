@@ -1,0 +1,72 @@
+"""The embedded default: every message written as a file, in the form its real channel takes.
+
+Slack audiences get the `chat.postMessage` JSON payload, customers and stakeholders an RFC 5322
+`.eml`, meetings and merge-request notes Markdown. Files are laid out as
+`OUTBOX/CHANGE/STAGE/AUDIENCE.EXT`, and never overwritten: a second message for the same
+audience and stage gets a numbered name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from datetime import datetime
+from pathlib import Path
+
+from hie_notify.channels import Delivery, email_message, slack_blocks
+from hie_notify.render import Rendered
+
+_SLUG = re.compile(r"[^A-Za-z0-9._]+")
+
+
+def slug(text: str) -> str:
+    """A file name part: `slack:#devops` -> `slack-devops`."""
+    return _SLUG.sub("-", text).strip("-.") or "x"
+
+
+class Outbox:
+    kind = "outbox"
+
+    def __init__(self, root: Path, change_id: str, now: datetime, sender: str) -> None:
+        self.root = root
+        self.change_id = change_id
+        self.now = now
+        self.sender = sender
+
+    def send(self, message: Rendered, key: str) -> Delivery:
+        audience = message.audience
+        if audience.kind == "internal" and audience.slack_channel:
+            ext = "json"
+            data = json.dumps(
+                slack_blocks.payload(message, audience.slack_channel), indent=2
+            ).encode()
+            recipient = audience.slack_channel
+        elif audience.kind in ("customer", "stakeholder"):
+            ext = "eml"
+            mail = email_message.build(message, self.sender, audience.emails, self.now, key)
+            data = bytes(mail)
+            recipient = ", ".join(audience.emails) or audience.label
+        else:
+            ext = "md"
+            data = f"# {message.subject}\n\n{message.body('markdown')}".encode()
+            recipient = audience.label
+        folder = self.root / slug(self.change_id) / slug(message.stage)
+        path = self._write_new(folder, slug(audience.id), ext, data)
+        return Delivery("outbox", recipient, str(path), None)
+
+    @staticmethod
+    def _write_new(folder: Path, stem: str, ext: str, data: bytes) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        n = 1
+        while True:
+            name = f"{stem}.{ext}" if n == 1 else f"{stem}.{n}.{ext}"
+            path = folder / name
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                n += 1
+                continue
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            return path

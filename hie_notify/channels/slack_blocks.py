@@ -1,0 +1,63 @@
+"""The Slack `chat.postMessage` payload for a rendered message, within Slack's limits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hie_notify.render import Rendered
+
+SECTION_LIMIT = 3000
+BLOCK_LIMIT = 50
+TEXT_LIMIT = 3000  # the notification text: a summary, not the message
+
+
+def escape(text: str) -> str:
+    """Slack's three escapes for text that is not markup ("Formatting text for app surfaces")."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _chunks(body: str, limit: int) -> list[str]:
+    """Split at blank lines, then at lines, then hard, so no piece exceeds `limit`."""
+    out: list[str] = []
+    for para in body.split("\n\n"):
+        para = para.strip("\n")
+        if not para:
+            continue
+        current = ""
+        for line in para.split("\n"):
+            while len(line) > limit:
+                if current:
+                    out.append(current)
+                    current = ""
+                out.append(line[:limit])
+                line = line[limit:]
+            candidate = f"{current}\n{line}" if current else line
+            if len(candidate) > limit:
+                out.append(current)
+                current = line
+            else:
+                current = candidate
+        if current:
+            out.append(current)
+    return out
+
+
+def payload(message: Rendered, channel: str, link: str | None = None) -> dict[str, Any]:
+    """Block Kit payload: sections of at most 3,000 characters, at most 50 blocks."""
+    pieces = _chunks(message.body("slack"), SECTION_LIMIT)
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": p}} for p in pieces
+    ]
+    if len(blocks) > BLOCK_LIMIT:
+        blocks = blocks[: BLOCK_LIMIT - 1]
+        more = f"…message shortened to fit Slack's {BLOCK_LIMIT}-block limit."
+        if link:
+            more += f" Full details: <{escape(link)}|here>."
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": more}]})
+    return {
+        "channel": channel,
+        "text": escape(message.subject)[:TEXT_LIMIT],
+        "blocks": blocks,
+        "unfurl_links": False,
+        "unfurl_media": False,
+    }

@@ -1,0 +1,127 @@
+"""`hie-notify gate`: may the apply go ahead now? Exit 1 with every reason when it may not.
+
+The gate fails closed: the dotenv file says HIE_GATE_ALLOWED=false until a decision allows the
+apply, so a gate that cannot read its policy, change record, plan or ledger blocks.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from hie_notify import output
+from hie_notify.calendar import UTC, BusinessCalendar
+from hie_notify.context import prepare
+from hie_notify.gate import Decision, decide
+from hie_notify.ledger import open_ledger
+from hie_notify.options import Options
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--plan", required=True, type=Path, metavar="FILE", help="`terraform show -json` output"
+    )
+    parser.add_argument(
+        "--dotenv",
+        type=Path,
+        default=Path("hie-notify-gate.env"),
+        metavar="FILE",
+        help="dotenv file for later jobs (default hie-notify-gate.env)",
+    )
+
+
+def freeze_of(env: Mapping[str, str]) -> str | None:
+    """Which deploy freeze is on, when GitLab says one is (CI_DEPLOY_FREEZE)."""
+    if not env.get("CI_DEPLOY_FREEZE"):
+        return None
+    from hie_notify.gitlab_api import describe_freeze
+
+    return describe_freeze(env)
+
+
+def run(args: argparse.Namespace, options: Options) -> int:
+    output.write_dotenv(args.dotenv, {"HIE_GATE_ALLOWED": "false"})
+    prep = prepare(options, args.plan, need_change=False)
+    change = prep.change
+    entries = open_ledger(options.ledger, options.env).read(change.id) if change else []
+    decision = decide(
+        policy=prep.policy,
+        calendar=prep.calendar,
+        result=prep.result,
+        change=change,
+        audiences=prep.audiences,
+        entries=entries,
+        now=options.clock(),
+        freeze=freeze_of(options.env),
+    )
+    data = decision.to_json(prep.calendar)
+    data["change_type"] = prep.result.change_type
+    data["fingerprint"] = prep.result.fingerprint
+    window = change.window if change else None
+    output.write_dotenv(
+        args.dotenv,
+        {
+            "HIE_GATE_ALLOWED": "true" if decision.allowed else "false",
+            "HIE_CHANGE_ID": change.id if change else "",
+            "HIE_CHANGE_TYPE": prep.result.change_type or "",
+            "HIE_SERVICE_IMPACTING": "true" if prep.result.service_impacting else "false",
+            "HIE_EMERGENCY": "true" if decision.emergency else "false",
+            "HIE_PLAN_FINGERPRINT": prep.result.fingerprint,
+            "HIE_EARLIEST_START": data["earliest_start"] or "",
+            "HIE_WINDOW_START": window.start.isoformat() if window else "",
+            "HIE_WINDOW_END": window.end.isoformat() if window else "",
+        },
+    )
+    output.emit(options, data, render_text(decision, prep.calendar, options.env))
+    return 0 if decision.allowed else 1
+
+
+def _when(cal: BusinessCalendar, when: Any) -> str:
+    return f"{cal.local(when):%a %d %b %Y %H:%M %Z} ({when.astimezone(UTC):%Y-%m-%dT%H:%MZ})"
+
+
+def render_text(decision: Decision, cal: BusinessCalendar, env: Mapping[str, str]) -> str:
+    if decision.allowed:
+        parts = ["ALLOWED: the apply may go ahead."]
+    else:
+        parts = ["BLOCKED: the apply may not run."]
+        parts.append(
+            output.section(
+                env,
+                "hie_gate_reasons",
+                f"Why it is blocked ({len(decision.reasons)}):",
+                "\n".join(f"  - {r}" for r in decision.reasons),
+                collapsed=False,
+            )
+        )
+    if decision.warnings:
+        parts.append(
+            output.section(
+                env,
+                "hie_gate_warnings",
+                f"Warnings ({len(decision.warnings)}):",
+                "\n".join(f"  - {w}" for w in decision.warnings),
+                collapsed=False,
+            )
+        )
+    rows = []
+    for r in decision.requirements:
+        told = _when(cal, r.given_at) if r.given_at else "not told"
+        mark = "ok" if r.met else "NO"
+        rows.append(f"  {mark:3} {r.label:32} minimum {r.minimum:>5}  told: {told}")
+    if rows:
+        parts.append(
+            output.section(
+                env,
+                "hie_gate_notices",
+                "Notice by audience:",
+                "\n".join(rows),
+                collapsed=decision.allowed,
+            )
+        )
+    if decision.earliest_start and not decision.allowed:
+        parts.append(f"Earliest allowed start: {_when(cal, decision.earliest_start)}")
+    parts.extend(f"Note: {note}" for note in decision.notes)
+    return "\n".join(parts)

@@ -1,0 +1,278 @@
+"""May the apply go ahead now? Every reason it may not, with what to do and when (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from hie_notify.audiences import Audience, Audiences
+from hie_notify.calendar import UTC, BusinessCalendar
+from hie_notify.change import ChangeRecord
+from hie_notify.classify import Classification
+from hie_notify.ledger import Entry
+from hie_notify.policy.model import Policy
+
+ANNOUNCE = "announce"
+
+
+@dataclass(frozen=True)
+class Requirement:
+    audience: str
+    label: str
+    minimum: str
+    recommended: str
+    given_at: datetime | None
+    earliest_start: datetime
+    met: bool
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reasons: tuple[str, ...]
+    warnings: tuple[str, ...]
+    requirements: tuple[Requirement, ...]
+    earliest_start: datetime | None
+    emergency: bool = False
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_json(self, calendar: BusinessCalendar) -> dict[str, Any]:
+        def iso(when: datetime | None) -> str | None:
+            return when.astimezone(UTC).isoformat() if when else None
+
+        return {
+            "allowed": self.allowed,
+            "reasons": list(self.reasons),
+            "warnings": list(self.warnings),
+            "emergency": self.emergency,
+            "required": [
+                {
+                    "audience": r.audience,
+                    "label": r.label,
+                    "minimum": r.minimum,
+                    "recommended": r.recommended,
+                    "given_at": iso(r.given_at),
+                    "earliest_start": iso(r.earliest_start),
+                    "met": r.met,
+                }
+                for r in self.requirements
+            ],
+            "earliest_start": iso(self.earliest_start),
+            "earliest_start_local": calendar.local(self.earliest_start).isoformat()
+            if self.earliest_start
+            else None,
+        }
+
+
+def plan_differences(entry: Entry, result: Classification, policy: Policy) -> list[str]:
+    """Why an earlier notice no longer covers this plan; empty when it still does.
+
+    A plan that only shrinks (a subset of what was announced) keeps its notice. New resources,
+    new deletes or replacements, any other change of action, a stricter change type or a new
+    service impact all void it.
+    """
+    announced = dict(entry.resources)
+    added, destructive, changed = [], [], []
+    for r in result.resources:
+        before = announced.get(r.address)
+        if before is None:
+            added.append(r.address)
+        elif before != r.action:
+            if r.action in ("delete", "replace") and before not in ("delete", "replace"):
+                destructive.append(f"{r.address} ({before} -> {r.action})")
+            else:
+                changed.append(f"{r.address} ({before} -> {r.action})")
+    out = []
+    if added:
+        out.append(f"not announced: {_names(added)}")
+    if destructive:
+        out.append(f"now destroyed or replaced: {_names(destructive)}")
+    if changed:
+        out.append(f"action changed: {_names(changed)}")
+    if (
+        result.change_type
+        and entry.change_type != result.change_type
+        and (
+            entry.change_type is None
+            or policy.rank(result.change_type) > policy.rank(entry.change_type)
+        )
+    ):
+        out.append(f"change type raised from {entry.change_type} to {result.change_type}")
+    if result.service_impacting and not entry.service_impacting:
+        out.append("now service-impacting (the notice said it was not)")
+    return out
+
+
+def _names(items: Sequence[str], limit: int = 5) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def decide(
+    *,
+    policy: Policy,
+    calendar: BusinessCalendar,
+    result: Classification,
+    change: ChangeRecord | None,
+    audiences: Audiences,
+    entries: Sequence[Entry],
+    now: datetime,
+    freeze: str | None = None,
+) -> Decision:
+    """The gate. Blocks (with every reason) unless the policy's notice was given for this plan,
+    the window is open now, and nothing else stands in the way. Warnings never block."""
+    reasons: list[str] = []
+    warnings: list[str] = []
+    notes: list[str] = []
+    emergency = bool(
+        result.change_type and policy.change_type(result.change_type).notice_overrides_others
+    )
+
+    def when(t: datetime) -> str:
+        local = calendar.local(t)
+        return f"{local:%a %d %b %Y %H:%M %Z} ({t.astimezone(UTC):%Y-%m-%dT%H:%MZ})"
+
+    if freeze:
+        reasons.append(
+            f"a deploy freeze is active ({freeze}): no production apply until it ends; "
+            "wait for the freeze to end, or declare an emergency_fix with a justification "
+            "and run it outside this pipeline's freeze rules"
+        )
+    if change is None:
+        reasons.append(
+            "no change record: give one with --change / HIE_CHANGE (the policy's Phase 1 needs "
+            "the Jira key, purpose, window, downtime estimate and rollback plan)"
+        )
+        return Decision(False, tuple(reasons), (), (), None, emergency)
+    if not result.has_changes and result.declared_type is None:
+        notes.append("the plan has no changes: nothing to announce or guard")
+        return Decision(not reasons, tuple(reasons), (), (), None, emergency, tuple(notes))
+
+    for gap in change.phase1_gaps():
+        if emergency and not gap.startswith("rollback"):
+            warnings.append(f"the change record has no {gap}; allowed for an emergency fix")
+            continue
+        reasons.append(f"the change record has no {gap}: add it (policy Phase 1)")
+    if emergency and not (change.justification or "").strip():
+        reasons.append("an emergency fix needs a justification in the change record")
+    reasons.extend(audiences.problems)
+
+    window = change.window
+    if window is not None:
+        if now < window.start:
+            reasons.append(
+                f"the window has not opened: it starts {when(window.start)}; this job may run "
+                "from then"
+            )
+        elif now > window.end:
+            reasons.append(
+                f"the window closed {when(window.end)}: set a new window in the change record "
+                "(the new time needs its own notice)"
+            )
+        if not calendar.in_working_hours(window.start, window.end) and not change.on_call:
+            reasons.append(
+                f"the window ({when(window.start)} to {when(window.end)}) is outside working "
+                "hours and the change record names no on_call engineer: add on_call"
+            )
+
+    requirements: list[Requirement] = []
+    for audience in audiences.for_phase("pre_deployment"):
+        requirements.append(
+            _requirement(
+                audience,
+                entries,
+                result,
+                policy,
+                calendar,
+                now,
+                window,
+                emergency,
+                reasons,
+                warnings,
+                when,
+            )
+        )
+
+    earliest = max((r.earliest_start for r in requirements), default=None)
+    if window is not None and earliest is not None and not emergency:
+        earliest = max(earliest, window.start) if all(r.met for r in requirements) else earliest
+    return Decision(
+        allowed=not reasons,
+        reasons=tuple(reasons),
+        warnings=tuple(warnings),
+        requirements=tuple(requirements),
+        earliest_start=earliest,
+        emergency=emergency,
+        notes=tuple(notes),
+    )
+
+
+def _requirement(
+    audience: Audience,
+    entries: Sequence[Entry],
+    result: Classification,
+    policy: Policy,
+    calendar: BusinessCalendar,
+    now: datetime,
+    window: Any,
+    emergency: bool,
+    reasons: list[str],
+    warnings: list[str],
+    when: Any,
+) -> Requirement:
+    told = sorted(
+        (
+            e
+            for e in entries
+            if e.audience == audience.id
+            and e.stage == ANNOUNCE
+            and not e.dry_run
+            and e.delivered_at <= now
+        ),
+        key=lambda e: e.delivered_at,
+    )
+    matching = [e for e in told if not plan_differences(e, result, policy)]
+    minimum, recommended = audience.minimum, audience.recommended
+    if not matching:
+        if_now = calendar.earliest_start(now, minimum)
+        if told:
+            diff = "; ".join(plan_differences(told[-1], result, policy))
+            reasons.append(
+                f"{audience.label} was told about a different plan ({diff}): run "
+                f"`hie-notify plan` to announce this one; with notice given now the earliest "
+                f"start is {when(if_now)}"
+            )
+        else:
+            what = (
+                "immediately, before the fix"
+                if emergency
+                else f"at least {minimum.describe()} ahead"
+            )
+            reasons.append(
+                f"{audience.label} has not been told ({what}): run `hie-notify plan` to announce "
+                f"it; with notice given now the earliest start is {when(if_now)}"
+            )
+        return Requirement(
+            audience.id, audience.label, str(minimum), str(recommended), None, if_now, False
+        )
+    given = matching[0].delivered_at
+    needed = calendar.earliest_start(given, minimum)
+    met = True
+    if window is not None and not emergency:
+        if window.start < needed:
+            met = False
+            reasons.append(
+                f"{audience.label} was told {when(given)}, less than the minimum "
+                f"{minimum.describe()} before the window starts {when(window.start)}: the "
+                f"earliest allowed start is {when(needed)}; move the window in the change record"
+            )
+        elif window.start < calendar.earliest_start(given, recommended):
+            warnings.append(
+                f"{audience.label} was told {when(given)}: more than the minimum "
+                f"{minimum.describe()}, less than the recommended {recommended.describe()}"
+            )
+    return Requirement(
+        audience.id, audience.label, str(minimum), str(recommended), given, needed, met
+    )

@@ -1,0 +1,282 @@
+"""Messages from Jinja2 templates, one per stage and audience kind, in each channel's format.
+
+Templates run in a sandbox with StrictUndefined. Every value a template prints is escaped for
+the format it is rendered in (Slack mrkdwn, HTML, GitLab Markdown, plain text), so text from a
+merge request or a plan cannot mention `@channel`, open a link or inject markup. Formatting
+helpers (`f.b`, `f.link`, ...) return text already safe for the format.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup
+
+from hie_notify.audiences import Audience
+from hie_notify.change import ChangeRecord
+from hie_notify.classify import Classification
+from hie_notify.durations import describe_timedelta
+from hie_notify.errors import InputError
+from hie_notify.policy.model import Policy
+
+FORMATS = ("text", "slack", "markdown", "html")
+STAGES = (
+    "announce",
+    "apply_started",
+    "apply_succeeded",
+    "apply_failed",
+    "rollback_started",
+    "rollback_succeeded",
+    "rollback_failed",
+    "complete",
+)
+_LIST_LIMIT = 25
+LINK_NAMES = ("run", "merge_request", "pipeline", "job")
+
+
+# Text already formatted for the current format is a Markup: printed as it is. Templates run
+# with autoescape on so that macro and block output stays Markup; `finalize` escapes everything
+# else with the format's own escaper. Never join Markup and plain text with `~` in a template
+# (markupsafe would HTML-escape the plain side): use f.join.
+Safe = Markup
+
+
+def _escape_slack(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_MD_SPECIAL = {c: "\\" + c for c in "\\`*_[]|~#!"}
+_MD_SPECIAL.update({"<": "&lt;", ">": "&gt;", "&": "&amp;", "@": "&#64;"})
+
+
+def _escape_markdown(text: str) -> str:
+    return "".join(_MD_SPECIAL.get(c, c) for c in text)
+
+
+class Format:
+    """The helpers a template uses; each knows how its format marks things up."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.escape: Callable[[str], str] = {
+            "text": lambda s: s,
+            "slack": _escape_slack,
+            "markdown": _escape_markdown,
+            "html": lambda s: html.escape(s, quote=True),
+        }[name]
+
+    def _e(self, value: object) -> Markup:
+        return value if isinstance(value, Markup) else Markup(self.escape(str(value)))
+
+    def b(self, value: object) -> Safe:
+        v = self._e(value)
+        return Safe(
+            {"text": v, "slack": f"*{v}*", "markdown": f"**{v}**", "html": f"<strong>{v}</strong>"}[
+                self.name
+            ]
+        )
+
+    def link(self, url: object, label: object) -> Safe:
+        u, lab = str(url), self._e(label)
+        if self.name == "slack":
+            return Safe(f"<{_escape_slack(u)}|{lab}>")
+        if self.name == "markdown":
+            return Safe(f"[{lab}]({u.replace(')', '%29').replace(' ', '%20')})")
+        if self.name == "html":
+            return Safe(f'<a href="{html.escape(u, quote=True)}">{lab}</a>')
+        return Safe(f"{lab} ({u})")
+
+    def code(self, value: object) -> Safe:
+        raw = str(value)
+        if self.name in ("slack", "markdown"):
+            return Safe("`" + self.escape(raw.replace("`", "'")) + "`")
+        if self.name == "html":
+            return Safe(f"<code>{html.escape(raw)}</code>")
+        return Safe(raw)
+
+    def heading(self, value: object) -> Safe:
+        v = self._e(value)
+        return Safe(
+            {"text": v, "slack": f"*{v}*", "markdown": f"### {v}", "html": f"<h3>{v}</h3>"}[
+                self.name
+            ]
+        )
+
+    def item(self, value: object) -> Safe:
+        v = self._e(value)
+        return Safe(
+            f"<li>{v}</li>"
+            if self.name == "html"
+            else f"- {v}"
+            if self.name != "slack"
+            else f"• {v}"
+        )
+
+    def ul(self, items: list[Any]) -> Safe:
+        lines = [self.item(i) for i in items]
+        if self.name == "html":
+            return Safe("<ul>" + "".join(lines) + "</ul>")
+        return Safe("\n".join(lines))
+
+    def p(self, value: object) -> Safe:
+        v = self._e(value)
+        return Safe(f"<p>{v}</p>" if self.name == "html" else v)
+
+    def join(self, *parts: object) -> Safe:
+        return Safe("".join(self._e(p) for p in parts))
+
+
+@dataclass(frozen=True)
+class Rendered:
+    stage: str
+    audience: Audience
+    subject: str
+    bodies: Mapping[str, str]  # format name -> body
+
+    def body(self, fmt: str) -> str:
+        return self.bodies[fmt]
+
+
+class Renderer:
+    """Renders every stage for every audience; a policy may override any template by name."""
+
+    def __init__(self, overrides: Mapping[str, str] | None = None) -> None:
+        self.overrides = dict(overrides or {})
+        self._envs = {name: self._env(name) for name in FORMATS}
+
+    def _env(self, fmt: str) -> SandboxedEnvironment:
+        f = Format(fmt)
+        loader = jinja2.ChoiceLoader(
+            [jinja2.DictLoader(self.overrides), jinja2.PackageLoader("hie_notify", "templates")]
+        )
+        env = SandboxedEnvironment(
+            loader=loader,
+            undefined=jinja2.StrictUndefined,
+            finalize=f._e,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            autoescape=True,
+        )
+        env.globals["f"] = f
+        return env
+
+    @staticmethod
+    def template_name(stage: str, audience: Audience) -> str:
+        kind = "internal" if audience.kind in ("internal", "meeting") else "external"
+        return f"{stage}.{kind}.j2"
+
+    def render(self, stage: str, audience: Audience, context: Mapping[str, Any]) -> Rendered:
+        name = self.template_name(stage, audience)
+        bodies: dict[str, str] = {}
+        subject = ""
+        for fmt, env in self._envs.items():
+            try:
+                module = env.get_template(name).make_module(dict(context))
+            except jinja2.TemplateError as exc:
+                where = "policy templates" if name in self.overrides else "built-in template"
+                raise InputError(f"{where} {name}: {type(exc).__name__}: {exc}") from None
+            bodies[fmt] = _tidy(str(module))
+            if fmt == "text":
+                subject = " ".join(str(getattr(module, "subject", "")).split())
+        return Rendered(stage, audience, subject, bodies)
+
+
+def _tidy(text: str) -> str:
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    out: list[str] = []
+    for line in lines:
+        if line or (out and out[-1]):
+            out.append(line)
+    return "\n".join(out) + "\n"
+
+
+@cache
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def when_text(start: datetime, end: datetime, zone: str) -> str:
+    """`Tuesday 8 December 2026, 19:00 to 21:00 GMT` in the audience's zone."""
+    s, e = start.astimezone(_zone(zone)), end.astimezone(_zone(zone))
+    day = f"{s:%A} {s.day} {s:%B %Y}"
+    if s.date() == e.date():
+        return f"{day}, {s:%H:%M} to {e:%H:%M} {e:%Z}"
+    return f"{day} {s:%H:%M} {s:%Z} to {e:%A} {e.day} {e:%B %Y} {e:%H:%M} {e:%Z}"
+
+
+def context(
+    *,
+    policy: Policy,
+    result: Classification,
+    change: ChangeRecord,
+    audience: Audience,
+    now: datetime,
+    links: Mapping[str, str],
+    status: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Everything a template may use: plain data, nothing that does I/O."""
+    ct = policy.change_type(result.change_type) if result.change_type else None
+    window = None
+    if change.window is not None:
+        window = {
+            "text": when_text(change.window.start, change.window.end, audience.time_zone),
+            "start_utc": change.window.start.astimezone(_zone("UTC")).isoformat(),
+            "end_utc": change.window.end.astimezone(_zone("UTC")).isoformat(),
+        }
+    downtime = change.downtime
+    changes = [r for r in result.resources]
+    return {
+        "audience": {"id": audience.id, "kind": audience.kind, "label": audience.label},
+        "change": {
+            "id": change.id,
+            "purpose": change.purpose,
+            "risk": change.risk or "not assessed",
+            "rollback": change.rollback or "",
+            "monitoring": change.monitoring or "",
+            "on_call": change.on_call or "",
+            "approvers": list(change.approvers),
+            "justification": change.justification or "",
+            "downtime": describe_timedelta(downtime) if downtime else "none expected",
+            "has_downtime": bool(downtime and downtime > timedelta(0)),
+            "jira_url": policy.jira.browse_url + change.id,
+        },
+        "type": {
+            "name": result.change_type or "",
+            "title": ct.title if ct else "Change",
+            "lead": ct.lead if ct else "",
+            "emergency": bool(ct and ct.notice_overrides_others),
+        },
+        "window": window,
+        "plan": {
+            "summary": dict(result.summary),
+            "service_impacting": result.service_impacting,
+            "categories": [policy.change_type(c).title for c in result.categories],
+            "reasons": list(result.reasons),
+            "resources": [
+                {"address": r.address, "action": r.action, "impacting": r.service_impacting}
+                for r in changes[:_LIST_LIMIT]
+            ],
+            "more_resources": max(0, len(changes) - _LIST_LIMIT),
+            "replaced": [r.address for r in changes if r.action in ("replace", "delete")][
+                :_LIST_LIMIT
+            ],
+        },
+        "service": policy.service_name,
+        "organisation": policy.organisation,
+        "support": {
+            "name": policy.support.name,
+            "email": policy.support.email or "",
+            "url": policy.support.url or "",
+        },
+        "links": {k: links.get(k) or "" for k in LINK_NAMES},
+        "status": dict(status or {}),
+        "now": now.isoformat(),
+    }
