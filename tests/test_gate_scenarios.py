@@ -317,3 +317,27 @@ def test_earliest(s: Scenario) -> None:
     assert out["earliest_start"] == "2026-12-31T10:00:00+00:00"
     assert out["recommended_start"] == "2027-01-05T10:00:00+00:00"
     assert out["earliest_start_local"] == "2026-12-31T10:00:00+00:00"
+
+
+def test_gitlab_log_sections(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    s = Scenario(tmp_path, capsys)
+    change, p = s.files(window("2026-12-08T10:00:00", "2026-12-08T12:00:00"), DNS)
+    args = [
+        "--now",
+        "2026-12-08T10:30:00+00:00",
+        "--change",
+        str(change),
+        "--ledger",
+        f"file:{tmp_path}/l.jsonl",
+        "gate",
+        "--plan",
+        str(p),
+        "--dotenv",
+        str(tmp_path / "g.env"),
+    ]
+    assert main(args, env={"GITLAB_CI": "true"}) == 1
+    out = capsys.readouterr().out
+    assert "\x1b[0Ksection_start:" in out and ":hie_gate_reasons\r\x1b[0KWhy it is blocked" in out
+    assert "\x1b[0Ksection_end:" in out
+    assert main(args, env={}) == 1
+    assert "section_start" not in capsys.readouterr().out

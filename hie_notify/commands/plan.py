@@ -78,8 +78,16 @@ def run(args: argparse.Namespace, options: Options) -> int:
         lines.append(f"  dry run   {r.audience.id:28} would send: {r.subject}")
     for problem in prep.audiences.problems:
         lines.append(f"  PROBLEM   {problem}")
+    data["window_too_early"] = False
     if earliest:
         local = prep.calendar.local(earliest)
         lines.append(f"These notices allow a window from {local:%a %d %b %Y %H:%M %Z}.")
+        if change.window is not None and change.window.start < earliest:
+            data["window_too_early"] = True
+            lines.append(
+                "WARNING: the change record's window starts "
+                f"{prep.calendar.local(change.window.start):%a %d %b %Y %H:%M %Z}, before that: "
+                "the gate will block it. Move the window, or see `hie-notify earliest`."
+            )
     output.emit(options, data, "\n".join(lines))
     return 0
