@@ -71,9 +71,15 @@ class _Building:
     types: list[str] = field(default_factory=list)
 
     def merge(
-        self, phases: Iterable[str], minimum: NoticePeriod, recommended: NoticePeriod, source: str
+        self,
+        phases: Iterable[str],
+        minimum: NoticePeriod,
+        recommended: NoticePeriod,
+        source: str,
+        emails: Iterable[str] = (),
     ) -> None:
         self.phases.update(phases)
+        self.emails += tuple(e for e in emails if e not in self.emails)
         if minimum.longer_than(self.minimum):
             self.minimum = minimum
         if recommended.longer_than(self.recommended):
@@ -122,9 +128,10 @@ def resolve(
         source: str,
         **new: Any,
     ) -> None:
+        emails = new.pop("emails", ())
         if aid not in found:
             found[aid] = _Building(minimum=minimum, recommended=recommended, **new)
-        found[aid].merge(phases, minimum, recommended, source)
+        found[aid].merge(phases, minimum, recommended, source, emails)
 
     for name in result.categories:
         ct = policy.change_type(name)
