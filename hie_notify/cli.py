@@ -28,6 +28,11 @@ _COMMANDS: dict[str, str] = {
     "plan": "classify, send the pre-deployment notices the policy requires, record them",
     "gate": "decide whether the apply may go ahead now; exit 1 when blocked, with every reason",
     "earliest": "the earliest window start the required notice allows if notices go out now",
+    "apply": "stage notices for the apply (--status started|succeeded|failed)",
+    "rollback": "stage notices for a rollback (--status started|succeeded|failed)",
+    "complete": "completion notices; the post-mortem reminder where the policy owes one",
+    "cancel": "tell everyone who was told that the change will not go ahead",
+    "preview": "render every message of a stage, for every audience, without sending",
     "validate": "check the policy and change files; exit 2 with every problem found",
 }
 

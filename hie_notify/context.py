@@ -64,7 +64,3 @@ def prepare(options: Options, plan_path: Path | None, *, need_change: bool) -> P
     result = classify(load_plan(plan_path), policy, change)
     audiences = resolve(policy, result, change, environments(options.env))
     return Prepared(policy, change, result, BusinessCalendar.from_policy(policy), audiences)
-
-
-def sender(env: Mapping[str, str]) -> str:
-    return env.get("SMTP_FROM") or "hie-notify <hie-notify@localhost>"

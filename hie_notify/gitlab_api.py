@@ -127,3 +127,89 @@ def describe_freeze(env: Mapping[str, str]) -> str:
         for p in periods
     ]
     return base + (f"; freeze periods: {'; '.join(named)}" if named else "")
+
+
+class NoteTarget:
+    """The merge request (or change issue) whose notes hie-notify reads and writes, and the
+    identity it writes as. Built from the CI environment; nothing is fetched until needed."""
+
+    def __init__(self, target: GitLabTarget, kind: str, iid: int | None, sha: str | None):
+        self.target = target
+        self.kind = kind  # "mr" or "issue"
+        self._iid = iid
+        self._sha = sha
+        self._gl: Any = None
+        self._me: int | None = None
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str], feature: str, *, allow_issue: bool = True
+    ) -> NoteTarget:
+        target = gitlab_target(env, feature)
+        issue = env.get("HIE_CHANGE_ISSUE_IID") if allow_issue else None
+        if issue:
+            if not issue.isdigit():
+                raise InputError(f"HIE_CHANGE_ISSUE_IID: expected an issue number, got {issue!r}")
+            return cls(target, "issue", int(issue), None)
+        mr = env.get("CI_MERGE_REQUEST_IID")
+        if mr:
+            if not mr.isdigit():
+                raise InputError(f"CI_MERGE_REQUEST_IID: expected a number, got {mr!r}")
+            return cls(target, "mr", int(mr), None)
+        sha = env.get("CI_COMMIT_SHA")
+        if not sha:
+            raise InputError(
+                f"{feature} needs CI_MERGE_REQUEST_IID, CI_COMMIT_SHA or HIE_CHANGE_ISSUE_IID "
+                "to know which merge request or issue to use"
+            )
+        return cls(target, "mr", None, sha)
+
+    @property
+    def description(self) -> str:
+        return f"gitlab:{self.kind}:{self._iid if self._iid is not None else '(from commit)'}"
+
+    def client(self) -> Any:
+        if self._gl is None:
+            self._gl = connect(self.target)
+        return self._gl
+
+    def project(self) -> Any:
+        return self.client().projects.get(self.target.project_id, lazy=True)
+
+    def my_id(self) -> int:
+        if self._me is None:
+            gl = self.client()
+            call("identify the notifier's user", gl.auth)
+            self._me = int(gl.user.id)
+        return self._me
+
+    def noteable(self) -> Any:
+        project = self.project()
+        if self._iid is None:
+            sha = self._sha
+            mrs = call(
+                "find the merge request of the commit",
+                lambda: project.commits.get(sha, lazy=True).merge_requests(),
+            )
+            if not mrs:
+                raise InputError(
+                    f"no merge request contains commit {sha} (set HIE_CHANGE_ISSUE_IID to keep "
+                    "the record on a change issue instead)"
+                )
+            self._iid = int(mrs[0]["iid"])
+        manager = project.mergerequests if self.kind == "mr" else project.issues
+        return manager.get(self._iid, lazy=True)
+
+    def own_notes(self, what: str) -> list[Any]:
+        """Notes written by our own user (never system notes), oldest first."""
+        me = self.my_id()
+        noteable = self.noteable()
+        notes = call(
+            what,
+            lambda: list(noteable.notes.list(iterator=True, sort="asc", order_by="created_at")),
+        )
+        return [
+            n
+            for n in notes
+            if not n.attributes.get("system") and int(n.attributes["author"]["id"]) == me
+        ]

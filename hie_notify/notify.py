@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from hie_notify.audiences import Audience
 from hie_notify.change import ChangeRecord
-from hie_notify.channels import Channel
+from hie_notify.channels import Channels, Outgoing
 from hie_notify.classify import Classification
 from hie_notify.errors import HieError, ServiceError
 from hie_notify.ledger import Entry, Ledger, idempotency_key
@@ -24,6 +24,7 @@ class StageReport:
     already: list[Entry] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (audience, why)
     previews: list[Rendered] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         def row(e: Entry) -> dict[str, Any]:
@@ -41,91 +42,24 @@ class StageReport:
             "already_delivered": [row(e) for e in self.already],
             "failed": [{"audience": a, "error": why} for a, why in self.failed],
             "dry_run": [{"audience": r.audience.id, "subject": r.subject} for r in self.previews],
+            "notes": list(self.notes),
         }
 
-
-def run_stage(
-    *,
-    stage: str,
-    policy: Policy,
-    change: ChangeRecord,
-    result: Classification,
-    audiences: Sequence[Audience],
-    ledger: Ledger,
-    channel_for: Callable[[Audience], Channel],
-    renderer: Renderer,
-    now: datetime,
-    links: Mapping[str, str],
-    status: Mapping[str, Any] | None = None,
-    dry_run: bool = False,
-) -> StageReport:
-    """Deliver `stage` to every audience not already told (same change, stage, audience, plan).
-
-    Each delivery is recorded as soon as it is made, so a failure part-way loses nothing that
-    was sent. A channel that still fails after its retries is reported; the others still go out,
-    and a ServiceError (exit 3) at the end lists what was and was not delivered.
-    """
-    report = StageReport(stage)
-    with ledger.lock():
-        done = {e.idempotency_key: e for e in ledger.read(change.id)}
-        for audience in audiences:
-            key = idempotency_key(change.id, stage, audience.id, result.fingerprint)
-            if key in done:
-                report.already.append(done[key])
-                continue
-            message = renderer.render(
-                stage,
-                audience,
-                context(
-                    policy=policy,
-                    result=result,
-                    change=change,
-                    audience=audience,
-                    now=now,
-                    links=links,
-                    status=status,
-                ),
+    def lines(self) -> list[str]:
+        out = []
+        for e in self.delivered:
+            out.append(f"  sent      {e.audience:28} via {e.channel}: {e.message_id}")
+        for e in self.already:
+            out.append(
+                f"  already   {e.audience:28} via {e.channel} {e.delivered_at.isoformat()} "
+                "(not sent again)"
             )
-            if dry_run:
-                report.previews.append(message)
-                continue
-            channel = channel_for(audience)
-            try:
-                delivery = channel.send(message, key)
-            except ServiceError as exc:
-                report.failed.append((audience.id, str(exc)))
-                continue
-            entry = Entry(
-                change_id=change.id,
-                stage=stage,
-                audience=audience.id,
-                channel=delivery.channel,
-                recipient=delivery.recipient,
-                fingerprint=result.fingerprint,
-                change_type=result.change_type,
-                service_impacting=result.service_impacting,
-                resources=tuple((r.address, r.action) for r in result.resources),
-                delivered_at=delivery.delivered_at or now,
-                message_id=delivery.message_id,
-                idempotency_key=key,
-                emergency=bool(
-                    result.change_type
-                    and policy.change_type(result.change_type).notice_overrides_others
-                ),
-            )
-            try:
-                report.delivered.extend(ledger.record([entry]))
-            except HieError as exc:
-                raise StageFailed(
-                    report,
-                    f"{audience.id} was delivered ({delivery.message_id}) but could not be "
-                    f"recorded in the ledger ({exc}); a re-run may send it again",
-                ) from None
-    if report.failed:
-        sent = ", ".join(e.audience for e in report.delivered) or "nothing"
-        failed = "; ".join(f"{a}: {why}" for a, why in report.failed)
-        raise StageFailed(report, f"delivered: {sent}. NOT delivered: {failed}")
-    return report
+        for r in self.previews:
+            out.append(f"  dry run   {r.audience.id:28} would send: {r.subject}")
+        for a, why in self.failed:
+            out.append(f"  FAILED    {a:28} {why}")
+        out.extend(f"  note      {n}" for n in self.notes)
+        return out
 
 
 class StageFailed(ServiceError):
@@ -136,4 +70,103 @@ class StageFailed(ServiceError):
         self.report = report
 
 
-__all__ = ["HieError", "StageFailed", "StageReport", "run_stage"]
+def run_stage(
+    *,
+    stage: str,
+    policy: Policy,
+    change: ChangeRecord,
+    result: Classification,
+    audiences: Sequence[Audience],
+    ledger: Ledger,
+    channels: Channels,
+    renderer: Renderer,
+    now: datetime,
+    links: Mapping[str, str],
+    status: Mapping[str, Any] | None = None,
+    dry_run: bool = False,
+) -> StageReport:
+    """Deliver `stage` to every audience, through each channel the policy names for it, unless
+    already delivered (same change, stage, audience, channel and plan).
+
+    Each delivery is recorded as soon as it is made, so a failure part-way loses nothing that
+    was sent. A channel still failing after its retries is reported; the other deliveries still
+    go out, and StageFailed (exit 3) at the end lists what was and was not delivered.
+    """
+    report = StageReport(stage)
+    window = (change.window.start, change.window.end) if change.window else None
+    with ledger.lock():
+        entries = ledger.read(change.id)
+        done = {e.idempotency_key: e for e in entries}
+        for audience in audiences:
+            history = tuple(
+                sorted(
+                    (e for e in entries if e.audience == audience.id), key=lambda e: e.delivered_at
+                )
+            )
+            ctx = context(
+                policy=policy,
+                result=result,
+                change=change,
+                audience=audience,
+                now=now,
+                links=links,
+                status=status,
+            )
+            message: Rendered | None = None
+            for kind, channel in channels.for_audience(audience):
+                key = idempotency_key(change.id, stage, audience.id, result.fingerprint, kind)
+                if key in done:
+                    report.already.append(done[key])
+                    continue
+                message = message or renderer.render(stage, audience, ctx)
+                if dry_run:
+                    report.previews.append(message)
+                    continue
+                parent = renderer.render("announce", audience, ctx) if stage != "announce" else None
+                outgoing = Outgoing(change.id, message, key, kind, history, parent, window)
+                try:
+                    delivery = channel.send(outgoing)
+                except ServiceError as exc:
+                    report.failed.append((audience.id, f"{kind}: {exc}"))
+                    continue
+                if delivery.note:
+                    report.notes.append(f"{audience.id}: {delivery.note}")
+                entry = Entry(
+                    change_id=change.id,
+                    stage=stage,
+                    audience=audience.id,
+                    channel=delivery.channel,
+                    recipient=delivery.recipient,
+                    fingerprint=result.fingerprint,
+                    change_type=result.change_type,
+                    service_impacting=result.service_impacting,
+                    resources=tuple((r.address, r.action) for r in result.resources),
+                    delivered_at=delivery.delivered_at or now,
+                    message_id=delivery.message_id,
+                    idempotency_key=key,
+                    emergency=bool(
+                        result.change_type
+                        and policy.change_type(result.change_type).notice_overrides_others
+                    ),
+                    categories=result.categories,
+                    impacting_categories=result.impacting_categories,
+                    window_start=window[0].isoformat() if window else "",
+                    window_end=window[1].isoformat() if window else "",
+                )
+                try:
+                    recorded = ledger.record([entry])
+                except HieError as exc:
+                    raise StageFailed(
+                        report,
+                        f"{audience.id} was delivered ({delivery.message_id}) but could not be "
+                        f"recorded in the ledger ({exc}); a re-run may send it again",
+                    ) from None
+                report.delivered.extend(recorded)
+                history = (*history, *recorded)
+    for kind, why in channels.fallbacks.items():
+        report.notes.append(f"{kind}: {why}: written to the outbox instead")
+    if report.failed:
+        sent = ", ".join(e.audience for e in report.delivered) or "nothing"
+        failed = "; ".join(f"{a}: {why}" for a, why in report.failed)
+        raise StageFailed(report, f"delivered: {sent}. NOT delivered: {failed}")
+    return report

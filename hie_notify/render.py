@@ -95,9 +95,12 @@ class Format:
         return Safe(f"{lab} ({u})")
 
     def code(self, value: object) -> Safe:
-        raw = str(value)
-        if self.name in ("slack", "markdown"):
-            return Safe("`" + self.escape(raw.replace("`", "'")) + "`")
+        raw = str(value).replace("`", "'")
+        if self.name == "markdown":
+            # Inside a code span Markdown is literal: no mention, link or markup is possible.
+            return Safe("`" + raw + "`")
+        if self.name == "slack":
+            return Safe("`" + self.escape(raw) + "`")
         if self.name == "html":
             return Safe(f"<code>{html.escape(raw)}</code>")
         return Safe(raw)
@@ -145,11 +148,24 @@ class Rendered:
         return self.bodies[fmt]
 
 
+def template_names() -> list[str]:
+    """The built-in templates a policy may override."""
+    from importlib import resources
+
+    folder = resources.files("hie_notify").joinpath("templates")
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".j2") and p.name[0] != "_")
+
+
 class Renderer:
     """Renders every stage for every audience; a policy may override any template by name."""
 
-    def __init__(self, overrides: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        overrides: Mapping[str, str] | None = None,
+        masker: Callable[[str], str] | None = None,
+    ) -> None:
         self.overrides = dict(overrides or {})
+        self.mask = masker or (lambda text: text)
         self._envs = {name: self._env(name) for name in FORMATS}
 
     def _env(self, fmt: str) -> SandboxedEnvironment:
@@ -183,10 +199,39 @@ class Renderer:
             except jinja2.TemplateError as exc:
                 where = "policy templates" if name in self.overrides else "built-in template"
                 raise InputError(f"{where} {name}: {type(exc).__name__}: {exc}") from None
-            bodies[fmt] = _tidy(str(module))
+            body = _tidy(str(module))
+            bodies[fmt] = self.mask(_hard_breaks(body) if fmt == "markdown" else body)
             if fmt == "text":
-                subject = " ".join(str(getattr(module, "subject", "")).split())
+                subject = self.mask(" ".join(str(getattr(module, "subject", "")).split()))
         return Rendered(stage, audience, subject, bodies)
+
+    def render_document(self, name: str, context: Mapping[str, Any]) -> tuple[str, str]:
+        """(subject, Markdown body) of a template that is not a per-audience message."""
+        env = self._envs["markdown"]
+        try:
+            module = env.get_template(name).make_module(dict(context))
+        except jinja2.TemplateError as exc:
+            where = "policy templates" if name in self.overrides else "built-in template"
+            raise InputError(f"{where} {name}: {type(exc).__name__}: {exc}") from None
+        subject = " ".join(str(getattr(module, "subject", "")).split())
+        return self.mask(subject), self.mask(_hard_breaks(_tidy(str(module))))
+
+
+_BLOCK_STARTS = ("-", "|", "#", "<", "`", "…")
+
+
+def _hard_breaks(markdown: str) -> str:
+    """Keep the templates' line breaks in Markdown: a plain line followed by another plain line
+    ends with a hard break (two spaces) instead of running into it."""
+    lines = markdown.split("\n")
+    out = []
+    for i, line in enumerate(lines):
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        plain = line and not line.startswith(_BLOCK_STARTS)
+        if plain and nxt and not nxt.startswith(_BLOCK_STARTS):
+            line += "  "
+        out.append(line)
+    return "\n".join(out)
 
 
 def _tidy(text: str) -> str:

@@ -55,6 +55,8 @@ class Scenario:
         args += [command, "--plan", str(plan_file), *extra]
         if command == "gate":
             args += ["--dotenv", str(self.tmp / "gate.env")]
+        if command == "plan":
+            args += ["--terraform-report", str(self.tmp / "tf-report.json")]
         code = main(args, env=self.env)
         out = self.capsys.readouterr()
         return code, (json.loads(out.out) if out.out.strip() else {}), out.err

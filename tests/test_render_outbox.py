@@ -13,6 +13,7 @@ import pytest
 
 from hie_notify.audiences import Audience, resolve
 from hie_notify.change import ChangeRecord, load_change
+from hie_notify.channels import Outgoing
 from hie_notify.channels.outbox import Outbox
 from hie_notify.classify import classify
 from hie_notify.durations import parse_notice
@@ -115,8 +116,8 @@ def test_outbox_writes_what_each_channel_receives(
 ) -> None:
     _, _, rendered = setup
     box = Outbox(tmp_path, "FFAPP-4458", NOW, "DevOps <devops@example.org>")
-    slack = box.send(_by(rendered, "slack:#devops"), "k1")
-    mail = box.send(_by(rendered, "customer:EoE"), "k2")
+    slack = box.send(Outgoing("FFAPP-4458", _by(rendered, "slack:#devops"), "k1", "slack", ()))
+    mail = box.send(Outgoing("FFAPP-4458", _by(rendered, "customer:EoE"), "k2", "email", ()))
     assert slack.message_id == str(tmp_path / "FFAPP-4458/announce/slack-devops.json")
     payload = json.loads(Path(slack.message_id).read_text())
     assert payload["channel"] == "#devops"
@@ -131,7 +132,7 @@ def test_outbox_writes_what_each_channel_receives(
     assert parsed["X-HIE-Notify-Key"] == "k2"
     assert parsed.get_body(("plain",)).get_content().startswith("Dear East of England team,")
     assert "<strong>When</strong>" in parsed.get_body(("html",)).get_content()
-    again = box.send(_by(rendered, "slack:#devops"), "k3")
+    again = box.send(Outgoing("FFAPP-4458", _by(rendered, "slack:#devops"), "k3", "slack", ()))
     assert Path(again.message_id).name == "slack-devops.2.json"  # never overwritten
 
 

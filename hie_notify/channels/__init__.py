@@ -1,29 +1,158 @@
 """Channels deliver messages that are already rendered; one module per channel.
 
-A channel is anything with `kind` and `send(message, key) -> Delivery`. `key` is the delivery's
-idempotency key, for channels that can use one. Which channel serves an audience is chosen here,
-from the policy's audience and the credentials in the environment; a channel without
-credentials is replaced by the outbox, which writes what the real one would have received.
+A channel has a `kind` and `send(outgoing) -> Delivery`. Which channels serve an audience is
+the policy's choice (`channels:`); a channel whose credentials are not set is replaced by the
+outbox, which writes what the real one would have received, and says so.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol
 
+from hie_notify.audiences import Audience
+from hie_notify.ledger import Entry
+from hie_notify.policy.model import Policy
 from hie_notify.render import Rendered
+
+STATE_OF_STAGE = {
+    "announce": "announced",
+    "apply_started": "in progress",
+    "apply_succeeded": "applied, checking",
+    "apply_failed": "failed",
+    "rollback_started": "rolling back",
+    "rollback_succeeded": "rolled back",
+    "rollback_failed": "rollback failed",
+    "complete": "done",
+    "cancelled": "cancelled",
+}
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message for one audience, with what the channel needs to thread or update it."""
+
+    change_id: str
+    rendered: Rendered
+    key: str  # the delivery's idempotency key
+    channel_kind: str  # the channel the policy asked for (the outbox writes its form)
+    history: tuple[Entry, ...]  # earlier deliveries of this change to this audience
+    parent: Rendered | None = None  # the announcement, refreshed in place where possible
+    window: tuple[datetime, datetime] | None = None
+
+    @property
+    def stage(self) -> str:
+        return self.rendered.stage
+
+    @property
+    def state(self) -> str:
+        return STATE_OF_STAGE.get(self.stage, self.stage)
 
 
 @dataclass(frozen=True)
 class Delivery:
-    channel: str  # slack | email | teams | webhook | gitlab | outbox
+    channel: str  # slack | email | teams | webhook | outbox
     recipient: str
     message_id: str
     delivered_at: datetime | None  # the service's own timestamp, where it gives one
+    note: str = ""  # e.g. why the outbox was used instead
 
 
 class Channel(Protocol):
     kind: str
 
-    def send(self, message: Rendered, key: str) -> Delivery: ...
+    def send(self, outgoing: Outgoing) -> Delivery: ...
+
+
+def configured_kinds(policy: Policy, audience: Audience) -> list[str]:
+    """The channel kinds the policy names for an audience."""
+    if audience.kind == "customer":
+        customer = policy.customers.get(audience.id.split(":", 1)[1])
+        if customer is not None and customer.channels:
+            return list(customer.channels)
+    return list(getattr(policy.channels, audience.kind))
+
+
+class Channels:
+    """Builds each channel once per run; a channel without credentials becomes the outbox."""
+
+    def __init__(
+        self, policy: Policy, env: Mapping[str, str], outbox: Path, change_id: str, now: datetime
+    ) -> None:
+        from hie_notify.channels.outbox import Outbox
+
+        self.policy = policy
+        self.env = env
+        self.now = now
+        self.outbox = Outbox(outbox, change_id, now, sender(env))
+        self._built: dict[str, Channel | None] = {}
+        self.fallbacks: dict[str, str] = {}
+
+    def for_audience(self, audience: Audience) -> list[tuple[str, Channel]]:
+        """(configured kind, channel that will carry it) for each channel the policy names."""
+        out: list[tuple[str, Channel]] = []
+        for kind in configured_kinds(self.policy, audience):
+            channel = self._channel(kind)
+            if kind == "slack" and not audience.slack_channel:
+                channel = None
+            if kind == "email" and not audience.emails:
+                self.fallbacks.setdefault(
+                    f"email:{audience.id}", f"{audience.label} has no email contacts in the policy"
+                )
+                channel = None
+            out.append((kind, channel or self.outbox))
+        return out
+
+    def _channel(self, kind: str) -> Channel | None:
+        if kind not in self._built:
+            self._built[kind] = self._build(kind)
+        return self._built[kind]
+
+    def _build(self, kind: str) -> Channel | None:
+        env = self.env
+        if kind == "outbox":
+            return self.outbox
+        if kind == "slack":
+            if not env.get("SLACK_BOT_TOKEN"):
+                self.fallbacks["slack"] = "SLACK_BOT_TOKEN is not set"
+                return None
+            from hie_notify.channels.slack import SlackChannel
+
+            return SlackChannel.from_env(env)
+        if kind == "email":
+            if not env.get("SMTP_HOST"):
+                self.fallbacks["email"] = "SMTP_HOST is not set"
+                return None
+            from hie_notify.channels.email import EmailChannel
+
+            return EmailChannel.from_env(env, self.now)
+        if kind == "teams":
+            if not env.get("TEAMS_WEBHOOK_URL"):
+                self.fallbacks["teams"] = "TEAMS_WEBHOOK_URL is not set"
+                return None
+            from hie_notify.channels.teams import TeamsChannel
+
+            return TeamsChannel(env["TEAMS_WEBHOOK_URL"])
+        if kind == "webhook":
+            if not env.get("HIE_WEBHOOK_URL"):
+                self.fallbacks["webhook"] = "HIE_WEBHOOK_URL is not set"
+                return None
+            from hie_notify.channels.webhook import WebhookChannel
+
+            return WebhookChannel(env["HIE_WEBHOOK_URL"], env.get("HIE_WEBHOOK_SECRET", ""))
+        raise AssertionError(kind)
+
+
+def sender(env: Mapping[str, str]) -> str:
+    return env.get("SMTP_FROM") or "hie-notify <hie-notify@localhost>"
+
+
+def thread_parent(history: Sequence[Entry], channel: str) -> Entry | None:
+    """The first announcement this audience received through `channel`, if any."""
+    for entry in history:
+        if entry.stage == "announce" and entry.channel == channel and not entry.dry_run:
+            return entry
+    return None

@@ -14,8 +14,7 @@ import re
 from datetime import datetime
 from pathlib import Path
 
-from hie_notify.channels import Delivery, email_message, slack_blocks
-from hie_notify.render import Rendered
+from hie_notify.channels import Delivery, Outgoing, email_message, slack_blocks
 
 _SLUG = re.compile(r"[^A-Za-z0-9._]+")
 
@@ -34,25 +33,37 @@ class Outbox:
         self.now = now
         self.sender = sender
 
-    def send(self, message: Rendered, key: str) -> Delivery:
+    def send(self, outgoing: Outgoing) -> Delivery:
+        """Write what the configured channel (`outgoing.channel_kind`) would have received."""
+        message = outgoing.rendered
         audience = message.audience
-        if audience.kind == "internal" and audience.slack_channel:
+        kind = outgoing.channel_kind
+        stem = slug(audience.id)
+        recipient = audience.label
+        if kind == "slack" and audience.slack_channel:
             ext = "json"
-            data = json.dumps(
-                slack_blocks.payload(message, audience.slack_channel), indent=2
-            ).encode()
+            payload = slack_blocks.payload(message, audience.slack_channel)
+            data = json.dumps(payload, indent=2).encode()
             recipient = audience.slack_channel
-        elif audience.kind in ("customer", "stakeholder"):
+        elif kind == "email":
             ext = "eml"
-            mail = email_message.build(message, self.sender, audience.emails, self.now, key)
-            data = bytes(mail)
+            data = bytes(email_message.build(outgoing, self.sender, self.now))
             recipient = ", ".join(audience.emails) or audience.label
+        elif kind == "teams":
+            from hie_notify.channels.teams import card
+
+            ext, stem = "json", stem + ".teams"
+            data = json.dumps(card(outgoing), indent=2).encode()
+        elif kind == "webhook":
+            from hie_notify.channels.webhook import body
+
+            ext, stem = "json", stem + ".webhook"
+            data = json.dumps(body(outgoing), indent=2, sort_keys=True).encode()
         else:
             ext = "md"
             data = f"# {message.subject}\n\n{message.body('markdown')}".encode()
-            recipient = audience.label
         folder = self.root / slug(self.change_id) / slug(message.stage)
-        path = self._write_new(folder, slug(audience.id), ext, data)
+        path = self._write_new(folder, stem, ext, data)
         return Delivery("outbox", recipient, str(path), None)
 
     @staticmethod

@@ -1,34 +1,38 @@
-"""`hie-notify plan`: classify, send the pre-deployment notices the policy requires, record them."""
+"""`hie-notify plan`: classify, post the plan summary to the merge request, send the
+pre-deployment notices the policy requires, record them."""
 
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
 from pathlib import Path
 
 from hie_notify import output
-from hie_notify.audiences import Audience
-from hie_notify.channels import Channel
-from hie_notify.channels.outbox import Outbox
-from hie_notify.context import links, prepare, sender
-from hie_notify.gate import ANNOUNCE
-from hie_notify.ledger import open_ledger
-from hie_notify.notify import run_stage
+from hie_notify.audiences import resolve
+from hie_notify.commands import _stage
+from hie_notify.context import environments
+from hie_notify.ledger import Entry
 from hie_notify.options import Options
-from hie_notify.render import Renderer
+from hie_notify.stages import ANNOUNCE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--plan", required=True, type=Path, metavar="FILE", help="`terraform show -json` output"
     )
+    parser.add_argument(
+        "--terraform-report",
+        type=Path,
+        default=Path("hie-notify-terraform-report.json"),
+        metavar="FILE",
+        help="GitLab artifacts:reports:terraform file to write (default %(default)s)",
+    )
 
 
 def run(args: argparse.Namespace, options: Options) -> int:
-    prep = prepare(options, args.plan, need_change=True)
-    change = prep.change
-    assert change is not None
-    now = options.clock()
-    result = prep.result
+    run = _stage.load(options, args.plan)
+    result, change = run.result, run.change
+    _stage.terraform_report(result, args.terraform_report)
     if not result.has_changes and result.declared_type is None:
         output.emit(
             options,
@@ -36,58 +40,30 @@ def run(args: argparse.Namespace, options: Options) -> int:
             "Nothing to announce: " + result.reasons[0],
         )
         return 0
-    outbox = Outbox(options.outbox, change.id, now, sender(options.env))
-
-    def channel_for(audience: Audience) -> Channel:
-        return outbox
-
-    report = run_stage(
-        stage=ANNOUNCE,
-        policy=prep.policy,
-        change=change,
-        result=result,
-        audiences=prep.audiences.for_phase("pre_deployment"),
-        ledger=open_ledger(options.ledger, options.env),
-        channel_for=channel_for,
-        renderer=Renderer(),
-        now=now,
-        links=links(options.env),
-        dry_run=options.dry_run,
-    )
-    earliest = max(
-        (
-            prep.calendar.earliest_start(e.delivered_at, a.minimum)
-            for a in prep.audiences.for_phase("pre_deployment")
-            for e in report.delivered + report.already
-            if e.audience == a.id
-        ),
-        default=None,
-    )
-    data = report.to_json()
-    data["change_type"] = result.change_type
-    data["earliest_start"] = earliest.isoformat() if earliest else None
-    data["problems"] = list(prep.audiences.problems)
-    lines = [f"{change.id}: {result.change_type} — pre-deployment notices"]
-    for e in report.delivered:
-        lines.append(f"  sent      {e.audience:28} via {e.channel}: {e.message_id}")
-    for e in report.already:
-        lines.append(
-            f"  already   {e.audience:28} told {e.delivered_at.isoformat()} (not sent again)"
-        )
-    for r in report.previews:
-        lines.append(f"  dry run   {r.audience.id:28} would send: {r.subject}")
-    for problem in prep.audiences.problems:
-        lines.append(f"  PROBLEM   {problem}")
-    data["window_too_early"] = False
+    report = _stage.send(run, ANNOUNCE, {})
+    extra = [_stage.publish_summary(run, "announced")]
+    earliest = _earliest(run, report.delivered + report.already)
+    data = {"earliest_start": earliest.isoformat() if earliest else None, "window_too_early": False}
     if earliest:
-        local = prep.calendar.local(earliest)
-        lines.append(f"These notices allow a window from {local:%a %d %b %Y %H:%M %Z}.")
+        local = run.calendar.local(earliest)
+        extra.append(f"These notices allow a window from {local:%a %d %b %Y %H:%M %Z}.")
         if change.window is not None and change.window.start < earliest:
             data["window_too_early"] = True
-            lines.append(
+            extra.append(
                 "WARNING: the change record's window starts "
-                f"{prep.calendar.local(change.window.start):%a %d %b %Y %H:%M %Z}, before that: "
+                f"{run.calendar.local(change.window.start):%a %d %b %Y %H:%M %Z}, before that: "
                 "the gate will block it. Move the window, or see `hie-notify earliest`."
             )
-    output.emit(options, data, "\n".join(lines))
+    _stage.emit_report(options, run, report, extra, data)
     return 0
+
+
+def _earliest(run: _stage.StageRun, entries: list[Entry]) -> datetime | None:
+    """The earliest window start that the notices recorded so far allow."""
+    audiences = resolve(run.policy, run.result, run.change, environments(run.options.env))
+    starts = []
+    for audience in audiences.for_phase("pre_deployment"):
+        told = [e.delivered_at for e in entries if e.audience == audience.id]
+        if told:
+            starts.append(run.calendar.earliest_start(min(told), audience.minimum))
+    return max(starts, default=None)

@@ -33,6 +33,10 @@ class Entry:
     idempotency_key: str
     emergency: bool = False
     dry_run: bool = False
+    categories: tuple[str, ...] = ()
+    impacting_categories: tuple[str, ...] = ()
+    window_start: str = ""
+    window_end: str = ""
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -40,6 +44,8 @@ class Entry:
         data["v"] = ENTRY_VERSION
         data["delivered_at"] = self.delivered_at.isoformat()
         data["resources"] = [list(r) for r in self.resources]
+        data["categories"] = list(self.categories)
+        data["impacting_categories"] = list(self.impacting_categories)
         data["extra"] = dict(self.extra)
         return data
 
@@ -67,6 +73,10 @@ class Entry:
                 idempotency_key=str(data["idempotency_key"]),
                 emergency=bool(data.get("emergency", False)),
                 dry_run=bool(data.get("dry_run", False)),
+                categories=tuple(str(c) for c in data.get("categories") or ()),
+                impacting_categories=tuple(str(c) for c in data.get("impacting_categories") or ()),
+                window_start=str(data.get("window_start") or ""),
+                window_end=str(data.get("window_end") or ""),
                 extra={str(k): str(v) for k, v in dict(data.get("extra") or {}).items()},
             )
         except KeyError as exc:
@@ -75,16 +85,19 @@ class Entry:
             raise InputError(f"{where}: malformed ledger entry ({exc})") from None
 
 
-def idempotency_key(change_id: str, stage: str, audience: str, fingerprint: str) -> str:
-    """Same change, stage, audience and plan: the same key, so a re-run sends nothing new."""
-    raw = "\x1f".join((change_id, stage, audience, fingerprint))
+def idempotency_key(
+    change_id: str, stage: str, audience: str, fingerprint: str, channel: str = ""
+) -> str:
+    """Same change, stage, audience, channel and plan: the same key, so a re-run sends nothing."""
+    raw = "\x1f".join((change_id, stage, audience, fingerprint, channel))
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
 class Ledger(Protocol):
     """Where deliveries are recorded. Entries are never edited or deleted."""
 
-    description: str
+    @property
+    def description(self) -> str: ...
 
     def read(self, change_id: str) -> list[Entry]:
         """Every entry recorded for a change, oldest first."""

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from hie_notify.errors import InputError
-from hie_notify.gitlab_api import GitLabTarget, call, connect, gitlab_target
+from hie_notify.gitlab_api import NoteTarget, call, gitlab_target
 from hie_notify.ledger import Entry
 
 MARKER = "hie-notify-ledger:v1:"
@@ -44,85 +44,28 @@ def decode_marker(body: str, where: str) -> list[dict[str, Any]] | None:
 
 
 class GitLabLedger:
-    def __init__(self, target: GitLabTarget, noteable: str, iid: int | None, sha: str | None):
-        self.target = target
-        self.noteable = noteable  # "mr" or "issue"
-        self._iid = iid
-        self._sha = sha
-        self._gl: Any = None
-        self._me: int | None = None
-        self.description = f"gitlab:{noteable}:{iid if iid is not None else '(from commit)'}"
+    def __init__(self, where: NoteTarget) -> None:
+        self.where = where
+
+    @property
+    def description(self) -> str:
+        return self.where.description
 
     @classmethod
     def from_env(cls, uri: str, env: Mapping[str, str]) -> GitLabLedger:
-        target = gitlab_target(env, "the GitLab ledger")
         parts = uri.split(":")
         if len(parts) == 3 and parts[1] in ("mr", "issue") and parts[2].isdigit():
-            return cls(target, parts[1], int(parts[2]), None)
+            target = gitlab_target(env, "the GitLab ledger")
+            return cls(NoteTarget(target, parts[1], int(parts[2]), None))
         if uri != "gitlab":
             raise InputError(
                 f"--ledger: expected gitlab, gitlab:mr:IID or gitlab:issue:IID, got {uri!r}"
             )
-        issue = env.get("HIE_CHANGE_ISSUE_IID")
-        if issue:
-            if not issue.isdigit():
-                raise InputError(f"HIE_CHANGE_ISSUE_IID: expected an issue number, got {issue!r}")
-            return cls(target, "issue", int(issue), None)
-        mr = env.get("CI_MERGE_REQUEST_IID")
-        if mr:
-            return cls(target, "mr", int(mr), None)
-        sha = env.get("CI_COMMIT_SHA")
-        if not sha:
-            raise InputError(
-                "the GitLab ledger needs CI_MERGE_REQUEST_IID, CI_COMMIT_SHA or "
-                "HIE_CHANGE_ISSUE_IID to know where the notes live"
-            )
-        return cls(target, "mr", None, sha)
-
-    def _client(self) -> Any:
-        if self._gl is None:
-            self._gl = connect(self.target)
-        return self._gl
-
-    def _project(self) -> Any:
-        return self._client().projects.get(self.target.project_id, lazy=True)
-
-    def _my_id(self) -> int:
-        if self._me is None:
-            gl = self._client()
-            call("identify the notifier's user", gl.auth)
-            self._me = int(gl.user.id)
-        return self._me
-
-    def _noteable(self) -> Any:
-        project = self._project()
-        if self._iid is None:
-            sha = self._sha
-            mrs = call(
-                "find the merge request of the commit",
-                lambda: project.commits.get(sha, lazy=True).merge_requests(),
-            )
-            if not mrs:
-                raise InputError(
-                    f"no merge request contains commit {sha}: the GitLab ledger needs one "
-                    "(or set HIE_CHANGE_ISSUE_IID to keep the ledger on a change issue)"
-                )
-            self._iid = int(mrs[0]["iid"])
-            self.description = f"gitlab:mr:{self._iid}"
-        manager = project.mergerequests if self.noteable == "mr" else project.issues
-        return manager.get(self._iid, lazy=True)
+        return cls(NoteTarget.from_env(env, "the GitLab ledger"))
 
     def read(self, change_id: str) -> list[Entry]:
-        me = self._my_id()
-        noteable = self._noteable()
-        notes = call(
-            "read the ledger notes",
-            lambda: list(noteable.notes.list(iterator=True, sort="asc", order_by="created_at")),
-        )
         entries: list[Entry] = []
-        for note in notes:
-            if note.attributes.get("system") or int(note.attributes["author"]["id"]) != me:
-                continue
+        for note in self.where.own_notes("read the ledger notes"):
             where = f"{self.description} note {note.id}"
             raw = decode_marker(str(note.attributes.get("body", "")), where)
             if raw is None:
@@ -137,7 +80,7 @@ class GitLabLedger:
     def record(self, entries: list[Entry]) -> list[Entry]:
         if not entries:
             return []
-        noteable = self._noteable()
+        noteable = self.where.noteable()
         lines = [
             f"**hie-notify** recorded {len(entries)} notice(s) for {entries[0].change_id}:",
             "",

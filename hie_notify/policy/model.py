@@ -155,11 +155,33 @@ def _zone(value: object) -> str:
 TimeZoneName = Annotated[str, PlainValidator(_zone)]
 
 
+ChannelKind = Literal["slack", "email", "teams", "webhook", "outbox"]
+
+
 class Customer(_Strict):
     name: str
     contacts: list[Contact] = []
     environments: list[str] = []
     time_zone: TimeZoneName | None = None
+    # Overrides `channels.customer` for this customer (e.g. [email, webhook] for a portal).
+    channels: list[ChannelKind] | None = None
+
+
+class Channels(_Strict):
+    """Which channels carry each kind of audience's messages (each falls back to the outbox
+    when its credentials are not set)."""
+
+    internal: list[ChannelKind] = ["slack"]
+    customer: list[ChannelKind] = ["email"]
+    stakeholder: list[ChannelKind] = ["email"]
+    meeting: list[ChannelKind] = ["outbox"]
+
+    @model_validator(mode="after")
+    def _non_empty(self) -> Channels:
+        for kind in ("internal", "customer", "stakeholder", "meeting"):
+            if not getattr(self, kind):
+                raise ValueError(f"channels.{kind} needs at least one channel (outbox is one)")
+        return self
 
 
 class StakeholderGroup(_Strict):
@@ -261,12 +283,23 @@ class Policy(_Strict):
     stakeholders: dict[Literal["critical", "business"], StakeholderGroup] = {}
     change_types: dict[ChangeTypeName, ChangeType]
     classification: Classification = Classification()
+    channels: Channels = Channels()
+    # Replace any built-in message template by name, e.g. `announce.external.j2: "..."`.
+    templates: dict[str, str] = {}
 
     @model_validator(mode="after")
     def _complete(self) -> Policy:
         missing = [name for name in CHANGE_TYPES if name not in self.change_types]
         if missing:
             raise ValueError(f"change_types is missing {', '.join(missing)}")
+        from hie_notify.render import template_names
+
+        unknown = sorted(set(self.templates) - set(template_names()))
+        if unknown:
+            raise ValueError(
+                f"templates: unknown template {', '.join(unknown)} "
+                f"(expected one of: {', '.join(template_names())})"
+            )
         fallback = self.change_types[self.classification.fallback]
         if fallback.declared_only:
             raise ValueError(

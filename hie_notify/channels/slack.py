@@ -1,0 +1,214 @@
+"""Slack through slack-sdk: one parent message per change and channel, later stages as replies
+in its thread, and the parent refreshed in place (chat.update) to show the current state.
+
+Slack has no idempotency key for posting, so every post carries the delivery's key in its
+message metadata; after a server error or a dropped connection the channel looks for that key
+before it posts again, and a post that did go through is never sent twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from hie_notify.channels import Delivery, Outgoing, slack_blocks, thread_parent
+from hie_notify.errors import InputError, ServiceError
+
+DEFAULT_API = "https://slack.com/api/"
+EVENT_TYPE = "hie_notify_notice"
+BROADCAST_STAGES = ("apply_failed", "rollback_started", "rollback_failed", "complete")
+
+
+class SlackChannel:
+    kind = "slack"
+
+    def __init__(
+        self,
+        token: str,
+        base_url: str = DEFAULT_API,
+        *,
+        max_retries: int = 3,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        from slack_sdk import WebClient
+        from slack_sdk.http_retry.builtin_handlers import (
+            ConnectionErrorRetryHandler,
+            RateLimitErrorRetryHandler,
+        )
+
+        base_url = base_url if base_url.endswith("/") else base_url + "/"
+        # Posting retries only 429s on its own (Slack did not process them); after a server
+        # error or a dropped connection we look for the message before posting again.
+        self._post_client = WebClient(
+            token=token,
+            base_url=base_url,
+            timeout=20,
+            retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=max_retries)],
+        )
+        # Reads and in-place updates are safe to repeat.
+        self._client = WebClient(
+            token=token,
+            base_url=base_url,
+            timeout=20,
+            retry_handlers=[
+                ConnectionErrorRetryHandler(max_retry_count=2),
+                RateLimitErrorRetryHandler(max_retry_count=max_retries),
+            ],
+        )
+        self.max_retries = max_retries
+        self.sleep = sleep
+        self._channel_ids: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return "SlackChannel()"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> SlackChannel:
+        return cls(env["SLACK_BOT_TOKEN"], env.get("SLACK_API_URL") or DEFAULT_API)
+
+    def send(self, outgoing: Outgoing) -> Delivery:
+        audience = outgoing.rendered.audience
+        name = audience.slack_channel
+        if not name:
+            raise InputError(f"{audience.id}: no Slack channel to post to")
+        payload = slack_blocks.payload(outgoing.rendered, name)
+        payload["metadata"] = {
+            "event_type": EVENT_TYPE,
+            "event_payload": {
+                "key": outgoing.key,
+                "change": outgoing.change_id,
+                "stage": outgoing.stage,
+            },
+        }
+        parent = thread_parent(outgoing.history, "slack") if outgoing.stage != "announce" else None
+        parent_ts = None
+        if parent is not None:
+            channel_id, parent_ts = parent.message_id.split(":", 1)
+            payload["channel"] = channel_id
+            payload["thread_ts"] = parent_ts
+            if outgoing.stage in BROADCAST_STAGES:
+                payload["reply_broadcast"] = True
+        channel_id, ts = self._post(payload, parent_ts)
+        note = ""
+        if parent_ts is not None and outgoing.parent is not None:
+            note = self._refresh_parent(channel_id, parent_ts, outgoing)
+        return Delivery(
+            "slack",
+            name,
+            f"{channel_id}:{ts}",
+            datetime.fromtimestamp(float(ts), timezone.utc),
+            note,
+        )
+
+    def _post(self, payload: dict[str, Any], thread_ts: str | None) -> tuple[str, str]:
+        from slack_sdk.errors import SlackApiError
+
+        key = payload["metadata"]["event_payload"]["key"]
+        since = time.time() - 120
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            try:
+                response = self._post_client.chat_postMessage(**payload)
+                return str(response["channel"]), str(response["ts"])
+            except SlackApiError as exc:
+                status = exc.response.status_code
+                error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
+                if status == 429:
+                    raise ServiceError(
+                        f"Slack still rate-limiting {payload['channel']} after "
+                        f"{self.max_retries} retries"
+                    ) from None
+                if status < 500:
+                    raise InputError(
+                        f"Slack refused the message for {payload['channel']}: "
+                        f"{error or f'HTTP {status}'}"
+                        + (" (invite the app to the channel)" if error == "not_in_channel" else "")
+                    ) from None
+                last = f"HTTP {status}"
+            except OSError as exc:  # URLError, connection reset, timeout
+                last = type(exc).__name__
+            found = self._find_posted(payload["channel"], key, thread_ts, since)
+            if found is not None:
+                return found
+            if attempt < self.max_retries:
+                self.sleep(min(2.0**attempt, 20.0))
+        raise ServiceError(
+            f"Slack still failing for {payload['channel']} after {self.max_retries} retries "
+            f"({last})"
+        )
+
+    def _find_posted(
+        self, channel: str, key: str, thread_ts: str | None, since: float
+    ) -> tuple[str, str] | None:
+        """The (channel id, ts) of a message already carrying `key`, if Slack has one."""
+        from slack_sdk.errors import SlackApiError
+
+        try:
+            channel_id = self._channel_id(channel)
+            if channel_id is None:
+                return None
+            if thread_ts is not None:
+                response = self._client.conversations_replies(
+                    channel=channel_id, ts=thread_ts, include_all_metadata=True, limit=200
+                )
+            else:
+                response = self._client.conversations_history(
+                    channel=channel_id,
+                    oldest=f"{since:.6f}",
+                    include_all_metadata=True,
+                    limit=100,
+                )
+        except (SlackApiError, OSError):
+            return None
+        for message in response.get("messages") or []:
+            meta = message.get("metadata") or {}
+            if (
+                meta.get("event_type") == EVENT_TYPE
+                and (meta.get("event_payload") or {}).get("key") == key
+            ):
+                return channel_id, str(message["ts"])
+        return None
+
+    def _channel_id(self, channel: str) -> str | None:
+        """Slack reads history by channel id; posts may name the channel."""
+        if not channel.startswith("#"):
+            return channel
+        name = channel[1:]
+        if name in self._channel_ids:
+            return self._channel_ids[name]
+        cursor = None
+        for _ in range(20):
+            response = self._client.conversations_list(
+                types="public_channel,private_channel",
+                exclude_archived=True,
+                limit=200,
+                cursor=cursor,
+            )
+            for ch in response.get("channels") or []:
+                self._channel_ids[str(ch.get("name"))] = str(ch.get("id"))
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if name in self._channel_ids or not cursor:
+                break
+        return self._channel_ids.get(name)
+
+    def _refresh_parent(self, channel_id: str, parent_ts: str, outgoing: Outgoing) -> str:
+        """Show the change's current state on the parent message; a failure here is a note."""
+        from slack_sdk.errors import SlackApiError
+
+        assert outgoing.parent is not None
+        payload = slack_blocks.payload(outgoing.parent, channel_id)
+        status = slack_blocks.escape(outgoing.state.upper())
+        payload["blocks"].insert(
+            0,
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": f"*Status:* {status}"}]},
+        )
+        payload["blocks"] = payload["blocks"][: slack_blocks.BLOCK_LIMIT]
+        try:
+            self._client.chat_update(
+                channel=channel_id, ts=parent_ts, text=payload["text"], blocks=payload["blocks"]
+            )
+        except (SlackApiError, OSError) as exc:
+            return f"the parent message could not be updated ({type(exc).__name__})"
+        return ""

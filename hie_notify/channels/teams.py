@@ -1,0 +1,77 @@
+"""Microsoft Teams through a Workflows (Power Automate) webhook carrying an Adaptive Card."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from hie_notify import http
+from hie_notify.channels import Delivery, Outgoing
+
+LIMIT_BYTES = 28_000  # Teams refuses messages over about 28 KB
+
+
+def card(outgoing: Outgoing) -> dict[str, Any]:
+    """The Workflows webhook body: a message with one Adaptive Card attachment."""
+    message = outgoing.rendered
+    body_text = message.body("markdown")
+    body: list[dict[str, Any]] = [
+        {
+            "type": "TextBlock",
+            "text": message.subject,
+            "weight": "Bolder",
+            "size": "Medium",
+            "wrap": True,
+        },
+        {"type": "TextBlock", "text": f"Status: {outgoing.state}", "isSubtle": True, "wrap": True},
+        {"type": "TextBlock", "text": body_text, "wrap": True},
+    ]
+    doc = {
+        "type": "message",
+        "attachments": [
+            {
+                "contentType": "application/vnd.microsoft.card.adaptive",
+                "contentUrl": None,
+                "content": {
+                    "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                    "type": "AdaptiveCard",
+                    "version": "1.4",
+                    "body": body,
+                },
+            }
+        ],
+    }
+    size = len(json.dumps(doc).encode())
+    if size > LIMIT_BYTES:
+        keep = max(0, len(body_text) - (size - LIMIT_BYTES) - 200)
+        body[2]["text"] = body_text[:keep] + "\n\n…shortened to fit Teams' message size limit."
+    return doc
+
+
+class TeamsChannel:
+    kind = "teams"
+
+    def __init__(
+        self, webhook_url: str, *, session: Any = None, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        import requests
+
+        self._url = webhook_url
+        self.session = session or requests.Session()
+        self.sleep = sleep
+
+    def __repr__(self) -> str:  # the webhook address is a secret
+        return "TeamsChannel()"
+
+    def send(self, outgoing: Outgoing) -> Delivery:
+        http.post(
+            self.session,
+            self._url,
+            what="Teams webhook",
+            body=json.dumps(card(outgoing)).encode(),
+            headers={"Content-Type": "application/json"},
+            sleep=self.sleep,
+        )
+        return Delivery("teams", "Teams workflow", outgoing.key, None)

@@ -1,0 +1,274 @@
+"""What the stage commands share: load, send a stage, publish the summary, owe a post-mortem."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hie_notify import output
+from hie_notify.audiences import resolve
+from hie_notify.calendar import BusinessCalendar
+from hie_notify.change import ChangeRecord
+from hie_notify.channels import Channels
+from hie_notify.classify import Classification
+from hie_notify.context import environments, links, load_inputs, prepare
+from hie_notify.errors import InputError
+from hie_notify.ledger import Entry, Ledger, idempotency_key, open_ledger
+from hie_notify.masking import Masker
+from hie_notify.notify import StageReport, run_stage
+from hie_notify.options import Options
+from hie_notify.policy.model import Policy
+from hie_notify.render import Renderer, context
+from hie_notify.stages import audiences_for, from_ledger, postmortem_reasons
+
+STAGE_TITLES = {
+    "announce": "pre-deployment notices",
+    "apply_started": "apply started",
+    "apply_succeeded": "apply succeeded",
+    "apply_failed": "apply FAILED",
+    "rollback_started": "rollback started",
+    "rollback_succeeded": "rollback succeeded",
+    "rollback_failed": "rollback FAILED",
+    "complete": "completion notices",
+    "cancelled": "cancellation notices",
+}
+
+
+@dataclass
+class StageRun:
+    options: Options
+    policy: Policy
+    change: ChangeRecord
+    result: Classification
+    calendar: BusinessCalendar
+    ledger: Ledger
+    renderer: Renderer
+
+    @property
+    def links(self) -> dict[str, str]:
+        return links(self.options.env)
+
+
+def load(options: Options, plan_path: Path | None) -> StageRun:
+    """Policy, change record and classification: from the plan when given, else as announced."""
+    policy, change = load_inputs(options)
+    if change is None:
+        raise InputError(
+            "a change record is needed: give --change FILE or HIE_CHANGE (see examples/change.yaml)"
+        )
+    ledger = open_ledger(options.ledger, options.env)
+    if plan_path is not None:
+        result = prepare(options, plan_path, need_change=True).result
+    else:
+        result = from_ledger(ledger.read(change.id), policy, change.id)
+    renderer = Renderer(policy.templates, Masker.from_env(options.env))
+    return StageRun(
+        options, policy, change, result, BusinessCalendar.from_policy(policy), ledger, renderer
+    )
+
+
+def gitlab_configured(env: Mapping[str, str]) -> bool:
+    return bool(
+        (env.get("HIE_GITLAB_TOKEN") or env.get("GITLAB_TOKEN"))
+        and env.get("CI_API_V4_URL")
+        and env.get("CI_PROJECT_ID")
+        and (env.get("CI_MERGE_REQUEST_IID") or env.get("CI_COMMIT_SHA"))
+    )
+
+
+def send(run: StageRun, stage: str, status: dict[str, Any]) -> StageReport:
+    options = run.options
+    now = options.clock()
+    audiences = resolve(run.policy, run.result, run.change, environments(options.env))
+    entries = run.ledger.read(run.change.id)
+    chosen = audiences_for(stage, audiences, entries)
+    channels = Channels(run.policy, options.env, options.outbox, run.change.id, now)
+    return run_stage(
+        stage=stage,
+        policy=run.policy,
+        change=run.change,
+        result=run.result,
+        audiences=chosen,
+        ledger=run.ledger,
+        channels=channels,
+        renderer=run.renderer,
+        now=now,
+        links=run.links,
+        status=status,
+        dry_run=options.dry_run,
+    )
+
+
+def owe_postmortem(run: StageRun, stage: str, status: dict[str, Any]) -> list[str]:
+    """When the change owes a post-mortem: say so in `status` and open its issue, once."""
+    entries = run.ledger.read(run.change.id)
+    reasons = postmortem_reasons(run.policy, run.change, run.result, entries, stage)
+    if not reasons:
+        return []
+    status["postmortem"] = reasons
+    status["timeline"] = [
+        f"{e.delivered_at.isoformat()} {e.stage} → {e.audience}"
+        for e in sorted(entries, key=lambda e: e.delivered_at)
+    ]
+    done = [e for e in entries if e.stage == "postmortem"]
+    if done:
+        status["postmortem_link"] = done[0].message_id if done[0].channel == "gitlab" else ""
+        return []
+    if run.options.dry_run:
+        return ["a post-mortem is owed (dry run: no issue opened)"]
+    now = run.options.clock()
+    pseudo = _document_audience(run)
+    title, body = run.renderer.render_document(
+        "postmortem_issue.j2",
+        context(
+            policy=run.policy,
+            result=run.result,
+            change=run.change,
+            audience=pseudo,
+            now=now,
+            links=run.links,
+            status=status,
+        ),
+    )
+    env = run.options.env
+    if gitlab_configured(env):
+        from hie_notify.channels.gitlab import open_issue
+        from hie_notify.gitlab_api import NoteTarget
+
+        where = NoteTarget.from_env(env, "the post-mortem issue")
+        link = open_issue(where, title, body, ["post-mortem", "hie-notify"])
+        channel = "gitlab"
+        status["postmortem_link"] = link
+    else:
+        path = run.options.outbox / run.change.id / "postmortem-issue.md"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"# {title}\n\n{body}", encoding="utf-8")
+        link, channel = str(path), "outbox"
+    run.ledger.record(
+        [
+            Entry(
+                change_id=run.change.id,
+                stage="postmortem",
+                audience="postmortem",
+                channel=channel,
+                recipient="GitLab issue" if channel == "gitlab" else "outbox",
+                fingerprint=run.result.fingerprint,
+                change_type=run.result.change_type,
+                service_impacting=run.result.service_impacting,
+                resources=(),
+                delivered_at=now,
+                message_id=link,
+                idempotency_key=idempotency_key(
+                    run.change.id, "postmortem", "postmortem", run.result.fingerprint
+                ),
+            )
+        ]
+    )
+    return [f"post-mortem issue opened: {link}"]
+
+
+def _document_audience(run: StageRun) -> Any:
+    from hie_notify.audiences import Audience
+    from hie_notify.durations import NoticePeriod
+
+    zero = NoticePeriod("elapsed")
+    return Audience(
+        "gitlab", "internal", "GitLab", run.policy.calendar.time_zone, frozenset(), zero, zero, ()
+    )
+
+
+def publish_summary(run: StageRun, state: str, gate: dict[str, Any] | None = None) -> str:
+    """The merge request's one summary note (or its outbox copy); a line saying where."""
+    entries = run.ledger.read(run.change.id)
+    now = run.options.clock()
+    note = _note_context(run, state, gate, entries)
+    ctx = context(
+        policy=run.policy,
+        result=run.result,
+        change=run.change,
+        audience=_document_audience(run),
+        now=now,
+        links=run.links,
+    )
+    ctx["note"] = note
+    _, body = run.renderer.render_document("merge_request_note.j2", ctx)
+    env = run.options.env
+    if run.options.dry_run:
+        return "merge request note: dry run, not published"
+    if gitlab_configured(env):
+        from hie_notify.channels.gitlab import MergeRequestSummary
+        from hie_notify.gitlab_api import NoteTarget
+
+        where = NoteTarget.from_env(env, "the merge request note", allow_issue=False)
+        if where.kind != "mr":
+            return "merge request note: no merge request"
+        note_id = MergeRequestSummary(where).publish(run.change.id, body, run.links.get("job", ""))
+        return f"merge request note {note_id} updated"
+    path = run.options.outbox / run.change.id / "merge-request-note.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(body, encoding="utf-8")
+    return f"merge request note written to {path} (no GitLab credentials)"
+
+
+def _note_context(
+    run: StageRun, state: str, gate: dict[str, Any] | None, entries: list[Entry]
+) -> dict[str, Any]:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in run.result.resources:
+        key = r.categories[0] if r.categories else (run.result.change_type or "")
+        groups.setdefault(key, []).append(
+            {"address": r.address, "action": r.action, "impacting": r.service_impacting}
+        )
+    limit = 200
+    return {
+        "state": state,
+        "gate": ("allowed" if gate["allowed"] else "BLOCKED") if gate else "",
+        "gate_reasons": list(gate["reasons"]) if gate else [],
+        "groups": [
+            {
+                "title": run.policy.change_type(k).title if k else "Changes",
+                "resources": v[:limit],
+                "more": max(0, len(v) - limit),
+            }
+            for k, v in groups.items()
+        ],
+        "drift": [d.address for d in run.result.drift][:50],
+        "notices": [
+            f"{e.stage}: {e.audience} via {e.channel} at {e.delivered_at.isoformat()}"
+            for e in sorted(entries, key=lambda e: e.delivered_at)
+            if e.stage != "postmortem"
+        ][-60:],
+    }
+
+
+def terraform_report(result: Classification, path: Path) -> None:
+    """GitLab's `artifacts:reports:terraform` file, so the merge request widget shows the plan."""
+    s = result.summary
+    data = {
+        "create": s["add"] + s["replace"],
+        "update": s["change"],
+        "delete": s["destroy"] + s["replace"],
+    }
+    path.write_text(json.dumps(data) + "\n", encoding="utf-8")
+
+
+def emit_report(
+    options: Options,
+    run: StageRun,
+    report: StageReport,
+    extra: list[str],
+    data_extra: dict[str, Any] | None = None,
+) -> None:
+    data = report.to_json()
+    data["change_id"] = run.change.id
+    data["change_type"] = run.result.change_type
+    data.update(data_extra or {})
+    lines = [
+        f"{run.change.id}: {run.result.change_type} — {STAGE_TITLES.get(report.stage, report.stage)}",
+        *report.lines(),
+        *(f"  {x}" for x in extra),
+    ]
+    output.emit(options, data, "\n".join(lines))

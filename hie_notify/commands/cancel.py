@@ -1,0 +1,21 @@
+"""`hie-notify cancel`: tell everyone who was told that the change will not go ahead
+(calendar invites are withdrawn with METHOD:CANCEL)."""
+
+from __future__ import annotations
+
+import argparse
+
+from hie_notify.commands import _stage
+from hie_notify.options import Options
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--detail", metavar="TEXT", help="why, for internal audiences")
+
+
+def run(args: argparse.Namespace, options: Options) -> int:
+    run = _stage.load(options, None)
+    report = _stage.send(run, "cancelled", {"error": "", "detail": args.detail or ""})
+    extra = [_stage.publish_summary(run, "cancelled")]
+    _stage.emit_report(options, run, report, extra)
+    return 0

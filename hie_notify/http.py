@@ -1,0 +1,67 @@
+"""POST to a webhook-style service with bounded retries, never printing the address.
+
+Webhook addresses (Teams, a status portal) are secrets: they appear in no message or error.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from hie_notify.errors import InputError, ServiceError
+
+MAX_RETRIES = 4
+TIMEOUT = 20
+
+
+def retry_after(headers: Mapping[str, str], attempt: int, rand: Callable[[], float]) -> float:
+    """Seconds to wait: the service's Retry-After when it gives one, else backoff with jitter."""
+    value: str | None = headers.get("Retry-After")
+    if value is not None:
+        try:
+            return min(float(value), 300.0)
+        except ValueError:
+            pass
+    return min(0.5 * 2.0**attempt, 30.0) * (1 + rand())
+
+
+def post(
+    session: Any,
+    url: str,
+    *,
+    what: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    sleep: Callable[[float], None] = time.sleep,
+    rand: Callable[[], float] = random.random,
+    max_retries: int = MAX_RETRIES,
+) -> Any:
+    """POST `body`; retry 429 (honouring Retry-After), 5xx and connection errors, bounded.
+
+    4xx other than 429 is a configuration problem (InputError, exit 2). After the last retry a
+    ServiceError (exit 3). Neither names the address.
+    """
+    import requests
+
+    last = ""
+    for attempt in range(max_retries + 1):
+        try:
+            response = session.post(url, data=body, headers=dict(headers), timeout=TIMEOUT)
+        except requests.RequestException as exc:
+            last = type(exc).__name__
+        else:
+            code = response.status_code
+            if code < 400:
+                return response
+            last = f"HTTP {code}"
+            if code != 429 and code < 500:
+                raise InputError(f"{what}: the service refused the request ({last})")
+            if attempt < max_retries:
+                sleep(retry_after(response.headers, attempt, rand))
+                continue
+            break
+        if attempt < max_retries:
+            sleep(retry_after({}, attempt, rand))
+    raise ServiceError(f"{what}: still failing after {max_retries} retries ({last})")

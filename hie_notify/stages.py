@@ -1,0 +1,127 @@
+"""Which audiences hear each stage, what a stage knows without a plan, and who owes a post-mortem
+(pure)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from hie_notify.audiences import Audience, Audiences
+from hie_notify.change import ChangeRecord
+from hie_notify.classify import Classification, ResourceResult, required_notice
+from hie_notify.errors import InputError
+from hie_notify.ledger import Entry
+from hie_notify.policy.model import Policy
+from hie_notify.terraform.plan import SUMMARY_KEYS
+
+ANNOUNCE = "announce"
+FAILURES = ("apply_failed", "rollback_started", "rollback_succeeded", "rollback_failed")
+PHASE_OF_STAGE = {
+    "announce": "pre_deployment",
+    "apply_started": "during",
+    "apply_succeeded": "during",
+    "apply_failed": "during",
+    "rollback_started": "during",
+    "rollback_succeeded": "during",
+    "rollback_failed": "during",
+    "complete": "post_deployment",
+}
+_SUMMARY_OF_ACTION = {
+    "create": "add",
+    "update": "change",
+    "delete": "destroy",
+    "replace": "replace",
+    "import": "import",
+    "move": "move",
+    "forget": "forget",
+}
+
+
+def audiences_for(
+    stage: str, audiences: Audiences, entries: Sequence[Entry] = ()
+) -> list[Audience]:
+    """The audiences that hear `stage`.
+
+    Failures and rollbacks are critical events: every internal audience hears them, whatever
+    phases its change type lists; customers hear them only when they hear real-time updates.
+    A cancellation goes to everyone who was told.
+    """
+    if stage == "cancelled":
+        told = {e.audience for e in entries if e.stage == ANNOUNCE}
+        return [a for a in audiences.audiences if a.id in told]
+    phase = PHASE_OF_STAGE[stage]
+    chosen = audiences.for_phase(phase)
+    if stage in FAILURES:
+        chosen += [a for a in audiences.audiences if a.kind == "internal" and a not in chosen]
+    return chosen
+
+
+def from_ledger(entries: Sequence[Entry], policy: Policy, change_id: str) -> Classification:
+    """The classification of the plan last announced, for stages that run without a plan."""
+    announced = [e for e in entries if e.stage == ANNOUNCE and not e.dry_run]
+    if not announced:
+        raise InputError(
+            f"no announcement of {change_id} is recorded in the ledger: run `hie-notify plan` "
+            "first, or give --plan"
+        )
+    last = max(announced, key=lambda e: e.delivered_at)
+    impacting = set(last.impacting_categories)
+    resources = tuple(
+        ResourceResult(
+            address,
+            address.split(".")[-2].split("[")[0] if "." in address else "",
+            action,
+            (action,),
+            (),
+            False,
+        )
+        for address, action in last.resources
+    )
+    counts = Counter(_SUMMARY_OF_ACTION.get(r.action, "no_op") for r in resources)
+    categories = last.categories or ((last.change_type,) if last.change_type else ())
+    return Classification(
+        change_type=last.change_type,
+        declared_type=None,
+        categories=categories,
+        service_impacting=last.service_impacting,
+        summary={k: counts.get(k, 0) for k in SUMMARY_KEYS},
+        reasons=(f"as announced {last.delivered_at.isoformat()} (plan {last.fingerprint[:19]})",),
+        resources=resources,
+        drift=(),
+        outputs=(),
+        fingerprint=last.fingerprint,
+        has_changes=bool(resources),
+        impacting_categories=tuple(c for c in categories if c in impacting),
+        notice=required_notice(policy, categories, tuple(impacting)),
+    )
+
+
+def postmortem_reasons(
+    policy: Policy,
+    change: ChangeRecord,
+    result: Classification,
+    entries: Sequence[Entry],
+    stage: str,
+) -> list[str]:
+    """Why this change owes a post-mortem (empty when it does not)."""
+    reasons = []
+    stages = {e.stage for e in entries} | {stage}
+    if stages & {"apply_failed", "rollback_failed"}:
+        reasons.append("the deployment failed")
+    if stages & {"rollback_started", "rollback_succeeded"}:
+        reasons.append("the change was rolled back")
+    ct = policy.change_type(result.change_type) if result.change_type else None
+    if ct is not None:
+        if ct.post_mortem == "always":
+            reasons.append(f"the policy asks one for every {ct.title.lower()}")
+        elif ct.post_mortem == "significant":
+            significant = []
+            if result.service_impacting:
+                significant.append("service-impacting")
+            if change.risk == "high":
+                significant.append("high risk")
+            if result.summary.get("destroy") or result.summary.get("replace"):
+                significant.append("destroys or replaces resources")
+            if significant:
+                reasons.append(f"a significant change ({', '.join(significant)})")
+    return reasons
