@@ -105,6 +105,21 @@ def plan_differences(entry: Entry, result: Classification, policy: Policy) -> li
     return out
 
 
+def _covers(entry: Entry, window: Any) -> bool:
+    """Did this notice announce a window that contains the one about to be used?"""
+    if window is None or not entry.window_start:
+        return True
+    start = datetime.fromisoformat(entry.window_start)
+    end = datetime.fromisoformat(entry.window_end)
+    return bool(start <= window.start and window.end <= end)
+
+
+def _window_of(entry: Entry, when: Any) -> str:
+    start = datetime.fromisoformat(entry.window_start)
+    end = datetime.fromisoformat(entry.window_end)
+    return f"{when(start)} to {when(end)}"
+
+
 def _names(items: Sequence[str], limit: int = 5) -> str:
     shown = ", ".join(items[:limit])
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
@@ -233,11 +248,17 @@ def _requirement(
         ),
         key=lambda e: e.delivered_at,
     )
-    matching = [e for e in told if not plan_differences(e, result, policy)]
+    matching = [e for e in told if not plan_differences(e, result, policy) and _covers(e, window)]
     minimum, recommended = audience.minimum, audience.recommended
     if not matching:
         if_now = calendar.earliest_start(now, minimum)
-        if told:
+        if told and not plan_differences(told[-1], result, policy):
+            reasons.append(
+                f"{audience.label} was told of another window ({_window_of(told[-1], when)}): "
+                "run `hie-notify plan` to announce the new one; with notice given now the "
+                f"earliest start is {when(if_now)}"
+            )
+        elif told:
             diff = "; ".join(plan_differences(told[-1], result, policy))
             reasons.append(
                 f"{audience.label} was told about a different plan ({diff}): run "

@@ -34,7 +34,7 @@ def post(
     what: str,
     body: bytes,
     headers: Mapping[str, str],
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
     rand: Callable[[], float] = random.random,
     max_retries: int = MAX_RETRIES,
 ) -> Any:
@@ -45,6 +45,7 @@ def post(
     """
     import requests
 
+    sleep = sleep or time.sleep
     last = ""
     for attempt in range(max_retries + 1):
         try:

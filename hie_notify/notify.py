@@ -94,6 +94,10 @@ def run_stage(
     """
     report = StageReport(stage)
     window = (change.window.start, change.window.end) if change.window else None
+    # An announcement is of a plan *and* a window: a moved window is announced again.
+    variant = result.fingerprint
+    if stage == "announce" and window is not None:
+        variant += f"|{window[0].isoformat()}|{window[1].isoformat()}"
     with ledger.lock():
         entries = ledger.read(change.id)
         done = {e.idempotency_key: e for e in entries}
@@ -114,7 +118,7 @@ def run_stage(
             )
             message: Rendered | None = None
             for kind, channel in channels.for_audience(audience):
-                key = idempotency_key(change.id, stage, audience.id, result.fingerprint, kind)
+                key = idempotency_key(change.id, stage, audience.id, variant, kind)
                 if key in done:
                     report.already.append(done[key])
                     continue

@@ -206,15 +206,17 @@ class Renderer:
         return Rendered(stage, audience, subject, bodies)
 
     def render_document(self, name: str, context: Mapping[str, Any]) -> tuple[str, str]:
-        """(subject, Markdown body) of a template that is not a per-audience message."""
-        env = self._envs["markdown"]
-        try:
-            module = env.get_template(name).make_module(dict(context))
-        except jinja2.TemplateError as exc:
-            where = "policy templates" if name in self.overrides else "built-in template"
-            raise InputError(f"{where} {name}: {type(exc).__name__}: {exc}") from None
-        subject = " ".join(str(getattr(module, "subject", "")).split())
-        return self.mask(subject), self.mask(_hard_breaks(_tidy(str(module))))
+        """(plain-text subject, Markdown body) of a template that is not a per-audience
+        message (the merge request note, the post-mortem issue)."""
+        modules = {}
+        for fmt in ("text", "markdown"):
+            try:
+                modules[fmt] = self._envs[fmt].get_template(name).make_module(dict(context))
+            except jinja2.TemplateError as exc:
+                where = "policy templates" if name in self.overrides else "built-in template"
+                raise InputError(f"{where} {name}: {type(exc).__name__}: {exc}") from None
+        subject = " ".join(str(getattr(modules["text"], "subject", "")).split())
+        return self.mask(subject), self.mask(_hard_breaks(_tidy(str(modules["markdown"]))))
 
 
 _BLOCK_STARTS = ("-", "|", "#", "<", "`", "…")
@@ -322,6 +324,13 @@ def context(
             "url": policy.support.url or "",
         },
         "links": {k: links.get(k) or "" for k in LINK_NAMES},
-        "status": dict(status or {}),
+        "status": {
+            "error": "",
+            "detail": "",
+            "postmortem": [],
+            "postmortem_link": "",
+            "timeline": [],
+            **(status or {}),
+        },
         "now": now.isoformat(),
     }

@@ -48,7 +48,9 @@ class FakeGitLab:
     commit_mrs: dict[str, list[int]] = field(default_factory=dict)
     per_page: int = 2
     fail_posts: int = 0
+    fail_posts_after_store: int = 0
     next_id: int = 1000
+    issues: list[dict[str, Any]] = field(default_factory=list)
 
     def install(self) -> FakeGitLab:
         self.rsps.add_callback(responses.GET, f"{API}/user", callback=self._user)
@@ -56,11 +58,17 @@ class FakeGitLab:
             url = f"{API}/projects/{PROJECT}/{kind}/"
             self.rsps.add_callback(responses.GET, _re(url + r"(\d+)/notes"), callback=self._list)
             self.rsps.add_callback(responses.POST, _re(url + r"(\d+)/notes"), callback=self._post)
+            self.rsps.add_callback(
+                responses.PUT, _re(url + r"(\d+)/notes/(\d+)"), callback=self._put
+            )
         self.rsps.add_callback(
             responses.GET,
             _re(f"{API}/projects/{PROJECT}/repository/commits/([0-9a-f]+)/merge_requests"),
             callback=self._commit_mrs,
         )
+        issues = _re(f"{API}/projects/{PROJECT}/issues")
+        self.rsps.add_callback(responses.GET, issues, callback=self._list_issues)
+        self.rsps.add_callback(responses.POST, issues, callback=self._create_issue)
         return self
 
     def add_note(
@@ -133,7 +141,51 @@ class FakeGitLab:
         body = json.loads(request.body)["body"]
         self.clock += timedelta(seconds=5)
         note = self.add_note(kind, iid, body, BOT, self.clock)
+        if self.fail_posts_after_store:
+            self.fail_posts_after_store -= 1
+            return 502, {}, "<html><body>502 Bad Gateway</body></html>"
         return 201, {"Content-Type": "application/json"}, json.dumps(note)
+
+    def _put(self, request: Any) -> tuple[int, dict[str, str], str]:
+        parts = urlparse(request.url).path.split("/")
+        kind, iid, note_id = parts[-4], int(parts[-3]), int(parts[-1])
+        note = next(n for n in self.notes[(kind, iid)] if n["id"] == note_id)
+        if note["author"]["id"] != BOT["id"]:
+            return 403, {}, json.dumps({"message": "403 Forbidden"})
+        note["body"] = json.loads(request.body)["body"]
+        return 200, {"Content-Type": "application/json"}, json.dumps(note)
+
+    def _list_issues(self, request: Any) -> tuple[int, dict[str, str], str]:
+        query = parse_qs(urlparse(request.url).query)
+        search = query.get("search", [""])[0]
+        found = [i for i in self.issues if search in i["title"] and i["state"] == "opened"]
+        return (
+            200,
+            {
+                "Content-Type": "application/json",
+                "X-Page": "1",
+                "X-Total-Pages": "1",
+                "X-Next-Page": "",
+            },
+            json.dumps(found),
+        )
+
+    def _create_issue(self, request: Any) -> tuple[int, dict[str, str], str]:
+        data = json.loads(request.body)
+        iid = len(self.issues) + 1
+        issue = {
+            "id": 9000 + iid,
+            "iid": iid,
+            "project_id": PROJECT,
+            "title": data["title"],
+            "description": data.get("description"),
+            "state": "opened",
+            "labels": data.get("labels", "").split(","),
+            "author": BOT,
+            "web_url": f"https://gitlab.example.com/g/p/-/issues/{iid}",
+        }
+        self.issues.append(issue)
+        return 201, {"Content-Type": "application/json"}, json.dumps(issue)
 
     def _commit_mrs(self, request: Any) -> tuple[int, dict[str, str], str]:
         sha = urlparse(request.url).path.split("/")[-2]

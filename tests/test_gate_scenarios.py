@@ -343,3 +343,25 @@ def test_gitlab_log_sections(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "\x1b[0Ksection_end:" in out
     assert main(args, env={}) == 1
     assert "section_start" not in capsys.readouterr().out
+
+
+def test_moved_window_needs_a_new_announcement(s: Scenario) -> None:
+    change, p = s.files(window("2026-12-08T10:00:00", "2026-12-08T12:00:00"), DNS)
+    s.run("plan", "2026-12-01T10:00:00+00:00", change, p)
+    moved, _ = s.files(window("2026-12-09T10:00:00", "2026-12-09T12:00:00"), DNS)
+    code, out, _ = s.run("gate", "2026-12-09T10:30:00+00:00", moved, p)
+    assert code == 1
+    assert any(
+        r.startswith("#devops was told of another window (Tue 08 Dec 2026 10:00 GMT")
+        for r in out["reasons"]
+    )
+    # a narrower window inside the announced one keeps the notice
+    narrower, _ = s.files(window("2026-12-08T10:30:00", "2026-12-08T11:30:00"), DNS)
+    code, out, _ = s.run("gate", "2026-12-08T10:45:00+00:00", narrower, p)
+    assert code == 0, out["reasons"]
+    # announcing the moved window sends again (files() rewrote change.yaml: write it back)
+    moved, _ = s.files(window("2026-12-09T10:00:00", "2026-12-09T12:00:00"), DNS)
+    code, out, _ = s.run("plan", "2026-12-02T10:00:00+00:00", moved, p)
+    assert len(out["delivered"]) == 3
+    code, out, _ = s.run("gate", "2026-12-09T10:30:00+00:00", moved, p)
+    assert code == 0, out["reasons"]

@@ -31,7 +31,7 @@ class EmailChannel:
         now: datetime,
         max_retries: int = 3,
         timeout: float = 30,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         if security not in SECURITY:
             raise InputError(
@@ -49,7 +49,7 @@ class EmailChannel:
         self.now = now
         self.max_retries = max_retries
         self.timeout = timeout
-        self.sleep = sleep
+        self.sleep = sleep or time.sleep  # looked up now, so tests can replace it
 
     def __repr__(self) -> str:
         return f"EmailChannel(host={self.host!r}, port={self.port}, security={self.security!r})"
@@ -112,6 +112,11 @@ class EmailChannel:
             except smtplib.SMTPAuthenticationError:
                 raise InputError(
                     f"SMTP server {self.host} refused the login for SMTP_USERNAME"
+                ) from None
+            except smtplib.SMTPNotSupportedError:
+                raise InputError(
+                    f"SMTP server {self.host} does not offer AUTH on this connection: check "
+                    "SMTP_SECURITY and SMTP_PORT, or unset SMTP_USERNAME"
                 ) from None
             except smtplib.SMTPRecipientsRefused:
                 raise InputError(

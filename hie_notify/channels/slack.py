@@ -30,7 +30,7 @@ class SlackChannel:
         base_url: str = DEFAULT_API,
         *,
         max_retries: int = 3,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         from slack_sdk import WebClient
         from slack_sdk.http_retry.builtin_handlers import (
@@ -58,7 +58,7 @@ class SlackChannel:
             ],
         )
         self.max_retries = max_retries
-        self.sleep = sleep
+        self.sleep = sleep or time.sleep  # looked up now, so tests can replace it
         self._channel_ids: dict[str, str] = {}
 
     def __repr__(self) -> str:

@@ -54,13 +54,13 @@ class TeamsChannel:
     kind = "teams"
 
     def __init__(
-        self, webhook_url: str, *, session: Any = None, sleep: Callable[[float], None] = time.sleep
+        self, webhook_url: str, *, session: Any = None, sleep: Callable[[float], None] | None = None
     ) -> None:
         import requests
 
         self._url = webhook_url
         self.session = session or requests.Session()
-        self.sleep = sleep
+        self.sleep = sleep or time.sleep  # looked up now, so tests can replace it
 
     def __repr__(self) -> str:  # the webhook address is a secret
         return "TeamsChannel()"

@@ -55,7 +55,7 @@ class WebhookChannel:
         secret: str,
         *,
         session: Any = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         import requests
@@ -63,7 +63,7 @@ class WebhookChannel:
         self._url = url
         self._secret = secret
         self.session = session or requests.Session()
-        self.sleep = sleep
+        self.sleep = sleep or time.sleep  # looked up now, so tests can replace it
         self.clock = clock
 
     def __repr__(self) -> str:  # address and secret are both secrets

@@ -64,10 +64,20 @@ def load(options: Options, plan_path: Path | None) -> StageRun:
         result = prepare(options, plan_path, need_change=True).result
     else:
         result = from_ledger(ledger.read(change.id), policy, change.id)
-    renderer = Renderer(policy.templates, Masker.from_env(options.env))
     return StageRun(
-        options, policy, change, result, BusinessCalendar.from_policy(policy), ledger, renderer
+        options,
+        policy,
+        change,
+        result,
+        BusinessCalendar.from_policy(policy),
+        ledger,
+        renderer(policy, options),
     )
+
+
+def renderer(policy: Policy, options: Options) -> Renderer:
+    """The policy's templates, with every secret in the environment masked."""
+    return Renderer(policy.templates, Masker.from_env(options.env))
 
 
 def gitlab_configured(env: Mapping[str, str]) -> bool:
@@ -266,8 +276,9 @@ def emit_report(
     data["change_id"] = run.change.id
     data["change_type"] = run.result.change_type
     data.update(data_extra or {})
+    title = STAGE_TITLES.get(report.stage, report.stage)
     lines = [
-        f"{run.change.id}: {run.result.change_type} — {STAGE_TITLES.get(report.stage, report.stage)}",
+        f"{run.change.id}: {run.result.change_type} — {title}",
         *report.lines(),
         *(f"  {x}" for x in extra),
     ]

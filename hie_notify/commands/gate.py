@@ -13,7 +13,9 @@ from typing import Any
 
 from hie_notify import output
 from hie_notify.calendar import UTC, BusinessCalendar
+from hie_notify.commands import _stage
 from hie_notify.context import prepare
+from hie_notify.errors import HieError
 from hie_notify.gate import Decision, decide
 from hie_notify.ledger import open_ledger
 from hie_notify.options import Options
@@ -45,7 +47,8 @@ def run(args: argparse.Namespace, options: Options) -> int:
     output.write_dotenv(args.dotenv, {"HIE_GATE_ALLOWED": "false"})
     prep = prepare(options, args.plan, need_change=False)
     change = prep.change
-    entries = open_ledger(options.ledger, options.env).read(change.id) if change else []
+    ledger = open_ledger(options.ledger, options.env)
+    entries = ledger.read(change.id) if change else []
     decision = decide(
         policy=prep.policy,
         calendar=prep.calendar,
@@ -74,7 +77,22 @@ def run(args: argparse.Namespace, options: Options) -> int:
             "HIE_WINDOW_END": window.end.isoformat() if window else "",
         },
     )
-    output.emit(options, data, render_text(decision, prep.calendar, options.env))
+    text = render_text(decision, prep.calendar, options.env)
+    if change is not None:
+        run = _stage.StageRun(
+            options,
+            prep.policy,
+            change,
+            prep.result,
+            prep.calendar,
+            ledger,
+            _stage.renderer(prep.policy, options),
+        )
+        try:
+            text += "\n" + _stage.publish_summary(run, "gate", data)
+        except HieError as exc:  # the decision stands whether or not the note could be updated
+            text += f"\nwarning: the merge request note was not updated: {exc}"
+    output.emit(options, data, text)
     return 0 if decision.allowed else 1
 
 
