@@ -10,6 +10,7 @@ from importlib import import_module
 
 from hie_notify import __version__
 from hie_notify.errors import HieError, InputError
+from hie_notify.masking import Masker
 from hie_notify.options import Options
 
 # Global options may come before or after the command, or from these variables.
@@ -87,9 +88,10 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         ).run
         return run(args, options)
     except HieError as exc:
+        mask = Masker.from_env(env)
         label = "invalid input" if isinstance(exc, InputError) else "error"
         lines = exc.problems if isinstance(exc, InputError) else [str(exc)]
         print(f"hie-notify: {label}:", file=sys.stderr)
         for line in lines:
-            print(f"  {line}", file=sys.stderr)
+            print(f"  {mask(line)}", file=sys.stderr)
         return exc.exit_code

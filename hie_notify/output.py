@@ -15,12 +15,16 @@ from hie_notify.policy import Policy
 
 
 def emit(options: Options, data: dict[str, Any], text: str) -> None:
-    """JSON on stdout and the text on stderr for `--format json`; the text on stdout otherwise."""
+    """JSON on stdout and the text on stderr for `--format json`; the text on stdout otherwise.
+    Both are masked: no secret from the environment is ever printed."""
+    from hie_notify.masking import Masker
+
+    mask = Masker.from_env(options.env)
     if options.format == "json":
-        sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
-        sys.stderr.write(text + "\n")
+        sys.stdout.write(mask(json.dumps(data, indent=2, sort_keys=False)) + "\n")
+        sys.stderr.write(mask(text) + "\n")
     else:
-        sys.stdout.write(text + "\n")
+        sys.stdout.write(mask(text) + "\n")
 
 
 def classification_text(result: Classification, policy: Policy) -> str:
