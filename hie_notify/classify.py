@@ -159,8 +159,11 @@ class _Rules:
         return found
 
 
-def classify(plan: Plan, policy: Policy, change: ChangeRecord | None = None) -> Classification:
-    """Classify a plan under a policy; `change` may declare a stricter type and downtime.
+def classify(
+    plan: Plan, policy: Policy, change: ChangeRecord | None = None, *, destroy: bool = False
+) -> Classification:
+    """Classify a plan under a policy; `change` may declare a stricter type and downtime, and
+    `destroy` (an HCP Terraform destroy run) makes every category service-impacting.
 
     Every resource that changes gets the change types whose match rules claim it (the policy's
     fallback type when none does). The primary type is the strictest present; a declared type
@@ -214,7 +217,12 @@ def classify(plan: Plan, policy: Policy, change: ChangeRecord | None = None) -> 
         reasons.append(f"{name}: {_names(addresses)} ({why})")
 
     downtime = change.downtime if change is not None else None
-    service_impacting = bool(impacting) or bool(downtime and downtime > timedelta(0))
+    service_impacting = bool(impacting) or bool(downtime and downtime > timedelta(0)) or destroy
+    if destroy:
+        reasons.append(
+            "service-impacting: this is a destroy run (is-destroy): everything in the workspace "
+            "is removed"
+        )
     for description, whats in impacting.items():
         reasons.append(f"service-impacting: {_names(whats)} ({description})")
     if downtime and downtime > timedelta(0):
@@ -260,7 +268,7 @@ def classify(plan: Plan, policy: Policy, change: ChangeRecord | None = None) -> 
     # A category owes its external notice "when service-impacting" only for its own impacting
     # resources: a tag-only infrastructure update riding along with an application rollout does
     # not make the rollout owe customers infrastructure notice. Declared downtime counts for all.
-    declared_downtime = bool(downtime and downtime > timedelta(0))
+    declared_downtime = bool(downtime and downtime > timedelta(0)) or destroy
     impacting_categories = tuple(
         c
         for c in categories

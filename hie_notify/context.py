@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hie_notify.audiences import Audiences, resolve
 from hie_notify.calendar import BusinessCalendar
@@ -12,7 +12,11 @@ from hie_notify.change import ChangeRecord, load_change
 from hie_notify.classify import Classification, classify
 from hie_notify.errors import InputError
 from hie_notify.options import Options
+from hie_notify.plan_source import Source
 from hie_notify.policy import Policy, load_policy
+
+if TYPE_CHECKING:
+    from hie_notify.terraform.hcp import Run
 
 
 def load_inputs(options: Options) -> tuple[Policy, ChangeRecord | None]:
@@ -21,15 +25,31 @@ def load_inputs(options: Options) -> tuple[Policy, ChangeRecord | None]:
     return policy, change
 
 
-def environments(env: Mapping[str, str]) -> list[str]:
+def environments(env: Mapping[str, str], run: Run | None = None) -> list[str]:
     """Names that map a deployment to customers: HIE_ENVIRONMENT, GitLab's, the HCP workspace."""
     names = [
         env.get(k, "") for k in ("HIE_ENVIRONMENT", "CI_ENVIRONMENT_NAME", "HIE_TFC_WORKSPACE")
     ]
+    if run is not None and run.workspace_name:
+        names.append(run.workspace_name)
     return [n for n in names if n]
 
 
-def links(env: Mapping[str, str]) -> dict[str, str]:
+def run_info(run: Run | None) -> dict[str, str]:
+    """What templates may show of an HCP Terraform run."""
+    if run is None:
+        return {"id": "", "message": "", "created_by": "", "url": "", "status": "", "workspace": ""}
+    return {
+        "id": run.id,
+        "message": run.message or "",
+        "created_by": run.created_by or "",
+        "url": run.run_url or "",
+        "status": run.status,
+        "workspace": run.workspace_name or "",
+    }
+
+
+def links(env: Mapping[str, str], run: Run | None = None) -> dict[str, str]:
     mr = ""
     if env.get("CI_MERGE_REQUEST_IID") and env.get("CI_MERGE_REQUEST_PROJECT_URL"):
         mr = f"{env['CI_MERGE_REQUEST_PROJECT_URL']}/-/merge_requests/{env['CI_MERGE_REQUEST_IID']}"
@@ -37,7 +57,9 @@ def links(env: Mapping[str, str]) -> dict[str, str]:
         "pipeline": env.get("CI_PIPELINE_URL", ""),
         "job": env.get("CI_JOB_URL", ""),
         "merge_request": mr,
-        "run": env.get("HIE_TFC_RUN_URL", "") or env.get("run_link", ""),
+        "run": (run.run_url if run is not None and run.run_url else "")
+        or env.get("HIE_TFC_RUN_URL", "")
+        or env.get("run_link", ""),
     }
 
 
@@ -48,19 +70,25 @@ class Prepared:
     result: Classification
     calendar: BusinessCalendar
     audiences: Audiences
+    run: Run | None = None
 
 
-def prepare(options: Options, plan_path: Path | None, *, need_change: bool) -> Prepared:
-    """Policy, change record, classified plan, calendar and audiences for a command."""
-    policy, change = load_inputs(options)
-    if need_change and change is None:
+def require_change(change: ChangeRecord | None) -> ChangeRecord:
+    if change is None:
         raise InputError(
             "a change record is needed: give --change FILE or HIE_CHANGE (see examples/change.yaml)"
         )
-    if plan_path is None:
-        raise InputError("a plan is needed: give --plan FILE (`terraform show -json` output)")
-    from hie_notify.terraform.plan import load_plan
+    return change
 
-    result = classify(load_plan(plan_path), policy, change)
-    audiences = resolve(policy, result, change, environments(options.env))
-    return Prepared(policy, change, result, BusinessCalendar.from_policy(policy), audiences)
+
+def prepare(options: Options, source: Source, *, need_change: bool) -> Prepared:
+    """Policy, change record, classified plan, calendar and audiences for a command."""
+    policy, change = load_inputs(options)
+    if need_change:
+        require_change(change)
+    if source.plan is None:
+        raise InputError("a plan is needed: give --plan FILE or --run-id ID")
+    run = source.run
+    result = classify(source.plan, policy, change, destroy=bool(run and run.is_destroy))
+    audiences = resolve(policy, result, change, environments(options.env, run))
+    return Prepared(policy, change, result, BusinessCalendar.from_policy(policy), audiences, run)

@@ -135,6 +135,7 @@ def decide(
     entries: Sequence[Entry],
     now: datetime,
     freeze: str | None = None,
+    speculative: bool = False,
 ) -> Decision:
     """The gate. Blocks (with every reason) unless the policy's notice was given for this plan,
     the window is open now, and nothing else stands in the way. Warnings never block."""
@@ -149,6 +150,11 @@ def decide(
         local = calendar.local(t)
         return f"{local:%a %d %b %Y %H:%M %Z} ({t.astimezone(UTC):%Y-%m-%dT%H:%MZ})"
 
+    if speculative:
+        reasons.append(
+            "this HCP Terraform run is speculative (plan-only): it can never be applied; "
+            "start a run that can be applied, and announce its plan"
+        )
     if freeze:
         reasons.append(
             f"a deploy freeze is active ({freeze}): no production apply until it ends; "

@@ -84,6 +84,7 @@ def run_stage(
     links: Mapping[str, str],
     status: Mapping[str, Any] | None = None,
     dry_run: bool = False,
+    run: Mapping[str, str] | None = None,
 ) -> StageReport:
     """Deliver `stage` to every audience, through each channel the policy names for it, unless
     already delivered (same change, stage, audience, channel and plan).
@@ -115,6 +116,7 @@ def run_stage(
                 now=now,
                 links=links,
                 status=status,
+                run=run,
             )
             message: Rendered | None = None
             for kind, channel in channels.for_audience(audience):

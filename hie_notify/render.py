@@ -268,6 +268,7 @@ def context(
     now: datetime,
     links: Mapping[str, str],
     status: Mapping[str, Any] | None = None,
+    run: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Everything a template may use: plain data, nothing that does I/O."""
     ct = policy.change_type(result.change_type) if result.change_type else None
@@ -331,6 +332,15 @@ def context(
             "postmortem_link": "",
             "timeline": [],
             **(status or {}),
+        },
+        "run": {
+            "id": "",
+            "message": "",
+            "created_by": "",
+            "url": "",
+            "status": "",
+            "workspace": "",
+            **(run or {}),
         },
         "now": now.isoformat(),
     }

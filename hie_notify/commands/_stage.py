@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hie_notify import output
-from hie_notify.audiences import resolve
+from hie_notify import output, plan_source
+from hie_notify.audiences import Audience, resolve
 from hie_notify.calendar import BusinessCalendar
 from hie_notify.change import ChangeRecord
 from hie_notify.channels import Channels
 from hie_notify.classify import Classification
-from hie_notify.context import environments, links, load_inputs, prepare
-from hie_notify.errors import InputError
+from hie_notify.context import (
+    environments,
+    links,
+    load_inputs,
+    prepare,
+    require_change,
+    run_info,
+)
 from hie_notify.ledger import Entry, Ledger, idempotency_key, open_ledger
 from hie_notify.masking import Masker
 from hie_notify.notify import StageReport, run_stage
@@ -23,6 +30,9 @@ from hie_notify.options import Options
 from hie_notify.policy.model import Policy
 from hie_notify.render import Renderer, context
 from hie_notify.stages import audiences_for, from_ledger, postmortem_reasons
+
+if TYPE_CHECKING:
+    from hie_notify.terraform.hcp import Run
 
 STAGE_TITLES = {
     "announce": "pre-deployment notices",
@@ -46,24 +56,47 @@ class StageRun:
     calendar: BusinessCalendar
     ledger: Ledger
     renderer: Renderer
+    run: Run | None = None
 
     @property
     def links(self) -> dict[str, str]:
-        return links(self.options.env)
+        return links(self.options.env, self.run)
 
+    @property
+    def environments(self) -> list[str]:
+        return environments(self.options.env, self.run)
 
-def load(options: Options, plan_path: Path | None) -> StageRun:
-    """Policy, change record and classification: from the plan when given, else as announced."""
-    policy, change = load_inputs(options)
-    if change is None:
-        raise InputError(
-            "a change record is needed: give --change FILE or HIE_CHANGE (see examples/change.yaml)"
+    def context(self, audience: Audience, status: dict[str, Any] | None = None) -> dict[str, Any]:
+        return context(
+            policy=self.policy,
+            result=self.result,
+            change=self.change,
+            audience=audience,
+            now=self.options.clock(),
+            links=self.links,
+            status=status,
+            run=run_info(self.run),
         )
+
+
+def load(options: Options, args: argparse.Namespace, *, announce: bool = False) -> StageRun:
+    """Policy, change record and classification: from the plan (file or HCP run) when given,
+    else as last announced (the ledger). `announce` commands always need a plan."""
+    policy, change = load_inputs(options)
+    change = require_change(change)
     ledger = open_ledger(options.ledger, options.env)
-    if plan_path is not None:
-        result = prepare(options, plan_path, need_change=True).result
+    has_plan = getattr(args, "plan", None) is not None
+    source = plan_source.load(args, options.env, need_plan=announce or has_plan)
+    run = source.run
+    if source.plan is not None:
+        result = prepare(options, source, need_change=True).result
     else:
-        result = from_ledger(ledger.read(change.id), policy, change.id)
+        entries = ledger.read(change.id)
+        if run is not None and not any(e.stage == "announce" for e in entries):
+            source = plan_source.load(args, options.env, need_plan=True)
+            result = prepare(options, source, need_change=True).result
+        else:
+            result = from_ledger(entries, policy, change.id)
     return StageRun(
         options,
         policy,
@@ -72,6 +105,7 @@ def load(options: Options, plan_path: Path | None) -> StageRun:
         BusinessCalendar.from_policy(policy),
         ledger,
         renderer(policy, options),
+        run,
     )
 
 
@@ -92,7 +126,7 @@ def gitlab_configured(env: Mapping[str, str]) -> bool:
 def send(run: StageRun, stage: str, status: dict[str, Any]) -> StageReport:
     options = run.options
     now = options.clock()
-    audiences = resolve(run.policy, run.result, run.change, environments(options.env))
+    audiences = resolve(run.policy, run.result, run.change, run.environments)
     entries = run.ledger.read(run.change.id)
     chosen = audiences_for(stage, audiences, entries)
     channels = Channels(run.policy, options.env, options.outbox, run.change.id, now)
@@ -109,6 +143,7 @@ def send(run: StageRun, stage: str, status: dict[str, Any]) -> StageReport:
         links=run.links,
         status=status,
         dry_run=options.dry_run,
+        run=run_info(run.run),
     )
 
 

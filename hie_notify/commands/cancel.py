@@ -11,10 +11,11 @@ from hie_notify.options import Options
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detail", metavar="TEXT", help="why, for internal audiences")
+    parser.set_defaults(plan_required=False)
 
 
 def run(args: argparse.Namespace, options: Options) -> int:
-    run = _stage.load(options, None)
+    run = _stage.load(options, args)
     report = _stage.send(run, "cancelled", {"error": "", "detail": args.detail or ""})
     extra = [_stage.publish_summary(run, "cancelled")]
     _stage.emit_report(options, run, report, extra)

@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from hie_notify import output
-from hie_notify.classify import classify
-from hie_notify.context import load_inputs
+from hie_notify import output, plan_source
+from hie_notify.context import prepare
 from hie_notify.options import Options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--plan", required=True, type=Path, metavar="FILE", help="`terraform show -json` output"
-    )
+    plan_source.add_arguments(parser, required=True)
 
 
 def run(args: argparse.Namespace, options: Options) -> int:
-    policy, change = load_inputs(options)
-    from hie_notify.terraform.plan import load_plan
-
-    result = classify(load_plan(args.plan), policy, change)
-    output.emit(options, result.to_json(), output.classification_text(result, policy))
+    prep = prepare(options, plan_source.load(args, options.env), need_change=False)
+    data = prep.result.to_json()
+    if prep.run is not None:
+        data["run"] = {
+            "id": prep.run.id,
+            "status": prep.run.status,
+            "workspace": prep.run.workspace_name,
+            "plan_only": prep.run.plan_only,
+            "is_destroy": prep.run.is_destroy,
+        }
+    output.emit(options, data, output.classification_text(prep.result, prep.policy))
     return 0

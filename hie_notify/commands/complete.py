@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
+from hie_notify import plan_source
 from hie_notify.commands import _stage
 from hie_notify.options import Options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--plan",
-        type=Path,
-        metavar="FILE",
-        help="the plan applied (default: the plan last announced, from the ledger)",
-    )
+    plan_source.add_arguments(parser, required=False)
     parser.add_argument("--detail", metavar="TEXT", help="a line of detail for every audience")
 
 
 def run(args: argparse.Namespace, options: Options) -> int:
-    run = _stage.load(options, args.plan)
+    run = _stage.load(options, args)
     status: dict[str, Any] = {"error": "", "detail": args.detail or ""}
     extra = _stage.owe_postmortem(run, "complete", status)
     report = _stage.send(run, "complete", status)

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from hie_notify import output
+from hie_notify import output, plan_source
 from hie_notify.calendar import UTC
 from hie_notify.context import prepare
 from hie_notify.options import Options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--plan", required=True, type=Path, metavar="FILE", help="`terraform show -json` output"
-    )
+    plan_source.add_arguments(parser, required=True)
 
 
 def run(args: argparse.Namespace, options: Options) -> int:
-    prep = prepare(options, args.plan, need_change=False)
+    prep = prepare(options, plan_source.load(args, options.env), need_change=False)
     cal = prep.calendar
     now = options.clock()
     rows = []

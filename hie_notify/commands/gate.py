@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from hie_notify import output
+from hie_notify import output, plan_source
 from hie_notify.calendar import UTC, BusinessCalendar
 from hie_notify.commands import _stage
 from hie_notify.context import prepare
@@ -22,9 +22,7 @@ from hie_notify.options import Options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--plan", required=True, type=Path, metavar="FILE", help="`terraform show -json` output"
-    )
+    plan_source.add_arguments(parser, required=True)
     parser.add_argument(
         "--dotenv",
         type=Path,
@@ -45,7 +43,7 @@ def freeze_of(env: Mapping[str, str]) -> str | None:
 
 def run(args: argparse.Namespace, options: Options) -> int:
     output.write_dotenv(args.dotenv, {"HIE_GATE_ALLOWED": "false"})
-    prep = prepare(options, args.plan, need_change=False)
+    prep = prepare(options, plan_source.load(args, options.env), need_change=False)
     change = prep.change
     ledger = open_ledger(options.ledger, options.env)
     entries = ledger.read(change.id) if change else []
@@ -58,6 +56,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
         entries=entries,
         now=options.clock(),
         freeze=freeze_of(options.env),
+        speculative=bool(prep.run and prep.run.plan_only),
     )
     data = decision.to_json(prep.calendar)
     data["change_type"] = prep.result.change_type
@@ -87,6 +86,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
             prep.calendar,
             ledger,
             _stage.renderer(prep.policy, options),
+            prep.run,
         )
         try:
             text += "\n" + _stage.publish_summary(run, "gate", data)

@@ -7,19 +7,16 @@ import argparse
 from datetime import datetime
 from pathlib import Path
 
-from hie_notify import output
+from hie_notify import output, plan_source
 from hie_notify.audiences import resolve
 from hie_notify.commands import _stage
-from hie_notify.context import environments
 from hie_notify.ledger import Entry
 from hie_notify.options import Options
 from hie_notify.stages import ANNOUNCE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--plan", required=True, type=Path, metavar="FILE", help="`terraform show -json` output"
-    )
+    plan_source.add_arguments(parser, required=True)
     parser.add_argument(
         "--terraform-report",
         type=Path,
@@ -30,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, options: Options) -> int:
-    run = _stage.load(options, args.plan)
+    run = _stage.load(options, args, announce=True)
     result, change = run.result, run.change
     _stage.terraform_report(result, args.terraform_report)
     if not result.has_changes and result.declared_type is None:
@@ -60,7 +57,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
 
 def _earliest(run: _stage.StageRun, entries: list[Entry]) -> datetime | None:
     """The earliest window start that the notices recorded so far allow."""
-    audiences = resolve(run.policy, run.result, run.change, environments(run.options.env))
+    audiences = resolve(run.policy, run.result, run.change, run.environments)
     starts = []
     for audience in audiences.for_phase("pre_deployment"):
         told = [e.delivered_at for e in entries if e.audience == audience.id]

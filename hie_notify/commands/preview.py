@@ -1,17 +1,15 @@
-"""`hie-notify preview STAGE`: render every message of a stage, for every audience; send nothing."""
+"""`hie-notify preview STAGE`: render every message of a stage, for every audience; send
+nothing."""
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-from typing import Any
 
-from hie_notify import output
+from hie_notify import output, plan_source
 from hie_notify.audiences import resolve
 from hie_notify.channels import configured_kinds
 from hie_notify.commands import _stage
-from hie_notify.context import environments, links
-from hie_notify.render import context
+from hie_notify.options import Options
 from hie_notify.stages import PHASE_OF_STAGE, audiences_for
 
 STAGES = ("plan", *PHASE_OF_STAGE, "cancelled")
@@ -19,33 +17,18 @@ STAGES = ("plan", *PHASE_OF_STAGE, "cancelled")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("stage", choices=STAGES, help="plan (= announce), apply_started, ...")
-    parser.add_argument(
-        "--plan",
-        type=Path,
-        metavar="FILE",
-        help="`terraform show -json` output (default: the plan last announced)",
-    )
+    plan_source.add_arguments(parser, required=False)
 
 
-def run(args: argparse.Namespace, options: Any) -> int:
+def run(args: argparse.Namespace, options: Options) -> int:
     stage = "announce" if args.stage in ("plan", "announce") else args.stage
-    run = _stage.load(options, args.plan)
-    now = options.clock()
-    audiences = resolve(run.policy, run.result, run.change, environments(options.env))
+    run = _stage.load(options, args, announce=stage == "announce")
+    audiences = resolve(run.policy, run.result, run.change, run.environments)
     entries = run.ledger.read(run.change.id) if stage == "cancelled" else []
     messages = []
     blocks = []
     for audience in audiences_for(stage, audiences, entries):
-        ctx = context(
-            policy=run.policy,
-            result=run.result,
-            change=run.change,
-            audience=audience,
-            now=now,
-            links=links(options.env),
-            status={"error": "", "detail": ""},
-        )
-        msg = run.renderer.render(stage, audience, ctx)
+        msg = run.renderer.render(stage, audience, run.context(audience))
         kinds = configured_kinds(run.policy, audience)
         fmt = "slack" if "slack" in kinds and audience.slack_channel else "text"
         messages.append(

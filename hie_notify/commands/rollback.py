@@ -9,7 +9,7 @@ from hie_notify.options import Options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_stage_arguments(parser, STATUSES)
+    add_stage_arguments(parser, STATUSES, required=True)
 
 
 def run(args: argparse.Namespace, options: Options) -> int:

@@ -1,0 +1,80 @@
+"""`hie-notify watch`: follow an HCP Terraform run until it is final, sending each apply stage
+once (bounded by --timeout)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+
+from hie_notify import output, plan_source
+from hie_notify.commands import _stage
+from hie_notify.commands.apply import send_status
+from hie_notify.errors import InputError
+from hie_notify.options import Options
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    plan_source.add_arguments(parser, required=False)
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=3600,
+        metavar="SECONDS",
+        help="stop watching after this long (default %(default)s)",
+    )
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=15,
+        metavar="SECONDS",
+        help="seconds between looks at the run (default %(default)s)",
+    )
+
+
+def run(args: argparse.Namespace, options: Options) -> int:
+    if not plan_source.wants_hcp(args, options.env):
+        raise InputError(
+            "watch follows an HCP Terraform run: give --run-id, --workspace or HIE_TFC_RUN_ID"
+        )
+    from hie_notify.terraform.hcp import HcpClient
+
+    stage_run = _stage.load(options, args)
+    assert stage_run.run is not None
+    client = HcpClient.from_env(options.env)
+    deadline = time.monotonic() + args.timeout
+    lines: list[str] = []
+    sent: list[str] = []
+    current = stage_run.run
+    while True:
+        stage = current.stage
+        if stage is not None and stage not in sent:
+            error = (
+                current.error_summary or f"the run ended {current.status}"
+                if stage == "apply_failed"
+                else ""
+            )
+            report, extra = send_status(replace(stage_run, run=current), stage, error)
+            sent.append(stage)
+            lines += [f"{stage}:", *report.lines(), *(f"  {x}" for x in extra)]
+        elif not current.status_known:
+            lines.append(
+                f"run {current.id} is in status {current.status!r}, which HCP "
+                "Terraform does not document: no notice for it"
+            )
+        if current.final or time.monotonic() >= deadline:
+            break
+        time.sleep(args.interval)
+        current = client.get_run(current.id)
+    final = current.final
+    if not final:
+        lines.append(
+            f"stopped watching after {args.timeout:.0f} s; run {current.id} is still "
+            f"{current.status}"
+        )
+    output.emit(
+        options,
+        {"run_id": current.id, "status": current.status, "final": final, "stages": sent},
+        "\n".join(lines) or f"run {current.id}: {current.status}, nothing to send",
+    )
+    return 0
