@@ -13,16 +13,22 @@ from hie_notify.classify import Classification, classify
 from hie_notify.errors import InputError
 from hie_notify.options import Options
 from hie_notify.plan_source import Source
-from hie_notify.policy import Policy, load_policy
+from hie_notify.policy import Policy
+from hie_notify.policy.protected import LoadedPolicy, load_effective
 
 if TYPE_CHECKING:
     from hie_notify.terraform.hcp import Run
 
 
 def load_inputs(options: Options) -> tuple[Policy, ChangeRecord | None]:
-    policy = load_policy(options.policy)
+    policy = load_policy_for(options).policy
     change = load_change(options.change, policy) if options.change else None
     return policy, change
+
+
+def load_policy_for(options: Options) -> LoadedPolicy:
+    """The policy in force (protected in GitLab CI), and where it came from."""
+    return load_effective(options.policy, options.env)
 
 
 def environments(env: Mapping[str, str], run: Run | None = None) -> list[str]:
@@ -71,6 +77,7 @@ class Prepared:
     calendar: BusinessCalendar
     audiences: Audiences
     run: Run | None = None
+    policy_source: str = ""
 
 
 def require_change(change: ChangeRecord | None) -> ChangeRecord:
@@ -83,7 +90,9 @@ def require_change(change: ChangeRecord | None) -> ChangeRecord:
 
 def prepare(options: Options, source: Source, *, need_change: bool) -> Prepared:
     """Policy, change record, classified plan, calendar and audiences for a command."""
-    policy, change = load_inputs(options)
+    loaded = load_policy_for(options)
+    policy = loaded.policy
+    change = load_change(options.change, policy) if options.change else None
     if need_change:
         require_change(change)
     if source.plan is None:
@@ -91,4 +100,12 @@ def prepare(options: Options, source: Source, *, need_change: bool) -> Prepared:
     run = source.run
     result = classify(source.plan, policy, change, destroy=bool(run and run.is_destroy))
     audiences = resolve(policy, result, change, environments(options.env, run))
-    return Prepared(policy, change, result, BusinessCalendar.from_policy(policy), audiences, run)
+    return Prepared(
+        policy,
+        change,
+        result,
+        BusinessCalendar.from_policy(policy),
+        audiences,
+        run,
+        loaded.source,
+    )

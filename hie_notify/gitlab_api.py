@@ -213,3 +213,45 @@ class NoteTarget:
             for n in notes
             if not n.attributes.get("system") and int(n.attributes["author"]["id"]) == me
         ]
+
+
+def read_repository_file(
+    env: Mapping[str, str], project: str, path: str, ref: str | None
+) -> tuple[bytes | None, str]:
+    """A file at a ref (the project's default branch when `ref` is None) through the GitLab
+    API: (bytes, ref), or (None, ref) when the file does not exist there. Reads with
+    HIE_GITLAB_TOKEN (or GITLAB_TOKEN), else the job's CI_JOB_TOKEN."""
+    import gitlab
+    import gitlab.exceptions as gle
+
+    api_url = env.get("CI_API_V4_URL")
+    if not api_url:
+        raise InputError("CI_API_V4_URL is not set: cannot read the protected policy")
+    token = env.get("HIE_GITLAB_TOKEN") or env.get("GITLAB_TOKEN")
+    job_token = None if token else env.get("CI_JOB_TOKEN")
+    if not token and not job_token:
+        raise InputError(
+            "reading the protected policy needs HIE_GITLAB_TOKEN (read_api scope) or the job's "
+            "CI_JOB_TOKEN; neither is set"
+        )
+    server = api_url.removesuffix("/").removesuffix("/api/v4")
+    gl = gitlab.Gitlab(
+        url=server,
+        private_token=token,
+        job_token=job_token,
+        timeout=TIMEOUT_SECONDS,
+        retry_transient_errors=True,
+    )
+    what = f"read the protected policy {path} from project {project}"
+    with reported(what):
+        proj = gl.projects.get(project, lazy=ref is not None)
+        ref = ref or str(proj.attributes.get("default_branch") or "main")
+        try:
+            raw = proj.files.raw(file_path=path, ref=ref)
+        except gle.GitlabGetError as exc:
+            # Only a missing *file* means "no protected policy there"; a missing project or
+            # ref is a configuration error, and the gate must not fall back on the default.
+            if exc.response_code == 404 and "file not found" in str(exc.error_message).lower():
+                return None, ref
+            raise
+    return bytes(raw), ref

@@ -23,10 +23,17 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
     if size > MAX_FILE_BYTES:
         raise InputError(f"{path}: {size} bytes is too large (at most {MAX_FILE_BYTES})")
+    return parse_yaml_mapping(path.read_bytes(), str(path))
+
+
+def parse_yaml_mapping(raw: bytes, source: str) -> dict[str, Any]:
+    """The mapping at the top of a YAML document; InputError naming `source` otherwise."""
+    if len(raw) > MAX_FILE_BYTES:
+        raise InputError(f"{source}: {len(raw)} bytes is too large (at most {MAX_FILE_BYTES})")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise InputError(f"{path}: not UTF-8 text") from None
+        raise InputError(f"{source}: not UTF-8 text") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -35,12 +42,12 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
         if mark is not None:
             where = f" at line {mark.line + 1}, column {mark.column + 1}"
         problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise InputError(f"{path}: not valid YAML{where}: {problem}") from None
+        raise InputError(f"{source}: not valid YAML{where}: {problem}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise InputError(
-            f"{path}: expected a mapping of keys at the top, got {type(data).__name__}"
+            f"{source}: expected a mapping of keys at the top, got {type(data).__name__}"
         )
     return data
 

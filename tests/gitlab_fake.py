@@ -7,10 +7,11 @@ X-Page, X-Next-Page, X-Per-Page, X-Total and X-Total-Pages headers as GitLab sen
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlparse
+from urllib.parse import parse_qs, unquote, urlencode, urlparse
 
 import responses
 
@@ -33,6 +34,7 @@ HUMAN = {
     "web_url": "https://gitlab.example.com/mallory",
 }
 
+JOB_TOKEN = "glcbt-PLANTED-JOBTOKEN-55"
 ENV = {
     "HIE_GITLAB_TOKEN": "glpat-SECRET-TOKEN-123",
     "CI_API_V4_URL": API,
@@ -51,6 +53,10 @@ class FakeGitLab:
     fail_posts_after_store: int = 0
     next_id: int = 1000
     issues: list[dict[str, Any]] = field(default_factory=list)
+    # repository files: (project id or path, ref, file path) -> bytes
+    files: dict[tuple[str, str, str], bytes] = field(default_factory=dict)
+    projects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    token_scopes: list[str] = field(default_factory=lambda: ["api"])
 
     def install(self) -> FakeGitLab:
         self.rsps.add_callback(responses.GET, f"{API}/user", callback=self._user)
@@ -65,6 +71,22 @@ class FakeGitLab:
             responses.GET,
             _re(f"{API}/projects/{PROJECT}/repository/commits/([0-9a-f]+)/merge_requests"),
             callback=self._commit_mrs,
+        )
+        self.rsps.add_callback(
+            responses.GET,
+            re.compile(
+                rf"{re.escape(API)}/projects/([^/?]+)/repository/files/"
+                r"([^/?]+)/raw(\?.*)?$"
+            ),
+            callback=self._raw_file,
+        )
+        self.rsps.add_callback(
+            responses.GET,
+            re.compile(rf"{re.escape(API)}/projects/([^/?]+)(\?.*)?$"),
+            callback=self._project,
+        )
+        self.rsps.add_callback(
+            responses.GET, f"{API}/personal_access_tokens/self", callback=self._token_self
         )
         issues = _re(f"{API}/projects/{PROJECT}/issues")
         self.rsps.add_callback(responses.GET, issues, callback=self._list_issues)
@@ -186,6 +208,50 @@ class FakeGitLab:
         }
         self.issues.append(issue)
         return 201, {"Content-Type": "application/json"}, json.dumps(issue)
+
+    def _authorised(self, request: Any) -> bool:
+        return (
+            request.headers.get("PRIVATE-TOKEN") == ENV["HIE_GITLAB_TOKEN"]
+            or request.headers.get("JOB-TOKEN") == JOB_TOKEN
+        )
+
+    def _raw_file(self, request: Any) -> tuple[int, dict[str, str], str]:
+        if not self._authorised(request):
+            return 401, {}, json.dumps({"message": "401 Unauthorized"})
+        parts = urlparse(request.url).path.split("/")
+        project, path = unquote(parts[-5]), unquote(parts[-2])
+        ref = parse_qs(urlparse(request.url).query).get("ref", [""])[0]
+        known = {p for p, _, _ in self.files} | set(self.projects) | {str(PROJECT)}
+        if project not in known:
+            return 404, {}, json.dumps({"message": "404 Project Not Found"})
+        data = self.files.get((project, ref, path))
+        if data is None:
+            return 404, {}, json.dumps({"message": "404 File Not Found"})
+        return 200, {"Content-Type": "text/plain"}, data.decode()
+
+    def _project(self, request: Any) -> tuple[int, dict[str, str], str]:
+        name = unquote(urlparse(request.url).path.split("/")[-1])
+        project = self.projects.get(name)
+        if project is None:
+            return 404, {}, json.dumps({"message": "404 Project Not Found"})
+        return 200, {"Content-Type": "application/json"}, json.dumps(project)
+
+    def _token_self(self, request: Any) -> tuple[int, dict[str, str], str]:
+        return (
+            200,
+            {"Content-Type": "application/json"},
+            json.dumps(
+                {
+                    "id": 77,
+                    "name": "hie-notify",
+                    "revoked": False,
+                    "active": True,
+                    "scopes": self.token_scopes,
+                    "user_id": BOT["id"],
+                    "expires_at": "2027-06-30",
+                }
+            ),
+        )
 
     def _commit_mrs(self, request: Any) -> tuple[int, dict[str, str], str]:
         sha = urlparse(request.url).path.split("/")[-2]

@@ -337,7 +337,7 @@ def test_gitlab_log_sections(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         "--dotenv",
         str(tmp_path / "g.env"),
     ]
-    assert main(args, env={"GITLAB_CI": "true"}) == 1
+    assert main(args, env={"GITLAB_CI": "true", "HIE_LOCAL_POLICY": "1"}) == 1
     out = capsys.readouterr().out
     assert "\x1b[0Ksection_start:" in out and ":hie_gate_reasons\r\x1b[0KWhy it is blocked" in out
     assert "\x1b[0Ksection_end:" in out

@@ -60,6 +60,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
     )
     data = decision.to_json(prep.calendar)
     data["change_type"] = prep.result.change_type
+    data["policy_source"] = prep.policy_source
     data["fingerprint"] = prep.result.fingerprint
     window = change.window if change else None
     output.write_dotenv(
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
             "HIE_WINDOW_END": window.end.isoformat() if window else "",
         },
     )
-    text = render_text(decision, prep.calendar, options.env)
+    text = render_text(decision, prep.calendar, options.env) + f"\nPolicy: {prep.policy_source}"
     if change is not None:
         run = _stage.StageRun(
             options,

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
+from hie_notify import tokens
 from hie_notify.change import load_change
+from hie_notify.context import load_policy_for
 from hie_notify.errors import InputError
 from hie_notify.options import Options
 from hie_notify.policy import Policy, load_policy
-from hie_notify.policy.loader import DEFAULT_NAME
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,8 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, options: Options) -> int:
     problems: list[str] = []
     policy: Policy | None = None
+    source = ""
     try:
-        policy = load_policy(options.policy)
+        loaded = load_policy_for(options)
+        policy, source = loaded.policy, loaded.source
     except InputError as exc:
         problems.extend(exc.problems)
     if options.change is not None:
@@ -35,12 +39,17 @@ def run(args: argparse.Namespace, options: Options) -> int:
                     "it is given",
                     file=sys.stderr,
                 )
+    lines, token_problems = tokens.report(options.env, options.ledger)
+    problems.extend(token_problems)
     if problems:
         raise InputError(problems)
-    checked = [str(options.policy) if options.policy else DEFAULT_NAME]
+    out = sys.stderr if options.format == "json" else sys.stdout
+    print(f"ok: policy: {source}", file=out)
     if options.change is not None:
-        checked.append(str(options.change))
-    print(f"ok: {', '.join(checked)}", file=sys.stderr if options.format == "json" else sys.stdout)
+        print(f"ok: change record: {options.change}", file=out)
+    print("credentials:", file=out)
+    for line in lines:
+        print(f"  {line}", file=out)
     if options.format == "json":
-        print('{"valid": true}')
+        print(json.dumps({"valid": True, "policy_source": source, "credentials": lines}))
     return 0

@@ -286,6 +286,9 @@ class Policy(_Strict):
     channels: Channels = Channels()
     # Replace any built-in message template by name, e.g. `announce.external.j2: "..."`.
     templates: dict[str, str] = {}
+    # Keys a repository's own policy file may change when the protected policy is in force
+    # (dotted paths, `*` for any one key); notice periods may only ever get longer.
+    overridable: list[str] = []
 
     @model_validator(mode="after")
     def _complete(self) -> Policy:

@@ -1,0 +1,91 @@
+"""Which credential each feature needs, and whether the ones set are strong enough."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from hie_notify.errors import HieError
+
+# (feature, variables, what the credential must allow)
+FEATURES = (
+    (
+        "GitLab ledger, merge request note, post-mortem issues",
+        ("HIE_GITLAB_TOKEN", "GITLAB_TOKEN"),
+        "a project or group access token with the api scope and at least the Reporter role "
+        "(Developer to write notes and issues); CI_JOB_TOKEN cannot create notes",
+    ),
+    (
+        "protected policy (read from the default branch or a policy project)",
+        ("HIE_GITLAB_TOKEN", "GITLAB_TOKEN", "CI_JOB_TOKEN"),
+        "read access to the repository (read_api scope, or the job token for this project)",
+    ),
+    (
+        "Slack",
+        ("SLACK_BOT_TOKEN",),
+        "a bot token with chat:write, channels:history, groups:history and channels:read "
+        "(to find a message again before re-posting); the app must be in each channel",
+    ),
+    ("email", ("SMTP_HOST",), "an SMTP server; SMTP_USERNAME/SMTP_PASSWORD only over TLS"),
+    ("Teams", ("TEAMS_WEBHOOK_URL",), "a Workflows (Power Automate) webhook address"),
+    ("webhook", ("HIE_WEBHOOK_URL",), "an address; HIE_WEBHOOK_SECRET to sign the body"),
+    (
+        "HCP Terraform",
+        ("TF_API_TOKEN", "TFE_TOKEN"),
+        "a user or team token with admin access to the workspace (organization tokens cannot "
+        "read plan JSON or apply)",
+    ),
+)
+
+
+def report(env: Mapping[str, str], ledger: str | None) -> tuple[list[str], list[str]]:
+    """(one line per feature, problems). Checks the GitLab token's scopes when it can."""
+    lines, problems = [], []
+    for feature, variables, needs in FEATURES:
+        have = next((v for v in variables if env.get(v)), None)
+        state = f"uses {have}" if have else "not configured (outbox / not used)"
+        lines.append(f"{feature}: {state} — needs {needs}")
+    gitlab_token = env.get("HIE_GITLAB_TOKEN") or env.get("GITLAB_TOKEN")
+    if (ledger or "").startswith("gitlab") and not gitlab_token:
+        problems.append(
+            "--ledger gitlab needs HIE_GITLAB_TOKEN: "
+            + (
+                "CI_JOB_TOKEN cannot create merge-request notes"
+                if env.get("CI_JOB_TOKEN")
+                else "no GitLab token is set"
+            )
+        )
+    if gitlab_token and env.get("CI_API_V4_URL"):
+        try:
+            scopes = gitlab_scopes(env)
+        except HieError as exc:
+            problems.append(str(exc))
+        else:
+            if scopes is not None and "api" not in scopes:
+                problems.append(
+                    f"HIE_GITLAB_TOKEN has scopes {', '.join(scopes) or 'none'}: writing notes "
+                    "and issues needs the api scope"
+                )
+    return lines, problems
+
+
+def gitlab_scopes(env: Mapping[str, str]) -> list[str] | None:
+    """The scopes of the GitLab token (None when GitLab cannot say, e.g. an OAuth token)."""
+    from hie_notify.gitlab_api import call, connect, gitlab_target
+
+    target = gitlab_target(env, "checking the GitLab token")
+    gl = connect(target)
+    import gitlab.exceptions as gle
+
+    try:
+        data = call(
+            "read the token's own details", lambda: gl.http_get("/personal_access_tokens/self")
+        )
+    except HieError:
+        raise
+    except gle.GitlabError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    if data.get("active") is False or data.get("revoked") is True:
+        return []
+    return [str(s) for s in data.get("scopes") or []]

@@ -1,0 +1,223 @@
+"""In GitLab CI the policy comes from a protected source; a merge request cannot weaken it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import responses
+import yaml
+
+from hie_notify.cli import main
+from tests.builders import plan, rc, write
+from tests.gitlab_fake import ENV, JOB_TOKEN, FakeGitLab
+
+DNS = rc("aws_route53_record.api", ["update"], before={"ttl": 1}, after={"ttl": 2})
+CI = {**ENV, "GITLAB_CI": "true", "CI_DEFAULT_BRANCH": "main", "CI_MERGE_REQUEST_IID": "7"}
+PROTECTED = b"""\
+change_types:
+  planned_infra_update:
+    internal_notice: {minimum: 24h, recommended: 48h}
+customers:
+  EoE: {contacts: [{email: desk@eoe.example.org}]}
+"""
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGitLab]:
+    import time
+
+    monkeypatch.setattr(time, "sleep", lambda s: None)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        yield FakeGitLab(rsps).install()
+
+
+class Repo:
+    """The working tree of the branch being deployed."""
+
+    def __init__(self, tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        self.tmp, self.capsys = tmp, capsys
+        self.policy = tmp / ".hie-notify" / "policy.yaml"
+        self.policy.parent.mkdir()
+        self.change = tmp / "change.yaml"
+        self.change.write_text(
+            yaml.safe_dump(
+                {
+                    "id": "FFAPP-9",
+                    "purpose": "DNS TTL",
+                    "downtime": "0",
+                    "rollback": "Revert",
+                    "on_call": "Leon",
+                    "window": {
+                        "start": "2026-12-08T10:00:00+00:00",
+                        "end": "2026-12-08T12:00:00+00:00",
+                    },
+                }
+            )
+        )
+        self.plan = write(tmp / "plan.json", plan(DNS))
+
+    def branch_policy(self, text: str) -> None:
+        self.policy.write_text(text)
+
+    def __call__(
+        self, *args: str, env: dict[str, str] | None = None, now: str = "2026-12-07T10:00:00+00:00"
+    ) -> tuple[int, Any]:
+        base = [
+            "--format",
+            "json",
+            "--policy",
+            ".hie-notify/policy.yaml",
+            "--now",
+            now,
+            "--change",
+            str(self.change),
+            "--ledger",
+            f"file:{self.tmp}/ledger.jsonl",
+            "--outbox",
+            str(self.tmp / "outbox"),
+        ]
+        extra = {
+            "plan": ["--terraform-report", str(self.tmp / "r.json")],
+            "gate": ["--dotenv", str(self.tmp / "g.env")],
+        }.get(args[0], [])
+        code = main([*base, *args, *extra], env=CI if env is None else env)
+        out = self.capsys.readouterr()
+        self.err = out.err
+        return code, json.loads(out.out) if out.out.strip() else {}
+
+
+@pytest.fixture
+def repo(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Repo:
+    monkeypatch.chdir(tmp_path)
+    return Repo(tmp_path, capsys)
+
+
+def test_mr_that_lowers_notice_is_refused_and_the_gate_stays_shut(
+    repo: Repo, fake: FakeGitLab
+) -> None:
+    fake.files[("42", "main", ".hie-notify/policy.yaml")] = PROTECTED
+    repo.branch_policy(
+        "change_types:\n  planned_infra_update:\n"
+        "    internal_notice: {minimum: 1h, recommended: 48h}\n"
+    )
+    code, _ = repo("gate", "--plan", str(repo.plan))
+    assert code == 2
+    assert (
+        "change_types.planned_infra_update.internal_notice.minimum: would shorten the "
+        "notice from 24h to 1h; notice may only get longer; the protected policy "
+        "(42@main:.hie-notify/policy.yaml) stands"
+    ) in repo.err
+    assert (repo.tmp / "g.env").read_text() == "HIE_GATE_ALLOWED=false\n"
+    raw = [c for c in fake.rsps.calls if "/repository/files/" in c.request.url]
+    assert raw and raw[0].request.url.endswith(
+        "/projects/42/repository/files/.hie-notify%2Fpolicy.yaml/raw?ref=main"
+    )
+
+
+def test_protected_notice_gates_the_deploy(repo: Repo, fake: FakeGitLab) -> None:
+    # Without the branch's attempt, the protected 24 h applies: 20 h of notice blocks.
+    fake.files[("42", "main", ".hie-notify/policy.yaml")] = PROTECTED
+    repo.branch_policy(PROTECTED.decode())
+    assert repo("plan", "--plan", str(repo.plan), now="2026-12-07T14:00:00+00:00")[0] == 0
+    code, out = repo("gate", "--plan", str(repo.plan), now="2026-12-08T10:30:00+00:00")
+    assert code == 1
+    assert any("less than the minimum 24 hours" in r for r in out["reasons"])
+    assert out["policy_source"] == "protected: 42@main:.hie-notify/policy.yaml"
+
+
+def test_lengthening_an_overridable_notice_is_allowed(repo: Repo, fake: FakeGitLab) -> None:
+    fake.files[("42", "main", ".hie-notify/policy.yaml")] = PROTECTED
+    repo.branch_policy(
+        "change_types:\n  planned_infra_update:\n"
+        "    internal_notice: {minimum: 72h, recommended: 96h}\n"
+    )
+    code, out = repo("gate", "--plan", str(repo.plan), now="2026-12-08T10:30:00+00:00")
+    assert code == 1  # nothing announced yet; the longer notice is the one in force
+    assert out["required"][0]["minimum"] == "72h"
+    assert (
+        "with .hie-notify/policy.yaml changing change_types.planned_infra_update."
+        "internal_notice.minimum" in out["policy_source"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("classification: {fallback: application_update}\n", "classification.fallback"),
+        ("calendar: {holidays: {subdivision: SCT}}\n", "calendar.holidays.subdivision"),
+        (
+            "change_types: {iam_permission_change: {match: []}}\n",
+            "change_types.iam_permission_change.match",
+        ),
+        ("overridable: [calendar]\n", "overridable"),
+        (
+            "change_types: {planned_infra_update: {external_notice: {minimum: 2bd}}}\n",
+            "change_types.planned_infra_update.external_notice.minimum",
+        ),
+    ],
+)
+def test_weakening_keys_are_refused_by_name(
+    repo: Repo, fake: FakeGitLab, text: str, key: str
+) -> None:
+    repo.branch_policy(text)  # no protected file: the built-in default is the protected base
+    code, _ = repo("validate")
+    assert code == 2
+    assert f".hie-notify/policy.yaml: {key}: " in repo.err
+    assert "the protected policy (42@main:.hie-notify/policy.yaml) stands" in repo.err
+
+
+def test_overridable_keys_from_the_branch(repo: Repo, fake: FakeGitLab) -> None:
+    repo.branch_policy("customers:\n  CUH:\n    contacts: [{email: ops@cuh.example.org}]\n")
+    code, _ = repo("validate")
+    assert code == 0, repo.err
+    assert "protected: built-in default policy (42@main:.hie-notify/policy.yaml absent)" in repo.err
+
+
+def test_central_policy_project_and_job_token(repo: Repo, fake: FakeGitLab) -> None:
+    fake.projects["platform/hie-policy"] = {
+        "id": 314,
+        "default_branch": "release",
+        "path_with_namespace": "platform/hie-policy",
+    }
+    fake.files[("314", "release", "policies/hie.yaml")] = PROTECTED.replace(b"24h", b"36h")
+    env = {k: v for k, v in CI.items() if k != "HIE_GITLAB_TOKEN"}
+    env.update(
+        HIE_POLICY_PROJECT="platform/hie-policy",
+        HIE_POLICY_PATH="policies/hie.yaml",
+        CI_JOB_TOKEN=JOB_TOKEN,
+    )
+    repo.branch_policy("")
+    code, out = repo("gate", "--plan", str(repo.plan), env=env, now="2026-12-08T10:30:00+00:00")
+    assert out["policy_source"] == "protected: platform/hie-policy@release:policies/hie.yaml"
+    assert out["required"][0]["minimum"] == "36h"
+    call = next(c for c in fake.rsps.calls if "/repository/files/" in c.request.url)
+    assert call.request.headers["JOB-TOKEN"] == JOB_TOKEN
+    assert "PRIVATE-TOKEN" not in call.request.headers
+
+
+def test_missing_project_fails_closed(repo: Repo, fake: FakeGitLab) -> None:
+    env = {**CI, "HIE_POLICY_PROJECT": "nope/nothing", "HIE_POLICY_REF": "main"}
+    code, _ = repo("gate", "--plan", str(repo.plan), env=env)
+    assert code == 2
+    assert "not found while trying to read the protected policy" in repo.err
+
+
+def test_outside_ci_the_local_file_is_used_and_it_says_so(repo: Repo) -> None:
+    repo.branch_policy(
+        "change_types:\n  planned_infra_update:\n"
+        "    internal_notice: {minimum: 1h, recommended: 2h}\n"
+    )
+    code, out = repo("gate", "--plan", str(repo.plan), env={})
+    assert (
+        out["policy_source"]
+        == "local file .hie-notify/policy.yaml (not protected: outside GitLab CI)"
+    )
+    assert out["required"][0]["minimum"] == "1h"
+    code, out = repo("gate", "--plan", str(repo.plan), env={**CI, "HIE_LOCAL_POLICY": "1"})
+    assert "(not protected: HIE_LOCAL_POLICY is set)" in out["policy_source"]
