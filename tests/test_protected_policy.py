@@ -193,7 +193,7 @@ def test_central_policy_project_and_job_token(repo: Repo, fake: FakeGitLab) -> N
         CI_JOB_TOKEN=JOB_TOKEN,
     )
     repo.branch_policy("")
-    code, out = repo("gate", "--plan", str(repo.plan), env=env, now="2026-12-08T10:30:00+00:00")
+    _, out = repo("gate", "--plan", str(repo.plan), env=env, now="2026-12-08T10:30:00+00:00")
     assert out["policy_source"] == "protected: platform/hie-policy@release:policies/hie.yaml"
     assert out["required"][0]["minimum"] == "36h"
     call = next(c for c in fake.rsps.calls if "/repository/files/" in c.request.url)
@@ -213,11 +213,11 @@ def test_outside_ci_the_local_file_is_used_and_it_says_so(repo: Repo) -> None:
         "change_types:\n  planned_infra_update:\n"
         "    internal_notice: {minimum: 1h, recommended: 2h}\n"
     )
-    code, out = repo("gate", "--plan", str(repo.plan), env={})
+    _, out = repo("gate", "--plan", str(repo.plan), env={})
     assert (
         out["policy_source"]
         == "local file .hie-notify/policy.yaml (not protected: outside GitLab CI)"
     )
     assert out["required"][0]["minimum"] == "1h"
-    code, out = repo("gate", "--plan", str(repo.plan), env={**CI, "HIE_LOCAL_POLICY": "1"})
+    _, out = repo("gate", "--plan", str(repo.plan), env={**CI, "HIE_LOCAL_POLICY": "1"})
     assert "(not protected: HIE_LOCAL_POLICY is set)" in out["policy_source"]
