@@ -18,6 +18,14 @@ ANNOUNCE = "announce"
 
 
 @dataclass(frozen=True)
+class Approval:
+    """Whether someone other than the author approved the merge request (break-glass)."""
+
+    approved: bool
+    detail: str
+
+
+@dataclass(frozen=True)
 class Requirement:
     audience: str
     label: str
@@ -136,6 +144,7 @@ def decide(
     now: datetime,
     freeze: str | None = None,
     speculative: bool = False,
+    approval: Approval | None = None,
 ) -> Decision:
     """The gate. Blocks (with every reason) unless the policy's notice was given for this plan,
     the window is open now, and nothing else stands in the way. Warnings never block."""
@@ -178,6 +187,16 @@ def decide(
         reasons.append(f"the change record has no {gap}: add it (policy Phase 1)")
     if emergency and not (change.justification or "").strip():
         reasons.append("an emergency fix needs a justification in the change record")
+    if emergency and approval is None:
+        warnings.append(
+            "the emergency's approval was not checked: GitLab is not configured (set "
+            "HIE_GITLAB_TOKEN so the gate can see the merge request's approvals)"
+        )
+    elif emergency and approval is not None and not approval.approved:
+        reasons.append(
+            "an emergency fix needs an approval on its merge request from someone other than "
+            f"its author ({approval.detail})"
+        )
     reasons.extend(audiences.problems)
 
     window = change.window

@@ -215,6 +215,17 @@ class NoteTarget:
         ]
 
 
+def other_approvers(where: NoteTarget) -> tuple[list[str], str]:
+    """(usernames of approvers who are not the merge request's author, the author)."""
+    noteable = where.noteable()
+    mr = call("read the merge request", lambda: where.project().mergerequests.get(noteable.iid))
+    author = mr.attributes.get("author") or {}
+    approvals = call("read the merge request's approvals", lambda: mr.approvals.get())
+    users = [a.get("user") or {} for a in approvals.attributes.get("approved_by") or []]
+    others = [str(u.get("username")) for u in users if u.get("id") != author.get("id")]
+    return others, str(author.get("username"))
+
+
 def read_repository_file(
     env: Mapping[str, str], project: str, path: str, ref: str | None
 ) -> tuple[bytes | None, str]:

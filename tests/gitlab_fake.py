@@ -57,6 +57,8 @@ class FakeGitLab:
     files: dict[tuple[str, str, str], bytes] = field(default_factory=dict)
     projects: dict[str, dict[str, Any]] = field(default_factory=dict)
     token_scopes: list[str] = field(default_factory=lambda: ["api"])
+    approved_by: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    mr_author: dict[str, Any] = field(default_factory=lambda: dict(HUMAN))
 
     def install(self) -> FakeGitLab:
         self.rsps.add_callback(responses.GET, f"{API}/user", callback=self._user)
@@ -87,6 +89,11 @@ class FakeGitLab:
         )
         self.rsps.add_callback(
             responses.GET, f"{API}/personal_access_tokens/self", callback=self._token_self
+        )
+        mrs = rf"{re.escape(API)}/projects/{PROJECT}/merge_requests/(\d+)"
+        self.rsps.add_callback(responses.GET, re.compile(mrs + r"(\?.*)?$"), callback=self._mr)
+        self.rsps.add_callback(
+            responses.GET, re.compile(mrs + r"/approvals(\?.*)?$"), callback=self._approvals
         )
         issues = _re(f"{API}/projects/{PROJECT}/issues")
         self.rsps.add_callback(responses.GET, issues, callback=self._list_issues)
@@ -235,6 +242,19 @@ class FakeGitLab:
         if project is None:
             return 404, {}, json.dumps({"message": "404 Project Not Found"})
         return 200, {"Content-Type": "application/json"}, json.dumps(project)
+
+    def _mr(self, request: Any) -> tuple[int, dict[str, str], str]:
+        iid = int(urlparse(request.url).path.split("/")[-1])
+        return 200, {"Content-Type": "application/json"}, json.dumps(
+            {"id": 7000 + iid, "iid": iid, "project_id": PROJECT, "title": "Emergency fix",
+             "state": "opened", "author": self.mr_author, "sha": "ab" * 20})
+
+    def _approvals(self, request: Any) -> tuple[int, dict[str, str], str]:
+        iid = int(urlparse(request.url).path.split("/")[-2])
+        users = self.approved_by.get(iid, [])
+        return 200, {"Content-Type": "application/json"}, json.dumps(
+            {"id": 7000 + iid, "iid": iid, "project_id": PROJECT, "approved": bool(users),
+             "approved_by": [{"user": u} for u in users]})
 
     def _token_self(self, request: Any) -> tuple[int, dict[str, str], str]:
         return (

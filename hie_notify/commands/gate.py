@@ -14,9 +14,9 @@ from typing import Any
 from hie_notify import output, plan_source
 from hie_notify.calendar import UTC, BusinessCalendar
 from hie_notify.commands import _stage
-from hie_notify.context import prepare
+from hie_notify.context import Prepared, prepare
 from hie_notify.errors import HieError
-from hie_notify.gate import Decision, decide
+from hie_notify.gate import Approval, Decision, decide
 from hie_notify.ledger import open_ledger
 from hie_notify.options import Options
 
@@ -57,6 +57,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
         now=options.clock(),
         freeze=freeze_of(options.env),
         speculative=bool(prep.run and prep.run.plan_only),
+        approval=_approval(prep, options) if _is_emergency(prep) else None,
     )
     data = decision.to_json(prep.calendar)
     data["change_type"] = prep.result.change_type
@@ -95,6 +96,24 @@ def run(args: argparse.Namespace, options: Options) -> int:
             text += f"\nwarning: the merge request note was not updated: {exc}"
     output.emit(options, data, text)
     return 0 if decision.allowed else 1
+
+
+def _is_emergency(prep: Prepared) -> bool:
+    kind = prep.result.change_type
+    return bool(kind and prep.policy.change_type(kind).notice_overrides_others)
+
+
+def _approval(prep: Prepared, options: Options) -> Approval | None:
+    """Break-glass: an emergency needs an approval by someone other than the MR's author."""
+    if not _stage.gitlab_configured(options.env):
+        return None
+    from hie_notify.gitlab_api import NoteTarget, other_approvers
+
+    where = NoteTarget.from_env(options.env, "the emergency approval", allow_issue=False)
+    others, author = other_approvers(where)
+    if others:
+        return Approval(True, f"approved by {', '.join(others)}")
+    return Approval(False, f"author {author}; no other approver yet")
 
 
 def _when(cal: BusinessCalendar, when: Any) -> str:
