@@ -27,7 +27,7 @@ from hie_notify.durations import describe_timedelta
 from hie_notify.errors import InputError
 from hie_notify.policy.model import Policy
 
-FORMATS = ("text", "slack", "markdown", "html")
+FORMATS = ("text", "slack", "markdown", "html", "teams")
 STAGES = (
     "announce",
     "apply_started",
@@ -61,6 +61,14 @@ def _escape_markdown(text: str) -> str:
     return "".join(_MD_SPECIAL.get(c, c) for c in text)
 
 
+_TEAMS_SPECIAL = {c: "\\" + c for c in "\\`*_[]|~#!"}
+
+
+def _escape_teams(text: str) -> str:
+    """Adaptive Card TextBlocks render a little Markdown and no HTML: escape the Markdown."""
+    return "".join(_TEAMS_SPECIAL.get(c, c) for c in text)
+
+
 class Format:
     """The helpers a template uses; each knows how its format marks things up."""
 
@@ -71,6 +79,7 @@ class Format:
             "slack": _escape_slack,
             "markdown": _escape_markdown,
             "html": lambda s: html.escape(s, quote=True),
+            "teams": _escape_teams,
         }[name]
 
     def _e(self, value: object) -> Markup:
@@ -79,16 +88,20 @@ class Format:
     def b(self, value: object) -> Safe:
         v = self._e(value)
         return Safe(
-            {"text": v, "slack": f"*{v}*", "markdown": f"**{v}**", "html": f"<strong>{v}</strong>"}[
-                self.name
-            ]
+            {
+                "text": v,
+                "slack": f"*{v}*",
+                "markdown": f"**{v}**",
+                "teams": f"**{v}**",
+                "html": f"<strong>{v}</strong>",
+            }[self.name]
         )
 
     def link(self, url: object, label: object) -> Safe:
         u, lab = str(url), self._e(label)
         if self.name == "slack":
             return Safe(f"<{_escape_slack(u)}|{lab}>")
-        if self.name == "markdown":
+        if self.name in ("markdown", "teams"):
             return Safe(f"[{lab}]({u.replace(')', '%29').replace(' ', '%20')})")
         if self.name == "html":
             return Safe(f'<a href="{html.escape(u, quote=True)}">{lab}</a>')
@@ -103,14 +116,18 @@ class Format:
             return Safe("`" + self.escape(raw) + "`")
         if self.name == "html":
             return Safe(f"<code>{html.escape(raw)}</code>")
-        return Safe(raw)
+        return Safe(self.escape(raw))
 
     def heading(self, value: object) -> Safe:
         v = self._e(value)
         return Safe(
-            {"text": v, "slack": f"*{v}*", "markdown": f"### {v}", "html": f"<h3>{v}</h3>"}[
-                self.name
-            ]
+            {
+                "text": v,
+                "slack": f"*{v}*",
+                "markdown": f"### {v}",
+                "teams": f"**{v}**",
+                "html": f"<h3>{v}</h3>",
+            }[self.name]
         )
 
     def item(self, value: object) -> Safe:

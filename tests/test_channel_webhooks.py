@@ -42,7 +42,7 @@ def outgoing(text: str = "Hello **there**", stage: str = "announce") -> Outgoing
         stage,
         AUD,
         "Planned change (ref FFAPP-1)",
-        {"text": text, "markdown": text, "html": f"<p>{text}</p>", "slack": text},
+        {"text": text, "markdown": text, "html": f"<p>{text}</p>", "slack": text, "teams": text},
     )
     return Outgoing("FFAPP-1", msg, "key-123", "teams", (), None, (START, END))
 

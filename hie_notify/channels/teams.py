@@ -16,7 +16,7 @@ LIMIT_BYTES = 28_000  # Teams refuses messages over about 28 KB
 def card(outgoing: Outgoing) -> dict[str, Any]:
     """The Workflows webhook body: a message with one Adaptive Card attachment."""
     message = outgoing.rendered
-    body_text = message.body("markdown")
+    body_text = message.body("teams")
     body: list[dict[str, Any]] = [
         {
             "type": "TextBlock",
