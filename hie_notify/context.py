@@ -36,6 +36,8 @@ def environments(env: Mapping[str, str], run: Run | None = None) -> list[str]:
     names = [
         env.get(k, "") for k in ("HIE_ENVIRONMENT", "CI_ENVIRONMENT_NAME", "HIE_TFC_WORKSPACE")
     ]
+    # HIE_TFC_WORKSPACE may be written ORG/NAME, as --workspace takes it: the name maps.
+    names = [n.rsplit("/", 1)[-1] for n in names]
     if run is not None and run.workspace_name:
         names.append(run.workspace_name)
     return [n for n in names if n]

@@ -254,6 +254,11 @@ def read_repository_file(
         retry_transient_errors=True,
     )
     what = f"read the protected policy {path} from project {project}"
+    if job_token:
+        what += (
+            " with CI_JOB_TOKEN (if your GitLab does not let job tokens read repository "
+            "files, set HIE_GITLAB_TOKEN with the read_api scope)"
+        )
     with reported(what):
         proj = gl.projects.get(project, lazy=ref is not None)
         ref = ref or str(proj.attributes.get("default_branch") or "main")

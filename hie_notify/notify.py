@@ -146,7 +146,8 @@ def run_stage(
                     fingerprint=result.fingerprint,
                     change_type=result.change_type,
                     service_impacting=result.service_impacting,
-                    resources=tuple((r.address, r.action) for r in result.resources),
+                    # A ledger on GitLab is readable by the project: mask here too.
+                    resources=tuple((renderer.mask(r.address), r.action) for r in result.resources),
                     delivered_at=delivery.delivered_at or now,
                     message_id=delivery.message_id,
                     idempotency_key=key,

@@ -23,7 +23,11 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
     if size > MAX_FILE_BYTES:
         raise InputError(f"{path}: {size} bytes is too large (at most {MAX_FILE_BYTES})")
-    return parse_yaml_mapping(path.read_bytes(), str(path))
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    return parse_yaml_mapping(raw, str(path))
 
 
 def parse_yaml_mapping(raw: bytes, source: str) -> dict[str, Any]:

@@ -245,16 +245,38 @@ class FakeGitLab:
 
     def _mr(self, request: Any) -> tuple[int, dict[str, str], str]:
         iid = int(urlparse(request.url).path.split("/")[-1])
-        return 200, {"Content-Type": "application/json"}, json.dumps(
-            {"id": 7000 + iid, "iid": iid, "project_id": PROJECT, "title": "Emergency fix",
-             "state": "opened", "author": self.mr_author, "sha": "ab" * 20})
+        return (
+            200,
+            {"Content-Type": "application/json"},
+            json.dumps(
+                {
+                    "id": 7000 + iid,
+                    "iid": iid,
+                    "project_id": PROJECT,
+                    "title": "Emergency fix",
+                    "state": "opened",
+                    "author": self.mr_author,
+                    "sha": "ab" * 20,
+                }
+            ),
+        )
 
     def _approvals(self, request: Any) -> tuple[int, dict[str, str], str]:
         iid = int(urlparse(request.url).path.split("/")[-2])
         users = self.approved_by.get(iid, [])
-        return 200, {"Content-Type": "application/json"}, json.dumps(
-            {"id": 7000 + iid, "iid": iid, "project_id": PROJECT, "approved": bool(users),
-             "approved_by": [{"user": u} for u in users]})
+        return (
+            200,
+            {"Content-Type": "application/json"},
+            json.dumps(
+                {
+                    "id": 7000 + iid,
+                    "iid": iid,
+                    "project_id": PROJECT,
+                    "approved": bool(users),
+                    "approved_by": [{"user": u} for u in users],
+                }
+            ),
+        )
 
     def _token_self(self, request: Any) -> tuple[int, dict[str, str], str]:
         return (

@@ -38,6 +38,7 @@ class SlackState:
     requests: list[Recorded] = field(default_factory=list)
     fail: list[tuple[str, int, dict[str, str], bool]] = field(default_factory=list)
     clock: float = 1796119200.000100  # 2026-12-01T10:00:00Z, the tests' --now
+    token: str = TOKEN
 
     def calls(self, method: str) -> list[Recorded]:
         return [r for r in self.requests if r.path.endswith("/" + method)]
@@ -80,7 +81,7 @@ class _Handler(BaseHTTPRequestHandler):
         st.requests.append(
             Recorded(self.command, urlparse(self.path).path, dict(self.headers.items()), body)
         )
-        if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+        if self.headers.get("Authorization") != f"Bearer {st.token}":
             self._reply(200, {"ok": False, "error": "invalid_auth"})
             return
         failure = next((f for f in st.fail if f[0] == method), None)

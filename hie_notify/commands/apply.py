@@ -61,8 +61,8 @@ def run_status_stage(prefix: str, args: argparse.Namespace, options: Options) ->
             )
             return 0
         status_word = stage.removeprefix("apply_")
-        if status_word == "failed":
-            error = error or (run.run.error_summary or f"the run ended {run.run.status}")
+    if status_word == "failed" and run.run is not None and not error:
+        error = run.run.error_summary or f"the HCP Terraform run ended {run.run.status}"
     report, extra = send_status(run, f"{prefix}_{status_word}", error, args.detail or "")
     _stage.emit_report(options, run, report, extra)
     return 0

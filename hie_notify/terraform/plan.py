@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 from hie_notify.errors import InputError
 
 SUPPORTED_MAJOR_VERSIONS = ("0", "1")
+MAX_PLAN_BYTES = 1 << 30  # 20,000 resources make about 30 MB; 1 GiB is a wrong file
 _ACTIONS: dict[tuple[str, ...], str] = {
     ("no-op",): "no-op",
     ("create",): "create",
@@ -131,6 +132,12 @@ def fingerprint_of(pairs: Any) -> str:
 
 def load_plan(path: Path) -> Plan:
     """Read a `terraform show -json` file. InputError (exit 2) when it is not a usable plan."""
+    size = _size(path)
+    if size > MAX_PLAN_BYTES:
+        raise InputError(
+            f"{path}: {size} bytes is too large for a plan (at most {MAX_PLAN_BYTES}); is it "
+            "the right file?"
+        )
     try:
         with path.open("rb") as fh:
             data = json.load(fh)
