@@ -49,7 +49,7 @@ LINK_NAMES = ("run", "merge_request", "pipeline", "job")
 Safe = Markup
 
 
-def _escape_slack(text: str) -> str:
+def escape_slack(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
@@ -57,14 +57,14 @@ _MD_SPECIAL = {c: "\\" + c for c in "\\`*_[]|~#!"}
 _MD_SPECIAL.update({"<": "&lt;", ">": "&gt;", "&": "&amp;", "@": "&#64;"})
 
 
-def _escape_markdown(text: str) -> str:
+def escape_markdown(text: str) -> str:
     return "".join(_MD_SPECIAL.get(c, c) for c in text)
 
 
 _TEAMS_SPECIAL = {c: "\\" + c for c in "\\`*_[]|~#!"}
 
 
-def _escape_teams(text: str) -> str:
+def escape_teams(text: str) -> str:
     """Adaptive Card TextBlocks render a little Markdown and no HTML: escape the Markdown."""
     return "".join(_TEAMS_SPECIAL.get(c, c) for c in text)
 
@@ -76,10 +76,10 @@ class Format:
         self.name = name
         self.escape: Callable[[str], str] = {
             "text": lambda s: s,
-            "slack": _escape_slack,
-            "markdown": _escape_markdown,
+            "slack": escape_slack,
+            "markdown": escape_markdown,
             "html": lambda s: html.escape(s, quote=True),
-            "teams": _escape_teams,
+            "teams": escape_teams,
         }[name]
 
     def _e(self, value: object) -> Markup:
@@ -100,7 +100,7 @@ class Format:
     def link(self, url: object, label: object) -> Safe:
         u, lab = str(url), self._e(label)
         if self.name == "slack":
-            return Safe(f"<{_escape_slack(u)}|{lab}>")
+            return Safe(f"<{escape_slack(u)}|{lab}>")
         if self.name in ("markdown", "teams"):
             return Safe(f"[{lab}]({u.replace(')', '%29').replace(' ', '%20')})")
         if self.name == "html":

@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from hie_notify.channels import Delivery, Outgoing, email_message, slack_blocks
+from hie_notify.render import escape_markdown
 
 _SLUG = re.compile(r"[^A-Za-z0-9._]+")
 
@@ -61,7 +62,8 @@ class Outbox:
             data = json.dumps(body(outgoing), indent=2, sort_keys=True).encode()
         else:
             ext = "md"
-            data = f"# {message.subject}\n\n{message.body('markdown')}".encode()
+            title = escape_markdown(message.subject)
+            data = f"# {title}\n\n{message.body('markdown')}".encode()
         folder = self.root / slug(self.change_id) / slug(message.stage)
         path = self._write_new(folder, stem, ext, data)
         return Delivery("outbox", recipient, str(path), None)

@@ -9,6 +9,7 @@ from typing import Any
 
 from hie_notify import http
 from hie_notify.channels import Delivery, Outgoing
+from hie_notify.render import escape_teams
 
 LIMIT_BYTES = 28_000  # Teams refuses messages over about 28 KB
 
@@ -20,7 +21,7 @@ def card(outgoing: Outgoing) -> dict[str, Any]:
     body: list[dict[str, Any]] = [
         {
             "type": "TextBlock",
-            "text": message.subject,
+            "text": escape_teams(message.subject),
             "weight": "Bolder",
             "size": "Medium",
             "wrap": True,

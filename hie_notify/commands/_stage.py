@@ -28,7 +28,7 @@ from hie_notify.masking import Masker
 from hie_notify.notify import StageReport, run_stage
 from hie_notify.options import Options
 from hie_notify.policy.model import Policy
-from hie_notify.render import Renderer, context
+from hie_notify.render import Renderer, context, escape_markdown
 from hie_notify.stages import audiences_for, from_ledger, postmortem_reasons
 
 if TYPE_CHECKING:
@@ -190,7 +190,7 @@ def owe_postmortem(run: StageRun, stage: str, status: dict[str, Any]) -> list[st
     else:
         path = run.options.outbox / run.change.id / "postmortem-issue.md"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"# {title}\n\n{body}", encoding="utf-8")
+        path.write_text(f"# {escape_markdown(title)}\n\n{body}", encoding="utf-8")
         link, channel = str(path), "outbox"
     run.ledger.record(
         [

@@ -1,0 +1,149 @@
+"""Hardening: text from the merge request or the plan is escaped for every channel, so it can
+mention no one, open no link, and inject no markup."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hie_notify.cli import main
+from tests.builders import plan, rc, write
+
+INJECT = "<!channel> <@U0ADMIN> @all [click](https://evil.example) <script>x()</script> *bold*"
+KEY = "<!here>|[x](https://evil.example)"
+
+
+@pytest.fixture
+def outbox(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    change = tmp_path / "change.yaml"
+    change.write_text(
+        yaml.safe_dump(
+            {
+                "id": "FFAPP-66",
+                "type": "cost_optimization",
+                "purpose": f"Save money {INJECT}",
+                "rollback": f"Undo {INJECT}",
+                "monitoring": INJECT,
+                "on_call": INJECT,
+                "approvers": [INJECT],
+                "downtime": "15m",
+                "customers": ["EoE"],
+                "window": {
+                    "start": "2026-12-08T10:00:00+00:00",
+                    "end": "2026-12-08T12:00:00+00:00",
+                },
+            }
+        )
+    )
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        yaml.safe_dump(
+            {
+                "customers": {
+                    "EoE": {
+                        "contacts": [{"email": "desk@eoe.example.org"}],
+                        "channels": ["email", "teams", "webhook"],
+                    }
+                },
+                "channels": {"internal": ["slack", "teams", "webhook"]},
+            }
+        )
+    )
+    plan_file = write(
+        tmp_path / "plan.json", plan(rc(f'aws_db_instance.db["{KEY}"]', ["delete", "create"]))
+    )
+    base = [
+        "--policy",
+        str(policy),
+        "--change",
+        str(change),
+        "--ledger",
+        f"file:{tmp_path}/l.jsonl",
+        "--outbox",
+        str(tmp_path / "outbox"),
+    ]
+    assert (
+        main(
+            [
+                *base,
+                "--now",
+                "2026-12-01T10:00:00+00:00",
+                "plan",
+                "--plan",
+                str(plan_file),
+                "--terraform-report",
+                str(tmp_path / "r.json"),
+            ],
+            env={},
+        )
+        == 0
+    )
+    assert main([*base, "--now", "2026-12-08T11:00:00+00:00", "complete"], env={}) == 0
+    capsys.readouterr()
+    return tmp_path / "outbox" / "FFAPP-66"
+
+
+def _files(outbox: Path, pattern: str) -> list[Path]:
+    found = sorted(outbox.rglob(pattern))
+    assert found, pattern
+    return found
+
+
+def _slack_texts(payload: dict[str, Any]) -> list[str]:
+    texts = [payload["text"]]
+    for block in payload["blocks"]:
+        if "text" in block:
+            texts.append(block["text"]["text"])
+        texts += [e["text"] for e in block.get("elements", [])]
+    return texts
+
+
+def test_slack(outbox: Path) -> None:
+    for path in [p for p in _files(outbox, "slack-*.json") if p.name.count(".") == 1]:
+        for text in _slack_texts(json.loads(path.read_text())):
+            assert "<!channel>" not in text and "<@U0ADMIN>" not in text
+            assert "<!here>" not in text and "<https://evil" not in text
+            assert "<script>" not in text
+
+
+def test_email_html_and_text(outbox: Path) -> None:
+    for path in _files(outbox, "customer-EoE.eml"):
+        msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        html = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
+        assert "<script>" not in html and "&lt;script&gt;" in html
+        assert 'href="https://evil' not in html
+        assert "\n" not in str(msg["Subject"]).strip("\n")
+
+
+def test_markdown(outbox: Path) -> None:
+    for path in [*_files(outbox, "*.md")]:
+        text = path.read_text()
+        assert "[click](https://evil.example)" not in text
+        assert "@all" not in text and "<script>" not in text
+
+
+def test_teams(outbox: Path) -> None:
+    for path in _files(outbox, "*.teams.json"):
+        card = json.loads(path.read_text())["attachments"][0]["content"]
+        for block in card["body"]:
+            assert "[click](https://evil.example)" not in block["text"]
+            assert "\\[click\\]" in block["text"] or "click" not in block["text"]
+
+
+def test_webhook_is_valid_json_with_escaped_html(outbox: Path) -> None:
+    for path in _files(outbox, "*.webhook.json"):
+        body = json.loads(path.read_text())
+        assert "<script>" not in body["html"]
+        assert INJECT in body["text"]  # plain text is plain: the receiver renders it
+
+
+def test_resource_address_from_the_plan(outbox: Path) -> None:
+    devops = json.loads((outbox / "announce" / "slack-devops.json").read_text())
+    joined = "\n".join(_slack_texts(devops))
+    assert "&lt;!here&gt;" in joined
