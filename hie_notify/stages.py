@@ -67,14 +67,9 @@ def from_ledger(entries: Sequence[Entry], policy: Policy, change_id: str) -> Cla
     last = max(announced, key=lambda e: e.delivered_at)
     impacting = set(last.impacting_categories)
     resources = tuple(
-        ResourceResult(
-            address,
-            address.split(".")[-2].split("[")[0] if "." in address else "",
-            action,
-            (action,),
-            (),
-            False,
-        )
+        # The ledger keeps (address, action) only: enough for every stage message and for the
+        # plan's fingerprint; types and per-resource categories are not needed after the plan.
+        ResourceResult(address, "", action, (action,), (), False)
         for address, action in last.resources
     )
     counts = Counter(_SUMMARY_OF_ACTION.get(r.action, "no_op") for r in resources)
