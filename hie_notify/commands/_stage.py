@@ -166,18 +166,7 @@ def owe_postmortem(run: StageRun, stage: str, status: dict[str, Any]) -> list[st
         return ["a post-mortem is owed (dry run: no issue opened)"]
     now = run.options.clock()
     pseudo = _document_audience(run)
-    title, body = run.renderer.render_document(
-        "postmortem_issue.j2",
-        context(
-            policy=run.policy,
-            result=run.result,
-            change=run.change,
-            audience=pseudo,
-            now=now,
-            links=run.links,
-            status=status,
-        ),
-    )
+    title, body = run.renderer.render_document("postmortem_issue.j2", run.context(pseudo, status))
     env = run.options.env
     if gitlab_configured(env):
         from hie_notify.channels.gitlab import open_issue
@@ -215,8 +204,8 @@ def owe_postmortem(run: StageRun, stage: str, status: dict[str, Any]) -> list[st
     return [f"post-mortem issue opened: {link}"]
 
 
-def _document_audience(run: StageRun) -> Any:
-    from hie_notify.audiences import Audience
+def _document_audience(run: StageRun) -> Audience:
+    """The reader of a document that is not a message (a GitLab note or issue): internal."""
     from hie_notify.durations import NoticePeriod
 
     zero = NoticePeriod("elapsed")
@@ -228,16 +217,8 @@ def _document_audience(run: StageRun) -> Any:
 def publish_summary(run: StageRun, state: str, gate: dict[str, Any] | None = None) -> str:
     """The merge request's one summary note (or its outbox copy); a line saying where."""
     entries = run.ledger.read(run.change.id)
-    now = run.options.clock()
     note = _note_context(run, state, gate, entries)
-    ctx = context(
-        policy=run.policy,
-        result=run.result,
-        change=run.change,
-        audience=_document_audience(run),
-        now=now,
-        links=run.links,
-    )
+    ctx = run.context(_document_audience(run))
     ctx["note"] = note
     _, body = run.renderer.render_document("merge_request_note.j2", ctx)
     env = run.options.env
