@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from hie_notify.audiences import Audience, Audiences
 from hie_notify.calendar import UTC, BusinessCalendar
-from hie_notify.change import ChangeRecord
+from hie_notify.change import ChangeRecord, Window
 from hie_notify.classify import Classification
 from hie_notify.ledger import Entry
 from hie_notify.policy.model import Policy
@@ -113,7 +113,7 @@ def plan_differences(entry: Entry, result: Classification, policy: Policy) -> li
     return out
 
 
-def _covers(entry: Entry, window: Any) -> bool:
+def _covers(entry: Entry, window: Window | None) -> bool:
     """Did this notice announce a window that contains the one about to be used?"""
     if window is None or not entry.window_start:
         return True
@@ -122,7 +122,7 @@ def _covers(entry: Entry, window: Any) -> bool:
     return bool(start <= window.start and window.end <= end)
 
 
-def _window_of(entry: Entry, when: Any) -> str:
+def _window_of(entry: Entry, when: Callable[[datetime], str]) -> str:
     start = datetime.fromisoformat(entry.window_start)
     end = datetime.fromisoformat(entry.window_end)
     return f"{when(start)} to {when(end)}"
@@ -256,11 +256,11 @@ def _requirement(
     policy: Policy,
     calendar: BusinessCalendar,
     now: datetime,
-    window: Any,
+    window: Window | None,
     emergency: bool,
     reasons: list[str],
     warnings: list[str],
-    when: Any,
+    when: Callable[[datetime], str],
 ) -> Requirement:
     told = sorted(
         (
