@@ -7,59 +7,20 @@ import email.policy
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import icalendar
 import pytest
-import yaml
 
-from hie_notify.cli import main
-from tests.builders import plan, rc, write
+from tests.builders import rc
+from tests.cli_flow import Flow as _Flow
 from tests.conftest import EXAMPLES
 from tests.smtp_server import PASSWORD, SmtpServer
 
 DB = rc("aws_db_instance.main", ["delete", "create"], replace_paths=[["storage_encrypted"]])
 
 
-class Flow:
-    def __init__(self, tmp: Path, capsys: pytest.CaptureFixture[str], env: dict[str, str]):
-        self.tmp, self.capsys, self.env = tmp, capsys, env
-        self.plan = write(tmp / "plan.json", plan(DB))
-        self.window("2026-12-08T19:00:00+00:00", "2026-12-08T21:00:00+00:00")
-
-    def window(self, start: str, end: str) -> None:
-        change = {
-            "id": "FFAPP-4458",
-            "purpose": "Encrypt the database",
-            "downtime": "1h",
-            "rollback": "Restore the snapshot",
-            "on_call": "Leon",
-            "customers": ["EoE"],
-            "window": {"start": start, "end": end},
-        }
-        self.change = self.tmp / "change.yaml"
-        self.change.write_text(yaml.safe_dump(change))
-
-    def __call__(self, *args: str, now: str = "2026-12-01T10:00:00+00:00") -> tuple[int, Any]:
-        base = [
-            "--format",
-            "json",
-            "--policy",
-            str(EXAMPLES / "policy.yaml"),
-            "--now",
-            now,
-            "--change",
-            str(self.change),
-            "--ledger",
-            f"file:{self.tmp}/ledger.jsonl",
-            "--outbox",
-            str(self.tmp / "outbox"),
-        ]
-        extra = ["--terraform-report", str(self.tmp / "r.json")] if args[0] == "plan" else []
-        code = main([*base, *args, *extra], env=self.env)
-        out = self.capsys.readouterr()
-        self.err = out.err
-        return code, json.loads(out.out) if out.out.strip() else {}
+def Flow(tmp: Path, capsys: pytest.CaptureFixture[str], env: dict[str, str]) -> _Flow:
+    return _Flow(tmp, capsys, DB, env=env, policy=EXAMPLES / "policy.yaml")
 
 
 def _parse(raw: bytes) -> email.message.EmailMessage:

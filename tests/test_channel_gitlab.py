@@ -9,12 +9,11 @@ from typing import Any
 
 import pytest
 import responses
-import yaml
 
 from hie_notify.channels.gitlab import NOTE_LIMIT, MergeRequestSummary, fit, summary_marker
-from hie_notify.cli import main
 from hie_notify.gitlab_api import NoteTarget
-from tests.builders import plan, rc, write
+from tests.builders import rc
+from tests.cli_flow import Flow as _Flow
 from tests.gitlab_fake import ENV, HUMAN, FakeGitLab
 
 DB = rc("aws_db_instance.main", ["delete", "create"], replace_paths=[["storage_encrypted"]])
@@ -30,40 +29,15 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGitLab]:
         yield FakeGitLab(rsps).install()
 
 
-class Flow:
-    def __init__(self, tmp: Path, capsys: pytest.CaptureFixture[str], resources: Any) -> None:
-        self.tmp, self.capsys = tmp, capsys
-        change = {
-            "id": "FFAPP-4458",
-            "purpose": "Encrypt <b>the</b> database @all",
-            "downtime": "1h",
-            "rollback": "Restore",
-            "on_call": "Leon",
-            "customers": ["EoE"],
-            "window": {"start": "2026-12-08T19:00:00+00:00", "end": "2026-12-08T21:00:00+00:00"},
-        }
-        self.change = tmp / "change.yaml"
-        self.change.write_text(yaml.safe_dump(change))
-        self.plan = write(tmp / "plan.json", plan(*resources))
-
-    def __call__(self, *args: str, now: str = "2026-12-01T10:00:00+00:00") -> tuple[int, Any]:
-        base = [
-            "--format",
-            "json",
-            "--now",
-            now,
-            "--change",
-            str(self.change),
-            "--ledger",
-            f"file:{self.tmp}/ledger.jsonl",
-            "--outbox",
-            str(self.tmp / "outbox"),
-        ]
-        extra = ["--terraform-report", str(self.tmp / "r.json")] if args[0] == "plan" else []
-        code = main([*base, *args, *extra], env=GL_ENV)
-        out = self.capsys.readouterr()
-        self.err = out.err
-        return code, json.loads(out.out) if out.out.strip() else {}
+def Flow(tmp: Path, capsys: pytest.CaptureFixture[str], resources: Any) -> _Flow:
+    return _Flow(
+        tmp,
+        capsys,
+        *resources,
+        env=GL_ENV,
+        purpose="Encrypt <b>the</b> database @all",
+        rollback="Restore",
+    )
 
 
 def _summaries(fake: FakeGitLab) -> list[dict[str, Any]]:

@@ -6,13 +6,12 @@ import json
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
 from hie_notify.cli import main
 from tests.builders import plan, rc, write
+from tests.cli_flow import Flow
 from tests.slack_fake import TOKEN, FakeSlack
 
 DB = rc("aws_db_instance.main", ["delete", "create"], replace_paths=[["storage_encrypted"]])
@@ -33,7 +32,7 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return waits
 
 
-class Run:
+class Run(Flow):
     def __init__(
         self,
         tmp: Path,
@@ -41,39 +40,17 @@ class Run:
         capsys: pytest.CaptureFixture[str],
         purpose: str = "Resize worker nodes",
     ) -> None:
-        self.tmp, self.slack, self.capsys = tmp, slack, capsys
-        change = {
-            "id": "FFAPP-4458",
-            "purpose": purpose,
-            "downtime": "30m",
-            "rollback": "Revert",
-            "on_call": "Leon",
-            "customers": ["EoE"],
-            "window": {"start": "2026-12-08T10:00:00+00:00", "end": "2026-12-08T12:00:00+00:00"},
-        }
-        self.change = tmp / "change.yaml"
-        self.change.write_text(yaml.safe_dump(change))
-        self.plan = write(tmp / "plan.json", plan(DB))
-        self.env = {"SLACK_BOT_TOKEN": TOKEN, "SLACK_API_URL": slack.url}
-
-    def __call__(self, *args: str, now: str = "2026-12-01T10:00:00+00:00") -> tuple[int, Any]:
-        base = [
-            "--format",
-            "json",
-            "--now",
-            now,
-            "--change",
-            str(self.change),
-            "--ledger",
-            f"file:{self.tmp}/ledger.jsonl",
-            "--outbox",
-            str(self.tmp / "outbox"),
-        ]
-        extra = ["--terraform-report", str(self.tmp / "r.json")] if args[0] == "plan" else []
-        code = main([*base, *args, *extra], env=self.env)
-        out = self.capsys.readouterr()
-        self.last_err = out.err
-        return code, json.loads(out.out) if out.out.strip() else {}
+        super().__init__(
+            tmp,
+            capsys,
+            DB,
+            env={"SLACK_BOT_TOKEN": TOKEN, "SLACK_API_URL": slack.url},
+            purpose=purpose,
+            downtime="30m",
+            rollback="Revert",
+            window={"start": "2026-12-08T10:00:00+00:00", "end": "2026-12-08T12:00:00+00:00"},
+        )
+        self.slack = slack
 
 
 @pytest.fixture

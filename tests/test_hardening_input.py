@@ -82,29 +82,6 @@ BAD_POLICIES = [
 ]
 
 
-@pytest.mark.parametrize("command", COMMANDS)
-@pytest.mark.parametrize(
-    ("label", "content", "expected"), BAD_POLICIES, ids=[b[0] for b in BAD_POLICIES]
-)
-def test_bad_policy(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    files: dict[str, Path],
-    command: str,
-    label: str,
-    content: bytes,
-    expected: str,
-) -> None:
-    policy = tmp_path / "policy.yaml"
-    policy.write_bytes(content)
-    code, err = _run(
-        tmp_path, capsys, command, policy=policy, change=files["change"], plan_file=files["plan"]
-    )
-    assert code == 2
-    assert f"{policy}" in err and expected in err
-    _nothing_happened(tmp_path)
-
-
 BAD_CHANGES = [
     ("not yaml", "id: [\n", "not valid YAML"),
     ("unknown key", yaml.safe_dump({**GOOD_CHANGE, "windw": 1}), "windw: unknown key"),
@@ -144,28 +121,6 @@ BAD_CHANGES = [
 ]
 
 
-@pytest.mark.parametrize("command", COMMANDS)
-@pytest.mark.parametrize(
-    ("label", "content", "expected"), BAD_CHANGES, ids=[b[0] for b in BAD_CHANGES]
-)
-def test_bad_change_record(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    files: dict[str, Path],
-    command: str,
-    label: str,
-    content: str,
-    expected: str,
-) -> None:
-    files["change"].write_text(content)
-    code, err = _run(
-        tmp_path, capsys, command, policy=None, change=files["change"], plan_file=files["plan"]
-    )
-    assert code == 2
-    assert f"{files['change']}" in err and expected in err
-    _nothing_happened(tmp_path)
-
-
 BAD_PLANS = [
     ("not json", b"Plan: 1 to add", "not valid JSON at line 1"),
     ("truncated", b'{"format_version": "1.2", "resource_changes": [{"address": "a', "truncated"),
@@ -189,23 +144,41 @@ BAD_PLANS = [
 ]
 
 
+CASES = (
+    [("policy", label, content, expected) for label, content, expected in BAD_POLICIES]
+    + [("change", label, content.encode(), expected) for label, content, expected in BAD_CHANGES]
+    + [("plan", label, content, expected) for label, content, expected in BAD_PLANS]
+)
+
+
 @pytest.mark.parametrize("command", COMMANDS)
-@pytest.mark.parametrize(("label", "content", "expected"), BAD_PLANS, ids=[b[0] for b in BAD_PLANS])
-def test_bad_plan(
+@pytest.mark.parametrize(
+    ("target", "label", "content", "expected"), CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES]
+)
+def test_bad_input(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     files: dict[str, Path],
     command: str,
+    target: str,
     label: str,
     content: bytes,
     expected: str,
 ) -> None:
-    files["plan"].write_bytes(content)
+    """Each bad file, to each command that reads it: exit 2, file and field named, nothing
+    sent or recorded."""
+    path = tmp_path / "policy.yaml" if target == "policy" else files[target]
+    path.write_bytes(content)
     code, err = _run(
-        tmp_path, capsys, command, policy=None, change=files["change"], plan_file=files["plan"]
+        tmp_path,
+        capsys,
+        command,
+        policy=path if target == "policy" else None,
+        change=files["change"],
+        plan_file=files["plan"],
     )
     assert code == 2
-    assert f"{files['plan']}" in err and expected in err
+    assert str(path) in err and expected in err
     _nothing_happened(tmp_path)
 
 

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import responses
-import yaml
 
-from hie_notify.cli import main
 from hie_notify.receiver import Event
+from tests.cli_flow import Flow as _Flow
 from tests.conftest import EXAMPLES
 from tests.hcp_fake import ENV, PLANS, RUN_ID, FakeHcp, run_document
 
@@ -37,42 +35,16 @@ def hcp(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHcp]:
         yield FakeHcp(rsps).install()
 
 
-class Flow:
-    def __init__(self, tmp: Path, capsys: pytest.CaptureFixture[str], **change: Any) -> None:
-        self.tmp, self.capsys = tmp, capsys
-        data = {
-            "id": "FFAPP-4458",
-            "purpose": "Tighten the QA reports bucket policy",
-            "downtime": "0",
-            "rollback": "Revert",
-            "on_call": "Leon",
-            "window": {"start": "2026-12-08T10:00:00+00:00", "end": "2026-12-08T12:00:00+00:00"},
-            **change,
-        }
-        self.change = tmp / "change.yaml"
-        self.change.write_text(yaml.safe_dump(data))
-        self.env = dict(ENV)
-
-    def __call__(self, *args: str, now: str = "2026-12-01T10:00:00+00:00") -> tuple[int, Any]:
-        base = [
-            "--format",
-            "json",
-            "--policy",
-            str(EXAMPLES / "policy.yaml"),
-            "--now",
-            now,
-            "--change",
-            str(self.change),
-            "--ledger",
-            f"file:{self.tmp}/ledger.jsonl",
-            "--outbox",
-            str(self.tmp / "outbox"),
-        ]
-        extra = ["--terraform-report", str(self.tmp / "r.json")] if args[0] == "plan" else []
-        code = main([*base, *args, *extra], env=self.env)
-        out = self.capsys.readouterr()
-        self.err = out.err
-        return code, json.loads(out.out) if out.out.strip() else {}
+def Flow(tmp: Path, capsys: pytest.CaptureFixture[str], **change: Any) -> _Flow:
+    fields = {
+        "purpose": "Tighten the QA reports bucket policy",
+        "downtime": "0",
+        "rollback": "Revert",
+        "customers": [],
+        "window": {"start": "2026-12-08T10:00:00+00:00", "end": "2026-12-08T12:00:00+00:00"},
+        **change,
+    }
+    return _Flow(tmp, capsys, env=dict(ENV), policy=EXAMPLES / "policy.yaml", **fields)
 
 
 def test_classify_by_run_id_equals_classify_by_plan(

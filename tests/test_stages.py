@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from hie_notify.cli import main
-from tests.builders import plan, rc, write
+from tests.builders import rc
+from tests.cli_flow import Flow as _Flow
 from tests.conftest import EXAMPLES
 
 DB = rc("aws_db_instance.main", ["delete", "create"], replace_paths=[["storage_encrypted"]])
@@ -18,49 +18,8 @@ HELM = rc("helm_release.app", ["update"], before={"version": "1"}, after={"versi
 DNS = rc("aws_route53_record.api", ["update"], before={"ttl": 1}, after={"ttl": 2})
 
 
-class Flow:
-    def __init__(
-        self, tmp: Path, capsys: pytest.CaptureFixture[str], *resources: Any, **change: Any
-    ) -> None:
-        self.tmp, self.capsys = tmp, capsys
-        data = {
-            "id": "FFAPP-4458",
-            "purpose": "Encrypt the database",
-            "downtime": "1h",
-            "rollback": "Restore the snapshot",
-            "on_call": "Leon",
-            "customers": ["EoE"],
-            "window": {"start": "2026-12-08T19:00:00+00:00", "end": "2026-12-08T21:00:00+00:00"},
-            **change,
-        }
-        self.change = tmp / "change.yaml"
-        self.change.write_text(yaml.safe_dump(data))
-        self.plan = write(tmp / "plan.json", plan(*resources))
-
-    def __call__(self, *args: str, now: str = "2026-12-01T10:00:00+00:00") -> tuple[int, Any]:
-        base = [
-            "--format",
-            "json",
-            "--policy",
-            str(EXAMPLES / "policy.yaml"),
-            "--now",
-            now,
-            "--change",
-            str(self.change),
-            "--ledger",
-            f"file:{self.tmp}/ledger.jsonl",
-            "--outbox",
-            str(self.tmp / "outbox"),
-        ]
-        extra = ["--terraform-report", str(self.tmp / "r.json")] if args[0] == "plan" else []
-        code = main([*base, *args, *extra], env={})
-        out = self.capsys.readouterr()
-        self.err = out.err
-        return code, json.loads(out.out) if out.out.strip() else {}
-
-    def outbox(self, stage: str) -> list[str]:
-        folder = self.tmp / "outbox" / "FFAPP-4458" / stage
-        return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+def Flow(tmp: Path, capsys: pytest.CaptureFixture[str], *resources: Any, **change: Any) -> Any:
+    return _Flow(tmp, capsys, *resources, policy=EXAMPLES / "policy.yaml", **change)
 
 
 def _audiences(out: dict[str, Any]) -> list[str]:
