@@ -214,7 +214,7 @@ def classify(
             if not description
             else f"rule: {description}"
         )
-        reasons.append(f"{name}: {_names(addresses)} ({why})")
+        reasons.append(f"{name}: {names(addresses)} ({why})")
 
     downtime = change.downtime if change is not None else None
     service_impacting = bool(impacting) or bool(downtime and downtime > timedelta(0)) or destroy
@@ -224,9 +224,10 @@ def classify(
             "is removed"
         )
     for description, whats in impacting.items():
-        reasons.append(f"service-impacting: {_names(whats)} ({description})")
+        reasons.append(f"service-impacting: {names(whats)} ({description})")
     if downtime and downtime > timedelta(0):
-        reasons.append(f"service-impacting: the change record expects {_fmt(downtime)} of downtime")
+        expected = describe_timedelta(downtime)
+        reasons.append(f"service-impacting: the change record expects {expected} of downtime")
     if results and not service_impacting:
         reasons.append(
             "not service-impacting: no change touches a resource the policy marks as "
@@ -254,12 +255,12 @@ def classify(
         elif declared != primary:
             reasons.append(
                 f"declared {declared} is less strict than {primary}, which the plan requires "
-                f"({_names(_addresses_of(results, primary))}): keeping {primary}; a declared "
+                f"({names(_addresses_of(results, primary))}): keeping {primary}; a declared "
                 "type can only make the classification stricter"
             )
     if plan.drift:
         reasons.append(
-            f"drift: {_names([x.address for x in plan.drift])} changed outside Terraform since "
+            f"drift: {names([x.address for x in plan.drift])} changed outside Terraform since "
             "the last apply"
         )
     if plan.errored:
@@ -348,12 +349,9 @@ def _no_changes(plan: Plan) -> str:
     )
 
 
-def _names(items: Sequence[str]) -> str:
-    shown = ", ".join(items[:_SHOWN])
-    if len(items) > _SHOWN:
-        shown += f" and {len(items) - _SHOWN} more"
+def names(items: Sequence[str], limit: int = _SHOWN) -> str:
+    """`a, b, c, d, e and 3 more`: a list short enough for a reason."""
+    shown = ", ".join(items[:limit])
+    if len(items) > limit:
+        shown += f" and {len(items) - limit} more"
     return shown
-
-
-def _fmt(delta: timedelta) -> str:
-    return describe_timedelta(delta)

@@ -10,7 +10,7 @@ from typing import Any
 from hie_notify.audiences import Audience, Audiences
 from hie_notify.calendar import UTC, BusinessCalendar
 from hie_notify.change import ChangeRecord, Window
-from hie_notify.classify import Classification
+from hie_notify.classify import Classification, names
 from hie_notify.ledger import Entry
 from hie_notify.policy.model import Policy
 
@@ -94,11 +94,11 @@ def plan_differences(entry: Entry, result: Classification, policy: Policy) -> li
                 changed.append(f"{r.address} ({before} -> {r.action})")
     out = []
     if added:
-        out.append(f"not announced: {_names(added)}")
+        out.append(f"not announced: {names(added)}")
     if destructive:
-        out.append(f"now destroyed or replaced: {_names(destructive)}")
+        out.append(f"now destroyed or replaced: {names(destructive)}")
     if changed:
-        out.append(f"action changed: {_names(changed)}")
+        out.append(f"action changed: {names(changed)}")
     if (
         result.change_type
         and entry.change_type != result.change_type
@@ -126,11 +126,6 @@ def _window_of(entry: Entry, when: Callable[[datetime], str]) -> str:
     start = datetime.fromisoformat(entry.window_start)
     end = datetime.fromisoformat(entry.window_end)
     return f"{when(start)} to {when(end)}"
-
-
-def _names(items: Sequence[str], limit: int = 5) -> str:
-    shown = ", ".join(items[:limit])
-    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
 def decide(

@@ -50,6 +50,7 @@ Safe = Markup
 
 
 def escape_slack(text: str) -> str:
+    """Slack's three escapes for text that is not markup ("Formatting text for app surfaces")."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 

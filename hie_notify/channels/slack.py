@@ -15,6 +15,7 @@ from typing import Any
 
 from hie_notify.channels import Delivery, Outgoing, slack_blocks, thread_parent
 from hie_notify.errors import InputError, ServiceError
+from hie_notify.render import escape_slack
 
 DEFAULT_API = "https://slack.com/api/"
 EVENT_TYPE = "hie_notify_notice"
@@ -199,7 +200,7 @@ class SlackChannel:
 
         assert outgoing.parent is not None
         payload = slack_blocks.payload(outgoing.parent, channel_id)
-        status = slack_blocks.escape(outgoing.state.upper())
+        status = escape_slack(outgoing.state.upper())
         payload["blocks"].insert(
             0,
             {"type": "context", "elements": [{"type": "mrkdwn", "text": f"*Status:* {status}"}]},

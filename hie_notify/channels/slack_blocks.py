@@ -4,16 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from hie_notify.render import Rendered
+from hie_notify.render import Rendered, escape_slack
 
 SECTION_LIMIT = 3000
 BLOCK_LIMIT = 50
 TEXT_LIMIT = 3000  # the notification text: a summary, not the message
-
-
-def escape(text: str) -> str:
-    """Slack's three escapes for text that is not markup ("Formatting text for app surfaces")."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _chunks(body: str, limit: int) -> list[str]:
@@ -52,11 +47,11 @@ def payload(message: Rendered, channel: str, link: str | None = None) -> dict[st
         blocks = blocks[: BLOCK_LIMIT - 1]
         more = f"…message shortened to fit Slack's {BLOCK_LIMIT}-block limit."
         if link:
-            more += f" Full details: <{escape(link)}|here>."
+            more += f" Full details: <{escape_slack(link)}|here>."
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": more}]})
     return {
         "channel": channel,
-        "text": escape(message.subject)[:TEXT_LIMIT],
+        "text": escape_slack(message.subject)[:TEXT_LIMIT],
         "blocks": blocks,
         "unfurl_links": False,
         "unfurl_media": False,

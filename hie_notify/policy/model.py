@@ -8,6 +8,7 @@ from typing import Annotated, Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -45,6 +46,15 @@ Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 Notice = Annotated[NoticePeriod, PlainValidator(parse_notice), PlainSerializer(str)]
 _SLACK_CHANNEL = re.compile(r"^#[a-z0-9][a-z0-9._-]{0,79}$")
 _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+
+
+def _email(value: str) -> str:
+    if not _EMAIL.match(value):
+        raise ValueError(f"expected an email address, got {value!r}")
+    return value
+
+
+EmailAddress = Annotated[str, AfterValidator(_email)]
 
 
 class _Strict(BaseModel):
@@ -129,15 +139,8 @@ class ChangeType(_Strict):
 
 class Contact(_Strict):
     name: str | None = None
-    email: str | None = None
+    email: EmailAddress | None = None
     critical: bool = False
-
-    @field_validator("email")
-    @classmethod
-    def _email(cls, value: str | None) -> str | None:
-        if value is not None and not _EMAIL.match(value):
-            raise ValueError(f"expected an email address, got {value!r}")
-        return value
 
 
 def _zone(value: object) -> str:
@@ -260,15 +263,8 @@ class Support(_Strict):
     """Who customers and stakeholders are told to contact."""
 
     name: str = "the DevOps team"
-    email: str | None = None
+    email: EmailAddress | None = None
     url: str | None = None
-
-    @field_validator("email")
-    @classmethod
-    def _email(cls, value: str | None) -> str | None:
-        if value is not None and not _EMAIL.match(value):
-            raise ValueError(f"expected an email address, got {value!r}")
-        return value
 
 
 class Policy(_Strict):
