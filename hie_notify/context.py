@@ -20,12 +20,6 @@ if TYPE_CHECKING:
     from hie_notify.terraform.hcp import Run
 
 
-def load_inputs(options: Options) -> tuple[Policy, ChangeRecord | None]:
-    policy = load_policy_for(options).policy
-    change = load_change(options.change, policy) if options.change else None
-    return policy, change
-
-
 def load_policy_for(options: Options) -> LoadedPolicy:
     """The policy in force (protected in GitLab CI), and where it came from."""
     return load_effective(options.policy, options.env)
@@ -90,9 +84,12 @@ def require_change(change: ChangeRecord | None) -> ChangeRecord:
     return change
 
 
-def prepare(options: Options, source: Source, *, need_change: bool) -> Prepared:
-    """Policy, change record, classified plan, calendar and audiences for a command."""
-    loaded = load_policy_for(options)
+def prepare(
+    options: Options, source: Source, *, need_change: bool, loaded: LoadedPolicy | None = None
+) -> Prepared:
+    """Policy, change record, classified plan, calendar and audiences for a command (the policy
+    is loaded here unless the caller already has it: in CI that is a GitLab API call)."""
+    loaded = loaded or load_policy_for(options)
     policy = loaded.policy
     change = load_change(options.change, policy) if options.change else None
     if need_change:

@@ -69,8 +69,16 @@ def load(args: argparse.Namespace, env: Mapping[str, str], *, need_plan: bool = 
         run_id = getattr(args, "run_id", None) or run_id_from_env(env)
         assert run_id is not None
         run = client.get_run(run_id)
-    if not need_plan:
-        return Source(None, run)
+    return with_plan(Source(None, run), env) if need_plan else Source(None, run)
+
+
+def with_plan(source: Source, env: Mapping[str, str]) -> Source:
+    """The source with its HCP run's plan JSON read (the run itself is not fetched again)."""
+    run = source.run
+    if source.plan is not None or run is None:
+        return source
+    from hie_notify.terraform.hcp import HcpClient
+
     if run.plan_id is None:
         raise InputError(f"run {run.id} has no plan yet (status {run.status})")
     if run.plan_status in ("errored", "canceled", "unreachable"):
@@ -78,5 +86,5 @@ def load(args: argparse.Namespace, env: Mapping[str, str], *, need_plan: bool = 
             f"run {run.id}: its plan is {run.plan_status}, so there is no plan JSON to read"
             + (f" ({run.error_summary})" if run.error_summary else "")
         )
-    data = client.plan_json(run.plan_id)
+    data = HcpClient.from_env(env).plan_json(run.plan_id)
     return Source(parse_plan(data, f"HCP Terraform run {run.id}"), run)

@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 from hie_notify import output, plan_source
 from hie_notify.audiences import Audience, resolve
 from hie_notify.calendar import BusinessCalendar
-from hie_notify.change import ChangeRecord
+from hie_notify.change import ChangeRecord, load_change
 from hie_notify.channels import Channels
 from hie_notify.classify import Classification
 from hie_notify.context import (
     environments,
     links,
-    load_inputs,
+    load_policy_for,
     prepare,
     require_change,
     run_info,
@@ -82,21 +82,20 @@ class StageRun:
 def load(options: Options, args: argparse.Namespace, *, announce: bool = False) -> StageRun:
     """Policy, change record and classification: from the plan (file or HCP run) when given,
     else as last announced (the ledger). `announce` commands always need a plan."""
-    policy, change = load_inputs(options)
-    change = require_change(change)
+    loaded = load_policy_for(options)
+    policy = loaded.policy
+    change = require_change(load_change(options.change, policy) if options.change else None)
     ledger = open_ledger(options.ledger, options.env)
     has_plan = getattr(args, "plan", None) is not None
     source = plan_source.load(args, options.env, need_plan=announce or has_plan)
     run = source.run
+    entries = [] if source.plan is not None else ledger.read(change.id)
+    if source.plan is None and run is not None and not any(e.stage == "announce" for e in entries):
+        source = plan_source.with_plan(source, options.env)  # nothing announced: use the run's plan
     if source.plan is not None:
-        result = prepare(options, source, need_change=True).result
+        result = prepare(options, source, need_change=True, loaded=loaded).result
     else:
-        entries = ledger.read(change.id)
-        if run is not None and not any(e.stage == "announce" for e in entries):
-            source = plan_source.load(args, options.env, need_plan=True)
-            result = prepare(options, source, need_change=True).result
-        else:
-            result = from_ledger(entries, policy, change.id)
+        result = from_ledger(entries, policy, change.id)
     return StageRun(
         options,
         policy,
