@@ -126,7 +126,8 @@ def send(run: StageRun, stage: str, status: dict[str, Any]) -> StageReport:
     options = run.options
     now = options.clock()
     audiences = resolve(run.policy, run.result, run.change, run.environments)
-    entries = run.ledger.read(run.change.id)
+    # Only a cancellation chooses its audiences from the ledger (everyone who was told).
+    entries = run.ledger.read(run.change.id) if stage == "cancelled" else []
     chosen = audiences_for(stage, audiences, entries)
     channels = Channels(run.policy, options.env, options.outbox, run.change.id, now)
     return run_stage(
