@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -37,7 +38,9 @@ class SlackState:
     messages: list[dict[str, Any]] = field(default_factory=list)
     requests: list[Recorded] = field(default_factory=list)
     fail: list[tuple[str, int, dict[str, str], bool]] = field(default_factory=list)
-    clock: float = 1796119200.000100  # 2026-12-01T10:00:00Z, the tests' --now
+    # Slack stamps `ts` with its own clock, which is not the tests' injected --now: like the real
+    # service, the fake uses the machine's clock (kept strictly increasing).
+    last_ts: float = 0.0
     token: str = TOKEN
 
     def calls(self, method: str) -> list[Recorded]:
@@ -103,10 +106,10 @@ class _Handler(BaseHTTPRequestHandler):
             if cid not in CHANNELS.values():
                 self._reply(200, {"ok": False, "error": "channel_not_found"})
                 return
-            st.clock += 1
+            st.last_ts = max(time.time(), st.last_ts + 0.000001)
             msg = {
                 "type": "message",
-                "ts": f"{st.clock:.6f}",
+                "ts": f"{st.last_ts:.6f}",
                 "text": body.get("text"),
                 "blocks": body.get("blocks"),
                 "metadata": body.get("metadata"),
@@ -142,22 +145,27 @@ class _Handler(BaseHTTPRequestHandler):
                 },
             )
         elif method == "conversations.history":
+            # Newest first; `oldest` and `latest` are exclusive unless `inclusive` is true; message
+            # metadata only with include_all_metadata=true (docs: conversations.history).
+            inclusive = _flag(body.get("inclusive"))
+            oldest = float(body.get("oldest") or 0)
             found = [
                 m
                 for m in st.messages
                 if m["channel"] == body["channel"]
                 and not m["thread_ts"]
-                and float(m["ts"]) >= float(body.get("oldest", 0))
+                and (float(m["ts"]) >= oldest if inclusive else float(m["ts"]) > oldest)
             ]
-            self._reply(200, {"ok": True, "messages": list(reversed(found)), "has_more": False})
+            self._page(list(reversed(found)), body)
         elif method == "conversations.replies":
+            # The parent first, then its replies, oldest first (docs: conversations.replies).
             found = [
                 m
                 for m in st.messages
                 if m["channel"] == body["channel"]
                 and (m["ts"] == body["ts"] or m["thread_ts"] == body["ts"])
             ]
-            self._reply(200, {"ok": True, "messages": found, "has_more": False})
+            self._page(found, body)
         elif method == "conversations.list":
             chans = [
                 {"id": cid, "name": name, "is_channel": True} for name, cid in CHANNELS.items()
@@ -167,6 +175,28 @@ class _Handler(BaseHTTPRequestHandler):
             )
         else:
             self._reply(200, {"ok": False, "error": "unknown_method"})
+
+
+    def _page(self, messages: list[dict[str, Any]], body: dict[str, Any]) -> None:
+        limit = int(body.get("limit") or 100)
+        start = int(body.get("cursor") or 0)
+        page = messages[start : start + limit]
+        if not _flag(body.get("include_all_metadata")):
+            page = [{k: v for k, v in m.items() if k != "metadata"} for m in page]
+        more = start + limit < len(messages)
+        self._reply(
+            200,
+            {
+                "ok": True,
+                "messages": page,
+                "has_more": more,
+                "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+            },
+        )
+
+
+def _flag(value: object) -> bool:
+    return str(value).lower() in ("1", "true")
 
 
 class FakeSlack:

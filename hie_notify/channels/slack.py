@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
 from typing import Any
 
 from hie_notify.channels import Delivery, Outgoing, slack_blocks, thread_parent
@@ -19,6 +18,10 @@ from hie_notify.render import escape_slack
 
 DEFAULT_API = "https://slack.com/api/"
 EVENT_TYPE = "hie_notify_notice"
+# After a failed post, how far back to look for it: the newest 2 x 100 messages of the channel
+# (or thread). A post that went through seconds ago is among them unless the channel is flooded.
+LOOKBACK_PAGES = 2
+LOOKBACK_PAGE_SIZE = 100
 BROADCAST_STAGES = ("apply_failed", "rollback_started", "rollback_failed", "complete")
 
 
@@ -95,19 +98,14 @@ class SlackChannel:
         note = ""
         if parent_ts is not None and outgoing.parent is not None:
             note = self._refresh_parent(channel_id, parent_ts, outgoing)
-        return Delivery(
-            "slack",
-            name,
-            f"{channel_id}:{ts}",
-            datetime.fromtimestamp(float(ts), timezone.utc),
-            note,
-        )
+        # The delivery counts from the time this process saw Slack accept it (the caller's
+        # clock), never from the `ts` the far side reports.
+        return Delivery("slack", name, f"{channel_id}:{ts}", None, note)
 
     def _post(self, payload: dict[str, Any], thread_ts: str | None) -> tuple[str, str]:
         from slack_sdk.errors import SlackApiError
 
         key = payload["metadata"]["event_payload"]["key"]
-        since = time.time() - 120
         last = ""
         for attempt in range(self.max_retries + 1):
             try:
@@ -130,7 +128,7 @@ class SlackChannel:
                 last = f"HTTP {status}"
             except OSError as exc:  # URLError, connection reset, timeout
                 last = type(exc).__name__
-            found = self._find_posted(payload["channel"], key, thread_ts, since)
+            found = self._find_posted(payload["channel"], key, thread_ts)
             if found is not None:
                 return found
             if attempt < self.max_retries:
@@ -141,35 +139,49 @@ class SlackChannel:
         )
 
     def _find_posted(
-        self, channel: str, key: str, thread_ts: str | None, since: float
+        self, channel: str, key: str, thread_ts: str | None
     ) -> tuple[str, str] | None:
-        """The (channel id, ts) of a message already carrying `key`, if Slack has one."""
+        """The (channel id, ts) of a message already carrying `key`, if Slack has one.
+
+        The search is by the idempotency key in the message metadata, over the newest messages
+        of the channel (or of the thread): no time window, so it does not depend on this
+        machine's clock, the injected `--now` and Slack's clock agreeing.
+        """
         from slack_sdk.errors import SlackApiError
 
         try:
             channel_id = self._channel_id(channel)
             if channel_id is None:
                 return None
-            if thread_ts is not None:
-                response = self._client.conversations_replies(
-                    channel=channel_id, ts=thread_ts, include_all_metadata=True, limit=200
-                )
-            else:
-                response = self._client.conversations_history(
-                    channel=channel_id,
-                    oldest=f"{since:.6f}",
-                    include_all_metadata=True,
-                    limit=100,
-                )
+            cursor: str | None = None
+            for _ in range(LOOKBACK_PAGES):
+                if thread_ts is not None:
+                    response = self._client.conversations_replies(
+                        channel=channel_id,
+                        ts=thread_ts,
+                        include_all_metadata=True,
+                        limit=LOOKBACK_PAGE_SIZE,
+                        cursor=cursor,
+                    )
+                else:
+                    response = self._client.conversations_history(
+                        channel=channel_id,
+                        include_all_metadata=True,
+                        limit=LOOKBACK_PAGE_SIZE,
+                        cursor=cursor,
+                    )
+                for message in response.get("messages") or []:
+                    meta = message.get("metadata") or {}
+                    if (
+                        meta.get("event_type") == EVENT_TYPE
+                        and (meta.get("event_payload") or {}).get("key") == key
+                    ):
+                        return channel_id, str(message["ts"])
+                cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+                if not cursor:
+                    break
         except (SlackApiError, OSError):
             return None
-        for message in response.get("messages") or []:
-            meta = message.get("metadata") or {}
-            if (
-                meta.get("event_type") == EVENT_TYPE
-                and (meta.get("event_payload") or {}).get("key") == key
-            ):
-                return channel_id, str(message["ts"])
         return None
 
     def _channel_id(self, channel: str) -> str | None:
