@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from hie_notify.errors import InputError
+
+
+def _machine_now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -20,6 +24,8 @@ class Options:
     format: str = "text"
     dry_run: bool = False
     env: Mapping[str, str] = field(default_factory=dict)
+    # The machine's clock, read only when no `--now` is given (None: the real one).
+    machine_clock: Callable[[], datetime] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_raw(cls, values: Mapping[str, object], env: Mapping[str, str]) -> Options:
@@ -39,8 +45,10 @@ class Options:
         )
 
     def clock(self) -> datetime:
-        """`--now` when given, else the real time (read here, at the edge, once)."""
-        return self.now or datetime.now(timezone.utc)
+        """`--now` when given (the machine's clock is then never read), else the machine's time."""
+        if self.now is not None:
+            return self.now
+        return (self.machine_clock or _machine_now)()
 
 
 def parse_now(value: str) -> datetime:

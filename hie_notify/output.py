@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +54,16 @@ def classification_text(result: Classification, policy: Policy) -> str:
     return "\n".join(lines)
 
 
-def section(env: Mapping[str, str], name: str, header: str, body: str, collapsed: bool) -> str:
-    """A GitLab collapsible log section when running in GitLab CI; plain text elsewhere."""
+def section(
+    env: Mapping[str, str], name: str, header: str, body: str, collapsed: bool, now: datetime
+) -> str:
+    """A GitLab collapsible log section when running in GitLab CI; plain text elsewhere.
+
+    The markers' timestamp is `now` (the command's time, `--now` when given): the section is
+    printed at once, so start and end carry the same stamp and no clock needs reading here."""
     if env.get("GITLAB_CI") != "true":
         return f"{header}\n{body}" if body else header
-    stamp = int(time.time())
+    stamp = int(now.timestamp())
     opt = "[collapsed=true]" if collapsed else ""
     return (
         f"\x1b[0Ksection_start:{stamp}:{name}{opt}\r\x1b[0K{header}\n{body}\n"

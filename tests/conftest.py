@@ -1,6 +1,25 @@
+"""Shared fixtures, and the guards every test runs under.
+
+- No network: pytest-socket (addopts in pyproject.toml) lets `connect` reach loopback only; the
+  `_no_dns` guard below also refuses name look-ups of anything but loopback, which pytest-socket
+  lets through (a look-up of gitlab.example.com is traffic too, and slow where DNS hangs).
+- No clock: the tool's one machine-clock read (`Options.clock()` without `--now`) fails the test
+  unless the test injects a clock.
+- No stray files: every test runs in a temporary working directory, so a default path such as
+  `hie-notify-outbox/` never lands in the repository.
+- A moved clock: `HIE_TEST_CLOCK_SHIFT_YEARS=N` runs the whole session with the machine clock
+  N years ahead (time-machine), to show any test that leans on today's date.
+"""
+
 from __future__ import annotations
 
+import ipaddress
+import os
+import socket
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -9,8 +28,79 @@ from hie_notify.policy import Policy, load_policy
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 EXAMPLES = ROOT / "examples"
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", ""})
 
 
 @pytest.fixture(scope="session")
 def policy() -> Policy:
     return load_policy()
+
+
+def is_loopback(host: object) -> bool:
+    if host is None:
+        return True  # getaddrinfo(None, port): the local wildcard/loopback address
+    name = host.decode() if isinstance(host, bytes) else str(host)
+    if name.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(name.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+@pytest.fixture(autouse=True)
+def _no_dns(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    real = socket.getaddrinfo
+    tried: list[str] = []
+
+    def guarded(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if not is_loopback(host):
+            tried.append(repr(host))
+            # An OSError, as a failed look-up would be; the teardown check below fails the
+            # test even when the code under test handles it.
+            raise socket.gaierror(socket.EAI_NONAME, f"no look-up of {host!r} in tests")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", guarded)
+    yield
+    assert not tried, (
+        f"the test tried to look up {', '.join(tried)}: tests reach nothing but loopback "
+        "(use the HTTP fakes)"
+    )
+
+
+@pytest.fixture(autouse=True)
+def _no_machine_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse() -> datetime:
+        raise AssertionError(
+            "a test read the machine clock through Options.clock(): pass --now, or give "
+            "Options a machine_clock"
+        )
+
+    monkeypatch.setattr("hie_notify.options._machine_now", refuse)
+
+
+@pytest.fixture(autouse=True)
+def _in_a_temporary_directory(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    years = os.environ.get("HIE_TEST_CLOCK_SHIFT_YEARS")
+    if not years:
+        return
+    import time_machine
+
+    moved = datetime.now(timezone.utc) + timedelta(days=round(365.25 * float(years)))
+    traveller = time_machine.travel(moved, tick=True)
+    traveller.start()
+    config.add_cleanup(traveller.stop)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    years = os.environ.get("HIE_TEST_CLOCK_SHIFT_YEARS")
+    if not years:
+        return None
+    return f"machine clock moved {years} years ahead: {datetime.now(timezone.utc).isoformat()}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -331,6 +332,8 @@ def test_gitlab_log_sections(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         str(change),
         "--ledger",
         f"file:{tmp_path}/l.jsonl",
+        "--outbox",
+        str(tmp_path / "outbox"),
         "gate",
         "--plan",
         str(p),
@@ -339,8 +342,13 @@ def test_gitlab_log_sections(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     ]
     assert main(args, env={"GITLAB_CI": "true", "HIE_LOCAL_POLICY": "1"}) == 1
     out = capsys.readouterr().out
-    assert "\x1b[0Ksection_start:" in out and ":hie_gate_reasons\r\x1b[0KWhy it is blocked" in out
-    assert "\x1b[0Ksection_end:" in out
+    # The markers carry the command's time (--now), not a read of the machine clock.
+    stamp = int(datetime(2026, 12, 8, 10, 30, tzinfo=timezone.utc).timestamp())
+    start = f"\x1b[0Ksection_start:{stamp}:hie_gate_reasons\r\x1b[0KWhy it is blocked"
+    assert start in out
+    assert f"\x1b[0Ksection_end:{stamp}:hie_gate_reasons\r\x1b[0K" in out
+    assert f"section_start:{stamp}:hie_gate_notices[collapsed=true]" not in out  # blocked: open
+    assert f"section_start:{stamp}:hie_gate_notices\r" in out
     assert main(args, env={}) == 1
     assert "section_start" not in capsys.readouterr().out
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -241,6 +243,8 @@ def test_receiver_event_sends_the_stage(
         ledger=f"file:{tmp_path}/ledger.jsonl",
         outbox=tmp_path / "outbox",
         env={},
+        # The receiver serves without --now: its clock is the machine's, here a fixed one.
+        machine_clock=lambda: datetime(2026, 12, 8, 19, 1, tzinfo=timezone.utc),
     )
     event = Event(
         "run:applying",
@@ -260,6 +264,9 @@ def test_receiver_event_sends_the_stage(
     text = handle(event, argparse.Namespace(plan_required=False), options)
     assert "run:applying" in text and "apply_started" in text
     assert (tmp_path / "outbox/FFAPP-4458/apply_started/slack-devops.json").exists()
+    lines = (tmp_path / "ledger.jsonl").read_text().splitlines()
+    started = [json.loads(x) for x in lines if '"stage": "apply_started"' in x]
+    assert started and {e["delivered_at"] for e in started} == {"2026-12-08T19:01:00+00:00"}
     quiet = Event(
         "run:planning", None, RUN_ID, "planning", None, None, None, None, None, None, None, None, 1
     )

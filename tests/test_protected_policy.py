@@ -208,16 +208,21 @@ def test_missing_project_fails_closed(repo: Repo, fake: FakeGitLab) -> None:
     assert "not found while trying to read the protected policy" in repo.err
 
 
-def test_outside_ci_the_local_file_is_used_and_it_says_so(repo: Repo) -> None:
+def test_outside_ci_the_local_file_is_used_and_it_says_so(repo: Repo, fake: FakeGitLab) -> None:
     repo.branch_policy(
         "change_types:\n  planned_infra_update:\n"
         "    internal_notice: {minimum: 1h, recommended: 2h}\n"
     )
-    _, out = repo("gate", "--plan", str(repo.plan), env={})
+    code, out = repo("gate", "--plan", str(repo.plan), env={})
+    assert code == 1, repo.err  # nothing announced
     assert (
         out["policy_source"]
         == "local file .hie-notify/policy.yaml (not protected: outside GitLab CI)"
     )
     assert out["required"][0]["minimum"] == "1h"
-    _, out = repo("gate", "--plan", str(repo.plan), env={**CI, "HIE_LOCAL_POLICY": "1"})
+    assert not fake.rsps.calls  # outside CI, GitLab is not asked
+    code, out = repo("gate", "--plan", str(repo.plan), env={**CI, "HIE_LOCAL_POLICY": "1"})
+    assert code == 1, repo.err
     assert "(not protected: HIE_LOCAL_POLICY is set)" in out["policy_source"]
+    assert out["required"][0]["minimum"] == "1h"  # the local file, not a protected one
+    assert not [c for c in fake.rsps.calls if "/repository/files/" in c.request.url]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
     change = prep.change
     ledger = open_ledger(options.ledger, options.env)
     entries = ledger.read(change.id) if change else []
+    now = options.clock()
     decision = decide(
         policy=prep.policy,
         calendar=prep.calendar,
@@ -54,7 +56,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
         change=change,
         audiences=prep.audiences,
         entries=entries,
-        now=options.clock(),
+        now=now,
         freeze=freeze_of(options.env),
         speculative=bool(prep.run and prep.run.plan_only),
         approval=_approval(prep, options) if _is_emergency(prep) else None,
@@ -78,7 +80,8 @@ def run(args: argparse.Namespace, options: Options) -> int:
             "HIE_WINDOW_END": window.end.isoformat() if window else "",
         },
     )
-    text = render_text(decision, prep.calendar, options.env) + f"\nPolicy: {prep.policy_source}"
+    text = render_text(decision, prep.calendar, options.env, now)
+    text += f"\nPolicy: {prep.policy_source}"
     if change is not None:
         run = _stage.StageRun(
             options,
@@ -120,7 +123,9 @@ def _when(cal: BusinessCalendar, when: Any) -> str:
     return f"{cal.local(when):%a %d %b %Y %H:%M %Z} ({when.astimezone(UTC):%Y-%m-%dT%H:%MZ})"
 
 
-def render_text(decision: Decision, cal: BusinessCalendar, env: Mapping[str, str]) -> str:
+def render_text(
+    decision: Decision, cal: BusinessCalendar, env: Mapping[str, str], now: datetime
+) -> str:
     if decision.allowed:
         parts = ["ALLOWED: the apply may go ahead."]
     else:
@@ -132,6 +137,7 @@ def render_text(decision: Decision, cal: BusinessCalendar, env: Mapping[str, str
                 f"Why it is blocked ({len(decision.reasons)}):",
                 "\n".join(f"  - {r}" for r in decision.reasons),
                 collapsed=False,
+                now=now,
             )
         )
     if decision.warnings:
@@ -142,6 +148,7 @@ def render_text(decision: Decision, cal: BusinessCalendar, env: Mapping[str, str
                 f"Warnings ({len(decision.warnings)}):",
                 "\n".join(f"  - {w}" for w in decision.warnings),
                 collapsed=False,
+                now=now,
             )
         )
     rows = []
@@ -157,6 +164,7 @@ def render_text(decision: Decision, cal: BusinessCalendar, env: Mapping[str, str
                 "Notice by audience:",
                 "\n".join(rows),
                 collapsed=decision.allowed,
+                now=now,
             )
         )
     if decision.earliest_start and not decision.allowed:
