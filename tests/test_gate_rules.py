@@ -1,0 +1,631 @@
+"""Each rule of the gate, one at a time, on hand-built inputs (no plan file, no CLI).
+
+`_base()` is a change the gate allows with no warning: #devops (24 h minimum, 48 h recommended)
+was told three days ahead about exactly this plan and window, the window is open and inside
+working hours. Every test changes one thing and names the rule that must then decide; removing
+any rule from gate.py fails the test named after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from hie_notify.audiences import Audience, Audiences
+from hie_notify.calendar import BusinessCalendar
+from hie_notify.change import ChangeRecord, Window
+from hie_notify.classify import Classification, ResourceResult
+from hie_notify.durations import NoticePeriod, parse_notice
+from hie_notify.gate import Approval, Decision, decide, plan_differences
+from hie_notify.ledger import Entry
+from hie_notify.policy import Policy
+
+UTC = timezone.utc
+START = datetime(2026, 12, 8, 10, 0, tzinfo=UTC)  # Tuesday, inside working hours
+END = datetime(2026, 12, 8, 12, 0, tzinfo=UTC)
+NOW = START + timedelta(minutes=30)
+TOLD = START - timedelta(hours=72)
+NODES = "aws_eks_node_group.general"
+DB = "aws_db_instance.main"
+PLAN = ((NODES, "update"), (DB, "update"))
+
+
+def resource(address: str, action: str) -> ResourceResult:
+    rtype = address.split(".")[0]
+    return ResourceResult(address, rtype, action, (action,), ("planned_infra_update",), False)
+
+
+def classification(
+    resources: Sequence[tuple[str, str]] = PLAN,
+    change_type: str | None = "planned_infra_update",
+    service_impacting: bool = False,
+    declared_type: str | None = None,
+) -> Classification:
+    rows = tuple(resource(a, b) for a, b in resources)
+    return Classification(
+        change_type=change_type,
+        declared_type=declared_type,
+        categories=(change_type,) if change_type else (),
+        service_impacting=service_impacting,
+        summary={},
+        reasons=(),
+        resources=rows,
+        drift=(),
+        outputs=(),
+        fingerprint="sha256:" + "|".join(f"{a}={b}" for a, b in resources),
+        has_changes=bool(rows),
+        impacting_categories=(),
+        notice=(),
+    )
+
+
+def audience(
+    aid: str = "slack:#devops", minimum: str = "24h", recommended: str = "48h", **kw: Any
+) -> Audience:
+    return Audience(
+        id=aid,
+        kind=kw.pop("kind", "internal"),
+        label=kw.pop("label", aid.split(":", 1)[1]),
+        time_zone="Europe/London",
+        phases=frozenset(kw.pop("phases", ["pre_deployment", "post_deployment"])),
+        minimum=parse_notice(minimum),
+        recommended=parse_notice(recommended),
+        change_types=("planned_infra_update",),
+        **kw,
+    )
+
+
+def record(**fields: Any) -> ChangeRecord:
+    data: dict[str, Any] = {
+        "id": "FFAPP-1",
+        "purpose": "Resize nodes",
+        "window": Window(start=START, end=END),
+        "downtime": "0",
+        "rollback": "Revert",
+    }
+    data.update(fields)
+    return ChangeRecord.model_validate(data)
+
+
+def entry(
+    delivered_at: datetime = TOLD,
+    resources: Sequence[tuple[str, str]] = PLAN,
+    change_type: str | None = "planned_infra_update",
+    service_impacting: bool = False,
+    window: tuple[datetime, datetime] | None = (START, END),
+    **fields: Any,
+) -> Entry:
+    data: dict[str, Any] = {
+        "change_id": "FFAPP-1",
+        "stage": "announce",
+        "audience": "slack:#devops",
+        "channel": "slack",
+        "recipient": "#devops",
+        "fingerprint": "sha256:x",
+        "change_type": change_type,
+        "service_impacting": service_impacting,
+        "resources": tuple(resources),
+        "delivered_at": delivered_at,
+        "message_id": "C0DEVOPS/1.0",
+        "idempotency_key": "k",
+        "window_start": window[0].isoformat() if window else "",
+        "window_end": window[1].isoformat() if window else "",
+    }
+    data.update(fields)
+    return Entry(**data)
+
+
+DEFAULT = ChangeRecord.model_construct(id="DEFAULT")  # "the base case's record", a sentinel
+
+
+@dataclass
+class Gate:
+    policy: Policy
+    calendar: BusinessCalendar
+
+    def __call__(
+        self,
+        *,
+        result: Classification | None = None,
+        change: ChangeRecord | None = DEFAULT,
+        audiences: Sequence[Audience] | None = None,
+        problems: Sequence[str] = (),
+        entries: Sequence[Entry] | None = None,
+        now: datetime = NOW,
+        **kw: Any,
+    ) -> Decision:
+        return decide(
+            policy=self.policy,
+            calendar=self.calendar,
+            result=result if result is not None else classification(),
+            change=record() if change is DEFAULT else change,
+            audiences=Audiences(
+                tuple(audiences) if audiences is not None else (audience(),), tuple(problems)
+            ),
+            entries=list(entries) if entries is not None else [entry()],
+            now=now,
+            **kw,
+        )
+
+
+@pytest.fixture
+def gate(policy: Policy) -> Gate:
+    return Gate(policy, BusinessCalendar.from_policy(policy))
+
+
+def only(decision: Decision) -> str:
+    """The one reason the gate gives (the test changed one thing: one reason)."""
+    assert len(decision.reasons) == 1, decision.reasons
+    assert not decision.allowed
+    return decision.reasons[0]
+
+
+# --- the base case -----------------------------------------------------------------------------
+
+
+def test_base_case_is_allowed_without_warning(gate: Gate) -> None:
+    d = gate()
+    assert d.allowed and d.reasons == () and d.warnings == () and d.notes == ()
+    (req,) = d.requirements
+    assert (req.audience, req.given_at, req.met) == ("slack:#devops", TOLD, True)
+    assert (req.minimum, req.recommended) == ("24h", "48h")
+    assert req.earliest_start == TOLD + timedelta(hours=24)
+    # All met: the earliest start is the later of what the notice allows and the window start.
+    assert d.earliest_start == START
+    assert not d.emergency
+
+
+# --- announced is applied: plan_differences ------------------------------------------------------
+
+
+def test_same_plan_has_no_differences(policy: Policy) -> None:
+    assert plan_differences(entry(), classification(), policy) == []
+
+
+def test_plan_that_only_shrinks_keeps_its_notice(gate: Gate, policy: Policy) -> None:
+    smaller = classification([(NODES, "update")])
+    assert plan_differences(entry(), smaller, policy) == []
+    assert gate(result=smaller).allowed
+
+
+def test_rule_not_announced_resource(gate: Gate, policy: Policy) -> None:
+    bigger = classification([*PLAN, ("aws_s3_bucket.logs", "create")])
+    assert plan_differences(entry(), bigger, policy) == ["not announced: aws_s3_bucket.logs"]
+    assert "not announced: aws_s3_bucket.logs" in only(gate(result=bigger))
+
+
+def test_rule_action_changed_create_to_update_voids_the_notice(gate: Gate, policy: Policy) -> None:
+    told = entry(resources=[(NODES, "create"), (DB, "update")])
+    assert plan_differences(told, classification(), policy) == [
+        f"action changed: {NODES} (create -> update)"
+    ]
+    reason = only(gate(entries=[told]))
+    assert reason.startswith("#devops was told about a different plan (action changed: ")
+    assert f"{NODES} (create -> update)" in reason
+
+
+def test_rule_action_changed_between_destructive_actions(policy: Policy) -> None:
+    # delete -> replace is a change of action, not a new destruction.
+    told = entry(resources=[(NODES, "delete"), (DB, "update")])
+    now = classification([(NODES, "replace"), (DB, "update")])
+    assert plan_differences(told, now, policy) == [f"action changed: {NODES} (delete -> replace)"]
+
+
+@pytest.mark.parametrize("new", ["delete", "replace"])
+def test_rule_now_destroyed_or_replaced(gate: Gate, policy: Policy, new: str) -> None:
+    now = classification([(NODES, new), (DB, "update")])
+    assert plan_differences(entry(), now, policy) == [
+        f"now destroyed or replaced: {NODES} (update -> {new})"
+    ]
+    assert "now destroyed or replaced" in only(gate(result=now))
+
+
+def test_rule_change_type_raised(gate: Gate, policy: Policy) -> None:
+    told = entry(change_type="application_update")
+    assert plan_differences(told, classification(), policy) == [
+        "change type raised from application_update to planned_infra_update"
+    ]
+    assert "change type raised" in only(gate(entries=[told]))
+
+
+def test_rule_change_type_raised_from_none(policy: Policy) -> None:
+    told = entry(change_type=None)
+    assert plan_differences(told, classification(), policy) == [
+        "change type raised from None to planned_infra_update"
+    ]
+
+
+def test_a_lower_change_type_keeps_the_notice(gate: Gate, policy: Policy) -> None:
+    told = entry(change_type="scheduled_maintenance")
+    assert plan_differences(told, classification(), policy) == []
+    assert gate(entries=[told]).allowed
+
+
+def test_no_change_type_now_keeps_the_notice(policy: Policy) -> None:
+    assert plan_differences(entry(), classification(change_type=None), policy) == []
+
+
+def test_rule_now_service_impacting(gate: Gate, policy: Policy) -> None:
+    impacting = classification(service_impacting=True)
+    assert plan_differences(entry(), impacting, policy) == [
+        "now service-impacting (the notice said it was not)"
+    ]
+    assert "now service-impacting" in only(gate(result=impacting))
+
+
+def test_no_longer_service_impacting_keeps_the_notice(gate: Gate, policy: Policy) -> None:
+    told = entry(service_impacting=True)
+    assert plan_differences(told, classification(), policy) == []
+    assert gate(entries=[told]).allowed
+
+
+def test_every_difference_is_listed(policy: Policy) -> None:
+    told = entry(resources=[(NODES, "create"), (DB, "update")], change_type="cost_optimization")
+    now = classification(
+        [(NODES, "update"), (DB, "replace"), ("aws_vpc.main", "create")], service_impacting=True
+    )
+    assert plan_differences(told, now, policy) == [
+        "not announced: aws_vpc.main",
+        f"now destroyed or replaced: {DB} (update -> replace)",
+        f"action changed: {NODES} (create -> update)",
+        "change type raised from cost_optimization to planned_infra_update",
+        "now service-impacting (the notice said it was not)",
+    ]
+
+
+# --- which ledger entries count ------------------------------------------------------------------
+
+
+def test_rule_delivered_after_now_does_not_count(gate: Gate) -> None:
+    reason = only(gate(entries=[entry(delivered_at=NOW + timedelta(seconds=1))]))
+    assert reason.startswith("#devops has not been told (at least 24 hours ahead)")
+
+
+def test_delivered_exactly_at_now_counts(gate: Gate) -> None:
+    # A zero-notice audience told at the very moment of the gate, at the window's start.
+    zero = audience("meeting:Wednesday", "0h", "0h", kind="meeting", label="Wednesday")
+    told = entry(delivered_at=START, audience="meeting:Wednesday")
+    d = gate(audiences=[zero], entries=[told], now=START)
+    assert d.allowed, d.reasons
+    assert d.requirements[0].given_at == START
+
+
+def test_rule_dry_run_entries_do_not_count(gate: Gate) -> None:
+    reason = only(gate(entries=[entry(dry_run=True)]))
+    assert reason.startswith("#devops has not been told")
+
+
+def test_only_announcements_count(gate: Gate) -> None:
+    assert only(gate(entries=[entry(stage="apply_started")])).startswith(
+        "#devops has not been told"
+    )
+
+
+def test_only_this_audiences_entries_count(gate: Gate) -> None:
+    assert only(gate(entries=[entry(audience="slack:#product")])).startswith(
+        "#devops has not been told"
+    )
+
+
+def test_the_earliest_matching_notice_counts(gate: Gate) -> None:
+    late = entry(delivered_at=START - timedelta(hours=1), message_id="late")
+    d = gate(entries=[late, entry()])  # order in the ledger does not matter
+    assert d.allowed and d.warnings == ()
+    assert d.requirements[0].given_at == TOLD
+
+
+def test_a_notice_about_another_plan_does_not_count_even_when_earlier(gate: Gate) -> None:
+    other = entry(delivered_at=TOLD - timedelta(days=1), resources=[(NODES, "create")])
+    d = gate(entries=[other, entry()])
+    assert d.allowed and d.requirements[0].given_at == TOLD
+
+
+def test_the_latest_notice_explains_a_mismatch(gate: Gate) -> None:
+    # Two non-matching notices: the reason speaks of the newest one.
+    old = entry(delivered_at=TOLD - timedelta(days=1), resources=[(NODES, "create")])
+    new = entry(change_type="application_update")
+    reason = only(gate(entries=[new, old]))
+    assert "change type raised from application_update" in reason
+    assert "action changed" not in reason
+
+
+# --- window coverage -----------------------------------------------------------------------------
+
+
+def test_rule_window_coverage_other_window(gate: Gate) -> None:
+    elsewhere = entry(window=(START + timedelta(days=1), END + timedelta(days=1)))
+    reason = only(gate(entries=[elsewhere]))
+    assert reason.startswith(
+        "#devops was told of another window (Wed 09 Dec 2026 10:00 GMT (2026-12-09T10:00Z) to "
+        "Wed 09 Dec 2026 12:00 GMT (2026-12-09T12:00Z)): run `hie-notify plan`"
+    )
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "covered"),
+    [
+        (START, END, True),  # the same window
+        (START - timedelta(hours=1), END + timedelta(hours=1), True),  # a wider one
+        (START + timedelta(minutes=1), END, False),  # starts later than announced
+        (START, END - timedelta(minutes=1), False),  # ends later than announced
+    ],
+)
+def test_window_coverage_boundaries(
+    gate: Gate, start: datetime, end: datetime, covered: bool
+) -> None:
+    d = gate(entries=[entry(window=(start, end))])
+    assert d.allowed is covered, d.reasons
+
+
+def test_a_notice_without_a_window_covers_any_window(gate: Gate) -> None:
+    assert gate(entries=[entry(window=None)]).allowed
+
+
+# --- how much notice -----------------------------------------------------------------------------
+
+
+def test_rule_below_the_minimum_blocks(gate: Gate) -> None:
+    told = START - timedelta(hours=23)
+    d = gate(entries=[entry(delivered_at=told)])
+    reason = only(d)
+    assert reason.startswith(
+        "#devops was told Mon 07 Dec 2026 11:00 GMT (2026-12-07T11:00Z), less than the minimum "
+        "24 hours before the window starts Tue 08 Dec 2026 10:00 GMT (2026-12-08T10:00Z): the "
+        "earliest allowed start is Tue 08 Dec 2026 11:00 GMT (2026-12-08T11:00Z)"
+    )
+    (req,) = d.requirements
+    assert not req.met and req.given_at == told and req.earliest_start == told + timedelta(hours=24)
+    # Not met: the earliest start is what the notice allows, not the window's start.
+    assert d.earliest_start == told + timedelta(hours=24)
+
+
+def test_exactly_the_minimum_is_enough(gate: Gate) -> None:
+    d = gate(entries=[entry(delivered_at=START - timedelta(hours=24))])
+    assert d.allowed and d.requirements[0].met
+    assert d.warnings == (
+        "#devops was told Mon 07 Dec 2026 10:00 GMT (2026-12-07T10:00Z): more than the minimum "
+        "24 hours, less than the recommended 48 hours",
+    )
+
+
+def test_rule_between_minimum_and_recommended_warns(gate: Gate) -> None:
+    d = gate(entries=[entry(delivered_at=START - timedelta(hours=30))])
+    assert d.allowed and d.reasons == ()
+    assert len(d.warnings) == 1 and "less than the recommended 48 hours" in d.warnings[0]
+
+
+def test_exactly_the_recommended_notice_does_not_warn(gate: Gate) -> None:
+    d = gate(entries=[entry(delivered_at=START - timedelta(hours=48))])
+    assert d.allowed and d.warnings == ()
+
+
+def test_business_day_notice(gate: Gate) -> None:
+    customer = audience("customer:EoE", "3bd", "5bd", kind="customer", label="East of England")
+    # Thursday 3 December 10:00 + 3 business days = Tuesday 8 December 10:00: just enough.
+    told = entry(audience="customer:EoE", delivered_at=datetime(2026, 12, 3, 10, tzinfo=UTC))
+    d = gate(audiences=[customer], entries=[told])
+    assert d.allowed and "less than the recommended 5 business days" in d.warnings[0]
+    later = replace(told, delivered_at=datetime(2026, 12, 3, 10, 1, tzinfo=UTC))
+    assert "less than the minimum 3 business days" in only(
+        gate(audiences=[customer], entries=[later])
+    )
+
+
+def test_not_told_says_when_the_window_could_start(gate: Gate) -> None:
+    d = gate(entries=[])
+    assert only(d) == (
+        "#devops has not been told (at least 24 hours ahead): run `hie-notify plan` to announce "
+        "it; with notice given now the earliest start is Wed 09 Dec 2026 10:30 GMT "
+        "(2026-12-09T10:30Z)"
+    )
+    (req,) = d.requirements
+    assert (req.given_at, req.met, req.earliest_start) == (None, False, NOW + timedelta(hours=24))
+    assert d.earliest_start == NOW + timedelta(hours=24)
+
+
+def test_only_pre_deployment_audiences_are_required(gate: Gate) -> None:
+    later = audience("slack:#ops", phases=["post_deployment"])
+    d = gate(audiences=[audience(), later])
+    assert d.allowed and [r.audience for r in d.requirements] == ["slack:#devops"]
+
+
+def test_earliest_start_is_the_latest_over_audiences(gate: Gate) -> None:
+    product = audience("slack:#product")
+    told = entry(audience="slack:#product", delivered_at=START - timedelta(hours=10))
+    d = gate(audiences=[audience(), product], entries=[entry(), told])
+    assert d.earliest_start == told.delivered_at + timedelta(hours=24)
+    assert [r.met for r in d.requirements] == [True, False]
+
+
+# --- what else stands in the way -----------------------------------------------------------------
+
+
+def test_rule_speculative_run(gate: Gate) -> None:
+    assert only(gate(speculative=True)).startswith(
+        "this HCP Terraform run is speculative (plan-only): it can never be applied"
+    )
+
+
+def test_rule_freeze(gate: Gate) -> None:
+    assert only(gate(freeze="Christmas change freeze until 4 Jan")).startswith(
+        "a deploy freeze is active (Christmas change freeze until 4 Jan): no production apply"
+    )
+
+
+def test_rule_no_change_record(gate: Gate) -> None:
+    d = gate(change=None)
+    assert only(d).startswith("no change record: give one with --change / HIE_CHANGE")
+    assert d.requirements == () and d.earliest_start is None
+
+
+def test_no_change_record_keeps_the_earlier_reasons(gate: Gate) -> None:
+    d = gate(change=None, freeze="freeze", speculative=True)
+    assert len(d.reasons) == 3 and d.reasons[-1].startswith("no change record")
+
+
+def test_a_plan_without_changes_has_nothing_to_guard(gate: Gate) -> None:
+    d = gate(result=classification([]), entries=[])
+    assert d.allowed and d.requirements == () and d.earliest_start is None
+    assert d.notes == ("the plan has no changes: nothing to announce or guard",)
+    frozen = gate(result=classification([]), entries=[], freeze="freeze")
+    assert not frozen.allowed and frozen.notes == d.notes
+
+
+def test_a_declared_type_without_changes_is_still_guarded(gate: Gate) -> None:
+    declared = classification([], declared_type="scheduled_maintenance")
+    d = gate(result=declared, entries=[])
+    assert not d.allowed and d.notes == ()
+    assert d.reasons[0].startswith("#devops has not been told")
+
+
+@pytest.mark.parametrize(
+    ("missing", "gap"),
+    [
+        ({"window": None}, "window (precise start and end times)"),
+        ({"downtime": None}, "downtime (estimated downtime, 0 if none)"),
+        ({"rollback": "  "}, "rollback (the rollback plan)"),
+    ],
+)
+def test_rule_phase1_gaps(gate: Gate, missing: dict[str, Any], gap: str) -> None:
+    assert only(gate(change=record(**missing))) == (
+        f"the change record has no {gap}: add it (policy Phase 1)"
+    )
+
+
+# --- emergencies ---------------------------------------------------------------------------------
+
+
+def emergency(**kw: Any) -> Classification:
+    return classification(change_type="emergency_fix", **kw)
+
+
+def test_emergency_needs_no_lead_time(gate: Gate) -> None:
+    told = entry(delivered_at=NOW - timedelta(minutes=5), change_type="emergency_fix")
+    d = gate(
+        result=emergency(),
+        change=record(justification="outage"),
+        entries=[told],
+        approval=Approval(True, "approved by ollie"),
+    )
+    assert d.allowed and d.emergency and d.warnings == (), d.reasons
+    assert d.requirements[0].met
+    # No window start is added to the earliest start for an emergency.
+    assert d.earliest_start == told.delivered_at + timedelta(hours=24)
+
+
+def test_emergency_not_told_says_before_the_fix(gate: Gate) -> None:
+    d = gate(result=emergency(), change=record(justification="outage"), entries=[])
+    assert any("has not been told (immediately, before the fix)" in r for r in d.reasons)
+
+
+def test_rule_emergency_needs_a_justification(gate: Gate) -> None:
+    told = entry(change_type="emergency_fix")
+    ok = Approval(True, "approved by ollie")
+    d = gate(result=emergency(), change=record(justification=" "), entries=[told], approval=ok)
+    assert only(d) == "an emergency fix needs a justification in the change record"
+
+
+def test_rule_emergency_approval_refused(gate: Gate) -> None:
+    told = entry(change_type="emergency_fix")
+    d = gate(
+        result=emergency(),
+        change=record(justification="outage"),
+        entries=[told],
+        approval=Approval(False, "author mallory; no other approver yet"),
+    )
+    assert only(d) == (
+        "an emergency fix needs an approval on its merge request from someone other than its "
+        "author (author mallory; no other approver yet)"
+    )
+
+
+def test_rule_emergency_approval_unchecked_warns(gate: Gate) -> None:
+    told = entry(change_type="emergency_fix")
+    d = gate(result=emergency(), change=record(justification="outage"), entries=[told])
+    assert d.allowed and len(d.warnings) == 1
+    assert d.warnings[0].startswith("the emergency's approval was not checked")
+
+
+def test_approval_is_ignored_when_not_an_emergency(gate: Gate) -> None:
+    assert gate(approval=Approval(False, "nobody")).allowed
+
+
+@pytest.mark.parametrize(
+    ("missing", "gap"),
+    [
+        ({"window": None}, "window (precise start and end times)"),
+        ({"downtime": None}, "downtime (estimated downtime, 0 if none)"),
+    ],
+)
+def test_emergency_phase1_gaps_only_warn(gate: Gate, missing: dict[str, Any], gap: str) -> None:
+    told = entry(change_type="emergency_fix")
+    d = gate(
+        result=emergency(),
+        change=record(justification="outage", **missing),
+        entries=[told],
+        approval=Approval(True, "ok"),
+    )
+    assert d.allowed, d.reasons
+    assert d.warnings == (f"the change record has no {gap}; allowed for an emergency fix",)
+
+
+def test_emergency_still_needs_a_rollback_plan(gate: Gate) -> None:
+    told = entry(change_type="emergency_fix")
+    d = gate(
+        result=emergency(),
+        change=record(justification="outage", rollback=""),
+        entries=[told],
+        approval=Approval(True, "ok"),
+    )
+    assert only(d) == (
+        "the change record has no rollback (the rollback plan): add it (policy Phase 1)"
+    )
+
+
+# --- the window ----------------------------------------------------------------------------------
+
+
+def test_rule_window_not_open(gate: Gate) -> None:
+    assert only(gate(now=START - timedelta(minutes=1))) == (
+        "the window has not opened: it starts Tue 08 Dec 2026 10:00 GMT (2026-12-08T10:00Z); "
+        "this job may run from then"
+    )
+
+
+def test_rule_window_closed(gate: Gate) -> None:
+    assert only(gate(now=END + timedelta(minutes=1))).startswith(
+        "the window closed Tue 08 Dec 2026 12:00 GMT (2026-12-08T12:00Z): set a new window"
+    )
+
+
+@pytest.mark.parametrize("now", [START, END])
+def test_the_window_includes_its_start_and_end(gate: Gate, now: datetime) -> None:
+    assert gate(now=now).allowed
+
+
+def test_rule_out_of_hours_needs_on_call(gate: Gate) -> None:
+    start, end = datetime(2026, 12, 8, 19, tzinfo=UTC), datetime(2026, 12, 8, 21, tzinfo=UTC)
+    evening = record(window=Window(start=start, end=end))
+    told = entry(window=(start, end))
+    assert only(gate(change=evening, entries=[told], now=start)).endswith(
+        "is outside working hours and the change record names no on_call engineer: add on_call"
+    )
+    staffed = record(window=Window(start=start, end=end), on_call="Leon")
+    assert gate(change=staffed, entries=[told], now=start).allowed
+
+
+# --- audiences -----------------------------------------------------------------------------------
+
+
+def test_audience_problems_block(gate: Gate) -> None:
+    problem = "planned_infra_update must tell the affected customers, but none is known"
+    assert only(gate(problems=[problem])) == problem
+
+
+def test_period_kind_is_respected() -> None:
+    # Guard for the fixtures above: a notice period parsed from text is what the audience holds.
+    assert audience().minimum == NoticePeriod("elapsed", elapsed=timedelta(hours=24))

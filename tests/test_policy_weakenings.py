@@ -1,0 +1,141 @@
+"""Each rule of `weakenings()`, one at a time: what a branch's policy file may not change."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hie_notify.policy.loader import default_policy_data
+from hie_notify.policy.protected import weakenings
+
+OVERRIDABLE = [
+    "customers.*.contacts",
+    "support",
+    "change_types.*.internal_notice",
+    "change_types.*.external_notice",
+]
+PROTECTED: dict[str, Any] = {
+    "support": {"name": "DevOps"},
+    "customers": {"EoE": {"name": "East of England", "contacts": []}},
+    "calendar": {"time_zone": "Europe/London"},
+    "change_types": {
+        "planned_infra_update": {
+            "rank": 40,
+            "internal_notice": {"minimum": "24h", "recommended": "48h"},
+            "external_notice": {"minimum": "3bd", "recommended": "5bd"},
+        }
+    },
+    "overridable": OVERRIDABLE,
+}
+
+
+def notice(which: str, **values: str) -> dict[str, Any]:
+    return {"change_types": {"planned_infra_update": {which: values}}}
+
+
+def found(branch: dict[str, Any]) -> list[str]:
+    return list(weakenings(branch, PROTECTED, OVERRIDABLE))
+
+
+def test_the_same_values_are_no_change() -> None:
+    assert found(PROTECTED) == []
+    assert found({"calendar": {"time_zone": "Europe/London"}}) == []
+
+
+def test_rule_overridable_list_only_in_the_protected_policy() -> None:
+    assert found({"overridable": ["calendar"]}) == [
+        "overridable: the list of overridable keys can only be changed in the protected policy"
+    ]
+
+
+def test_rule_overridable_list_even_when_it_would_match_itself() -> None:
+    # A protected policy that lists `overridable` among its overridable keys still refuses.
+    assert list(weakenings({"overridable": ["*"]}, PROTECTED, ["*"])) == [
+        "overridable: the list of overridable keys can only be changed in the protected policy"
+    ]
+
+
+def test_rule_keys_not_listed_as_overridable() -> None:
+    assert found({"calendar": {"time_zone": "Europe/Paris"}}) == [
+        "calendar.time_zone: may not be changed from a merge request (not in the protected "
+        "policy's overridable keys)"
+    ]
+    assert found({"change_types": {"planned_infra_update": {"rank": 1}}}) == [
+        "change_types.planned_infra_update.rank: may not be changed from a merge request (not "
+        "in the protected policy's overridable keys)"
+    ]
+
+
+def test_overridable_patterns_match_by_segment() -> None:
+    contacts = {"customers": {"EoE": {"contacts": [{"email": "a@b.example"}]}}}
+    assert found(contacts) == []
+    # `customers.*.contacts` does not open `customers.*.name`.
+    assert len(found({"customers": {"EoE": {"name": "Other"}}})) == 1
+    # A pattern opens the keys below it...
+    assert found({"support": {"name": "Platform"}}) == []
+    # ...but not a key above it: `customers` alone is not `customers.*.contacts`.
+    assert len(found({"customers": ["replaced"]})) == 1
+
+
+def test_a_longer_notice_is_allowed() -> None:
+    assert found(notice("internal_notice", minimum="36h", recommended="72h")) == []
+    assert found(notice("external_notice", minimum="4bd")) == []
+
+
+def test_rule_a_shorter_notice_is_refused() -> None:
+    assert found(notice("internal_notice", minimum="1h")) == [
+        "change_types.planned_infra_update.internal_notice.minimum: would shorten the notice "
+        "from 24h to 1h; notice may only get longer"
+    ]
+    assert found(notice("external_notice", recommended="4bd")) == [
+        "change_types.planned_infra_update.external_notice.recommended: would shorten the "
+        "notice from 5bd to 4bd; notice may only get longer"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("which", "before", "after"),
+    [
+        ("external_notice", "3bd", "1h"),  # 3 business days -> 1 hour
+        ("external_notice", "3bd", "72h"),  # not the same as 3 business days across a weekend
+        ("internal_notice", "24h", "1bd"),
+    ],
+)
+def test_rule_the_kind_of_notice_cannot_change(which: str, before: str, after: str) -> None:
+    assert found(notice(which, minimum=after)) == [
+        f"change_types.planned_infra_update.{which}.minimum: would shorten the notice from "
+        f"{before} to {after}; notice may only get longer"
+    ]
+
+
+def test_an_unreadable_notice_is_left_to_validation() -> None:
+    assert found(notice("internal_notice", minimum="soon")) == []
+
+
+def test_a_notice_the_protected_policy_does_not_set_is_not_compared() -> None:
+    branch = {"change_types": {"cost_optimization": {"internal_notice": {"minimum": "1h"}}}}
+    assert found(branch) == []
+
+
+def test_every_problem_is_listed() -> None:
+    branch = {
+        "overridable": [],
+        "calendar": {"time_zone": "UTC"},
+        **notice("internal_notice", minimum="1h"),
+    }
+    assert [p.split(":")[0] for p in found(branch)] == [
+        "overridable",
+        "calendar.time_zone",
+        "change_types.planned_infra_update.internal_notice.minimum",
+    ]
+
+
+def test_against_the_built_in_default() -> None:
+    default = default_policy_data()
+    allowed = default["overridable"]
+    branch = {"change_types": {"planned_infra_update": {"external_notice": {"minimum": "1h"}}}}
+    assert list(weakenings(branch, default, allowed)) == [
+        "change_types.planned_infra_update.external_notice.minimum: would shorten the notice "
+        "from 3bd to 1h; notice may only get longer"
+    ]
