@@ -1,7 +1,11 @@
 """A fake GitLab REST API at the HTTP layer (`responses`), shaped like the documented one.
 
-Notes follow GET/POST /projects/:id/(merge_requests|issues)/:iid/notes, paginated with Link,
-X-Page, X-Next-Page, X-Per-Page, X-Total and X-Total-Pages headers as GitLab sends them.
+Notes follow GET/POST /projects/:id/(merge_requests|issues)/:iid/notes (docs.gitlab.com, REST
+API, "Notes"): the list is sorted by `order_by` (`created_at`, the default, or `updated_at`) in
+`sort` order, `desc` by default, so without `sort=asc` the newest note comes first; any other
+value is a 400. It is paginated as the REST API's "Pagination" page says: `page` (default 1) and
+`per_page` (default 20, at most 100), with Link (rel next/prev/first/last), X-Page, X-Next-Page,
+X-Prev-Page, X-Per-Page, X-Total and X-Total-Pages headers.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ class FakeGitLab:
     clock: datetime = datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc)
     notes: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
     commit_mrs: dict[str, list[int]] = field(default_factory=dict)
-    per_page: int = 2
+    per_page: int = 20  # GitLab's default page size
     fail_posts: int = 0
     fail_posts_after_store: int = 0
     next_id: int = 1000
@@ -141,10 +145,24 @@ class FakeGitLab:
 
     def _list(self, request: Any) -> tuple[int, dict[str, str], str]:
         kind, iid = self._where(request)
-        query = parse_qs(urlparse(request.url).query)
-        page = int(query.get("page", ["1"])[0])
-        per_page = self.per_page
-        items = sorted(self.notes.get((kind, iid), []), key=lambda n: n["created_at"])
+        query = {k: v[0] for k, v in parse_qs(urlparse(request.url).query).items()}
+        order_by = query.get("order_by", "created_at")
+        sort = query.get("sort", "desc")
+        if order_by not in ("created_at", "updated_at"):
+            return 400, {}, json.dumps({"error": "order_by does not have a valid value"})
+        if sort not in ("asc", "desc"):
+            return 400, {}, json.dumps({"error": "sort does not have a valid value"})
+        try:
+            page = max(1, int(query.get("page", "1")))
+            per_page = int(query.get("per_page", self.per_page))
+        except ValueError:
+            return 400, {}, json.dumps({"error": "page is invalid"})
+        per_page = min(max(1, per_page), 100)
+        items = sorted(
+            self.notes.get((kind, iid), []),
+            key=lambda n: (n[order_by], n["id"]),
+            reverse=sort == "desc",
+        )
         pages = max(1, -(-len(items) // per_page))
         chunk = items[(page - 1) * per_page : page * per_page]
         headers = {
@@ -154,12 +172,18 @@ class FakeGitLab:
             "X-Total": str(len(items)),
             "X-Total-Pages": str(pages),
             "X-Next-Page": str(page + 1) if page < pages else "",
+            "X-Prev-Page": str(page - 1) if page > 1 else "",
         }
-        if page < pages:
-            base = request.url.split("?")[0]
-            q = {k: v[0] for k, v in query.items()}
-            q["page"] = str(page + 1)
-            headers["Link"] = f'<{base}?{urlencode(q)}>; rel="next"'
+        base = request.url.split("?")[0]
+
+        def link(to: int, rel: str) -> str:
+            target = urlencode({**query, "page": str(to), "per_page": str(per_page)})
+            return f'<{base}?{target}>; rel="{rel}"'
+
+        links = [link(page + 1, "next")] if page < pages else []
+        links += [link(page - 1, "prev")] if page > 1 else []
+        links += [link(1, "first"), link(pages, "last")]
+        headers["Link"] = ", ".join(links)
         return 200, headers, json.dumps(chunk)
 
     def _post(self, request: Any) -> tuple[int, dict[str, str], str]:
@@ -182,6 +206,8 @@ class FakeGitLab:
         if note["author"]["id"] != BOT["id"]:
             return 403, {}, json.dumps({"message": "403 Forbidden"})
         note["body"] = json.loads(request.body)["body"]
+        self.clock += timedelta(seconds=5)
+        note["updated_at"] = self.clock.isoformat().replace("+00:00", "Z")
         return 200, {"Content-Type": "application/json"}, json.dumps(note)
 
     def _list_issues(self, request: Any) -> tuple[int, dict[str, str], str]:

@@ -131,6 +131,43 @@ def test_502_on_a_post_that_went_through_is_not_repeated(
     assert sleeps == []
 
 
+def test_502_on_a_post_that_went_through_is_found_past_the_first_page(
+    run: Run, slack: FakeSlack, sleeps: list[float]
+) -> None:
+    # Someone posts right after ours, and Slack returns one message per page: the look-up must
+    # follow the cursor, and read the metadata it asked for.
+    slack.state.fail.append(("chat.postMessage", 502, {}, True))
+    slack.state.noise_after_store = 1
+    slack.state.page_cap = 1
+    code, _ = run("plan", "--plan", str(run.plan))
+    assert code == 0
+    assert len([m for m in slack.state.messages if m["bot_id"] == "B0HIE"]) == 3
+    history = slack.state.calls("conversations.history")
+    assert len(history) == 2 and history[1].body["cursor"]
+    assert all(str(h.body["include_all_metadata"]).lower() in ("1", "true") for h in history)
+    assert all(h.body["channel"] == "C0DEVOPS" for h in history)  # by ID, never by name
+
+
+def test_502_on_a_thread_reply_that_went_through_is_not_repeated(
+    run: Run, slack: FakeSlack, sleeps: list[float]
+) -> None:
+    assert run("plan", "--plan", str(run.plan))[0] == 0
+    parents = {m["channel"]: m["ts"] for m in slack.state.messages}
+    slack.state.fail.append(("chat.postMessage", 502, {}, True))
+    slack.state.noise_after_store = 1
+    slack.state.page_cap = 1
+    code, out = run("apply", "--status", "started", now="2026-12-08T10:01:00+00:00")
+    assert code == 0
+    replies = [m for m in slack.state.messages if m["thread_ts"] and m["bot_id"] == "B0HIE"]
+    assert sorted(m["channel"] for m in replies) == ["C0DEVOPS", "C0INFRA", "C0PRODUCT"]
+    looked = slack.state.calls("conversations.replies")
+    assert looked and looked[0].body["ts"] == parents["C0DEVOPS"]
+    assert all(str(x.body["include_all_metadata"]).lower() in ("1", "true") for x in looked)
+    devops = next(d for d in out["delivered"] if d["audience"] == "slack:#devops")
+    mine = next(m for m in replies if m["channel"] == "C0DEVOPS")
+    assert devops["message_id"] == f"C0DEVOPS:{mine['ts']}"
+
+
 def test_slack_down_exits_3_listing_what_was_and_was_not_sent(
     run: Run, slack: FakeSlack, sleeps: list[float]
 ) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -11,8 +10,8 @@ import pytest
 import responses
 
 from hie_notify.errors import InputError
-from hie_notify.ledger import open_ledger
-from hie_notify.ledger.gitlab import GitLabLedger, encode_marker
+from hie_notify.ledger import Entry, open_ledger
+from hie_notify.ledger.gitlab import GitLabLedger, decode_marker, encode_marker
 from tests.gitlab_fake import BOT, ENV, HUMAN, FakeGitLab
 from tests.test_ledger_file import entry
 
@@ -46,17 +45,21 @@ def test_pagination_forged_notes_and_claimed_times(fake: FakeGitLab) -> None:
     # Our own note whose body claims an earlier delivery: the server's created_at wins.
     claimed = replace(entry(1), delivered_at=t - timedelta(days=30))
     fake.add_note("merge_requests", 7, encode_marker([claimed]), BOT, t + timedelta(hours=2))
-    fake.add_note("merge_requests", 7, "a human comment", HUMAN, t + timedelta(hours=3))
-    fake.add_note("merge_requests", 7, "added 1 commit", BOT, t + timedelta(hours=4), system=True)
-    fake.add_note("merge_requests", 7, encode_marker([entry(2)]), BOT, t + timedelta(hours=5))
+    # A long discussion: the ledger's notes are on different pages (GitLab pages by 100 at most).
+    for i in range(150):
+        fake.add_note("merge_requests", 7, f"comment {i}", HUMAN, t + timedelta(hours=3, minutes=i))
+    fake.add_note("merge_requests", 7, "added 1 commit", BOT, t + timedelta(hours=6), system=True)
+    fake.add_note("merge_requests", 7, encode_marker([entry(2)]), BOT, t + timedelta(hours=7))
     ledger = open_ledger("gitlab:mr:7", ENV)
     got = ledger.read("FFAPP-1")
+    # Oldest first, as the Ledger protocol promises: GitLab's own default order is newest first.
     assert [(e.message_id, e.delivered_at) for e in got] == [
         ("msg-1", t + timedelta(hours=2)),
-        ("msg-2", t + timedelta(hours=5)),
+        ("msg-2", t + timedelta(hours=7)),
     ]
     pages = [c.request.url for c in fake.rsps.calls if "/notes" in c.request.url]
-    assert len(pages) == 3  # five notes, two per page
+    assert len(pages) == 2  # 154 notes, 100 per page
+    assert all("sort=asc" in url and "order_by=created_at" in url for url in pages)
 
 
 def test_branch_pipeline_finds_the_merge_request_of_the_commit(fake: FakeGitLab) -> None:
@@ -91,7 +94,18 @@ def test_wrong_token_is_a_clear_error_without_the_token(fake: FakeGitLab) -> Non
 
 
 def test_marker_round_trip_is_compact_json() -> None:
-    marker = encode_marker([entry(1)])
+    original = [entry(1), replace(entry(2), dry_run=True, extra={"permalink": "https://x/1"})]
+    marker = encode_marker(original)
     assert marker.startswith("<!-- hie-notify-ledger:v1:") and marker.endswith(" -->")
     assert "{" not in marker  # nothing readable for Markdown to render or mangle
-    assert json.loads(json.dumps(entry(1).to_json()))["message_id"] == "msg-1"
+    decoded = decode_marker(f"notes before\n\n{marker}\n", "note 1")
+    assert decoded is not None
+    assert [Entry.from_json(item, "note 1") for item in decoded] == original
+
+
+def test_a_damaged_marker_is_a_clear_error() -> None:
+    marker = encode_marker([entry(1)])
+    damaged = marker.replace(marker[40:44], "!!!!")
+    with pytest.raises(InputError, match="note 9: the ledger marker cannot be read"):
+        decode_marker(damaged, "note 9")
+    assert decode_marker("no marker here", "note 9") is None
