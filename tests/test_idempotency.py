@@ -1,0 +1,260 @@
+"""A re-run delivers nothing already delivered: the idempotency key and run_stage's dedup.
+
+run_stage is driven directly, with a real file ledger, fake channels that count what they are
+given, and a renderer that does no templating (the messages' text is not the point here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hie_notify.audiences import Audience
+from hie_notify.change import ChangeRecord, Window
+from hie_notify.channels import Delivery, Outgoing
+from hie_notify.classify import Classification
+from hie_notify.errors import ServiceError
+from hie_notify.ledger import Entry, idempotency_key
+from hie_notify.ledger.file import FileLedger
+from hie_notify.notify import StageFailed, StageReport, run_stage
+from hie_notify.policy import Policy
+from hie_notify.render import Rendered
+from tests.test_gate_rules import END, START, audience, classification, record
+
+NOW = datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc)
+
+
+def test_the_same_inputs_give_the_same_key() -> None:
+    key = idempotency_key("FFAPP-1", "announce", "slack:#devops", "sha256:abc", "slack")
+    assert key == idempotency_key("FFAPP-1", "announce", "slack:#devops", "sha256:abc", "slack")
+    assert len(key) == 32 and int(key, 16) >= 0
+
+
+@pytest.mark.parametrize("part", range(5))
+def test_each_part_changes_the_key(part: int) -> None:
+    parts = ["FFAPP-1", "announce", "slack:#devops", "sha256:abc", "slack"]
+    changed = list(parts)
+    changed[part] += "x"
+    assert idempotency_key(*changed) != idempotency_key(*parts)
+
+
+def test_parts_cannot_run_into_each_other() -> None:
+    assert idempotency_key("FFAPP-1", "ab", "c", "f") != idempotency_key("FFAPP-1", "a", "bc", "f")
+    assert idempotency_key("A-1", "s", "a", "f") == idempotency_key("A-1", "s", "a", "f", "")
+
+
+# --- run_stage -----------------------------------------------------------------------------------
+
+
+@dataclass
+class FakeChannel:
+    kind: str
+    fail: int = 0  # refuse the next N sends
+    stamp: datetime | None = None  # a delivery time the service reports
+    sent: list[Outgoing] = field(default_factory=list)
+
+    def send(self, outgoing: Outgoing) -> Delivery:
+        if self.fail:
+            self.fail -= 1
+            raise ServiceError(f"{self.kind} is down")
+        self.sent.append(outgoing)
+        n = len(self.sent)
+        return Delivery(self.kind, outgoing.rendered.audience.label, f"{self.kind}-{n}", self.stamp)
+
+
+@dataclass
+class FakeChannels:
+    by_kind: dict[str, FakeChannel]
+    kinds: dict[str, list[str]]  # audience id -> channel kinds
+    fallbacks: dict[str, str] = field(default_factory=dict)
+
+    def for_audience(self, audience: Audience) -> list[tuple[str, FakeChannel]]:
+        return [(k, self.by_kind[k]) for k in self.kinds[audience.id]]
+
+
+class FakeRenderer:
+    def __init__(self) -> None:
+        self.rendered: list[tuple[str, str]] = []
+
+    def mask(self, text: str) -> str:
+        return text.replace("secret", "[MASKED]")
+
+    def render(self, stage: str, audience: Audience, context: Any) -> Rendered:
+        self.rendered.append((stage, audience.id))
+        return Rendered(stage, audience, f"{stage} for {audience.id}", {"text": stage})
+
+
+@dataclass
+class Stage:
+    policy: Policy
+    ledger: FileLedger
+    channels: FakeChannels
+    renderer: FakeRenderer
+    audiences: Sequence[Audience]
+
+    def __call__(
+        self,
+        stage: str = "announce",
+        *,
+        result: Classification | None = None,
+        change: ChangeRecord | None = None,
+        now: datetime = NOW,
+        dry_run: bool = False,
+    ) -> StageReport:
+        return run_stage(
+            stage=stage,
+            policy=self.policy,
+            change=change or record(),
+            result=result or classification(),
+            audiences=self.audiences,
+            ledger=self.ledger,
+            channels=self.channels,  # type: ignore[arg-type]
+            renderer=self.renderer,  # type: ignore[arg-type]
+            now=now,
+            links={},
+            dry_run=dry_run,
+        )
+
+    def sent(self, kind: str = "slack") -> list[Outgoing]:
+        return self.channels.by_kind[kind].sent
+
+
+@pytest.fixture
+def stage(tmp_path: Path, policy: Policy) -> Stage:
+    devops, product = audience("slack:#devops"), audience("slack:#product")
+    channels = FakeChannels(
+        {"slack": FakeChannel("slack"), "email": FakeChannel("email")},
+        {devops.id: ["slack"], product.id: ["slack", "email"]},
+    )
+    return Stage(
+        policy, FileLedger(tmp_path / "ledger.jsonl"), channels, FakeRenderer(), [devops, product]
+    )
+
+
+def test_first_run_delivers_and_records_each_channel(stage: Stage) -> None:
+    report = stage()
+    assert [(e.audience, e.channel) for e in report.delivered] == [
+        ("slack:#devops", "slack"),
+        ("slack:#product", "slack"),
+        ("slack:#product", "email"),
+    ]
+    assert stage.ledger.read("FFAPP-1") == report.delivered
+    first = report.delivered[0]
+    assert first.stage == "announce" and first.delivered_at == NOW
+    assert first.message_id == "slack-1" and first.recipient == "#devops"
+    assert first.window_start == START.isoformat() and first.window_end == END.isoformat()
+    assert first.fingerprint == classification().fingerprint
+    assert first.resources == tuple((r.address, r.action) for r in classification().resources)
+    variant = f"{classification().fingerprint}|{START.isoformat()}|{END.isoformat()}"
+    assert first.idempotency_key == idempotency_key(
+        "FFAPP-1", "announce", "slack:#devops", variant, "slack"
+    )
+    assert len({e.idempotency_key for e in report.delivered}) == 3
+    # One message rendered per audience, whatever the number of its channels.
+    assert stage.renderer.rendered == [
+        ("announce", "slack:#devops"),
+        ("announce", "slack:#product"),
+    ]
+
+
+def test_a_rerun_delivers_nothing(stage: Stage) -> None:
+    first = stage()
+    again = stage(now=NOW + timedelta(minutes=5))
+    assert again.delivered == [] and again.already == first.delivered
+    assert len(stage.sent("slack")) == 2 and len(stage.sent("email")) == 1
+    assert len(stage.ledger.read("FFAPP-1")) == 3
+    assert stage.renderer.rendered[2:] == []  # nothing rendered for nothing to send
+
+
+def test_another_stage_is_delivered(stage: Stage) -> None:
+    stage()
+    report = stage("apply_started")
+    assert len(report.delivered) == 3 and report.already == []
+    # The announcement is rendered again as the parent of a later stage.
+    assert stage.sent()[-1].parent is not None and stage.sent()[0].parent is None
+
+
+def test_a_changed_plan_is_announced_again(stage: Stage) -> None:
+    stage()
+    bigger = classification([("aws_s3_bucket.logs", "create")])
+    assert len(stage(result=bigger).delivered) == 3
+
+
+def test_a_moved_window_is_announced_again_but_not_other_stages(stage: Stage) -> None:
+    stage()
+    stage("apply_started")
+    moved = record(window=Window(start=START + timedelta(days=1), end=END + timedelta(days=1)))
+    assert len(stage(change=moved).delivered) == 3
+    assert stage("apply_started", change=moved).delivered == []
+
+
+def test_only_the_channel_not_yet_delivered_is_sent(stage: Stage) -> None:
+    stage.channels.by_kind["email"].fail = 1
+    with pytest.raises(StageFailed) as failed:
+        stage()
+    report = failed.value.report
+    assert [(e.audience, e.channel) for e in report.delivered] == [
+        ("slack:#devops", "slack"),
+        ("slack:#product", "slack"),
+    ]
+    assert report.failed == [("slack:#product", "email: email is down")]
+    assert "NOT delivered: slack:#product: email: email is down" in str(failed.value)
+    retry = stage()
+    assert [(e.audience, e.channel) for e in retry.delivered] == [("slack:#product", "email")]
+    assert len(retry.already) == 2 and len(stage.sent("slack")) == 2
+
+
+def test_dry_run_sends_and_records_nothing(stage: Stage) -> None:
+    report = stage(dry_run=True)
+    assert report.delivered == [] and len(report.previews) == 3
+    assert stage.sent() == [] and stage.ledger.read("FFAPP-1") == []
+
+
+def test_history_of_the_audience_is_given_to_the_channel(stage: Stage) -> None:
+    stage()
+    stage("apply_started", now=NOW + timedelta(hours=1))
+    stage("complete", now=NOW + timedelta(hours=2))
+    # The last send (by email) also sees the slack message this same run just delivered.
+    last = stage.sent("email")[-1]
+    assert last.stage == "complete" and last.rendered.audience.id == "slack:#product"
+    assert [(e.stage, e.channel) for e in last.history] == [
+        ("announce", "slack"),
+        ("announce", "email"),
+        ("apply_started", "slack"),
+        ("apply_started", "email"),
+        ("complete", "slack"),
+    ]
+    assert [e.delivered_at for e in last.history] == sorted(e.delivered_at for e in last.history)
+
+
+def test_a_reported_delivery_time_is_kept_and_resources_are_masked(stage: Stage) -> None:
+    reported = NOW + timedelta(seconds=3)
+    stage.channels.by_kind["slack"].stamp = reported
+    report = stage(result=classification([("aws_s3_bucket.secret", "create")]))
+    assert report.delivered[0].delivered_at == reported
+    assert report.delivered[0].resources == (("aws_s3_bucket.[MASKED]", "create"),)
+
+
+def test_an_emergency_is_recorded_as_one(stage: Stage) -> None:
+    report = stage(
+        result=classification(change_type="emergency_fix"),
+        change=record(justification="outage"),
+    )
+    assert all(e.emergency and e.change_type == "emergency_fix" for e in report.delivered)
+    assert not any(e.emergency for e in stage(result=classification()).delivered)
+
+
+def test_entries_of_other_changes_do_not_count(stage: Stage) -> None:
+    stage(change=record(id="FFAPP-2"))
+    assert len(stage().delivered) == 3
+
+
+def test_ledger_entries_survive_a_round_trip(stage: Stage) -> None:
+    report = stage()
+    stored = [Entry.from_json(e.to_json(), "x") for e in report.delivered]
+    assert stored == report.delivered
