@@ -95,7 +95,10 @@ def test_bad_change_record(
     assert replace in GOOD
     f = _write(tmp_path, GOOD.replace(replace, by))
     if expected is None:  # removing the zone is fine: the times carry offsets
-        load_change(f, policy)
+        c = load_change(f, policy)
+        assert c.window is not None and c.window.zone is None
+        assert c.window.start == datetime(2026, 12, 1, 20, tzinfo=timezone.utc)
+        assert c.window.end == datetime(2026, 12, 1, 22, tzinfo=timezone.utc)
         return
     with pytest.raises(InputError) as info:
         load_change(f, policy)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -354,8 +355,55 @@ def test_rules_live_in_the_policy(tmp_path: Path) -> None:
     assert "application_update: aws_route53_record.api (rule: our app DNS)" in r.reasons
 
 
-def test_fingerprint_matches_the_plan(policy: Policy) -> None:
-    doc = plan(rc("aws_s3_bucket.a", ["create"]))
-    r = classify(parse_plan(doc), policy)
-    assert r.fingerprint == parse_plan(doc).fingerprint()
+def test_fingerprint_is_the_changing_resources_and_their_actions(policy: Policy) -> None:
+    # Computed here from its definition, not from the code's own helper: sha256 over the sorted
+    # "address<TAB>action" lines of every resource that changes.
+    def expected(*pairs: str) -> str:
+        return "sha256:" + hashlib.sha256("\n".join(sorted(pairs)).encode()).hexdigest()
+
+    a = rc("aws_s3_bucket.a", ["create"])
+    b = rc("aws_db_instance.b", ["delete", "create"])
+    same = rc("aws_vpc.c", ["no-op"])
+    r = _classify(policy, a, b, same)
+    assert r.fingerprint == expected("aws_db_instance.b\treplace", "aws_s3_bucket.a\tcreate")
     assert r.to_json()["fingerprint"] == r.fingerprint
+    # The order of the plan does not matter; unchanged resources do not count.
+    assert _classify(policy, b, a).fingerprint == r.fingerprint
+    # Another action, another resource or one resource fewer: another fingerprint.
+    assert _classify(policy, rc("aws_s3_bucket.a", ["update"], **UPD), b).fingerprint != (
+        r.fingerprint
+    )
+    assert _classify(policy, a).fingerprint == expected("aws_s3_bucket.a\tcreate")
+    imported = rc("aws_s3_bucket.i", ["no-op"], importing={"id": "bucket-i"})
+    assert _classify(policy, imported).fingerprint == expected("aws_s3_bucket.i\timport")
+
+
+NODE_TAGS = (
+    {"tags": {"team": "a"}, "tags_all": {"team": "a"}},
+    {"tags": {"team": "b"}, "tags_all": {"team": "b"}},
+)
+
+
+def test_eks_node_group_tags_only_are_not_service_impacting(policy: Policy) -> None:
+    before, after = NODE_TAGS
+    r = _classify(policy, rc("aws_eks_node_group.w", ["update"], before=before, after=after))
+    assert not r.service_impacting and r.resources[0].service_impacting is False
+    assert [n.audience for n in r.notice] == ["internal"]
+
+
+def test_eks_node_group_tags_and_scaling_stay_service_impacting(policy: Policy) -> None:
+    # Ignored attributes are ignored only when *every* changed attribute is one of them.
+    before, after = NODE_TAGS
+    r = _classify(
+        policy,
+        rc(
+            "aws_eks_node_group.w",
+            ["update"],
+            before={**before, "scaling_config": [{"desired_size": 3}]},
+            after={**after, "scaling_config": [{"desired_size": 4}]},
+        ),
+    )
+    assert r.service_impacting and r.resources[0].service_impacting
+    assert r.impacting_categories == ("planned_infra_update",)
+    external = next(n for n in r.notice if n.audience == "external")
+    assert (str(external.minimum), str(external.recommended)) == ("3bd", "5bd")

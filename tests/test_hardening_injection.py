@@ -17,6 +17,20 @@ from tests.builders import plan, rc, write
 
 INJECT = "<!channel> <@U0ADMIN> @all [click](https://evil.example) <script>x()</script> *bold*"
 KEY = "<!here>|[x](https://evil.example)"
+# INJECT as each format must show it: escaped, not dropped (written out, not computed by the
+# code under test).
+IN_SLACK = (
+    "&lt;!channel&gt; &lt;@U0ADMIN&gt; @all [click](https://evil.example) "
+    "&lt;script&gt;x()&lt;/script&gt; *bold*"
+)
+IN_HTML = IN_SLACK
+IN_MARKDOWN = (
+    r"&lt;\!channel&gt; &lt;&#64;U0ADMIN&gt; &#64;all \[click\](https://evil.example) "
+    r"&lt;script&gt;x()&lt;/script&gt; \*bold\*"
+)
+IN_TEAMS = (
+    r"<\!channel> <@U0ADMIN> @all \[click\](https://evil.example) <script>x()</script> \*bold\*"
+)
 
 
 @pytest.fixture
@@ -105,35 +119,46 @@ def _slack_texts(payload: dict[str, Any]) -> list[str]:
 
 
 def test_slack(outbox: Path) -> None:
-    for path in [p for p in _files(outbox, "slack-*.json") if p.name.count(".") == 1]:
-        for text in _slack_texts(json.loads(path.read_text())):
+    files = [p for p in _files(outbox, "slack-*.json") if p.name.count(".") == 1]
+    for path in files:
+        texts = _slack_texts(json.loads(path.read_text()))
+        for text in texts:
             assert "<!channel>" not in text and "<@U0ADMIN>" not in text
             assert "<!here>" not in text and "<https://evil" not in text
             assert "<script>" not in text
+        if path.parent.name == "announce":
+            assert f"Save money {IN_SLACK}" in "\n".join(texts), path
 
 
 def test_email_html_and_text(outbox: Path) -> None:
     for path in _files(outbox, "customer-EoE.eml"):
         msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
         html = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
-        assert "<script>" not in html and "&lt;script&gt;" in html
-        assert 'href="https://evil' not in html
+        assert "<script>" not in html and 'href="https://evil' not in html
+        text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        if path.parent.name == "announce":
+            assert f"Save money {IN_HTML}" in html
+            assert f"Save money {INJECT}" in text  # plain text is plain
         assert "\n" not in str(msg["Subject"]).strip("\n")
 
 
 def test_markdown(outbox: Path) -> None:
-    for path in [*_files(outbox, "*.md")]:
+    files = _files(outbox, "*.md")
+    for path in files:
         text = path.read_text()
         assert "[click](https://evil.example)" not in text
         assert "@all" not in text and "<script>" not in text
+    assert any(f"Save money {IN_MARKDOWN}" in p.read_text() for p in files)
 
 
 def test_teams(outbox: Path) -> None:
-    for path in _files(outbox, "*.teams.json"):
+    files = _files(outbox, "*.teams.json")
+    for path in files:
         card = json.loads(path.read_text())["attachments"][0]["content"]
-        for block in card["body"]:
-            assert "[click](https://evil.example)" not in block["text"]
-            assert "\\[click\\]" in block["text"] or "click" not in block["text"]
+        texts = [block["text"] for block in card["body"]]
+        assert not any("[click](https://evil.example)" in t for t in texts)
+        if path.parent.name == "announce":
+            assert any(f"Save money {IN_TEAMS}" in t for t in texts), path
 
 
 def test_webhook_is_valid_json_with_escaped_html(outbox: Path) -> None:
@@ -141,9 +166,11 @@ def test_webhook_is_valid_json_with_escaped_html(outbox: Path) -> None:
         body = json.loads(path.read_text())
         assert "<script>" not in body["html"]
         assert INJECT in body["text"]  # plain text is plain: the receiver renders it
+        if path.parent.name == "announce":
+            assert f"Save money {IN_HTML}" in body["html"]
 
 
 def test_resource_address_from_the_plan(outbox: Path) -> None:
     devops = json.loads((outbox / "announce" / "slack-devops.json").read_text())
     joined = "\n".join(_slack_texts(devops))
-    assert "&lt;!here&gt;" in joined
+    assert 'aws_db_instance.db["&lt;!here&gt;|[x](https://evil.example)"]' in joined

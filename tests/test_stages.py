@@ -38,6 +38,13 @@ def test_infra_change_stage_by_stage(tmp_path: Path, capsys: pytest.CaptureFixtu
         "customer:EoE",
     ]
     code, out = flow("apply", "--status", "succeeded", now="2026-12-08T19:40:00+00:00")
+    assert code == 0
+    assert _audiences(out) == [
+        "slack:#devops",
+        "slack:#infrastructure",
+        "slack:#product",
+        "customer:EoE",
+    ]
     assert flow.outbox("apply_succeeded") == [
         "customer-EoE.eml",
         "slack-devops.json",
@@ -60,7 +67,7 @@ def test_infra_change_stage_by_stage(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 def test_failure_and_rollback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     flow = Flow(tmp_path, capsys, HELM)  # application update: internal hears pre and post only
-    flow("plan", "--plan", str(flow.plan))
+    assert flow("plan", "--plan", str(flow.plan))[0] == 0
     code, out = flow("apply", "--status", "started", now="2026-12-08T19:01:00+00:00")
     assert code == 0 and out["delivered"] == []
     code, out = flow(
@@ -72,9 +79,13 @@ def test_failure_and_rollback(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "helm: timed out" in devops and "Rollback plan" in devops
     assert "Post-mortem owed" in devops and "the deployment failed" in devops
     code, out = flow("rollback", "--status", "started", now="2026-12-08T19:25:00+00:00")
-    assert _audiences(out) == ["slack:#devops", "slack:#product"]
+    assert code == 0 and _audiences(out) == ["slack:#devops", "slack:#product"]
     code, out = flow("rollback", "--status", "succeeded", now="2026-12-08T19:45:00+00:00")
-    assert code == 0
+    assert code == 0 and _audiences(out) == ["slack:#devops", "slack:#product"]
+    assert (
+        "rolled back"
+        in (tmp_path / "outbox/FFAPP-4458/rollback_succeeded/slack-devops.json").read_text()
+    )
     ledger = (tmp_path / "ledger.jsonl").read_text()
     assert ledger.count('"stage": "postmortem"') == 1
 
@@ -83,10 +94,10 @@ def test_stakeholder_hears_application_updates_but_not_their_failures(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     flow = Flow(tmp_path, capsys, HELM)
-    _, out = flow("plan", "--plan", str(flow.plan))
-    assert "stakeholders:business" in _audiences(out)
-    _, out = flow("apply", "--status", "failed", now="2026-12-08T19:20:00+00:00")
-    assert "stakeholders:business" not in _audiences(out)
+    code, out = flow("plan", "--plan", str(flow.plan))
+    assert code == 0 and "stakeholders:business" in _audiences(out)
+    code, out = flow("apply", "--status", "failed", now="2026-12-08T19:20:00+00:00")
+    assert code == 0 and _audiences(out) == ["slack:#devops", "slack:#product"]
 
 
 def test_stage_without_announcement_is_refused(
@@ -157,7 +168,7 @@ def test_cancel_tells_everyone_who_was_told(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     flow = Flow(tmp_path, capsys, DB)
-    flow("plan", "--plan", str(flow.plan))
+    assert flow("plan", "--plan", str(flow.plan))[0] == 0
     code, out = flow("cancel", "--detail", "postponed to January", now="2026-12-03T10:00:00+00:00")
     assert code == 0 and len(out["delivered"]) == 4
     eml = (tmp_path / "outbox/FFAPP-4458/cancelled/customer-EoE.eml").read_text()
@@ -168,14 +179,15 @@ def test_emergency_always_owes_a_postmortem(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     flow = Flow(tmp_path, capsys, DNS, type="emergency_fix", justification="outage")
-    flow("plan", "--plan", str(flow.plan))
-    _, out = flow("complete", now="2026-12-08T20:00:00+00:00")
+    assert flow("plan", "--plan", str(flow.plan))[0] == 0
+    code, out = flow("complete", now="2026-12-08T20:00:00+00:00")
+    assert code == 0
     assert "the policy asks one for every emergency fix" in out["postmortem"]
 
 
 def test_dry_run_stage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     flow = Flow(tmp_path, capsys, DB)
-    flow("plan", "--plan", str(flow.plan))
+    assert flow("plan", "--plan", str(flow.plan))[0] == 0
     code = main(
         [
             "--format",
