@@ -47,7 +47,7 @@ class Target:
 TARGETS: dict[str, Target] = {
     "calendar": Target(
         ("hie_notify/calendar.py",),
-        ("tests/test_calendar.py", "tests/test_gate_rules.py"),
+        ("tests/test_calendar.py", "tests/test_calendar_edges.py", "tests/test_gate_rules.py"),
     ),
     "gate": Target(
         ("hie_notify/gate.py",),
@@ -77,8 +77,52 @@ TARGETS: dict[str, Target] = {
     ),
 }
 
+_SAME_INSTANT = (
+    "astimezone(None) converts to the machine's zone as a fixed offset: the same instant, and "
+    "aware datetimes compare, subtract and add by instant"
+)
+_NEVER_TRUE = (
+    "inside `s.date() != e.date() and not (...)` the inner `e.date() == s.date()` is always "
+    "false, so nothing in that parenthesis can change the result (the code likely meant the "
+    "next day: reported, not changed here)"
+)
 # (target, function, text in the line the mutant writes, reason it cannot be detected).
-EQUIVALENT: list[tuple[str, str, str, str]] = []
+EQUIVALENT: list[tuple[str, str, str, str]] = [
+    ("calendar", "resolve_local", "naive.replace(tzinfo=tz, )", "fold=0 is replace()'s default"),
+    ("calendar", "resolve_local", "first.astimezone(None).astimezone(tz)", _SAME_INSTANT),
+    ("calendar", "BusinessCalendar.earliest_start", "time(0)", "time(0) is time(0, 0)"),
+    ("calendar", "BusinessCalendar.earliest_start", "time(0, )", "time(0, ) is time(0, 0)"),
+    (
+        "calendar",
+        "BusinessCalendar.earliest_start",
+        "notice_at.astimezone(None) + period.elapsed",
+        _SAME_INSTANT,
+    ),
+    ("calendar", "BusinessCalendar.notice_given", "start.astimezone(None) >=", _SAME_INSTANT),
+    ("calendar", "BusinessCalendar._wall", "aware.astimezone(UTC).astimezone(None)", _SAME_INSTANT),
+    (
+        "calendar",
+        "BusinessCalendar._wall",
+        "aware.astimezone(None).astimezone(self.zone)",
+        _SAME_INSTANT,
+    ),
+    ("calendar", "elapsed", "astimezone(None)", _SAME_INSTANT),
+    *(
+        (
+            "calendar",
+            "BusinessCalendar.in_working_hours",
+            f"not ({inner} and e.date() == s.date())",
+            _NEVER_TRUE,
+        )
+        for inner in (
+            "e.time() != time(0, 0)",
+            "e.time() == time(0)",
+            "e.time() == time(0, )",
+            "e.time() == time(1, 0)",
+            "e.time() == time(0, 1)",
+        )
+    ),
+]
 
 KILLED = {"killed", "timeout", "caught by type check", "segfault"}
 # mutmut's names: module.x_function__mutmut_N, module.xǁClassǁmethod__mutmut_N
