@@ -8,6 +8,7 @@ any rule from gate.py fails the test named after it.
 
 from __future__ import annotations
 
+import time as systime
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
@@ -20,7 +21,7 @@ from hie_notify.calendar import BusinessCalendar
 from hie_notify.change import ChangeRecord, Window
 from hie_notify.classify import Classification, ResourceResult
 from hie_notify.durations import NoticePeriod, parse_notice
-from hie_notify.gate import Approval, Decision, decide, plan_differences
+from hie_notify.gate import Approval, Decision, Requirement, decide, plan_differences
 from hie_notify.ledger import Entry
 from hie_notify.policy import Policy
 
@@ -160,7 +161,8 @@ def gate(policy: Policy) -> Gate:
 def only(decision: Decision) -> str:
     """The one reason the gate gives (the test changed one thing: one reason)."""
     assert len(decision.reasons) == 1, decision.reasons
-    assert not decision.allowed
+    assert decision.allowed is False
+    assert isinstance(decision.reasons, tuple) and isinstance(decision.warnings, tuple)
     return decision.reasons[0]
 
 
@@ -171,9 +173,9 @@ def test_base_case_is_allowed_without_warning(gate: Gate) -> None:
     d = gate()
     assert d.allowed and d.reasons == () and d.warnings == () and d.notes == ()
     (req,) = d.requirements
-    assert (req.audience, req.given_at, req.met) == ("slack:#devops", TOLD, True)
-    assert (req.minimum, req.recommended) == ("24h", "48h")
-    assert req.earliest_start == TOLD + timedelta(hours=24)
+    assert req == Requirement(
+        "slack:#devops", "#devops", "24h", "48h", TOLD, TOLD + timedelta(hours=24), True
+    )
     # All met: the earliest start is the later of what the notice allows and the window start.
     assert d.earliest_start == START
     assert not d.emergency
@@ -213,6 +215,9 @@ def test_rule_action_changed_between_destructive_actions(policy: Policy) -> None
     told = entry(resources=[(NODES, "delete"), (DB, "update")])
     now = classification([(NODES, "replace"), (DB, "update")])
     assert plan_differences(told, now, policy) == [f"action changed: {NODES} (delete -> replace)"]
+    told = entry(resources=[(NODES, "replace"), (DB, "update")])
+    now = classification([(NODES, "delete"), (DB, "update")])
+    assert plan_differences(told, now, policy) == [f"action changed: {NODES} (replace -> delete)"]
 
 
 @pytest.mark.parametrize("new", ["delete", "replace"])
@@ -243,6 +248,17 @@ def test_a_lower_change_type_keeps_the_notice(gate: Gate, policy: Policy) -> Non
     told = entry(change_type="scheduled_maintenance")
     assert plan_differences(told, classification(), policy) == []
     assert gate(entries=[told]).allowed
+
+
+def test_a_different_type_of_the_same_rank_keeps_the_notice(policy: Policy) -> None:
+    types = dict(policy.change_types)
+    types["cost_optimization"] = types["cost_optimization"].model_copy(
+        update={"rank": types["planned_infra_update"].rank}
+    )
+    same_rank = policy.model_copy(update={"change_types": types})
+    assert (
+        plan_differences(entry(change_type="cost_optimization"), classification(), same_rank) == []
+    )
 
 
 def test_no_change_type_now_keeps_the_notice(policy: Policy) -> None:
@@ -322,6 +338,14 @@ def test_a_notice_about_another_plan_does_not_count_even_when_earlier(gate: Gate
     other = entry(delivered_at=TOLD - timedelta(days=1), resources=[(NODES, "create")])
     d = gate(entries=[other, entry()])
     assert d.allowed and d.requirements[0].given_at == TOLD
+
+
+def test_every_difference_is_in_the_reason(gate: Gate) -> None:
+    told = entry(resources=[(NODES, "create"), (DB, "update")], change_type="cost_optimization")
+    assert only(gate(entries=[told])).startswith(
+        f"#devops was told about a different plan (action changed: {NODES} (create -> update); "
+        "change type raised from cost_optimization to planned_infra_update): run `hie-notify plan`"
+    )
 
 
 def test_the_latest_notice_explains_a_mismatch(gate: Gate) -> None:
@@ -423,8 +447,22 @@ def test_not_told_says_when_the_window_could_start(gate: Gate) -> None:
         "(2026-12-09T10:30Z)"
     )
     (req,) = d.requirements
-    assert (req.given_at, req.met, req.earliest_start) == (None, False, NOW + timedelta(hours=24))
+    assert req == Requirement(
+        "slack:#devops", "#devops", "24h", "48h", None, NOW + timedelta(hours=24), False
+    )
     assert d.earliest_start == NOW + timedelta(hours=24)
+
+
+def test_not_told_long_before_the_window_gives_the_earliest_notice_time(gate: Gate) -> None:
+    # Not met: the earliest start is what notice given now allows, even before the window.
+    early = START - timedelta(days=3)
+    d = gate(entries=[], now=early)
+    assert d.earliest_start == early + timedelta(hours=24) < START
+
+
+def test_no_audience_no_earliest_start(gate: Gate) -> None:
+    d = gate(audiences=[], entries=[])
+    assert d.allowed and d.requirements == () and d.earliest_start is None
 
 
 def test_only_pre_deployment_audiences_are_required(gate: Gate) -> None:
@@ -445,21 +483,29 @@ def test_earliest_start_is_the_latest_over_audiences(gate: Gate) -> None:
 
 
 def test_rule_speculative_run(gate: Gate) -> None:
-    assert only(gate(speculative=True)).startswith(
-        "this HCP Terraform run is speculative (plan-only): it can never be applied"
+    assert only(gate(speculative=True)) == (
+        "this HCP Terraform run is speculative (plan-only): it can never be applied; start a "
+        "run that can be applied, and announce its plan"
     )
 
 
 def test_rule_freeze(gate: Gate) -> None:
-    assert only(gate(freeze="Christmas change freeze until 4 Jan")).startswith(
-        "a deploy freeze is active (Christmas change freeze until 4 Jan): no production apply"
+    assert only(gate(freeze="Christmas change freeze until 4 Jan")) == (
+        "a deploy freeze is active (Christmas change freeze until 4 Jan): no production apply "
+        "until it ends; wait for the freeze to end, or declare an emergency_fix with a "
+        "justification and run it outside this pipeline's freeze rules"
     )
 
 
 def test_rule_no_change_record(gate: Gate) -> None:
     d = gate(change=None)
-    assert only(d).startswith("no change record: give one with --change / HIE_CHANGE")
+    assert only(d) == (
+        "no change record: give one with --change / HIE_CHANGE (the policy's Phase 1 needs the "
+        "Jira key, purpose, window, downtime estimate and rollback plan)"
+    )
     assert d.requirements == () and d.earliest_start is None
+    assert d.warnings == () and d.emergency is False and d.notes == ()
+    assert gate(change=None, result=emergency()).emergency is True
 
 
 def test_no_change_record_keeps_the_earlier_reasons(gate: Gate) -> None:
@@ -469,10 +515,11 @@ def test_no_change_record_keeps_the_earlier_reasons(gate: Gate) -> None:
 
 def test_a_plan_without_changes_has_nothing_to_guard(gate: Gate) -> None:
     d = gate(result=classification([]), entries=[])
-    assert d.allowed and d.requirements == () and d.earliest_start is None
+    assert d.allowed is True and d.requirements == () and d.earliest_start is None
+    assert d.reasons == () and d.warnings == () and d.emergency is False
     assert d.notes == ("the plan has no changes: nothing to announce or guard",)
     frozen = gate(result=classification([]), entries=[], freeze="freeze")
-    assert not frozen.allowed and frozen.notes == d.notes
+    assert frozen.allowed is False and frozen.notes == d.notes and len(frozen.reasons) == 1
 
 
 def test_a_declared_type_without_changes_is_still_guarded(gate: Gate) -> None:
@@ -525,8 +572,11 @@ def test_emergency_not_told_says_before_the_fix(gate: Gate) -> None:
 def test_rule_emergency_needs_a_justification(gate: Gate) -> None:
     told = entry(change_type="emergency_fix")
     ok = Approval(True, "approved by ollie")
-    d = gate(result=emergency(), change=record(justification=" "), entries=[told], approval=ok)
-    assert only(d) == "an emergency fix needs a justification in the change record"
+    for missing in (" ", None):
+        d = gate(
+            result=emergency(), change=record(justification=missing), entries=[told], approval=ok
+        )
+        assert only(d) == "an emergency fix needs a justification in the change record"
 
 
 def test_rule_emergency_approval_refused(gate: Gate) -> None:
@@ -546,8 +596,10 @@ def test_rule_emergency_approval_refused(gate: Gate) -> None:
 def test_rule_emergency_approval_unchecked_warns(gate: Gate) -> None:
     told = entry(change_type="emergency_fix")
     d = gate(result=emergency(), change=record(justification="outage"), entries=[told])
-    assert d.allowed and len(d.warnings) == 1
-    assert d.warnings[0].startswith("the emergency's approval was not checked")
+    assert d.allowed and d.warnings == (
+        "the emergency's approval was not checked: GitLab is not configured (set "
+        "HIE_GITLAB_TOKEN so the gate can see the merge request's approvals)",
+    )
 
 
 def test_approval_is_ignored_when_not_an_emergency(gate: Gate) -> None:
@@ -571,6 +623,17 @@ def test_emergency_phase1_gaps_only_warn(gate: Gate, missing: dict[str, Any], ga
     )
     assert d.allowed, d.reasons
     assert d.warnings == (f"the change record has no {gap}; allowed for an emergency fix",)
+
+
+def test_emergency_with_several_gaps_warns_of_each(gate: Gate) -> None:
+    told = entry(change_type="emergency_fix", window=None)
+    d = gate(
+        result=emergency(),
+        change=record(justification="outage", window=None, downtime=None),
+        entries=[told],
+        approval=Approval(True, "ok"),
+    )
+    assert d.allowed and len(d.warnings) == 2, d.warnings
 
 
 def test_emergency_still_needs_a_rollback_plan(gate: Gate) -> None:
@@ -597,9 +660,28 @@ def test_rule_window_not_open(gate: Gate) -> None:
 
 
 def test_rule_window_closed(gate: Gate) -> None:
-    assert only(gate(now=END + timedelta(minutes=1))).startswith(
-        "the window closed Tue 08 Dec 2026 12:00 GMT (2026-12-08T12:00Z): set a new window"
+    assert only(gate(now=END + timedelta(minutes=1))) == (
+        "the window closed Tue 08 Dec 2026 12:00 GMT (2026-12-08T12:00Z): set a new window in "
+        "the change record (the new time needs its own notice)"
     )
+
+
+def test_times_in_reasons_are_local_and_utc_whatever_the_machine_zone(
+    gate: Gate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # In summer London is UTC+1: the local time and the UTC time in a reason differ by an hour,
+    # also on a machine whose own zone is London.
+    monkeypatch.setenv("TZ", "Europe/London")
+    systime.tzset()
+    try:
+        start, end = datetime(2026, 7, 7, 9, tzinfo=UTC), datetime(2026, 7, 7, 11, tzinfo=UTC)
+        summer = record(window=Window(start=start, end=end))
+        told = entry(delivered_at=start - timedelta(days=3), window=(start, end))
+        reason = only(gate(change=summer, entries=[told], now=end + timedelta(minutes=1)))
+    finally:
+        monkeypatch.undo()
+        systime.tzset()
+    assert reason.startswith("the window closed Tue 07 Jul 2026 12:00 BST (2026-07-07T11:00Z)")
 
 
 @pytest.mark.parametrize("now", [START, END])
