@@ -5,14 +5,16 @@ Not run in CI (minutes, not seconds). Needs mutmut 3 in the venv:
     .venv/bin/pip install 'mutmut>=3.3,<4'
     .venv/bin/python bench/mutation.py [TARGET ...] [--jobs N] [--show-survivors]
 
-Each target is a set of files (optionally only some of their functions) and the tests that
-should pin them. For each target the repository is copied to a temporary folder (the working
-tree is never touched), mutmut mutates the files there and runs, for each mutant, the target's
-tests that cover the mutated function. The report gives killed / survived per target and the
-score, killed / (all - known equivalent); the target is 90%. Survivors that are known to be
-equivalent (no test can tell them from the original) are listed below with the reason, matched
-by function and by the line the mutant writes, so they survive renumbering. Exit 1 when a target
-is under 90%.
+Each target is a set of files (optionally only some of their functions) and the unit tests
+that should pin them (the CLI-level tests are left out: with them a run lasts hours). For each
+target the repository is copied to a temporary folder (the working tree is never touched),
+mutmut mutates the files there and runs, for each mutant, the target's tests that cover the
+mutated function. The report gives killed / survived per target and the score, killed /
+(all - known equivalent); the goal is 90%. Mutants of a function no selected test runs count as
+survivors. Survivors known to be equivalent (no test can tell them from the original) are listed
+with the reason, matched by function and by the line the mutant writes, so they survive
+renumbering. Exit 1 when a target is under 90%. mutmut does not mutate module-level constants
+(e.g. masking.SECRET_VARIABLES): named tests pin those.
 
 Why mutmut rather than cosmic-ray: cosmic-ray starts a new pytest process per mutant, about 9 s
 each on this shared 2-core machine (hours for these modules); mutmut 3 forks from a process that
@@ -51,7 +53,7 @@ TARGETS: dict[str, Target] = {
     ),
     "gate": Target(
         ("hie_notify/gate.py",),
-        ("tests/test_gate_rules.py", "tests/test_gate_scenarios.py"),
+        ("tests/test_gate_rules.py",),
     ),
     "classify": Target(
         ("hie_notify/classify.py",),
@@ -67,7 +69,7 @@ TARGETS: dict[str, Target] = {
     ),
     "idempotency": Target(
         ("hie_notify/ledger/__init__.py", "hie_notify/notify.py"),
-        ("tests/test_idempotency.py", "tests/test_ledger_file.py", "tests/test_stages.py"),
+        ("tests/test_idempotency.py", "tests/test_ledger_file.py"),
         functions=("idempotency_key", "run_stage"),
     ),
     "hcp-redirects": Target(
@@ -88,6 +90,16 @@ _NEVER_TRUE = (
 )
 # (target, function, text in the line the mutant writes, reason it cannot be detected).
 EQUIVALENT: list[tuple[str, str, str, str]] = [
+    *(
+        (
+            "masking",
+            "Masker.from_env",
+            text,
+            "a missing variable's value is dropped by __init__ "
+            "either way: None and '' are falsy, 'XXXX' is under the 6-character minimum",
+        )
+        for text in ("env.get(name, None)", "env.get(name, )", 'env.get(name, "XXXX")')
+    ),
     ("calendar", "resolve_local", "naive.replace(tzinfo=tz, )", "fold=0 is replace()'s default"),
     ("calendar", "resolve_local", "first.astimezone(None).astimezone(tz)", _SAME_INSTANT),
     ("calendar", "BusinessCalendar.earliest_start", "time(0)", "time(0) is time(0, 0)"),

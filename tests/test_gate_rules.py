@@ -711,3 +711,50 @@ def test_audience_problems_block(gate: Gate) -> None:
 def test_period_kind_is_respected() -> None:
     # Guard for the fixtures above: a notice period parsed from text is what the audience holds.
     assert audience().minimum == NoticePeriod("elapsed", elapsed=timedelta(hours=24))
+
+
+# --- the JSON the gate prints ---------------------------------------------------------------------
+
+
+def test_decision_json(gate: Gate) -> None:
+    d = gate(entries=[entry(delivered_at=START - timedelta(hours=30))])
+    assert d.to_json(gate.calendar) == {
+        "allowed": True,
+        "reasons": [],
+        "warnings": [
+            "#devops was told Mon 07 Dec 2026 04:00 GMT (2026-12-07T04:00Z): more than the "
+            "minimum 24 hours, less than the recommended 48 hours"
+        ],
+        "emergency": False,
+        "required": [
+            {
+                "audience": "slack:#devops",
+                "label": "#devops",
+                "minimum": "24h",
+                "recommended": "48h",
+                "given_at": "2026-12-07T04:00:00+00:00",
+                "earliest_start": "2026-12-08T04:00:00+00:00",
+                "met": True,
+            }
+        ],
+        "earliest_start": "2026-12-08T10:00:00+00:00",
+        "earliest_start_local": "2026-12-08T10:00:00+00:00",
+    }
+
+
+def test_decision_json_without_notice_or_start(gate: Gate) -> None:
+    summer = datetime(2026, 7, 7, 9, tzinfo=UTC)
+    d = gate(
+        change=record(window=Window(start=summer, end=summer + timedelta(hours=2))),
+        entries=[],
+        now=summer - timedelta(days=3),
+    )
+    data = d.to_json(gate.calendar)
+    assert data["allowed"] is False and data["required"][0]["given_at"] is None
+    assert data["required"][0]["met"] is False
+    # UTC in earliest_start, the policy's zone (BST in July) in earliest_start_local.
+    assert data["earliest_start"] == "2026-07-05T09:00:00+00:00"
+    assert data["earliest_start_local"] == "2026-07-05T10:00:00+01:00"
+    none = gate(change=None).to_json(gate.calendar)
+    assert none["earliest_start"] is None and none["earliest_start_local"] is None
+    assert none["required"] == [] and none["reasons"] == list(gate(change=None).reasons)
