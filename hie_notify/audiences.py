@@ -15,35 +15,9 @@ from hie_notify.change import ChangeRecord
 from hie_notify.classify import Classification
 from hie_notify.durations import NoticePeriod
 from hie_notify.policy.model import Contact, Policy
+from hie_notify.records import PHASES, Audience, Audiences
 
-PHASES = ("pre_deployment", "during", "post_deployment")
-
-
-@dataclass(frozen=True)
-class Audience:
-    id: str  # "slack:#devops", "customer:EoE", "stakeholders:business", "meeting:Wednesday..."
-    kind: str  # internal | customer | stakeholder | meeting
-    label: str
-    time_zone: str
-    phases: frozenset[str]
-    minimum: NoticePeriod
-    recommended: NoticePeriod
-    change_types: tuple[str, ...]
-    slack_channel: str | None = None
-    emails: tuple[str, ...] = ()
-
-    @property
-    def external(self) -> bool:
-        return self.kind in ("customer", "stakeholder")
-
-
-@dataclass(frozen=True)
-class Audiences:
-    audiences: tuple[Audience, ...]
-    problems: tuple[str, ...]  # required audiences that cannot be worked out
-
-    def for_phase(self, phase: str) -> list[Audience]:
-        return [a for a in self.audiences if phase in a.phases]
+__all__ = ["PHASES", "Audience", "Audiences", "affected_customers", "resolve"]
 
 
 def affected_customers(

@@ -20,12 +20,12 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
-from hie_notify.audiences import Audience
 from hie_notify.change import ChangeRecord
 from hie_notify.classify import Classification
 from hie_notify.durations import describe_timedelta
 from hie_notify.errors import InputError
 from hie_notify.policy.model import Policy
+from hie_notify.records import Audience
 
 FORMATS = ("text", "slack", "markdown", "html", "teams")
 STAGES = (
@@ -164,14 +164,6 @@ class Rendered:
 
     def body(self, fmt: str) -> str:
         return self.bodies[fmt]
-
-
-def template_names() -> list[str]:
-    """The built-in templates a policy may override."""
-    from importlib import resources
-
-    folder = resources.files("hie_notify").joinpath("templates")
-    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".j2") and p.name[0] != "_")
 
 
 class Renderer:

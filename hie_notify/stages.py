@@ -6,12 +6,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from hie_notify.audiences import Audience, Audiences
 from hie_notify.change import ChangeRecord
 from hie_notify.classify import Classification, ResourceResult, required_notice
 from hie_notify.errors import InputError
-from hie_notify.ledger import Entry
 from hie_notify.policy.model import Policy
+from hie_notify.records import Audience, Audiences, Entry
 from hie_notify.terraform.plan import SUMMARY_KEYS
 
 ANNOUNCE = "announce"

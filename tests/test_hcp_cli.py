@@ -230,7 +230,7 @@ def test_receiver_event_sends_the_stage(
 ) -> None:
     import argparse
 
-    from hie_notify.commands.receive import handle
+    from hie_notify.stagerun import handle_event as handle
     from hie_notify.options import Options
 
     flow = Flow(tmp_path, capsys)

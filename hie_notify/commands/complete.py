@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from hie_notify import plan_source
-from hie_notify.commands import _stage
+from hie_notify import plan_source, stagerun
 from hie_notify.options import Options
 
 
@@ -16,10 +15,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, options: Options) -> int:
-    run = _stage.load(options, args)
+    run = stagerun.load(options, args)
     status: dict[str, Any] = {"error": "", "detail": args.detail or ""}
-    extra = _stage.owe_postmortem(run, "complete", status)
-    report = _stage.send(run, "complete", status)
-    extra.append(_stage.publish_summary(run, "done"))
-    _stage.emit_report(options, run, report, extra, {"postmortem": status.get("postmortem", [])})
+    extra = stagerun.owe_postmortem(run, "complete", status)
+    report = stagerun.send(run, "complete", status)
+    extra.append(stagerun.publish_summary(run, "done"))
+    stagerun.emit_report(options, run, report, extra, {"postmortem": status.get("postmortem", [])})
     return 0

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import argparse
 
-from hie_notify import output, plan_source
+from hie_notify import output, plan_source, stagerun
 from hie_notify.audiences import resolve
 from hie_notify.channels import configured_kinds
-from hie_notify.commands import _stage
 from hie_notify.options import Options
 from hie_notify.stages import PHASE_OF_STAGE, audiences_for
 
@@ -22,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, options: Options) -> int:
     stage = "announce" if args.stage in ("plan", "announce") else args.stage
-    run = _stage.load(options, args, announce=stage == "announce")
+    run = stagerun.load(options, args, announce=stage == "announce")
     audiences = resolve(run.policy, run.result, run.change, run.environments)
     entries = run.ledger.read(run.change.id) if stage == "cancelled" else []
     messages = []

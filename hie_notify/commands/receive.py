@@ -7,8 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hie_notify.commands import _stage
-from hie_notify.commands.apply import send_status
+from hie_notify import stagerun
 from hie_notify.errors import HieError, InputError
 from hie_notify.options import Options
 from hie_notify.receiver import Event
@@ -22,18 +21,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="address to listen on (default %(default)s)",
     )
     parser.set_defaults(plan_required=False)
-
-
-def handle(event: Event, args: argparse.Namespace, options: Options) -> str:
-    """Send the stage an event means, for the change record this receiver serves."""
-    if event.stage is None:
-        return f"{event.trigger}: no notice"
-    stage_run = _stage.load(options, args)
-    error = (event.message or "") if event.stage == "apply_failed" else ""
-    report, extra = send_status(stage_run, event.stage, error)
-    return "\n".join(
-        [f"{event.trigger} ({event.run_id}) -> {event.stage}", *report.lines(), *extra]
-    )
 
 
 def run(args: argparse.Namespace, options: Options) -> int:
@@ -50,7 +37,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
 
     def on_event(event: Event) -> None:
         try:
-            print(handle(event, args, options), file=sys.stderr)
+            print(stagerun.handle_event(event, args, options), file=sys.stderr)
         except HieError as exc:
             print(f"{event.trigger}: {exc}", file=sys.stderr)
 

@@ -291,7 +291,7 @@ class Policy(_Strict):
         missing = [name for name in CHANGE_TYPES if name not in self.change_types]
         if missing:
             raise ValueError(f"change_types is missing {', '.join(missing)}")
-        from hie_notify.render import template_names
+        from hie_notify.template_files import template_names
 
         unknown = sorted(set(self.templates) - set(template_names()))
         if unknown:
