@@ -246,6 +246,9 @@ class Sla(_Strict):
 class Classification(_Strict):
     fallback: ChangeTypeName = "planned_infra_update"
     service_impact: list[MatchRule] = []
+    # Plans that only move, import or forget resources change nothing people can notice:
+    # `none` owes no notice for them, `notice` classifies them like any other change.
+    state_only: Literal["notice", "none"] = "none"
 
 
 class Jira(_Strict):
