@@ -574,3 +574,22 @@ def test_healthz(h: Harness) -> None:
     assert resp.status == 200 and json.loads(resp.read())["status"].startswith("ok")
     conn.close()
     assert post(service, b"{}", path="/nowhere")[0] == 404
+
+
+def test_the_access_token_never_goes_to_another_host(h: Harness) -> None:
+    # A signed request comes from HCP, but the token still only goes to the configured host.
+    h.announce(datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc))
+    deliver(h, h.start(), plan_json_api_url="https://evil.example/api/v2/plans/plan-x/json-output")
+    data = h.callbacks.only()
+    assert data["attributes"]["status"] == "failed"
+    assert "plan_json_api_url: not on https://app.terraform.io" in data["attributes"]["message"]
+    assert not [c for c in h.rsps.calls if "evil.example" in c.request.url]
+    deliver(
+        h,
+        h.start("b"),
+        task_result_id="taskrs-elsewhere1",
+        task_result_callback_url="https://evil.example/callback",
+        is_speculative=True,
+    )
+    assert not [c for c in h.rsps.calls if "evil.example" in c.request.url]
+    assert len(h.callbacks.received) == 1
