@@ -249,10 +249,10 @@ class RunTasks:
         )
 
     def _entry(
-        self, located: Located, request: RunTaskRequest, stage: str, now: datetime, **extra: str
+        self, change_id: str, request: RunTaskRequest, stage: str, now: datetime, **extra: str
     ) -> Entry:
         return Entry(
-            change_id=located.change_id,
+            change_id=change_id,
             stage=stage,
             audience=f"run-task:{request.task_result_id}",
             channel="hcp-run-task",
@@ -264,7 +264,7 @@ class RunTasks:
             delivered_at=now,
             message_id=f"{self.instance}:{uuid.uuid4().hex[:12]}",
             idempotency_key=idempotency_key(
-                located.change_id, stage, request.task_result_id, self.instance
+                change_id, stage, request.task_result_id, self.instance
             ),
             extra={
                 "task_result_id": request.task_result_id,
@@ -287,11 +287,10 @@ class RunTasks:
                 and e.extra.get("task_result_id") == request.task_result_id
             ]
 
-        located = Located(change_id, self.base, "")
         with ledger.lock():
             if claims():
                 return False
-            mine = self._entry(located, request, CLAIM, now)
+            mine = self._entry(change_id, request, CLAIM, now)
             ledger.record([mine])
             found = claims()
         if any(e.stage == DECISION for e in found):
@@ -309,7 +308,7 @@ class RunTasks:
         now: datetime,
     ) -> None:
         entry = self._entry(
-            located,
+            located.change_id,
             request,
             DECISION,
             now,
