@@ -311,6 +311,9 @@ def context(
             "title": ct.title if ct else "Change",
             "lead": ct.lead if ct else "",
             "emergency": bool(ct and ct.notice_overrides_others),
+            # Every category present has its own lead (a cost optimisation riding on an
+            # infrastructure change still has its FinOps lead).
+            "leads": _leads(policy, result.categories),
         },
         "window": window,
         "plan": {
@@ -354,3 +357,12 @@ def context(
         },
         "now": now.isoformat(),
     }
+
+
+def _leads(policy: Policy, categories: tuple[str, ...]) -> list[dict[str, str]]:
+    out: list[dict[str, str]] = []
+    for name in categories:
+        ct = policy.change_type(name)
+        if all(x["lead"] != ct.lead or x["title"] != ct.title for x in out):
+            out.append({"title": ct.title, "lead": ct.lead})
+    return out

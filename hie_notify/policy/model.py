@@ -246,6 +246,9 @@ class Sla(_Strict):
 class Classification(_Strict):
     fallback: ChangeTypeName = "planned_infra_update"
     service_impact: list[MatchRule] = []
+    # Plans that only move, import or forget resources change nothing people can notice:
+    # `none` owes no notice for them, `notice` classifies them like any other change.
+    state_only: Literal["notice", "none"] = "none"
 
 
 class Jira(_Strict):
@@ -267,6 +270,20 @@ class Support(_Strict):
     url: str | None = None
 
 
+class CustomerImpact(_Strict):
+    """Phase 2: affected customers hear of every planned service-impacting change, whatever its
+    type, this far ahead (for types whose own external audience is not customers)."""
+
+    notice: NoticeRule
+    stages: list[Stage] = ["pre_deployment", "during", "post_deployment"]
+
+    @model_validator(mode="after")
+    def _business_days(self) -> CustomerImpact:
+        if self.notice.minimum.kind != "business_days" and not self.notice.minimum.is_zero():
+            raise ValueError("customer_impact.notice is counted in business days (e.g. 3bd)")
+        return self
+
+
 class Policy(_Strict):
     version: Literal[1]
     organisation: str
@@ -278,6 +295,7 @@ class Policy(_Strict):
     customers: dict[str, Customer]
     stakeholders: dict[Literal["critical", "business"], StakeholderGroup] = {}
     change_types: dict[ChangeTypeName, ChangeType]
+    customer_impact: CustomerImpact | None = None
     classification: Classification = Classification()
     channels: Channels = Channels()
     # Replace any built-in message template by name, e.g. `announce.external.j2: "..."`.
@@ -309,6 +327,16 @@ class Policy(_Strict):
     def change_type(self, name: str) -> ChangeType:
         """The change type called `name` (a KeyError for a name that is not one)."""
         return self.change_types[cast(ChangeTypeName, name)]
+
+    def impact_notice_for(self, name: str) -> NoticeRule | None:
+        """The customer notice a service-impacting change of type `name` owes under
+        `customer_impact`, when its own external audience does not already reach customers."""
+        ct = self.change_type(name)
+        if self.customer_impact is None or ct.notice_overrides_others:
+            return None
+        if ct.external_audience in ("affected_customers", "all_customers"):
+            return None
+        return self.customer_impact.notice
 
     def rank(self, name: str) -> int:
         return self.change_type(name).rank
