@@ -196,7 +196,7 @@ class Harness:
             workdir=self.tmp / f"work-{instance}",
             instance=instance,
         )
-        thread = threading.Thread(target=service.server.run, daemon=True)
+        thread = threading.Thread(target=service.run, daemon=True)
         thread.start()
         self.services.append((service, thread))
         return service

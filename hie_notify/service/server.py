@@ -68,7 +68,11 @@ class Service:
             ident="hie-notify",
             clear_untrusted_proxy_headers=True,
         )
-        self._closed = threading.Event()
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._done = threading.Event()
+        self._shut = threading.Lock()
+        self._was_shut = False
 
     @property
     def port(self) -> int:
@@ -86,16 +90,36 @@ class Service:
             "/run-task" if self.run_tasks else "off",
             "/notifications" if self.notifications else "off",
         )
+        self.run()
+
+    def run(self) -> None:
+        """waitress's event loop, until `close` (from any thread) or SystemExit (a signal)."""
+        from waitress import wasyncore
+
+        self._running.set()
         try:
-            self.server.run()
+            while not self._stop.is_set():
+                wasyncore.loop(timeout=1.0, map=self.server._map, use_poll=True, count=1)
+        except (SystemExit, KeyboardInterrupt):
+            pass
         finally:
-            self.close()
+            self._shutdown(SHUTDOWN_SECONDS)
+            self._done.set()
 
     def close(self, timeout: float = SHUTDOWN_SECONDS) -> None:
         """Stop accepting connections, finish requests in progress, then running decisions."""
-        if self._closed.is_set():
-            return
-        self._closed.set()
+        self._stop.set()
+        if self._running.is_set():
+            self.server.pull_trigger()  # wake the loop, which shuts down in its own thread
+            self._done.wait(timeout + 10)
+        else:
+            self._shutdown(timeout)
+
+    def _shutdown(self, timeout: float) -> None:
+        with self._shut:
+            if self._was_shut:
+                return
+            self._was_shut = True
         from waitress import wasyncore
 
         self.server.task_dispatcher.shutdown(timeout=5)
