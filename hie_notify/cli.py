@@ -35,7 +35,7 @@ _COMMANDS: dict[str, str] = {
     "cancel": "tell everyone who was told that the change will not go ahead",
     "preview": "render every message of a stage, for every audience, without sending",
     "watch": "follow an HCP Terraform run until it is final, sending each stage once",
-    "receive": "serve HCP Terraform notification webhooks and send the stages they mean",
+    "receive": "serve the HCP Terraform run task (the gate) and notification webhooks",
     "validate": "check the policy and change files; exit 2 with every problem found",
 }
 
