@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -45,13 +45,15 @@ class StageReport:
             "notes": list(self.notes),
         }
 
-    def lines(self) -> list[str]:
+    def lines(self, local: Callable[[datetime], datetime] | None = None) -> list[str]:
+        """The report for people; `local` turns a delivery time into the policy's zone."""
         out = []
         for e in self.delivered:
             out.append(f"  sent      {e.audience:28} via {e.channel}: {e.message_id}")
         for e in self.already:
+            at = local(e.delivered_at) if local else e.delivered_at
             out.append(
-                f"  already   {e.audience:28} via {e.channel} {e.delivered_at.isoformat()} "
+                f"  already   {e.audience:28} via {e.channel} {at:%a %d %b %Y %H:%M %Z} "
                 "(not sent again)"
             )
         for r in self.previews:

@@ -38,6 +38,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
                 "text": msg.body("text"),
                 "slack": msg.body("slack"),
                 "html": msg.body("html"),
+                "email_html": msg.email_html,
                 "markdown": msg.body("markdown"),
             }
         )

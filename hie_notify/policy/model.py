@@ -268,6 +268,18 @@ class Support(_Strict):
     name: str = "the DevOps team"
     email: EmailAddress | None = None
     url: str | None = None
+    phone: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError(f"expected an http(s) address, got {value!r}")
+        return value
+
+    @property
+    def reachable(self) -> bool:
+        return bool(self.email or self.url or self.phone)
 
 
 class CustomerImpact(_Strict):
@@ -316,6 +328,14 @@ class Policy(_Strict):
             raise ValueError(
                 f"templates: unknown template {', '.join(unknown)} "
                 f"(expected one of: {', '.join(template_names())})"
+            )
+        told = [c for c in self.customers.values() if c.contacts] + [
+            g for g in self.stakeholders.values() if g.contacts
+        ]
+        if told and not self.support.reachable:
+            raise ValueError(
+                "support: customers and stakeholders are told whom to contact about a change: "
+                "give support.email, support.url or support.phone"
             )
         fallback = self.change_types[self.classification.fallback]
         if fallback.declared_only:
