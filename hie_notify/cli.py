@@ -37,7 +37,7 @@ _COMMANDS: dict[str, str] = {
     "preview": "render every message of a stage (plan, apply --status S, rollback --status S, "
     "complete, cancel), for every audience, without sending",
     "watch": "follow an HCP Terraform run until it is final, sending each stage once",
-    "receive": "serve HCP Terraform notification webhooks and send the stages they mean",
+    "receive": "serve the HCP Terraform run task (the gate) and notification webhooks",
     "validate": "check the policy and change files; exit 2 with every problem found",
 }
 
