@@ -342,7 +342,13 @@ def context(
     downtime = change.downtime
     changes = [r for r in result.resources]
     return {
-        "audience": {"id": audience.id, "kind": audience.kind, "label": audience.label},
+        "audience": {
+            "id": audience.id,
+            "kind": audience.kind,
+            "label": audience.label,
+            # "Dear East of England team," but "Dear Product and business stakeholders,"
+            "greeting": f"{audience.label} team" if audience.kind == "customer" else audience.label,
+        },
         "change": {
             "id": change.id,
             "purpose": change.purpose,

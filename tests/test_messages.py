@@ -225,3 +225,19 @@ def test_already_delivered_lines_show_local_times(
     already = [line for line in flow.err.splitlines() if line.startswith("  already")]
     assert already and all("Tue 01 Dec 2026 10:00 GMT (not sent again)" in x for x in already)
     assert "+00:00" not in "\n".join(already)
+
+
+def test_stakeholders_are_greeted_by_their_name_and_emergencies_say_it_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flow = _flow(
+        tmp_path, capsys, type="emergency_fix", justification="Certificate on the ingress expired"
+    )
+    code, out = flow("preview", "plan", "--plan", str(flow.plan))
+    assert code == 0
+    by = {m["audience"]: m for m in out["messages"]}
+    assert by["stakeholders:critical"]["text"].startswith("Dear Critical stakeholders,\n")
+    assert by["customer:EoE"]["text"].startswith("Dear East of England team,\n")
+    heading = by["slack:#ops"]["slack"].splitlines()[0]
+    assert heading.startswith("*EMERGENCY: ")
+    assert "EMERGENCY Emergency" not in by["slack:#ops"]["slack"]
