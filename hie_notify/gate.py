@@ -7,12 +7,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from hie_notify.audiences import Audience, Audiences
 from hie_notify.calendar import UTC, BusinessCalendar
 from hie_notify.change import ChangeRecord, Window
 from hie_notify.classify import Classification, names
-from hie_notify.ledger import Entry
 from hie_notify.policy.model import Policy
+from hie_notify.records import Audience, Audiences, Entry
 
 ANNOUNCE = "announce"
 

@@ -50,6 +50,7 @@ SECRETS = {
     "TF_API_TOKEN",
     "TFE_TOKEN",
     "HIE_TFC_NOTIFICATION_TOKEN",
+    "HIE_RUN_TASK_HMAC_KEY",
 }
 NOT_SECRETS = {
     # where things are, and what to do
@@ -88,6 +89,14 @@ NOT_SECRETS = {
     "SMTP_USERNAME",
     "TFE_ADDRESS",
     "TF_CLOUD_HOSTNAME",
+    "GITLAB_USER_LOGIN",
+    "HIE_CHANGE_PATH",
+    "HIE_LISTEN",
+    "HIE_SERVICE_IDLE_TIMEOUT",
+    "HIE_SERVICE_MAX_BODY",
+    "HIE_SERVICE_QUEUE",
+    "HIE_SERVICE_THREADS",
+    "HIE_SERVICE_WORKERS",
     # not read from the environment: the gate's dotenv output, a WSGI request's keys
     "HIE_CHANGE_ID",
     "HIE_CHANGE_TYPE",
@@ -101,7 +110,10 @@ NOT_SECRETS = {
     "CONTENT_LENGTH",
     "REQUEST_METHOD",
     "HTTP_X_TFE_NOTIFICATION_SIGNATURE",
+    "HTTP_X_TFC_TASK_SIGNATURE",
+    "PATH_INFO",
     "CHANGE_TYPES",
+    "ENTRY_VERSION",
 }
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$")
 

@@ -13,9 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from hie_notify.audiences import Audience
-from hie_notify.ledger import Entry
 from hie_notify.policy.model import Policy
+from hie_notify.records import Audience, Entry
 from hie_notify.render import Rendered
 
 STATE_OF_STAGE = {

@@ -138,9 +138,7 @@ class SlackChannel:
             f"({last})"
         )
 
-    def _find_posted(
-        self, channel: str, key: str, thread_ts: str | None
-    ) -> tuple[str, str] | None:
+    def _find_posted(self, channel: str, key: str, thread_ts: str | None) -> tuple[str, str] | None:
         """The (channel id, ts) of a message already carrying `key`, if Slack has one.
 
         The search is by the idempotency key in the message metadata, over the newest messages

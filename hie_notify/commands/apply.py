@@ -7,12 +7,9 @@ Without --status the status is read from the HCP Terraform run (--run-id, HIE_TF
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from hie_notify import output, plan_source
-from hie_notify.commands import _stage
+from hie_notify import output, plan_source, stagerun
 from hie_notify.errors import InputError
-from hie_notify.notify import StageReport
 from hie_notify.options import Options
 
 STATUSES = ("started", "succeeded", "failed")
@@ -36,7 +33,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
 
 
 def run_status_stage(prefix: str, args: argparse.Namespace, options: Options) -> int:
-    run = _stage.load(options, args)
+    run = stagerun.load(options, args)
     status_word = args.status
     error = args.error or ""
     if status_word is None:
@@ -63,19 +60,6 @@ def run_status_stage(prefix: str, args: argparse.Namespace, options: Options) ->
         status_word = stage.removeprefix("apply_")
     if status_word == "failed" and run.run is not None and not error:
         error = run.run.error_summary or f"the HCP Terraform run ended {run.run.status}"
-    report, extra = send_status(run, f"{prefix}_{status_word}", error, args.detail or "")
-    _stage.emit_report(options, run, report, extra)
+    report, extra = stagerun.send_status(run, f"{prefix}_{status_word}", error, args.detail or "")
+    stagerun.emit_report(options, run, report, extra)
     return 0
-
-
-def send_status(
-    run: _stage.StageRun, stage: str, error: str = "", detail: str = ""
-) -> tuple[StageReport, list[str]]:
-    """Send an apply or rollback stage; owe the post-mortem first when it is a failure."""
-    status: dict[str, Any] = {"error": error, "detail": detail}
-    extra = []
-    if stage.endswith("_failed") or stage.startswith("rollback"):
-        extra += _stage.owe_postmortem(run, stage, status)
-    report = _stage.send(run, stage, status)
-    extra.append(_stage.publish_summary(run, stage.replace("_", " ")))
-    return report, extra

@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import argparse
 
-from hie_notify.commands import _stage
+from hie_notify import plan_source, stagerun
 from hie_notify.options import Options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    plan_source.add_arguments(parser, required=False)
     parser.add_argument("--detail", metavar="TEXT", help="why, for internal audiences")
-    parser.set_defaults(plan_required=False)
 
 
 def run(args: argparse.Namespace, options: Options) -> int:
-    run = _stage.load(options, args)
-    report = _stage.send(run, "cancelled", {"error": "", "detail": args.detail or ""})
-    extra = [_stage.publish_summary(run, "cancelled")]
-    _stage.emit_report(options, run, report, extra)
+    run = stagerun.load(options, args)
+    report = stagerun.send(run, "cancelled", {"error": "", "detail": args.detail or ""})
+    extra = [stagerun.publish_summary(run, "cancelled")]
+    stagerun.emit_report(options, run, report, extra)
     return 0

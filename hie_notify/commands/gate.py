@@ -12,13 +12,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hie_notify import output, plan_source
+from hie_notify import output, plan_source, stagerun
 from hie_notify.calendar import UTC, BusinessCalendar
-from hie_notify.commands import _stage
-from hie_notify.context import Prepared, prepare
-from hie_notify.errors import HieError
-from hie_notify.gate import Approval, Decision, decide
-from hie_notify.ledger import open_ledger
+from hie_notify.gate import Decision
 from hie_notify.options import Options
 
 
@@ -33,90 +29,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def freeze_of(env: Mapping[str, str]) -> str | None:
-    """Which deploy freeze is on, when GitLab says one is (CI_DEPLOY_FREEZE)."""
-    if not env.get("CI_DEPLOY_FREEZE"):
-        return None
-    from hie_notify.gitlab_api import describe_freeze
-
-    return describe_freeze(env)
-
-
 def run(args: argparse.Namespace, options: Options) -> int:
     output.write_dotenv(args.dotenv, {"HIE_GATE_ALLOWED": "false"})
-    prep = prepare(options, plan_source.load(args, options.env), need_change=False)
-    change = prep.change
-    ledger = open_ledger(options.ledger, options.env)
-    entries = ledger.read(change.id) if change else []
-    now = options.clock()
-    decision = decide(
-        policy=prep.policy,
-        calendar=prep.calendar,
-        result=prep.result,
-        change=change,
-        audiences=prep.audiences,
-        entries=entries,
-        now=now,
-        freeze=freeze_of(options.env),
-        speculative=bool(prep.run and prep.run.plan_only),
-        approval=_approval(prep, options) if _is_emergency(prep) else None,
-    )
-    data = decision.to_json(prep.calendar)
-    data["change_type"] = prep.result.change_type
-    data["policy_source"] = prep.policy_source
-    data["fingerprint"] = prep.result.fingerprint
-    window = change.window if change else None
-    output.write_dotenv(
-        args.dotenv,
-        {
-            "HIE_GATE_ALLOWED": "true" if decision.allowed else "false",
-            "HIE_CHANGE_ID": change.id if change else "",
-            "HIE_CHANGE_TYPE": prep.result.change_type or "",
-            "HIE_SERVICE_IMPACTING": "true" if prep.result.service_impacting else "false",
-            "HIE_EMERGENCY": "true" if decision.emergency else "false",
-            "HIE_PLAN_FINGERPRINT": prep.result.fingerprint,
-            "HIE_EARLIEST_START": data["earliest_start"] or "",
-            "HIE_WINDOW_START": window.start.isoformat() if window else "",
-            "HIE_WINDOW_END": window.end.isoformat() if window else "",
-        },
-    )
-    text = render_text(decision, prep.calendar, options.env, now)
-    text += f"\nPolicy: {prep.policy_source}"
-    if change is not None:
-        run = _stage.StageRun(
-            options,
-            prep.policy,
-            change,
-            prep.result,
-            prep.calendar,
-            ledger,
-            _stage.renderer(prep.policy, options),
-            prep.run,
-        )
-        try:
-            text += "\n" + _stage.publish_summary(run, "gate", data)
-        except HieError as exc:  # the decision stands whether or not the note could be updated
-            text += f"\nwarning: the merge request note was not updated: {exc}"
-    output.emit(options, data, text)
-    return 0 if decision.allowed else 1
-
-
-def _is_emergency(prep: Prepared) -> bool:
-    kind = prep.result.change_type
-    return bool(kind and prep.policy.change_type(kind).notice_overrides_others)
-
-
-def _approval(prep: Prepared, options: Options) -> Approval | None:
-    """Break-glass: an emergency needs an approval by someone other than the MR's author."""
-    if not _stage.gitlab_configured(options.env):
-        return None
-    from hie_notify.gitlab_api import NoteTarget, other_approvers
-
-    where = NoteTarget.from_env(options.env, "the emergency approval", allow_issue=False)
-    others, author = other_approvers(where)
-    if others:
-        return Approval(True, f"approved by {', '.join(others)}")
-    return Approval(False, f"author {author}; no other approver yet")
+    checked = stagerun.check_gate(options, plan_source.load(args, options.env))
+    output.write_dotenv(args.dotenv, checked.dotenv)
+    # The log-section stamps: --now when given, else the machine clock, read through Options.
+    text = render_text(checked.decision, checked.calendar, options.env, options.clock())
+    text += f"\nPolicy: {checked.policy_source}"
+    if checked.note:
+        text += "\n" + checked.note
+    output.emit(options, checked.data, text)
+    return 0 if checked.decision.allowed else 1
 
 
 def _when(cal: BusinessCalendar, when: Any) -> str:

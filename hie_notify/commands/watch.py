@@ -7,9 +7,7 @@ import argparse
 import time
 from dataclasses import replace
 
-from hie_notify import output, plan_source
-from hie_notify.commands import _stage
-from hie_notify.commands.apply import send_status
+from hie_notify import output, plan_source, stagerun
 from hie_notify.errors import InputError
 from hie_notify.options import Options
 
@@ -39,7 +37,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
         )
     from hie_notify.terraform.hcp import HcpClient
 
-    stage_run = _stage.load(options, args)
+    stage_run = stagerun.load(options, args)
     assert stage_run.run is not None
     client = HcpClient.from_env(options.env)
     deadline = time.monotonic() + args.timeout
@@ -54,9 +52,13 @@ def run(args: argparse.Namespace, options: Options) -> int:
                 if stage == "apply_failed"
                 else ""
             )
-            report, extra = send_status(replace(stage_run, run=current), stage, error)
+            report, extra = stagerun.send_status(replace(stage_run, run=current), stage, error)
             sent.append(stage)
-            lines += [f"{stage}:", *report.lines(), *(f"  {x}" for x in extra)]
+            lines += [
+                f"{stage}:",
+                *report.lines(stage_run.calendar.local),
+                *(f"  {x}" for x in extra),
+            ]
         elif not current.status_known:
             lines.append(
                 f"run {current.id} is in status {current.status!r}, which HCP "

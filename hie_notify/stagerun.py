@@ -1,4 +1,5 @@
-"""What the stage commands share: load, send a stage, publish the summary, owe a post-mortem."""
+"""Stage orchestration that the commands, `watch` and `receive` share: load the policy, change
+record and plan, send a stage, owe a post-mortem, publish the merge request's summary."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from hie_notify.change import ChangeRecord, load_change
 from hie_notify.channels import Channels
 from hie_notify.classify import Classification
 from hie_notify.context import (
+    Prepared,
     environments,
     links,
     load_policy_for,
@@ -23,6 +25,8 @@ from hie_notify.context import (
     require_change,
     run_info,
 )
+from hie_notify.errors import HieError
+from hie_notify.gate import Approval, Decision, decide
 from hie_notify.ledger import Entry, Ledger, idempotency_key, open_ledger
 from hie_notify.masking import Masker
 from hie_notify.notify import StageReport, run_stage
@@ -32,6 +36,7 @@ from hie_notify.render import Renderer, context, escape_markdown
 from hie_notify.stages import audiences_for, from_ledger, postmortem_reasons
 
 if TYPE_CHECKING:
+    from hie_notify.receiver import Event
     from hie_notify.terraform.hcp import Run
 
 STAGE_TITLES = {
@@ -295,7 +300,153 @@ def emit_report(
     title = STAGE_TITLES.get(report.stage, report.stage)
     lines = [
         f"{run.change.id}: {run.result.change_type} — {title}",
-        *report.lines(),
+        *report.lines(run.calendar.local),
         *(f"  {x}" for x in extra),
     ]
     output.emit(options, data, "\n".join(lines))
+
+
+def send_status(
+    run: StageRun, stage: str, error: str = "", detail: str = ""
+) -> tuple[StageReport, list[str]]:
+    """Send an apply or rollback stage; owe the post-mortem first when it is a failure."""
+    status: dict[str, Any] = {"error": error, "detail": detail}
+    extra = []
+    if stage.endswith("_failed") or stage.startswith("rollback"):
+        extra += owe_postmortem(run, stage, status)
+    report = send(run, stage, status)
+    extra.append(publish_summary(run, stage.replace("_", " ")))
+    return report, extra
+
+
+def handle_event(event: Event, args: argparse.Namespace, options: Options) -> str:
+    """Send the stage an event means, for the change record this receiver serves."""
+    if event.stage is None:
+        return f"{event.trigger}: no notice"
+    stage_run = load(options, args)
+    error = (event.message or "") if event.stage == "apply_failed" else ""
+    report, extra = send_status(stage_run, event.stage, error)
+    return "\n".join(
+        [
+            f"{event.trigger} ({event.run_id}) -> {event.stage}",
+            *report.lines(stage_run.calendar.local),
+            *extra,
+        ]
+    )
+
+
+def send_complete(
+    run: StageRun, detail: str, verified_by: str
+) -> tuple[StageReport, list[str], dict[str, Any]]:
+    """Completion notices: a rolled-back change ends with its own message (withdrawn, the
+    service as before, what happens next); otherwise who checked the key user flows."""
+    entries = run.ledger.read(run.change.id)
+    rolled_back = any(e.stage in ("rollback_started", "rollback_succeeded") for e in entries)
+    status: dict[str, Any] = {
+        "error": "",
+        "detail": detail,
+        "verified_by": verified_by,
+        "rolled_back": rolled_back,
+    }
+    extra = owe_postmortem(run, "complete", status)
+    if not verified_by and not rolled_back:
+        extra.append(
+            "warning: nobody is named as having tested the key user flows (Phase 3): give "
+            "--verified-by NAME, or run it as a manual job (GITLAB_USER_LOGIN)"
+        )
+    report = send(run, "complete", status)
+    extra.append(publish_summary(run, "rolled back" if rolled_back else "done"))
+    return report, extra, status
+
+
+def freeze_of(env: Mapping[str, str]) -> str | None:
+    """Which deploy freeze is on, when GitLab says one is (CI_DEPLOY_FREEZE)."""
+    if not env.get("CI_DEPLOY_FREEZE"):
+        return None
+    from hie_notify.gitlab_api import describe_freeze
+
+    return describe_freeze(env)
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    """A gate decision with what the gate job prints and passes on."""
+
+    decision: Decision
+    calendar: BusinessCalendar
+    policy_source: str
+    data: dict[str, Any]  # the JSON output
+    dotenv: dict[str, str]  # for later jobs (artifacts:reports:dotenv)
+    note: str  # where the merge request summary went, or why it did not
+
+
+def check_gate(options: Options, source: plan_source.Source) -> GateCheck:
+    """Decide whether the apply may go ahead now, from the policy in force, the change record,
+    the plan and the ledger; publish the decision in the merge request's summary note."""
+    prep = prepare(options, source, need_change=False)
+    change = prep.change
+    ledger = open_ledger(options.ledger, options.env)
+    entries = ledger.read(change.id) if change else []
+    decision = decide(
+        policy=prep.policy,
+        calendar=prep.calendar,
+        result=prep.result,
+        change=change,
+        audiences=prep.audiences,
+        entries=entries,
+        now=options.clock(),
+        freeze=freeze_of(options.env),
+        speculative=bool(prep.run and prep.run.plan_only),
+        approval=_approval(prep, options) if _is_emergency(prep) else None,
+    )
+    data = decision.to_json(prep.calendar)
+    data["change_type"] = prep.result.change_type
+    data["policy_source"] = prep.policy_source
+    data["fingerprint"] = prep.result.fingerprint
+    window = change.window if change else None
+    dotenv = {
+        "HIE_GATE_ALLOWED": "true" if decision.allowed else "false",
+        "HIE_CHANGE_ID": change.id if change else "",
+        "HIE_CHANGE_TYPE": prep.result.change_type or "",
+        "HIE_SERVICE_IMPACTING": "true" if prep.result.service_impacting else "false",
+        "HIE_EMERGENCY": "true" if decision.emergency else "false",
+        "HIE_PLAN_FINGERPRINT": prep.result.fingerprint,
+        "HIE_EARLIEST_START": data["earliest_start"] or "",
+        "HIE_WINDOW_START": window.start.isoformat() if window else "",
+        "HIE_WINDOW_END": window.end.isoformat() if window else "",
+    }
+    note = ""
+    if change is not None:
+        run = StageRun(
+            options,
+            prep.policy,
+            change,
+            prep.result,
+            prep.calendar,
+            ledger,
+            renderer(prep.policy, options),
+            prep.run,
+        )
+        try:
+            note = publish_summary(run, "gate", data)
+        except HieError as exc:  # the decision stands whether or not the note could be updated
+            note = f"warning: the merge request note was not updated: {exc}"
+    return GateCheck(decision, prep.calendar, prep.policy_source, data, dotenv, note)
+
+
+def _is_emergency(prep: Prepared) -> bool:
+    kind = prep.result.change_type
+    return bool(kind and prep.policy.change_type(kind).notice_overrides_others)
+
+
+def _approval(prep: Prepared, options: Options) -> Approval | None:
+    """Break-glass: an emergency needs an approval by someone other than the MR's author."""
+    if not gitlab_configured(options.env):
+        return None
+    from hie_notify.gitlab_api import NoteTarget, other_approvers
+
+    where = NoteTarget.from_env(options.env, "the emergency approval", allow_issue=False)
+    others, author = other_approvers(where)
+    if others:
+        return Approval(True, f"approved by {', '.join(others)}")
+    return Approval(False, f"author {author}; no other approver yet")
