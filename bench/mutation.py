@@ -100,6 +100,12 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
         )
         for text in ("env.get(name, None)", "env.get(name, )", 'env.get(name, "XXXX")')
     ),
+    (
+        "gate",
+        "decide",
+        "notes=tuple(notes), =>",
+        "notes is always empty on the last return: only the no-changes return adds a note",
+    ),
     ("calendar", "resolve_local", "naive.replace(tzinfo=tz, )", "fold=0 is replace()'s default"),
     ("calendar", "resolve_local", "first.astimezone(None).astimezone(tz)", _SAME_INSTANT),
     ("calendar", "BusinessCalendar.earliest_start", "time(0)", "time(0) is time(0, 0)"),
@@ -185,14 +191,17 @@ def _mutmut(work: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _written_line(work: Path, mutant: str) -> str:
-    """The line (or lines) the mutant writes, from `mutmut show`."""
-    diff = _mutmut(work, "show", mutant).stdout
-    added = [
-        line[1:].strip()
-        for line in diff.splitlines()
-        if line.startswith("+") and not line.startswith("+++")
-    ]
-    return " | ".join(added)
+    """What the mutant changes, from `mutmut show`: `removed lines => added lines`."""
+    diff = _mutmut(work, "show", mutant).stdout.splitlines()
+
+    def lines(mark: str) -> str:
+        return " | ".join(
+            line[1:].strip()
+            for line in diff
+            if line.startswith(mark) and not line.startswith(mark * 3)
+        )
+
+    return f"{lines('-')} => {lines('+')}"
 
 
 @dataclass

@@ -87,6 +87,18 @@ def _in_a_temporary_directory(
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
 
 
+@pytest.fixture
+def machine_in_london(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The machine's own zone has clock changes (CI runners are usually UTC; laptops are not)."""
+    import time
+
+    monkeypatch.setenv("TZ", "Europe/London")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     years = os.environ.get("HIE_TEST_CLOCK_SHIFT_YEARS")
     if not years:

@@ -3,8 +3,6 @@ not exist or happen twice on a working Sunday, a machine whose own zone has cloc
 
 from __future__ import annotations
 
-import time as systime
-from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta, timezone
 
 import pytest
@@ -95,16 +93,6 @@ def test_from_policy_takes_every_calendar_setting(tmp_path: object) -> None:
     assert cal.is_business_day(date(2026, 12, 8)) and not cal.is_business_day(date(2026, 12, 9))
     assert cal.in_working_hours(utc(2026, 12, 8, 8, 0), utc(2026, 12, 8, 16, 0))
     assert not cal.in_working_hours(utc(2026, 12, 8, 8, 0), utc(2026, 12, 8, 16, 1))
-
-
-@pytest.fixture
-def machine_in_london(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The machine's own zone has clock changes (CI runners are usually UTC; laptops are not)."""
-    monkeypatch.setenv("TZ", "Europe/London")
-    systime.tzset()
-    yield
-    monkeypatch.undo()
-    systime.tzset()
 
 
 @pytest.mark.usefixtures("machine_in_london")

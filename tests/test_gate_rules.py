@@ -8,7 +8,6 @@ any rule from gate.py fails the test named after it.
 
 from __future__ import annotations
 
-import time as systime
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
@@ -666,21 +665,14 @@ def test_rule_window_closed(gate: Gate) -> None:
     )
 
 
-def test_times_in_reasons_are_local_and_utc_whatever_the_machine_zone(
-    gate: Gate, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.usefixtures("machine_in_london")
+def test_times_in_reasons_are_local_and_utc_whatever_the_machine_zone(gate: Gate) -> None:
     # In summer London is UTC+1: the local time and the UTC time in a reason differ by an hour,
     # also on a machine whose own zone is London.
-    monkeypatch.setenv("TZ", "Europe/London")
-    systime.tzset()
-    try:
-        start, end = datetime(2026, 7, 7, 9, tzinfo=UTC), datetime(2026, 7, 7, 11, tzinfo=UTC)
-        summer = record(window=Window(start=start, end=end))
-        told = entry(delivered_at=start - timedelta(days=3), window=(start, end))
-        reason = only(gate(change=summer, entries=[told], now=end + timedelta(minutes=1)))
-    finally:
-        monkeypatch.undo()
-        systime.tzset()
+    start, end = datetime(2026, 7, 7, 9, tzinfo=UTC), datetime(2026, 7, 7, 11, tzinfo=UTC)
+    summer = record(window=Window(start=start, end=end))
+    told = entry(delivered_at=start - timedelta(days=3), window=(start, end))
+    reason = only(gate(change=summer, entries=[told], now=end + timedelta(minutes=1)))
     assert reason.startswith("the window closed Tue 07 Jul 2026 12:00 BST (2026-07-07T11:00Z)")
 
 
@@ -742,6 +734,7 @@ def test_decision_json(gate: Gate) -> None:
     }
 
 
+@pytest.mark.usefixtures("machine_in_london")  # UTC in the JSON, whatever the machine's zone
 def test_decision_json_without_notice_or_start(gate: Gate) -> None:
     summer = datetime(2026, 7, 7, 9, tzinfo=UTC)
     d = gate(
