@@ -101,6 +101,12 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
         for text in ("env.get(name, None)", "env.get(name, )", 'env.get(name, "XXXX")')
     ),
     (
+        "idempotency",
+        "run_stage",
+        'message: Rendered | None = ""',
+        "'' is falsy like None: `message or renderer.render(...)` renders either way",
+    ),
+    (
         "gate",
         "decide",
         "notes=tuple(notes), =>",
@@ -180,6 +186,20 @@ def _config(target: Target) -> str:
     )
 
 
+def _selection(target: Target) -> list[str]:
+    """mutmut's name patterns for a target's functions (none: every mutant of its files)."""
+    if target.functions is None:
+        return []
+    patterns = []
+    for file in target.files:
+        module = file.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+        for func in target.functions:
+            cls, _, meth = func.rpartition(".")
+            mangled = f"xǁ{cls}ǁ{meth}" if cls else f"x_{func}"
+            patterns.append(f"{module}.{mangled}__mutmut_*")
+    return patterns
+
+
 def _mutmut(work: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "mutmut", *args],
@@ -228,7 +248,7 @@ def run_target(name: str, target: Target, jobs: int) -> Outcome:
         work = Path(tmp) / "repo"
         _copy(work)
         (work / "setup.cfg").write_text(_config(target))
-        done = _mutmut(work, "run", "--max-children", str(jobs))
+        done = _mutmut(work, "run", "--max-children", str(jobs), *_selection(target))
         if done.returncode not in (0, 1) and "mutations/second" not in done.stdout:
             sys.stderr.write(done.stdout[-3000:] + done.stderr[-3000:])
             raise SystemExit(f"mutmut failed on {name} (exit {done.returncode})")

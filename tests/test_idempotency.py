@@ -6,8 +6,9 @@ given, and a renderer that does no templating (the messages' text is not the poi
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from hie_notify.audiences import Audience
 from hie_notify.change import ChangeRecord, Window
 from hie_notify.channels import Delivery, Outgoing
 from hie_notify.classify import Classification
-from hie_notify.errors import ServiceError
+from hie_notify.errors import InputError, ServiceError
 from hie_notify.ledger import Entry, idempotency_key
 from hie_notify.ledger.file import FileLedger
 from hie_notify.notify import StageFailed, StageReport, run_stage
@@ -56,6 +57,7 @@ class FakeChannel:
     kind: str
     fail: int = 0  # refuse the next N sends
     stamp: datetime | None = None  # a delivery time the service reports
+    note: str = ""
     sent: list[Outgoing] = field(default_factory=list)
 
     def send(self, outgoing: Outgoing) -> Delivery:
@@ -64,7 +66,8 @@ class FakeChannel:
             raise ServiceError(f"{self.kind} is down")
         self.sent.append(outgoing)
         n = len(self.sent)
-        return Delivery(self.kind, outgoing.rendered.audience.label, f"{self.kind}-{n}", self.stamp)
+        label = outgoing.rendered.audience.label
+        return Delivery(self.kind, label, f"{self.kind}-{n}", self.stamp, self.note)
 
 
 @dataclass
@@ -80,12 +83,14 @@ class FakeChannels:
 class FakeRenderer:
     def __init__(self) -> None:
         self.rendered: list[tuple[str, str]] = []
+        self.contexts: list[Any] = []
 
     def mask(self, text: str) -> str:
         return text.replace("secret", "[MASKED]")
 
     def render(self, stage: str, audience: Audience, context: Any) -> Rendered:
         self.rendered.append((stage, audience.id))
+        self.contexts.append(context)
         return Rendered(stage, audience, f"{stage} for {audience.id}", {"text": stage})
 
 
@@ -104,7 +109,7 @@ class Stage:
         result: Classification | None = None,
         change: ChangeRecord | None = None,
         now: datetime = NOW,
-        dry_run: bool = False,
+        **kw: Any,
     ) -> StageReport:
         return run_stage(
             stage=stage,
@@ -117,7 +122,7 @@ class Stage:
             renderer=self.renderer,  # type: ignore[arg-type]
             now=now,
             links={},
-            dry_run=dry_run,
+            **kw,
         )
 
     def sent(self, kind: str = "slack") -> list[Outgoing]:
@@ -245,8 +250,10 @@ def test_an_emergency_is_recorded_as_one(stage: Stage) -> None:
         result=classification(change_type="emergency_fix"),
         change=record(justification="outage"),
     )
+    assert report.delivered
     assert all(e.emergency and e.change_type == "emergency_fix" for e in report.delivered)
-    assert not any(e.emergency for e in stage(result=classification()).delivered)
+    other = stage(result=classification(), change=record(id="FFAPP-2")).delivered
+    assert other and not any(e.emergency for e in other)
 
 
 def test_entries_of_other_changes_do_not_count(stage: Stage) -> None:
@@ -258,3 +265,143 @@ def test_ledger_entries_survive_a_round_trip(stage: Stage) -> None:
     report = stage()
     stored = [Entry.from_json(e.to_json(), "x") for e in report.delivered]
     assert stored == report.delivered
+
+
+# --- what run_stage hands on, reports and refuses (found by mutation testing) -------------------
+
+
+class LockingLedger(FileLedger):
+    def __init__(self, path: Path, fail_record: bool = False) -> None:
+        super().__init__(path)
+        self.locks = 0
+        self.fail_record = fail_record
+
+    def lock(self) -> Any:
+        self.locks += 1
+        return super().lock()
+
+    def record(self, entries: list[Entry]) -> list[Entry]:
+        if self.fail_record:
+            raise InputError("ledger.jsonl: read-only file system")
+        return super().record(entries)
+
+
+def test_the_key_is_the_sha256_of_the_parts() -> None:
+    raw = "\x1f".join(("FFAPP-1", "announce", "slack:#devops", "sha256:abc", "slack"))
+    expected = hashlib.sha256(raw.encode()).hexdigest()[:32]
+    assert (
+        idempotency_key("FFAPP-1", "announce", "slack:#devops", "sha256:abc", "slack") == expected
+    )
+
+
+def test_what_the_channel_and_the_renderer_are_given(stage: Stage) -> None:
+    report = stage("apply_started", status={"error": "boom"}, run={"id": "run-1"})
+    assert report.stage == "apply_started"
+    first = stage.sent()[0]
+    assert (first.change_id, first.channel_kind, first.window) == ("FFAPP-1", "slack", (START, END))
+    assert first.key == report.delivered[0].idempotency_key
+    # The stage's own message, and the announcement as the parent to refresh in place.
+    assert stage.renderer.rendered[:2] == [
+        ("apply_started", "slack:#devops"),
+        ("announce", "slack:#devops"),
+    ]
+    ctx = stage.renderer.contexts[0]
+    assert ctx["change"]["id"] == "FFAPP-1" and ctx["audience"]["id"] == "slack:#devops"
+    assert ctx["status"]["error"] == "boom" and ctx["run"]["id"] == "run-1"
+    assert stage.renderer.contexts[1] is ctx
+
+
+def test_without_a_window(stage: Stage) -> None:
+    report = stage(change=record(window=None))
+    assert {(e.window_start, e.window_end) for e in report.delivered} == {("", "")}
+    assert stage.sent()[0].window is None
+
+
+def test_categories_are_recorded(stage: Stage) -> None:
+    result = replace(
+        classification(),
+        categories=("planned_infra_update", "cost_optimization"),
+        impacting_categories=("planned_infra_update",),
+    )
+    entry = stage(result=result).delivered[0]
+    assert entry.categories == ("planned_infra_update", "cost_optimization")
+    assert entry.impacting_categories == ("planned_infra_update",)
+    assert entry.change_type == "planned_infra_update" and entry.emergency is False
+
+
+def test_not_a_dry_run_unless_asked(policy: Policy, tmp_path: Path, stage: Stage) -> None:
+    ledger = LockingLedger(tmp_path / "locking.jsonl")
+    stage.ledger = ledger
+    report = run_stage(
+        stage="announce",
+        policy=policy,
+        change=record(),
+        result=classification(),
+        audiences=stage.audiences,
+        ledger=ledger,
+        channels=stage.channels,  # type: ignore[arg-type]
+        renderer=stage.renderer,  # type: ignore[arg-type]
+        now=NOW,
+        links={},
+    )
+    assert len(report.delivered) == 3 and ledger.locks == 1
+
+
+def test_a_dry_run_takes_no_lock_and_says_which_channel(tmp_path: Path, stage: Stage) -> None:
+    ledger = LockingLedger(tmp_path / "locking.jsonl")
+    stage.ledger = ledger
+    # The email audience falls back to another channel: the preview says so.
+    stage.channels.by_kind["email"] = FakeChannel("outbox")
+    stage.channels.fallbacks = {"email": "SMTP_HOST is not set"}
+    report = stage(dry_run=True)
+    assert ledger.locks == 0 and not (tmp_path / "locking.jsonl").exists()
+    assert [(m.audience.id, via) for m, via in report.previews] == [
+        ("slack:#devops", "slack"),
+        ("slack:#product", "slack"),
+        ("slack:#product", "outbox (for email)"),
+    ]
+    assert report.notes == ["email: SMTP_HOST is not set: would be written to the outbox instead"]
+    assert stage().notes == ["email: SMTP_HOST is not set: written to the outbox instead"]
+    assert ledger.locks == 1
+
+
+def test_a_channel_note_is_reported(stage: Stage) -> None:
+    stage.channels.by_kind["email"].note = "sent to 2 of 3 contacts"
+    assert stage().notes == ["slack:#product: sent to 2 of 3 contacts"]
+
+
+def test_a_failed_channel_does_not_stop_the_next(stage: Stage) -> None:
+    stage.channels.kinds["slack:#product"] = ["email", "slack"]
+    stage.channels.by_kind["email"].fail = 1
+    with pytest.raises(StageFailed) as failed:
+        stage()
+    assert [(e.audience, e.channel) for e in failed.value.report.delivered] == [
+        ("slack:#devops", "slack"),
+        ("slack:#product", "slack"),
+    ]
+    assert str(failed.value) == (
+        "delivered: slack:#devops, slack:#product. NOT delivered: slack:#product: email: "
+        "email is down"
+    )
+
+
+def test_nothing_delivered_and_several_failures(stage: Stage) -> None:
+    stage.channels.by_kind["slack"].fail = 2
+    stage.channels.by_kind["email"].fail = 1
+    with pytest.raises(StageFailed) as failed:
+        stage()
+    assert str(failed.value) == (
+        "delivered: nothing. NOT delivered: slack:#devops: slack: slack is down; "
+        "slack:#product: slack: slack is down; slack:#product: email: email is down"
+    )
+
+
+def test_a_delivery_that_cannot_be_recorded_stops_the_stage(tmp_path: Path, stage: Stage) -> None:
+    stage.ledger = LockingLedger(tmp_path / "locking.jsonl", fail_record=True)
+    with pytest.raises(StageFailed) as failed:
+        stage()
+    assert str(failed.value) == (
+        "slack:#devops was delivered (slack-1) but could not be recorded in the ledger "
+        "(ledger.jsonl: read-only file system); a re-run may send it again"
+    )
+    assert failed.value.report.stage == "announce" and failed.value.report.delivered == []
