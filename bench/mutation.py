@@ -74,7 +74,7 @@ TARGETS: dict[str, Target] = {
     ),
     "hcp-redirects": Target(
         ("hie_notify/terraform/hcp.py",),
-        ("tests/test_hcp_client.py",),
+        ("tests/test_hcp_client.py", "tests/test_hcp_redirects.py"),
         functions=("HcpClient._json_output", "HcpClient._request"),
     ),
 }
@@ -99,6 +99,27 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
             "either way: None and '' are falsy, 'XXXX' is under the 6-character minimum",
         )
         for text in ("env.get(name, None)", "env.get(name, )", 'env.get(name, "XXXX")')
+    ),
+    *(
+        ("classify", f"_Rules.{f}", text, "a cache: a miss recomputes the same list")
+        for f in ("category_candidates", "impact_candidates")
+        for text in ("found = None", ".get(None)", "] = None")
+    ),
+    *(
+        (
+            "hcp-redirects",
+            "HcpClient._json_output",
+            f'resp.headers.get("{name}")',
+            "requests' response headers are case-insensitive",
+        )
+        for name in ("location", "LOCATION")
+    ),
+    (
+        "hcp-redirects",
+        "HcpClient._json_output",
+        "urljoin(resp.url and url, location)",
+        "with allow_redirects=False resp.url is the URL just requested: `and` and `or` give "
+        "the same",
     ),
     (
         "idempotency",

@@ -409,3 +409,164 @@ def test_eks_node_group_tags_and_scaling_stay_service_impacting(policy: Policy) 
     assert r.impacting_categories == ("planned_infra_update",)
     external = next(n for n in r.notice if n.audience == "external")
     assert (str(external.minimum), str(external.recommended)) == ("3bd", "5bd")
+
+
+# --- the whole classification, as `classify --format json` prints it -----------------------------
+
+MIXED_JSON: dict[str, Any] = {
+    "change_type": "planned_infra_update",
+    "declared_type": None,
+    "categories": ["planned_infra_update", "application_update"],
+    "service_impacting": True,
+    "impacting_categories": ["planned_infra_update", "application_update"],
+    "has_changes": True,
+    "summary": {
+        "add": 1,
+        "change": 2,
+        "destroy": 1,
+        "replace": 1,
+        "import": 0,
+        "move": 0,
+        "forget": 0,
+        "read": 1,
+        "no_op": 1,
+    },
+    "reasons": [
+        "planned_infra_update: aws_db_instance.main, aws_eks_node_group.w, "
+        "aws_s3_bucket.logs, aws_sqs_queue.old (claimed by no other rule, so planned "
+        "infra update)",
+        "application_update: helm_release.app (rule: Helm releases and Kubernetes workloads)",
+        "service-impacting: aws_db_instance.main is replaced: engine_version, "
+        "storage_encrypted cannot change in place (replacing or deleting it interrupts "
+        "the service)",
+        "service-impacting: aws_eks_node_group.w is updated in place, helm_release.app is "
+        "updated in place (changing it in place restarts or reroutes the service)",
+        "service-impacting: the change record expects 30 minutes of downtime",
+        "mixed plan: planned_infra_update, application_update; the strictest, "
+        "planned_infra_update, sets the primary type and every category's audiences and "
+        "notice apply",
+    ],
+    "notice": [
+        {
+            "audience": "internal",
+            "minimum": "24h",
+            "recommended": "48h",
+            "change_type": "planned_infra_update",
+        },
+        {
+            "audience": "external",
+            "minimum": "3bd",
+            "recommended": "5bd",
+            "change_type": "planned_infra_update",
+        },
+    ],
+    "fingerprint": "sha256:7bc3ce4b819b052aa7727391d489c0c18b6e690830030a21339b579babdc42a3",
+    "resources": [
+        {
+            "address": "aws_db_instance.main",
+            "type": "aws_db_instance",
+            "action": "replace",
+            "actions": ["delete", "create"],
+            "categories": ["planned_infra_update"],
+            "service_impacting": True,
+        },
+        {
+            "address": "aws_eks_node_group.w",
+            "type": "aws_eks_node_group",
+            "action": "update",
+            "actions": ["update"],
+            "categories": ["planned_infra_update"],
+            "service_impacting": True,
+        },
+        {
+            "address": "aws_s3_bucket.logs",
+            "type": "aws_s3_bucket",
+            "action": "create",
+            "actions": ["create"],
+            "categories": ["planned_infra_update"],
+            "service_impacting": False,
+        },
+        {
+            "address": "aws_sqs_queue.old",
+            "type": "aws_sqs_queue",
+            "action": "delete",
+            "actions": ["delete"],
+            "categories": ["planned_infra_update"],
+            "service_impacting": False,
+        },
+        {
+            "address": "helm_release.app",
+            "type": "helm_release",
+            "action": "update",
+            "actions": ["update"],
+            "categories": ["application_update"],
+            "service_impacting": True,
+        },
+    ],
+    "drift": [],
+    "outputs": [],
+}
+
+
+def test_a_mixed_plan_classified_whole(policy: Policy) -> None:
+    r = _classify(
+        policy,
+        rc(
+            "aws_db_instance.main",
+            ["delete", "create"],
+            replace_paths=[["engine_version"], ["storage_encrypted"]],
+        ),
+        rc(
+            "aws_eks_node_group.w",
+            ["update"],
+            before={"scaling_config": [{"desired_size": 3}]},
+            after={"scaling_config": [{"desired_size": 4}]},
+        ),
+        rc("aws_s3_bucket.logs", ["create"], after={"bucket": "logs"}),
+        rc("aws_sqs_queue.old", ["delete"], before={"name": "old"}),
+        rc("helm_release.app", ["update"], before={"version": "1"}, after={"version": "2"}),
+        rc("aws_vpc.main", ["no-op"]),
+        rc("data.aws_ami.x", ["read"], mode="data"),
+        change=_change(downtime="30m"),
+    )
+    assert r.to_json() == MIXED_JSON
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (
+            rc("aws_db_instance.main", ["delete"], before={"name": "a"}),
+            "service-impacting: aws_db_instance.main is destroyed (replacing or deleting it "
+            "interrupts the service)",
+        ),
+        (
+            rc(
+                "aws_db_instance.main",
+                ["update"],
+                before={"name": "a"},
+                after={"name": "b"},
+                action_reason="replace_because_tainted",
+            ),
+            "service-impacting: aws_db_instance.main is updated in place: "
+            "replace_because_tainted (changing it in place restarts or reroutes the service)",
+        ),
+    ],
+)
+def test_what_happens_to_an_impacting_resource(
+    policy: Policy, change: dict[str, Any], reason: str
+) -> None:
+    assert reason in _classify(policy, change).reasons
+
+
+def test_no_changes_reason_counts_what_was_unchanged_and_read(policy: Policy) -> None:
+    r = _classify(
+        policy,
+        rc("aws_vpc.main", ["no-op"]),
+        rc("aws_vpc.b", ["no-op"]),
+        rc("data.aws_ami.x", ["read"], mode="data"),
+    )
+    assert r.reasons == (
+        "no changes: the plan changes no resource (2 unchanged, 1 data sources read); there is "
+        "nothing to announce",
+    )
