@@ -114,6 +114,33 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
         )
         for name in ("location", "LOCATION")
     ),
+    *(
+        (
+            "hcp-redirects",
+            "HcpClient._json_output",
+            text,
+            "`extra` appears only in the 403 and 404 messages, the codes the hint is for",
+        )
+        for text in ("(resp.status_code in (403, 404)) or True", 'in (403, 404) else "XXXX"')
+    ),
+    (
+        "calendar",
+        "BusinessCalendar.earliest_start",
+        'period.kind == "XXelapsedXX" or',
+        "an elapsed period has business_days == 0, so the other half of the `or` holds",
+    ),
+    (
+        "calendar",
+        "BusinessCalendar.earliest_start",
+        'period.kind == "ELAPSED" or',
+        "an elapsed period has business_days == 0, so the other half of the `or` holds",
+    ),
+    (
+        "calendar",
+        "BusinessCalendar._wall",
+        "naive.replace(tzinfo=self.zone, )",
+        "fold=0 is replace()'s default",
+    ),
     (
         "hcp-redirects",
         "HcpClient._json_output",

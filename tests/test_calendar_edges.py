@@ -101,3 +101,9 @@ def test_hour_notice_is_real_time_whatever_the_machine_zone() -> None:
     start = ENG.earliest_start(utc(2026, 3, 28, 12, 0), parse_notice("24h"))
     assert start == utc(2026, 3, 28, 12, 0) + timedelta(hours=24)
     assert ENG.local(start).hour == 13
+
+
+def test_zero_business_days_only_ask_the_notice_to_come_first() -> None:
+    # Given on a Saturday, 0 business days allow a start at once, not from Monday 00:00.
+    saturday = utc(2026, 12, 12, 15, 0)
+    assert ENG.earliest_start(saturday, parse_notice("0bd")) == saturday
