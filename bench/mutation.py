@@ -154,12 +154,6 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
         'message: Rendered | None = ""',
         "'' is falsy like None: `message or renderer.render(...)` renders either way",
     ),
-    (
-        "gate",
-        "decide",
-        "notes=tuple(notes), =>",
-        "notes is always empty on the last return: only the no-changes return adds a note",
-    ),
     ("calendar", "resolve_local", "naive.replace(tzinfo=tz, )", "fold=0 is replace()'s default"),
     ("calendar", "resolve_local", "first.astimezone(None).astimezone(tz)", _SAME_INSTANT),
     ("calendar", "BusinessCalendar.earliest_start", "time(0)", "time(0) is time(0, 0)"),
