@@ -182,6 +182,9 @@ class FakeGitLab:
         if note["author"]["id"] != BOT["id"]:
             return 403, {}, json.dumps({"message": "403 Forbidden"})
         note["body"] = json.loads(request.body)["body"]
+        # GitLab moves updated_at on every edit (created_at stays).
+        self.clock += timedelta(seconds=5)
+        note["updated_at"] = self.clock.isoformat().replace("+00:00", "Z")
         return 200, {"Content-Type": "application/json"}, json.dumps(note)
 
     def _list_issues(self, request: Any) -> tuple[int, dict[str, str], str]:
