@@ -313,9 +313,14 @@ class _BoundedGet:
         while True:
             attempts += 1
             wait = min(2.0 ** (attempts - 1), POLICY_RETRY_AFTER_CAP)
+            # Each attempt may use only what is left of the budget.
+            left = POLICY_BUDGET_SECONDS - (self.monotonic() - self.started)
             try:
                 response = self.session.get(
-                    url, headers=self.headers, params=params, timeout=TIMEOUT_SECONDS
+                    url,
+                    headers=self.headers,
+                    params=params,
+                    timeout=min(TIMEOUT_SECONDS, max(left, 1.0)),
                 )
             except requests.RequestException as exc:
                 last = type(exc).__name__

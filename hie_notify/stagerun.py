@@ -157,6 +157,44 @@ def unrouted(policy: Policy, audiences: list[Audience], options: Options) -> lis
     return out
 
 
+def unrouted_declared(policy: Policy, change: ChangeRecord, options: Options) -> list[str]:
+    """What `validate` can tell without a plan: the change record's customers, and the Slack
+    channels of its declared type, that only the outbox would reach."""
+    from hie_notify.durations import NoticePeriod
+
+    zero = NoticePeriod("elapsed")
+    home = policy.calendar.time_zone
+    pre = frozenset({"pre_deployment"})
+    audiences = []
+    if change.type is not None:
+        for channel in policy.change_type(change.type).internal_channels:
+            audiences.append(
+                Audience(
+                    f"slack:{channel}", "internal", channel, home, pre, zero, zero, (), channel
+                )
+            )
+    for name in change.customers:
+        customer = policy.customers.get(name)
+        if customer is None:
+            continue  # reported by the change record's own check
+        emails = tuple(c.email for c in customer.contacts if c.email)
+        audiences.append(
+            Audience(
+                f"customer:{name}",
+                "customer",
+                customer.name,
+                customer.time_zone or home,
+                pre,
+                zero,
+                zero,
+                (),
+                None,
+                emails,
+            )
+        )
+    return unrouted(policy, audiences, options)
+
+
 def send(run: StageRun, stage: str, status: dict[str, Any]) -> StageReport:
     options = run.options
     now = options.clock()

@@ -343,7 +343,13 @@ def test_gitlab_log_sections(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         fake = FakeGitLab(rsps).install()
         fake.files[(str(PROJECT), "main", ".hie-notify/policy.yaml")] = b"trial: true\n"
-        ci = {**ENV, "GITLAB_CI": "true", "CI_DEFAULT_BRANCH": "main", "HIE_LOCAL_POLICY": "1"}
+        ci = {
+            **ENV,
+            "GITLAB_CI": "true",
+            "CI_DEFAULT_BRANCH": "main",
+            "HIE_LOCAL_POLICY": "1",
+            "HIE_LEDGER_KEY": "k" * 32,
+        }
         assert main(args, env=ci) == 1
     out = capsys.readouterr().out
     assert "\x1b[0Ksection_start:" in out and ":hie_gate_reasons\r\x1b[0KWhy it is blocked" in out

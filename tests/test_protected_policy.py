@@ -17,7 +17,13 @@ from tests.builders import plan, rc, write
 from tests.gitlab_fake import ENV, JOB_TOKEN, FakeGitLab
 
 DNS = rc("aws_route53_record.api", ["update"], before={"ttl": 1}, after={"ttl": 2})
-CI = {**ENV, "GITLAB_CI": "true", "CI_DEFAULT_BRANCH": "main", "CI_MERGE_REQUEST_IID": "7"}
+CI = {
+    **ENV,
+    "GITLAB_CI": "true",
+    "CI_DEFAULT_BRANCH": "main",
+    "CI_MERGE_REQUEST_IID": "7",
+    "HIE_LEDGER_KEY": "k" * 32,  # a file ledger in CI must be signed
+}
 PROTECTED = b"""\
 change_types:
   planned_infra_update:

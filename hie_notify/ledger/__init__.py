@@ -54,6 +54,14 @@ def open_ledger(uri: str | None, env: Mapping[str, str], *, signed: bool = False
     `ledger: {signed: true}`) makes the key required."""
     uri = uri or "file:.hie-notify/ledger.jsonl"
     key = ledger_key(env, required=signed)
+    if uri.startswith("file:") and key is None and env.get("GITLAB_CI") == "true":
+        # In CI a file ledger is put together from the working tree, which a branch controls
+        # (it can commit a ledger file): only entries signed with a key it lacks can count.
+        raise InputError(
+            "--ledger / HIE_LEDGER: a file ledger in GitLab CI needs HIE_LEDGER_KEY (a masked, "
+            "protected CI/CD variable) so entries committed to the branch cannot count; or use "
+            "--ledger gitlab"
+        )
     if uri.startswith("file:"):
         from hie_notify.ledger.file import FileLedger
 
