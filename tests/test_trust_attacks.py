@@ -245,7 +245,8 @@ def test_5_a_named_policy_missing_on_the_protected_ref_fails_closed(pipe: Pipeli
 
 def test_5_with_hie_policy_unset_the_branch_file_is_read_and_checked(pipe: Pipeline) -> None:
     pipe.branch_policy(
-        "change_types: {planned_infra_update: {external_notice: {minimum: 5bd, recommended: 6bd}}}\n"
+        "change_types:\n  planned_infra_update:\n"
+        "    external_notice: {minimum: 5bd, recommended: 6bd}\n"
     )
     code, out = pipe("gate")
     assert code == 1
