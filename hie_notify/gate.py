@@ -320,6 +320,9 @@ def _requirement(
         and e.delivered_at <= now
     ]
 
+    # A meeting's agenda item is written for the meeting, not sent: the outbox is its route.
+    outbox_counts = outbox_counts or audience.kind == "meeting"
+
     def counts(e: Entry) -> bool:
         return outbox_counts if e.channel == "outbox" else has_receipt(e)
 

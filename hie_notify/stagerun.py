@@ -140,6 +140,8 @@ def unrouted(policy: Policy, audiences: list[Audience], options: Options) -> lis
     channels = Channels(policy, options.env, options.outbox, "-", options.clock())
     out = []
     for audience in audiences:
+        if audience.kind == "meeting":
+            continue  # an agenda item for the meeting: the outbox is its route
         routes = channels.for_audience(audience)
         if all(channel is channels.outbox for _, channel in routes):
             kinds = ", ".join(kind for kind, _ in routes)
