@@ -75,7 +75,12 @@ def render_text(decision: Decision, cal: BusinessCalendar, env: Mapping[str, str
         mark = "ok" if r.met else "NO"
         only = "  (outbox only)" if r.outbox_only and r.given_at else ""
         rows.append(f"  {mark:3} {r.label:32} minimum {r.minimum:>5}  told: {told}{only}")
-        rows.extend(f"        receipt: {receipt}" for receipt in r.receipts)
+        # What the services answered (an outbox file's path is no receipt: JSON has it).
+        rows.extend(
+            f"        receipt: {receipt}"
+            for receipt in r.receipts
+            if not receipt.startswith("outbox ")
+        )
     if rows:
         parts.append(
             output.section(

@@ -36,8 +36,8 @@ def ledger_key(env: Mapping[str, str], *, required: bool = False) -> bytes | Non
                 "characters)"
             )
         return None
-    if len(value) < 16:
-        raise InputError(f"{KEY_VARIABLE}: expected at least 16 characters, got {len(value)}")
+    if len(value) < 12:
+        raise InputError(f"{KEY_VARIABLE}: expected at least 12 characters, got {len(value)}")
     return value.encode()
 
 
