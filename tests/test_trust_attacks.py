@@ -391,6 +391,11 @@ def test_9_editing_delivered_at_in_the_file_ledger_is_detected(
     code, out = flow("gate", "--plan", str(flow.plan), now=AT_WINDOW)
     assert code == 1
     assert "an entry was removed or the entries were reordered" in _reasons(out)
+    # and so does putting the entries in another order
+    ledger.write_text("\n".join(reversed(lines)) + "\n")
+    code, out = flow("gate", "--plan", str(flow.plan), now=AT_WINDOW)
+    assert code == 1
+    assert "does not follow any entry before it" in _reasons(out)
 
 
 def test_9_with_a_key_unsigned_entries_are_ignored_and_ci_needs_the_key(

@@ -5,6 +5,10 @@ Each entry carries `prev` (the digest of the previous entry of the same change, 
 first), `digest` (SHA-256 of its own canonical JSON with `prev`, without `digest` and `mac`)
 and, with HIE_LEDGER_KEY, `mac` (HMAC-SHA256 of the digest under that key).
 
+An entry's `prev` must name an entry before it (or be "" ): two writers that appended at the
+same time (the GitLab ledger has no lock) may both follow the same entry, which is a fork, not
+tampering. An entry whose `prev` is nowhere before it had an entry removed or moved after it.
+
 Without a key the chain finds an edit that did not recompute the digests, and any removal or
 reordering before the last entry; someone who can write the ledger and recomputes every digest
 is only stopped by the key. With a key, an entry without a valid `mac` is ignored.
@@ -81,6 +85,7 @@ class Verified:
 def verify(entries: Sequence[tuple[Entry, str]], key: bytes | None) -> Verified:
     """Check one change's entries in ledger order; each comes with where it was read."""
     out = Verified()
+    before: set[str] = set()
     for entry, where in entries:
         what = f"{where}: {entry.stage} to {entry.audience} via {entry.channel}"
         if not entry.digest:
@@ -95,6 +100,7 @@ def verify(entries: Sequence[tuple[Entry, str]], key: bytes | None) -> Verified:
                 "digest): it does not count, and the gate blocks until the ledger is restored"
             )
             out.last = entry.digest
+            before.add(entry.digest)
             continue
         if key is not None:
             if not entry.mac:
@@ -103,11 +109,12 @@ def verify(entries: Sequence[tuple[Entry, str]], key: bytes | None) -> Verified:
             if not hmac.compare_digest(entry.mac, _mac(key, entry.digest)):
                 out.warnings.append(f"{what} has a wrong HIE_LEDGER_KEY signature: ignored")
                 continue
-        if entry.prev != out.last:
+        if entry.prev and entry.prev not in before:
             out.problems.append(
-                f"{what} does not follow the entry before it: an entry was removed or the "
+                f"{what} does not follow any entry before it: an entry was removed or the "
                 "entries were reordered; the gate blocks until the ledger is restored"
             )
         out.entries.append(entry)
         out.last = entry.digest
+        before.add(entry.digest)
     return out
