@@ -18,7 +18,6 @@ import base64
 import html.parser
 import re
 import sys
-import tomllib
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -56,7 +55,11 @@ def check(tag: str, root: Path) -> list[str]:
     problems = []
     if not RELEASE_TAG.match(tag):
         problems.append(f"tag {tag!r}: expected a release version X.Y.Z")
-    version = tomllib.loads((root / "pyproject.toml").read_text("utf-8"))["project"]["version"]
+    # The [project] table's version (a regex: tomllib is not in Python 3.10).
+    pyproject = (root / "pyproject.toml").read_text("utf-8")
+    table = re.search(r"^\[project\]$(.*?)(?=^\[|\Z)", pyproject, re.M | re.S)
+    found = re.search(r'^version = "([^"]*)"$', table[1] if table else "", re.M)
+    version = found[1] if found else None
     if version != tag:
         problems.append(f"pyproject.toml: version is {version!r}, the tag is {tag!r}")
     init = (root / "hie_notify" / "__init__.py").read_text("utf-8")
@@ -124,7 +127,7 @@ def _request(url: str) -> urllib.request.Request:
 def listed(index: str, files: list[str], project: str = "hie-notify") -> set[str]:
     """Which of `files` the simple index page of `project` under `index` links to."""
     page = index.rstrip("/") + "/" + re.sub(r"[-_.]+", "-", project).lower() + "/"
-    with urllib.request.urlopen(_request(page), timeout=60) as response:  # noqa: S310
+    with urllib.request.urlopen(_request(page), timeout=60) as response:
         parser = _Links()
         parser.feed(response.read().decode("utf-8", "replace"))
     return {Path(f).name for f in files} & parser.names

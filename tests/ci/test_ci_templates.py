@@ -147,19 +147,6 @@ def component_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return repo.path
 
 
-@pytest.fixture(scope="session")
-def check_jsonschema() -> str:
-    named = os.environ.get("HIE_CHECK_JSONSCHEMA")
-    if named:
-        assert Path(named).exists(), f"HIE_CHECK_JSONSCHEMA={named} does not exist"
-        return named
-    found = shutil.which("check-jsonschema", path=str(Path(sys.executable).parent))
-    found = found or shutil.which("check-jsonschema")
-    if not found:
-        pytest.skip("check-jsonschema is not installed (bash .ci/run installs it from PyPI)")
-    return found
-
-
 def validate(tool: str, *files: Path) -> None:
     proc = subprocess.run(
         [tool, "--builtin-schema", "vendor.gitlab-ci", "--data-transform", "gitlab-ci", *files],
