@@ -299,6 +299,36 @@ def test_expanded_component_pipeline_validates_against_gitlab_schema(
 
 
 @needs_glcl
+@pytest.mark.parametrize(
+    ("ref", "version", "reference"),
+    [
+        # @X.Y: gitlab-ci-local resolves it from the tags, as the Catalog does.
+        (".".join(VERSION.split(".")[:2]), VERSION, ".".join(VERSION.split(".")[:2])),
+        # @X.Y.Z: gitlab-ci-local leaves component.version unresolved (GitLab resolves it); the
+        # setup then takes the exact tag from component.reference.
+        (VERSION, "$[[ component.version ]]", VERSION),
+    ],
+)
+def test_the_expanded_component_names_its_own_release(
+    tmp_path: Path, component_project: Path, ref: str, version: str, reference: str
+) -> None:
+    pipeline = yaml.safe_load((EXAMPLES / "terraform-plan-json.gitlab-ci.yml").read_text())
+    include = pipeline["include"][0]
+    include["component"] = include["component"].rsplit("@", 1)[0] + f"@{ref}"
+    repo = deploy_repo(tmp_path, component_project, pipeline)
+    jobs = yaml.safe_load(repo.preview())
+    for name in ("hie-notify:plan", "hie-notify:gate", "hie-notify:apply-succeeded"):
+        job = jobs[name]
+        image = job["image"]["name"] if isinstance(job["image"], dict) else job["image"]
+        assert image == "$CI_REGISTRY/$HIE_NOTIFY_PROJECT:$HIE_NOTIFY_VERSION", name
+        assert job["variables"]["HIE_NOTIFY_VERSION"] == version, name
+        assert job["variables"]["HIE_NOTIFY_REFERENCE"] == reference, name
+        assert job["variables"]["HIE_NOTIFY_PROJECT"] == COMPONENT_PROJECT, name
+        assert job["variables"]["PIP_CACHE_DIR"] == ".cache/hie-notify-pip"
+        assert ".cache/hie-notify-pip/" in [p for c in job["cache"] for p in c["paths"]]
+
+
+@needs_glcl
 def test_a_bad_input_stops_the_pipeline_with_the_input_named(
     tmp_path: Path, component_project: Path
 ) -> None:
