@@ -14,7 +14,6 @@ from hie_notify import output, plan_source
 from hie_notify.audiences import Audience, resolve
 from hie_notify.calendar import BusinessCalendar
 from hie_notify.change import ChangeRecord, load_change
-from hie_notify.channels import Channels
 from hie_notify.classify import Classification
 from hie_notify.context import (
     Prepared,
@@ -30,7 +29,6 @@ from hie_notify.errors import HieError, InputError
 from hie_notify.gate import TRIAL_BANNER, Approval, Decision, decide
 from hie_notify.ledger import Entry, Ledger, idempotency_key, open_ledger
 from hie_notify.masking import Masker
-from hie_notify.notify import StageReport, run_stage
 from hie_notify.options import Options
 from hie_notify.policy.model import Policy
 from hie_notify.policy.protected import in_gitlab_ci
@@ -38,6 +36,7 @@ from hie_notify.render import Renderer, context, escape_markdown
 from hie_notify.stages import audiences_for, from_ledger, postmortem_reasons
 
 if TYPE_CHECKING:
+    from hie_notify.notify import StageReport
     from hie_notify.receiver import Event
     from hie_notify.terraform.hcp import Run
 
@@ -198,6 +197,10 @@ def unrouted_declared(policy: Policy, change: ChangeRecord, options: Options) ->
 
 
 def send(run: StageRun, stage: str, status: dict[str, Any]) -> StageReport:
+    # Only commands that send pay for importing the channels (gate and classify never do).
+    from hie_notify.channels import Channels
+    from hie_notify.notify import run_stage
+
     options = run.options
     now = options.clock()
     audiences = resolve(run.policy, run.result, run.change, run.environments)
