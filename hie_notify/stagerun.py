@@ -6,15 +6,15 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hie_notify import output, plan_source
-from hie_notify.audiences import Audience, resolve
+from hie_notify.audiences import Audience, affected_customers, resolve
 from hie_notify.calendar import BusinessCalendar
 from hie_notify.change import ChangeRecord, load_change
-from hie_notify.channels import Channels
+from hie_notify.channels import Channels, integration_audiences
 from hie_notify.classify import Classification
 from hie_notify.context import (
     Prepared,
@@ -133,8 +133,8 @@ def send(run: StageRun, stage: str, status: dict[str, Any]) -> StageReport:
     audiences = resolve(run.policy, run.result, run.change, run.environments)
     # Only a cancellation chooses its audiences from the ledger (everyone who was told).
     entries = run.ledger.read(run.change.id) if stage == "cancelled" else []
-    chosen = audiences_for(stage, audiences, entries)
-    channels = Channels(run.policy, options.env, options.outbox, run.change.id, now)
+    chosen = audiences_for(stage, audiences, entries) + integrations(run, stage, entries)
+    channels = stage_channels(run, status)
     return run_stage(
         stage=stage,
         policy=run.policy,
@@ -149,6 +149,43 @@ def send(run: StageRun, stage: str, status: dict[str, Any]) -> StageReport:
         status=status,
         dry_run=options.dry_run,
         run=run_info(run.run),
+    )
+
+
+def integrations(run: StageRun, stage: str, entries: list[Entry]) -> list[Audience]:
+    """Jira, Statuspage and PagerDuty, where the policy turns them on and they hear `stage`."""
+    audiences = resolve(run.policy, run.result, run.change, run.environments)
+    chosen = integration_audiences(
+        run.policy,
+        stage,
+        run.change.id,
+        customer_facing=run.result.service_impacting
+        and any(a.kind == "customer" for a in audiences.audiences),
+        affected=affected(run),
+        has_window=run.change.window is not None,
+    )
+    if stage == "cancelled":  # the status page hears a cancellation only of what it shows
+        told = {e.audience for e in entries if e.stage == "announce"}
+        chosen = [a for a in chosen if a.id in told or not a.id.startswith("statuspage:")]
+    return chosen
+
+
+def affected(run: StageRun) -> list[str]:
+    """The affected customers' names and the deployment's environments."""
+    return [*affected_customers(run.policy, run.change, run.environments), *run.environments]
+
+
+def stage_channels(run: StageRun, status: dict[str, Any]) -> Channels:
+    options = run.options
+    links = {**run.links, "postmortem": str(status.get("postmortem_link") or "")}
+    return Channels(
+        run.policy,
+        options.env,
+        options.outbox,
+        run.change.id,
+        options.clock(),
+        links=links,
+        affected=affected(run),
     )
 
 
@@ -355,8 +392,41 @@ def send_complete(
             "--verified-by NAME, or run it as a manual job (GITLAB_USER_LOGIN)"
         )
     report = send(run, "complete", status)
+    extra += jira_done(run)
     extra.append(publish_summary(run, "rolled back" if rolled_back else "done"))
     return report, extra, status
+
+
+def jira_done(run: StageRun) -> list[str]:
+    """At completion, the ticket moves through the policy's `jira.done_transition`."""
+    jira_policy = run.policy.jira
+    if not (jira_policy.enabled and jira_policy.done_transition):
+        return []
+    from hie_notify.channels import jira
+
+    why = jira.configured(run.options.env)
+    if why:
+        return [f"Jira {run.change.id} not moved to {jira_policy.done_transition!r}: {why}"]
+    if run.options.dry_run:
+        return [f"dry run: Jira {run.change.id} would move to {jira_policy.done_transition!r}"]
+    client = jira.JiraClient.from_env(run.options.env)
+    return [jira.move_to_done(client, run.change.id, jira_policy.done_transition)]
+
+
+def jira_gate(policy: Policy, change: ChangeRecord | None, env: Mapping[str, str]) -> list[str]:
+    """Phase 1 at the gate: the change's Jira ticket exists (and is ready, where the policy
+    lists ready statuses). Jira on in the policy but not reachable in CI cannot be checked:
+    that blocks; on a laptop it is left to the CI run (see `jira_gate_warning`)."""
+    if not policy.jira.enabled or change is None:
+        return []
+    from hie_notify.channels import jira
+
+    why = jira.configured(env)
+    if why:
+        if env.get("GITLAB_CI") == "true":
+            return [f"Jira ticket {change.id} cannot be checked: {why} (jira.enabled is on)"]
+        return []
+    return jira.gate_reasons(jira.JiraClient.from_env(env), change.id, policy.jira.ready_statuses)
 
 
 def freeze_of(env: Mapping[str, str]) -> str | None:
@@ -399,6 +469,9 @@ def check_gate(options: Options, source: plan_source.Source) -> GateCheck:
         speculative=bool(prep.run and prep.run.plan_only),
         approval=_approval(prep, options) if _is_emergency(prep) else None,
     )
+    jira_reasons = jira_gate(prep.policy, change, options.env)
+    if jira_reasons:  # the decision stays gate.py's; the ticket's problems are added to it
+        decision = replace(decision, allowed=False, reasons=(*decision.reasons, *jira_reasons))
     data = decision.to_json(prep.calendar)
     data["change_type"] = prep.result.change_type
     data["policy_source"] = prep.policy_source
