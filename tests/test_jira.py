@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 import responses
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.builders import rc
 from tests.cli_flow import Flow
@@ -329,3 +331,41 @@ def test_remote_links_to_the_run_and_the_post_mortem_update_in_place(jira: JiraF
     assert len(posts) == 6 and len(issue.remote_links) == 3  # same globalId: updated in place
     para = issue.comments[0]["body"]["content"][1]["content"]
     assert [n["type"] for n in para] == ["text", "hardBreak", "text"]
+
+
+def _outgoing(subject: str, text: str) -> Any:
+    from datetime import UTC, datetime
+
+    from hie_notify.channels import Outgoing
+    from hie_notify.durations import parse_notice
+    from hie_notify.records import Audience
+    from hie_notify.render import Rendered
+
+    zero = parse_notice("0")
+    aud = Audience(f"jira:{KEY}", "internal", "Jira", "Europe/London", frozenset(), zero, zero, ())
+    start = datetime(2026, 12, 8, 19, tzinfo=UTC)
+    msg = Rendered("announce", aud, subject, {"text": text})
+    return Outgoing(KEY, msg, "k" * 32, "jira", (), None, (start, start))
+
+
+@given(subject=st.text(max_size=80), text=st.text(max_size=400))
+@settings(max_examples=300, deadline=None)
+def test_any_text_is_only_text_in_adf_and_stays_inside_noformat(subject: str, text: str) -> None:
+    from hie_notify.channels.jira import adf, wiki
+
+    out = _outgoing(subject, text)
+    doc = adf(out, {"merge_request": MR})
+    marks = []
+    for para in doc["content"]:
+        assert para["type"] == "paragraph"
+        for node in para["content"]:
+            assert node["type"] in ("text", "hardBreak")
+            assert node.get("text", "x")  # ADF refuses empty text nodes
+            marks += node.get("marks", [])
+    assert [m["attrs"]["href"] for m in marks if m["type"] == "link"] == [MR]
+    body = wiki(out, {"merge_request": MR})
+    assert body.count("{noformat}") == 2
+    assert (
+        body.split("{noformat}")[2]
+        == f"\n[Merge request|{MR}]\n{{{{hie-notify announce {'k' * 32}}}}}"
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ LINK_TITLES = {
     "run": "HCP Terraform run",
     "postmortem": "Post-mortem issue",
 }
+_NOFORMAT = re.compile(r"\{(noformat)", re.IGNORECASE)
 PERMISSIONS = (
     "the Jira user needs Browse projects, Add comments, Link issues and Transition issues on "
     "the ticket's project (Cloud: JIRA_USER is the account's email and JIRA_API_TOKEN an API "
@@ -59,10 +61,9 @@ def _safe_links(links: Mapping[str, str]) -> list[tuple[str, str, str]]:
 def adf(outgoing: Outgoing, links: Mapping[str, str]) -> dict[str, Any]:
     """The comment as an ADF document: text nodes only, links only from our own addresses."""
     message = outgoing.rendered
-    content: list[dict[str, Any]] = [
-        {"type": "paragraph", "content": [{"type": "text", "text": message.subject}]}
-    ]
-    for block in message.body("text").split("\n\n"):
+    content: list[dict[str, Any]] = []
+    # ADF refuses empty text nodes: blank lines and an empty subject give none.
+    for block in (message.subject, *message.body("text").split("\n\n")):
         lines = [line for line in block.splitlines() if line.strip()]
         if not lines:
             continue
@@ -95,7 +96,7 @@ def wiki(outgoing: Outgoing, links: Mapping[str, str]) -> str:
     """The comment as v2 wiki markup: the message inside {noformat}, so nothing in it is markup."""
     message = outgoing.rendered
     text = f"{message.subject}\n\n{message.body('text').strip()}"
-    text = text.replace("{noformat}", "{ noformat}").replace("{NOFORMAT}", "{ NOFORMAT}")
+    text = _NOFORMAT.sub(r"{ \1", text)  # nothing in it can close the block
     parts = [f"{{noformat}}\n{text}\n{{noformat}}"]
     linked = _safe_links(links)
     if linked:
