@@ -369,3 +369,18 @@ def test_any_text_is_only_text_in_adf_and_stays_inside_noformat(subject: str, te
         body.split("{noformat}")[2]
         == f"\n[Merge request|{MR}]\n{{{{hie-notify announce {'k' * 32}}}}}"
     )
+
+
+def test_a_login_page_instead_of_json_is_a_failing_service_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.get(
+            f"{JIRA}/rest/api/3/issue/{KEY}",
+            body="<html><title>Log in</title></html>",
+            content_type="text/html",
+        )
+        f = flow(tmp_path, capsys)
+        code, _ = f("gate", "--plan", str(f.plan))
+    assert code == 3
+    assert "not JSON" in f.err and "Traceback" not in f.err

@@ -232,3 +232,19 @@ def test_plain_text_never_carries_a_tag_or_a_markdown_link(text: str) -> None:
     out = plain(text)
     assert "<" not in out and ">" not in out and "](" not in out
     assert len(out) >= len(text)
+
+
+def test_a_component_mapped_to_an_unknown_customer_is_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = integration_policy(
+        tmp_path, statuspage={"page_id": PAGE, "components": {"EoF": [COMPONENT]}}
+    )
+    f = Flow(tmp_path, capsys, DB, policy=policy)
+    code, _ = f("validate")
+    assert code == 2
+    assert "policy.yaml" in f.err and "statuspage.components: EoF is neither a customer" in f.err
+    policy = integration_policy(tmp_path, statuspage={"page_id": "Not An Id", "components": {}})
+    code, _ = f("validate")
+    assert code == 2
+    assert "statuspage.page_id" in f.err and "expected a Statuspage page id" in f.err

@@ -111,6 +111,34 @@ class Api:
         )
 
 
+def obj(response: Any, what: str) -> dict[str, Any]:
+    """The response's JSON object; a service answering anything else is failing (exit 3)."""
+    data = _parsed(response, what)
+    if not isinstance(data, dict):
+        raise ServiceError(
+            f"{what}: expected a JSON object from the service, got {type(data).__name__}"
+        )
+    return data
+
+
+def arr(response: Any, what: str) -> list[dict[str, Any]]:
+    """The response's JSON list of objects; anything else is a failing service (exit 3)."""
+    data = _parsed(response, what)
+    if not isinstance(data, list) or not all(isinstance(x, dict) for x in data):
+        raise ServiceError(f"{what}: expected a JSON list of objects from the service")
+    return data
+
+
+def _parsed(response: Any, what: str) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise ServiceError(
+            f"{what}: the service answered HTTP {response.status_code} with something that is "
+            "not JSON (a proxy or login page?)"
+        ) from None
+
+
 def _detail(response: Any) -> str:
     """The service's own error words (Jira `errorMessages`, Statuspage `error`), short."""
     try:

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from hie_notify.channels import Delivery, Outgoing
-from hie_notify.channels.api import Api, once
+from hie_notify.channels.api import Api, obj, once
 from hie_notify.errors import InputError
 from hie_notify.masking import Masker
 
@@ -171,7 +171,7 @@ class JiraClient:
         )
         if response.status_code == 404:
             return None
-        fields = response.json().get("fields") or {}
+        fields = obj(response, f"Jira: read {key}").get("fields") or {}
         status = (fields.get("status") or {}).get("name") or ""
         return Ticket(key, str(status), str(fields.get("summary") or ""))
 
@@ -197,7 +197,7 @@ class JiraClient:
                 ),
                 key,
             )
-            data = response.json()
+            data = obj(response, f"Jira: read the comments of {key}")
             comments = data.get("comments") or []
             for comment in comments:
                 if text in json.dumps(comment.get("body"), ensure_ascii=False):
@@ -218,7 +218,7 @@ class JiraClient:
             ),
             key,
         )
-        return str(response.json().get("id"))
+        return str(obj(response, f"Jira: comment on {key}").get("id"))
 
     def remote_link(self, key: str, global_id: str, title: str, url: str, summary: str) -> None:
         """Create or update (same globalId) a remote link: Jira's one idempotent write here."""
@@ -248,7 +248,7 @@ class JiraClient:
             ),
             key,
         )
-        return list(response.json().get("transitions") or [])
+        return list(obj(response, f"Jira: read the transitions of {key}").get("transitions") or [])
 
     def transition(self, key: str, transition_id: str) -> None:
         self._require(

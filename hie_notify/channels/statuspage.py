@@ -17,7 +17,8 @@ from typing import Any
 from urllib.parse import quote
 
 from hie_notify.channels import Delivery, Outgoing, thread_parent
-from hie_notify.channels.api import Api, once
+from hie_notify.channels.api import Api, arr, obj, once
+from hie_notify.errors import ServiceError
 from hie_notify.policy.model import Statuspage
 
 BASE = "https://api.statuspage.io/v1"
@@ -128,7 +129,7 @@ class StatuspageChannel:
             what="search the page's incidents",
             params={"q": change_id, "limit": "100"},
         )
-        for item in response.json() or []:
+        for item in arr(response, "Statuspage: search the page's incidents"):
             meta = (item.get("metadata") or {}).get("hie") or {}
             if meta.get("change_id") == change_id and item.get("status") != "completed":
                 return str(item["id"])
@@ -146,15 +147,7 @@ class StatuspageChannel:
             created = once(
                 self.api,
                 lambda: self.find(outgoing.change_id),
-                lambda: str(
-                    self.api.call(
-                        "POST",
-                        self.page,
-                        what="create the scheduled maintenance",
-                        body=body,
-                        retries=0,
-                    ).json()["id"]
-                ),
+                lambda: self._create(body),
             )
             return Delivery("statuspage", recipient, created, None)
         if not known:
@@ -175,6 +168,14 @@ class StatuspageChannel:
         else:
             self._patch(known, body, f"update the maintenance ({outgoing.stage})")
         return Delivery("statuspage", recipient, known, None)
+
+    def _create(self, body: Mapping[str, Any]) -> str:
+        what = "create the scheduled maintenance"
+        response = self.api.call("POST", self.page, what=what, body=body, retries=0)
+        created = obj(response, f"Statuspage: {what}").get("id")
+        if not created:
+            raise ServiceError(f"Statuspage: {what}: the answer has no incident id")
+        return str(created)
 
     def _patch(self, incident_id: str, body: Mapping[str, Any], what: str) -> None:
         self.api.call("PATCH", f"{self.page}/{quote(incident_id, safe='')}", what=what, body=body)

@@ -398,6 +398,17 @@ class Policy(_Strict):
                 "support: customers and stakeholders are told whom to contact about a change: "
                 "give support.email, support.url or support.phone"
             )
+        if self.statuspage is not None:
+            known = set(self.customers) | {
+                e for c in self.customers.values() for e in c.environments
+            }
+            unknown = sorted(set(self.statuspage.components) - known)
+            if unknown:
+                raise ValueError(
+                    f"statuspage.components: {', '.join(unknown)} is neither a customer nor an "
+                    "environment a customer lists (expected one of: "
+                    f"{', '.join(sorted(known))})"
+                )
         fallback = self.change_types[self.classification.fallback]
         if fallback.declared_only:
             raise ValueError(
