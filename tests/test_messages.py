@@ -192,7 +192,7 @@ def test_completion_names_who_checked_the_key_user_flows(
     assert "nobody is named as having tested the key user flows" in third.err
 
 
-def test_the_emergency_announcement_does_not_offer_another_time(
+def test_the_emergency_announcement_reads_right_to_each_reader(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     flow = _flow(
@@ -201,8 +201,16 @@ def test_the_emergency_announcement_does_not_offer_another_time(
     code, out = flow("preview", "plan", "--plan", str(flow.plan))
     assert code == 0
     texts = [m["text"] for m in out["messages"] if m["audience"].startswith("customer:")]
+    # no other time is offered for an emergency
     assert texts and all("does not suit you" not in t for t in texts)
     assert all("as soon as we know" in t for t in texts)
+    # stakeholders are greeted by their name, customers as a team
+    by = {m["audience"]: m for m in out["messages"]}
+    assert by["stakeholders:critical"]["text"].startswith("Dear Critical stakeholders,\n")
+    assert by["customer:EoE"]["text"].startswith("Dear East of England team,\n")
+    # the internal heading says EMERGENCY once
+    assert by["slack:#ops"]["slack"].splitlines()[0].startswith("*EMERGENCY: ")
+    assert "EMERGENCY Emergency" not in by["slack:#ops"]["slack"]
 
 
 def test_the_post_mortem_does_not_repeat_its_heading(
@@ -225,19 +233,3 @@ def test_already_delivered_lines_show_local_times(
     already = [line for line in flow.err.splitlines() if line.startswith("  already")]
     assert already and all("Tue 01 Dec 2026 10:00 GMT (not sent again)" in x for x in already)
     assert "+00:00" not in "\n".join(already)
-
-
-def test_stakeholders_are_greeted_by_their_name_and_emergencies_say_it_once(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    flow = _flow(
-        tmp_path, capsys, type="emergency_fix", justification="Certificate on the ingress expired"
-    )
-    code, out = flow("preview", "plan", "--plan", str(flow.plan))
-    assert code == 0
-    by = {m["audience"]: m for m in out["messages"]}
-    assert by["stakeholders:critical"]["text"].startswith("Dear Critical stakeholders,\n")
-    assert by["customer:EoE"]["text"].startswith("Dear East of England team,\n")
-    heading = by["slack:#ops"]["slack"].splitlines()[0]
-    assert heading.startswith("*EMERGENCY: ")
-    assert "EMERGENCY Emergency" not in by["slack:#ops"]["slack"]

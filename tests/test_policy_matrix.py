@@ -129,19 +129,26 @@ def test_a_service_impacting_application_update_tells_the_affected_customers(
     assert next(n for n in out["notice"] if n["audience"] == "external")["minimum"] == "0bd"
 
 
-def test_scheduled_maintenance_with_no_customer_list_tells_everyone_and_passes(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    db = rc("aws_db_instance.main", ["update"], before={"instance_class": "a"}, after={"x": 1})
-    flow = Flow(
-        tmp_path,
+DB_UPDATE = rc("aws_db_instance.main", ["update"], before={"instance_class": "a"}, after={"x": 1})
+
+
+def _maintenance(tmp: Path, capsys: pytest.CaptureFixture[str]) -> Flow:
+    """Scheduled maintenance with 2 h of downtime and no customer list in the change record."""
+    return Flow(
+        tmp,
         capsys,
-        db,
+        DB_UPDATE,
         type="scheduled_maintenance",
         customers=[],
         downtime="2h",
         window={"start": "2026-12-15T19:00:00+00:00", "end": "2026-12-15T21:00:00+00:00"},
     )
+
+
+def test_scheduled_maintenance_with_no_customer_list_tells_everyone_and_passes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flow = _maintenance(tmp_path, capsys)
     code, out = flow("plan", "--plan", str(flow.plan), now="2026-12-01T10:00:00+00:00")
     told = {d["audience"] for d in out["delivered"]}
     assert {"customer:EoE", "customer:CUH", "customer:MKUH", "customer:NNUH"} <= told
@@ -159,16 +166,7 @@ def test_scheduled_maintenance_with_no_customer_list_tells_everyone_and_passes(
 def test_failed_maintenance_updates_the_customers_and_owes_a_post_mortem(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    db = rc("aws_db_instance.main", ["update"], before={"instance_class": "a"}, after={"x": 1})
-    flow = Flow(
-        tmp_path,
-        capsys,
-        db,
-        type="scheduled_maintenance",
-        customers=[],
-        downtime="2h",
-        window={"start": "2026-12-15T19:00:00+00:00", "end": "2026-12-15T21:00:00+00:00"},
-    )
+    flow = _maintenance(tmp_path, capsys)
     flow("plan", "--plan", str(flow.plan), now="2026-12-01T10:00:00+00:00")
     for stage, status in (("apply", "failed"), ("rollback", "succeeded")):
         code, out = flow(stage, "--status", status, now="2026-12-15T19:30:00+00:00")
@@ -182,8 +180,7 @@ def test_failed_maintenance_updates_the_customers_and_owes_a_post_mortem(
 def test_every_category_shows_its_own_lead_and_audiences(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    db = rc("aws_db_instance.main", ["update"], before={"instance_class": "a"}, after={"x": 1})
-    flow = Flow(tmp_path, capsys, db, type="cost_optimization", downtime="0")
+    flow = Flow(tmp_path, capsys, DB_UPDATE, type="cost_optimization", downtime="0")
     code, out = flow("preview", "plan", "--plan", str(flow.plan))
     assert code == 0
     devops = next(m for m in out["messages"] if m["audience"] == "slack:#devops")
