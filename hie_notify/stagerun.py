@@ -413,20 +413,24 @@ def jira_done(run: StageRun) -> list[str]:
     return [jira.move_to_done(client, run.change.id, jira_policy.done_transition)]
 
 
-def jira_gate(policy: Policy, change: ChangeRecord | None, env: Mapping[str, str]) -> list[str]:
-    """Phase 1 at the gate: the change's Jira ticket exists (and is ready, where the policy
-    lists ready statuses). Jira on in the policy but not reachable in CI cannot be checked:
-    that blocks; on a laptop it is left to the CI run (see `jira_gate_warning`)."""
+def jira_gate(
+    policy: Policy, change: ChangeRecord | None, env: Mapping[str, str]
+) -> tuple[list[str], list[str]]:
+    """(reasons, warnings) for Phase 1 at the gate: the change's Jira ticket exists (and is
+    ready, where the policy lists ready statuses). Jira turned on in the policy but not
+    reachable cannot be checked: in GitLab CI that blocks; on a laptop it is a warning."""
     if not policy.jira.enabled or change is None:
-        return []
+        return [], []
     from hie_notify.channels import jira
 
     why = jira.configured(env)
     if why:
+        line = f"Jira ticket {change.id} cannot be checked: {why} (jira.enabled is on)"
         if env.get("GITLAB_CI") == "true":
-            return [f"Jira ticket {change.id} cannot be checked: {why} (jira.enabled is on)"]
-        return []
-    return jira.gate_reasons(jira.JiraClient.from_env(env), change.id, policy.jira.ready_statuses)
+            return [line], []
+        return [], [f"{line}; in GitLab CI this blocks"]
+    client = jira.JiraClient.from_env(env)
+    return jira.gate_reasons(client, change.id, policy.jira.ready_statuses), []
 
 
 def freeze_of(env: Mapping[str, str]) -> str | None:
@@ -469,9 +473,14 @@ def check_gate(options: Options, source: plan_source.Source) -> GateCheck:
         speculative=bool(prep.run and prep.run.plan_only),
         approval=_approval(prep, options) if _is_emergency(prep) else None,
     )
-    jira_reasons = jira_gate(prep.policy, change, options.env)
-    if jira_reasons:  # the decision stays gate.py's; the ticket's problems are added to it
-        decision = replace(decision, allowed=False, reasons=(*decision.reasons, *jira_reasons))
+    jira_reasons, jira_warnings = jira_gate(prep.policy, change, options.env)
+    if jira_reasons or jira_warnings:  # gate.py decides; the ticket's problems are added to it
+        decision = replace(
+            decision,
+            allowed=decision.allowed and not jira_reasons,
+            reasons=(*decision.reasons, *jira_reasons),
+            warnings=(*decision.warnings, *jira_warnings),
+        )
     data = decision.to_json(prep.calendar)
     data["change_type"] = prep.result.change_type
     data["policy_source"] = prep.policy_source

@@ -143,6 +143,12 @@ def test_gate_in_ci_without_jira_credentials_cannot_decide_and_blocks(
     code, out = f("gate", "--plan", str(f.plan))
     assert code == 1
     assert any("cannot be checked: JIRA_URL is not set" in r for r in out["reasons"])
+    f.env.pop("GITLAB_CI")  # on a laptop: said, not blocking
+    code, out = f("gate", "--plan", str(f.plan))
+    assert not any("Jira" in r for r in out["reasons"])
+    assert any(
+        "JIRA_URL is not set" in w and "in GitLab CI this blocks" in w for w in out["warnings"]
+    )
 
 
 def test_401_says_which_credential_and_exits_2(

@@ -164,7 +164,7 @@ class Channels:
         from hie_notify.channels import jira, pagerduty, statuspage
 
         policy, links = self.policy, self.links
-        version = "3" if not self.env.get("JIRA_PAT") else "2"
+        version = jira.api_version(self.env)
         page = policy.statuspage
         components = statuspage.components_for(page, self.affected, ()) if page else []
         source = policy.pagerduty.source if policy.pagerduty else ""

@@ -45,6 +45,12 @@ def configured(env: Mapping[str, str]) -> str | None:
     return None
 
 
+def api_version(env: Mapping[str, str]) -> str:
+    """REST v3 (Cloud: JIRA_USER + JIRA_API_TOKEN) unless only JIRA_PAT (Data Center, v2)."""
+    cloud = env.get("JIRA_USER") and env.get("JIRA_API_TOKEN")
+    return "3" if cloud or not env.get("JIRA_PAT") else "2"
+
+
 def marker(outgoing: Outgoing) -> str:
     return f"hie-notify {outgoing.stage} {outgoing.key}"
 
@@ -142,11 +148,12 @@ class JiraClient:
         session: Any = None,
         sleep: Callable[[float], None] | None = None,
     ) -> JiraClient:
-        if env.get("JIRA_USER") and env.get("JIRA_API_TOKEN"):
-            raw = f"{env['JIRA_USER']}:{env['JIRA_API_TOKEN']}".encode()
-            auth, version = "Basic " + base64.b64encode(raw).decode(), "3"
+        version = api_version(env)
+        if version == "3":
+            raw = f"{env.get('JIRA_USER', '')}:{env.get('JIRA_API_TOKEN', '')}".encode()
+            auth = "Basic " + base64.b64encode(raw).decode()
         else:
-            auth, version = "Bearer " + env.get("JIRA_PAT", ""), "2"
+            auth = "Bearer " + env.get("JIRA_PAT", "")
         api = Api(
             "Jira",
             f"{env['JIRA_URL'].rstrip('/')}/rest/api/{version}",
