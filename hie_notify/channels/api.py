@@ -157,13 +157,19 @@ def _detail(response: Any) -> str:
 
 
 def once(
-    api: Api, find: Callable[[], Any], write: Callable[[], Any], *, retries: int = MAX_RETRIES
+    api: Api,
+    find: Callable[[], Any],
+    write: Callable[[], Any],
+    *,
+    retries: int = MAX_RETRIES,
+    looked: bool = False,
 ) -> Any:
-    """A write the service does not de-duplicate: look for it first, send it, and after a
-    failure look again before sending again (a 5xx may have been applied)."""
+    """A write the service does not de-duplicate: look for it first (unless the caller just
+    `looked`), send it, and after a failure look again before sending again (a 5xx may have
+    been applied)."""
     last: Transient | None = None
     for attempt in range(retries + 1):
-        found = find()
+        found = None if looked and attempt == 0 else find()
         if found is not None:
             return found
         try:

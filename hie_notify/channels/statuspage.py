@@ -138,6 +138,7 @@ class StatuspageChannel:
     def send(self, outgoing: Outgoing) -> Delivery:
         body = incident(outgoing, self.settings, self.component_ids)
         parent = thread_parent(outgoing.history, "statuspage")
+        looked = parent is None
         known = parent.message_id if parent else self.find(outgoing.change_id)
         recipient = f"Statuspage {self.settings.page_id}"
         if outgoing.stage == "announce":
@@ -148,6 +149,7 @@ class StatuspageChannel:
                 self.api,
                 lambda: self.find(outgoing.change_id),
                 lambda: self._create(body),
+                looked=looked,
             )
             return Delivery("statuspage", recipient, created, None)
         if not known:
