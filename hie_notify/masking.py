@@ -22,6 +22,7 @@ SECRET_VARIABLES = (
     "JIRA_PAT",
     "STATUSPAGE_API_KEY",
     "PAGERDUTY_ROUTING_KEY",
+    "HIE_LEDGER_KEY",
 )
 MASK = "[MASKED]"
 # Shapes of well-known tokens, masked even when they did not come from our own variables.

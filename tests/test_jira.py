@@ -133,18 +133,24 @@ def test_gate_blocks_a_ticket_not_in_a_ready_status(
     assert not any("Jira" in r for r in out["reasons"])
 
 
-def test_gate_in_ci_without_jira_credentials_cannot_decide_and_blocks(
+def test_gate_without_jira_credentials_blocks_in_ci_and_warns_on_a_laptop(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    policy = integration_policy(tmp_path, jira=JIRA_ON)
-    f = Flow(
-        tmp_path, capsys, DB, env={"GITLAB_CI": "true", "HIE_LOCAL_POLICY": "true"}, policy=policy
-    )
-    code, out = f("gate", "--plan", str(f.plan))
-    assert code == 1
-    assert any("cannot be checked: JIRA_URL is not set" in r for r in out["reasons"])
-    f.env.pop("GITLAB_CI")  # on a laptop: said, not blocking
-    code, out = f("gate", "--plan", str(f.plan))
+    from hie_notify.change import load_change
+    from hie_notify.policy import load_policy
+    from hie_notify.stagerun import jira_gate
+
+    policy_file = integration_policy(tmp_path, jira=JIRA_ON)
+    f = Flow(tmp_path, capsys, DB, policy=policy_file)
+    policy = load_policy(policy_file)
+    change = load_change(f.change, policy)
+    # In CI the protected policy is read from GitLab; the decision on Jira is this one.
+    reasons, warnings = jira_gate(policy, change, {"GITLAB_CI": "true"})
+    assert reasons == [
+        f"Jira ticket {KEY} cannot be checked: JIRA_URL is not set (jira.enabled is on)"
+    ]
+    assert warnings == []
+    _, out = f("gate", "--plan", str(f.plan))  # on a laptop: said, not blocking
     assert not any("Jira" in r for r in out["reasons"])
     assert any(
         "JIRA_URL is not set" in w and "in GitLab CI this blocks" in w for w in out["warnings"]

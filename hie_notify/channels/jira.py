@@ -297,7 +297,8 @@ class JiraChannel:
         summary = self.masker(outgoing.rendered.subject)
         for name, title, url in _safe_links(self.links):
             self.client.remote_link(key, f"hie-notify:{key}:{name}", title, url, summary)
-        return Delivery("jira", f"Jira {key}", f"{key}#comment-{comment}", None)
+        receipt = {"issue": key, "comment_id": comment}
+        return Delivery("jira", f"Jira {key}", f"{key}#comment-{comment}", receipt=receipt)
 
 
 def gate_reasons(client: JiraClient, key: str, ready: list[str]) -> list[str]:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from hie_notify import http
 from hie_notify.channels import Delivery, Outgoing
 from hie_notify.channels.api import Api
 from hie_notify.masking import Masker
@@ -92,5 +93,7 @@ class PagerdutyChannel:
 
     def send(self, outgoing: Outgoing) -> Delivery:
         body = event(outgoing, self._routing_key, self.links, self.now, self.source)
-        self.api.call("POST", "/change/enqueue", what="send the change event", body=body)
-        return Delivery("pagerduty", "PagerDuty service", outgoing.key, None)
+        response = self.api.call("POST", "/change/enqueue", what="send the change event", body=body)
+        return Delivery(
+            "pagerduty", "PagerDuty service", outgoing.key, receipt=http.receipt(response)
+        )

@@ -89,6 +89,10 @@ def incident(
     return {"incident": out}
 
 
+def _receipt(incident_id: str, action: str) -> dict[str, str]:
+    return {"incident_id": incident_id, "action": action}
+
+
 def _utc(when: Any) -> str:
     from datetime import UTC
 
@@ -144,20 +148,20 @@ class StatuspageChannel:
         if outgoing.stage == "announce":
             if known:  # announced again: the window (or the text) moved
                 self._patch(known, body, "move the scheduled maintenance")
-                return Delivery("statuspage", recipient, known, None)
+                return Delivery("statuspage", recipient, known, receipt=_receipt(known, "moved"))
             created = once(
                 self.api,
                 lambda: self.find(outgoing.change_id),
                 lambda: self._create(body),
                 looked=looked,
             )
-            return Delivery("statuspage", recipient, created, None)
+            return Delivery("statuspage", recipient, created, receipt=_receipt(created, "created"))
         if not known:
             return Delivery(
                 "statuspage",
                 recipient,
                 "none",
-                None,
+                receipt={"action": "none"},
                 note="no scheduled maintenance of this change is on the page: nothing to update",
             )
         if outgoing.stage == "cancelled":
@@ -167,9 +171,9 @@ class StatuspageChannel:
                 what="delete the cancelled maintenance",
                 expect=(404,),
             )
-        else:
-            self._patch(known, body, f"update the maintenance ({outgoing.stage})")
-        return Delivery("statuspage", recipient, known, None)
+            return Delivery("statuspage", recipient, known, receipt=_receipt(known, "deleted"))
+        self._patch(known, body, f"update the maintenance ({outgoing.stage})")
+        return Delivery("statuspage", recipient, known, receipt=_receipt(known, "updated"))
 
     def _create(self, body: Mapping[str, Any]) -> str:
         what = "create the scheduled maintenance"
