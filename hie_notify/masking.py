@@ -19,6 +19,11 @@ SECRET_VARIABLES = (
     "TFE_TOKEN",
     "HIE_TFC_NOTIFICATION_TOKEN",
     "HIE_RUN_TASK_HMAC_KEY",
+    "JIRA_API_TOKEN",
+    "JIRA_PAT",
+    "STATUSPAGE_API_KEY",
+    "PAGERDUTY_ROUTING_KEY",
+    "HIE_LEDGER_KEY",
 )
 MASK = "[MASKED]"
 # Shapes of well-known tokens, masked even when they did not come from our own variables.

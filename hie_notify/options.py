@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,16 +24,27 @@ class Options:
     format: str = "text"
     dry_run: bool = False
     env: Mapping[str, str] = field(default_factory=dict)
-    # The machine's clock, read only when no `--now` is given (None: the real one).
-    machine_clock: Callable[[], datetime] | None = field(default=None, compare=False, repr=False)
+    # True where the gate is enforced outside GitLab CI (the run-task service): only real
+    # deliveries count there, as in CI. Set by code, never from the environment.
+    enforced: bool = False
+    # The machine's clock, read only when no `--now` is given; tests inject one here (a branch
+    # can set --now or HIE_NOW, not this). The default looks _machine_now up at each call.
+    wall_clock: Callable[[], datetime] = field(
+        default=lambda: _machine_now(), compare=False, repr=False
+    )
 
     @classmethod
-    def from_raw(cls, values: Mapping[str, object], env: Mapping[str, str]) -> Options:
+    def from_raw(
+        cls,
+        values: Mapping[str, object],
+        env: Mapping[str, str],
+        wall_clock: Callable[[], datetime] | None = None,
+    ) -> Options:
         def path(key: str) -> Path | None:
             value = values.get(key)
             return Path(str(value)) if value else None
 
-        return cls(
+        options = cls(
             policy=path("policy"),
             change=path("change"),
             ledger=str(values["ledger"]) if values.get("ledger") else None,
@@ -43,12 +54,13 @@ class Options:
             dry_run=bool(values.get("dry_run")),
             env=env,
         )
+        return replace(options, wall_clock=wall_clock) if wall_clock else options
 
     def clock(self) -> datetime:
         """`--now` when given (the machine's clock is then never read), else the machine's time."""
         if self.now is not None:
             return self.now
-        return (self.machine_clock or _machine_now)()
+        return self.wall_clock()
 
 
 def parse_now(value: str) -> datetime:

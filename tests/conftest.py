@@ -74,7 +74,7 @@ def _no_machine_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse() -> datetime:
         raise AssertionError(
             "a test read the machine clock through Options.clock(): pass --now, or give "
-            "Options a machine_clock"
+            "Options a wall_clock"
         )
 
     monkeypatch.setattr("hie_notify.options._machine_now", refuse)

@@ -112,6 +112,8 @@ def entry(
         "delivered_at": delivered_at,
         "message_id": "C0DEVOPS/1.0",
         "idempotency_key": "k",
+        # What Slack answered: without a receipt a delivery does not count.
+        "receipt": {"channel_id": "C0DEVOPS", "ts": "1764583200.000100"},
         "window_start": window[0].isoformat() if window else "",
         "window_end": window[1].isoformat() if window else "",
     }
@@ -173,7 +175,14 @@ def test_base_case_is_allowed_without_warning(gate: Gate) -> None:
     assert d.allowed and d.reasons == () and d.warnings == () and d.notes == ()
     (req,) = d.requirements
     assert req == Requirement(
-        "slack:#devops", "#devops", "24h", "48h", TOLD, TOLD + timedelta(hours=24), True
+        "slack:#devops",
+        "#devops",
+        "24h",
+        "48h",
+        TOLD,
+        TOLD + timedelta(hours=24),
+        True,
+        receipts=("slack C0DEVOPS 1764583200.000100",),
     )
     # All met: the earliest start is the later of what the notice allows and the window start.
     assert d.earliest_start == START
@@ -384,8 +393,10 @@ def test_window_coverage_boundaries(
     assert d.allowed is covered, d.reasons
 
 
-def test_a_notice_without_a_window_covers_any_window(gate: Gate) -> None:
-    assert gate(entries=[entry(window=None)]).allowed
+def test_a_notice_without_a_window_does_not_cover_a_window(gate: Gate) -> None:
+    assert only(gate(entries=[entry(window=None)])).startswith(
+        "#devops was told of another window (no window: not scheduled yet)"
+    )
 
 
 # --- how much notice -----------------------------------------------------------------------------
@@ -718,6 +729,8 @@ def test_decision_json(gate: Gate) -> None:
             "minimum 24 hours, less than the recommended 48 hours"
         ],
         "emergency": False,
+        "trial": False,
+        "nobody_told": "",
         "required": [
             {
                 "audience": "slack:#devops",
@@ -727,6 +740,8 @@ def test_decision_json(gate: Gate) -> None:
                 "given_at": "2026-12-07T04:00:00+00:00",
                 "earliest_start": "2026-12-08T04:00:00+00:00",
                 "met": True,
+                "outbox_only": False,
+                "receipts": ["slack C0DEVOPS 1764583200.000100"],
             }
         ],
         "earliest_start": "2026-12-08T10:00:00+00:00",

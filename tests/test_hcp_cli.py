@@ -244,7 +244,7 @@ def test_receiver_event_sends_the_stage(
         outbox=tmp_path / "outbox",
         env={},
         # The receiver serves without --now: its clock is the machine's, here a fixed one.
-        machine_clock=lambda: datetime(2026, 12, 8, 19, 1, tzinfo=timezone.utc),
+        wall_clock=lambda: datetime(2026, 12, 8, 19, 1, tzinfo=timezone.utc),
     )
     event = Event(
         "run:applying",

@@ -56,7 +56,6 @@ def test_parts_cannot_run_into_each_other() -> None:
 class FakeChannel:
     kind: str
     fail: int = 0  # refuse the next N sends
-    stamp: datetime | None = None  # a delivery time the service reports
     note: str = ""
     sent: list[Outgoing] = field(default_factory=list)
 
@@ -67,7 +66,7 @@ class FakeChannel:
         self.sent.append(outgoing)
         n = len(self.sent)
         label = outgoing.rendered.audience.label
-        return Delivery(self.kind, label, f"{self.kind}-{n}", self.stamp, self.note)
+        return Delivery(self.kind, label, f"{self.kind}-{n}", note=self.note)
 
 
 @dataclass
@@ -155,7 +154,11 @@ def test_first_run_delivers_and_records_each_channel(stage: Stage) -> None:
     assert first.window_start == START.isoformat() and first.window_end == END.isoformat()
     assert first.fingerprint == classification().fingerprint
     assert first.resources == tuple((r.address, r.action) for r in classification().resources)
-    variant = f"{classification().fingerprint}|{START.isoformat()}|{END.isoformat()}"
+    # An announcement's key covers the plan, the type, the impact and the window.
+    variant = (
+        f"{classification().fingerprint}|planned_infra_update|not-impacting|"
+        f"{START.isoformat()}|{END.isoformat()}"
+    )
     assert first.idempotency_key == idempotency_key(
         "FFAPP-1", "announce", "slack:#devops", variant, "slack"
     )
@@ -237,11 +240,9 @@ def test_history_of_the_audience_is_given_to_the_channel(stage: Stage) -> None:
     assert [e.delivered_at for e in last.history] == sorted(e.delivered_at for e in last.history)
 
 
-def test_a_reported_delivery_time_is_kept_and_resources_are_masked(stage: Stage) -> None:
-    reported = NOW + timedelta(seconds=3)
-    stage.channels.by_kind["slack"].stamp = reported
+def test_delivery_time_is_this_process_clock_and_resources_are_masked(stage: Stage) -> None:
     report = stage(result=classification([("aws_s3_bucket.secret", "create")]))
-    assert report.delivered[0].delivered_at == reported
+    assert report.delivered[0].delivered_at == NOW
     assert report.delivered[0].resources == (("aws_s3_bucket.[MASKED]", "create"),)
 
 

@@ -11,7 +11,8 @@ import responses
 
 from hie_notify.errors import InputError
 from hie_notify.ledger import Entry, open_ledger
-from hie_notify.ledger.gitlab import GitLabLedger, decode_marker, encode_marker
+from hie_notify.ledger.gitlab import GitLabLedger, decode_marker, encode_marker, note_body
+from hie_notify.ledger.seal import seal
 from tests.gitlab_fake import BOT, ENV, HUMAN, FakeGitLab
 from tests.test_ledger_file import entry
 
@@ -44,12 +45,13 @@ def test_pagination_forged_notes_and_claimed_times(fake: FakeGitLab) -> None:
     fake.add_note("merge_requests", 7, "looks official\n" + encode_marker([entry(9)]), HUMAN, t)
     # Our own note whose body claims an earlier delivery: the server's created_at wins.
     claimed = replace(entry(1), delivered_at=t - timedelta(days=30))
-    fake.add_note("merge_requests", 7, encode_marker([claimed]), BOT, t + timedelta(hours=2))
+    first, second = seal([claimed, replace(entry(2), delivered_at=t)], lambda _: "", None)
+    fake.add_note("merge_requests", 7, note_body([first]), BOT, t + timedelta(hours=2))
     # A long discussion: the ledger's notes are on different pages (GitLab pages by 100 at most).
     for i in range(150):
         fake.add_note("merge_requests", 7, f"comment {i}", HUMAN, t + timedelta(hours=3, minutes=i))
     fake.add_note("merge_requests", 7, "added 1 commit", BOT, t + timedelta(hours=6), system=True)
-    fake.add_note("merge_requests", 7, encode_marker([entry(2)]), BOT, t + timedelta(hours=7))
+    fake.add_note("merge_requests", 7, note_body([second]), BOT, t + timedelta(hours=7))
     ledger = open_ledger("gitlab:mr:7", ENV)
     got = ledger.read("FFAPP-1")
     # Oldest first, as the Ledger protocol promises: GitLab's own default order is newest first.

@@ -20,18 +20,18 @@ def _never() -> datetime:
 def test_now_given_never_reads_the_machine_clock() -> None:
     options = Options.from_raw({"now": "2026-12-08T10:30:00Z"}, {})
     assert options.now == NOW
-    assert Options(now=NOW, machine_clock=_never).clock() == NOW
+    assert Options(now=NOW, wall_clock=_never).clock() == NOW
 
 
 def test_without_now_the_injected_machine_clock_is_read_each_time() -> None:
     ticks = iter([NOW, NOW + timedelta(seconds=1)])
-    options = Options(machine_clock=lambda: next(ticks))
+    options = Options(wall_clock=lambda: next(ticks))
     assert options.clock() == NOW
     assert options.clock() == NOW + timedelta(seconds=1)
 
 
 def test_the_machine_clock_is_not_part_of_equality() -> None:
-    assert Options(machine_clock=lambda: NOW) == Options()
+    assert Options(wall_clock=lambda: NOW) == Options()
 
 
 @pytest.mark.parametrize("bad", ["tomorrow", "2026-12-08T10:30:00"])

@@ -45,14 +45,14 @@ def test_the_same_values_are_no_change() -> None:
 
 def test_rule_overridable_list_only_in_the_protected_policy() -> None:
     assert found({"overridable": ["calendar"]}) == [
-        "overridable: the list of overridable keys can only be changed in the protected policy"
+        "overridable: overridable can only be set in the protected policy"
     ]
 
 
 def test_rule_overridable_list_even_when_it_would_match_itself() -> None:
     # A protected policy that lists `overridable` among its overridable keys still refuses.
     assert list(weakenings({"overridable": ["*"]}, PROTECTED, ["*"])) == [
-        "overridable: the list of overridable keys can only be changed in the protected policy"
+        "overridable: overridable can only be set in the protected policy"
     ]
 
 
