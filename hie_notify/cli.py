@@ -18,6 +18,7 @@ _GLOBALS: list[tuple[str, str | None, dict[str, object]]] = [
     ("--policy", "HIE_POLICY", {"metavar": "FILE", "help": "policy YAML merged over the default"}),
     ("--change", "HIE_CHANGE", {"metavar": "FILE", "help": "change record YAML"}),
     ("--ledger", "HIE_LEDGER", {"metavar": "URI", "help": "file:PATH or gitlab"}),
+    ("--register", "HIE_REGISTER", {"metavar": "URI", "help": "sqlite:PATH, gitlab or none"}),
     ("--now", "HIE_NOW", {"metavar": "ISO8601", "help": "pretend it is this time"}),
     ("--outbox", "HIE_OUTBOX", {"metavar": "DIR", "help": "folder for undelivered messages"}),
     ("--format", None, {"choices": ["text", "json"], "help": "output format (default text)"}),

@@ -15,6 +15,7 @@ class Options:
     policy: Path | None = None
     change: Path | None = None
     ledger: str | None = None
+    register: str | None = None
     now: datetime | None = None
     outbox: Path = Path("hie-notify-outbox")
     format: str = "text"
@@ -31,6 +32,7 @@ class Options:
             policy=path("policy"),
             change=path("change"),
             ledger=str(values["ledger"]) if values.get("ledger") else None,
+            register=str(values["register"]) if values.get("register") else None,
             now=parse_now(str(values["now"])) if values.get("now") else None,
             outbox=path("outbox") or Path("hie-notify-outbox"),
             format=str(values.get("format") or "text"),

@@ -135,7 +135,7 @@ def send(run: StageRun, stage: str, status: dict[str, Any]) -> StageReport:
     entries = run.ledger.read(run.change.id) if stage == "cancelled" else []
     chosen = audiences_for(stage, audiences, entries)
     channels = Channels(run.policy, options.env, options.outbox, run.change.id, now)
-    return run_stage(
+    report = run_stage(
         stage=stage,
         policy=run.policy,
         change=run.change,
@@ -150,6 +150,46 @@ def send(run: StageRun, stage: str, status: dict[str, Any]) -> StageReport:
         dry_run=options.dry_run,
         run=run_info(run.run),
     )
+    if not options.dry_run:
+        report.notes.extend(register_stage(run, stage, [a.id for a in audiences.audiences], report))
+    return report
+
+
+def register_stage(
+    run: StageRun, stage: str, audiences: list[str], report: StageReport
+) -> list[str]:
+    """Update the change register after a stage; a warning, never a failure, when it cannot be
+    (the ledger has the deliveries, and the next stage or a re-run registers them)."""
+    from hie_notify.register.store import open_register
+    from hie_notify.register.sync import record_stage
+
+    options = run.options
+    try:
+        register = open_register(
+            options.register,
+            options.env,
+            ledger=options.ledger,
+            time_zone=run.policy.calendar.time_zone,
+            mask=run.renderer.mask,
+        )
+        if register is None:
+            return []
+        # Announcing copies the whole ledger: how a change recorded before the register moves in.
+        entries = run.ledger.read(run.change.id) if stage == "announce" else []
+        record_stage(
+            register,
+            change=run.change,
+            result=run.result,
+            stage=stage,
+            audiences=audiences,
+            environments=run.environments,
+            entries=[*entries, *report.delivered, *report.already],
+            now=options.clock(),
+            mask=run.renderer.mask,
+        )
+    except HieError as exc:
+        return [f"warning: the change register was not updated: {exc}"]
+    return []
 
 
 def owe_postmortem(run: StageRun, stage: str, status: dict[str, Any]) -> list[str]:

@@ -1,0 +1,66 @@
+"""Bring a change's record in the register up to date after a stage was sent."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from hie_notify.change import ChangeRecord
+from hie_notify.classify import Classification
+from hie_notify.records import Entry
+from hie_notify.register.model import STATUS_OF_STAGE, Registered
+from hie_notify.register.store import Register
+
+
+def record_of(
+    change: ChangeRecord,
+    result: Classification,
+    stage: str,
+    audiences: Sequence[str],
+    environments: Sequence[str],
+) -> Registered:
+    """The register's view of a change after `stage` (pure)."""
+    window = change.window
+    return Registered(
+        change_id=change.id,
+        status=STATUS_OF_STAGE[stage],
+        change_type=result.change_type,
+        purpose=change.purpose,
+        window_start=window.start if window else None,
+        window_end=window.end if window else None,
+        customers=tuple(change.customers),
+        environments=tuple(dict.fromkeys(environments)),
+        audiences=tuple(audiences),
+        categories=tuple(result.categories),
+        service_impacting=result.service_impacting,
+        summary=dict(result.summary),
+        fingerprint=result.fingerprint,
+        change=change.model_dump(mode="json", exclude_none=True),
+    )
+
+
+def record_stage(
+    register: Register,
+    *,
+    change: ChangeRecord,
+    result: Classification,
+    stage: str,
+    audiences: Sequence[str],
+    environments: Sequence[str],
+    entries: Sequence[Entry],
+    now: datetime,
+    mask: Callable[[str], str] = str,
+) -> Registered | None:
+    """Store the change's record and the deliveries not registered yet. What the change record
+    says is masked first: the register is as readable as the ledger (entries come masked)."""
+    if stage not in STATUS_OF_STAGE:
+        return None
+    record = record_of(change, result, stage, audiences, environments)
+    record = replace(
+        record,
+        purpose=mask(record.purpose),
+        change=json.loads(mask(json.dumps(dict(record.change)))),
+    )
+    return register.put(record, [e for e in entries if not e.dry_run], now)
