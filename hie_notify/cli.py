@@ -38,6 +38,7 @@ _COMMANDS: dict[str, str] = {
     "watch": "follow an HCP Terraform run until it is final, sending each stage once",
     "receive": "serve HCP Terraform notification webhooks and send the stages they mean",
     "validate": "check the policy and change files; exit 2 with every problem found",
+    "calendar": "registered changes, deploy freezes and bank holidays in a range (text, json, ics)",
 }
 
 

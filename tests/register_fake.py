@@ -34,6 +34,7 @@ class RegisterFake:
     issues: dict[int, dict[str, Any]] = field(default_factory=dict)
     notes: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     max_per_page: int = 100
+    freeze_periods: list[dict[str, Any]] = field(default_factory=list)
     next_id: int = 5000
 
     def install(self) -> RegisterFake:
@@ -48,7 +49,28 @@ class RegisterFake:
         notes = one + r"/notes"
         self.rsps.add_callback(responses.GET, re.compile(notes + q), callback=self._notes)
         self.rsps.add_callback(responses.POST, re.compile(notes + q), callback=self._add_note)
+        freezes = re.escape(f"{API}/projects/{PROJECT}/freeze_periods") + q
+        self.rsps.add_callback(responses.GET, re.compile(freezes), callback=self._freezes)
         return self
+
+    def add_freeze(self, start: str, end: str, zone: str = "UTC") -> None:
+        """A freeze period as GET /projects/:id/freeze_periods returns it."""
+        now = _z(self.clock)
+        self.freeze_periods.append(
+            {
+                "id": len(self.freeze_periods) + 1,
+                "freeze_start": start,
+                "freeze_end": end,
+                "cron_timezone": zone,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+
+    def _freezes(self, request: Any) -> tuple[int, dict[str, str], str]:
+        if not self._authorised(request):
+            return 401, _JSON, json.dumps({"message": "401 Unauthorized"})
+        return self._page(request, self.freeze_periods)
 
     # -- helpers for tests ------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from hie_notify.errors import InputError
 from hie_notify.gitlab_api import GitLabTarget, call, connect, gitlab_target
 from hie_notify.ledger.gitlab import decode_marker, encode_marker
 from hie_notify.records import Entry
+from hie_notify.register.feed import FreezePeriod
 from hie_notify.register.model import Registered, new_entries, updated
 
 LABEL = "hie-notify-change"
@@ -294,3 +295,31 @@ def _reported_iter(items: Any, what: str) -> Any:
     end = object()
     while (item := call(what, lambda: next(iterator, end))) is not end:
         yield item
+
+
+def freeze_periods(env: Mapping[str, str]) -> list[FreezePeriod] | None:
+    """The project's deploy freeze periods (GET /projects/:id/freeze_periods), or None when
+    GitLab is not configured."""
+    try:
+        target = gitlab_target(env, "the deploy freeze periods")
+    except InputError:
+        return None
+    from urllib.parse import quote
+
+    gl = connect(target)
+    # python-gitlab has no manager for freeze periods: its generic paginated list instead.
+    path = f"/projects/{quote(target.project_id, safe='')}/freeze_periods"
+    periods = call(
+        "read the project's deploy freeze periods",
+        lambda: list(gl.http_list(path, iterator=True, per_page=PER_PAGE)),
+    )
+    return [
+        FreezePeriod(
+            str(p.get("freeze_start") or ""),
+            str(p.get("freeze_end") or ""),
+            str(p.get("cron_timezone") or "UTC"),
+            f"GitLab deploy freeze {p.get('id')}",
+        )
+        for p in periods
+        if isinstance(p, dict)
+    ]
