@@ -160,8 +160,9 @@ def register_stage(
 ) -> list[str]:
     """Update the change register after a stage; a warning, never a failure, when it cannot be
     (the ledger has the deliveries, and the next stage or a re-run registers them)."""
+    from hie_notify.register.gitlab import freeze_periods
     from hie_notify.register.store import open_register
-    from hie_notify.register.sync import record_stage
+    from hie_notify.register.sync import conflicts_of, record_stage
 
     options = run.options
     try:
@@ -176,7 +177,7 @@ def register_stage(
             return []
         # Announcing copies the whole ledger: how a change recorded before the register moves in.
         entries = run.ledger.read(run.change.id) if stage == "announce" else []
-        record_stage(
+        stored = record_stage(
             register,
             change=run.change,
             result=run.result,
@@ -187,9 +188,12 @@ def register_stage(
             now=options.clock(),
             mask=run.renderer.mask,
         )
+        if stage != "announce" or stored is None:
+            return []
+        found = conflicts_of(register, stored, freeze_periods(options.env) or [])
     except HieError as exc:
         return [f"warning: the change register was not updated: {exc}"]
-    return []
+    return [f"WARNING: conflict: {c.text()}" for c in found]
 
 
 def owe_postmortem(run: StageRun, stage: str, status: dict[str, Any]) -> list[str]:
@@ -411,6 +415,8 @@ def check_gate(options: Options, source: plan_source.Source) -> GateCheck:
         speculative=bool(prep.run and prep.run.plan_only),
         approval=_approval(prep, options) if _is_emergency(prep) else None,
     )
+    if change is not None:
+        decision = with_conflicts(decision, options, prep, change)
     data = decision.to_json(prep.calendar)
     data["change_type"] = prep.result.change_type
     data["policy_source"] = prep.policy_source
@@ -462,3 +468,38 @@ def _approval(prep: Prepared, options: Options) -> Approval | None:
     if others:
         return Approval(True, f"approved by {', '.join(others)}")
     return Approval(False, f"author {author}; no other approver yet")
+
+
+def with_conflicts(
+    decision: Decision, options: Options, prep: Prepared, change: ChangeRecord
+) -> Decision:
+    """The gate's decision with the change register's conflicts: reasons under the policy's
+    `conflicts: block` (a register that cannot be read then blocks too), warnings otherwise."""
+    from dataclasses import replace
+
+    from hie_notify.register.gitlab import freeze_periods
+    from hie_notify.register.store import open_register
+    from hie_notify.register.sync import conflicts_of, record_of
+
+    block = prep.policy.conflicts == "block"
+    try:
+        register = open_register(
+            options.register,
+            options.env,
+            ledger=options.ledger,
+            time_zone=prep.policy.calendar.time_zone,
+        )
+        if register is None:
+            return decision
+        record = record_of(change, prep.result, "announce", [], environments(options.env, prep.run))
+        found = [
+            f"conflict: {c.text()}"
+            for c in conflicts_of(register, record, freeze_periods(options.env) or [])
+        ]
+    except HieError as exc:
+        found = [f"the change register could not be checked for conflicts: {exc}"]
+    if not found:
+        return decision
+    if block:
+        return replace(decision, allowed=False, reasons=(*decision.reasons, *found))
+    return replace(decision, warnings=(*decision.warnings, *found))

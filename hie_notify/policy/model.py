@@ -282,6 +282,9 @@ class Policy(_Strict):
     channels: Channels = Channels()
     # Replace any built-in message template by name, e.g. `announce.external.j2: "..."`.
     templates: dict[str, str] = {}
+    # Overlapping windows touching the same customer or environment, or a window in a deploy
+    # freeze (from the change register): the gate blocks or warns.
+    conflicts: Literal["block", "warn"] = "warn"
     # Keys a repository's own policy file may change when the protected policy is in force
     # (dotted paths, `*` for any one key); notice periods may only ever get longer.
     overridable: list[str] = []

@@ -60,8 +60,9 @@ class SqliteRegister:
                         f"{self.path}: register schema {version} is newer than this hie-notify "
                         f"reads ({SCHEMA_VERSION}): upgrade hie-notify"
                     )
-                conn.executescript(_SCHEMA)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                if version < SCHEMA_VERSION:  # new (or older) file: a write only then
+                    conn.executescript(_SCHEMA)
+                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             except (sqlite3.Error, OSError) as exc:
                 raise InputError(
                     f"{self.path}: cannot open the register as an SQLite database ({exc})"

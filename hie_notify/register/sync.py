@@ -10,6 +10,7 @@ from datetime import datetime
 from hie_notify.change import ChangeRecord
 from hie_notify.classify import Classification
 from hie_notify.records import Entry
+from hie_notify.register import feed
 from hie_notify.register.model import STATUS_OF_STAGE, Registered
 from hie_notify.register.store import Register
 
@@ -64,3 +65,19 @@ def record_stage(
         change=json.loads(mask(json.dumps(dict(record.change)))),
     )
     return register.put(record, [e for e in entries if not e.dry_run], now)
+
+
+def conflicts_of(
+    register: Register, record: Registered, periods: Sequence[feed.FreezePeriod]
+) -> list[feed.Conflict]:
+    """The conflicts of one change (as `record` says it now) with the others registered, and
+    with the deploy freezes."""
+    if record.window_start is None or record.window_end is None or record.status == "cancelled":
+        return []
+    others = [
+        r
+        for r in register.between(record.window_start, record.window_end)
+        if r.change_id != record.change_id
+    ]
+    freezes = feed.freezes_between(periods, record.window_start, record.window_end)
+    return feed.conflicts([record, *others], freezes, among=[record.change_id])
