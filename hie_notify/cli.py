@@ -39,6 +39,7 @@ _COMMANDS: dict[str, str] = {
     "receive": "serve HCP Terraform notification webhooks and send the stages they mean",
     "validate": "check the policy and change files; exit 2 with every problem found",
     "calendar": "registered changes, deploy freezes and bank holidays in a range (text, json, ics)",
+    "remind": "scheduled (hourly): reminders, window opens and overrun notices the register owes",
 }
 
 

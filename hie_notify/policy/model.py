@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import time
+from datetime import time, timedelta
 from typing import Annotated, Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from hie_notify.durations import NoticePeriod, parse_notice
+from hie_notify.durations import NoticePeriod, format_duration, parse_duration, parse_notice
 
 CHANGE_TYPES = (
     "emergency_fix",
@@ -95,6 +95,18 @@ class MatchRule(_Strict):
     ignore_attributes: list[str] = []
 
 
+Offset = Annotated[timedelta, PlainValidator(parse_duration), PlainSerializer(format_duration)]
+
+
+class Reminders(_Strict):
+    """How long before the window starts `hie-notify remind` reminds each kind of audience that
+    was told (real elapsed time, e.g. 24h, 1h, 7d)."""
+
+    internal: list[Offset] = [timedelta(hours=24), timedelta(hours=1)]
+    customer: list[Offset] = []
+    stakeholder: list[Offset] = []
+
+
 class ChangeType(_Strict):
     title: str
     lead: str
@@ -114,6 +126,7 @@ class ChangeType(_Strict):
     external_stages: list[Stage]
     meetings: list[str] = []
     post_mortem: Literal["always", "on_failure", "significant"] = "on_failure"
+    reminders: Reminders = Reminders()
 
     @field_validator("internal_channels")
     @classmethod

@@ -131,7 +131,11 @@ class GitLabRegister:
         if not self._own(issue):
             return None
         where = f"{self.description} issue #{issue.attributes.get('iid')}"
-        return decode_record(str(issue.attributes.get("description") or ""), where)
+        decoded = decode_record(str(issue.attributes.get("description") or ""), where)
+        if decoded is not None:
+            # A list already read this issue: `get` and `put` need not search for it again.
+            self._issues.setdefault(decoded[0].change_id, issue)
+        return decoded
 
     def get(self, change_id: str) -> Registered | None:
         found = self._issue(change_id)
