@@ -176,7 +176,6 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._reply(200, {"ok": False, "error": "unknown_method"})
 
-
     def _page(self, messages: list[dict[str, Any]], body: dict[str, Any]) -> None:
         limit = int(body.get("limit") or 100)
         start = int(body.get("cursor") or 0)
