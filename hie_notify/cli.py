@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from importlib import import_module
 
 from hie_notify import __version__
@@ -54,6 +55,33 @@ def _add_globals(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         parser.add_argument(flag, **extra)  # type: ignore[arg-type]
 
 
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser that imports its module and adds its arguments only when the command
+    is chosen (or its help is shown): `hie-notify --help` and one command import nothing of the
+    other commands, which pull in the channels, templates and service clients."""
+
+    command = ""
+
+    def _load(self) -> None:
+        if self.command:
+            name, self.command = self.command, ""
+            import_module(f"hie_notify.commands.{name}").add_arguments(self)
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        self._load()
+        return super().parse_known_args(args, namespace)
+
+    def format_usage(self) -> str:
+        self._load()
+        return super().format_usage()
+
+    def format_help(self) -> str:
+        self._load()
+        return super().format_help()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hie-notify",
@@ -64,16 +92,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"hie-notify {__version__}")
     _add_globals(parser, suppress=False)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_CommandParser
+    )
     for name, help_text in _COMMANDS.items():
         cmd = sub.add_parser(name, help=help_text, description=help_text)
         _add_globals(cmd, suppress=True)
-        module = import_module(f"hie_notify.commands.{name}")
-        module.add_arguments(cmd)
+        cmd.command = name
     return parser
 
 
-def _options(args: argparse.Namespace, env: Mapping[str, str]) -> Options:
+def _options(
+    args: argparse.Namespace,
+    env: Mapping[str, str],
+    clock: Callable[[], datetime] | None = None,
+) -> Options:
     values: dict[str, object] = {}
     for flag, var, _kwargs in _GLOBALS:
         key = flag.lstrip("-").replace("-", "_")
@@ -82,15 +115,19 @@ def _options(args: argparse.Namespace, env: Mapping[str, str]) -> Options:
             raw = env[var]
             value = raw.strip().lower() in ("1", "true", "yes") if key == "dry_run" else raw
         values[key] = value
-    return Options.from_raw(values, env)
+    return Options.from_raw(values, env, clock)
 
 
-def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> int:
     env = os.environ if env is None else env
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        options = _options(args, env)
+        options = _options(args, env, clock)
         run: Callable[[argparse.Namespace, Options], int] = import_module(
             f"hie_notify.commands.{args.command}"
         ).run

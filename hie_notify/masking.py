@@ -18,6 +18,11 @@ SECRET_VARIABLES = (
     "TF_API_TOKEN",
     "TFE_TOKEN",
     "HIE_TFC_NOTIFICATION_TOKEN",
+    "JIRA_API_TOKEN",
+    "JIRA_PAT",
+    "STATUSPAGE_API_KEY",
+    "PAGERDUTY_ROUTING_KEY",
+    "HIE_LEDGER_KEY",
 )
 MASK = "[MASKED]"
 # Shapes of well-known tokens, masked even when they did not come from our own variables.

@@ -6,15 +6,14 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hie_notify import output, plan_source
-from hie_notify.audiences import Audience, resolve
+from hie_notify.audiences import Audience, affected_customers, resolve
 from hie_notify.calendar import BusinessCalendar
 from hie_notify.change import ChangeRecord, load_change
-from hie_notify.channels import Channels
 from hie_notify.classify import Classification
 from hie_notify.context import (
     Prepared,
@@ -22,20 +21,23 @@ from hie_notify.context import (
     links,
     load_policy_for,
     prepare,
+    refuse_ci_overrides,
     require_change,
     run_info,
 )
-from hie_notify.errors import HieError
-from hie_notify.gate import Approval, Decision, decide
+from hie_notify.errors import HieError, InputError
+from hie_notify.gate import TRIAL_BANNER, Approval, Decision, decide
 from hie_notify.ledger import Entry, Ledger, idempotency_key, open_ledger
 from hie_notify.masking import Masker
-from hie_notify.notify import StageReport, run_stage
 from hie_notify.options import Options
 from hie_notify.policy.model import Policy
+from hie_notify.policy.protected import in_gitlab_ci
 from hie_notify.render import Renderer, context, escape_markdown
 from hie_notify.stages import audiences_for, from_ledger, postmortem_reasons
 
 if TYPE_CHECKING:
+    from hie_notify.channels import Channels
+    from hie_notify.notify import StageReport
     from hie_notify.receiver import Event
     from hie_notify.terraform.hcp import Run
 
@@ -90,7 +92,7 @@ def load(options: Options, args: argparse.Namespace, *, announce: bool = False) 
     loaded = load_policy_for(options)
     policy = loaded.policy
     change = require_change(load_change(options.change, policy) if options.change else None)
-    ledger = open_ledger(options.ledger, options.env)
+    ledger = open_ledger(options.ledger, options.env, signed=policy.ledger.signed)
     has_plan = getattr(args, "plan", None) is not None
     source = plan_source.load(args, options.env, need_plan=announce or has_plan)
     run = source.run
@@ -127,14 +129,91 @@ def gitlab_configured(env: Mapping[str, str]) -> bool:
     )
 
 
+def outbox_counts(policy: Policy, env: Mapping[str, str]) -> bool:
+    """Does an outbox file count as a notice? Outside GitLab CI (trying it out) and in a trial
+    the protected policy declares; never otherwise."""
+    return not in_gitlab_ci(env) or policy.trial
+
+
+def unrouted(policy: Policy, audiences: list[Audience], options: Options) -> list[str]:
+    """Each audience owed notice that only the outbox would carry, and what is missing."""
+    from hie_notify.channels import Channels
+
+    channels = Channels(policy, options.env, options.outbox, "-", options.clock())
+    out = []
+    for audience in audiences:
+        if audience.kind == "meeting":
+            continue  # an agenda item for the meeting: the outbox is its route
+        routes = channels.for_audience(audience)
+        if all(channel is channels.outbox for _, channel in routes):
+            kinds = ", ".join(kind for kind, _ in routes)
+            missing = "; ".join(
+                why
+                for key, why in channels.fallbacks.items()
+                if key in (kind for kind, _ in routes) or key == f"email:{audience.id}"
+            )
+            out.append(
+                f"{audience.id}: owed notice, but no real route reaches it (channels: {kinds}"
+                + (f"; {missing}" if missing else "")
+                + "): in GitLab CI the outbox tells nobody; give it contacts or credentials, "
+                "or declare trial: true in the protected policy"
+            )
+    return out
+
+
+def unrouted_declared(policy: Policy, change: ChangeRecord, options: Options) -> list[str]:
+    """What `validate` can tell without a plan: the change record's customers, and the Slack
+    channels of its declared type, that only the outbox would reach."""
+    from hie_notify.durations import NoticePeriod
+
+    zero = NoticePeriod("elapsed")
+    home = policy.calendar.time_zone
+    pre = frozenset({"pre_deployment"})
+    audiences = []
+    if change.type is not None:
+        for channel in policy.change_type(change.type).internal_channels:
+            audiences.append(
+                Audience(
+                    f"slack:{channel}", "internal", channel, home, pre, zero, zero, (), channel
+                )
+            )
+    for name in change.customers:
+        customer = policy.customers.get(name)
+        if customer is None:
+            continue  # reported by the change record's own check
+        emails = tuple(c.email for c in customer.contacts if c.email)
+        audiences.append(
+            Audience(
+                f"customer:{name}",
+                "customer",
+                customer.name,
+                customer.time_zone or home,
+                pre,
+                zero,
+                zero,
+                (),
+                None,
+                emails,
+            )
+        )
+    return unrouted(policy, audiences, options)
+
+
 def send(run: StageRun, stage: str, status: dict[str, Any]) -> StageReport:
+    # Only commands that send pay for importing the channels (gate and classify never do).
+    from hie_notify.notify import run_stage
+
     options = run.options
     now = options.clock()
     audiences = resolve(run.policy, run.result, run.change, run.environments)
+    if stage == "announce" and not outbox_counts(run.policy, options.env):
+        problems = unrouted(run.policy, audiences.for_phase("pre_deployment"), options)
+        if problems:
+            raise InputError(problems)
     # Only a cancellation chooses its audiences from the ledger (everyone who was told).
     entries = run.ledger.read(run.change.id) if stage == "cancelled" else []
-    chosen = audiences_for(stage, audiences, entries)
-    channels = Channels(run.policy, options.env, options.outbox, run.change.id, now)
+    chosen = audiences_for(stage, audiences, entries) + integrations(run, stage, entries)
+    channels = stage_channels(run, status)
     report = run_stage(
         stage=stage,
         policy=run.policy,
@@ -149,10 +228,52 @@ def send(run: StageRun, stage: str, status: dict[str, Any]) -> StageReport:
         status=status,
         dry_run=options.dry_run,
         run=run_info(run.run),
+        clock=options.clock,
     )
     if not options.dry_run:
         report.notes.extend(register_stage(run, stage, [a.id for a in audiences.audiences], report))
     return report
+
+
+def integrations(run: StageRun, stage: str, entries: list[Entry]) -> list[Audience]:
+    """Jira, Statuspage and PagerDuty, where the policy turns them on and they hear `stage`."""
+    from hie_notify.channels import integration_audiences
+
+    audiences = resolve(run.policy, run.result, run.change, run.environments)
+    chosen = integration_audiences(
+        run.policy,
+        stage,
+        run.change.id,
+        customer_facing=run.result.service_impacting
+        and any(a.kind == "customer" for a in audiences.audiences),
+        affected=affected(run),
+        has_window=run.change.window is not None,
+    )
+    if stage == "cancelled":  # the status page hears a cancellation only of what it shows
+        told = {e.audience for e in entries if e.stage == "announce"}
+        chosen = [a for a in chosen if a.id in told or not a.id.startswith("statuspage:")]
+    return chosen
+
+
+def affected(run: StageRun) -> list[str]:
+    """The affected customers' names and the deployment's environments."""
+    return [*affected_customers(run.policy, run.change, run.environments), *run.environments]
+
+
+def stage_channels(run: StageRun, status: dict[str, Any]) -> Channels:
+    from hie_notify.channels import Channels
+
+    options = run.options
+    links = {**run.links, "postmortem": str(status.get("postmortem_link") or "")}
+    return Channels(
+        run.policy,
+        options.env,
+        options.outbox,
+        run.change.id,
+        options.clock(),
+        links=links,
+        affected=affected(run),
+    )
 
 
 def register_stage(
@@ -244,6 +365,7 @@ def owe_postmortem(run: StageRun, stage: str, status: dict[str, Any]) -> list[st
                 resources=(),
                 delivered_at=now,
                 message_id=link,
+                receipt={"issue": link} if channel == "gitlab" else {"path": link},
                 idempotency_key=idempotency_key(
                     run.change.id, "postmortem", "postmortem", run.result.fingerprint
                 ),
@@ -270,6 +392,8 @@ def publish_summary(run: StageRun, state: str, gate: dict[str, Any] | None = Non
     ctx = run.context(_document_audience(run))
     ctx["note"] = note
     _, body = run.renderer.render_document("merge_request_note.j2", ctx)
+    if run.policy.trial:
+        body = f"**{TRIAL_BANNER}**\n\n{body}"
     env = run.options.env
     if run.options.dry_run:
         return "merge request note: dry run, not published"
@@ -399,8 +523,45 @@ def send_complete(
             "--verified-by NAME, or run it as a manual job (GITLAB_USER_LOGIN)"
         )
     report = send(run, "complete", status)
+    extra += jira_done(run)
     extra.append(publish_summary(run, "rolled back" if rolled_back else "done"))
     return report, extra, status
+
+
+def jira_done(run: StageRun) -> list[str]:
+    """At completion, the ticket moves through the policy's `jira.done_transition`."""
+    jira_policy = run.policy.jira
+    if not (jira_policy.enabled and jira_policy.done_transition):
+        return []
+    from hie_notify.channels import jira
+
+    why = jira.configured(run.options.env)
+    if why:
+        return [f"Jira {run.change.id} not moved to {jira_policy.done_transition!r}: {why}"]
+    if run.options.dry_run:
+        return [f"dry run: Jira {run.change.id} would move to {jira_policy.done_transition!r}"]
+    client = jira.JiraClient.from_env(run.options.env)
+    return [jira.move_to_done(client, run.change.id, jira_policy.done_transition)]
+
+
+def jira_gate(
+    policy: Policy, change: ChangeRecord | None, env: Mapping[str, str]
+) -> tuple[list[str], list[str]]:
+    """(reasons, warnings) for Phase 1 at the gate: the change's Jira ticket exists (and is
+    ready, where the policy lists ready statuses). Jira turned on in the policy but not
+    reachable cannot be checked: in GitLab CI that blocks; on a laptop it is a warning."""
+    if not policy.jira.enabled or change is None:
+        return [], []
+    from hie_notify.channels import jira
+
+    why = jira.configured(env)
+    if why:
+        line = f"Jira ticket {change.id} cannot be checked: {why} (jira.enabled is on)"
+        if env.get("GITLAB_CI") == "true":
+            return [line], []
+        return [], [f"{line}; in GitLab CI this blocks"]
+    client = jira.JiraClient.from_env(env)
+    return jira.gate_reasons(client, change.id, policy.jira.ready_statuses), []
 
 
 def freeze_of(env: Mapping[str, str]) -> str | None:
@@ -428,9 +589,11 @@ def check_gate(options: Options, source: plan_source.Source) -> GateCheck:
     """Decide whether the apply may go ahead now, from the policy in force, the change record,
     the plan and the ledger; publish the decision in the merge request's summary note."""
     prep = prepare(options, source, need_change=False)
+    refuse_ci_overrides(options, prep.policy, gate=True)
     change = prep.change
-    ledger = open_ledger(options.ledger, options.env)
-    entries = ledger.read(change.id) if change else []
+    ledger = open_ledger(options.ledger, options.env, signed=prep.policy.ledger.signed)
+    checked = ledger.verified(change.id) if change else None
+    entries = checked.entries if checked else []
     decision = decide(
         policy=prep.policy,
         calendar=prep.calendar,
@@ -442,7 +605,20 @@ def check_gate(options: Options, source: plan_source.Source) -> GateCheck:
         freeze=freeze_of(options.env),
         speculative=bool(prep.run and prep.run.plan_only),
         approval=_approval(prep, options) if _is_emergency(prep) else None,
+        approval_required=in_gitlab_ci(options.env),
+        outbox_counts=outbox_counts(prep.policy, options.env),
+        trial=prep.policy.trial,
+        ledger_problems=checked.problems if checked else (),
+        ledger_warnings=checked.warnings if checked else (),
     )
+    jira_reasons, jira_warnings = jira_gate(prep.policy, change, options.env)
+    if jira_reasons or jira_warnings:  # gate.py decides; the ticket's problems are added to it
+        decision = replace(
+            decision,
+            allowed=decision.allowed and not jira_reasons,
+            reasons=(*decision.reasons, *jira_reasons),
+            warnings=(*decision.warnings, *jira_warnings),
+        )
     if change is not None:
         decision = with_conflicts(decision, options, prep, change)
     data = decision.to_json(prep.calendar)
@@ -460,6 +636,7 @@ def check_gate(options: Options, source: plan_source.Source) -> GateCheck:
         "HIE_EARLIEST_START": data["earliest_start"] or "",
         "HIE_WINDOW_START": window.start.isoformat() if window else "",
         "HIE_WINDOW_END": window.end.isoformat() if window else "",
+        "HIE_TRIAL": "true" if decision.trial else "false",
     }
     note = ""
     if change is not None:
@@ -503,8 +680,6 @@ def with_conflicts(
 ) -> Decision:
     """The gate's decision with the change register's conflicts: reasons under the policy's
     `conflicts: block` (a register that cannot be read then blocks too), warnings otherwise."""
-    from dataclasses import replace
-
     from hie_notify.register.gitlab import freeze_periods
     from hie_notify.register.store import open_register
     from hie_notify.register.sync import conflicts_of, record_of
