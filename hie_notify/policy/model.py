@@ -19,15 +19,8 @@ from pydantic import (
 )
 
 from hie_notify.durations import NoticePeriod, parse_notice
+from hie_notify.records import CHANGE_TYPES as CHANGE_TYPES
 
-CHANGE_TYPES = (
-    "emergency_fix",
-    "planned_infra_update",
-    "application_update",
-    "scheduled_maintenance",
-    "iam_permission_change",
-    "cost_optimization",
-)
 ChangeTypeName = Literal[
     "emergency_fix",
     "planned_infra_update",
