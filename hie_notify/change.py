@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from hie_notify import limits
 from hie_notify.calendar import LocalTimeError, resolve_local
 from hie_notify.durations import format_duration, parse_duration
 from hie_notify.errors import InputError
@@ -31,16 +32,30 @@ Downtime = Annotated[timedelta, PlainValidator(parse_duration), PlainSerializer(
 
 
 def _when(value: object) -> datetime:
+    when = _parse_when(value)
+    # Checked before any zone arithmetic: year 1 or 9999 leaves Python's dates in it.
+    if not limits.EARLIEST.year <= when.year < limits.LATEST.year or (
+        when.tzinfo is not None and limits.instant_problem(when)
+    ):
+        raise ValueError(
+            f"expected a time from {limits.EARLIEST.year} to {limits.LATEST.year - 1}, "
+            f"got {when.isoformat()}"
+        )
+    return when
+
+
+def _parse_when(value: object) -> datetime:
     if isinstance(value, datetime):
         return value
-    if isinstance(value, str):
+    if isinstance(value, str) and len(value) <= 64:
         try:
             return datetime.fromisoformat(value.strip())
         except ValueError:
             pass
+    shown = repr(value) if len(repr(value)) <= 64 else f"a {type(value).__name__}"
     raise ValueError(
         f"expected a date and time like 2026-12-01T20:00:00+00:00 (or local, with zone), "
-        f"got {value!r}"
+        f"got {shown}"
     )
 
 
