@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -26,7 +27,9 @@ from hie_notify.errors import InputError
 from hie_notify.policy.model import ChangeTypeName, Policy, TimeZoneName
 from hie_notify.yamlfile import format_validation_error, read_yaml_mapping
 
-JIRA_KEY = re.compile(r"^[A-Z][A-Z0-9_]+-[1-9][0-9]*$")
+# Matched whole (fullmatch): `$` would accept a key followed by a newline, which then names a
+# folder in the outbox.
+JIRA_KEY = re.compile(r"[A-Z][A-Z0-9_]{1,30}-[1-9][0-9]{0,9}")
 
 Downtime = Annotated[timedelta, PlainValidator(parse_duration), PlainSerializer(format_duration)]
 
@@ -114,8 +117,19 @@ class ChangeRecord(BaseModel):
     @field_validator("id")
     @classmethod
     def _jira_key(cls, value: str) -> str:
-        if not JIRA_KEY.match(value):
-            raise ValueError(f"expected a Jira key like FFAPP-4458, got {value!r}")
+        if not JIRA_KEY.fullmatch(value):
+            shown = repr(value) if len(value) <= 40 else repr(value[:40]) + "..."
+            raise ValueError(f"expected a Jira key like FFAPP-4458, got {shown}")
+        return value
+
+    @field_validator("purpose", "rollback", "monitoring", "on_call", "justification")
+    @classmethod
+    def _visible(cls, value: str | None) -> str | None:
+        if value and not _has_visible_text(value):
+            raise ValueError(
+                "expected text; this holds only spaces or invisible characters (such as a "
+                "zero-width space)"
+            )
         return value
 
     @field_validator("customers")
@@ -133,6 +147,7 @@ class ChangeRecord(BaseModel):
 
     @model_validator(mode="after")
     def _emergency_needs_justification(self) -> ChangeRecord:
+        # `_visible` has refused text with nothing visible, so strip() is enough here.
         if self.type == "emergency_fix" and not (self.justification or "").strip():
             raise ValueError("an emergency_fix needs a justification")
         return self
@@ -147,6 +162,15 @@ class ChangeRecord(BaseModel):
         if not (self.rollback or "").strip():
             gaps.append("rollback (the rollback plan)")
         return gaps
+
+
+def _has_visible_text(value: str) -> bool:
+    """Is any character printed? Whitespace, format characters (zero-width space and joiners,
+    bidi marks), control characters and unassigned code points are not."""
+    return any(
+        not ch.isspace() and unicodedata.category(ch) not in ("Cc", "Cf", "Cn", "Co", "Cs", "Zs")
+        for ch in value
+    )
 
 
 def load_change(path: Path, policy: Policy) -> ChangeRecord:
