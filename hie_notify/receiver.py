@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from hie_notify import safejson
 from hie_notify.errors import InputError
 from hie_notify.terraform.hcp import APPLY_FAILED, APPLY_STARTED, APPLY_SUCCEEDED, stage_for_status
 
@@ -150,7 +151,7 @@ def make_app(
             log.warning("HCP Terraform notification refused: missing or wrong signature")
             return answer("401 Unauthorized", "missing or wrong X-TFE-Notification-Signature")
         try:
-            events = parse_notification(json.loads(body))
+            events = parse_notification(safejson.loads(body))
         except (ValueError, UnicodeDecodeError) as exc:
             return answer("400 Bad Request", f"not a notification: {exc}")
         for event in events:
