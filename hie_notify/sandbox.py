@@ -20,9 +20,11 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Iterable, Iterator
+from types import CodeType
 from typing import Any
 
-from jinja2 import nodes
+from jinja2 import BytecodeCache, nodes
+from jinja2.bccache import Bucket
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context, Macro
 from jinja2.sandbox import SandboxedEnvironment
@@ -78,6 +80,63 @@ def _check_arguments(args: Iterable[Any]) -> None:
             raise SecurityError("a format width of six digits or more in a template")
 
 
+class _CompiledTemplates(BytecodeCache):
+    """Compiled templates kept in memory and shared by every BoundedSandbox in the process.
+
+    Compiling the built-in templates is most of a command's time, and a run builds one
+    environment per format (each compiles the same code: the options that shape the code are
+    the same). Jinja2 keys a bucket by template name and a checksum of its source, so a policy's
+    override never picks up the built-in's code. The oldest entries go past MAX_ENTRIES.
+    """
+
+    MAX_ENTRIES = 512
+
+    def __init__(self) -> None:
+        self._code: dict[str, CodeType] = {}
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        code = self._code.get(_key(bucket))
+        if code is not None:
+            bucket.code = code
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        if bucket.code is None:
+            return
+        if len(self._code) >= self.MAX_ENTRIES:
+            self._code.pop(next(iter(self._code)))
+        self._code[_key(bucket)] = bucket.code
+
+
+_CODE_OPTIONS = (
+    "autoescape",
+    "trim_blocks",
+    "lstrip_blocks",
+    "keep_trailing_newline",
+    "newline_sequence",
+    "optimized",
+    "block_start_string",
+    "block_end_string",
+    "variable_start_string",
+    "variable_end_string",
+    "comment_start_string",
+    "comment_end_string",
+    "line_statement_prefix",
+    "line_comment_prefix",
+    "is_async",
+)
+
+
+def _key(bucket: Bucket) -> str:
+    """Name, source and every environment option that changes the compiled code."""
+    env = bucket.environment
+    options = [repr(getattr(env, name, None)) for name in _CODE_OPTIONS]
+    options += [type(env).__name__, str(env.finalize is not None), *sorted(env.extensions)]
+    return "\x1f".join([bucket.key, bucket.checksum, *options])
+
+
+_COMPILED = _CompiledTemplates()
+
+
 class BoundedSandbox(SandboxedEnvironment):
     """A SandboxedEnvironment whose renders are bounded in work and output (module docstring)."""
 
@@ -92,6 +151,7 @@ class BoundedSandbox(SandboxedEnvironment):
             _budget(context).spend(output=len(str(shown)))
             return shown
 
+        kwargs.setdefault("bytecode_cache", _COMPILED)
         super().__init__(*args, finalize=_finalize, **kwargs)
         self.globals["range"] = _bounded_range
         self.globals.pop("lipsum", None)  # lipsum(n) builds n paragraphs: nothing a notice needs
