@@ -90,19 +90,22 @@ class Entry:
             extra = data.get("extra") or {}
             if not isinstance(extra, dict):
                 raise InputError(f"{where}: extra: expected an object")
+            if not all(isinstance(v, (str, int, float, bool)) for v in extra.values()):
+                raise InputError(f"{where}: extra: expected an object of plain values")
+            text = {name: _text(data[name], name, where) for name in _TEXT_FIELDS}
             return cls(
-                change_id=str(data["change_id"]),
-                stage=str(data["stage"]),
-                audience=str(data["audience"]),
-                channel=str(data["channel"]),
-                recipient=str(data["recipient"]),
-                fingerprint=str(data["fingerprint"]),
+                change_id=text["change_id"],
+                stage=text["stage"],
+                audience=text["audience"],
+                channel=text["channel"],
+                recipient=text["recipient"],
+                fingerprint=text["fingerprint"],
                 change_type=change_type,
                 service_impacting=bool(data["service_impacting"]),
                 resources=tuple((a, b) for a, b in resources),
                 delivered_at=delivered,
-                message_id=str(data["message_id"]),
-                idempotency_key=str(data["idempotency_key"]),
+                message_id=text["message_id"],
+                idempotency_key=text["idempotency_key"],
                 emergency=bool(data.get("emergency", False)),
                 dry_run=bool(data.get("dry_run", False)),
                 categories=_names(data.get("categories"), "categories", where),
@@ -115,6 +118,24 @@ class Entry:
             )
         except KeyError as exc:
             raise InputError(f"{where}: ledger entry has no {exc.args[0]!r}") from None
+
+
+_TEXT_FIELDS = (
+    "change_id",
+    "stage",
+    "audience",
+    "channel",
+    "recipient",
+    "fingerprint",
+    "message_id",
+    "idempotency_key",
+)
+
+
+def _text(value: object, name: str, where: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise InputError(f"{where}: {name}: expected a string")
+    return str(value)
 
 
 def _instant(value: object, name: str, where: str) -> datetime | None:

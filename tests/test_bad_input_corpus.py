@@ -267,7 +267,7 @@ IN_PROCESS: list[tuple[str, dict[str, Any], list[str], str]] = [
             "policy.yaml": "calendar: {working_hours: {days: []}}\n",
         },
         EARLIEST,
-        "policy calendar: no business day in the 366 days after 2026-12-01",
+        "policy.yaml: calendar.working_hours.days: List should have at least 1 item",
     ),
     (
         "ledger window_start without an offset",
@@ -442,6 +442,25 @@ def test_bad_input_is_a_clean_exit_2(
     assert code == 2, out.err
     assert expected in out.err
     assert not (tmp_path / "outbox").exists() or command[0] in ("preview",)
+
+
+def test_a_business_day_search_that_finds_none_in_a_year_is_a_policy_error() -> None:
+    """The search used to run until the date overflowed; the policy model now refuses an empty
+    `days`, and the calendar still bounds the search for any calendar given to it."""
+    from datetime import date, datetime, timezone
+
+    from hie_notify.calendar import BusinessCalendar
+    from hie_notify.durations import NoticePeriod
+    from hie_notify.errors import InputError
+
+    calendar = BusinessCalendar("Europe/London", work_days=())
+    with pytest.raises(InputError, match="no business day in the 366 days after 2026-12-01"):
+        calendar.next_business_day(date(2026, 12, 1))
+    with pytest.raises(InputError, match=r"calendar\.working_hours\.days"):
+        calendar.earliest_start(
+            datetime(2026, 12, 1, 10, tzinfo=timezone.utc),
+            NoticePeriod("business_days", business_days=3),
+        )
 
 
 def test_nesting_within_the_decoder_limit_is_read(

@@ -208,7 +208,7 @@ class Holidays(_Strict):
 class WorkingHours(_Strict):
     start: time = time(9, 0)
     end: time = time(17, 30)
-    days: list[Weekday] = ["mon", "tue", "wed", "thu", "fri"]
+    days: list[Weekday] = Field(default=["mon", "tue", "wed", "thu", "fri"], min_length=1)
 
     @field_validator("start", "end", mode="before")
     @classmethod
