@@ -331,6 +331,9 @@ def required_notice(
         wanted = [("internal", ct.internal_notice.minimum, ct.internal_notice.recommended)]
         if ct.external_audience != "none" and (ct.external_when == "always" or name in impacting):
             wanted.append(("external", ct.external_notice.minimum, ct.external_notice.recommended))
+        impact = policy.impact_notice_for(name) if name in impacting else None
+        if impact is not None:
+            wanted.append(("external", impact.minimum, impact.recommended))
         for audience, minimum, recommended in wanted:
             current = best.get(audience)
             if (

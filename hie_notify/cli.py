@@ -37,11 +37,13 @@ _COMMANDS: dict[str, str] = {
     "earliest": "the earliest window start the required notice allows if notices go out now",
     "apply": "stage notices for the apply (--status started|succeeded|failed)",
     "rollback": "stage notices for a rollback (--status started|succeeded|failed)",
-    "complete": "completion notices; the post-mortem reminder where the policy owes one",
+    "complete": "completion notices once the key user flows were checked; opens the "
+    "post-mortem issue where the policy owes one",
     "cancel": "tell everyone who was told that the change will not go ahead",
-    "preview": "render every message of a stage, for every audience, without sending",
+    "preview": "render every message of a stage (plan, apply --status S, rollback --status S, "
+    "complete, cancel), for every audience, without sending",
     "watch": "follow an HCP Terraform run until it is final, sending each stage once",
-    "receive": "serve HCP Terraform notification webhooks and send the stages they mean",
+    "receive": "serve the HCP Terraform run task (the gate) and notification webhooks",
     "validate": "check the policy and change files; exit 2 with every problem found",
 }
 

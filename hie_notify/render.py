@@ -106,6 +106,8 @@ class Format:
             return Safe(f"[{lab}]({u.replace(')', '%29').replace(' ', '%20')})")
         if self.name == "html":
             return Safe(f'<a href="{html.escape(u, quote=True)}">{lab}</a>')
+        if u in (str(label), f"mailto:{label}"):
+            return Safe(str(lab))  # the label is the address: say it once
         return Safe(f"{lab} ({u})")
 
     def code(self, value: object) -> Safe:
@@ -149,10 +151,36 @@ class Format:
 
     def p(self, value: object) -> Safe:
         v = self._e(value)
-        return Safe(f"<p>{v}</p>" if self.name == "html" else v)
+        return Safe(f'<p style="{_P_STYLE}">{v}</p>' if self.name == "html" else v)
+
+    def facts(self, rows: list[Any]) -> Safe:
+        """The key facts of a notice (when, what, reference), set apart from the prose: a
+        two-column table in HTML, `Label: value` lines elsewhere. Empty values are left out."""
+        pairs = [(self._e(k), self._e(v)) for k, v in rows if str(v)]
+        if self.name == "html":
+            cells = "".join(
+                f'<tr><th scope="row" style="{_TH_STYLE}">{k}</th><td style="{_TD_STYLE}">{v}</td>'
+                "</tr>"
+                for k, v in pairs
+            )
+            return Safe(f'<table role="presentation" style="{_FACTS_STYLE}">{cells}</table>')
+        return Safe("\n".join(f"{self.b(k)}: {v}" for k, v in pairs))
 
     def join(self, *parts: object) -> Safe:
         return Safe("".join(self._e(p) for p in parts))
+
+
+# Inline styles only: mail clients drop <style> blocks and external sheets alike.
+_P_STYLE = "margin:0 0 14px 0"
+_FACTS_STYLE = (
+    "border-collapse:collapse;width:100%;margin:4px 0 18px 0;background:#f5f7fa;"
+    "border:1px solid #d8dee6"
+)
+_TH_STYLE = (
+    "text-align:left;vertical-align:top;padding:8px 12px;width:34%;font-weight:bold;"
+    "color:#33415c;border-bottom:1px solid #e3e8ee"
+)
+_TD_STYLE = "vertical-align:top;padding:8px 12px;border-bottom:1px solid #e3e8ee"
 
 
 @dataclass(frozen=True)
@@ -164,6 +192,11 @@ class Rendered:
 
     def body(self, fmt: str) -> str:
         return self.bodies[fmt]
+
+    @property
+    def email_html(self) -> str:
+        """The HTML part of an email: the whole document, laid out for mail clients."""
+        return self.bodies.get("email_html") or self.bodies["html"]
 
 
 class Renderer:
@@ -213,7 +246,24 @@ class Renderer:
             bodies[fmt] = self.mask(_hard_breaks(body) if fmt == "markdown" else body)
             if fmt == "text":
                 subject = self.mask(" ".join(str(getattr(module, "subject", "")).split()))
+                headline = " ".join(str(getattr(module, "headline", "") or subject).split())
+                headline = headline[:1].upper() + headline[1:]
+        bodies["email_html"] = self._email_document(bodies["html"], subject, headline, context)
         return Rendered(stage, audience, subject, bodies)
+
+    def _email_document(
+        self, body: str, subject: str, headline: str, context: Mapping[str, Any]
+    ) -> str:
+        """The message's HTML body inside the email layout (`_email.html.j2`): a heading with
+        the service's name, the content, and the contact and reference in the footer."""
+        try:
+            template = self._envs["html"].get_template("_email.html.j2")
+            html_doc = template.render(
+                {**context, "content": Markup(body), "subject": subject, "headline": headline}
+            )
+        except jinja2.TemplateError as exc:
+            raise InputError(f"built-in template _email.html.j2: {exc}") from None
+        return self.mask(html_doc)
 
     def render_document(self, name: str, context: Mapping[str, Any]) -> tuple[str, str]:
         """(plain-text subject, Markdown body) of a template that is not a per-audience
@@ -292,7 +342,13 @@ def context(
     downtime = change.downtime
     changes = [r for r in result.resources]
     return {
-        "audience": {"id": audience.id, "kind": audience.kind, "label": audience.label},
+        "audience": {
+            "id": audience.id,
+            "kind": audience.kind,
+            "label": audience.label,
+            # "Dear East of England team," but "Dear Product and business stakeholders,"
+            "greeting": f"{audience.label} team" if audience.kind == "customer" else audience.label,
+        },
         "change": {
             "id": change.id,
             "purpose": change.purpose,
@@ -311,6 +367,9 @@ def context(
             "title": ct.title if ct else "Change",
             "lead": ct.lead if ct else "",
             "emergency": bool(ct and ct.notice_overrides_others),
+            # Every category present has its own lead (a cost optimisation riding on an
+            # infrastructure change still has its FinOps lead).
+            "leads": _leads(policy, result.categories),
         },
         "window": window,
         "plan": {
@@ -328,11 +387,13 @@ def context(
             ],
         },
         "service": policy.service_name,
+        "service_title": _title(policy.service_name),
         "organisation": policy.organisation,
         "support": {
             "name": policy.support.name,
             "email": policy.support.email or "",
             "url": policy.support.url or "",
+            "phone": policy.support.phone or "",
         },
         "links": {k: links.get(k) or "" for k in LINK_NAMES},
         "status": {
@@ -341,6 +402,8 @@ def context(
             "postmortem": [],
             "postmortem_link": "",
             "timeline": [],
+            "verified_by": "",
+            "rolled_back": False,
             **(status or {}),
         },
         "run": {
@@ -354,3 +417,17 @@ def context(
         },
         "now": now.isoformat(),
     }
+
+
+def _leads(policy: Policy, categories: tuple[str, ...]) -> list[dict[str, str]]:
+    out: list[dict[str, str]] = []
+    for name in categories:
+        ct = policy.change_type(name)
+        if all(x["lead"] != ct.lead or x["title"] != ct.title for x in out):
+            out.append({"title": ct.title, "lead": ct.lead})
+    return out
+
+
+def _title(name: str) -> str:
+    """`the HIE Secure Data Environment` -> `HIE Secure Data Environment`, for a heading."""
+    return name[4:] if name.lower().startswith("the ") else name

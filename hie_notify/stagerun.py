@@ -300,7 +300,7 @@ def emit_report(
     title = STAGE_TITLES.get(report.stage, report.stage)
     lines = [
         f"{run.change.id}: {run.result.change_type} — {title}",
-        *report.lines(),
+        *report.lines(run.calendar.local),
         *(f"  {x}" for x in extra),
     ]
     output.emit(options, data, "\n".join(lines))
@@ -327,8 +327,36 @@ def handle_event(event: Event, args: argparse.Namespace, options: Options) -> st
     error = (event.message or "") if event.stage == "apply_failed" else ""
     report, extra = send_status(stage_run, event.stage, error)
     return "\n".join(
-        [f"{event.trigger} ({event.run_id}) -> {event.stage}", *report.lines(), *extra]
+        [
+            f"{event.trigger} ({event.run_id}) -> {event.stage}",
+            *report.lines(stage_run.calendar.local),
+            *extra,
+        ]
     )
+
+
+def send_complete(
+    run: StageRun, detail: str, verified_by: str
+) -> tuple[StageReport, list[str], dict[str, Any]]:
+    """Completion notices: a rolled-back change ends with its own message (withdrawn, the
+    service as before, what happens next); otherwise who checked the key user flows."""
+    entries = run.ledger.read(run.change.id)
+    rolled_back = any(e.stage in ("rollback_started", "rollback_succeeded") for e in entries)
+    status: dict[str, Any] = {
+        "error": "",
+        "detail": detail,
+        "verified_by": verified_by,
+        "rolled_back": rolled_back,
+    }
+    extra = owe_postmortem(run, "complete", status)
+    if not verified_by and not rolled_back:
+        extra.append(
+            "warning: nobody is named as having tested the key user flows (Phase 3): give "
+            "--verified-by NAME, or run it as a manual job (GITLAB_USER_LOGIN)"
+        )
+    report = send(run, "complete", status)
+    extra.append(publish_summary(run, "rolled back" if rolled_back else "done"))
+    return report, extra, status
 
 
 def freeze_of(env: Mapping[str, str]) -> str | None:

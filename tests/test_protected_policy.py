@@ -23,6 +23,7 @@ change_types:
     internal_notice: {minimum: 24h, recommended: 48h}
 customers:
   EoE: {contacts: [{email: desk@eoe.example.org}]}
+support: {email: devops@example.org}
 """
 
 
@@ -173,7 +174,10 @@ def test_weakening_keys_are_refused_by_name(
 
 
 def test_overridable_keys_from_the_branch(repo: Repo, fake: FakeGitLab) -> None:
-    repo.branch_policy("customers:\n  CUH:\n    contacts: [{email: ops@cuh.example.org}]\n")
+    repo.branch_policy(
+        "customers:\n  CUH:\n    contacts: [{email: ops@cuh.example.org}]\n"
+        "support: {email: devops@example.org}\n"
+    )
     code, _ = repo("validate")
     assert code == 0, repo.err
     assert "protected: built-in default policy (42@main:.hie-notify/policy.yaml absent)" in repo.err
