@@ -182,7 +182,13 @@ def _read_bounded(path: Path, cap: int) -> bytes:
         )
     with os.fdopen(fd, "rb") as fh:
         try:
-            raw = fh.read(cap + 1)
+            # read(n) sets aside n bytes first: ask for the size the file has, not the cap.
+            raw = fh.read(info.st_size + 1)
+            while len(raw) > info.st_size and len(raw) <= cap:  # it grew while being read
+                more = fh.read(min(1 << 20, cap + 1 - len(raw)))
+                if not more:
+                    break
+                raw += more
         except OSError as exc:
             raise InputError(f"{path}: cannot read ({exc.strerror})") from None
     if len(raw) > cap:
