@@ -463,6 +463,22 @@ def test_a_business_day_search_that_finds_none_in_a_year_is_a_policy_error() -> 
         )
 
 
+def test_a_gitlab_ledger_marker_that_inflates_to_gigabytes_is_refused() -> None:
+    """Not in the issue's list, found while bounding every reader: a ledger note's marker is
+    zlib data, and 1 GB of zeros compresses to about 1 MB."""
+    import base64
+    import zlib
+
+    from hie_notify.errors import InputError
+    from hie_notify.ledger.gitlab import MARKER, decode_marker
+
+    bomb = zlib.compressobj(9)
+    blob = b"".join(bomb.compress(b"\0" * (1 << 24)) for _ in range(64)) + bomb.flush()
+    body = f"<!-- {MARKER}{base64.b64encode(blob).decode()} -->"
+    with pytest.raises(InputError, match="the ledger marker cannot be read"):
+        decode_marker(body, "note 7")
+
+
 def test_nesting_within_the_decoder_limit_is_read(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
