@@ -3,7 +3,7 @@
 Targets: classification <= 1.5x the time (issue 2) and <= 1.5x the peak memory (issue 13) of
 json.load with the standard library.
 Run: .venv/bin/python bench/classify_bench.py [--resources N] [--repeat R] [--shapes]
-Time is the best of R runs. Memory is the peak resident set (ru_maxrss) a fresh child process
+Time is the best of R runs. Memory is the peak resident set (VmHWM) a fresh child process
 adds while doing the work: tracemalloc cannot be used since orjson's buffers are traced as if
 they were all held at once (it reports several times what the process really takes).
 --shapes also checks the memory estimate that refuses a plan over the budget
@@ -133,11 +133,24 @@ def _best_time(fn: Callable[[], object], repeat: int) -> float:
     return best
 
 
+def _high_water() -> int:
+    """Peak resident memory of this process in bytes. VmHWM, not ru_maxrss: ru_maxrss survives
+    exec, so a child started by a large parent would report the parent's peak."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def _child(what: str, path: str) -> None:
     """In a fresh process: do `what` to the file and print the peak memory it added (bytes)."""
     policy = load_policy() if what == "classify" else None
     raw = Path(path).read_bytes() if what == "orjson" else b""
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _high_water()
     if what == "json.load":
         with open(path, "rb") as fh:
             result: object = json.load(fh)
@@ -146,9 +159,9 @@ def _child(what: str, path: str) -> None:
     else:
         assert policy is not None
         result = classify(load_plan(Path(path), 1 << 40), policy)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    after = _high_water()
     del result
-    print((after - before) * 1024)
+    print(after - before)
 
 
 def _peak(what: str, path: Path) -> int:

@@ -58,6 +58,7 @@ def json_memory_estimate(raw: bytes) -> int:
         + 112 * raw.count(b"{")
         + 96 * raw.count(b"[")
         + 64 * raw.count(b",")
+        + 16 * raw.count(b":")
         + 32 * raw.count(b'"')
     )
 

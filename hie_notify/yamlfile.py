@@ -143,6 +143,9 @@ def parse_yaml_mapping(raw: bytes, source: str) -> dict[str, Any]:
         if mark is not None:
             where = f" at line {mark.line + 1}, column {mark.column + 1}"
         problem = getattr(exc, "problem", None) or "invalid YAML"
+        if isinstance(exc, yaml.reader.ReaderError):
+            where = f" at character {exc.position + 1}"
+            problem = f"character U+{exc.character:04X} is not allowed in YAML"
         raise InputError(f"{source}: not valid YAML{where}: {problem}") from None
     if data is None:
         data = {}

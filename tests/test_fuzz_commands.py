@@ -8,8 +8,9 @@ and no outbox file; the command finishes within TIME_LIMIT seconds (measured, ne
 Profiles (HIE_FUZZ_PROFILE): `ci` (the default: about 300 examples in all, a couple of minutes on
 a loaded machine) and `long` (several thousand). The seed is printed in the test header;
 HIE_FUZZ_SEED=N repeats a run. HIE_FUZZ_STATS=FILE writes the tally of exit codes and the
-slowest cases there. `watch` and `receive` are left out: they need HCP Terraform (tests/ci and
-tests/test_hcp_*.py cover their input).
+slowest cases there, HIE_FUZZ_LOG=FILE one line per example (command, exit code, the mutated
+file, the start of the message). `watch` and `receive` are left out: they need HCP Terraform
+(tests/ci and tests/test_hcp_*.py cover their input).
 """
 
 from __future__ import annotations
@@ -113,6 +114,7 @@ BASE_CHANGE: dict[str, Any] = {
     "approvers": ["Ollie"],
 }
 BASE_POLICY: dict[str, Any] = {
+    "support": {"name": "the DevOps team", "email": "devops@example.org"},
     "calendar": {
         "time_zone": "Europe/London",
         "holidays": {"country": "GB", "subdivision": "ENG"},
@@ -374,17 +376,14 @@ def _as_json(doc: Any) -> str:
 
 
 def _yaml_input(base: dict[str, Any]) -> st.SearchStrategy[str]:
-    return st.one_of(
-        _mutated_tree(base).map(_as_yaml),
-        st.builds(_as_yaml, st.just(base)).flatmap(lambda t: _mutated_text(t, YAML_SNIPPETS)),
-    )
+    tree = _mutated_tree(base).map(_as_yaml)
+    text = st.builds(_as_yaml, st.just(base)).flatmap(lambda t: _mutated_text(t, YAML_SNIPPETS))
+    return st.one_of(tree, tree, text)
 
 
 def _plan_input() -> st.SearchStrategy[str]:
-    return st.one_of(
-        _mutated_tree(BASE_PLAN).map(_as_json),
-        _mutated_text(json.dumps(BASE_PLAN), JSON_SNIPPETS),
-    )
+    tree = _mutated_tree(BASE_PLAN).map(_as_json)
+    return st.one_of(tree, tree, _mutated_text(json.dumps(BASE_PLAN), JSON_SNIPPETS))
 
 
 def _ledger_input() -> st.SearchStrategy[str]:
@@ -439,14 +438,9 @@ def _command(draw: st.DrawFn) -> list[str]:
     return args
 
 
-NOWS = [NOW] * 6 + [
-    "2026-12-08T19:30:00+00:00",
-    "2026-12-24T10:00:00+00:00",
-    "0001-01-01T00:00:00+00:00",
-    "9999-12-31T23:59:59+00:00",
-    "2026-13-01T00:00:00+00:00",
-    "yesterday",
-]
+# Valid times only: a refused --now stops every command before it reads the mutated file (the
+# corpus covers --now itself).
+NOWS = st.sampled_from([NOW, "2026-12-08T19:30:00+00:00", "2026-12-24T10:00:00+00:00"])
 
 
 def _run(mutated: str, files: dict[str, str], command: list[str], now: str, fmt: str) -> None:
@@ -470,6 +464,11 @@ def _run(mutated: str, files: dict[str, str], command: list[str], now: str, fmt:
     shown = files[mutated] if len(files[mutated]) <= 300 else files[mutated][:300] + "..."
     case = f"{' '.join(command)} --now {now}; {mutated} ({len(files[mutated])} chars): {shown!r}"
     STATS[f"{command[0]}:{code}"] += 1
+    log = os.environ.get("HIE_FUZZ_LOG")
+    if log:
+        lines = [line.strip() for line in err.getvalue().splitlines() if line.strip()]
+        with open(log, "a") as fh:
+            fh.write(f"{command[0]} {code} {mutated} {' | '.join(lines[:2])[:200]}\n")
     SLOWEST.append((took, case))
     SLOWEST.sort()
     del SLOWEST[:-5]
@@ -501,31 +500,59 @@ def _files(**changed: str) -> dict[str, str]:
 
 
 FORMATS = st.sampled_from(["text", "json"])
+BASE_COMMANDS = [
+    ["classify", "--plan", "{tmp}/plan.json"],
+    ["plan", "--plan", "{tmp}/plan.json", "--terraform-report", "{tmp}/report.json"],
+    ["gate", "--plan", "{tmp}/plan.json"],
+    ["earliest", "--plan", "{tmp}/plan.json"],
+    ["apply", "--status", "started"],
+    ["rollback", "--status", "failed"],
+    ["complete"],
+    ["cancel"],
+    ["preview", "announce", "--plan", "{tmp}/plan.json"],
+    ["validate"],
+]
+
+
+@pytest.mark.parametrize("command", BASE_COMMANDS, ids=[c[0] for c in BASE_COMMANDS])
+def test_the_inputs_before_mutation_are_valid(command: list[str]) -> None:
+    """Mutations start from inputs every command accepts (gate: blocked, since the ledger's
+    notices announced another plan); otherwise the suite would only ever test one error."""
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        for file, content in _files().items():
+            (tmp / file).write_text(content)
+        args = ["--now", NOW, "--outbox", str(tmp / "outbox"), "--policy", str(tmp / "policy.yaml")]
+        args += ["--ledger", f"file:{tmp}/ledger.jsonl", "--change", str(tmp / "change.yaml")]
+        err = io.StringIO()
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+            code = main([*args, *(p.replace("{tmp}", str(tmp)) for p in command)], env=dict(ENV))
+    assert code == (1 if command[0] == "gate" else 0), err.getvalue()
 
 
 @seed(SEED)
 @FUZZ
-@given(_plan_input(), _command(), st.sampled_from(NOWS), FORMATS)
+@given(_plan_input(), _command(), NOWS, FORMATS)
 def test_mutated_plans(plan_text: str, command: list[str], now: str, fmt: str) -> None:
     _run("plan.json", _files(**{"plan.json": plan_text}), command, now, fmt)
 
 
 @seed(SEED)
 @FUZZ
-@given(_yaml_input(BASE_CHANGE), _command(), st.sampled_from(NOWS), FORMATS)
+@given(_yaml_input(BASE_CHANGE), _command(), NOWS, FORMATS)
 def test_mutated_change_records(change: str, command: list[str], now: str, fmt: str) -> None:
     _run("change.yaml", _files(**{"change.yaml": change}), command, now, fmt)
 
 
 @seed(SEED)
 @FUZZ
-@given(_yaml_input(BASE_POLICY), _command(), st.sampled_from(NOWS), FORMATS)
+@given(_yaml_input(BASE_POLICY), _command(), NOWS, FORMATS)
 def test_mutated_policies(policy: str, command: list[str], now: str, fmt: str) -> None:
     _run("policy.yaml", _files(**{"policy.yaml": policy}), command, now, fmt)
 
 
 @seed(SEED)
 @FUZZ
-@given(_ledger_input(), _command(), st.sampled_from(NOWS), FORMATS)
+@given(_ledger_input(), _command(), NOWS, FORMATS)
 def test_mutated_ledgers(ledger: str, command: list[str], now: str, fmt: str) -> None:
     _run("ledger.jsonl", _files(**{"ledger.jsonl": ledger}), command, now, fmt)
