@@ -7,6 +7,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from importlib import import_module
 
 from hie_notify import __version__
@@ -75,7 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _options(args: argparse.Namespace, env: Mapping[str, str]) -> Options:
+def _options(
+    args: argparse.Namespace,
+    env: Mapping[str, str],
+    clock: Callable[[], datetime] | None = None,
+) -> Options:
     values: dict[str, object] = {}
     for flag, var, _kwargs in _GLOBALS:
         key = flag.lstrip("-").replace("-", "_")
@@ -84,15 +89,19 @@ def _options(args: argparse.Namespace, env: Mapping[str, str]) -> Options:
             raw = env[var]
             value = raw.strip().lower() in ("1", "true", "yes") if key == "dry_run" else raw
         values[key] = value
-    return Options.from_raw(values, env)
+    return Options.from_raw(values, env, clock)
 
 
-def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> int:
     env = os.environ if env is None else env
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        options = _options(args, env)
+        options = _options(args, env, clock)
         run: Callable[[argparse.Namespace, Options], int] = import_module(
             f"hie_notify.commands.{args.command}"
         ).run

@@ -91,6 +91,7 @@ def run_stage(
     status: Mapping[str, Any] | None = None,
     dry_run: bool = False,
     run: Mapping[str, str] | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> StageReport:
     """Deliver `stage` to every audience, through each channel the policy names for it, unless
     already delivered (same change, stage, audience, channel and plan).
@@ -103,8 +104,18 @@ def run_stage(
     window = (change.window.start, change.window.end) if change.window else None
     # An announcement is of a plan *and* a window: a moved window is announced again.
     variant = result.fingerprint
-    if stage == "announce" and window is not None:
-        variant += f"|{window[0].isoformat()}|{window[1].isoformat()}"
+    if stage == "announce":
+        # An announcement is of a plan, a change type, a service impact and a window: whatever
+        # the gate compares. Any of them changed, and `plan` announces again (no deadlock where
+        # the gate asks for a new notice and `plan` says it was already sent).
+        variant += "|" + "|".join(
+            (
+                result.change_type or "",
+                "impacting" if result.service_impacting else "not-impacting",
+                window[0].isoformat() if window else "no-window",
+                window[1].isoformat() if window else "",
+            )
+        )
     # A dry run writes nothing, not even the ledger's lock file.
     with nullcontext() if dry_run else ledger.lock():
         entries = ledger.read(change.id)
@@ -156,7 +167,8 @@ def run_stage(
                     service_impacting=result.service_impacting,
                     # A ledger on GitLab is readable by the project: mask here too.
                     resources=tuple((renderer.mask(r.address), r.action) for r in result.resources),
-                    delivered_at=delivery.delivered_at or now,
+                    # The time this process saw the service accept it, never the service's.
+                    delivered_at=clock() if clock else now,
                     message_id=delivery.message_id,
                     idempotency_key=key,
                     emergency=bool(
@@ -167,6 +179,7 @@ def run_stage(
                     impacting_categories=result.impacting_categories,
                     window_start=window[0].isoformat() if window else "",
                     window_end=window[1].isoformat() if window else "",
+                    receipt=dict(delivery.receipt),
                 )
                 try:
                     recorded = ledger.record([entry])

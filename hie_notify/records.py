@@ -15,7 +15,7 @@ from hie_notify.durations import NoticePeriod
 from hie_notify.errors import InputError
 from hie_notify.limits import instant_problem
 
-ENTRY_VERSION = 1
+ENTRY_VERSION = 2
 # The change types of DESIGN.md; the policy model takes its list from here.
 CHANGE_TYPES = (
     "emergency_fix",
@@ -50,6 +50,14 @@ class Entry:
     window_start: str = ""
     window_end: str = ""
     extra: Mapping[str, str] = field(default_factory=dict)
+    # What the service returned when it accepted the message (Slack channel id, ts, permalink;
+    # SMTP reply and Message-ID; HTTP status and id; GitLab note or issue id).
+    receipt: Mapping[str, str] = field(default_factory=dict)
+    # The ledger's seal: the digest of the previous entry for the change, this entry's own
+    # digest, and an HMAC of it when HIE_LEDGER_KEY is set (hie_notify/ledger/seal.py).
+    prev: str = ""
+    digest: str = ""
+    mac: str = ""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -59,6 +67,7 @@ class Entry:
         data["categories"] = list(self.categories)
         data["impacting_categories"] = list(self.impacting_categories)
         data["extra"] = dict(self.extra)
+        data["receipt"] = dict(self.receipt)
         return data
 
     @classmethod
@@ -92,6 +101,11 @@ class Entry:
                 raise InputError(f"{where}: extra: expected an object")
             if not all(isinstance(v, (str, int, float, bool)) for v in extra.values()):
                 raise InputError(f"{where}: extra: expected an object of plain values")
+            receipt = data.get("receipt") or {}
+            if not isinstance(receipt, dict) or not all(
+                isinstance(v, (str, int, float, bool)) for v in receipt.values()
+            ):
+                raise InputError(f"{where}: receipt: expected an object of plain values")
             text = {name: _text(data[name], name, where) for name in _TEXT_FIELDS}
             return cls(
                 change_id=text["change_id"],
@@ -112,9 +126,14 @@ class Entry:
                 impacting_categories=_names(
                     data.get("impacting_categories"), "impacting_categories", where
                 ),
-                window_start=start.isoformat() if start else "",
-                window_end=end.isoformat() if end else "",
+                # As written (checked above): the ledger's seal covers these exact strings.
+                window_start=str(data.get("window_start") or ""),
+                window_end=str(data.get("window_end") or ""),
                 extra={str(k): str(v) for k, v in extra.items()},
+                receipt={str(k): str(v) for k, v in receipt.items()},
+                prev=_optional_text(data.get("prev"), "prev", where),
+                digest=_optional_text(data.get("digest"), "digest", where),
+                mac=_optional_text(data.get("mac"), "mac", where),
             )
         except KeyError as exc:
             raise InputError(f"{where}: ledger entry has no {exc.args[0]!r}") from None
@@ -136,6 +155,10 @@ def _text(value: object, name: str, where: str) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise InputError(f"{where}: {name}: expected a string")
     return str(value)
+
+
+def _optional_text(value: object, name: str, where: str) -> str:
+    return "" if value is None or value == "" else _text(value, name, where)
 
 
 def _instant(value: object, name: str, where: str) -> datetime | None:

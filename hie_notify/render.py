@@ -9,6 +9,8 @@ helpers (`f.b`, `f.link`, ...) return text already safe for the format.
 from __future__ import annotations
 
 import html
+import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -49,6 +51,34 @@ LINK_NAMES = ("run", "merge_request", "pipeline", "job")
 Safe = Markup
 
 
+# The ledger's note marker (hie_notify/ledger/gitlab.py): no rendered text may carry it, so nothing
+# a plan, a change record or a template prints can look like a ledger note.
+LEDGER_MARKER_WORD = "hie-notify-ledger"
+_MARKER_RE = re.compile(re.escape(LEDGER_MARKER_WORD), re.IGNORECASE)
+
+
+def neutralise_marker(text: str) -> str:
+    """Break every occurrence of the ledger marker word (case-insensitive)."""
+    return _MARKER_RE.sub("hie-notify ledger", text)
+
+
+def visible(text: str, *, newlines: bool = True) -> str:
+    """Control and bidi/format characters shown as `<U+202E>`, never obeyed (Trojan Source).
+
+    Tab and, where `newlines` is true, newline are kept; every other C0/C1 control and every
+    Unicode format character (Cf: bidi overrides and isolates, zero-width joiners) is shown.
+    """
+    out = []
+    for c in text:
+        if c == "\t" or (c == "\n" and newlines):
+            out.append(c)
+        elif unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp"):
+            out.append(f"<U+{ord(c):04X}>")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
 def escape_slack(text: str) -> str:
     """Slack's three escapes for text that is not markup ("Formatting text for app surfaces")."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -73,8 +103,11 @@ def escape_teams(text: str) -> str:
 class Format:
     """The helpers a template uses; each knows how its format marks things up."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, mask: Callable[[str], str] | None = None) -> None:
         self.name = name
+        # Secrets are masked in the raw value, before escaping: `glpat-a_b` escaped for
+        # Markdown is `glpat-a\\_b`, which no pattern matches but GitLab shows as the token.
+        self.mask: Callable[[str], str] = mask or (lambda text: text)
         self.escape: Callable[[str], str] = {
             "text": lambda s: s,
             "slack": escape_slack,
@@ -83,8 +116,11 @@ class Format:
             "teams": escape_teams,
         }[name]
 
+    def _raw(self, value: object, *, newlines: bool = True) -> str:
+        return self.mask(visible(str(value), newlines=newlines))
+
     def _e(self, value: object) -> Markup:
-        return value if isinstance(value, Markup) else Markup(self.escape(str(value)))
+        return value if isinstance(value, Markup) else Markup(self.escape(self._raw(value)))
 
     def b(self, value: object) -> Safe:
         v = self._e(value)
@@ -111,12 +147,17 @@ class Format:
         return Safe(f"{lab} ({u})")
 
     def code(self, value: object) -> Safe:
-        raw = str(value).replace("`", "'")
+        """A code span no content can close: newlines shown, not kept; in Markdown a fence of
+        more backticks than any run inside (CommonMark code spans)."""
+        raw = self._raw(value, newlines=False)
         if self.name == "markdown":
-            # Inside a code span Markdown is literal: no mention, link or markup is possible.
-            return Safe("`" + raw + "`")
+            longest = max((len(m) for m in re.findall(r"`+", raw)), default=0)
+            fence = "`" * (longest + 1)
+            pad = " " if raw.startswith("`") or raw.endswith("`") or not raw.strip() else ""
+            return Safe(f"{fence}{pad}{raw}{pad}{fence}")
         if self.name == "slack":
-            return Safe("`" + self.escape(raw) + "`")
+            # Slack has no way to put a backtick inside inline code.
+            return Safe("`" + self.escape(raw.replace("`", "'")) + "`")
         if self.name == "html":
             return Safe(f"<code>{html.escape(raw)}</code>")
         return Safe(self.escape(raw))
@@ -212,7 +253,7 @@ class Renderer:
         self._envs = {name: self._env(name) for name in FORMATS}
 
     def _env(self, fmt: str) -> BoundedSandbox:
-        f = Format(fmt)
+        f = Format(fmt, self.mask)
         loader = jinja2.ChoiceLoader(
             [jinja2.DictLoader(self.overrides), jinja2.PackageLoader("hie_notify", "templates")]
         )
@@ -243,9 +284,9 @@ class Renderer:
                 where = "policy templates" if name in self.overrides else "built-in template"
                 raise InputError(f"{where} {name}: {type(exc).__name__}: {exc}") from None
             body = _tidy(str(module))
-            bodies[fmt] = self.mask(_hard_breaks(body) if fmt == "markdown" else body)
+            bodies[fmt] = self._final(_hard_breaks(body) if fmt == "markdown" else body)
             if fmt == "text":
-                subject = self.mask(" ".join(str(getattr(module, "subject", "")).split()))
+                subject = self._final(" ".join(str(getattr(module, "subject", "")).split()))
                 headline = " ".join(str(getattr(module, "headline", "") or subject).split())
                 headline = headline[:1].upper() + headline[1:]
         bodies["email_html"] = self._email_document(bodies["html"], subject, headline, context)
@@ -263,7 +304,7 @@ class Renderer:
             )
         except jinja2.TemplateError as exc:
             raise InputError(f"built-in template _email.html.j2: {exc}") from None
-        return self.mask(html_doc)
+        return self._final(html_doc)
 
     def render_document(self, name: str, context: Mapping[str, Any]) -> tuple[str, str]:
         """(plain-text subject, Markdown body) of a template that is not a per-audience
@@ -276,7 +317,11 @@ class Renderer:
                 where = "policy templates" if name in self.overrides else "built-in template"
                 raise InputError(f"{where} {name}: {type(exc).__name__}: {exc}") from None
         subject = " ".join(str(getattr(modules["text"], "subject", "")).split())
-        return self.mask(subject), self.mask(_hard_breaks(_tidy(str(modules["markdown"]))))
+        return self._final(subject), self._final(_hard_breaks(_tidy(str(modules["markdown"]))))
+
+    def _final(self, text: str) -> str:
+        """The last pass over what leaves: secrets masked again, the ledger marker broken."""
+        return neutralise_marker(self.mask(text))
 
 
 _BLOCK_STARTS = ("-", "|", "#", "<", "`", "…")

@@ -289,6 +289,11 @@ class CustomerImpact(_Strict):
         return self
 
 
+class LedgerPolicy(_Strict):
+    # Entries must carry an HMAC under HIE_LEDGER_KEY (which must then be set).
+    signed: bool = False
+
+
 class Policy(_Strict):
     version: Literal[1]
     organisation: str
@@ -308,6 +313,10 @@ class Policy(_Strict):
     # Keys a repository's own policy file may change when the protected policy is in force
     # (dotted paths, `*` for any one key); notice periods may only ever get longer.
     overridable: list[str] = []
+    # A trial: in GitLab CI outbox files count as notices, and every gate output says that
+    # nobody was told. Only the protected policy can set it.
+    trial: bool = False
+    ledger: LedgerPolicy = LedgerPolicy()
 
     @model_validator(mode="after")
     def _complete(self) -> Policy:

@@ -295,7 +295,9 @@ class RunTasks:
             found = claims()
         if any(e.stage == DECISION for e in found):
             return False
-        first = min(found, key=lambda e: (e.delivered_at, e.message_id), default=None)
+        # The first claim in ledger order (the order GitLab stored the notes): delivery times
+        # are each writer's own clock, which two replicas need not agree on.
+        first = found[0] if found else None
         return first is not None and first.message_id == mine.message_id
 
     def _record(
