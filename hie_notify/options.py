@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,6 +21,9 @@ class Options:
     format: str = "text"
     dry_run: bool = False
     env: Mapping[str, str] = field(default_factory=dict)
+    # True where the gate is enforced outside GitLab CI (the run-task service): only real
+    # deliveries count there, as in CI. Set by code, never from the environment.
+    enforced: bool = False
     # The real clock; tests inject one here (a branch can set --now or HIE_NOW, not this).
     wall_clock: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
 
@@ -35,7 +38,7 @@ class Options:
             value = values.get(key)
             return Path(str(value)) if value else None
 
-        return cls(
+        options = cls(
             policy=path("policy"),
             change=path("change"),
             ledger=str(values["ledger"]) if values.get("ledger") else None,
@@ -44,8 +47,8 @@ class Options:
             format=str(values.get("format") or "text"),
             dry_run=bool(values.get("dry_run")),
             env=env,
-            **({"wall_clock": wall_clock} if wall_clock else {}),
         )
+        return replace(options, wall_clock=wall_clock) if wall_clock else options
 
     def clock(self) -> datetime:
         """`--now` when given, else the real time (read here, at the edge, once)."""
