@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from hie_notify.errors import InputError
+from hie_notify.limits import instant_problem
 
 
 @dataclass(frozen=True)
@@ -55,15 +56,19 @@ class Options:
 
 
 def parse_now(value: str) -> datetime:
+    shown = repr(value) if len(value) <= 40 else repr(value[:40]) + "..."
     try:
         when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
         raise InputError(
             f"--now / HIE_NOW: expected an ISO 8601 time with offset like "
-            f"2026-12-01T18:00:00+00:00, got {value!r}"
+            f"2026-12-01T18:00:00+00:00, got {shown}"
         ) from None
     if when.tzinfo is None:
         raise InputError(
-            f"--now / HIE_NOW: {value!r} has no offset (expected e.g. 2026-12-01T18:00:00+00:00)"
+            f"--now / HIE_NOW: {shown} has no offset (expected e.g. 2026-12-01T18:00:00+00:00)"
         )
+    problem = instant_problem(when)
+    if problem:
+        raise InputError(f"--now / HIE_NOW: {problem}, got {shown}")
     return when
