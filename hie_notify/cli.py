@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from importlib import import_module
 
 from hie_notify import __version__
-from hie_notify.errors import HieError, InputError
+from hie_notify.errors import EXIT_BAD_INPUT, EXIT_SERVICE, HieError, InputError
 from hie_notify.masking import Masker
 from hie_notify.options import Options
 
@@ -19,10 +20,16 @@ _GLOBALS: list[tuple[str, str | None, dict[str, object]]] = [
     ("--policy", "HIE_POLICY", {"metavar": "FILE", "help": "policy YAML merged over the default"}),
     ("--change", "HIE_CHANGE", {"metavar": "FILE", "help": "change record YAML"}),
     ("--ledger", "HIE_LEDGER", {"metavar": "URI", "help": "file:PATH or gitlab"}),
+    ("--register", "HIE_REGISTER", {"metavar": "URI", "help": "sqlite:PATH, gitlab or none"}),
     ("--now", "HIE_NOW", {"metavar": "ISO8601", "help": "pretend it is this time"}),
     ("--outbox", "HIE_OUTBOX", {"metavar": "DIR", "help": "folder for undelivered messages"}),
     ("--format", None, {"choices": ["text", "json"], "help": "output format (default text)"}),
     ("--dry-run", "HIE_DRY_RUN", {"action": "store_true", "help": "send and record nothing"}),
+    (
+        "--debug",
+        None,
+        {"action": "store_true", "help": "on an unexpected error, print the traceback"},
+    ),
 ]
 
 _COMMANDS: dict[str, str] = {
@@ -40,6 +47,9 @@ _COMMANDS: dict[str, str] = {
     "watch": "follow an HCP Terraform run until it is final, sending each stage once",
     "receive": "serve the HCP Terraform run task (the gate) and notification webhooks",
     "validate": "check the policy and change files; exit 2 with every problem found",
+    "calendar": "registered changes, deploy freezes and bank holidays in a range (text, json, ics)",
+    "remind": "scheduled (hourly): reminders, window opens and overrun notices the register owes",
+    "update": "an ad-hoc progress or delay update to the change's 'during' audiences, once",
 }
 
 
@@ -136,3 +146,42 @@ def main(
         for line in lines:
             print(f"  {mask(line)}", file=sys.stderr)
         return exc.exit_code
+    except Exception as exc:  # the one place every other error becomes a message
+        return _unexpected(exc, env, debug=bool(getattr(args, "debug", False)))
+
+
+def _unexpected(exc: Exception, env: Mapping[str, str], *, debug: bool) -> int:
+    """One masked line for an error no reader turned into a message; the traceback (masked too)
+    only under --debug. A network or service library's error is exit 3 (an outside service
+    failing); anything else is exit 2, so a gate that cannot decide never lets the apply go."""
+    mask = Masker.from_env(env)
+    service = _is_service_error(exc)
+    code = EXIT_SERVICE if service else EXIT_BAD_INPUT
+    detail = " ".join(str(exc).split())
+    if len(detail) > 300:
+        detail = detail[:300] + "..."
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (in {os.path.basename(frames[-1].filename)}:{frames[-1].lineno})" if frames else ""
+    kind = "an outside service failed" if service else "unexpected error"
+    print(
+        mask(f"hie-notify: {kind}: {type(exc).__name__}: {detail}{where}"),
+        file=sys.stderr,
+    )
+    if debug:
+        print(mask("".join(traceback.format_exception(exc))), file=sys.stderr)
+    else:
+        print(
+            "  the input could not be used as it is; run again with --debug for the traceback "
+            "(secrets masked) and report it if the input looks right",
+            file=sys.stderr,
+        )
+    return code
+
+
+def _is_service_error(exc: BaseException) -> bool:
+    """Errors that mean a network service, not the input: connections, timeouts, TLS, HTTP
+    client libraries (checked by module, so no client library is imported here)."""
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    module = type(exc).__module__.split(".")[0]
+    return module in ("requests", "urllib3", "smtplib", "ssl", "http", "gitlab", "slack_sdk")

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from hie_notify.errors import InputError
+from hie_notify.limits import instant_problem
 
 
 def _machine_now() -> datetime:
@@ -19,6 +20,7 @@ class Options:
     policy: Path | None = None
     change: Path | None = None
     ledger: str | None = None
+    register: str | None = None
     now: datetime | None = None
     outbox: Path = Path("hie-notify-outbox")
     format: str = "text"
@@ -48,6 +50,7 @@ class Options:
             policy=path("policy"),
             change=path("change"),
             ledger=str(values["ledger"]) if values.get("ledger") else None,
+            register=str(values["register"]) if values.get("register") else None,
             now=parse_now(str(values["now"])) if values.get("now") else None,
             outbox=path("outbox") or Path("hie-notify-outbox"),
             format=str(values.get("format") or "text"),
@@ -64,15 +67,19 @@ class Options:
 
 
 def parse_now(value: str) -> datetime:
+    shown = repr(value) if len(value) <= 40 else repr(value[:40]) + "..."
     try:
         when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
         raise InputError(
             f"--now / HIE_NOW: expected an ISO 8601 time with offset like "
-            f"2026-12-01T18:00:00+00:00, got {value!r}"
+            f"2026-12-01T18:00:00+00:00, got {shown}"
         ) from None
     if when.tzinfo is None:
         raise InputError(
-            f"--now / HIE_NOW: {value!r} has no offset (expected e.g. 2026-12-01T18:00:00+00:00)"
+            f"--now / HIE_NOW: {shown} has no offset (expected e.g. 2026-12-01T18:00:00+00:00)"
         )
+    problem = instant_problem(when)
+    if problem:
+        raise InputError(f"--now / HIE_NOW: {problem}, got {shown}")
     return when

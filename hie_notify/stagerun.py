@@ -220,7 +220,7 @@ def send(run: StageRun, stage: str, status: dict[str, Any]) -> StageReport:
     entries = run.ledger.read(run.change.id) if stage == "cancelled" else []
     chosen = audiences_for(stage, audiences, entries) + integrations(run, stage, entries)
     channels = stage_channels(run, status)
-    return run_stage(
+    report = run_stage(
         stage=stage,
         policy=run.policy,
         change=run.change,
@@ -236,6 +236,9 @@ def send(run: StageRun, stage: str, status: dict[str, Any]) -> StageReport:
         run=run_info(run.run),
         clock=options.clock,
     )
+    if not options.dry_run:
+        report.notes.extend(register_stage(run, stage, [a.id for a in audiences.audiences], report))
+    return report
 
 
 def integrations(run: StageRun, stage: str, entries: list[Entry]) -> list[Audience]:
@@ -277,6 +280,47 @@ def stage_channels(run: StageRun, status: dict[str, Any]) -> Channels:
         links=links,
         affected=affected(run),
     )
+
+
+def register_stage(
+    run: StageRun, stage: str, audiences: list[str], report: StageReport
+) -> list[str]:
+    """Update the change register after a stage; a warning, never a failure, when it cannot be
+    (the ledger has the deliveries, and the next stage or a re-run registers them)."""
+    from hie_notify.register.gitlab import freeze_periods
+    from hie_notify.register.store import open_register
+    from hie_notify.register.sync import conflicts_of, record_stage
+
+    options = run.options
+    try:
+        register = open_register(
+            options.register,
+            options.env,
+            ledger=options.ledger,
+            time_zone=run.policy.calendar.time_zone,
+            mask=run.renderer.mask,
+        )
+        if register is None:
+            return []
+        # Announcing copies the whole ledger: how a change recorded before the register moves in.
+        entries = run.ledger.read(run.change.id) if stage == "announce" else []
+        stored = record_stage(
+            register,
+            change=run.change,
+            result=run.result,
+            stage=stage,
+            audiences=audiences,
+            environments=run.environments,
+            entries=[*entries, *report.delivered, *report.already],
+            now=options.clock(),
+            mask=run.renderer.mask,
+        )
+        if stage != "announce" or stored is None:
+            return []
+        found = conflicts_of(register, stored, freeze_periods(options.env) or [])
+    except HieError as exc:
+        return [f"warning: the change register was not updated: {exc}"]
+    return [f"WARNING: conflict: {c.text()}" for c in found]
 
 
 def owe_postmortem(run: StageRun, stage: str, status: dict[str, Any]) -> list[str]:
@@ -581,6 +625,8 @@ def check_gate(options: Options, source: plan_source.Source) -> GateCheck:
             reasons=(*decision.reasons, *jira_reasons),
             warnings=(*decision.warnings, *jira_warnings),
         )
+    if change is not None:
+        decision = with_conflicts(decision, options, prep, change)
     data = decision.to_json(prep.calendar)
     data["change_type"] = prep.result.change_type
     data["policy_source"] = prep.policy_source
@@ -633,3 +679,36 @@ def _approval(prep: Prepared, options: Options) -> Approval | None:
     if others:
         return Approval(True, f"approved by {', '.join(others)}")
     return Approval(False, f"author {author}; no other approver yet")
+
+
+def with_conflicts(
+    decision: Decision, options: Options, prep: Prepared, change: ChangeRecord
+) -> Decision:
+    """The gate's decision with the change register's conflicts: reasons under the policy's
+    `conflicts: block` (a register that cannot be read then blocks too), warnings otherwise."""
+    from hie_notify.register.gitlab import freeze_periods
+    from hie_notify.register.store import open_register
+    from hie_notify.register.sync import conflicts_of, record_of
+
+    block = prep.policy.conflicts == "block"
+    try:
+        register = open_register(
+            options.register,
+            options.env,
+            ledger=options.ledger,
+            time_zone=prep.policy.calendar.time_zone,
+        )
+        if register is None:
+            return decision
+        record = record_of(change, prep.result, "announce", [], environments(options.env, prep.run))
+        found = [
+            f"conflict: {c.text()}"
+            for c in conflicts_of(register, record, freeze_periods(options.env) or [])
+        ]
+    except HieError as exc:
+        found = [f"the change register could not be checked for conflicts: {exc}"]
+    if not found:
+        return decision
+    if block:
+        return replace(decision, allowed=False, reasons=(*decision.reasons, *found))
+    return replace(decision, warnings=(*decision.warnings, *found))

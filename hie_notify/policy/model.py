@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import time
+from datetime import time, timedelta
 from typing import Annotated, Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -18,16 +18,9 @@ from pydantic import (
     model_validator,
 )
 
-from hie_notify.durations import NoticePeriod, parse_notice
+from hie_notify.durations import NoticePeriod, format_duration, parse_duration, parse_notice
+from hie_notify.records import CHANGE_TYPES as CHANGE_TYPES
 
-CHANGE_TYPES = (
-    "emergency_fix",
-    "planned_infra_update",
-    "application_update",
-    "scheduled_maintenance",
-    "iam_permission_change",
-    "cost_optimization",
-)
 ChangeTypeName = Literal[
     "emergency_fix",
     "planned_infra_update",
@@ -95,6 +88,18 @@ class MatchRule(_Strict):
     ignore_attributes: list[str] = []
 
 
+Offset = Annotated[timedelta, PlainValidator(parse_duration), PlainSerializer(format_duration)]
+
+
+class Reminders(_Strict):
+    """How long before the window starts `hie-notify remind` reminds each kind of audience that
+    was told (real elapsed time, e.g. 24h, 1h, 7d)."""
+
+    internal: list[Offset] = [timedelta(hours=24), timedelta(hours=1)]
+    customer: list[Offset] = []
+    stakeholder: list[Offset] = []
+
+
 class ChangeType(_Strict):
     title: str
     lead: str
@@ -114,6 +119,7 @@ class ChangeType(_Strict):
     external_stages: list[Stage]
     meetings: list[str] = []
     post_mortem: Literal["always", "on_failure", "significant"] = "on_failure"
+    reminders: Reminders = Reminders()
 
     @field_validator("internal_channels")
     @classmethod
@@ -221,7 +227,7 @@ class Holidays(_Strict):
 class WorkingHours(_Strict):
     start: time = time(9, 0)
     end: time = time(17, 30)
-    days: list[Weekday] = ["mon", "tue", "wed", "thu", "fri"]
+    days: list[Weekday] = Field(default=["mon", "tue", "wed", "thu", "fri"], min_length=1)
 
     @field_validator("start", "end", mode="before")
     @classmethod
@@ -384,6 +390,9 @@ class Policy(_Strict):
     channels: Channels = Channels()
     # Replace any built-in message template by name, e.g. `announce.external.j2: "..."`.
     templates: dict[str, str] = {}
+    # Overlapping windows touching the same customer or environment, or a window in a deploy
+    # freeze (from the change register): the gate blocks or warns.
+    conflicts: Literal["block", "warn"] = "warn"
     # Keys a repository's own policy file may change when the protected policy is in force
     # (dotted paths, `*` for any one key); notice periods may only ever get longer.
     overridable: list[str] = []

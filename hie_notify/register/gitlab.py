@@ -1,0 +1,329 @@
+"""The register as GitLab issues: one issue per change in the register project.
+
+Labels say what it is (`hie-notify-change`, `change-type::TYPE`, `change-status::STATUS`), the
+due date is the window's start (in the policy's zone), the description carries the record (a
+readable summary and a hidden marker with the record as data), each registration of deliveries
+is a note in the ledger's marker format, and the issue is closed when the change ends.
+
+Only issues and notes written by the notifier's own user count. Every list is paginated (100 a
+page); a range is read newest due date first and stops at the first page past the range, so a
+long history costs no more calls than the weeks asked for.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from hie_notify.errors import InputError
+from hie_notify.gitlab_api import GitLabTarget, call, connect, gitlab_target
+from hie_notify.ledger.gitlab import decode_marker, encode_marker
+from hie_notify.records import Entry
+from hie_notify.register.feed import FreezePeriod
+from hie_notify.register.model import Registered, new_entries, updated
+
+LABEL = "hie-notify-change"
+MARKER = "hie-notify-register:v1:"
+PER_PAGE = 100
+# A window longer than this that started before a range may be missed by a range read (the
+# read stops at due dates this far before the range).
+LONGEST_WINDOW = timedelta(days=14)
+
+
+def encode_record(record: Registered, keys: Sequence[str]) -> str:
+    data = {"record": record.to_json(), "keys": sorted(keys)}
+    raw = json.dumps(data, sort_keys=True).encode()
+    return f"<!-- {MARKER}{base64.b64encode(zlib.compress(raw)).decode()} -->"
+
+
+def decode_record(body: str, where: str) -> tuple[Registered, set[str]] | None:
+    start = body.find("<!-- " + MARKER)
+    if start < 0:
+        return None
+    end = body.find(" -->", start)
+    blob = body[start + len("<!-- " + MARKER) : end]
+    try:
+        data = json.loads(zlib.decompress(base64.b64decode(blob, validate=True)))
+    except (ValueError, zlib.error):
+        raise InputError(f"{where}: the register marker cannot be read") from None
+    if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
+        raise InputError(f"{where}: the register marker is not a record")
+    return Registered.from_json(data.get("record"), where), {str(k) for k in data["keys"]}
+
+
+class GitLabRegister:
+    def __init__(
+        self, target: GitLabTarget, *, time_zone: str = "UTC", mask: Callable[[str], str] = str
+    ) -> None:
+        self.target = target
+        self.zone = ZoneInfo(time_zone)
+        self.mask = mask
+        self._gl: Any = None
+        self._me: int | None = None
+        self._issues: dict[str, Any] = {}
+        self.calls = 0
+
+    @classmethod
+    def from_env(
+        cls,
+        env: Mapping[str, str],
+        project: str | None,
+        *,
+        time_zone: str = "UTC",
+        mask: Callable[[str], str] = str,
+    ) -> GitLabRegister:
+        base = gitlab_target(env, "the GitLab register")
+        project = project or env.get("HIE_REGISTER_PROJECT") or base.project_id
+        target = GitLabTarget(base.api_url, project, base.token)
+        return cls(target, time_zone=time_zone, mask=mask)
+
+    @property
+    def description(self) -> str:
+        return f"gitlab:{self.target.project_id} (issues labelled {LABEL})"
+
+    def _project(self) -> Any:
+        if self._gl is None:
+            self._gl = connect(self.target)
+        return self._gl.projects.get(self.target.project_id, lazy=True)
+
+    def _my_id(self) -> int:
+        if self._me is None:
+            self._project()
+            call("identify the notifier's user", self._gl.auth)
+            self._me = int(self._gl.user.id)
+        return self._me
+
+    def _own(self, obj: Any) -> bool:
+        return int((obj.attributes.get("author") or {}).get("id", -1)) == self._my_id()
+
+    def _issue(self, change_id: str) -> tuple[Any, Registered, set[str]] | None:
+        cached = self._issues.get(change_id)
+        found = [cached] if cached is not None else None
+        if found is None:
+            project = self._project()
+            found = call(
+                f"find the register issue of {change_id}",
+                lambda: list(
+                    project.issues.list(
+                        labels=[LABEL],
+                        search=change_id,
+                        **{"in": "title"},
+                        state="all",
+                        iterator=True,
+                        per_page=PER_PAGE,
+                    )
+                ),
+            )
+        for issue in found:
+            decoded = self._decode(issue)
+            if decoded is not None and decoded[0].change_id == change_id:
+                self._issues[change_id] = issue
+                return issue, *decoded
+        return None
+
+    def _decode(self, issue: Any) -> tuple[Registered, set[str]] | None:
+        if not self._own(issue):
+            return None
+        where = f"{self.description} issue #{issue.attributes.get('iid')}"
+        decoded = decode_record(str(issue.attributes.get("description") or ""), where)
+        if decoded is not None:
+            # A list already read this issue: `get` and `put` need not search for it again.
+            self._issues.setdefault(decoded[0].change_id, issue)
+        return decoded
+
+    def get(self, change_id: str) -> Registered | None:
+        found = self._issue(change_id)
+        if found is None:
+            return None
+        issue, record, _keys = found
+        notes = call(
+            f"read the register notes of {change_id}",
+            lambda: list(issue.notes.list(iterator=True, sort="asc", order_by="created_at")),
+        )
+        entries: list[Entry] = []
+        for note in notes:
+            if note.attributes.get("system") or not self._own(note):
+                continue
+            where = f"{self.description} issue #{issue.iid} note {note.id}"
+            for item in decode_marker(str(note.attributes.get("body", "")), where) or []:
+                entry = Entry.from_json(item, where)
+                if entry.change_id == change_id:
+                    entries.append(entry)
+        return replace(record, entries=tuple(sorted(entries, key=lambda e: e.delivered_at)))
+
+    def put(self, record: Registered, entries: Sequence[Entry], now: datetime) -> Registered:
+        found = self._issue(record.change_id)
+        old, keys = (found[1], found[2]) if found else (None, set())
+        stored = updated(old, record, now)
+        known = [e for e in entries if e.idempotency_key in keys]
+        fresh = new_entries(known, entries)
+        keys |= {e.idempotency_key for e in fresh}
+        fields = {
+            "title": self.mask(f"[{stored.change_id}] {stored.purpose}")[:255],
+            "description": self._body(stored, keys),
+            "labels": ",".join(self._labels(stored)),
+            "due_date": self._due(stored),
+        }
+        project = self._project()
+        if found is None:
+            issue = call(
+                f"open the register issue of {stored.change_id}",
+                lambda: project.issues.create(fields),
+            )
+            if stored.ended:
+                issue = self._update(project, issue, {"state_event": "close"}, stored.change_id)
+        else:
+            issue = found[0]
+            state = issue.attributes.get("state")
+            if stored.ended and state != "closed":
+                fields["state_event"] = "close"
+            elif not stored.ended and state == "closed":
+                fields["state_event"] = "reopen"
+            issue = self._update(project, issue, fields, stored.change_id)
+        self._issues[stored.change_id] = issue
+        if fresh:
+            lines = [f"**hie-notify** registered {len(fresh)} delivery(ies):", ""]
+            lines += [f"- {e.stage}: {e.audience} via {e.channel}" for e in fresh]
+            body = "\n".join(lines) + "\n\n" + encode_marker(list(fresh))
+            call(
+                f"record deliveries on the register issue of {stored.change_id}",
+                lambda: issue.notes.create({"body": self.mask(body)}),
+            )
+        return replace(stored, entries=(*known, *fresh))
+
+    def _update(self, project: Any, issue: Any, fields: dict[str, Any], change_id: str) -> Any:
+        iid = issue.attributes["iid"]
+        data = call(
+            f"update the register issue of {change_id}",
+            lambda: project.issues.update(iid, fields),
+        )
+        return project.issues.get(iid, lazy=True) if not data else _Issue(project, data)
+
+    def between(self, start: datetime, end: datetime) -> list[Registered]:
+        project = self._project()
+        first = self._local_date(start - LONGEST_WINDOW)
+        last = self._local_date(end)
+        out: list[Registered] = []
+        issues = call(
+            "list the register",
+            lambda: project.issues.list(
+                labels=[LABEL],
+                state="all",
+                order_by="due_date",
+                sort="desc",
+                iterator=True,
+                per_page=PER_PAGE,
+            ),
+        )
+        with_reported = _reported_iter(issues, "list the register")
+        for issue in with_reported:
+            due = issue.attributes.get("due_date")
+            if not due:
+                break  # GitLab sorts issues without a due date last
+            day = date.fromisoformat(str(due))
+            if day > last:
+                continue
+            if day < first:
+                break
+            decoded = self._decode(issue)
+            if decoded is not None and decoded[0].overlaps(start, end):
+                out.append(decoded[0])
+        return sorted(out, key=lambda r: (r.window_start or start, r.change_id))
+
+    def open_changes(self) -> list[Registered]:
+        project = self._project()
+        issues = call(
+            "list the open changes",
+            lambda: project.issues.list(
+                labels=[LABEL], state="opened", iterator=True, per_page=PER_PAGE
+            ),
+        )
+        out = []
+        for issue in _reported_iter(issues, "list the open changes"):
+            decoded = self._decode(issue)
+            if decoded is not None and not decoded[0].ended:
+                out.append(decoded[0])
+        return sorted(out, key=lambda r: (r.window_start is None, r.window_start, r.change_id))
+
+    def _labels(self, record: Registered) -> list[str]:
+        labels = [LABEL, f"change-status::{record.status}"]
+        if record.change_type:
+            labels.append(f"change-type::{record.change_type}")
+        return labels
+
+    def _due(self, record: Registered) -> str | None:
+        return self._local_date(record.window_start).isoformat() if record.window_start else None
+
+    def _local_date(self, when: datetime) -> date:
+        return when.astimezone(self.zone).date()
+
+    def _body(self, record: Registered, keys: set[str]) -> str:
+        window = (
+            f"{record.window_start.isoformat()} to {record.window_end.isoformat()}"
+            if record.window_start and record.window_end
+            else "not scheduled"
+        )
+        lines = [
+            f"**Change** {record.change_id}: {record.purpose}",
+            "",
+            f"- Status: {record.status}",
+            f"- Type: {record.change_type or 'not classified'}"
+            + (" (service-impacting)" if record.service_impacting else ""),
+            f"- Window (UTC): {window}",
+            f"- Customers: {', '.join(record.customers) or 'none named'}",
+            f"- Audiences: {', '.join(record.audiences) or 'none'}",
+            "",
+            "Kept by hie-notify: edits to this description are overwritten.",
+        ]
+        return self.mask("\n".join(lines)) + "\n\n" + encode_record(record, sorted(keys))
+
+
+class _Issue:
+    """An issue as the update answered it: what `put` reads back (attributes, iid, notes)."""
+
+    def __init__(self, project: Any, data: Mapping[str, Any]) -> None:
+        self.attributes = dict(data)
+        self.iid = data["iid"]
+        self.notes = project.issues.get(self.iid, lazy=True).notes
+
+
+def _reported_iter(items: Any, what: str) -> Any:
+    """Iterate a paginated list, turning a failure on a later page into the tool's error."""
+    iterator = iter(items)
+    end = object()
+    while (item := call(what, lambda: next(iterator, end))) is not end:
+        yield item
+
+
+def freeze_periods(env: Mapping[str, str]) -> list[FreezePeriod] | None:
+    """The project's deploy freeze periods (GET /projects/:id/freeze_periods), or None when
+    GitLab is not configured."""
+    try:
+        target = gitlab_target(env, "the deploy freeze periods")
+    except InputError:
+        return None
+    from urllib.parse import quote
+
+    gl = connect(target)
+    # python-gitlab has no manager for freeze periods: its generic paginated list instead.
+    path = f"/projects/{quote(target.project_id, safe='')}/freeze_periods"
+    periods = call(
+        "read the project's deploy freeze periods",
+        lambda: list(gl.http_list(path, iterator=True, per_page=PER_PAGE)),
+    )
+    return [
+        FreezePeriod(
+            str(p.get("freeze_start") or ""),
+            str(p.get("freeze_end") or ""),
+            str(p.get("cron_timezone") or "UTC"),
+            f"GitLab deploy freeze {p.get('id')}",
+        )
+        for p in periods
+        if isinstance(p, dict)
+    ]

@@ -1,0 +1,239 @@
+"""The scheduled jobs that run from the register (`hie-notify remind`): each change's notices
+go through the same channels and delivery record as every stage (notify.run_stage), with the
+register as that change's ledger."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from hie_notify import stagerun
+from hie_notify.audiences import resolve
+from hie_notify.change import ChangeRecord
+from hie_notify.channels import Channels
+from hie_notify.context import load_policy_for
+from hie_notify.errors import InputError
+from hie_notify.ledger.seal import Verified
+from hie_notify.masking import Masker
+from hie_notify.notify import StageFailed, StageReport, run_stage
+from hie_notify.options import Options
+from hie_notify.policy.model import Policy
+from hie_notify.records import Entry
+from hie_notify.register import reminders
+from hie_notify.register.model import Registered
+from hie_notify.register.store import Register, open_register
+from hie_notify.render import Renderer
+from hie_notify.stages import from_ledger
+
+UPDATE = "update"
+
+
+class RegisterLedger:
+    """One change's entries in the register, seen as a Ledger (read, record, lock)."""
+
+    def __init__(self, register: Register, record: Registered, now: datetime) -> None:
+        self.register = register
+        self.record_of = record
+        self.now = now
+
+    @property
+    def description(self) -> str:
+        return self.register.description
+
+    def read(self, change_id: str) -> list[Entry]:
+        return [e for e in self.record_of.entries if e.change_id == change_id]
+
+    def verified(self, change_id: str) -> Verified:
+        # Reminders are never what the gate counts (it reads the change's own ledger), so the
+        # register's copy carries no seals to check.
+        return Verified(entries=self.read(change_id))
+
+    def record(self, entries: list[Entry]) -> list[Entry]:
+        self.register.put(self.record_of, entries, self.now)
+        self.record_of = replace(self.record_of, entries=(*self.record_of.entries, *entries))
+        return entries
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        # Each put is one transaction (SQLite) or one note (GitLab); the scheduled job runs in
+        # one resource group, so two reminder jobs never overlap.
+        yield
+
+
+@dataclass
+class RemindReport:
+    checked: int = 0
+    reports: list[tuple[str, str, StageReport]] = field(default_factory=list)  # change, tag
+    failed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        sent = []
+        for change_id, due_tag, report in self.reports:
+            data = report.to_json()
+            for row in data["delivered"] + data["already_delivered"] + data["dry_run"]:
+                sent.append({"change": change_id, "stage": report.stage, "tag": due_tag, **row})
+        return {
+            "checked": self.checked,
+            "sent": sent,
+            "failed": list(self.failed),
+            "skipped": list(self.skipped),
+        }
+
+    def lines(self) -> list[str]:
+        out = [f"hie-notify remind: {self.checked} open change(s) checked"]
+        for change_id, due_tag, report in self.reports:
+            out.append(f"{change_id}: {reminders.describe(due_tag)}")
+            out += report.lines()
+        out += [f"  FAILED    {f}" for f in self.failed]
+        out += [f"  skipped   {s}" for s in self.skipped]
+        if not self.reports and not self.failed:
+            out.append("  nothing due")
+        return out
+
+
+def horizon(policy: Policy) -> timedelta:
+    """The longest reminder offset any change type asks for."""
+    offsets = [
+        o
+        for ct in policy.change_types.values()
+        for kind in (ct.reminders.internal, ct.reminders.customer, ct.reminders.stakeholder)
+        for o in kind
+    ]
+    return max(offsets, default=timedelta(0))
+
+
+def remind(options: Options) -> RemindReport:
+    policy = load_policy_for(options).policy
+    masker = Masker.from_env(options.env)
+    register = open_register(
+        options.register,
+        options.env,
+        ledger=options.ledger,
+        time_zone=policy.calendar.time_zone,
+        mask=masker,
+    )
+    if register is None:
+        raise InputError(
+            "remind needs the change register: give --register sqlite:PATH or gitlab (HIE_REGISTER)"
+        )
+    now = options.clock()
+    ahead = horizon(policy)
+    renderer = Renderer(policy.templates, masker)
+    report = RemindReport()
+    for record in register.open_changes():
+        report.checked += 1
+        if not reminders.might_owe(record, now, ahead):
+            continue
+        full = register.get(record.change_id)
+        if full is None:
+            continue
+        try:
+            _remind_one(options, policy, register, renderer, full, now, report)
+        except StageFailed as exc:
+            report.failed.append(f"{full.change_id}: {exc}")
+        except InputError as exc:
+            report.skipped.append(f"{full.change_id}: {'; '.join(exc.problems)}")
+    return report
+
+
+def _remind_one(
+    options: Options,
+    policy: Policy,
+    register: Register,
+    renderer: Renderer,
+    record: Registered,
+    now: datetime,
+    report: RemindReport,
+) -> None:
+    change = _change_record(record, policy)
+    result = from_ledger(record.entries, policy, change.id)
+    if result.change_type is None:
+        return
+    audiences = resolve(policy, result, change, record.environments).audiences
+    rules = policy.change_type(result.change_type).reminders
+    offsets = {
+        "internal": rules.internal,
+        "customer": rules.customer,
+        "stakeholder": rules.stakeholder,
+    }
+    due = reminders.owed(record, audiences, offsets, now)
+    groups: dict[tuple[str, str], list[reminders.Due]] = {}
+    for d in due:
+        groups.setdefault((d.stage, d.tag), []).append(d)
+    ledger = RegisterLedger(register, record, now)
+    for (stage, due_tag), items in groups.items():
+        offset = items[0].offset
+        status: dict[str, Any] = {
+            "starts_in": reminders.starts_in(offset) if offset is not None else "now",
+            "register_status": record.status,
+        }
+        stage_report = run_stage(
+            stage=stage,
+            policy=policy,
+            change=change,
+            result=replace(result, fingerprint=reminders.variant(result.fingerprint, due_tag)),
+            audiences=[d.audience for d in items],
+            ledger=ledger,
+            channels=Channels(policy, options.env, options.outbox, change.id, now),
+            renderer=renderer,
+            now=now,
+            links={},
+            status=status,
+            dry_run=options.dry_run,
+        )
+        report.reports.append((change.id, due_tag, stage_report))
+
+
+def _change_record(record: Registered, policy: Policy) -> ChangeRecord:
+    try:
+        return ChangeRecord.model_validate(
+            dict(record.change), context={"customers": set(policy.customers)}
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InputError(
+            f"the registered change record no longer validates ({where}: {first['msg']})"
+        ) from None
+
+
+def send_update(
+    options: Options, args: argparse.Namespace, message: str
+) -> tuple[Any, StageReport]:
+    """An ad-hoc progress or delay update to the change's "during" audiences. Each distinct
+    message goes out once (its text is part of the delivery key); the register records it."""
+    text = " ".join(message.split())
+    if not text:
+        raise InputError("--message: expected the update's text, got nothing")
+    run = stagerun.load(options, args)
+    now = options.clock()
+    audiences = resolve(run.policy, run.result, run.change, run.environments)
+    during = audiences.for_phase("during")
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    report = run_stage(
+        stage=UPDATE,
+        policy=run.policy,
+        change=run.change,
+        result=replace(run.result, fingerprint=f"{run.result.fingerprint}|update:{digest}"),
+        audiences=during,
+        ledger=run.ledger,
+        channels=Channels(run.policy, options.env, options.outbox, run.change.id, now),
+        renderer=run.renderer,
+        now=now,
+        links=run.links,
+        status={"detail": text},
+        dry_run=options.dry_run,
+    )
+    if not options.dry_run:
+        report.notes.extend(
+            stagerun.register_stage(run, UPDATE, [a.id for a in audiences.audiences], report)
+        )
+    return run, report

@@ -1,0 +1,128 @@
+"""What `hie-notify remind` owes now, for one registered change (pure: `now` is passed in).
+
+- `reminder`: at each offset before the window the policy sets for the audience's kind, to
+  every audience that was told; a job that missed some sends only the latest one due, and never
+  one older than a reminder already sent for the same window.
+- `window_opens`: once the window has started with no apply recorded, to the internal channels.
+- `overrun`: once the window has ended with no completion or rollback recorded, to the
+  audiences that hear "during" updates and every internal channel (the lead).
+
+Each is keyed by the window it is about, so a moved window is reminded of again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from hie_notify.records import Audience, Entry
+from hie_notify.register.model import Registered, utc_text
+
+REMINDER, WINDOW_OPENS, OVERRUN = "reminder", "window_opens", "overrun"
+STAGES = (REMINDER, WINDOW_OPENS, OVERRUN)
+_MARK = "|remind:"
+
+
+@dataclass(frozen=True)
+class Due:
+    stage: str
+    audience: Audience
+    tag: str  # what makes this notice distinct: offset and window, e.g. "reminder 24h@..."
+    offset: timedelta | None = None
+
+
+def tag(stage: str, at: datetime, offset: timedelta | None = None) -> str:
+    minutes = "" if offset is None else f" {int(offset.total_seconds() // 60)}m"
+    return f"{stage}{minutes}@{utc_text(at)}"
+
+
+def variant(fingerprint: str, due_tag: str) -> str:
+    """The plan fingerprint a delivery of `due_tag` is recorded under (its idempotency key
+    depends on it, so each reminder is delivered once)."""
+    return f"{fingerprint}{_MARK}{due_tag}"
+
+
+def sent_tags(entries: Sequence[Entry], audience: str) -> set[str]:
+    return {
+        e.fingerprint.split(_MARK, 1)[1]
+        for e in entries
+        if e.audience == audience and _MARK in e.fingerprint
+    }
+
+
+def first_told(entries: Sequence[Entry], audience: str) -> datetime | None:
+    told = [e.delivered_at for e in entries if e.audience == audience and e.stage == "announce"]
+    return min(told, default=None)
+
+
+def might_owe(record: Registered, now: datetime, horizon: timedelta) -> bool:
+    """Cheap test before reading a change's entries: could anything be due now?"""
+    if record.ended or record.window_start is None or record.window_end is None:
+        return False
+    return record.window_start - horizon <= now
+
+
+def owed(
+    record: Registered,
+    audiences: Sequence[Audience],
+    offsets: Mapping[str, Sequence[timedelta]],
+    now: datetime,
+) -> list[Due]:
+    """Everything `record` owes at `now`, given its registered entries (`record.entries`)."""
+    start, end = record.window_start, record.window_end
+    if record.ended or start is None or end is None:
+        return []
+    entries = record.entries
+    out: list[Due] = []
+    for audience in audiences:
+        told = first_told(entries, audience.id)
+        if told is None:
+            continue  # never told: nothing to remind of (the gate reports it)
+        sent = sent_tags(entries, audience.id)
+        if now < start:
+            due = [
+                o
+                for o in offsets.get(audience.kind, ())
+                if told < start - o <= now  # the announcement itself covers earlier ones
+            ]
+            if due:
+                latest = min(due)  # the one nearest the window
+                done = {
+                    o for o in offsets.get(audience.kind, ()) if tag(REMINDER, start, o) in sent
+                }
+                if not any(o <= latest for o in done):
+                    out.append(Due(REMINDER, audience, tag(REMINDER, start, latest), latest))
+        elif now < end:
+            if record.status == "announced" and audience.kind == "internal":
+                t = tag(WINDOW_OPENS, start)
+                if t not in sent:
+                    out.append(Due(WINDOW_OPENS, audience, t))
+        elif record.status in ("announced", "in progress") and (
+            audience.kind == "internal" or "during" in audience.phases
+        ):
+            t = tag(OVERRUN, end)
+            if t not in sent:
+                out.append(Due(OVERRUN, audience, t))
+    return out
+
+
+def starts_in(offset: timedelta) -> str:
+    """`in 24 hours`, `in 7 days`, `tomorrow`-free wording for a reminder's subject."""
+    minutes = int(offset.total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    if days and not rest:
+        return f"in {days} day{'s' if days != 1 else ''}"
+    if not days and hours and not mins:
+        return f"in {hours} hour{'s' if hours != 1 else ''}"
+    return f"in {minutes} minutes" if minutes < 120 else f"in {minutes // 60} hours"
+
+
+def describe(due_tag: str) -> str:
+    """`reminder 1440m@...` -> `reminder, 1 day before the window`."""
+    head = due_tag.split("@", 1)[0]
+    if head.startswith(REMINDER + " ") and head.endswith("m"):
+        offset = timedelta(minutes=int(head[len(REMINDER) + 1 : -1]))
+        return f"reminder, {starts_in(offset).removeprefix('in ')} before the window"
+    return {WINDOW_OPENS: "the window is open", OVERRUN: "overrun"}.get(head, head)

@@ -1,0 +1,77 @@
+"""Where the register is kept: `sqlite:PATH` (the embedded default) or `gitlab[:PROJECT]`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from hie_notify.errors import InputError
+from hie_notify.records import Entry
+from hie_notify.register.model import Registered
+
+DEFAULT_FILE = "register.sqlite3"
+
+
+class Register(Protocol):
+    """One record per change. Records are replaced as the change moves on; its entries (the
+    deliveries recorded for it) are only ever added."""
+
+    @property
+    def description(self) -> str: ...
+
+    def get(self, change_id: str) -> Registered | None:
+        """The change with its entries, or None when it is not registered."""
+        ...
+
+    def put(self, record: Registered, entries: Sequence[Entry], now: datetime) -> Registered:
+        """Store `record` over the one registered (SEQUENCE rises on a move or cancellation)
+        and add the entries not registered yet; returns the record as stored, with the given
+        entries (reading back every entry is `get`'s work)."""
+        ...
+
+    def between(self, start: datetime, end: datetime) -> list[Registered]:
+        """Changes whose window overlaps [start, end), earliest first, without entries."""
+        ...
+
+    def open_changes(self) -> list[Registered]:
+        """Changes that have not ended (status not done, rolled back, failed or cancelled)."""
+        ...
+
+
+def default_uri(ledger: str | None) -> str | None:
+    """The register next to a file ledger (`.hie-notify/register.sqlite3` by default). With a
+    GitLab ledger there is none unless asked for: issues are created only on purpose."""
+    ledger = ledger or "file:.hie-notify/ledger.jsonl"
+    if ledger.startswith("file:"):
+        return "sqlite:" + str(Path(ledger[len("file:") :]).parent / DEFAULT_FILE)
+    return None
+
+
+def open_register(
+    uri: str | None,
+    env: Mapping[str, str],
+    *,
+    ledger: str | None = None,
+    time_zone: str = "UTC",
+    mask: Callable[[str], str] = str,
+) -> Register | None:
+    """`sqlite:PATH`, `gitlab` (project HIE_REGISTER_PROJECT, else CI_PROJECT_ID),
+    `gitlab:PROJECT`, or `none`; unset: next to a file ledger (see `default_uri`)."""
+    uri = uri if uri else default_uri(ledger)
+    if uri is None or uri == "none":
+        return None
+    if uri.startswith("sqlite:") and len(uri) > len("sqlite:"):
+        from hie_notify.register.sqlite import SqliteRegister
+
+        return SqliteRegister(Path(uri[len("sqlite:") :]))
+    if uri == "gitlab" or (uri.startswith("gitlab:") and len(uri) > len("gitlab:")):
+        from hie_notify.register.gitlab import GitLabRegister
+
+        project = uri[len("gitlab:") :] if uri != "gitlab" else None
+        return GitLabRegister.from_env(env, project, time_zone=time_zone, mask=mask)
+    raise InputError(
+        f"--register / HIE_REGISTER: expected sqlite:PATH, gitlab, gitlab:PROJECT or none, "
+        f"got {uri!r}"
+    )
