@@ -40,6 +40,7 @@ _COMMANDS: dict[str, str] = {
     "validate": "check the policy and change files; exit 2 with every problem found",
     "calendar": "registered changes, deploy freezes and bank holidays in a range (text, json, ics)",
     "remind": "scheduled (hourly): reminders, window opens and overrun notices the register owes",
+    "report": "compliance report from the register: notice, breaches, post-mortems, downtime",
 }
 
 
