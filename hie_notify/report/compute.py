@@ -47,6 +47,10 @@ _STAGE_OF_STATUS = {"failed": "apply_failed", "rolled back": "rollback_succeeded
 KINDS = ("internal", "customer", "stakeholder", "meeting")
 
 
+def _bd(n: int) -> NoticePeriod:
+    return NoticePeriod("business_days", business_days=n)
+
+
 def iso(when: datetime | None) -> str | None:
     return None if when is None else when.astimezone(UTC).isoformat()
 
@@ -86,6 +90,9 @@ class _Days:
             count += self.business(d)
             d += timedelta(days=1)
         if s_day > day and self.business(s_day) and s_time < at:
+            count -= 1
+        # Exact by the gate's own arithmetic where a clock change moves the wall time.
+        while count > 0 and self.calendar.earliest_start(notice_at, _bd(count)) > start:
             count -= 1
         return max(count, 0)
 
@@ -375,8 +382,8 @@ def _breaches(c: _Change, rows: Sequence[NoticeRow]) -> list[BreachRow]:
         if not short and not r.outbox_only:
             continue
         by = "emergency" if c.emergency else ("trial" if r.outbox_only else "manual override")
-        required = f"{r.required:g} {r.unit}"
-        given = "not given" if r.given is None else f"{r.given:g} {r.unit}"
+        required = _amount(r.required, r.unit)
+        given = "not given" if r.given is None else _amount(r.given, r.unit)
         detail = (
             "nobody was told: the notice went to the outbox only"
             if r.outbox_only
@@ -384,6 +391,11 @@ def _breaches(c: _Change, rows: Sequence[NoticeRow]) -> list[BreachRow]:
         )
         out.append(BreachRow(r.change_id, r.audience, r.label, required, given, by, detail))
     return out
+
+
+def _amount(n: float, unit: str) -> str:
+    """`1 business day`, `3 business days`, `34 hours`."""
+    return f"{n:g} {unit if n != 1 else unit[:-1]}"
 
 
 def _postmortem(
@@ -399,7 +411,7 @@ def _postmortem(
     entries = [e for e in record.entries if e.stage == "postmortem" and not e.dry_run]
     closed = [e for e in entries if e.extra.get("state") == "closed"]
     opened = [e for e in entries if e.extra.get("state") != "closed"]
-    ended = min(
+    ended = max(
         (e.delivered_at for e in record.entries if e.stage in _ENDING),
         default=record.window_end,
     )

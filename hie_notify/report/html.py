@@ -25,10 +25,21 @@ def _header(name: str) -> str:
     return name.replace("_", " ")
 
 
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
 def render(report: Report) -> str:
     env = jinja2.Environment(
         autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
     )
+    env.filters["cell"] = _cell
     source = resources.files("hie_notify.report").joinpath("report.html.j2").read_text("utf-8")
     template = env.from_string(source)
     rows = report.tables
