@@ -90,9 +90,9 @@ def downtime(rows: Sequence[DowntimeRow], warn_at: float) -> str:
     ax.legend(
         fontsize=8,
         frameon=False,
-        ncols=min(len(customers), 6),
         loc="upper left",
-        title="actual (bars), declared (black marks)",
+        bbox_to_anchor=(1.08, 1),
+        title="actual (bars)\ndeclared (marks)",
         title_fontsize=8,
     )
     ax.spines[["top", "right"]].set_visible(False)
