@@ -437,7 +437,7 @@ def test_html_is_one_page_with_charts_and_their_tables(
         "Downtime budget used per customer per month",
         "Changes per week by type and outcome",
     ):
-        assert f"<caption>{title}: the chart's data</caption>" in page
+        assert f"<caption>{title}: the chart&#39;s data</caption>" in page
     assert "@page { size: A4" in page
     # Nothing to fetch: no script, stylesheet, image or font from anywhere.
     for needle in ("<script", "<link", "<img", "<iframe", "<object", "@import", "src="):
@@ -468,3 +468,42 @@ def test_business_days_given_inverts_the_gate_arithmetic(notice: datetime, ahead
 
     assert n == 0 or allows(n)
     assert not allows(n + 1)
+
+
+class _Plain:
+    """The same register seen only through the `Register` protocol (no SQLite shortcut)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def between(self, start: datetime, end: datetime) -> Any:
+        return self.inner.between(start, end)
+
+    def get(self, change_id: str) -> Any:
+        return self.inner.get(change_id)
+
+
+def test_the_sqlite_shortcut_reads_what_the_register_protocol_reads(register_path: Path) -> None:
+    from zoneinfo import ZoneInfo
+
+    from hie_notify.register.sqlite import SqliteRegister
+    from hie_notify.report import compute, export, source
+
+    policy = load_policy()
+    calendar = BusinessCalendar.from_policy(policy)
+    zone = ZoneInfo("Europe/London")
+    start, end = datetime(2026, 10, 1, tzinfo=zone), datetime(2027, 1, 1, tzinfo=zone)
+    register = SqliteRegister(register_path)
+    fast = source.whole_months(register, start, end, calendar)
+    slow = source.whole_months(_Plain(register), start, end, calendar)  # type: ignore[arg-type]
+    assert [r.change_id for r in fast] == [r.change_id for r in slow]
+    assert [len(r.entries) for r in fast] == [len(r.entries) for r in slow]
+
+    def build(records: Any) -> dict[str, Any]:
+        return export.to_json(
+            compute.build(
+                policy=policy, calendar=calendar, records=records, start=start, end=end, now=NOW
+            )
+        )
+
+    assert build(fast) == build(slow)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 # Okabe-Ito: told apart with the common colour-vision deficiencies, and in grey print.
 GOOD, FAIR, BAD, NONE = "#009E73", "#E69F00", "#D55E00", "#999999"
 SERIES = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+BARS_UP_TO = 60  # weeks
 _PROLOGUE = re.compile(r"^.*?(?=<svg)", re.S)
 
 
@@ -100,22 +101,32 @@ def downtime(rows: Sequence[DowntimeRow], warn_at: float) -> str:
 
 
 def changes_by_week(rows: Sequence[WeekRow]) -> str:
+    """Stacked bars per week; beyond BARS_UP_TO weeks, one stepped band per series instead (the
+    same picture, drawn as a handful of shapes rather than thousands of bars)."""
     weeks = sorted({(r.week_start, r.week) for r in rows})
+    index = {w: i for i, (_, w) in enumerate(weeks)}
     fig = _figure(4.6)
     top, bottom = fig.subplots(2, 1, sharex=True)
+    xs = list(range(len(weeks)))
     for ax, attr, title in ((top, "change_type", "by type"), (bottom, "outcome", "by outcome")):
-        keys = sorted({getattr(r, attr) for r in rows})
-        base = [0] * len(weeks)
-        for i, key in enumerate(keys):
-            counts = [
-                sum(r.changes for r in rows if r.week == w and getattr(r, attr) == key)
-                for _, w in weeks
-            ]
-            ax.bar(range(len(weeks)), counts, bottom=base, color=SERIES[i % len(SERIES)], label=key)
-            base = [a + b for a, b in zip(base, counts, strict=True)]
+        series: dict[str, list[int]] = {}
+        for r in rows:
+            series.setdefault(getattr(r, attr), [0] * len(weeks))[index[r.week]] += r.changes
+        keys = sorted(series)
+        colours = [SERIES[i % len(SERIES)] for i in range(len(keys))]
+        if len(weeks) <= BARS_UP_TO:
+            base = [0] * len(weeks)
+            for key, colour in zip(keys, colours, strict=True):
+                ax.bar(xs, series[key], bottom=base, color=colour, label=key)
+                base = [a + b for a, b in zip(base, series[key], strict=True)]
+        else:
+            ax.stackplot(xs, *(series[k] for k in keys), labels=keys, colors=colours, step="mid")
         ax.set_ylabel(f"changes {title}")
         ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1, 1))
         ax.spines[["top", "right"]].set_visible(False)
-    bottom.set_xticks(range(len(weeks)), [w for w, _ in weeks], rotation=60, ha="right", fontsize=7)
+    step = max(1, len(weeks) // 26)  # at most about 26 labels
+    bottom.set_xticks(
+        xs[::step], [w for w, _ in weeks][::step], rotation=60, ha="right", fontsize=7
+    )
     bottom.set_xlabel("week starting")
     return _svg(fig, "Changes per week by type and by outcome")

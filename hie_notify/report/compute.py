@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from hie_notify.audiences import resolve
 from hie_notify.calendar import UTC, BusinessCalendar
 from hie_notify.change import ChangeRecord
-from hie_notify.classify import Classification, required_notice
+from hie_notify.classify import Classification
 from hie_notify.durations import NoticePeriod
 from hie_notify.policy.model import Policy
 from hie_notify.records import Audience, Entry
@@ -35,7 +35,7 @@ from hie_notify.report.model import (
     SummaryRow,
     WeekRow,
 )
-from hie_notify.stages import from_ledger, postmortem_reasons
+from hie_notify.stages import postmortem_reasons
 
 ANNOUNCE = "announce"
 WENT_AHEAD = frozenset({"in progress", "done", "rolled back", "failed"})
@@ -65,6 +65,7 @@ class _Days:
     def __init__(self, calendar: BusinessCalendar) -> None:
         self.calendar = calendar
         self._known: dict[date, bool] = {}
+        self._given: dict[tuple[datetime, datetime], int] = {}
 
     def business(self, day: date) -> bool:
         known = self._known.get(day)
@@ -72,9 +73,24 @@ class _Days:
             known = self._known[day] = self.calendar.is_business_day(day)
         return known
 
+    def allows(self, notice_at: datetime, start: datetime, period: NoticePeriod) -> bool:
+        """`BusinessCalendar.notice_given`, from the count of business days where it can be."""
+        if period.kind == "elapsed":
+            return notice_at + period.elapsed <= start
+        if period.business_days == 0:  # the weekend rule applies even to 0 business days
+            return self.calendar.notice_given(notice_at, start, period)
+        return self.given(notice_at, start) >= period.business_days
+
     def given(self, notice_at: datetime, start: datetime) -> int:
         """The most business days n for which a notice at `notice_at` allows `start` (the
         inverse of `earliest_start`): negative when the notice came after the start."""
+        key = (notice_at, start)
+        known = self._given.get(key)
+        if known is None:
+            known = self._given[key] = self._count(notice_at, start)
+        return known
+
+    def _count(self, notice_at: datetime, start: datetime) -> int:
         if notice_at > start:
             return -1
         local = self.calendar.local(notice_at)
@@ -92,8 +108,9 @@ class _Days:
         if s_day > day and self.business(s_day) and s_time < at:
             count -= 1
         # Exact by the gate's own arithmetic where a clock change moves the wall time.
-        while count > 0 and self.calendar.earliest_start(notice_at, _bd(count)) > start:
-            count -= 1
+        if local.utcoffset() != s.utcoffset():
+            while count > 0 and self.calendar.earliest_start(notice_at, _bd(count)) > start:
+                count -= 1
         return max(count, 0)
 
 
@@ -229,26 +246,37 @@ def _why(exc: Exception) -> str:
     return str(exc)
 
 
-def _classification(record: Registered, policy: Policy) -> Classification:
+def _classification(record: Registered) -> Classification:
+    """What the stages know of the change without its plan, as `stages.from_ledger` reads it
+    (the last announcement) but only the parts the report uses: type, categories, impact and
+    the summary's destroys and replacements. Not announced: what the register says."""
     announced = [e for e in record.entries if e.stage == ANNOUNCE and not e.dry_run]
     if announced:
-        return from_ledger(record.entries, policy, record.change_id)
-    categories = record.categories or ((record.change_type,) if record.change_type else ())
-    impacting = categories if record.service_impacting else ()
+        last = max(announced, key=lambda e: e.delivered_at)
+        categories = last.categories or ((last.change_type,) if last.change_type else ())
+        impacting = tuple(c for c in categories if c in set(last.impacting_categories))
+        actions = Counter(action for _, action in last.resources)
+        summary = {"destroy": actions["delete"], "replace": actions["replace"]}
+        change_type, service_impacting = last.change_type, last.service_impacting
+    else:
+        categories = record.categories or ((record.change_type,) if record.change_type else ())
+        impacting = tuple(categories) if record.service_impacting else ()
+        summary = dict(record.summary)
+        change_type, service_impacting = record.change_type, record.service_impacting
     return Classification(
-        change_type=record.change_type,
+        change_type=change_type,
         declared_type=None,
         categories=tuple(categories),
-        service_impacting=record.service_impacting,
-        summary=dict(record.summary),
+        service_impacting=service_impacting,
+        summary=summary,
         reasons=(),
         resources=(),
         drift=(),
         outputs=(),
         fingerprint=record.fingerprint,
         has_changes=True,
-        impacting_categories=tuple(impacting),
-        notice=required_notice(policy, categories, impacting),
+        impacting_categories=impacting,
+        notice=(),
     )
 
 
@@ -258,7 +286,7 @@ def _prepare(
     change = ChangeRecord.model_validate(
         dict(record.change), context={"customers": set(policy.customers)}
     )
-    result = _classification(record, policy)
+    result = _classification(record)
     key = (
         result.categories,
         result.impacting_categories,
@@ -328,9 +356,9 @@ def _notices(c: _Change, days: _Days, calendar: BusinessCalendar) -> list[Notice
         if given_at is not None and start is not None:
             given = float(days.given(given_at, start)) if business else _hours(start - given_at)
             margin = round(given - required, 2)
-            if given_at > start or not calendar.notice_given(given_at, start, minimum):
+            if given_at > start or not days.allows(given_at, start, minimum):
                 level = "short"
-            elif calendar.notice_given(given_at, start, recommended):
+            elif days.allows(given_at, start, recommended):
                 level = "recommended"
             else:
                 level = "minimum"
