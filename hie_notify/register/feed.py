@@ -218,10 +218,11 @@ def to_text(view: View, calendar: BusinessCalendar) -> str:
         start = datetime.combine(h.day, time(0), calendar.zone)
         rows.append((start, f"  {f'{h.day:%a %d %b %Y} (all day)':46} {'holiday':12} {h.name}"))
     first, last = calendar.local(view.start), calendar.local(view.end)
-    head = (
-        f"Changes, deploy freezes and bank holidays from {first:%a %d %b %Y %H:%M} "
-        f"to {last:%a %d %b %Y %H:%M %Z} ({calendar.zone_name})"
-    )
+    if first.time() == last.time() == time(0):  # whole days: name the last one included
+        span = f"{first:%a %d %b %Y} to {last - timedelta(days=1):%a %d %b %Y}"
+    else:
+        span = f"{first:%a %d %b %Y %H:%M} to {last:%a %d %b %Y %H:%M %Z}"
+    head = f"Changes, deploy freezes and bank holidays from {span} ({calendar.zone_name})"
     lines = [head, *(r for _, r in sorted(rows, key=lambda r: r[0]))]
     if not rows:
         lines.append("  nothing registered, frozen or on holiday in this range")

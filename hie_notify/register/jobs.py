@@ -79,7 +79,7 @@ class RemindReport:
     def lines(self) -> list[str]:
         out = [f"hie-notify remind: {self.checked} open change(s) checked"]
         for change_id, due_tag, report in self.reports:
-            out.append(f"{change_id}: {due_tag}")
+            out.append(f"{change_id}: {reminders.describe(due_tag)}")
             out += report.lines()
         out += [f"  FAILED    {f}" for f in self.failed]
         out += [f"  skipped   {s}" for s in self.skipped]

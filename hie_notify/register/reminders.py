@@ -117,3 +117,12 @@ def starts_in(offset: timedelta) -> str:
     if not days and hours and not mins:
         return f"in {hours} hour{'s' if hours != 1 else ''}"
     return f"in {minutes} minutes" if minutes < 120 else f"in {minutes // 60} hours"
+
+
+def describe(due_tag: str) -> str:
+    """`reminder 1440m@...` -> `reminder, 1 day before the window`."""
+    head = due_tag.split("@", 1)[0]
+    if head.startswith(REMINDER + " ") and head.endswith("m"):
+        offset = timedelta(minutes=int(head[len(REMINDER) + 1 : -1]))
+        return f"reminder, {starts_in(offset).removeprefix('in ')} before the window"
+    return {WINDOW_OPENS: "the window is open", OVERRUN: "overrun"}.get(head, head)
