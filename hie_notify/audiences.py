@@ -91,6 +91,13 @@ def resolve(
     problems: list[str] = []
     overriding = [c for c in result.categories if policy.change_type(c).notice_overrides_others]
     affected = affected_customers(policy, change, environments)
+    if not affected and any(
+        policy.change_type(c).external_audience == "all_customers"
+        and _owed(policy, c, result.impacting_categories)
+        for c in result.categories
+    ):
+        # Every customer is told anyway (scheduled maintenance): the affected ones are among them.
+        affected = list(policy.customers)
     zero = NoticePeriod("elapsed")
     home = policy.calendar.time_zone
 
@@ -135,8 +142,26 @@ def resolve(
                 label=meeting,
                 time_zone=home,
             )
-        owed = ct.external_when == "always" or name in result.impacting_categories
-        if ct.external_audience == "none" or not owed:
+        impact = policy.impact_notice_for(name) if name in result.impacting_categories else None
+        if impact is not None and policy.customer_impact is not None:
+            # Phase 2: a planned service-impacting change owes the affected customers notice,
+            # whatever its type's own external audience.
+            if not affected:
+                problems.append(_no_customers(name, "is service-impacting, so it"))
+            for cname in affected:
+                customer = policy.customers[cname]
+                add(
+                    f"customer:{cname}",
+                    policy.customer_impact.stages,
+                    impact.minimum,
+                    impact.recommended,
+                    name,
+                    kind="customer",
+                    label=customer.name,
+                    time_zone=customer.time_zone or home,
+                    emails=_emails(customer.contacts),
+                )
+        if ct.external_audience == "none" or not _owed(policy, name, result.impacting_categories):
             continue
         phases = [
             p
@@ -162,11 +187,7 @@ def resolve(
                 continue
         customers = list(policy.customers) if ct.external_audience == "all_customers" else affected
         if not customers and ct.external_audience != "critical_stakeholders":
-            problems.append(
-                f"{name} must tell the affected customers, but none is known: list them under "
-                "`customers:` in the change record, or map this environment to them in the "
-                "policy (customers.<name>.environments)"
-            )
+            problems.append(_no_customers(name, ""))
         critical_only = ct.external_audience == "critical_stakeholders"
         for cname in customers:
             customer = policy.customers[cname]
@@ -183,6 +204,20 @@ def resolve(
                 emails=_emails(contacts),
             )
     return Audiences(tuple(b.build(aid) for aid, b in found.items()), tuple(problems))
+
+
+def _owed(policy: Policy, name: str, impacting: Sequence[str]) -> bool:
+    """Does a category of type `name` owe its external audience a notice?"""
+    ct = policy.change_type(name)
+    return ct.external_audience != "none" and (ct.external_when == "always" or name in impacting)
+
+
+def _no_customers(name: str, why: str) -> str:
+    return (
+        f"{name} {why + ' ' if why else ''}must tell the affected customers, but none is known: "
+        "list them under `customers:` in the change record, or map this environment to them "
+        "in the policy (customers.<name>.environments)"
+    )
 
 
 def _emails(contacts: Iterable[Contact]) -> tuple[str, ...]:

@@ -101,7 +101,9 @@ class BusinessCalendar:
 
     def earliest_start(self, notice_at: datetime, period: NoticePeriod) -> datetime:
         """The earliest window start that a notice given at `notice_at` allows (aware, UTC)."""
-        if period.kind == "elapsed":
+        if period.kind == "elapsed" or period.business_days == 0:
+            # A notice of 0 business days asks only that it come before the window: no weekend
+            # or holiday rule applies to it (DESIGN.md, notice arithmetic).
             return (notice_at.astimezone(UTC) + period.elapsed).astimezone(UTC)
         local = self.local(notice_at)
         day = local.date()

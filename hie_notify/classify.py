@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -16,6 +16,7 @@ from hie_notify.policy.model import MatchRule, Policy
 from hie_notify.terraform.plan import DriftEntry, OutputChange, Plan, ResourceChange
 
 _SHOWN = 5
+_STATE_WORDS = {"move": "moved", "import": "imported", "forget": "forgotten"}
 
 
 class ResourceResult(NamedTuple):
@@ -175,8 +176,17 @@ def classify(
     results: list[ResourceResult] = []
     claimed: dict[tuple[str, str], list[str]] = defaultdict(list)
     impacting: dict[str, list[str]] = defaultdict(list)
+    state_only: Counter[str] = Counter()
+    ignore_state_only = policy.classification.state_only == "none"
     for rc in plan.resource_changes:
         if not rc.is_change:
+            continue
+        if ignore_state_only and rc.action in ("no-op", "forget"):
+            # Moved, imported or forgotten: the state changes, the infrastructure does not.
+            state_only[rc.effective_action] += 1
+            results.append(
+                ResourceResult(rc.address, rc.type, rc.effective_action, rc.actions, (), False)
+            )
             continue
         action = _rule_action(rc)
         cats: list[str] = []
@@ -203,8 +213,20 @@ def classify(
 
     reasons: list[str] = []
     present = sorted({c for r in results for c in r.categories}, key=lambda n: -rank[n])
+    infrastructure_changes = any(r.categories for r in results)
     if not results:
         reasons.append(_no_changes(plan))
+    elif state_only:
+        counted = ", ".join(
+            f"{n} {_STATE_WORDS[a]}" for a, n in sorted(state_only.items(), key=lambda kv: kv[0])
+        )
+        if infrastructure_changes:
+            reasons.append(f"state only, owes no notice of its own: {counted}")
+        else:
+            reasons.append(
+                f"state only: {counted}; nothing changes in the real infrastructure, so no "
+                "notice is owed (policy classification.state_only: none)"
+            )
     for (name, description), addresses in sorted(
         claimed.items(), key=lambda kv: (-rank[kv[0][0]], kv[0][1])
     ):
@@ -228,7 +250,7 @@ def classify(
     if downtime and downtime > timedelta(0):
         expected = describe_timedelta(downtime)
         reasons.append(f"service-impacting: the change record expects {expected} of downtime")
-    if results and not service_impacting:
+    if infrastructure_changes and not service_impacting:
         reasons.append(
             "not service-impacting: no change touches a resource the policy marks as "
             "impacting, and no downtime is declared"
@@ -288,7 +310,7 @@ def classify(
         drift=plan.drift,
         outputs=tuple(o for o in plan.outputs if o.action not in ("no-op", "read")),
         fingerprint=plan.fingerprint(),
-        has_changes=bool(results),
+        has_changes=infrastructure_changes,
         impacting_categories=impacting_categories,
         notice=required_notice(policy, categories, impacting_categories),
     )
@@ -309,6 +331,9 @@ def required_notice(
         wanted = [("internal", ct.internal_notice.minimum, ct.internal_notice.recommended)]
         if ct.external_audience != "none" and (ct.external_when == "always" or name in impacting):
             wanted.append(("external", ct.external_notice.minimum, ct.external_notice.recommended))
+        impact = policy.impact_notice_for(name) if name in impacting else None
+        if impact is not None:
+            wanted.append(("external", impact.minimum, impact.recommended))
         for audience, minimum, recommended in wanted:
             current = best.get(audience)
             if (

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from importlib import import_module
 
 from hie_notify import __version__
@@ -32,11 +33,13 @@ _COMMANDS: dict[str, str] = {
     "earliest": "the earliest window start the required notice allows if notices go out now",
     "apply": "stage notices for the apply (--status started|succeeded|failed)",
     "rollback": "stage notices for a rollback (--status started|succeeded|failed)",
-    "complete": "completion notices; the post-mortem reminder where the policy owes one",
+    "complete": "completion notices once the key user flows were checked; opens the "
+    "post-mortem issue where the policy owes one",
     "cancel": "tell everyone who was told that the change will not go ahead",
-    "preview": "render every message of a stage, for every audience, without sending",
+    "preview": "render every message of a stage (plan, apply --status S, rollback --status S, "
+    "complete, cancel), for every audience, without sending",
     "watch": "follow an HCP Terraform run until it is final, sending each stage once",
-    "receive": "serve HCP Terraform notification webhooks and send the stages they mean",
+    "receive": "serve the HCP Terraform run task (the gate) and notification webhooks",
     "validate": "check the policy and change files; exit 2 with every problem found",
     "calendar": "registered changes, deploy freezes and bank holidays in a range (text, json, ics)",
     "remind": "scheduled (hourly): reminders, window opens and overrun notices the register owes",
@@ -71,7 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _options(args: argparse.Namespace, env: Mapping[str, str]) -> Options:
+def _options(
+    args: argparse.Namespace,
+    env: Mapping[str, str],
+    clock: Callable[[], datetime] | None = None,
+) -> Options:
     values: dict[str, object] = {}
     for flag, var, _kwargs in _GLOBALS:
         key = flag.lstrip("-").replace("-", "_")
@@ -80,15 +87,19 @@ def _options(args: argparse.Namespace, env: Mapping[str, str]) -> Options:
             raw = env[var]
             value = raw.strip().lower() in ("1", "true", "yes") if key == "dry_run" else raw
         values[key] = value
-    return Options.from_raw(values, env)
+    return Options.from_raw(values, env, clock)
 
 
-def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> int:
     env = os.environ if env is None else env
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        options = _options(args, env)
+        options = _options(args, env, clock)
         run: Callable[[argparse.Namespace, Options], int] = import_module(
             f"hie_notify.commands.{args.command}"
         ).run

@@ -14,15 +14,39 @@ from hie_notify.errors import InputError
 from hie_notify.options import Options
 from hie_notify.plan_source import Source
 from hie_notify.policy import Policy
-from hie_notify.policy.protected import LoadedPolicy, load_effective
+from hie_notify.policy.protected import LoadedPolicy, in_gitlab_ci, load_effective
 
 if TYPE_CHECKING:
     from hie_notify.terraform.hcp import Run
 
 
 def load_policy_for(options: Options) -> LoadedPolicy:
-    """The policy in force (protected in GitLab CI), and where it came from."""
-    return load_effective(options.policy, options.env)
+    """The policy in force (protected in GitLab CI), and where it came from. In CI a clock
+    from the job's own variables is refused unless the protected policy declares a trial."""
+    loaded = load_effective(options.policy, options.env)
+    refuse_ci_overrides(options, loaded.policy, gate=False)
+    return loaded
+
+
+def refuse_ci_overrides(options: Options, policy: Policy, *, gate: bool) -> None:
+    """In GitLab CI a branch sets its own job variables: refuse the ones that would move the
+    clock or switch the gate off (exit 2, naming each), unless the protected policy is a
+    trial. HIE_LOCAL_POLICY is refused where the policy is loaded."""
+    if not in_gitlab_ci(options.env) or policy.trial:
+        return
+    refused = []
+    if options.now is not None:
+        refused.append("--now / HIE_NOW")
+    if gate and options.dry_run:
+        refused.append("--dry-run / HIE_DRY_RUN")
+    if refused:
+        raise InputError(
+            [
+                f"{name}: refused in GitLab CI (a branch can set its own job variables); the "
+                "protected policy does not declare trial: true"
+                for name in refused
+            ]
+        )
 
 
 def environments(env: Mapping[str, str], run: Run | None = None) -> list[str]:

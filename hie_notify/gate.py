@@ -14,6 +14,30 @@ from hie_notify.policy.model import Policy
 from hie_notify.records import Audience, Audiences, Entry
 
 ANNOUNCE = "announce"
+TRIAL_BANNER = (
+    "TRIAL: NOBODY WAS TOLD. The protected policy sets trial: true, so outbox files count as "
+    "notices; no person received them."
+)
+# What each real channel's receipt must hold for its delivery to count.
+RECEIPT_KEYS = {
+    "slack": ("channel_id", "ts"),
+    "email": ("message_id", "smtp_reply"),
+    "teams": ("status",),
+    "webhook": ("status",),
+    "gitlab": ("issue",),
+}
+
+
+def has_receipt(entry: Entry) -> bool:
+    """A delivery over a real channel counts only with what the service answered."""
+    keys = RECEIPT_KEYS.get(entry.channel)
+    return keys is not None and all(entry.receipt.get(k) for k in keys)
+
+
+def receipt_text(entry: Entry) -> str:
+    """`slack C0DEVOPS 1764583200.000100 https://...` for people to check."""
+    parts = [entry.channel, *(v for k, v in sorted(entry.receipt.items()) if v)]
+    return " ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -33,6 +57,8 @@ class Requirement:
     given_at: datetime | None
     earliest_start: datetime
     met: bool
+    outbox_only: bool = False  # the notice that counts was only written to the outbox
+    receipts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -44,6 +70,7 @@ class Decision:
     earliest_start: datetime | None
     emergency: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
+    trial: bool = False
 
     def to_json(self, calendar: BusinessCalendar) -> dict[str, Any]:
         def iso(when: datetime | None) -> str | None:
@@ -54,6 +81,8 @@ class Decision:
             "reasons": list(self.reasons),
             "warnings": list(self.warnings),
             "emergency": self.emergency,
+            "trial": self.trial,
+            "nobody_told": TRIAL_BANNER if self.trial else "",
             "required": [
                 {
                     "audience": r.audience,
@@ -63,6 +92,8 @@ class Decision:
                     "given_at": iso(r.given_at),
                     "earliest_start": iso(r.earliest_start),
                     "met": r.met,
+                    "outbox_only": r.outbox_only,
+                    "receipts": list(r.receipts),
                 }
                 for r in self.requirements
             ],
@@ -113,15 +144,20 @@ def plan_differences(entry: Entry, result: Classification, policy: Policy) -> li
 
 
 def _covers(entry: Entry, window: Window | None) -> bool:
-    """Did this notice announce a window that contains the one about to be used?"""
-    if window is None or not entry.window_start:
+    """Did this notice announce a window that contains the one about to be used? A notice
+    without a window ("not scheduled yet") covers no window."""
+    if window is None:
         return True
+    if not entry.window_start:
+        return False
     start = datetime.fromisoformat(entry.window_start)
     end = datetime.fromisoformat(entry.window_end)
     return bool(start <= window.start and window.end <= end)
 
 
 def _window_of(entry: Entry, when: Callable[[datetime], str]) -> str:
+    if not entry.window_start:
+        return "no window: not scheduled yet"
     start = datetime.fromisoformat(entry.window_start)
     end = datetime.fromisoformat(entry.window_end)
     return f"{when(start)} to {when(end)}"
@@ -139,12 +175,22 @@ def decide(
     freeze: str | None = None,
     speculative: bool = False,
     approval: Approval | None = None,
+    approval_required: bool = False,
+    outbox_counts: bool = True,
+    trial: bool = False,
+    ledger_problems: Sequence[str] = (),
+    ledger_warnings: Sequence[str] = (),
 ) -> Decision:
     """The gate. Blocks (with every reason) unless the policy's notice was given for this plan,
-    the window is open now, and nothing else stands in the way. Warnings never block."""
-    reasons: list[str] = []
-    warnings: list[str] = []
-    notes: list[str] = []
+    the window is open now, and nothing else stands in the way. Warnings never block.
+
+    `outbox_counts`: an outbox file is a notice (outside CI, or a trial); else only a real
+    channel's delivery with its receipt is. `approval_required`: an emergency whose approval
+    could not be checked blocks (in CI). `ledger_problems`: tampering the ledger's seal check
+    found; each blocks."""
+    reasons: list[str] = [f"the ledger cannot be trusted: {p}" for p in ledger_problems]
+    warnings: list[str] = [f"ledger: {w}" for w in ledger_warnings]
+    notes: list[str] = [TRIAL_BANNER] if trial else []
     emergency = bool(
         result.change_type and policy.change_type(result.change_type).notice_overrides_others
     )
@@ -169,10 +215,10 @@ def decide(
             "no change record: give one with --change / HIE_CHANGE (the policy's Phase 1 needs "
             "the Jira key, purpose, window, downtime estimate and rollback plan)"
         )
-        return Decision(False, tuple(reasons), (), (), None, emergency)
+        return Decision(False, tuple(reasons), (), (), None, emergency, tuple(notes), trial)
     if not result.has_changes and result.declared_type is None:
         notes.append("the plan has no changes: nothing to announce or guard")
-        return Decision(not reasons, tuple(reasons), (), (), None, emergency, tuple(notes))
+        return Decision(not reasons, tuple(reasons), (), (), None, emergency, tuple(notes), trial)
 
     for gap in change.phase1_gaps():
         if emergency and not gap.startswith("rollback"):
@@ -181,7 +227,13 @@ def decide(
         reasons.append(f"the change record has no {gap}: add it (policy Phase 1)")
     if emergency and not (change.justification or "").strip():
         reasons.append("an emergency fix needs a justification in the change record")
-    if emergency and approval is None:
+    if emergency and approval is None and approval_required:
+        reasons.append(
+            "the emergency's approval cannot be checked: GitLab is not configured (set "
+            "HIE_GITLAB_TOKEN so the gate can see the merge request's approvals); in GitLab CI "
+            "an unchecked emergency does not pass"
+        )
+    elif emergency and approval is None:
         warnings.append(
             "the emergency's approval was not checked: GitLab is not configured (set "
             "HIE_GITLAB_TOKEN so the gate can see the merge request's approvals)"
@@ -226,6 +278,7 @@ def decide(
                 reasons,
                 warnings,
                 when,
+                outbox_counts,
             )
         )
 
@@ -240,6 +293,7 @@ def decide(
         earliest_start=earliest,
         emergency=emergency,
         notes=tuple(notes),
+        trial=trial,
     )
 
 
@@ -255,18 +309,41 @@ def _requirement(
     reasons: list[str],
     warnings: list[str],
     when: Callable[[datetime], str],
+    outbox_counts: bool = True,
 ) -> Requirement:
-    told = sorted(
-        (
-            e
-            for e in entries
-            if e.audience == audience.id
-            and e.stage == ANNOUNCE
-            and not e.dry_run
-            and e.delivered_at <= now
-        ),
-        key=lambda e: e.delivered_at,
-    )
+    sent = [
+        e
+        for e in entries
+        if e.audience == audience.id
+        and e.stage == ANNOUNCE
+        and not e.dry_run
+        and e.delivered_at <= now
+    ]
+
+    # A meeting's agenda item is written for the meeting, not sent: the outbox is its route.
+    outbox_counts = outbox_counts or audience.kind == "meeting"
+
+    def counts(e: Entry) -> bool:
+        return outbox_counts if e.channel == "outbox" else has_receipt(e)
+
+    told = sorted((e for e in sent if counts(e)), key=lambda e: e.delivered_at)
+    uncounted: list[str] = []
+    if not told and sent:
+        outbox = [e for e in sent if e.channel == "outbox"]
+        bare = [e for e in sent if e.channel != "outbox"]
+        if outbox and not outbox_counts:
+            uncounted.append(
+                f"{audience.label} was only written to the outbox ({outbox[0].message_id}): in "
+                "GitLab CI that tells nobody. Give the audience a real route in the policy (a "
+                "Slack channel, email contacts with SMTP_HOST, Teams or a webhook), then run "
+                "`hie-notify plan`"
+            )
+        if bare:
+            uncounted.append(
+                f"{audience.label}: the {bare[0].channel} delivery recorded "
+                f"{when(bare[0].delivered_at)} has no receipt from the service (no proof it "
+                "reached anyone): it does not count; run `hie-notify plan`"
+            )
     matching = [e for e in told if not plan_differences(e, result, policy) and _covers(e, window)]
     minimum, recommended = audience.minimum, audience.recommended
     if not matching:
@@ -284,6 +361,8 @@ def _requirement(
                 f"`hie-notify plan` to announce this one; with notice given now the earliest "
                 f"start is {when(if_now)}"
             )
+        elif uncounted:
+            reasons.extend(uncounted)
         else:
             what = (
                 "immediately, before the fix"
@@ -298,6 +377,13 @@ def _requirement(
             audience.id, audience.label, str(minimum), str(recommended), None, if_now, False
         )
     given = matching[0].delivered_at
+    # The first counting delivery's receipt on each channel; "outbox only" when no real
+    # channel carried it (outside CI, or a trial).
+    first: dict[str, Entry] = {}
+    for e in matching:
+        first.setdefault(e.channel, e)
+    outbox_only = set(first) == {"outbox"}
+    receipts = tuple(receipt_text(e) for e in first.values())
     needed = calendar.earliest_start(given, minimum)
     met = True
     if window is not None and not emergency:
@@ -314,5 +400,13 @@ def _requirement(
                 f"{minimum.describe()}, less than the recommended {recommended.describe()}"
             )
     return Requirement(
-        audience.id, audience.label, str(minimum), str(recommended), given, needed, met
+        audience.id,
+        audience.label,
+        str(minimum),
+        str(recommended),
+        given,
+        needed,
+        met,
+        outbox_only,
+        receipts,
     )

@@ -226,14 +226,33 @@ def other_approvers(where: NoteTarget) -> tuple[list[str], str]:
     return others, str(author.get("username"))
 
 
+# Reading the protected policy: at most this many attempts and this much time in all, waiting
+# what Retry-After asks up to a cap (a job must not hang on GitLab for minutes).
+POLICY_ATTEMPTS = 4
+POLICY_BUDGET_SECONDS = 30.0
+POLICY_RETRY_AFTER_CAP = 10.0
+
+
 def read_repository_file(
-    env: Mapping[str, str], project: str, path: str, ref: str | None
+    env: Mapping[str, str],
+    project: str,
+    path: str,
+    ref: str | None,
+    *,
+    sleep: Callable[[float], None] | None = None,
+    monotonic: Callable[[], float] | None = None,
 ) -> tuple[bytes | None, str]:
     """A file at a ref (the project's default branch when `ref` is None) through the GitLab
     API: (bytes, ref), or (None, ref) when the file does not exist there. Reads with
-    HIE_GITLAB_TOKEN (or GITLAB_TOKEN), else the job's CI_JOB_TOKEN."""
-    import gitlab
-    import gitlab.exceptions as gle
+    HIE_GITLAB_TOKEN (or GITLAB_TOKEN), else the job's CI_JOB_TOKEN.
+
+    Two plain GETs with `requests` rather than python-gitlab: python-gitlab neither bounds the
+    total time of its retries nor lets the caller see Retry-After, and this read must give up
+    within POLICY_BUDGET_SECONDS, saying how many attempts it made."""
+    import time
+    from urllib.parse import quote
+
+    import requests
 
     api_url = env.get("CI_API_V4_URL")
     if not api_url:
@@ -245,29 +264,110 @@ def read_repository_file(
             "reading the protected policy needs HIE_GITLAB_TOKEN (read_api scope) or the job's "
             "CI_JOB_TOKEN; neither is set"
         )
-    server = api_url.removesuffix("/").removesuffix("/api/v4")
-    gl = gitlab.Gitlab(
-        url=server,
-        private_token=token,
-        job_token=job_token,
-        timeout=TIMEOUT_SECONDS,
-        retry_transient_errors=True,
-    )
+    headers = {"PRIVATE-TOKEN": token} if token else {"JOB-TOKEN": str(job_token)}
     what = f"read the protected policy {path} from project {project}"
     if job_token:
         what += (
             " with CI_JOB_TOKEN (if your GitLab does not let job tokens read repository "
             "files, set HIE_GITLAB_TOKEN with the read_api scope)"
         )
-    with reported(what):
-        proj = gl.projects.get(project, lazy=ref is not None)
-        ref = ref or str(proj.attributes.get("default_branch") or "main")
-        try:
-            raw = proj.files.raw(file_path=path, ref=ref)
-        except gle.GitlabGetError as exc:
-            # Only a missing *file* means "no protected policy there"; a missing project or
-            # ref is a configuration error, and the gate must not fall back on the default.
-            if exc.response_code == 404 and "file not found" in str(exc.error_message).lower():
-                return None, ref
-            raise
-    return bytes(raw), ref
+    base = f"{api_url.removesuffix('/')}/projects/{quote(project, safe='')}"
+    getter = _BoundedGet(
+        requests.Session(), headers, what, sleep or time.sleep, monotonic or time.monotonic
+    )
+    if ref is None:
+        data = getter.get(base).json() or {}
+        ref = str(data.get("default_branch") or "main")
+        if data.get("id") is not None:
+            base = f"{api_url.removesuffix('/')}/projects/{quote(str(data['id']), safe='')}"
+    url = f"{base}/repository/files/{quote(path, safe='')}/raw"
+    response = getter.get(url, params={"ref": ref}, missing_file_ok=True)
+    if response is None:
+        return None, ref
+    return bytes(response.content), ref
+
+
+class _BoundedGet:
+    """GET with at most POLICY_ATTEMPTS attempts within POLICY_BUDGET_SECONDS, honouring
+    Retry-After up to POLICY_RETRY_AFTER_CAP; errors as the tool's, never with the token."""
+
+    def __init__(
+        self,
+        session: Any,
+        headers: Mapping[str, str],
+        what: str,
+        sleep: Callable[[float], None],
+        monotonic: Callable[[], float],
+    ) -> None:
+        self.session, self.headers, self.what = session, dict(headers), what
+        self.sleep, self.monotonic = sleep, monotonic
+        self.started = monotonic()
+
+    def get(
+        self, url: str, params: Mapping[str, str] | None = None, *, missing_file_ok: bool = False
+    ) -> Any:
+        import requests
+
+        last = ""
+        attempts = 0
+        while True:
+            attempts += 1
+            wait = min(2.0 ** (attempts - 1), POLICY_RETRY_AFTER_CAP)
+            # Each attempt may use only what is left of the budget.
+            left = POLICY_BUDGET_SECONDS - (self.monotonic() - self.started)
+            try:
+                response = self.session.get(
+                    url,
+                    headers=self.headers,
+                    params=params,
+                    timeout=min(TIMEOUT_SECONDS, max(left, 1.0)),
+                )
+            except requests.RequestException as exc:
+                last = type(exc).__name__
+            else:
+                code = response.status_code
+                if code < 400:
+                    return response
+                if code == 404 and missing_file_ok and "file not found" in _message(response):
+                    return None  # the file is not there; a missing project or ref is an error
+                if code == 401:
+                    raise InputError(
+                        f"GitLab refused the token while trying to {self.what} (401): check "
+                        "HIE_GITLAB_TOKEN"
+                    )
+                if code == 403:
+                    raise InputError(
+                        f"GitLab: the token may not {self.what} (403). It needs the read_api scope"
+                    )
+                if code == 404:
+                    raise InputError(
+                        f"GitLab: not found while trying to {self.what} (404): the project or "
+                        "ref does not exist, or this token cannot see it"
+                    )
+                if code != 429 and code < 500:
+                    raise InputError(f"GitLab refused to {self.what} (HTTP {code})")
+                last = f"HTTP {code}"
+                wait = _retry_after(response.headers.get("Retry-After"), wait)
+            elapsed = self.monotonic() - self.started
+            if attempts >= POLICY_ATTEMPTS or elapsed + wait > POLICY_BUDGET_SECONDS:
+                raise ServiceError(
+                    f"GitLab still failing after {attempts} attempt(s) in {elapsed:.0f} s while "
+                    f"trying to {self.what} ({last})"
+                )
+            self.sleep(wait)
+
+
+def _retry_after(value: str | None, default: float) -> float:
+    """Seconds Retry-After asks for (capped); `default` when absent or not a number."""
+    try:
+        return min(max(float(value), 0.0), POLICY_RETRY_AFTER_CAP) if value else default
+    except ValueError:
+        return default
+
+
+def _message(response: Any) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return ""
+    return str(data.get("message", "")).lower() if isinstance(data, dict) else ""

@@ -27,6 +27,29 @@ def retry_after(headers: Mapping[str, str], attempt: int, rand: Callable[[], flo
     return min(0.5 * 2.0**attempt, 30.0) * (1 + rand())
 
 
+# Headers in which webhook-style services name the request or run they accepted.
+_ID_HEADERS = ("x-ms-workflow-run-id", "x-ms-request-id", "x-request-id", "request-id")
+
+
+def receipt(response: Any) -> dict[str, str]:
+    """What a webhook service answered: its HTTP status and whatever id it gave (a header, or
+    `id` in a JSON body)."""
+    out = {"status": str(response.status_code)}
+    headers = {str(k).lower(): str(v) for k, v in dict(response.headers or {}).items()}
+    for name in _ID_HEADERS:
+        if headers.get(name):
+            out["id"] = headers[name][:200]
+            break
+    else:
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if isinstance(data, dict) and isinstance(data.get("id"), (str, int)):
+            out["id"] = str(data["id"])[:200]
+    return out
+
+
 def post(
     session: Any,
     url: str,

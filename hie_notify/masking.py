@@ -18,6 +18,7 @@ SECRET_VARIABLES = (
     "TF_API_TOKEN",
     "TFE_TOKEN",
     "HIE_TFC_NOTIFICATION_TOKEN",
+    "HIE_LEDGER_KEY",
 )
 MASK = "[MASKED]"
 # Shapes of well-known tokens, masked even when they did not come from our own variables.

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,7 +24,7 @@ class StageReport:
     delivered: list[Entry] = field(default_factory=list)
     already: list[Entry] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (audience, why)
-    previews: list[Rendered] = field(default_factory=list)
+    previews: list[tuple[Rendered, str]] = field(default_factory=list)  # (message, route)
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -41,21 +42,26 @@ class StageReport:
             "delivered": [row(e) for e in self.delivered],
             "already_delivered": [row(e) for e in self.already],
             "failed": [{"audience": a, "error": why} for a, why in self.failed],
-            "dry_run": [{"audience": r.audience.id, "subject": r.subject} for r in self.previews],
+            "dry_run": [
+                {"audience": r.audience.id, "subject": r.subject, "via": via}
+                for r, via in self.previews
+            ],
             "notes": list(self.notes),
         }
 
-    def lines(self) -> list[str]:
+    def lines(self, local: Callable[[datetime], datetime] | None = None) -> list[str]:
+        """The report for people; `local` turns a delivery time into the policy's zone."""
         out = []
         for e in self.delivered:
             out.append(f"  sent      {e.audience:28} via {e.channel}: {e.message_id}")
         for e in self.already:
+            at = local(e.delivered_at) if local else e.delivered_at
             out.append(
-                f"  already   {e.audience:28} via {e.channel} {e.delivered_at.isoformat()} "
+                f"  already   {e.audience:28} via {e.channel} {at:%a %d %b %Y %H:%M %Z} "
                 "(not sent again)"
             )
-        for r in self.previews:
-            out.append(f"  dry run   {r.audience.id:28} would send: {r.subject}")
+        for r, via in self.previews:
+            out.append(f"  dry run   {r.audience.id:28} would send via {via}: {r.subject}")
         for a, why in self.failed:
             out.append(f"  FAILED    {a:28} {why}")
         out.extend(f"  note      {n}" for n in self.notes)
@@ -85,6 +91,7 @@ def run_stage(
     status: Mapping[str, Any] | None = None,
     dry_run: bool = False,
     run: Mapping[str, str] | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> StageReport:
     """Deliver `stage` to every audience, through each channel the policy names for it, unless
     already delivered (same change, stage, audience, channel and plan).
@@ -97,9 +104,20 @@ def run_stage(
     window = (change.window.start, change.window.end) if change.window else None
     # An announcement is of a plan *and* a window: a moved window is announced again.
     variant = result.fingerprint
-    if stage == "announce" and window is not None:
-        variant += f"|{window[0].isoformat()}|{window[1].isoformat()}"
-    with ledger.lock():
+    if stage == "announce":
+        # An announcement is of a plan, a change type, a service impact and a window: whatever
+        # the gate compares. Any of them changed, and `plan` announces again (no deadlock where
+        # the gate asks for a new notice and `plan` says it was already sent).
+        variant += "|" + "|".join(
+            (
+                result.change_type or "",
+                "impacting" if result.service_impacting else "not-impacting",
+                window[0].isoformat() if window else "no-window",
+                window[1].isoformat() if window else "",
+            )
+        )
+    # A dry run writes nothing, not even the ledger's lock file.
+    with nullcontext() if dry_run else ledger.lock():
         entries = ledger.read(change.id)
         done = {e.idempotency_key: e for e in entries}
         for audience in audiences:
@@ -126,7 +144,8 @@ def run_stage(
                     continue
                 message = message or renderer.render(stage, audience, ctx)
                 if dry_run:
-                    report.previews.append(message)
+                    via = kind if channel.kind == kind else f"{channel.kind} (for {kind})"
+                    report.previews.append((message, via))
                     continue
                 parent = renderer.render("announce", audience, ctx) if stage != "announce" else None
                 outgoing = Outgoing(change.id, message, key, kind, history, parent, window)
@@ -148,7 +167,8 @@ def run_stage(
                     service_impacting=result.service_impacting,
                     # A ledger on GitLab is readable by the project: mask here too.
                     resources=tuple((renderer.mask(r.address), r.action) for r in result.resources),
-                    delivered_at=delivery.delivered_at or now,
+                    # The time this process saw the service accept it, never the service's.
+                    delivered_at=clock() if clock else now,
                     message_id=delivery.message_id,
                     idempotency_key=key,
                     emergency=bool(
@@ -159,6 +179,7 @@ def run_stage(
                     impacting_categories=result.impacting_categories,
                     window_start=window[0].isoformat() if window else "",
                     window_end=window[1].isoformat() if window else "",
+                    receipt=dict(delivery.receipt),
                 )
                 try:
                     recorded = ledger.record([entry])
@@ -171,7 +192,8 @@ def run_stage(
                 report.delivered.extend(recorded)
                 history = (*history, *recorded)
     for kind, why in channels.fallbacks.items():
-        report.notes.append(f"{kind}: {why}: written to the outbox instead")
+        done_or_not = "would be written" if dry_run else "written"
+        report.notes.append(f"{kind}: {why}: {done_or_not} to the outbox instead")
     if report.failed:
         sent = ", ".join(e.audience for e in report.delivered) or "nothing"
         failed = "; ".join(f"{a}: {why}" for a, why in report.failed)

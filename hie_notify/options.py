@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,9 +21,16 @@ class Options:
     format: str = "text"
     dry_run: bool = False
     env: Mapping[str, str] = field(default_factory=dict)
+    # The real clock; tests inject one here (a branch can set --now or HIE_NOW, not this).
+    wall_clock: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
 
     @classmethod
-    def from_raw(cls, values: Mapping[str, object], env: Mapping[str, str]) -> Options:
+    def from_raw(
+        cls,
+        values: Mapping[str, object],
+        env: Mapping[str, str],
+        wall_clock: Callable[[], datetime] | None = None,
+    ) -> Options:
         def path(key: str) -> Path | None:
             value = values.get(key)
             return Path(str(value)) if value else None
@@ -38,11 +45,12 @@ class Options:
             format=str(values.get("format") or "text"),
             dry_run=bool(values.get("dry_run")),
             env=env,
+            **({"wall_clock": wall_clock} if wall_clock else {}),
         )
 
     def clock(self) -> datetime:
         """`--now` when given, else the real time (read here, at the edge, once)."""
-        return self.now or datetime.now(timezone.utc)
+        return self.now or self.wall_clock()
 
 
 def parse_now(value: str) -> datetime:

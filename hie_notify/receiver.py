@@ -1,32 +1,20 @@
-"""An optional receiver for HCP Terraform "generic" notification webhooks (a WSGI app).
+"""HCP Terraform "generic" notification webhooks: the signature and the payload.
 
 HCP Terraform signs each request body with HMAC-SHA512 keyed with the notification token and
-sends the hex digest in `X-TFE-Notification-Signature`. Requests without a valid signature are
-refused before their body is parsed. Run notifications (payload_version 1) become one `Event`
-per entry of `notifications`, with the apply stage it means, if any.
+sends the hex digest in `X-TFE-Notification-Signature`. Run notifications (payload_version 1)
+become one `Event` per entry of `notifications`, with the apply stage it means, if any. The
+service (`hie_notify.service`) serves them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
-import logging
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from hie_notify.errors import InputError
 from hie_notify.terraform.hcp import APPLY_FAILED, APPLY_STARTED, APPLY_SUCCEEDED, stage_for_status
 
-if TYPE_CHECKING:
-    from wsgiref.simple_server import WSGIServer
-
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
-
-log = logging.getLogger(__name__)
-
-MAX_BODY_BYTES = 1024 * 1024
 SIGNATURE_HEADER = "HTTP_X_TFE_NOTIFICATION_SIGNATURE"
 
 
@@ -116,78 +104,6 @@ def _run_event(payload: dict[str, Any], entry: dict[str, Any]) -> Event:
 def sign(token: str, body: bytes) -> str:
     """The signature HCP Terraform sends for `body`: hex HMAC-SHA512 keyed with the token."""
     return hmac.new(token.encode(), body, hashlib.sha512).hexdigest()
-
-
-def make_app(
-    token: str, on_event: Callable[[Event], None], *, max_body: int = MAX_BODY_BYTES
-) -> WSGIApplication:
-    """A WSGI app that verifies, parses and hands each notification's events to `on_event`."""
-    if not token:
-        raise InputError("the notification token is empty: anyone could sign a notification")
-    key = token.encode()
-
-    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        def answer(status: str, text: str, *extra: tuple[str, str]) -> list[bytes]:
-            body = json.dumps({"status": text}).encode()
-            headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-            start_response(status, [*headers, *extra])
-            return [body]
-
-        if environ.get("REQUEST_METHOD") != "POST":
-            return answer("405 Method Not Allowed", "POST only", ("Allow", "POST"))
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or "")
-        except ValueError:
-            return answer("411 Length Required", "Content-Length required")
-        if length < 0:
-            return answer("400 Bad Request", "bad Content-Length")
-        if length > max_body:
-            return answer("413 Content Too Large", f"body over {max_body} bytes")
-        body = _read(environ["wsgi.input"], length)
-        given = str(environ.get(SIGNATURE_HEADER, "")).strip().lower()
-        expected = hmac.new(key, body, hashlib.sha512).hexdigest()
-        if not hmac.compare_digest(expected.encode(), given.encode("latin-1", "replace")):
-            log.warning("HCP Terraform notification refused: missing or wrong signature")
-            return answer("401 Unauthorized", "missing or wrong X-TFE-Notification-Signature")
-        try:
-            events = parse_notification(json.loads(body))
-        except (ValueError, UnicodeDecodeError) as exc:
-            return answer("400 Bad Request", f"not a notification: {exc}")
-        for event in events:
-            try:
-                on_event(event)
-            except Exception:
-                log.exception(
-                    "handling the %s notification of %s failed", event.trigger, event.run_id
-                )
-                return answer("500 Internal Server Error", "handling the notification failed")
-        return answer("200 OK", f"{len(events)} event(s) received")
-
-    return app
-
-
-def make_server(host: str, port: int, token: str, on_event: Callable[[Event], None]) -> WSGIServer:
-    """A `wsgiref` server for the receiver (call `serve_forever`, `shutdown` to stop)."""
-    from wsgiref.simple_server import make_server as wsgi_server
-
-    return wsgi_server(host, port, make_app(token, on_event))
-
-
-def serve(host: str, port: int, token: str, on_event: Callable[[Event], None]) -> None:
-    """Serve the receiver until interrupted. Put TLS in front of it (a proxy) outside a lab."""
-    with make_server(host, port, token, on_event) as server:
-        server.serve_forever()
-
-
-def _read(stream: Any, length: int) -> bytes:
-    chunks = []
-    while length > 0:
-        chunk = stream.read(min(length, 65536))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        length -= len(chunk)
-    return b"".join(chunks)
 
 
 def _dict(value: object) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 from hie_notify.durations import NoticePeriod
 from hie_notify.errors import InputError
 
-ENTRY_VERSION = 1
+ENTRY_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,14 @@ class Entry:
     window_start: str = ""
     window_end: str = ""
     extra: Mapping[str, str] = field(default_factory=dict)
+    # What the service returned when it accepted the message (Slack channel id, ts, permalink;
+    # SMTP reply and Message-ID; HTTP status and id; GitLab note or issue id).
+    receipt: Mapping[str, str] = field(default_factory=dict)
+    # The ledger's seal: the digest of the previous entry for the change, this entry's own
+    # digest, and an HMAC of it when HIE_LEDGER_KEY is set (hie_notify/ledger/seal.py).
+    prev: str = ""
+    digest: str = ""
+    mac: str = ""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -49,6 +57,7 @@ class Entry:
         data["categories"] = list(self.categories)
         data["impacting_categories"] = list(self.impacting_categories)
         data["extra"] = dict(self.extra)
+        data["receipt"] = dict(self.receipt)
         return data
 
     @classmethod
@@ -80,6 +89,10 @@ class Entry:
                 window_start=str(data.get("window_start") or ""),
                 window_end=str(data.get("window_end") or ""),
                 extra={str(k): str(v) for k, v in dict(data.get("extra") or {}).items()},
+                receipt={str(k): str(v) for k, v in dict(data.get("receipt") or {}).items()},
+                prev=str(data.get("prev") or ""),
+                digest=str(data.get("digest") or ""),
+                mac=str(data.get("mac") or ""),
             )
         except KeyError as exc:
             raise InputError(f"{where}: ledger entry has no {exc.args[0]!r}") from None

@@ -9,6 +9,8 @@ helpers (`f.b`, `f.link`, ...) return text already safe for the format.
 from __future__ import annotations
 
 import html
+import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -49,6 +51,34 @@ LINK_NAMES = ("run", "merge_request", "pipeline", "job")
 Safe = Markup
 
 
+# The ledger's note marker (hie_notify/ledger/gitlab.py): no rendered text may carry it, so nothing
+# a plan, a change record or a template prints can look like a ledger note.
+LEDGER_MARKER_WORD = "hie-notify-ledger"
+_MARKER_RE = re.compile(re.escape(LEDGER_MARKER_WORD), re.IGNORECASE)
+
+
+def neutralise_marker(text: str) -> str:
+    """Break every occurrence of the ledger marker word (case-insensitive)."""
+    return _MARKER_RE.sub("hie-notify ledger", text)
+
+
+def visible(text: str, *, newlines: bool = True) -> str:
+    """Control and bidi/format characters shown as `<U+202E>`, never obeyed (Trojan Source).
+
+    Tab and, where `newlines` is true, newline are kept; every other C0/C1 control and every
+    Unicode format character (Cf: bidi overrides and isolates, zero-width joiners) is shown.
+    """
+    out = []
+    for c in text:
+        if c == "\t" or (c == "\n" and newlines):
+            out.append(c)
+        elif unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp"):
+            out.append(f"<U+{ord(c):04X}>")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
 def escape_slack(text: str) -> str:
     """Slack's three escapes for text that is not markup ("Formatting text for app surfaces")."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -73,8 +103,11 @@ def escape_teams(text: str) -> str:
 class Format:
     """The helpers a template uses; each knows how its format marks things up."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, mask: Callable[[str], str] | None = None) -> None:
         self.name = name
+        # Secrets are masked in the raw value, before escaping: `glpat-a_b` escaped for
+        # Markdown is `glpat-a\\_b`, which no pattern matches but GitLab shows as the token.
+        self.mask: Callable[[str], str] = mask or (lambda text: text)
         self.escape: Callable[[str], str] = {
             "text": lambda s: s,
             "slack": escape_slack,
@@ -83,8 +116,11 @@ class Format:
             "teams": escape_teams,
         }[name]
 
+    def _raw(self, value: object, *, newlines: bool = True) -> str:
+        return self.mask(visible(str(value), newlines=newlines))
+
     def _e(self, value: object) -> Markup:
-        return value if isinstance(value, Markup) else Markup(self.escape(str(value)))
+        return value if isinstance(value, Markup) else Markup(self.escape(self._raw(value)))
 
     def b(self, value: object) -> Safe:
         v = self._e(value)
@@ -106,15 +142,22 @@ class Format:
             return Safe(f"[{lab}]({u.replace(')', '%29').replace(' ', '%20')})")
         if self.name == "html":
             return Safe(f'<a href="{html.escape(u, quote=True)}">{lab}</a>')
+        if u in (str(label), f"mailto:{label}"):
+            return Safe(str(lab))  # the label is the address: say it once
         return Safe(f"{lab} ({u})")
 
     def code(self, value: object) -> Safe:
-        raw = str(value).replace("`", "'")
+        """A code span no content can close: newlines shown, not kept; in Markdown a fence of
+        more backticks than any run inside (CommonMark code spans)."""
+        raw = self._raw(value, newlines=False)
         if self.name == "markdown":
-            # Inside a code span Markdown is literal: no mention, link or markup is possible.
-            return Safe("`" + raw + "`")
+            longest = max((len(m) for m in re.findall(r"`+", raw)), default=0)
+            fence = "`" * (longest + 1)
+            pad = " " if raw.startswith("`") or raw.endswith("`") or not raw.strip() else ""
+            return Safe(f"{fence}{pad}{raw}{pad}{fence}")
         if self.name == "slack":
-            return Safe("`" + self.escape(raw) + "`")
+            # Slack has no way to put a backtick inside inline code.
+            return Safe("`" + self.escape(raw.replace("`", "'")) + "`")
         if self.name == "html":
             return Safe(f"<code>{html.escape(raw)}</code>")
         return Safe(self.escape(raw))
@@ -149,10 +192,36 @@ class Format:
 
     def p(self, value: object) -> Safe:
         v = self._e(value)
-        return Safe(f"<p>{v}</p>" if self.name == "html" else v)
+        return Safe(f'<p style="{_P_STYLE}">{v}</p>' if self.name == "html" else v)
+
+    def facts(self, rows: list[Any]) -> Safe:
+        """The key facts of a notice (when, what, reference), set apart from the prose: a
+        two-column table in HTML, `Label: value` lines elsewhere. Empty values are left out."""
+        pairs = [(self._e(k), self._e(v)) for k, v in rows if str(v)]
+        if self.name == "html":
+            cells = "".join(
+                f'<tr><th scope="row" style="{_TH_STYLE}">{k}</th><td style="{_TD_STYLE}">{v}</td>'
+                "</tr>"
+                for k, v in pairs
+            )
+            return Safe(f'<table role="presentation" style="{_FACTS_STYLE}">{cells}</table>')
+        return Safe("\n".join(f"{self.b(k)}: {v}" for k, v in pairs))
 
     def join(self, *parts: object) -> Safe:
         return Safe("".join(self._e(p) for p in parts))
+
+
+# Inline styles only: mail clients drop <style> blocks and external sheets alike.
+_P_STYLE = "margin:0 0 14px 0"
+_FACTS_STYLE = (
+    "border-collapse:collapse;width:100%;margin:4px 0 18px 0;background:#f5f7fa;"
+    "border:1px solid #d8dee6"
+)
+_TH_STYLE = (
+    "text-align:left;vertical-align:top;padding:8px 12px;width:34%;font-weight:bold;"
+    "color:#33415c;border-bottom:1px solid #e3e8ee"
+)
+_TD_STYLE = "vertical-align:top;padding:8px 12px;border-bottom:1px solid #e3e8ee"
 
 
 @dataclass(frozen=True)
@@ -164,6 +233,11 @@ class Rendered:
 
     def body(self, fmt: str) -> str:
         return self.bodies[fmt]
+
+    @property
+    def email_html(self) -> str:
+        """The HTML part of an email: the whole document, laid out for mail clients."""
+        return self.bodies.get("email_html") or self.bodies["html"]
 
 
 class Renderer:
@@ -179,7 +253,7 @@ class Renderer:
         self._envs = {name: self._env(name) for name in FORMATS}
 
     def _env(self, fmt: str) -> SandboxedEnvironment:
-        f = Format(fmt)
+        f = Format(fmt, self.mask)
         loader = jinja2.ChoiceLoader(
             [jinja2.DictLoader(self.overrides), jinja2.PackageLoader("hie_notify", "templates")]
         )
@@ -210,10 +284,27 @@ class Renderer:
                 where = "policy templates" if name in self.overrides else "built-in template"
                 raise InputError(f"{where} {name}: {type(exc).__name__}: {exc}") from None
             body = _tidy(str(module))
-            bodies[fmt] = self.mask(_hard_breaks(body) if fmt == "markdown" else body)
+            bodies[fmt] = self._final(_hard_breaks(body) if fmt == "markdown" else body)
             if fmt == "text":
-                subject = self.mask(" ".join(str(getattr(module, "subject", "")).split()))
+                subject = self._final(" ".join(str(getattr(module, "subject", "")).split()))
+                headline = " ".join(str(getattr(module, "headline", "") or subject).split())
+                headline = headline[:1].upper() + headline[1:]
+        bodies["email_html"] = self._email_document(bodies["html"], subject, headline, context)
         return Rendered(stage, audience, subject, bodies)
+
+    def _email_document(
+        self, body: str, subject: str, headline: str, context: Mapping[str, Any]
+    ) -> str:
+        """The message's HTML body inside the email layout (`_email.html.j2`): a heading with
+        the service's name, the content, and the contact and reference in the footer."""
+        try:
+            template = self._envs["html"].get_template("_email.html.j2")
+            html_doc = template.render(
+                {**context, "content": Markup(body), "subject": subject, "headline": headline}
+            )
+        except jinja2.TemplateError as exc:
+            raise InputError(f"built-in template _email.html.j2: {exc}") from None
+        return self._final(html_doc)
 
     def render_document(self, name: str, context: Mapping[str, Any]) -> tuple[str, str]:
         """(plain-text subject, Markdown body) of a template that is not a per-audience
@@ -226,7 +317,11 @@ class Renderer:
                 where = "policy templates" if name in self.overrides else "built-in template"
                 raise InputError(f"{where} {name}: {type(exc).__name__}: {exc}") from None
         subject = " ".join(str(getattr(modules["text"], "subject", "")).split())
-        return self.mask(subject), self.mask(_hard_breaks(_tidy(str(modules["markdown"]))))
+        return self._final(subject), self._final(_hard_breaks(_tidy(str(modules["markdown"]))))
+
+    def _final(self, text: str) -> str:
+        """The last pass over what leaves: secrets masked again, the ledger marker broken."""
+        return neutralise_marker(self.mask(text))
 
 
 _BLOCK_STARTS = ("-", "|", "#", "<", "`", "…")
@@ -292,7 +387,13 @@ def context(
     downtime = change.downtime
     changes = [r for r in result.resources]
     return {
-        "audience": {"id": audience.id, "kind": audience.kind, "label": audience.label},
+        "audience": {
+            "id": audience.id,
+            "kind": audience.kind,
+            "label": audience.label,
+            # "Dear East of England team," but "Dear Product and business stakeholders,"
+            "greeting": f"{audience.label} team" if audience.kind == "customer" else audience.label,
+        },
         "change": {
             "id": change.id,
             "purpose": change.purpose,
@@ -311,6 +412,9 @@ def context(
             "title": ct.title if ct else "Change",
             "lead": ct.lead if ct else "",
             "emergency": bool(ct and ct.notice_overrides_others),
+            # Every category present has its own lead (a cost optimisation riding on an
+            # infrastructure change still has its FinOps lead).
+            "leads": _leads(policy, result.categories),
         },
         "window": window,
         "plan": {
@@ -328,11 +432,13 @@ def context(
             ],
         },
         "service": policy.service_name,
+        "service_title": _title(policy.service_name),
         "organisation": policy.organisation,
         "support": {
             "name": policy.support.name,
             "email": policy.support.email or "",
             "url": policy.support.url or "",
+            "phone": policy.support.phone or "",
         },
         "links": {k: links.get(k) or "" for k in LINK_NAMES},
         "status": {
@@ -341,6 +447,8 @@ def context(
             "postmortem": [],
             "postmortem_link": "",
             "timeline": [],
+            "verified_by": "",
+            "rolled_back": False,
             **(status or {}),
         },
         "run": {
@@ -354,3 +462,17 @@ def context(
         },
         "now": now.isoformat(),
     }
+
+
+def _leads(policy: Policy, categories: tuple[str, ...]) -> list[dict[str, str]]:
+    out: list[dict[str, str]] = []
+    for name in categories:
+        ct = policy.change_type(name)
+        if all(x["lead"] != ct.lead or x["title"] != ct.title for x in out):
+            out.append({"title": ct.title, "lead": ct.lead})
+    return out
+
+
+def _title(name: str) -> str:
+    """`the HIE Secure Data Environment` -> `HIE Secure Data Environment`, for a heading."""
+    return name[4:] if name.lower().startswith("the ") else name

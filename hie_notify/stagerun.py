@@ -22,16 +22,18 @@ from hie_notify.context import (
     links,
     load_policy_for,
     prepare,
+    refuse_ci_overrides,
     require_change,
     run_info,
 )
-from hie_notify.errors import HieError
-from hie_notify.gate import Approval, Decision, decide
+from hie_notify.errors import HieError, InputError
+from hie_notify.gate import TRIAL_BANNER, Approval, Decision, decide
 from hie_notify.ledger import Entry, Ledger, idempotency_key, open_ledger
 from hie_notify.masking import Masker
 from hie_notify.notify import StageReport, run_stage
 from hie_notify.options import Options
 from hie_notify.policy.model import Policy
+from hie_notify.policy.protected import in_gitlab_ci
 from hie_notify.render import Renderer, context, escape_markdown
 from hie_notify.stages import audiences_for, from_ledger, postmortem_reasons
 
@@ -90,7 +92,7 @@ def load(options: Options, args: argparse.Namespace, *, announce: bool = False) 
     loaded = load_policy_for(options)
     policy = loaded.policy
     change = require_change(load_change(options.change, policy) if options.change else None)
-    ledger = open_ledger(options.ledger, options.env)
+    ledger = open_ledger(options.ledger, options.env, signed=policy.ledger.signed)
     has_plan = getattr(args, "plan", None) is not None
     source = plan_source.load(args, options.env, need_plan=announce or has_plan)
     run = source.run
@@ -127,10 +129,82 @@ def gitlab_configured(env: Mapping[str, str]) -> bool:
     )
 
 
+def outbox_counts(policy: Policy, env: Mapping[str, str]) -> bool:
+    """Does an outbox file count as a notice? Outside GitLab CI (trying it out) and in a trial
+    the protected policy declares; never otherwise."""
+    return not in_gitlab_ci(env) or policy.trial
+
+
+def unrouted(policy: Policy, audiences: list[Audience], options: Options) -> list[str]:
+    """Each audience owed notice that only the outbox would carry, and what is missing."""
+    channels = Channels(policy, options.env, options.outbox, "-", options.clock())
+    out = []
+    for audience in audiences:
+        if audience.kind == "meeting":
+            continue  # an agenda item for the meeting: the outbox is its route
+        routes = channels.for_audience(audience)
+        if all(channel is channels.outbox for _, channel in routes):
+            kinds = ", ".join(kind for kind, _ in routes)
+            missing = "; ".join(
+                why
+                for key, why in channels.fallbacks.items()
+                if key in (kind for kind, _ in routes) or key == f"email:{audience.id}"
+            )
+            out.append(
+                f"{audience.id}: owed notice, but no real route reaches it (channels: {kinds}"
+                + (f"; {missing}" if missing else "")
+                + "): in GitLab CI the outbox tells nobody; give it contacts or credentials, "
+                "or declare trial: true in the protected policy"
+            )
+    return out
+
+
+def unrouted_declared(policy: Policy, change: ChangeRecord, options: Options) -> list[str]:
+    """What `validate` can tell without a plan: the change record's customers, and the Slack
+    channels of its declared type, that only the outbox would reach."""
+    from hie_notify.durations import NoticePeriod
+
+    zero = NoticePeriod("elapsed")
+    home = policy.calendar.time_zone
+    pre = frozenset({"pre_deployment"})
+    audiences = []
+    if change.type is not None:
+        for channel in policy.change_type(change.type).internal_channels:
+            audiences.append(
+                Audience(
+                    f"slack:{channel}", "internal", channel, home, pre, zero, zero, (), channel
+                )
+            )
+    for name in change.customers:
+        customer = policy.customers.get(name)
+        if customer is None:
+            continue  # reported by the change record's own check
+        emails = tuple(c.email for c in customer.contacts if c.email)
+        audiences.append(
+            Audience(
+                f"customer:{name}",
+                "customer",
+                customer.name,
+                customer.time_zone or home,
+                pre,
+                zero,
+                zero,
+                (),
+                None,
+                emails,
+            )
+        )
+    return unrouted(policy, audiences, options)
+
+
 def send(run: StageRun, stage: str, status: dict[str, Any]) -> StageReport:
     options = run.options
     now = options.clock()
     audiences = resolve(run.policy, run.result, run.change, run.environments)
+    if stage == "announce" and not outbox_counts(run.policy, options.env):
+        problems = unrouted(run.policy, audiences.for_phase("pre_deployment"), options)
+        if problems:
+            raise InputError(problems)
     # Only a cancellation chooses its audiences from the ledger (everyone who was told).
     entries = run.ledger.read(run.change.id) if stage == "cancelled" else []
     chosen = audiences_for(stage, audiences, entries)
@@ -149,6 +223,7 @@ def send(run: StageRun, stage: str, status: dict[str, Any]) -> StageReport:
         status=status,
         dry_run=options.dry_run,
         run=run_info(run.run),
+        clock=options.clock,
     )
     if not options.dry_run:
         report.notes.extend(register_stage(run, stage, [a.id for a in audiences.audiences], report))
@@ -244,6 +319,7 @@ def owe_postmortem(run: StageRun, stage: str, status: dict[str, Any]) -> list[st
                 resources=(),
                 delivered_at=now,
                 message_id=link,
+                receipt={"issue": link} if channel == "gitlab" else {"path": link},
                 idempotency_key=idempotency_key(
                     run.change.id, "postmortem", "postmortem", run.result.fingerprint
                 ),
@@ -270,6 +346,8 @@ def publish_summary(run: StageRun, state: str, gate: dict[str, Any] | None = Non
     ctx = run.context(_document_audience(run))
     ctx["note"] = note
     _, body = run.renderer.render_document("merge_request_note.j2", ctx)
+    if run.policy.trial:
+        body = f"**{TRIAL_BANNER}**\n\n{body}"
     env = run.options.env
     if run.options.dry_run:
         return "merge request note: dry run, not published"
@@ -344,7 +422,7 @@ def emit_report(
     title = STAGE_TITLES.get(report.stage, report.stage)
     lines = [
         f"{run.change.id}: {run.result.change_type} — {title}",
-        *report.lines(),
+        *report.lines(run.calendar.local),
         *(f"  {x}" for x in extra),
     ]
     output.emit(options, data, "\n".join(lines))
@@ -371,8 +449,36 @@ def handle_event(event: Event, args: argparse.Namespace, options: Options) -> st
     error = (event.message or "") if event.stage == "apply_failed" else ""
     report, extra = send_status(stage_run, event.stage, error)
     return "\n".join(
-        [f"{event.trigger} ({event.run_id}) -> {event.stage}", *report.lines(), *extra]
+        [
+            f"{event.trigger} ({event.run_id}) -> {event.stage}",
+            *report.lines(stage_run.calendar.local),
+            *extra,
+        ]
     )
+
+
+def send_complete(
+    run: StageRun, detail: str, verified_by: str
+) -> tuple[StageReport, list[str], dict[str, Any]]:
+    """Completion notices: a rolled-back change ends with its own message (withdrawn, the
+    service as before, what happens next); otherwise who checked the key user flows."""
+    entries = run.ledger.read(run.change.id)
+    rolled_back = any(e.stage in ("rollback_started", "rollback_succeeded") for e in entries)
+    status: dict[str, Any] = {
+        "error": "",
+        "detail": detail,
+        "verified_by": verified_by,
+        "rolled_back": rolled_back,
+    }
+    extra = owe_postmortem(run, "complete", status)
+    if not verified_by and not rolled_back:
+        extra.append(
+            "warning: nobody is named as having tested the key user flows (Phase 3): give "
+            "--verified-by NAME, or run it as a manual job (GITLAB_USER_LOGIN)"
+        )
+    report = send(run, "complete", status)
+    extra.append(publish_summary(run, "rolled back" if rolled_back else "done"))
+    return report, extra, status
 
 
 def freeze_of(env: Mapping[str, str]) -> str | None:
@@ -400,9 +506,11 @@ def check_gate(options: Options, source: plan_source.Source) -> GateCheck:
     """Decide whether the apply may go ahead now, from the policy in force, the change record,
     the plan and the ledger; publish the decision in the merge request's summary note."""
     prep = prepare(options, source, need_change=False)
+    refuse_ci_overrides(options, prep.policy, gate=True)
     change = prep.change
-    ledger = open_ledger(options.ledger, options.env)
-    entries = ledger.read(change.id) if change else []
+    ledger = open_ledger(options.ledger, options.env, signed=prep.policy.ledger.signed)
+    checked = ledger.verified(change.id) if change else None
+    entries = checked.entries if checked else []
     decision = decide(
         policy=prep.policy,
         calendar=prep.calendar,
@@ -414,6 +522,11 @@ def check_gate(options: Options, source: plan_source.Source) -> GateCheck:
         freeze=freeze_of(options.env),
         speculative=bool(prep.run and prep.run.plan_only),
         approval=_approval(prep, options) if _is_emergency(prep) else None,
+        approval_required=in_gitlab_ci(options.env),
+        outbox_counts=outbox_counts(prep.policy, options.env),
+        trial=prep.policy.trial,
+        ledger_problems=checked.problems if checked else (),
+        ledger_warnings=checked.warnings if checked else (),
     )
     if change is not None:
         decision = with_conflicts(decision, options, prep, change)
@@ -433,6 +546,7 @@ def check_gate(options: Options, source: plan_source.Source) -> GateCheck:
         "HIE_EARLIEST_START": data["earliest_start"] or "",
         "HIE_WINDOW_START": window.start.isoformat() if window else "",
         "HIE_WINDOW_END": window.end.isoformat() if window else "",
+        "HIE_TRIAL": "true" if decision.trial else "false",
     }
     note = ""
     if change is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from datetime import datetime
 
 from hie_notify.change import ChangeRecord
 from hie_notify.classify import Classification, ResourceResult, required_notice
@@ -119,3 +120,27 @@ def postmortem_reasons(
             if significant:
                 reasons.append(f"a significant change ({', '.join(significant)})")
     return reasons
+
+
+def window_problems(
+    policy: Policy, change: ChangeRecord, result: Classification, now: datetime
+) -> list[str]:
+    """Why a change's window cannot be announced now: a window that has ended is not a plan,
+    and one already under way can only be an emergency's ("as soon as identified")."""
+    window = change.window
+    if window is None:
+        return []
+    if window.end <= now:
+        return [
+            f"window.end: the window ended {window.end.isoformat()}, before now "
+            f"({now.isoformat()}): a window in the past cannot be announced; set the new window"
+        ]
+    kind = result.change_type
+    emergency = bool(kind and policy.change_type(kind).notice_overrides_others)
+    if window.start <= now and not emergency:
+        return [
+            f"window.start: the window started {window.start.isoformat()}, before now "
+            f"({now.isoformat()}): only an emergency_fix may be announced once its window is "
+            "under way; move the window, or declare the emergency with a justification"
+        ]
+    return []

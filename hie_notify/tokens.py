@@ -42,7 +42,7 @@ def report(env: Mapping[str, str], ledger: str | None) -> tuple[list[str], list[
     lines, problems = [], []
     for feature, variables, needs in FEATURES:
         have = next((v for v in variables if env.get(v)), None)
-        state = f"uses {have}" if have else "not configured (outbox / not used)"
+        state = f"uses {have}" if have else f"not configured: set {' or '.join(variables)}"
         lines.append(f"{feature}: {state} — needs {needs}")
     gitlab_token = env.get("HIE_GITLAB_TOKEN") or env.get("GITLAB_TOKEN")
     if (ledger or "").startswith("gitlab") and not gitlab_token:

@@ -59,6 +59,8 @@ class FakeGitLab:
     token_scopes: list[str] = field(default_factory=lambda: ["api"])
     approved_by: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     mr_author: dict[str, Any] = field(default_factory=lambda: dict(HUMAN))
+    # answers to give repository file reads first: (status, headers)
+    file_failures: list[tuple[int, dict[str, str]]] = field(default_factory=list)
 
     def install(self) -> FakeGitLab:
         self.rsps.add_callback(responses.GET, f"{API}/user", callback=self._user)
@@ -182,6 +184,9 @@ class FakeGitLab:
         if note["author"]["id"] != BOT["id"]:
             return 403, {}, json.dumps({"message": "403 Forbidden"})
         note["body"] = json.loads(request.body)["body"]
+        # GitLab moves updated_at on every edit (created_at stays).
+        self.clock += timedelta(seconds=5)
+        note["updated_at"] = self.clock.isoformat().replace("+00:00", "Z")
         return 200, {"Content-Type": "application/json"}, json.dumps(note)
 
     def _list_issues(self, request: Any) -> tuple[int, dict[str, str], str]:
@@ -223,6 +228,9 @@ class FakeGitLab:
         )
 
     def _raw_file(self, request: Any) -> tuple[int, dict[str, str], str]:
+        if self.file_failures:
+            status, headers = self.file_failures.pop(0)
+            return status, headers, json.dumps({"message": f"{status} Service Unavailable"})
         if not self._authorised(request):
             return 401, {}, json.dumps({"message": "401 Unauthorized"})
         parts = urlparse(request.url).path.split("/")

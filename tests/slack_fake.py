@@ -166,6 +166,24 @@ class _Handler(BaseHTTPRequestHandler):
                 and (m["ts"] == body["ts"] or m["thread_ts"] == body["ts"])
             ]
             self._page(found, body)
+        elif method == "chat.getPermalink":
+            # docs: chat.getPermalink answers {ok, channel, permalink}.
+            known = any(
+                m["channel"] == body.get("channel") and m["ts"] == body.get("message_ts")
+                for m in st.messages
+            )
+            if not known:
+                self._reply(200, {"ok": False, "error": "message_not_found"})
+                return
+            p = str(body["message_ts"]).replace(".", "")
+            self._reply(
+                200,
+                {
+                    "ok": True,
+                    "channel": body["channel"],
+                    "permalink": f"https://hie.slack.com/archives/{body['channel']}/p{p}",
+                },
+            )
         elif method == "conversations.list":
             chans = [
                 {"id": cid, "name": name, "is_channel": True} for name, cid in CHANNELS.items()
@@ -175,7 +193,6 @@ class _Handler(BaseHTTPRequestHandler):
             )
         else:
             self._reply(200, {"ok": False, "error": "unknown_method"})
-
 
     def _page(self, messages: list[dict[str, Any]], body: dict[str, Any]) -> None:
         limit = int(body.get("limit") or 100)

@@ -182,8 +182,10 @@ def test_service_impact(policy: Policy, change: dict[str, Any], impacting: bool)
         assert any(
             reason.startswith("service-impacting: " + change["address"]) for reason in r.reasons
         )
-    else:
+    elif r.has_changes:
         assert any(reason.startswith("not service-impacting") for reason in r.reasons)
+    else:  # an import alone changes only the state: no notice, and said so
+        assert r.reasons[0].startswith("state only: 1 imported")
 
 
 def test_replacement_reason_names_what_cannot_change(policy: Policy) -> None:

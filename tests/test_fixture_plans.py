@@ -10,7 +10,7 @@ import pytest
 from hie_notify.classify import classify
 from hie_notify.cli import main
 from hie_notify.policy import Policy
-from hie_notify.terraform.plan import load_plan
+from hie_notify.terraform.plan import load_plan, parse_plan
 from tests.conftest import EXAMPLES, FIXTURES
 
 PLANS = FIXTURES / "plans"
@@ -159,3 +159,24 @@ def test_fixtures_are_documented() -> None:
     readme = (PLANS / "README.md").read_text()
     for path in Path(PLANS).glob("*.json"):
         assert path.name in readme
+
+
+def test_a_state_only_plan_owes_no_notice_unless_the_policy_opts_in(policy: Policy) -> None:
+    doc = json.loads((PLANS / "import_move.json").read_text())
+    doc["resource_changes"] = [
+        r for r in doc["resource_changes"] if r["address"] != "aws_instance.bastion"
+    ]
+    state_only = parse_plan(doc, "state-only plan")
+    r = classify(state_only, policy)
+    assert r.change_type is None and not r.has_changes and r.notice == ()
+    assert r.reasons[0].startswith("state only: 1 forgotten, 1 imported, 1 moved")
+    opted_in = policy.model_copy(
+        update={"classification": policy.classification.model_copy(update={"state_only": "notice"})}
+    )
+    r = classify(state_only, opted_in)
+    assert r.change_type == "planned_infra_update" and r.has_changes
+    # with a real change beside them, state-only resources are named but owe nothing
+    r = classify(load_plan(PLANS / "import_move.json"), policy)
+    assert r.has_changes and r.categories == ("planned_infra_update",)
+    assert any(x.startswith("state only, owes no notice of its own") for x in r.reasons)
+    assert [x.address for x in r.resources if x.categories] == ["aws_instance.bastion"]

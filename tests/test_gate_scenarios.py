@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import responses
 import yaml
 
 from hie_notify.cli import main
 from tests.builders import plan, rc, write
+from tests.gitlab_fake import ENV, PROJECT, FakeGitLab
 
 DNS = rc("aws_route53_record.api", ["update"], before={"ttl": 60}, after={"ttl": 300})
 DB = rc("aws_db_instance.main", ["delete", "create"], replace_paths=[["storage_encrypted"]])
@@ -337,7 +339,18 @@ def test_gitlab_log_sections(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         "--dotenv",
         str(tmp_path / "g.env"),
     ]
-    assert main(args, env={"GITLAB_CI": "true", "HIE_LOCAL_POLICY": "1"}) == 1
+    # In CI --now and HIE_LOCAL_POLICY need a protected policy that declares a trial.
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        fake = FakeGitLab(rsps).install()
+        fake.files[(str(PROJECT), "main", ".hie-notify/policy.yaml")] = b"trial: true\n"
+        ci = {
+            **ENV,
+            "GITLAB_CI": "true",
+            "CI_DEFAULT_BRANCH": "main",
+            "HIE_LOCAL_POLICY": "1",
+            "HIE_LEDGER_KEY": "k" * 32,
+        }
+        assert main(args, env=ci) == 1
     out = capsys.readouterr().out
     assert "\x1b[0Ksection_start:" in out and ":hie_gate_reasons\r\x1b[0KWhy it is blocked" in out
     assert "\x1b[0Ksection_end:" in out

@@ -52,6 +52,7 @@ def outbox(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
                     }
                 },
                 "channels": {"internal": ["slack", "teams", "webhook"]},
+                "support": {"email": "devops@example.org"},
             }
         )
     )

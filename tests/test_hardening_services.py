@@ -176,6 +176,7 @@ def test_smtp_server_down(flow: Flow, waits: list[float]) -> None:
     policy = flow.tmp / "policy.yaml"
     policy.write_text(
         "stakeholders: {business: {name: Biz, contacts: [{email: a@b.org}]}}\n"
+        "support: {email: devops@example.org}\n"
         "channels: {internal: [outbox]}\n"
     )
     flow.plan = write(

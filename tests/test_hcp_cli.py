@@ -230,8 +230,8 @@ def test_receiver_event_sends_the_stage(
 ) -> None:
     import argparse
 
-    from hie_notify.stagerun import handle_event as handle
     from hie_notify.options import Options
+    from hie_notify.stagerun import handle_event as handle
 
     flow = Flow(tmp_path, capsys)
     flow("plan", "--run-id", RUN_ID)

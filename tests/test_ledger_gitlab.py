@@ -12,7 +12,8 @@ import responses
 
 from hie_notify.errors import InputError
 from hie_notify.ledger import open_ledger
-from hie_notify.ledger.gitlab import GitLabLedger, encode_marker
+from hie_notify.ledger.gitlab import GitLabLedger, encode_marker, note_body
+from hie_notify.ledger.seal import seal
 from tests.gitlab_fake import BOT, ENV, HUMAN, FakeGitLab
 from tests.test_ledger_file import entry
 
@@ -45,10 +46,11 @@ def test_pagination_forged_notes_and_claimed_times(fake: FakeGitLab) -> None:
     fake.add_note("merge_requests", 7, "looks official\n" + encode_marker([entry(9)]), HUMAN, t)
     # Our own note whose body claims an earlier delivery: the server's created_at wins.
     claimed = replace(entry(1), delivered_at=t - timedelta(days=30))
-    fake.add_note("merge_requests", 7, encode_marker([claimed]), BOT, t + timedelta(hours=2))
+    first, second = seal([claimed, replace(entry(2), delivered_at=t)], lambda _: "", None)
+    fake.add_note("merge_requests", 7, note_body([first]), BOT, t + timedelta(hours=2))
     fake.add_note("merge_requests", 7, "a human comment", HUMAN, t + timedelta(hours=3))
     fake.add_note("merge_requests", 7, "added 1 commit", BOT, t + timedelta(hours=4), system=True)
-    fake.add_note("merge_requests", 7, encode_marker([entry(2)]), BOT, t + timedelta(hours=5))
+    fake.add_note("merge_requests", 7, note_body([second]), BOT, t + timedelta(hours=5))
     ledger = open_ledger("gitlab:mr:7", ENV)
     got = ledger.read("FFAPP-1")
     assert [(e.message_id, e.delivered_at) for e in got] == [

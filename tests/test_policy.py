@@ -106,6 +106,7 @@ def test_user_file_overrides_part_of_the_default(tmp_path: Path) -> None:
         "    internal_notice: {minimum: 48h, recommended: 72h}\n"
         "calendar:\n  holidays: {subdivision: SCT}\n"
         "customers:\n  EoE:\n    contacts: [{email: desk@eoe.example.org}]\n"
+        "support: {email: devops@example.org}\n"
     )
     p = load_policy(f)
     infra = p.change_types["planned_infra_update"]
@@ -245,3 +246,13 @@ def test_example_policy_makes_customer_notice_longer() -> None:
     p = load_policy(EXAMPLES / "policy.yaml")
     assert str(p.change_types["planned_infra_update"].external_notice.minimum) == "5bd"
     assert p.customers["EoE"].environments == ["eoe-prod"]
+
+
+def test_a_policy_that_tells_customers_must_say_whom_they_contact(tmp_path: Path) -> None:
+    f = tmp_path / "p.yaml"
+    f.write_text("customers:\n  EoE:\n    contacts: [{email: desk@eoe.example.org}]\n")
+    with pytest.raises(InputError) as err:
+        load_policy(f)
+    assert "support: customers and stakeholders are told whom to contact" in str(err.value)
+    f.write_text(f.read_text() + "support: {phone: '+44 1223 000000'}\n")
+    assert load_policy(f).support.phone == "+44 1223 000000"

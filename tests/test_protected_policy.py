@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +17,20 @@ from tests.builders import plan, rc, write
 from tests.gitlab_fake import ENV, JOB_TOKEN, FakeGitLab
 
 DNS = rc("aws_route53_record.api", ["update"], before={"ttl": 1}, after={"ttl": 2})
-CI = {**ENV, "GITLAB_CI": "true", "CI_DEFAULT_BRANCH": "main", "CI_MERGE_REQUEST_IID": "7"}
+CI = {
+    **ENV,
+    "GITLAB_CI": "true",
+    "CI_DEFAULT_BRANCH": "main",
+    "CI_MERGE_REQUEST_IID": "7",
+    "HIE_LEDGER_KEY": "k" * 32,  # a file ledger in CI must be signed
+}
 PROTECTED = b"""\
 change_types:
   planned_infra_update:
     internal_notice: {minimum: 24h, recommended: 48h}
 customers:
   EoE: {contacts: [{email: desk@eoe.example.org}]}
+support: {email: devops@example.org}
 """
 
 
@@ -66,13 +74,15 @@ class Repo:
     def __call__(
         self, *args: str, env: dict[str, str] | None = None, now: str = "2026-12-07T10:00:00+00:00"
     ) -> tuple[int, Any]:
+        env = CI if env is None else env
+        in_ci = env.get("GITLAB_CI") == "true"
+        when = datetime.fromisoformat(now)
+        # In CI --now is refused (a branch can set it), and HIE_POLICY is left unset so the
+        # branch's file at the default path is read and checked: the clock is injected instead.
         base = [
             "--format",
             "json",
-            "--policy",
-            ".hie-notify/policy.yaml",
-            "--now",
-            now,
+            *([] if in_ci else ["--policy", ".hie-notify/policy.yaml", "--now", now]),
             "--change",
             str(self.change),
             "--ledger",
@@ -84,7 +94,7 @@ class Repo:
             "plan": ["--terraform-report", str(self.tmp / "r.json")],
             "gate": ["--dotenv", str(self.tmp / "g.env")],
         }.get(args[0], [])
-        code = main([*base, *args, *extra], env=CI if env is None else env)
+        code = main([*base, *args, *extra], env=env, clock=lambda: when)
         out = self.capsys.readouterr()
         self.err = out.err
         return code, json.loads(out.out) if out.out.strip() else {}
@@ -121,8 +131,9 @@ def test_mr_that_lowers_notice_is_refused_and_the_gate_stays_shut(
 
 
 def test_protected_notice_gates_the_deploy(repo: Repo, fake: FakeGitLab) -> None:
-    # Without the branch's attempt, the protected 24 h applies: 20 h of notice blocks.
-    fake.files[("42", "main", ".hie-notify/policy.yaml")] = PROTECTED
+    # Without the branch's attempt, the protected 24 h applies: 20 h of notice blocks. (A trial:
+    # the customer is told through the outbox, which in CI counts only in a trial.)
+    fake.files[("42", "main", ".hie-notify/policy.yaml")] = PROTECTED + b"trial: true\n"
     repo.branch_policy(PROTECTED.decode())
     assert repo("plan", "--plan", str(repo.plan), now="2026-12-07T14:00:00+00:00")[0] == 0
     code, out = repo("gate", "--plan", str(repo.plan), now="2026-12-08T10:30:00+00:00")
@@ -173,7 +184,10 @@ def test_weakening_keys_are_refused_by_name(
 
 
 def test_overridable_keys_from_the_branch(repo: Repo, fake: FakeGitLab) -> None:
-    repo.branch_policy("customers:\n  CUH:\n    contacts: [{email: ops@cuh.example.org}]\n")
+    repo.branch_policy(
+        "customers:\n  CUH:\n    contacts: [{email: ops@cuh.example.org}]\n"
+        "support: {email: devops@example.org}\n"
+    )
     code, _ = repo("validate")
     assert code == 0, repo.err
     assert "protected: built-in default policy (42@main:.hie-notify/policy.yaml absent)" in repo.err
@@ -208,7 +222,7 @@ def test_missing_project_fails_closed(repo: Repo, fake: FakeGitLab) -> None:
     assert "not found while trying to read the protected policy" in repo.err
 
 
-def test_outside_ci_the_local_file_is_used_and_it_says_so(repo: Repo) -> None:
+def test_outside_ci_the_local_file_is_used_and_it_says_so(repo: Repo, fake: FakeGitLab) -> None:
     repo.branch_policy(
         "change_types:\n  planned_infra_update:\n"
         "    internal_notice: {minimum: 1h, recommended: 2h}\n"
@@ -219,5 +233,6 @@ def test_outside_ci_the_local_file_is_used_and_it_says_so(repo: Repo) -> None:
         == "local file .hie-notify/policy.yaml (not protected: outside GitLab CI)"
     )
     assert out["required"][0]["minimum"] == "1h"
-    _, out = repo("gate", "--plan", str(repo.plan), env={**CI, "HIE_LOCAL_POLICY": "1"})
-    assert "(not protected: HIE_LOCAL_POLICY is set)" in out["policy_source"]
+    code, _ = repo("gate", "--plan", str(repo.plan), env={**CI, "HIE_LOCAL_POLICY": "1"})
+    assert code == 2
+    assert "HIE_LOCAL_POLICY: refused in GitLab CI" in repo.err

@@ -17,7 +17,16 @@ def test_worked_example_output_is_in_the_readme(
     readme = (ROOT / "README.md").read_text()
     monkeypatch.chdir(tmp_path)
     os.symlink(EXAMPLES, tmp_path / "examples")
-    common = ["--policy", "examples/policy.yaml", "--change", "examples/change.yaml"]
+    common = [
+        "--policy",
+        "examples/policy.yaml",
+        "--change",
+        "examples/change.yaml",
+        "--ledger",
+        "file:.hie-notify/worked-example.jsonl",
+        "--outbox",
+        "worked-example",
+    ]
     assert (
         main(
             [*common, "--now", "2026-12-02T10:00:00+00:00", "plan", "--plan", "examples/plan.json"],
@@ -36,7 +45,7 @@ def test_worked_example_output_is_in_the_readme(
     blocked = capsys.readouterr().out
     for line in (announced + blocked).splitlines():
         assert line in readme, line
-    eml = (tmp_path / "hie-notify-outbox/FFAPP-4458/announce/customer-EoE.eml").read_bytes()
+    eml = (tmp_path / "worked-example/FFAPP-4458/announce/customer-EoE.eml").read_bytes()
     import email
     import email.policy
 

@@ -79,7 +79,7 @@ def test_customer_message_is_plain_language(
     assert text.startswith("Dear East of England team,")
     assert "When: Tuesday 8 December 2026, 19:00 to 21:00 GMT" in text
     assert "unavailable for up to 30 minutes" in text
-    assert "Our reference for this change is FFAPP-4458" in text
+    assert "Our reference: FFAPP-4458" in text
 
 
 def test_window_in_the_customers_own_zone(tmp_path: Path) -> None:
@@ -131,7 +131,7 @@ def test_outbox_writes_what_each_channel_receives(
     assert parsed["From"] == "DevOps <devops@example.org>"
     assert parsed["X-HIE-Notify-Key"] == "k2"
     assert parsed.get_body(("plain",)).get_content().startswith("Dear East of England team,")
-    assert "<strong>When</strong>" in parsed.get_body(("html",)).get_content()
+    assert ">When</th>" in parsed.get_body(("html",)).get_content()
     again = box.send(Outgoing("FFAPP-4458", _by(rendered, "slack:#devops"), "k3", "slack", ()))
     assert Path(again.message_id).name == "slack-devops.2.json"  # never overwritten
 

@@ -59,20 +59,22 @@ def test_infra_change_stage_by_stage(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 def test_failure_and_rollback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    flow = Flow(tmp_path, capsys, HELM)  # application update: internal hears pre and post only
+    # An application update with 1 h of downtime: internal channels hear pre and post only; the
+    # affected customer (Phase 2: every planned service-impacting change) hears real-time updates.
+    flow = Flow(tmp_path, capsys, HELM)
     flow("plan", "--plan", str(flow.plan))
     code, out = flow("apply", "--status", "started", now="2026-12-08T19:01:00+00:00")
-    assert code == 0 and out["delivered"] == []
+    assert code == 0 and _audiences(out) == ["customer:EoE"]
     code, out = flow(
         "apply", "--status", "failed", "--error", "helm: timed out", now="2026-12-08T19:20:00+00:00"
     )
     # a failure is a critical event: every internal channel hears it
-    assert _audiences(out) == ["slack:#devops", "slack:#product"]
+    assert _audiences(out) == ["customer:EoE", "slack:#devops", "slack:#product"]
     devops = (tmp_path / "outbox/FFAPP-4458/apply_failed/slack-devops.json").read_text()
     assert "helm: timed out" in devops and "Rollback plan" in devops
     assert "Post-mortem owed" in devops and "the deployment failed" in devops
     code, out = flow("rollback", "--status", "started", now="2026-12-08T19:25:00+00:00")
-    assert _audiences(out) == ["slack:#devops", "slack:#product"]
+    assert _audiences(out) == ["customer:EoE", "slack:#devops", "slack:#product"]
     code, out = flow("rollback", "--status", "succeeded", now="2026-12-08T19:45:00+00:00")
     assert code == 0
     ledger = (tmp_path / "ledger.jsonl").read_text()

@@ -8,7 +8,7 @@ outbox, which writes what the real one would have received, and says so.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -53,11 +53,16 @@ class Outgoing:
 
 @dataclass(frozen=True)
 class Delivery:
+    """A message a service accepted. It counts from the time this process saw that (the
+    caller's clock), never from a time the service reports."""
+
     channel: str  # slack | email | teams | webhook | outbox
     recipient: str
     message_id: str
-    delivered_at: datetime | None  # the service's own timestamp, where it gives one
     note: str = ""  # e.g. why the outbox was used instead
+    # What the service answered (Slack channel id, ts, permalink; SMTP reply, Message-ID; HTTP
+    # status and id): the proof the gate shows.
+    receipt: Mapping[str, str] = field(default_factory=dict)
 
 
 class Channel(Protocol):

@@ -8,6 +8,7 @@ import ssl
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from typing import Any
 
 from hie_notify.channels import Delivery, Outgoing, email_message, sender
 from hie_notify.errors import InputError, ServiceError
@@ -106,9 +107,16 @@ class EmailChannel:
                 with self._connect() as smtp:
                     if self._username:
                         smtp.login(self._username, self._password or "")
+                    replies = _keep_data_reply(smtp)
                     refused = smtp.send_message(mail, to_addrs=recipients)
                 accepted = [r for r in recipients if r not in refused]
-                return Delivery("email", ", ".join(accepted), str(mail["Message-ID"]), None)
+                message_id = str(mail["Message-ID"])
+                code, text = replies[-1] if replies else (0, b"")
+                receipt = {
+                    "message_id": message_id,
+                    "smtp_reply": f"{code} {text.decode('utf-8', 'replace')}"[:300],
+                }
+                return Delivery("email", ", ".join(accepted), message_id, receipt=receipt)
             except smtplib.SMTPAuthenticationError:
                 raise InputError(
                     f"SMTP server {self.host} refused the login for SMTP_USERNAME"
@@ -142,3 +150,18 @@ class EmailChannel:
             f"SMTP server {self.host}:{self.port} still failing after {self.max_retries} "
             f"retries ({last})"
         )
+
+
+def _keep_data_reply(smtp: smtplib.SMTP) -> list[tuple[int, bytes]]:
+    """The server's answer to DATA (e.g. `250 2.0.0 Ok: queued as 4F1A2`), which smtplib's
+    send_message checks and then drops: wrap this connection's `data` to keep it."""
+    replies: list[tuple[int, bytes]] = []
+    original = smtp.data
+
+    def data(msg: Any) -> tuple[int, bytes]:
+        reply = original(msg)
+        replies.append(reply)
+        return reply
+
+    smtp.data = data  # type: ignore[method-assign]  # smtplib has no hook for the reply
+    return replies

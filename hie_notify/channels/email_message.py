@@ -6,14 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
+from zoneinfo import ZoneInfo
 
 from hie_notify.channels import Outgoing
 
 DOMAIN = "hie-notify.invalid"
-_HTML = """<!doctype html>
-<html><body style="font-family: Arial, Helvetica, sans-serif; font-size: 14px; \
-line-height: 1.45; white-space: pre-line">{body}</body></html>
-"""
 
 
 def build(outgoing: Outgoing, sender: str, now: datetime) -> EmailMessage:
@@ -28,7 +25,7 @@ def build(outgoing: Outgoing, sender: str, now: datetime) -> EmailMessage:
     mail["Message-ID"] = make_msgid(idstring=outgoing.key[:24], domain=DOMAIN)
     mail["X-HIE-Notify-Key"] = outgoing.key
     mail.set_content(message.body("text"))
-    mail.add_alternative(_HTML.format(body=message.body("html")), subtype="html")
+    mail.add_alternative(message.email_html, subtype="html")
     invite = calendar_invite(outgoing, sender, now)
     if invite is not None:
         method, data = invite
@@ -75,8 +72,11 @@ def calendar_invite(outgoing: Outgoing, sender: str, now: datetime) -> tuple[str
     event.add("uid", f"{_uid_part(outgoing)}@{DOMAIN}")
     event.add("sequence", invite_sequence(outgoing))
     event.add("dtstamp", now.replace(microsecond=0))
-    event.add("dtstart", outgoing.window[0])
-    event.add("dtend", outgoing.window[1])
+    # In the audience's zone, named by its IANA id, with the VTIMEZONE RFC 5545 requires for a
+    # TZID (added below): Outlook places an event with an unknown TZID at the wrong time.
+    zone = ZoneInfo(message.audience.time_zone)
+    event.add("dtstart", outgoing.window[0].astimezone(zone))
+    event.add("dtend", outgoing.window[1].astimezone(zone))
     event.add("summary", message.subject)
     event.add("description", message.body("text"))
     event.add("status", "CANCELLED" if method == "CANCEL" else "CONFIRMED")
@@ -91,6 +91,7 @@ def calendar_invite(outgoing: Outgoing, sender: str, now: datetime) -> tuple[str
         attendee.params["role"] = icalendar.vText("OPT-PARTICIPANT")
         event.add("attendee", attendee, encode=False)
     cal.add_component(event)
+    cal.add_missing_timezones()
     return method, cal.to_ical().decode()
 
 

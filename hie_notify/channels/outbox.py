@@ -66,7 +66,7 @@ class Outbox:
             data = f"# {title}\n\n{message.body('markdown')}".encode()
         folder = self.root / slug(self.change_id) / slug(message.stage)
         path = self._write_new(folder, stem, ext, data)
-        return Delivery("outbox", recipient, str(path), None)
+        return Delivery("outbox", recipient, str(path), receipt={"path": str(path)})
 
     @staticmethod
     def _write_new(folder: Path, stem: str, ext: str, data: bytes) -> Path:

@@ -99,8 +99,23 @@ class SlackChannel:
         if parent_ts is not None and outgoing.parent is not None:
             note = self._refresh_parent(channel_id, parent_ts, outgoing)
         # The delivery counts from the time this process saw Slack accept it (the caller's
-        # clock), never from the `ts` the far side reports.
-        return Delivery("slack", name, f"{channel_id}:{ts}", None, note)
+        # clock), never from the `ts` the far side reports: `ts` is kept only as a receipt.
+        receipt = {"channel_id": channel_id, "ts": ts}
+        permalink = self._permalink(channel_id, ts)
+        if permalink:
+            receipt["permalink"] = permalink
+        return Delivery("slack", name, f"{channel_id}:{ts}", note, receipt)
+
+    def _permalink(self, channel_id: str, ts: str) -> str:
+        """The message's link (chat.getPermalink), for people checking the receipt; a Slack that
+        cannot give one leaves it out (the channel id and ts still identify the message)."""
+        from slack_sdk.errors import SlackApiError
+
+        try:
+            response = self._client.chat_getPermalink(channel=channel_id, message_ts=ts)
+        except (SlackApiError, OSError):
+            return ""
+        return str(response.get("permalink") or "")
 
     def _post(self, payload: dict[str, Any], thread_ts: str | None) -> tuple[str, str]:
         from slack_sdk.errors import SlackApiError

@@ -67,7 +67,7 @@ class TeamsChannel:
         return "TeamsChannel()"
 
     def send(self, outgoing: Outgoing) -> Delivery:
-        http.post(
+        response = http.post(
             self.session,
             self._url,
             what="Teams webhook",
@@ -75,4 +75,4 @@ class TeamsChannel:
             headers={"Content-Type": "application/json"},
             sleep=self.sleep,
         )
-        return Delivery("teams", "Teams workflow", outgoing.key, None)
+        return Delivery("teams", "Teams workflow", outgoing.key, receipt=http.receipt(response))

@@ -79,7 +79,7 @@ class WebhookChannel:
         }
         if self._secret:
             headers["X-HIE-Signature"] = signature(self._secret, stamp, raw)
-        http.post(
+        response = http.post(
             self.session, self._url, what="webhook", body=raw, headers=headers, sleep=self.sleep
         )
-        return Delivery("webhook", "webhook", outgoing.key, None)
+        return Delivery("webhook", "webhook", outgoing.key, receipt=http.receipt(response))

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import argparse
 
-from hie_notify import stagerun
+from hie_notify import plan_source, stagerun
 from hie_notify.options import Options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    plan_source.add_arguments(parser, required=False)
     parser.add_argument("--detail", metavar="TEXT", help="why, for internal audiences")
-    parser.set_defaults(plan_required=False)
 
 
 def run(args: argparse.Namespace, options: Options) -> int:

@@ -13,7 +13,7 @@ from typing import Any
 
 from hie_notify import output, plan_source, stagerun
 from hie_notify.calendar import UTC, BusinessCalendar
-from hie_notify.gate import Decision
+from hie_notify.gate import TRIAL_BANNER, Decision
 from hie_notify.options import Options
 
 
@@ -45,10 +45,11 @@ def _when(cal: BusinessCalendar, when: Any) -> str:
 
 
 def render_text(decision: Decision, cal: BusinessCalendar, env: Mapping[str, str]) -> str:
+    parts = [TRIAL_BANNER] if decision.trial else []
     if decision.allowed:
-        parts = ["ALLOWED: the apply may go ahead."]
+        parts += ["ALLOWED: the apply may go ahead."]
     else:
-        parts = ["BLOCKED: the apply may not run."]
+        parts += ["BLOCKED: the apply may not run."]
         parts.append(
             output.section(
                 env,
@@ -72,7 +73,14 @@ def render_text(decision: Decision, cal: BusinessCalendar, env: Mapping[str, str
     for r in decision.requirements:
         told = _when(cal, r.given_at) if r.given_at else "not told"
         mark = "ok" if r.met else "NO"
-        rows.append(f"  {mark:3} {r.label:32} minimum {r.minimum:>5}  told: {told}")
+        only = "  (outbox only)" if r.outbox_only and r.given_at else ""
+        rows.append(f"  {mark:3} {r.label:32} minimum {r.minimum:>5}  told: {told}{only}")
+        # What the services answered (an outbox file's path is no receipt: JSON has it).
+        rows.extend(
+            f"        receipt: {receipt}"
+            for receipt in r.receipts
+            if not receipt.startswith("outbox ")
+        )
     if rows:
         parts.append(
             output.section(
@@ -85,5 +93,5 @@ def render_text(decision: Decision, cal: BusinessCalendar, env: Mapping[str, str
         )
     if decision.earliest_start and not decision.allowed:
         parts.append(f"Earliest allowed start: {_when(cal, decision.earliest_start)}")
-    parts.extend(f"Note: {note}" for note in decision.notes)
+    parts.extend(f"Note: {note}" for note in decision.notes if note != TRIAL_BANNER)
     return "\n".join(parts)

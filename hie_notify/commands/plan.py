@@ -9,9 +9,10 @@ from pathlib import Path
 
 from hie_notify import output, plan_source, stagerun
 from hie_notify.audiences import resolve
+from hie_notify.errors import InputError
 from hie_notify.ledger import Entry
 from hie_notify.options import Options
-from hie_notify.stages import ANNOUNCE
+from hie_notify.stages import ANNOUNCE, window_problems
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, options: Options) -> int:
     run = stagerun.load(options, args, announce=True)
     result, change = run.result, run.change
-    stagerun.terraform_report(result, args.terraform_report)
+    if not options.dry_run:
+        stagerun.terraform_report(result, args.terraform_report)
     if not result.has_changes and result.declared_type is None:
         output.emit(
             options,
@@ -36,6 +38,13 @@ def run(args: argparse.Namespace, options: Options) -> int:
             "Nothing to announce: " + result.reasons[0],
         )
         return 0
+    # A re-run (the default branch's pipeline, at the window) re-announces nothing: only an
+    # announcement that would go out now is held to the window rules.
+    problems = (
+        [] if _announced(run) else window_problems(run.policy, change, result, options.clock())
+    )
+    if problems:
+        raise InputError([f"{options.change}: {p}" for p in problems])
     report = stagerun.send(run, ANNOUNCE, {})
     extra = [stagerun.publish_summary(run, "announced")]
     earliest = _earliest(run, report.delivered + report.already)
@@ -63,3 +72,15 @@ def _earliest(run: stagerun.StageRun, entries: list[Entry]) -> datetime | None:
         if told:
             starts.append(run.calendar.earliest_start(min(told), audience.minimum))
     return max(starts, default=None)
+
+
+def _announced(run: stagerun.StageRun) -> bool:
+    """Was this plan already announced for this window?"""
+    window = run.change.window
+    start, end = (window.start.isoformat(), window.end.isoformat()) if window else ("", "")
+    return any(
+        e.stage == ANNOUNCE
+        and e.fingerprint == run.result.fingerprint
+        and (e.window_start, e.window_end) == (start, end)
+        for e in run.ledger.read(run.change.id)
+    )

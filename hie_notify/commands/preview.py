@@ -1,5 +1,6 @@
 """`hie-notify preview STAGE`: render every message of a stage, for every audience; send
-nothing."""
+nothing. STAGE is a command name (`plan`, `apply --status started`, `rollback --status failed`,
+`complete`, `cancel`) or a stage name (`announce`, `apply_started`, ..., `cancelled`)."""
 
 from __future__ import annotations
 
@@ -8,19 +9,43 @@ import argparse
 from hie_notify import output, plan_source, stagerun
 from hie_notify.audiences import resolve
 from hie_notify.channels import configured_kinds
+from hie_notify.errors import InputError
 from hie_notify.options import Options
 from hie_notify.stages import PHASE_OF_STAGE, audiences_for
 
-STAGES = ("plan", *PHASE_OF_STAGE, "cancelled")
+STAGE_NAMES = (*PHASE_OF_STAGE, "cancelled")
+COMMANDS = {"plan": "announce", "complete": "complete", "cancel": "cancelled"}
+WITH_STATUS = ("apply", "rollback")
+STATUSES = ("started", "succeeded", "failed")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("stage", choices=STAGES, help="plan (= announce), apply_started, ...")
+    parser.add_argument(
+        "stage",
+        choices=(*COMMANDS, *WITH_STATUS, *STAGE_NAMES),
+        metavar="STAGE",
+        help="plan, apply --status S, rollback --status S, complete or cancel (the commands), "
+        f"or a stage name: {', '.join(STAGE_NAMES)}",
+    )
+    parser.add_argument(
+        "--status", choices=STATUSES, help="with apply or rollback: which of its stages"
+    )
     plan_source.add_arguments(parser, required=False)
 
 
+def stage_of(name: str, status: str | None) -> str:
+    """The stage a command name (with --status) or a stage name means."""
+    if name in WITH_STATUS:
+        if status is None:
+            raise InputError(f"preview {name} needs --status started, succeeded or failed")
+        return f"{name}_{status}"
+    if status is not None:
+        raise InputError(f"preview {name}: --status goes with apply or rollback only")
+    return COMMANDS.get(name, name)
+
+
 def run(args: argparse.Namespace, options: Options) -> int:
-    stage = "announce" if args.stage in ("plan", "announce") else args.stage
+    stage = stage_of(args.stage, args.status)
     run = stagerun.load(options, args, announce=stage == "announce")
     audiences = resolve(run.policy, run.result, run.change, run.environments)
     entries = run.ledger.read(run.change.id) if stage == "cancelled" else []
@@ -38,6 +63,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
                 "text": msg.body("text"),
                 "slack": msg.body("slack"),
                 "html": msg.body("html"),
+                "email_html": msg.email_html,
                 "markdown": msg.body("markdown"),
             }
         )

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from hie_notify import tokens
+from hie_notify import stagerun, tokens
 from hie_notify.change import load_change
 from hie_notify.context import load_policy_for
 from hie_notify.errors import InputError
@@ -33,6 +33,8 @@ def run(args: argparse.Namespace, options: Options) -> int:
         except InputError as exc:
             problems.extend(exc.problems)
         else:
+            if policy is not None and not stagerun.outbox_counts(policy, options.env):
+                problems.extend(stagerun.unrouted_declared(policy, change, options))
             for gap in change.phase1_gaps():
                 print(
                     f"warning: {options.change}: {gap} is missing; the gate will block until "

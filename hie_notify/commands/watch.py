@@ -54,7 +54,11 @@ def run(args: argparse.Namespace, options: Options) -> int:
             )
             report, extra = stagerun.send_status(replace(stage_run, run=current), stage, error)
             sent.append(stage)
-            lines += [f"{stage}:", *report.lines(), *(f"  {x}" for x in extra)]
+            lines += [
+                f"{stage}:",
+                *report.lines(stage_run.calendar.local),
+                *(f"  {x}" for x in extra),
+            ]
         elif not current.status_known:
             lines.append(
                 f"run {current.id} is in status {current.status!r}, which HCP "

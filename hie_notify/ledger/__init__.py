@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Protocol
 
 from hie_notify.errors import InputError
+from hie_notify.ledger.seal import Verified, ledger_key
 from hie_notify.records import ENTRY_VERSION, Entry
 
-__all__ = ["ENTRY_VERSION", "Entry", "Ledger", "idempotency_key", "open_ledger"]
+__all__ = ["ENTRY_VERSION", "Entry", "Ledger", "Verified", "idempotency_key", "open_ledger"]
 
 
 def idempotency_key(
@@ -29,11 +30,17 @@ class Ledger(Protocol):
     def description(self) -> str: ...
 
     def read(self, change_id: str) -> list[Entry]:
-        """Every entry recorded for a change, oldest first."""
+        """Every entry recorded for a change that passes the seal check, in ledger order."""
+        ...
+
+    def verified(self, change_id: str) -> Verified:
+        """The entries that count, and what the seal check found wrong (the gate blocks on
+        problems; warnings name entries it ignored)."""
         ...
 
     def record(self, entries: list[Entry]) -> list[Entry]:
-        """Append entries; returns them as stored (the ledger may set delivered_at)."""
+        """Append entries, sealed after the change's last one; returns them as stored (the
+        ledger may move delivered_at later, never earlier)."""
         ...
 
     def lock(self) -> AbstractContextManager[None]:
@@ -41,17 +48,28 @@ class Ledger(Protocol):
         ...
 
 
-def open_ledger(uri: str | None, env: Mapping[str, str]) -> Ledger:
-    """`file:PATH` (default `file:.hie-notify/ledger.jsonl`) or `gitlab[:mr:IID|:issue:IID]`."""
+def open_ledger(uri: str | None, env: Mapping[str, str], *, signed: bool = False) -> Ledger:
+    """`file:PATH` (default `file:.hie-notify/ledger.jsonl`) or `gitlab[:mr:IID|:issue:IID]`.
+    Entries are signed with HIE_LEDGER_KEY when it is set; `signed` (the protected policy's
+    `ledger: {signed: true}`) makes the key required."""
     uri = uri or "file:.hie-notify/ledger.jsonl"
+    key = ledger_key(env, required=signed)
+    if uri.startswith("file:") and key is None and env.get("GITLAB_CI") == "true":
+        # In CI a file ledger is put together from the working tree, which a branch controls
+        # (it can commit a ledger file): only entries signed with a key it lacks can count.
+        raise InputError(
+            "--ledger / HIE_LEDGER: a file ledger in GitLab CI needs HIE_LEDGER_KEY (a masked, "
+            "protected CI/CD variable) so entries committed to the branch cannot count; or use "
+            "--ledger gitlab"
+        )
     if uri.startswith("file:"):
         from hie_notify.ledger.file import FileLedger
 
-        return FileLedger(Path(uri[len("file:") :]))
+        return FileLedger(Path(uri[len("file:") :]), key)
     if uri == "gitlab" or uri.startswith("gitlab:"):
         from hie_notify.ledger.gitlab import GitLabLedger
 
-        return GitLabLedger.from_env(uri, env)
+        return GitLabLedger.from_env(uri, env, key)
     raise InputError(
         f"--ledger / HIE_LEDGER: expected file:PATH or gitlab (or gitlab:mr:IID, "
         f"gitlab:issue:IID), got {uri!r}"

@@ -1,8 +1,11 @@
 """The GitLab ledger: one note per recording on the merge request (or a change issue).
 
-Each note carries its entries in a hidden marker. Only notes written by the notifier's own user
-count, and the note's server `created_at` is the delivery time: nothing written in a body, by
-anyone, can make a notice look earlier than GitLab says it was posted.
+Each note carries its entries in a hidden marker. Only dedicated ledger notes count: written by
+the notifier's own user, not a system note, never edited (`updated_at` equal to `created_at`),
+and whose whole body is exactly what `record` writes for the entries in its marker (so the
+summary note, or any note quoting a marker, is never read). A delivery counts from the later of
+the time this process saw it sent and the note's server `created_at`: nothing written in a body,
+by anyone, can make a notice look earlier than GitLab says it was posted.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from typing import Any
 
 from hie_notify.errors import InputError
 from hie_notify.gitlab_api import NoteTarget, call, gitlab_target
-from hie_notify.ledger import Entry
+from hie_notify.ledger.seal import Verified, seal, verify
+from hie_notify.records import Entry
 
 MARKER = "hie-notify-ledger:v1:"
 
@@ -43,53 +47,86 @@ def decode_marker(body: str, where: str) -> list[dict[str, Any]] | None:
     return data
 
 
+def note_body(entries: list[Entry]) -> str:
+    """The whole body of a ledger note: a line per entry for people, the marker for the tool."""
+    lines = [
+        f"**hie-notify** recorded {len(entries)} notice(s) for {entries[0].change_id}:",
+        "",
+    ]
+    lines += [f"- {e.stage}: {e.audience} via {e.channel}" for e in entries]
+    return "\n".join(lines) + "\n\n" + encode_marker(entries)
+
+
 class GitLabLedger:
-    def __init__(self, where: NoteTarget) -> None:
+    def __init__(self, where: NoteTarget, key: bytes | None = None) -> None:
         self.where = where
+        self.key = key
+        self._last: dict[str, str] = {}
 
     @property
     def description(self) -> str:
         return self.where.description
 
     @classmethod
-    def from_env(cls, uri: str, env: Mapping[str, str]) -> GitLabLedger:
+    def from_env(cls, uri: str, env: Mapping[str, str], key: bytes | None = None) -> GitLabLedger:
         parts = uri.split(":")
         if len(parts) == 3 and parts[1] in ("mr", "issue") and parts[2].isdigit():
             target = gitlab_target(env, "the GitLab ledger")
-            return cls(NoteTarget(target, parts[1], int(parts[2]), None))
+            return cls(NoteTarget(target, parts[1], int(parts[2]), None), key)
         if uri != "gitlab":
             raise InputError(
                 f"--ledger: expected gitlab, gitlab:mr:IID or gitlab:issue:IID, got {uri!r}"
             )
-        return cls(NoteTarget.from_env(env, "the GitLab ledger"))
+        return cls(NoteTarget.from_env(env, "the GitLab ledger"), key)
 
     def read(self, change_id: str) -> list[Entry]:
-        entries: list[Entry] = []
+        return self.verified(change_id).entries
+
+    def verified(self, change_id: str) -> Verified:
+        found: list[tuple[Entry, str]] = []
+        posted: dict[str, datetime] = {}  # entry digest -> its note's created_at
         for note in self.where.own_notes("read the ledger notes"):
             where = f"{self.description} note {note.id}"
-            raw = decode_marker(str(note.attributes.get("body", "")), where)
+            body = str(note.attributes.get("body", ""))
+            raw = decode_marker(body, where)
             if raw is None:
                 continue
             created = _server_time(note.attributes.get("created_at"), where)
-            for item in raw:
-                entry = Entry.from_json(item, where)
+            if note.attributes.get("updated_at") != note.attributes.get("created_at"):
+                continue  # edited: a ledger note is never edited, so this one is not one
+            items = [Entry.from_json(item, where) for item in raw]
+            if not items or note_body(items) != body:
+                continue  # a marker inside some other note (the summary, a quote): not ours
+            for entry in items:
                 if entry.change_id == change_id:
-                    entries.append(replace(entry, delivered_at=created))
-        return entries
+                    found.append((entry, where))
+                    posted[entry.digest] = created
+        checked = verify(found, self.key)
+        # The seal covers the entry as written; the time it counts from is never before the
+        # note's server time (a clock that ran early cannot backdate it).
+        checked.entries = [
+            replace(e, delivered_at=max(e.delivered_at, posted[e.digest])) for e in checked.entries
+        ]
+        self._last[change_id] = checked.last
+        return checked
 
     def record(self, entries: list[Entry]) -> list[Entry]:
         if not entries:
             return []
+
+        def last(change_id: str) -> str:
+            if change_id not in self._last:
+                self.verified(change_id)
+            return self._last[change_id]
+
+        entries = seal(entries, last, self.key)
         noteable = self.where.noteable()
-        lines = [
-            f"**hie-notify** recorded {len(entries)} notice(s) for {entries[0].change_id}:",
-            "",
-        ]
-        lines += [f"- {e.stage}: {e.audience} via {e.channel}" for e in entries]
-        body = "\n".join(lines) + "\n\n" + encode_marker(entries)
+        body = note_body(entries)
         note = call("record notices in a note", lambda: noteable.notes.create({"body": body}))
         created = _server_time(note.attributes.get("created_at"), f"{self.description} new note")
-        return [replace(e, delivered_at=created) for e in entries]
+        for e in entries:
+            self._last[e.change_id] = e.digest
+        return [replace(e, delivered_at=max(e.delivered_at, created)) for e in entries]
 
     @contextmanager
     def lock(self) -> Iterator[None]:

@@ -262,6 +262,9 @@ class Sla(_Strict):
 class Classification(_Strict):
     fallback: ChangeTypeName = "planned_infra_update"
     service_impact: list[MatchRule] = []
+    # Plans that only move, import or forget resources change nothing people can notice:
+    # `none` owes no notice for them, `notice` classifies them like any other change.
+    state_only: Literal["notice", "none"] = "none"
 
 
 class Jira(_Strict):
@@ -281,6 +284,37 @@ class Support(_Strict):
     name: str = "the DevOps team"
     email: EmailAddress | None = None
     url: str | None = None
+    phone: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError(f"expected an http(s) address, got {value!r}")
+        return value
+
+    @property
+    def reachable(self) -> bool:
+        return bool(self.email or self.url or self.phone)
+
+
+class CustomerImpact(_Strict):
+    """Phase 2: affected customers hear of every planned service-impacting change, whatever its
+    type, this far ahead (for types whose own external audience is not customers)."""
+
+    notice: NoticeRule
+    stages: list[Stage] = ["pre_deployment", "during", "post_deployment"]
+
+    @model_validator(mode="after")
+    def _business_days(self) -> CustomerImpact:
+        if self.notice.minimum.kind != "business_days" and not self.notice.minimum.is_zero():
+            raise ValueError("customer_impact.notice is counted in business days (e.g. 3bd)")
+        return self
+
+
+class LedgerPolicy(_Strict):
+    # Entries must carry an HMAC under HIE_LEDGER_KEY (which must then be set).
+    signed: bool = False
 
 
 class Policy(_Strict):
@@ -294,6 +328,7 @@ class Policy(_Strict):
     customers: dict[str, Customer]
     stakeholders: dict[Literal["critical", "business"], StakeholderGroup] = {}
     change_types: dict[ChangeTypeName, ChangeType]
+    customer_impact: CustomerImpact | None = None
     classification: Classification = Classification()
     channels: Channels = Channels()
     # Replace any built-in message template by name, e.g. `announce.external.j2: "..."`.
@@ -304,6 +339,10 @@ class Policy(_Strict):
     # Keys a repository's own policy file may change when the protected policy is in force
     # (dotted paths, `*` for any one key); notice periods may only ever get longer.
     overridable: list[str] = []
+    # A trial: in GitLab CI outbox files count as notices, and every gate output says that
+    # nobody was told. Only the protected policy can set it.
+    trial: bool = False
+    ledger: LedgerPolicy = LedgerPolicy()
 
     @model_validator(mode="after")
     def _complete(self) -> Policy:
@@ -318,6 +357,14 @@ class Policy(_Strict):
                 f"templates: unknown template {', '.join(unknown)} "
                 f"(expected one of: {', '.join(template_names())})"
             )
+        told = [c for c in self.customers.values() if c.contacts] + [
+            g for g in self.stakeholders.values() if g.contacts
+        ]
+        if told and not self.support.reachable:
+            raise ValueError(
+                "support: customers and stakeholders are told whom to contact about a change: "
+                "give support.email, support.url or support.phone"
+            )
         fallback = self.change_types[self.classification.fallback]
         if fallback.declared_only:
             raise ValueError(
@@ -328,6 +375,16 @@ class Policy(_Strict):
     def change_type(self, name: str) -> ChangeType:
         """The change type called `name` (a KeyError for a name that is not one)."""
         return self.change_types[cast(ChangeTypeName, name)]
+
+    def impact_notice_for(self, name: str) -> NoticeRule | None:
+        """The customer notice a service-impacting change of type `name` owes under
+        `customer_impact`, when its own external audience does not already reach customers."""
+        ct = self.change_type(name)
+        if self.customer_impact is None or ct.notice_overrides_others:
+            return None
+        if ct.external_audience in ("affected_customers", "all_customers"):
+            return None
+        return self.customer_impact.notice
 
     def rank(self, name: str) -> int:
         return self.change_type(name).rank

@@ -3,8 +3,11 @@
 The protected policy is the policy file on the project's default branch (CI_DEFAULT_BRANCH), or
 in a central policy project (HIE_POLICY_PROJECT, HIE_POLICY_REF), read through the GitLab API.
 The file in the branch being deployed may change only the keys the protected policy lists as
-`overridable`, and may only make notice periods longer. Outside CI, or with HIE_LOCAL_POLICY=1,
-the local file is used, and the tool says so.
+`overridable`, may only make notice periods longer, and may only add to audiences (channels,
+contacts, environments, customers), never remove, empty, replace or downgrade one. Templates,
+`trial`, `ledger` and `overridable` are the protected policy's alone. Outside CI the local file
+is used, and the tool says so; in CI, HIE_LOCAL_POLICY is refused unless the protected policy
+declares a trial.
 """
 
 from __future__ import annotations
@@ -20,11 +23,13 @@ from pydantic import ValidationError
 from hie_notify.durations import parse_notice
 from hie_notify.errors import InputError
 from hie_notify.policy.loader import DEFAULT_NAME, deep_merge, default_policy_data, load_policy
-from hie_notify.policy.model import Policy
+from hie_notify.policy.model import Channels, Policy
 from hie_notify.yamlfile import format_validation_error, parse_yaml_mapping, read_yaml_mapping
 
 DEFAULT_PATH = ".hie-notify/policy.yaml"
 _NOTICE_KEYS = ("internal_notice", "external_notice")
+# Keys only the protected policy may set, whatever its `overridable` list says.
+_PROTECTED_ONLY = ("overridable", "templates", "trial", "ledger")
 
 
 @dataclass(frozen=True)
@@ -37,14 +42,25 @@ def in_gitlab_ci(env: Mapping[str, str]) -> bool:
     return env.get("GITLAB_CI") == "true"
 
 
+def local_policy_flag(env: Mapping[str, str]) -> bool:
+    return (env.get("HIE_LOCAL_POLICY") or "").lower() in ("1", "true", "yes")
+
+
 def load_effective(path: Path | None, env: Mapping[str, str]) -> LoadedPolicy:
     """The policy in force: protected in GitLab CI, the local file elsewhere."""
-    local_flag = (env.get("HIE_LOCAL_POLICY") or "").lower() in ("1", "true", "yes")
-    if not in_gitlab_ci(env) or local_flag:
-        why = "HIE_LOCAL_POLICY is set" if in_gitlab_ci(env) else "outside GitLab CI"
+    if not in_gitlab_ci(env):
         name = f"local file {path}" if path else DEFAULT_NAME
-        return LoadedPolicy(load_policy(path), f"{name} (not protected: {why})")
+        return LoadedPolicy(load_policy(path), f"{name} (not protected: outside GitLab CI)")
     raw, where = _fetch_protected(env, path)
+    named = path is not None or bool(env.get("HIE_POLICY_PATH") or env.get("HIE_POLICY_PROJECT"))
+    if raw is None and named:
+        # A named protected policy that is not there must not quietly become the built-in
+        # default (which may ask for less notice than the file the branch meant).
+        raise InputError(
+            f"HIE_POLICY / --policy: the protected policy {where} does not exist on the "
+            "protected ref: add it there, or unset HIE_POLICY to use "
+            f"{DEFAULT_PATH} (or the built-in default)"
+        )
     protected = default_policy_data()
     if raw is not None:
         protected = deep_merge(protected, parse_yaml_mapping(raw, where))
@@ -52,7 +68,19 @@ def load_effective(path: Path | None, env: Mapping[str, str]) -> LoadedPolicy:
     source = (
         f"protected: {where}" if raw is not None else f"protected: {DEFAULT_NAME} ({where} absent)"
     )
-    if path is None or not path.exists():
+    if local_policy_flag(env):
+        if not protected_policy.trial:
+            raise InputError(
+                "HIE_LOCAL_POLICY: refused in GitLab CI (a branch can set its own job "
+                f"variables); the protected policy ({where}) does not declare trial: true"
+            )
+        name = f"local file {path}" if path else DEFAULT_NAME
+        # The trial is the protected policy's to declare, and stays declared.
+        local = load_policy(path).model_copy(update={"trial": True})
+        return LoadedPolicy(local, f"{name} (not protected: HIE_LOCAL_POLICY under a trial)")
+    # With HIE_POLICY unset the branch's file is still the one at the default path.
+    path = path if path is not None else Path(DEFAULT_PATH)
+    if not path.exists():
         return LoadedPolicy(protected_policy, source)
     branch = read_yaml_mapping(path)
     problems = list(weakenings(branch, protected, protected_policy.overridable))
@@ -74,9 +102,11 @@ def weakenings(
         if before == value:
             continue
         key = ".".join(path)
-        if path[0] == "overridable":
-            yield f"{key}: the list of overridable keys can only be changed in the protected policy"
+        if path[0] in _PROTECTED_ONLY:
+            yield f"{key}: {path[0]} can only be set in the protected policy"
             continue
+        if _new_customer(path, protected):
+            continue  # a branch may add an audience
         if not any(_matches(path, pattern) for pattern in overridable):
             yield (
                 f"{key}: may not be changed from a merge request (not in the protected "
@@ -93,6 +123,35 @@ def weakenings(
                     f"{key}: would shorten the notice from {old} to {new}; notice may only "
                     "get longer"
                 )
+            continue
+        if path[0] == "customers" and path[-1] == "channels" and before is None:
+            # What the customer had: the policy's channels for customers.
+            before = _get(protected, ("channels", "customer")) or list(Channels().customer)
+        if isinstance(before, list):
+            if not isinstance(value, list):
+                yield f"{key}: expected a list that keeps every entry of the protected one"
+                continue
+            gone = [item for item in before if item not in value]
+            if gone:
+                yield (
+                    f"{key}: would remove {_describe(gone)}; audiences may only grow (add to "
+                    "the list, never remove, empty, replace or downgrade an entry)"
+                )
+        elif before is not None and value is None:
+            yield f"{key}: would remove it; audiences may only grow"
+
+
+def _new_customer(path: tuple[str, ...], protected: Mapping[str, Any]) -> bool:
+    return len(path) >= 2 and path[0] == "customers" and _get(protected, path[:2]) is None
+
+
+def _describe(items: list[Any]) -> str:
+    def one(item: Any) -> str:
+        if isinstance(item, Mapping):
+            return str(item.get("email") or item.get("name") or dict(item))
+        return str(item)
+
+    return ", ".join(repr(one(i)) for i in items[:5]) + (" ..." if len(items) > 5 else "")
 
 
 def _leaves(

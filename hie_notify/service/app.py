@@ -1,0 +1,159 @@
+"""The WSGI application: `/run-task`, `/notifications` and `/healthz`.
+
+Every POST is size-limited before it is read and signature-checked before it is parsed; a body
+nested deeper than any real payload is refused (400) before the JSON parser sees it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from hie_notify.errors import HieError, InputError
+from hie_notify.receiver import SIGNATURE_HEADER as NOTIFICATION_SIGNATURE
+from hie_notify.receiver import parse_notification
+from hie_notify.terraform.runtask import SIGNATURE_HEADER as TASK_SIGNATURE
+from hie_notify.terraform.runtask import parse_request, verify
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from hie_notify.service.notifications import Notifications
+    from hie_notify.service.runtask import RunTasks
+    from hie_notify.service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_DEPTH = 32  # real payloads nest 4 or 5 deep
+RUN_TASK_PATH = "/run-task"
+NOTIFICATIONS_PATH = "/notifications"
+HEALTH_PATH = "/healthz"
+
+
+class TooDeep(ValueError):
+    pass
+
+
+def check_depth(body: bytes, limit: int = MAX_DEPTH) -> None:
+    """Refuse JSON nested deeper than `limit` without parsing it (the parser would recurse)."""
+    depth = 0
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            if depth > limit:
+                raise TooDeep(f"nested more than {limit} deep")
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+
+
+def decode(body: bytes) -> Any:
+    """JSON from a body, or ValueError saying why not (never RecursionError)."""
+    check_depth(body)
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise TooDeep("nested too deep") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 ({exc.reason})") from None
+
+
+def make_app(
+    settings: Settings,
+    run_tasks: RunTasks | None,
+    notifications: Notifications | None,
+) -> WSGIApplication:
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        started = time.monotonic()
+        path = str(environ.get("PATH_INFO") or "/")
+        fields: dict[str, Any] = {"path": path}
+
+        def answer(status: str, text: str, *extra: tuple[str, str]) -> list[bytes]:
+            body = json.dumps({"status": text}).encode()
+            headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+            start_response(status, [*headers, *extra])
+            fields["code"] = int(status.split()[0])
+            fields["ms"] = round((time.monotonic() - started) * 1000, 1)
+            level = logging.INFO if fields["code"] < 500 else logging.ERROR
+            log.log(level, "%s %s: %s", environ.get("REQUEST_METHOD"), path, text, extra=fields)
+            return [body]
+
+        method = environ.get("REQUEST_METHOD")
+        if path == HEALTH_PATH:
+            if method not in ("GET", "HEAD"):
+                return answer("405 Method Not Allowed", "GET only", ("Allow", "GET"))
+            pending = run_tasks.pending if run_tasks is not None else 0
+            return answer("200 OK", f"ok; {pending} run task(s) pending")
+        handlers = {RUN_TASK_PATH: run_tasks, NOTIFICATIONS_PATH: notifications}
+        if path not in handlers or handlers[path] is None:
+            return answer("404 Not Found", "no such endpoint")
+        if method != "POST":
+            return answer("405 Method Not Allowed", "POST only", ("Allow", "POST"))
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or "")
+        except ValueError:
+            return answer("411 Length Required", "Content-Length required")
+        if length < 0:
+            return answer("400 Bad Request", "bad Content-Length")
+        if length > settings.max_body:
+            return answer("413 Content Too Large", f"body over {settings.max_body} bytes")
+        body = _read(environ["wsgi.input"], length)
+        if path == RUN_TASK_PATH:
+            assert run_tasks is not None
+            given = str(environ.get(TASK_SIGNATURE, ""))
+            if not verify(settings.run_task_key, body, given):
+                return answer("401 Unauthorized", "missing or wrong X-TFC-Task-Signature")
+            try:
+                request = parse_request(decode(body))
+            except (ValueError, InputError) as exc:
+                return answer("400 Bad Request", f"not a run task request: {exc}")
+            fields.update(task_result_id=request.task_result_id, run_id=request.run_id)
+            fields["stage"] = request.stage
+            code, text = run_tasks.accept(request)
+            reason = {200: "OK", 503: "Service Unavailable"}[code]
+            extra = [("Retry-After", "30")] if code == 503 else []
+            return answer(f"{code} {reason}", text, *extra)
+        assert notifications is not None
+        given = str(environ.get(NOTIFICATION_SIGNATURE, ""))
+        if not verify(settings.notification_token, body, given):
+            return answer("401 Unauthorized", "missing or wrong X-TFE-Notification-Signature")
+        try:
+            events = parse_notification(decode(body))
+        except ValueError as exc:
+            return answer("400 Bad Request", f"not a notification: {exc}")
+        for event in events:
+            fields.update(run_id=event.run_id, trigger=event.trigger)
+            try:
+                notifications.handle(event)
+            except HieError as exc:
+                log.error("%s of %s: %s", event.trigger, event.run_id, exc, extra=fields)
+                return answer("500 Internal Server Error", "handling the notification failed")
+            except Exception:
+                log.exception("%s of %s failed", event.trigger, event.run_id, extra=fields)
+                return answer("500 Internal Server Error", "handling the notification failed")
+        return answer("200 OK", f"{len(events)} event(s) received")
+
+    return app
+
+
+def _read(stream: Any, length: int) -> bytes:
+    chunks = []
+    while length > 0:
+        chunk = stream.read(min(length, 65536))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        length -= len(chunk)
+    return b"".join(chunks)

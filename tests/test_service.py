@@ -1,0 +1,238 @@
+"""The service as a whole: notifications of other runs, slow clients, hostile bodies, settings,
+structured logs and a graceful shutdown of the real `hie-notify receive` process."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hie_notify.cli import main
+from hie_notify.service.app import TooDeep, check_depth
+from tests.hcp_fake import fixture_bytes
+from tests.test_run_task import MR, Harness, deliver, harness_fixture, post, sign
+
+_ = harness_fixture  # the `h` fixture
+
+NOTIFY_TOKEN = "nc-token-PLANTED-6d2f-0000"
+OLD_RUN = "run-Old7bN2eKpL4mR00"
+
+
+def notification(name: str, **over: Any) -> bytes:
+    data = json.loads(fixture_bytes(name))
+    data.update(over)
+    return json.dumps(data).encode()
+
+
+def notify(service: Any, body: bytes) -> tuple[int, dict[str, Any]]:
+    return post(
+        service,
+        body,
+        signature=sign(body, NOTIFY_TOKEN),
+        path="/notifications",
+        header="X-TFE-Notification-Signature",
+    )
+
+
+def stages(h: Harness) -> list[str]:
+    from hie_notify.ledger.gitlab import decode_marker
+
+    return [
+        item["stage"]
+        for note in h.gitlab.notes.get(("merge_requests", MR), [])
+        for item in decode_marker(note["body"], "note") or []
+    ]
+
+
+# -- replayed events
+
+
+def test_an_old_runs_replayed_event_is_ignored_and_the_current_runs_is_acted_on(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO)
+    h.announce(datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc))
+    service = h.start(ledger=f"gitlab:mr:{MR}")
+    deliver(h, service)  # the run task allowed run-Qx7bN2eKpL4mRw9T to apply
+    assert h.callbacks.only()["attributes"]["status"] == "passed"
+
+    # A signed "errored" of an earlier run of the same change, replayed.
+    old = notification("notification_errored_canceled.json", run_id=OLD_RUN)
+    code, _ = notify(service, old)
+    assert code == 200
+    assert "apply_failed" not in stages(h) and "postmortem" not in stages(h)
+    assert not (h.tmp / "outbox/FFAPP-4458/apply_failed").exists()
+    assert f"run {OLD_RUN} is not the run HCP Terraform was last allowed to apply" in caplog.text
+
+    code, _ = notify(service, notification("notification_applying.json"))
+    assert code == 200
+    assert "apply_started" in stages(h)
+
+
+def test_an_event_older_than_the_latest_announcement_is_ignored(h: Harness) -> None:
+    # No run task in use: the event's own time is all there is to go on.
+    h.announce(datetime(2026, 12, 8, 19, 10, tzinfo=timezone.utc))  # after the event's 19:05:31
+    service = h.start(ledger=f"gitlab:mr:{MR}")
+    code, _ = notify(service, notification("notification_applying.json"))
+    assert code == 200 and "apply_started" not in stages(h)
+
+
+def test_an_event_of_another_change_is_ignored(h: Harness) -> None:
+    h.announce(datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc))
+    service = h.start(ledger=f"gitlab:mr:{MR}")
+    body = notification("notification_applying.json", run_message="FFAPP-1: something else")
+    code, _ = notify(service, body)
+    assert code == 200 and "apply_started" not in stages(h)
+
+
+# -- slow and hostile clients
+
+
+def test_an_idle_connection_and_a_stalled_body_block_nobody(h: Harness) -> None:
+    service = h.start()
+    idle = socket.create_connection(("127.0.0.1", service.port), timeout=10)
+    stalled = socket.create_connection(("127.0.0.1", service.port), timeout=10)
+    stalled.sendall(
+        b"POST /notifications HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 1000\r\n\r\n" + b'{"payload_version": 1'
+    )
+    try:
+        for _ in range(3):
+            started = time.monotonic()
+            body = fixture_bytes("notification_verification.json")
+            code, _ = notify(service, body)
+            assert code == 200
+            assert time.monotonic() - started < 1.0
+        # And the server lets go of both after HIE_SERVICE_IDLE_TIMEOUT (2 s here).
+        started = time.monotonic()
+        assert idle.recv(1) == b""
+        while stalled.recv(1024):  # whatever it answers, it then closes
+            pass
+        assert time.monotonic() - started < 8
+    finally:
+        idle.close()
+        stalled.close()
+
+
+def test_a_signed_deeply_nested_body_is_400_not_500(h: Harness) -> None:
+    service = h.start()
+    deep = b'{"payload_version": 1, "notifications": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    code, answer = notify(service, deep)
+    assert code == 400 and "nested" in answer["status"]
+    from tests.test_run_task import sign
+
+    code, answer = post(
+        service, b"[" * 50_000 + b"]" * 50_000, signature=sign(b"[" * 50_000 + b"]" * 50_000)
+    )
+    assert code == 400
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\ab'),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=30,
+)
+
+
+@given(json_values, st.integers(min_value=1, max_value=8))
+def test_the_depth_check_agrees_with_the_real_depth(value: Any, limit: int) -> None:
+    body = json.dumps(value).encode()
+    if _depth(value) > limit:
+        with pytest.raises(TooDeep):
+            check_depth(body, limit)
+    else:
+        check_depth(body, limit)
+
+
+# -- settings and the process
+
+
+def test_settings_come_from_the_environment_and_bad_ones_are_exit_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["receive"], env={}) == 2
+    err = capsys.readouterr().err
+    assert "HIE_RUN_TASK_HMAC_KEY" in err and "Traceback" not in err
+    env = {"HIE_RUN_TASK_HMAC_KEY": "k" * 32, "HIE_SERVICE_WORKERS": "lots", "HIE_LISTEN": "x"}
+    assert main(["receive"], env=env) == 2
+    err = capsys.readouterr().err
+    assert "HIE_SERVICE_WORKERS: expected a whole number 1 to 64, got 'lots'" in err
+    assert "HIE_LISTEN: expected HOST:PORT, got 'x'" in err
+    assert "k" * 32 not in err
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_the_real_process_serves_logs_json_and_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
+    port = _free_port()
+    key = "runtask-hmac-PLANTED-key-8c1d"
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HIE_LISTEN": f"127.0.0.1:{port}",
+        "HIE_RUN_TASK_HMAC_KEY": key,
+        "HIE_OUTBOX": str(tmp_path / "outbox"),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hie_notify", "receive"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                conn.request("GET", "/healthz")
+                assert conn.getresponse().status == 200
+                conn.close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
+                time.sleep(0.1)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("POST", "/run-task", body=b"{}", headers={"X-TFC-Task-Signature": "0" * 128})
+        assert conn.getresponse().status == 401
+        conn.close()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
+    lines = [json.loads(line) for line in err.decode().splitlines() if line.strip()]
+    messages = [line["message"] for line in lines]
+    assert any(m.startswith("listening on 127.0.0.1") for m in messages)
+    assert any(line.get("path") == "/run-task" and line.get("code") == 401 for line in lines)
+    assert messages[-1] == "stopped"
+    assert key not in err.decode()
