@@ -94,10 +94,10 @@ def test_summary_matches_the_seed(data: dict[str, Any]) -> None:
         "notices_short": 24,  # C's customer notices
         "notices_not_given": 0,
         "breaches": 72,  # C 24 overrides, D 12 emergencies, G 36 outbox-only
-        "postmortems_owed": 98,  # B 48, C 24, D 12, G 12, H1, H2
+        "postmortems_owed": 122,  # B 48, C 24, D 12, E 24, G 12, H1, H2
         "postmortems_opened": 38,  # B 12 + 12, D 12, H1, H2
         "postmortems_closed": 25,  # B 12, D 12, H2
-        "postmortems_overdue": 73,  # every one not closed: B 36, C 24, G 12, H1
+        "postmortems_overdue": 97,  # every one not closed: B 36, C 24, E 24, G 12, H1
         "customer_months_over_budget": 1,  # NNUH in November
         "left_out": 0,
     }
@@ -201,7 +201,8 @@ def test_postmortems_owed_opened_closed_and_overdue(data: dict[str, Any]) -> Non
     assert state["CHG-17"] == ("owed", True)
     assert state["CHG-9001"] == ("opened", True)
     assert state["CHG-9002"] == ("closed", False)
-    assert "CHG-1" not in state and "CHG-13" not in state  # not significant; no failure
+    assert state["CHG-13"] == ("owed", True)  # significant: service-impacting maintenance
+    assert "CHG-1" not in state and "CHG-15" not in state  # not significant; no failure
     (h1,) = rows(data, "postmortems", change_id="CHG-9001")
     assert "the change was rolled back" in h1["reasons"]
     assert "high risk" in h1["reasons"]

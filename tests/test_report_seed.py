@@ -15,7 +15,8 @@ Per week k (Monday M = 2026-10-05 + 7k; times UTC):
   14:10, rolled back 14:12-14:40 (40 min). Post-mortem owed (always) and closed.
 - E x2 scheduled_maintenance (all four customers), downtime 20m: told the Monday before at
   10:00 for Sat 08:00-10:00 (286 h: recommended; 9 business days, 8 in the Christmas week:
-  minimum); apply 08:00-08:15 (15 min), done.
+  minimum); apply 08:00-08:15 (15 min), done. Post-mortem owed (the policy asks one of a
+  significant maintenance: service-impacting), never opened.
 - F x2 application_update, not impacting: told Tue 10:00 for Thu 12:00-13:00 (50 h:
   recommended; business stakeholders 0 business days: recommended); #0 done, #1 cancelled.
 - G x1 cost_optimization, not impacting: told Thu 11:00 for Fri 11:00-12:00 through the outbox
