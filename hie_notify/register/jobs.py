@@ -4,6 +4,8 @@ register as that change's ledger."""
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -12,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from hie_notify import stagerun
 from hie_notify.audiences import resolve
 from hie_notify.change import ChangeRecord
 from hie_notify.channels import Channels
@@ -27,6 +30,8 @@ from hie_notify.register.model import Registered
 from hie_notify.register.store import Register, open_register
 from hie_notify.render import Renderer
 from hie_notify.stages import from_ledger
+
+UPDATE = "update"
 
 
 class RegisterLedger:
@@ -192,3 +197,37 @@ def _change_record(record: Registered, policy: Policy) -> ChangeRecord:
         raise InputError(
             f"the registered change record no longer validates ({where}: {first['msg']})"
         ) from None
+
+
+def send_update(
+    options: Options, args: argparse.Namespace, message: str
+) -> tuple[Any, StageReport]:
+    """An ad-hoc progress or delay update to the change's "during" audiences. Each distinct
+    message goes out once (its text is part of the delivery key); the register records it."""
+    text = " ".join(message.split())
+    if not text:
+        raise InputError("--message: expected the update's text, got nothing")
+    run = stagerun.load(options, args)
+    now = options.clock()
+    audiences = resolve(run.policy, run.result, run.change, run.environments)
+    during = audiences.for_phase("during")
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    report = run_stage(
+        stage=UPDATE,
+        policy=run.policy,
+        change=run.change,
+        result=replace(run.result, fingerprint=f"{run.result.fingerprint}|update:{digest}"),
+        audiences=during,
+        ledger=run.ledger,
+        channels=Channels(run.policy, options.env, options.outbox, run.change.id, now),
+        renderer=run.renderer,
+        now=now,
+        links=run.links,
+        status={"detail": text},
+        dry_run=options.dry_run,
+    )
+    if not options.dry_run:
+        report.notes.extend(
+            stagerun.register_stage(run, UPDATE, [a.id for a in audiences.audiences], report)
+        )
+    return run, report

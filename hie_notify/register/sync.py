@@ -56,9 +56,15 @@ def record_stage(
 ) -> Registered | None:
     """Store the change's record and the deliveries not registered yet. What the change record
     says is masked first: the register is as readable as the ledger (entries come masked)."""
-    if stage not in STATUS_OF_STAGE:
-        return None
-    record = record_of(change, result, stage, audiences, environments)
+    if stage in STATUS_OF_STAGE:
+        record = record_of(change, result, stage, audiences, environments)
+    else:  # an update: the change stays as it is; only its deliveries are added
+        old = register.get(change.id)
+        if old is None:
+            return None
+        record = replace(
+            record_of(change, result, "announce", audiences, environments), status=old.status
+        )
     record = replace(
         record,
         purpose=mask(record.purpose),

@@ -1,0 +1,106 @@
+"""`hie-notify remind` edge cases: no register, a dry run, a customer's reminders, a change
+announced too late for a reminder."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from hie_notify.durations import NoticePeriod
+from hie_notify.records import Audience
+from hie_notify.register import reminders
+from hie_notify.register.model import Registered
+from tests.builders import rc
+from tests.cli_flow import Flow
+from tests.test_register import at, entry, record
+
+NODES = rc("module.eks.aws_eks_node_group.workers", ["delete", "create"])
+ZERO = NoticePeriod("elapsed")
+
+
+def test_remind_without_a_register_is_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flow = Flow(tmp_path, capsys, NODES)
+    code, _ = flow("--register", "none", "remind")
+    assert code == 2 and "remind needs the change register: give --register" in flow.err
+
+
+def test_a_dry_run_sends_and_records_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flow = Flow(tmp_path, capsys, NODES)
+    flow("plan", "--plan", str(flow.plan))
+    code, out = flow("--dry-run", "remind", now="2026-12-07T19:00:00+00:00")
+    assert code == 0 and {r["audience"] for r in out["sent"]} >= {"slack:#devops"}
+    assert flow.outbox("reminder") == []
+    code, out = flow("remind", now="2026-12-07T19:00:00+00:00")
+    assert code == 0 and len(out["sent"]) == 3 and len(flow.outbox("reminder")) == 3
+
+
+def _audience(kind: str = "internal") -> Audience:
+    return Audience(
+        "slack:#devops",
+        kind,
+        "#devops",
+        "Europe/London",
+        frozenset({"pre_deployment"}),
+        ZERO,
+        ZERO,
+        (),
+    )
+
+
+def _told(rec: Registered, when_hours_before: int) -> Registered:
+    told = entry(rec.change_id)
+    assert rec.window_start is not None
+    at_time = rec.window_start - timedelta(hours=when_hours_before)
+    from dataclasses import replace
+
+    return replace(rec, entries=(replace(told, audience="slack:#devops", delivered_at=at_time),))
+
+
+OFFSETS = {"internal": [timedelta(hours=24), timedelta(hours=1)]}
+
+
+def test_no_reminder_older_than_the_announcement() -> None:
+    rec = _told(record(day=8), when_hours_before=5)  # told at 14:00 for 19:00
+    assert reminders.owed(rec, [_audience()], OFFSETS, at(8, 10)) == []
+    assert reminders.owed(rec, [_audience()], OFFSETS, at(8, 17)) == []
+    (due,) = reminders.owed(rec, [_audience()], OFFSETS, at(8, 18))
+    assert due.offset == timedelta(hours=1)
+
+
+def test_catch_up_sends_the_latest_and_never_an_older_one_after_it() -> None:
+    rec = _told(record(day=8), when_hours_before=72)
+    (due,) = reminders.owed(
+        rec,
+        [_audience()],
+        OFFSETS,
+        at(
+            8,
+            18,
+        )
+        + timedelta(minutes=30),
+    )
+    assert due.offset == timedelta(hours=1)  # the 24-hour one was missed: not sent late
+
+
+def test_nothing_for_an_ended_or_unscheduled_change() -> None:
+    from dataclasses import replace
+
+    done = replace(_told(record(day=8), 72), status="done")
+    assert reminders.owed(done, [_audience()], OFFSETS, at(8, 18)) == []
+    unscheduled = replace(done, status="announced", window_start=None, window_end=None)
+    assert reminders.owed(unscheduled, [_audience()], OFFSETS, at(8, 18)) == []
+    overrun = replace(_told(record(day=8), 72), status="in progress")
+    (due,) = reminders.owed(overrun, [_audience()], OFFSETS, at(8, 22))
+    assert due.stage == "overrun"
+
+
+def test_describe() -> None:
+    assert reminders.describe("reminder 1440m@x") == "reminder, 1 day before the window"
+    assert reminders.describe("reminder 60m@x") == "reminder, 1 hour before the window"
+    assert reminders.describe("overrun@x") == "overrun"
