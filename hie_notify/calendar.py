@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time, timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -61,11 +62,9 @@ class BusinessCalendar:
         work_end: time = time(17, 30),
         work_days: Iterable[str] = ("mon", "tue", "wed", "thu", "fri"),
     ) -> None:
-        import holidays as _holidays
-
         self.zone = ZoneInfo(time_zone)
         self.zone_name = time_zone
-        self._holidays = _holidays.country_holidays(country, subdiv=subdivision)
+        self._region = (country, subdivision)
         self.work_start = work_start
         self.work_end = work_end
         self.work_days = frozenset(_WEEKDAYS.index(d) for d in work_days)
@@ -81,6 +80,16 @@ class BusinessCalendar:
             cal.working_hours.end,
             cal.working_hours.days,
         )
+
+    @cached_property
+    def _holidays(self) -> Mapping[date, str]:
+        # Built on first use: importing `holidays` loads every country it knows (~80 ms), which
+        # commands that never count business days (classify) should not pay for.
+        import holidays as _holidays
+
+        country, subdivision = self._region
+        found: Mapping[date, str] = _holidays.country_holidays(country, subdiv=subdivision)
+        return found
 
     def holiday_name(self, day: date) -> str | None:
         name = self._holidays.get(day)

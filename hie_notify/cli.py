@@ -56,6 +56,33 @@ def _add_globals(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         parser.add_argument(flag, **extra)  # type: ignore[arg-type]
 
 
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser that imports its module and adds its arguments only when the command
+    is chosen (or its help is shown): `hie-notify --help` and one command import nothing of the
+    other commands, which pull in the channels, templates and service clients."""
+
+    command = ""
+
+    def _load(self) -> None:
+        if self.command:
+            name, self.command = self.command, ""
+            import_module(f"hie_notify.commands.{name}").add_arguments(self)
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        self._load()
+        return super().parse_known_args(args, namespace)
+
+    def format_usage(self) -> str:
+        self._load()
+        return super().format_usage()
+
+    def format_help(self) -> str:
+        self._load()
+        return super().format_help()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hie-notify",
@@ -66,12 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"hie-notify {__version__}")
     _add_globals(parser, suppress=False)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_CommandParser
+    )
     for name, help_text in _COMMANDS.items():
         cmd = sub.add_parser(name, help=help_text, description=help_text)
         _add_globals(cmd, suppress=True)
-        module = import_module(f"hie_notify.commands.{name}")
-        module.add_arguments(cmd)
+        cmd.command = name
     return parser
 
 

@@ -6,15 +6,14 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hie_notify import output, plan_source
-from hie_notify.audiences import Audience, resolve
+from hie_notify.audiences import Audience, affected_customers, resolve
 from hie_notify.calendar import BusinessCalendar
 from hie_notify.change import ChangeRecord, load_change
-from hie_notify.channels import Channels
 from hie_notify.classify import Classification
 from hie_notify.context import (
     Prepared,
@@ -30,7 +29,6 @@ from hie_notify.errors import HieError, InputError
 from hie_notify.gate import TRIAL_BANNER, Approval, Decision, decide
 from hie_notify.ledger import Entry, Ledger, idempotency_key, open_ledger
 from hie_notify.masking import Masker
-from hie_notify.notify import StageReport, run_stage
 from hie_notify.options import Options
 from hie_notify.policy.model import Policy
 from hie_notify.policy.protected import in_gitlab_ci
@@ -38,6 +36,8 @@ from hie_notify.render import Renderer, context, escape_markdown
 from hie_notify.stages import audiences_for, from_ledger, postmortem_reasons
 
 if TYPE_CHECKING:
+    from hie_notify.channels import Channels
+    from hie_notify.notify import StageReport
     from hie_notify.receiver import Event
     from hie_notify.terraform.hcp import Run
 
@@ -137,6 +137,8 @@ def outbox_counts(policy: Policy, env: Mapping[str, str]) -> bool:
 
 def unrouted(policy: Policy, audiences: list[Audience], options: Options) -> list[str]:
     """Each audience owed notice that only the outbox would carry, and what is missing."""
+    from hie_notify.channels import Channels
+
     channels = Channels(policy, options.env, options.outbox, "-", options.clock())
     out = []
     for audience in audiences:
@@ -198,6 +200,9 @@ def unrouted_declared(policy: Policy, change: ChangeRecord, options: Options) ->
 
 
 def send(run: StageRun, stage: str, status: dict[str, Any]) -> StageReport:
+    # Only commands that send pay for importing the channels (gate and classify never do).
+    from hie_notify.notify import run_stage
+
     options = run.options
     now = options.clock()
     audiences = resolve(run.policy, run.result, run.change, run.environments)
@@ -207,8 +212,8 @@ def send(run: StageRun, stage: str, status: dict[str, Any]) -> StageReport:
             raise InputError(problems)
     # Only a cancellation chooses its audiences from the ledger (everyone who was told).
     entries = run.ledger.read(run.change.id) if stage == "cancelled" else []
-    chosen = audiences_for(stage, audiences, entries)
-    channels = Channels(run.policy, options.env, options.outbox, run.change.id, now)
+    chosen = audiences_for(stage, audiences, entries) + integrations(run, stage, entries)
+    channels = stage_channels(run, status)
     report = run_stage(
         stage=stage,
         policy=run.policy,
@@ -269,6 +274,47 @@ def register_stage(
     except HieError as exc:
         return [f"warning: the change register was not updated: {exc}"]
     return [f"WARNING: conflict: {c.text()}" for c in found]
+
+
+def integrations(run: StageRun, stage: str, entries: list[Entry]) -> list[Audience]:
+    """Jira, Statuspage and PagerDuty, where the policy turns them on and they hear `stage`."""
+    from hie_notify.channels import integration_audiences
+
+    audiences = resolve(run.policy, run.result, run.change, run.environments)
+    chosen = integration_audiences(
+        run.policy,
+        stage,
+        run.change.id,
+        customer_facing=run.result.service_impacting
+        and any(a.kind == "customer" for a in audiences.audiences),
+        affected=affected(run),
+        has_window=run.change.window is not None,
+    )
+    if stage == "cancelled":  # the status page hears a cancellation only of what it shows
+        told = {e.audience for e in entries if e.stage == "announce"}
+        chosen = [a for a in chosen if a.id in told or not a.id.startswith("statuspage:")]
+    return chosen
+
+
+def affected(run: StageRun) -> list[str]:
+    """The affected customers' names and the deployment's environments."""
+    return [*affected_customers(run.policy, run.change, run.environments), *run.environments]
+
+
+def stage_channels(run: StageRun, status: dict[str, Any]) -> Channels:
+    from hie_notify.channels import Channels
+
+    options = run.options
+    links = {**run.links, "postmortem": str(status.get("postmortem_link") or "")}
+    return Channels(
+        run.policy,
+        options.env,
+        options.outbox,
+        run.change.id,
+        options.clock(),
+        links=links,
+        affected=affected(run),
+    )
 
 
 def owe_postmortem(run: StageRun, stage: str, status: dict[str, Any]) -> list[str]:
@@ -477,8 +523,45 @@ def send_complete(
             "--verified-by NAME, or run it as a manual job (GITLAB_USER_LOGIN)"
         )
     report = send(run, "complete", status)
+    extra += jira_done(run)
     extra.append(publish_summary(run, "rolled back" if rolled_back else "done"))
     return report, extra, status
+
+
+def jira_done(run: StageRun) -> list[str]:
+    """At completion, the ticket moves through the policy's `jira.done_transition`."""
+    jira_policy = run.policy.jira
+    if not (jira_policy.enabled and jira_policy.done_transition):
+        return []
+    from hie_notify.channels import jira
+
+    why = jira.configured(run.options.env)
+    if why:
+        return [f"Jira {run.change.id} not moved to {jira_policy.done_transition!r}: {why}"]
+    if run.options.dry_run:
+        return [f"dry run: Jira {run.change.id} would move to {jira_policy.done_transition!r}"]
+    client = jira.JiraClient.from_env(run.options.env)
+    return [jira.move_to_done(client, run.change.id, jira_policy.done_transition)]
+
+
+def jira_gate(
+    policy: Policy, change: ChangeRecord | None, env: Mapping[str, str]
+) -> tuple[list[str], list[str]]:
+    """(reasons, warnings) for Phase 1 at the gate: the change's Jira ticket exists (and is
+    ready, where the policy lists ready statuses). Jira turned on in the policy but not
+    reachable cannot be checked: in GitLab CI that blocks; on a laptop it is a warning."""
+    if not policy.jira.enabled or change is None:
+        return [], []
+    from hie_notify.channels import jira
+
+    why = jira.configured(env)
+    if why:
+        line = f"Jira ticket {change.id} cannot be checked: {why} (jira.enabled is on)"
+        if env.get("GITLAB_CI") == "true":
+            return [line], []
+        return [], [f"{line}; in GitLab CI this blocks"]
+    client = jira.JiraClient.from_env(env)
+    return jira.gate_reasons(client, change.id, policy.jira.ready_statuses), []
 
 
 def freeze_of(env: Mapping[str, str]) -> str | None:
@@ -528,6 +611,14 @@ def check_gate(options: Options, source: plan_source.Source) -> GateCheck:
         ledger_problems=checked.problems if checked else (),
         ledger_warnings=checked.warnings if checked else (),
     )
+    jira_reasons, jira_warnings = jira_gate(prep.policy, change, options.env)
+    if jira_reasons or jira_warnings:  # gate.py decides; the ticket's problems are added to it
+        decision = replace(
+            decision,
+            allowed=decision.allowed and not jira_reasons,
+            reasons=(*decision.reasons, *jira_reasons),
+            warnings=(*decision.warnings, *jira_warnings),
+        )
     if change is not None:
         decision = with_conflicts(decision, options, prep, change)
         decision = with_uptime_budget(decision, options, prep, change)

@@ -29,6 +29,25 @@ FEATURES = (
     ("Teams", ("TEAMS_WEBHOOK_URL",), "a Workflows (Power Automate) webhook address"),
     ("webhook", ("HIE_WEBHOOK_URL",), "an address; HIE_WEBHOOK_SECRET to sign the body"),
     (
+        "Jira (ticket check at the gate, a comment per stage, remote links, done transition)",
+        ("JIRA_URL",),
+        "JIRA_URL with JIRA_USER (the account's email) + JIRA_API_TOKEN (Cloud, REST v3) or "
+        "JIRA_PAT (Data Center, REST v2); the user needs Browse projects, Add comments, Link "
+        "issues and Transition issues on the ticket's project",
+    ),
+    (
+        "Statuspage (scheduled maintenance)",
+        ("STATUSPAGE_API_KEY",),
+        "the API key of a user with a role on the page that may create, update and delete "
+        "scheduled maintenance (incidents)",
+    ),
+    (
+        "PagerDuty (change events)",
+        ("PAGERDUTY_ROUTING_KEY",),
+        "the integration key of an Events API v2 integration on the PagerDuty service (not a "
+        "ruleset key starting with R)",
+    ),
+    (
         "HCP Terraform",
         ("TF_API_TOKEN", "TFE_TOKEN"),
         "a user or team token with admin access to the workspace (organization tokens cannot "
@@ -44,6 +63,12 @@ def report(env: Mapping[str, str], ledger: str | None) -> tuple[list[str], list[
         have = next((v for v in variables if env.get(v)), None)
         state = f"uses {have}" if have else f"not configured: set {' or '.join(variables)}"
         lines.append(f"{feature}: {state} — needs {needs}")
+    if env.get("JIRA_URL"):
+        from hie_notify.channels.jira import configured
+
+        why = configured(env)
+        if why:
+            problems.append(f"Jira: {why}")
     gitlab_token = env.get("HIE_GITLAB_TOKEN") or env.get("GITLAB_TOKEN")
     if (ledger or "").startswith("gitlab") and not gitlab_token:
         problems.append(

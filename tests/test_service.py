@@ -84,8 +84,12 @@ def test_an_old_runs_replayed_event_is_ignored_and_the_current_runs_is_acted_on(
 
 
 def test_an_event_older_than_the_latest_announcement_is_ignored(h: Harness) -> None:
-    # No run task in use: the event's own time is all there is to go on.
-    h.announce(datetime(2026, 12, 8, 19, 10, tzinfo=timezone.utc))  # after the event's 19:05:31
+    # No run task in use: the event's own time is all there is to go on. The change was
+    # announced again (a moved window, 15 December) after the event's 19:05:31.
+    h.change = h.change.replace(b"2026-12-08T", b"2026-12-15T")
+    for key in [k for k in h.gitlab.files if k[2] == "deploy/change.yaml"]:
+        h.gitlab.files[key] = h.change
+    h.announce(datetime(2026, 12, 8, 19, 10, tzinfo=timezone.utc))
     service = h.start(ledger=f"gitlab:mr:{MR}")
     code, _ = notify(service, notification("notification_applying.json"))
     assert code == 200 and "apply_started" not in stages(h)

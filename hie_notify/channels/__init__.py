@@ -11,8 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
+from hie_notify.durations import NoticePeriod
 from hie_notify.policy.model import Policy
 from hie_notify.records import Audience, Entry
 from hie_notify.render import Rendered
@@ -71,8 +72,64 @@ class Channel(Protocol):
     def send(self, outgoing: Outgoing) -> Delivery: ...
 
 
+# The tools the policy's readers already use: each is one audience of its own, heard at the
+# stages below, never one the gate counts as told.
+INTEGRATIONS = ("jira", "statuspage", "pagerduty")
+_ALL_STAGES = (*STATE_OF_STAGE,)
+_PAGERDUTY_STAGES = (
+    "apply_started",
+    "apply_succeeded",
+    "apply_failed",
+    "rollback_started",
+    "rollback_succeeded",
+    "rollback_failed",
+)
+_STATUSPAGE_STAGES = (*_PAGERDUTY_STAGES[2:], "announce", "complete", "cancelled")
+
+
+def integration_audiences(
+    policy: Policy,
+    stage: str,
+    change_id: str,
+    *,
+    customer_facing: bool,
+    affected: Sequence[str],
+    has_window: bool,
+) -> list[Audience]:
+    """The integrations the policy turns on that hear `stage` of this change.
+
+    Statuspage hears only a customer-facing, service-impacting change with a window whose
+    customers or environments (`affected`) the policy maps to components.
+    """
+    zero = NoticePeriod("elapsed")
+    home = policy.calendar.time_zone
+    phases = frozenset({"pre_deployment", "during", "post_deployment"})
+
+    def audience(aid: str, kind: str, label: str) -> Audience:
+        return Audience(aid, kind, label, home, phases, zero, zero, ())
+
+    out = []
+    if policy.jira.enabled and stage in _ALL_STAGES:
+        out.append(audience(f"jira:{change_id}", "internal", f"Jira {change_id}"))
+    page = policy.statuspage
+    if (
+        page is not None
+        and stage in _STATUSPAGE_STAGES
+        and customer_facing
+        and has_window
+        and any(page.components.get(name) for name in affected)
+    ):
+        out.append(audience(f"statuspage:{page.page_id}", "stakeholder", "customers"))
+    if policy.pagerduty is not None and stage in _PAGERDUTY_STAGES:
+        out.append(audience("pagerduty", "internal", "PagerDuty"))
+    return out
+
+
 def configured_kinds(policy: Policy, audience: Audience) -> list[str]:
     """The channel kinds the policy names for an audience."""
+    integration = audience.id.split(":", 1)[0]
+    if integration in INTEGRATIONS:
+        return [integration]
     if audience.kind == "customer":
         customer = policy.customers.get(audience.id.split(":", 1)[1])
         if customer is not None and customer.channels:
@@ -84,16 +141,45 @@ class Channels:
     """Builds each channel once per run; a channel without credentials becomes the outbox."""
 
     def __init__(
-        self, policy: Policy, env: Mapping[str, str], outbox: Path, change_id: str, now: datetime
+        self,
+        policy: Policy,
+        env: Mapping[str, str],
+        outbox: Path,
+        change_id: str,
+        now: datetime,
+        *,
+        links: Mapping[str, str] | None = None,
+        affected: Sequence[str] = (),
     ) -> None:
         from hie_notify.channels.outbox import Outbox
 
         self.policy = policy
         self.env = env
         self.now = now
+        # Integrations link the merge request, the run, the Jira ticket and the post-mortem.
+        self.links = {**(links or {}), "jira": policy.jira.browse_url + change_id}
+        self.affected = tuple(affected)  # customers and environments (Statuspage components)
         self.outbox = Outbox(outbox, change_id, now, sender(env))
+        self.outbox.payloads = self.payloads()
         self._built: dict[str, Channel | None] = {}
         self.fallbacks: dict[str, str] = {}
+
+    def payloads(self) -> dict[str, Any]:
+        """What each integration would receive, for the outbox to write in its place."""
+        from hie_notify.channels import jira, pagerduty, statuspage
+
+        policy, links = self.policy, self.links
+        version = jira.api_version(self.env)
+        page = policy.statuspage
+        components = statuspage.components_for(page, self.affected, ()) if page else []
+        source = policy.pagerduty.source if policy.pagerduty else ""
+        return {
+            "jira": lambda o: jira.comment_body(o, version, links, policy.jira.comment_visibility),
+            "statuspage": lambda o: statuspage.incident(o, page, components) if page else {},
+            "pagerduty": lambda o: pagerduty.event(
+                o, "$PAGERDUTY_ROUTING_KEY", links, self.now, source
+            ),
+        }
 
     def for_audience(self, audience: Audience) -> list[tuple[str, Channel]]:
         """(configured kind, channel that will carry it) for each channel the policy names."""
@@ -147,7 +233,48 @@ class Channels:
             from hie_notify.channels.webhook import WebhookChannel
 
             return WebhookChannel(env["HIE_WEBHOOK_URL"], env.get("HIE_WEBHOOK_SECRET", ""))
+        if kind in INTEGRATIONS:
+            return self._integration(kind)
         raise AssertionError(kind)
+
+    def _integration(self, kind: str) -> Channel | None:
+        from hie_notify.masking import Masker
+
+        env, policy = self.env, self.policy
+        masker = Masker.from_env(env)
+        if kind == "jira":
+            from hie_notify.channels import jira
+
+            why = jira.configured(env)
+            if why:
+                self.fallbacks["jira"] = why
+                return None
+            return jira.JiraChannel(
+                jira.JiraClient.from_env(env), self.links, masker, policy.jira.comment_visibility
+            )
+        if kind == "statuspage":
+            from hie_notify.channels.statuspage import StatuspageChannel, components_for
+
+            if not env.get("STATUSPAGE_API_KEY"):
+                self.fallbacks["statuspage"] = "STATUSPAGE_API_KEY is not set"
+                return None
+            assert policy.statuspage is not None
+            ids = components_for(policy.statuspage, self.affected, ())
+            return StatuspageChannel.from_env(env, policy.statuspage, ids)
+        from hie_notify.channels.pagerduty import BASE, PagerdutyChannel
+
+        if not env.get("PAGERDUTY_ROUTING_KEY"):
+            self.fallbacks["pagerduty"] = "PAGERDUTY_ROUTING_KEY is not set"
+            return None
+        assert policy.pagerduty is not None
+        return PagerdutyChannel(
+            env["PAGERDUTY_ROUTING_KEY"],
+            self.links,
+            masker,
+            self.now,
+            policy.pagerduty.source,
+            base=env.get("PAGERDUTY_EVENTS_URL") or BASE,
+        )
 
 
 def sender(env: Mapping[str, str]) -> str:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from hie_notify.channels import Delivery, Outgoing, email_message, slack_blocks
 from hie_notify.render import escape_markdown
@@ -33,6 +35,8 @@ class Outbox:
         self.change_id = change_id
         self.now = now
         self.sender = sender
+        # Integrations (Jira, Statuspage, PagerDuty): their request bodies, set by Channels.
+        self.payloads: Mapping[str, Callable[[Outgoing], Any]] = {}
 
     def send(self, outgoing: Outgoing) -> Delivery:
         """Write what the configured channel (`outgoing.channel_kind`) would have received."""
@@ -60,6 +64,9 @@ class Outbox:
 
             ext, stem = "json", stem + ".webhook"
             data = json.dumps(body(outgoing), indent=2, sort_keys=True).encode()
+        elif kind in self.payloads:
+            ext, stem = "json", stem + "." + kind
+            data = json.dumps(self.payloads[kind](outgoing), indent=2, sort_keys=True).encode()
         else:
             ext = "md"
             title = escape_markdown(message.subject)

@@ -5,10 +5,11 @@ nothing. STAGE is a command name (`plan`, `apply --status started`, `rollback --
 from __future__ import annotations
 
 import argparse
+import json
 
 from hie_notify import output, plan_source, stagerun
 from hie_notify.audiences import resolve
-from hie_notify.channels import configured_kinds
+from hie_notify.channels import Outgoing, configured_kinds
 from hie_notify.errors import InputError
 from hie_notify.options import Options
 from hie_notify.stages import PHASE_OF_STAGE, audiences_for
@@ -71,6 +72,18 @@ def run(args: argparse.Namespace, options: Options) -> int:
         blocks.append(
             f"{rule}\n{audience.label} ({audience.id}) via {', '.join(kinds)}\n"
             f"Subject: {msg.subject}\n{'-' * 78}\n{msg.body(fmt).rstrip()}"
+        )
+    entries = run.ledger.read(run.change.id) if stage == "cancelled" else []
+    payloads = stagerun.stage_channels(run, {}).payloads()
+    window = (run.change.window.start, run.change.window.end) if run.change.window else None
+    for audience in stagerun.integrations(run, stage, entries):
+        kind = configured_kinds(run.policy, audience)[0]
+        msg = run.renderer.render(stage, audience, run.context(audience))
+        payload = payloads[kind](Outgoing(run.change.id, msg, "(key)", kind, (), None, window))
+        messages.append({"audience": audience.id, "channels": [kind], "request": payload})
+        blocks.append(
+            f"{'=' * 78}\n{audience.label} ({audience.id}) via {kind}\n{'-' * 78}\n"
+            + json.dumps(payload, indent=2, ensure_ascii=False)
         )
     if not blocks:
         blocks.append(f"No audience hears {stage} for this change.")

@@ -205,12 +205,18 @@ class StakeholderGroup(_Strict):
     contacts: list[Contact] = []
 
 
+# The regions DESIGN.md names, whose bank holidays tests/test_calendar.py checks against gov.uk.
+_UK_REGIONS = frozenset({("GB", "ENG"), ("GB", "WLS"), ("GB", "SCT"), ("GB", "NIR")})
+
+
 class Holidays(_Strict):
     country: str = "GB"
     subdivision: str | None = "ENG"
 
     @model_validator(mode="after")
     def _known_region(self) -> Holidays:
+        if (self.country, self.subdivision) in _UK_REGIONS:
+            return self  # no need to load every country `holidays` knows (~80 ms) to say so
         import holidays as _holidays
 
         supported = _holidays.list_supported_countries()
@@ -268,7 +274,17 @@ class Classification(_Strict):
 
 
 class Jira(_Strict):
+    """The change's Jira ticket (the change record's `id`). With `enabled`, and JIRA_URL set,
+    each stage adds one comment and remote links to it, the gate checks it exists (and is in a
+    ready status when `ready_statuses` lists some), and `complete` moves it through
+    `done_transition`."""
+
     browse_url: str = "https://jira.example.org/browse/"
+    enabled: bool = False
+    ready_statuses: list[str] = []
+    done_transition: str | None = None
+    # Restrict who can read the comments (Cloud: a project role or group name).
+    comment_visibility: dict[str, str] = {}
 
     @field_validator("browse_url")
     @classmethod
@@ -276,6 +292,55 @@ class Jira(_Strict):
         if not value.startswith(("https://", "http://")):
             raise ValueError(f"expected an http(s) address, got {value!r}")
         return value
+
+    @field_validator("comment_visibility")
+    @classmethod
+    def _one(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > 1 or not set(value) <= {"role", "group"}:
+            raise ValueError("expected one of role: NAME or group: NAME")
+        return value
+
+
+_STATUSPAGE_ID = re.compile(r"^[a-z0-9]{6,32}$")
+
+
+class Statuspage(_Strict):
+    """Scheduled maintenance on an Atlassian Statuspage for customer-facing, service-impacting
+    changes: one per change, on the components mapped to the affected customers (by customer
+    name) or environments (by HCP workspace / GitLab environment name)."""
+
+    page_id: str
+    components: dict[str, list[str]] = Field(min_length=1)
+    remind_prior: bool = True  # subscribers reminded 60 minutes before the window
+    auto_in_progress: bool = True
+    auto_completed: bool = False  # `complete` says when the work is done
+    deliver_notifications: bool = True
+
+    @field_validator("page_id")
+    @classmethod
+    def _page_id(cls, value: str) -> str:
+        if not _STATUSPAGE_ID.match(value):
+            raise ValueError(f"expected a Statuspage page id like 8m2l51279rpl, got {value!r}")
+        return value
+
+    @field_validator("components")
+    @classmethod
+    def _component_ids(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, ids in value.items():
+            bad = [i for i in ids if not _STATUSPAGE_ID.match(i)]
+            if not ids or bad:
+                raise ValueError(
+                    f"components.{name}: expected a list of component ids like y6ssccsqgy8s, "
+                    f"got {ids!r}"
+                )
+        return value
+
+
+class Pagerduty(_Strict):
+    """PagerDuty change events (Events API v2) at apply start, success and failure and at
+    rollback; the routing key is the PAGERDUTY_ROUTING_KEY variable, never the policy."""
+
+    source: str = "hie-notify"
 
 
 class Support(_Strict):
@@ -325,6 +390,8 @@ class Policy(_Strict):
     calendar: Calendar = Calendar()
     sla: Sla
     jira: Jira = Jira()
+    statuspage: Statuspage | None = None
+    pagerduty: Pagerduty | None = None
     customers: dict[str, Customer]
     stakeholders: dict[Literal["critical", "business"], StakeholderGroup] = {}
     change_types: dict[ChangeTypeName, ChangeType]
@@ -365,6 +432,17 @@ class Policy(_Strict):
                 "support: customers and stakeholders are told whom to contact about a change: "
                 "give support.email, support.url or support.phone"
             )
+        if self.statuspage is not None:
+            known = set(self.customers) | {
+                e for c in self.customers.values() for e in c.environments
+            }
+            unknown = sorted(set(self.statuspage.components) - known)
+            if unknown:
+                raise ValueError(
+                    f"statuspage.components: {', '.join(unknown)} is neither a customer nor an "
+                    "environment a customer lists (expected one of: "
+                    f"{', '.join(sorted(known))})"
+                )
         fallback = self.change_types[self.classification.fallback]
         if fallback.declared_only:
             raise ValueError(

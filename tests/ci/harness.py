@@ -118,6 +118,9 @@ class Repo:
         self.project = project
         self.home = home or path.parent / f"{path.name}-home"
         self.extra_path: list[Path] = []
+        # False: jobs do not find this checkout's hie-notify (and Python) on PATH, as on a runner
+        # whose image lacks it, so the templates install it.
+        self.own_hie_notify = True
         path.mkdir(parents=True, exist_ok=True)
         self.home.mkdir(parents=True, exist_ok=True)
         self.git("init", "-q", "-b", "main")
@@ -136,7 +139,7 @@ class Repo:
         paths = [
             *(str(p) for p in self.extra_path),
             str(FAKE_BIN),
-            str(Path(sys.executable).parent),  # hie-notify of this checkout
+            *([str(Path(sys.executable).parent)] if self.own_hie_notify else []),  # hie-notify
             str(Path(glcl).resolve().parent),  # node, when npm installed it beside
             str(Path(glcl).parent),
             os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),

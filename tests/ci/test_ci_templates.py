@@ -34,6 +34,7 @@ from tests.ci.harness import (
     missing_tools,
     stages_of,
 )
+from tests.ci.registry import GitLabPypiStandIn
 
 CHANGE = "FFAPP-4458"
 AUDIENCES = {"slack:#devops", "slack:#infrastructure", "slack:#product", "customer:EoE"}
@@ -146,19 +147,6 @@ def component_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return repo.path
 
 
-@pytest.fixture(scope="session")
-def check_jsonschema() -> str:
-    named = os.environ.get("HIE_CHECK_JSONSCHEMA")
-    if named:
-        assert Path(named).exists(), f"HIE_CHECK_JSONSCHEMA={named} does not exist"
-        return named
-    found = shutil.which("check-jsonschema", path=str(Path(sys.executable).parent))
-    found = found or shutil.which("check-jsonschema")
-    if not found:
-        pytest.skip("check-jsonschema is not installed (bash .ci/run installs it from PyPI)")
-    return found
-
-
 def validate(tool: str, *files: Path) -> None:
     proc = subprocess.run(
         [tool, "--builtin-schema", "vendor.gitlab-ci", "--data-transform", "gitlab-ci", *files],
@@ -220,15 +208,46 @@ def test_component_inputs_are_typed_described_and_used() -> None:
     assert not re.fullmatch(inputs["ledger"]["regex"], "s3://bucket/ledger")
 
 
-def test_templates_pin_this_release() -> None:
-    spec, _ = yaml_documents(COMPONENT)
-    assert spec["spec"]["inputs"]["install"]["default"] == f"hie-notify=={VERSION}"
+def test_templates_find_their_own_release() -> None:
+    """The component runs the release it was included at (component context), the classic
+    template the release it belongs to; neither pins a package of its own."""
+    spec, body = yaml_documents(COMPONENT)
+    assert set(spec["spec"]["component"]) >= {"version", "reference"}
+    base = body[".hie-notify-component:base"]
+    assert base["variables"]["HIE_NOTIFY_VERSION"] == "$[[ component.version ]]"
+    assert base["variables"]["HIE_NOTIFY_REFERENCE"] == "$[[ component.reference ]]"
+    inputs = spec["spec"]["inputs"]
+    # GitLab does not interpolate the header: the version is used in the body, never a default.
+    assert not any("component." in str(i.get("default", "")) for i in inputs.values())
+    assert inputs["image"]["default"] == "$CI_REGISTRY/$HIE_NOTIFY_PROJECT:$HIE_NOTIFY_VERSION"
+    assert inputs["install"]["default"] == ""
+    assert re.fullmatch(inputs["project"]["regex"], inputs["project"]["default"])
+    (classic,) = yaml_documents(CLASSIC)
+    assert classic["variables"]["HIE_NOTIFY_VERSION"] == VERSION
+    assert classic[".hie-notify:base"]["image"] == (
+        "$CI_REGISTRY/$HIE_NOTIFY_PROJECT:$HIE_NOTIFY_VERSION"
+    )
     for path in (COMPONENT, CLASSIC):
-        pins = set(re.findall(r"hie-notify==([0-9][0-9A-Za-z.+-]*[0-9A-Za-z])", path.read_text()))
-        assert pins == {VERSION}, path
+        assert "hie-notify==0" not in path.read_text(), f"{path}: a pinned package"
     for path in EXAMPLES.glob("*.yml"):
         refs = set(re.findall(r"hie-notify@([^\s]+)|ref: (\S+)", path.read_text()))
         assert {a or b for a, b in refs} <= {VERSION}, path
+    for path in (COMPONENT, CLASSIC, *EXAMPLES.glob("*.yml")):
+        for cache in _caches(yaml_documents(path)[-1]):
+            assert cache == ".cache/hie-notify-pip/", f"{path}: pip downloads not cached"
+
+
+def _caches(doc: dict[str, Any]) -> list[str]:
+    """The cache path each job keeps pip's downloads in (PIP_CACHE_DIR)."""
+    found = []
+    for job in doc.values():
+        if isinstance(job, dict) and "PIP_CACHE_DIR" in job.get("variables", {}):
+            pip_dir = job["variables"]["PIP_CACHE_DIR"]
+            assert not pip_dir.startswith(("/", "$")), "relative: the checkout, where pip runs"
+            paths = [p for c in job["cache"] for p in c["paths"]]
+            found += [p for p in paths if p.rstrip("/") == pip_dir.rstrip("/")]
+            assert found, f"PIP_CACHE_DIR {pip_dir} is in no cache: of {paths}"
+    return found
 
 
 def test_failure_notice_job_runs_on_failure_only() -> None:
@@ -277,6 +296,36 @@ def test_expanded_component_pipeline_validates_against_gitlab_schema(
         jobs = yaml.safe_load(expanded.read_text())
         assert "hie-notify:gate" in jobs and "hie-notify:apply-failed" in jobs
         validate(check_jsonschema, expanded)
+
+
+@needs_glcl
+@pytest.mark.parametrize(
+    ("ref", "version", "reference"),
+    [
+        # @X.Y: gitlab-ci-local resolves it from the tags, as the Catalog does.
+        (".".join(VERSION.split(".")[:2]), VERSION, ".".join(VERSION.split(".")[:2])),
+        # @X.Y.Z: gitlab-ci-local leaves component.version unresolved (GitLab resolves it); the
+        # setup then takes the exact tag from component.reference.
+        (VERSION, "$[[ component.version ]]", VERSION),
+    ],
+)
+def test_the_expanded_component_names_its_own_release(
+    tmp_path: Path, component_project: Path, ref: str, version: str, reference: str
+) -> None:
+    pipeline = yaml.safe_load((EXAMPLES / "terraform-plan-json.gitlab-ci.yml").read_text())
+    include = pipeline["include"][0]
+    include["component"] = include["component"].rsplit("@", 1)[0] + f"@{ref}"
+    repo = deploy_repo(tmp_path, component_project, pipeline)
+    jobs = yaml.safe_load(repo.preview())
+    for name in ("hie-notify:plan", "hie-notify:gate", "hie-notify:apply-succeeded"):
+        job = jobs[name]
+        image = job["image"]["name"] if isinstance(job["image"], dict) else job["image"]
+        assert image == "$CI_REGISTRY/$HIE_NOTIFY_PROJECT:$HIE_NOTIFY_VERSION", name
+        assert job["variables"]["HIE_NOTIFY_VERSION"] == version, name
+        assert job["variables"]["HIE_NOTIFY_REFERENCE"] == reference, name
+        assert job["variables"]["HIE_NOTIFY_PROJECT"] == COMPONENT_PROJECT, name
+        assert job["variables"]["PIP_CACHE_DIR"] == ".cache/hie-notify-pip"
+        assert ".cache/hie-notify-pip/" in [p for c in job["cache"] for p in c["paths"]]
 
 
 @needs_glcl
@@ -588,19 +637,38 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return built
 
 
+@pytest.fixture(scope="session")
+def registry_files(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
+    """What the component project's package registry holds after the release job: the wheel,
+    and (as GitLab forwards what it does not have to PyPI) the wheels of its dependencies."""
+    root = tmp_path_factory.mktemp("registry")
+    shutil.copy(wheel, root)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(root), str(wheel)],
+        check=True,
+        timeout=600,
+    )
+    return root
+
+
 @needs_glcl
 def test_a_new_user_following_the_readme_gets_a_working_pipeline(
-    tmp_path: Path, component_project: Path, wheel: Path
+    tmp_path: Path, component_project: Path, registry_files: Path
 ) -> None:
-    """The README's pipeline, the README's change to try it without tokens, and an install the
-    README names (a wheel): pip really installs hie-notify in the jobs, into a clean Python."""
+    """The README's pipeline and its change to try it without tokens, nothing else: no
+    install override. The jobs have no hie-notify, so they pip-install the included release
+    from the component project's package registry (pypiserver behind GitLab's paths and job
+    token), into a clean Python, with pip's downloads kept in the cache between jobs."""
     section = readme_section()
     blocks = re.findall(r"```yaml\n(.*?)```", section, re.DOTALL)
     pipeline = yaml.safe_load(blocks[0])
     trial = yaml.safe_load(
         next(b for b in blocks if "file:.hie-notify/ledger.jsonl" in b and "inputs" in b)
     )
-    with_inputs(pipeline, **trial["include"][0]["inputs"], install=str(wheel))
+    assert set(trial["include"][0]["inputs"]) == {"ledger"}, "the README's trial changes more"
+    with_inputs(pipeline, **trial["include"][0]["inputs"])
+    assert "install" not in pipeline["include"][0]["inputs"]
+    assert "image" not in pipeline["include"][0]["inputs"]
     repo = Repo(tmp_path / "newcomer", project="newcomer/infra")
     repo.serve_project(COMPONENT_PROJECT, component_project)
     repo.write(".gitlab-ci.yml", yaml.safe_dump(pipeline, sort_keys=False))
@@ -608,23 +676,64 @@ def test_a_new_user_following_the_readme_gets_a_working_pipeline(
     repo.copy(ROOT / "examples" / "change.yaml", change)
     repo.write("main.tf", "# infrastructure\n")
     repo.commit("add hie-notify")
-    # A clean Python without hie-notify, as the job image would be, first on PATH.
+    # A clean Python without hie-notify, as a job image without it would be, and not this
+    # checkout's: only the registry can provide hie-notify.
     python = tmp_path / "python"
     subprocess.run([sys.executable, "-m", "venv", str(python)], check=True, timeout=300)
     repo.extra_path.append(python / "bin")
+    repo.own_hie_notify = False
 
-    mr = repo.run(merge_request=True, now=EARLY, variables=TERRAFORM)
-    assert mr.returncode == 0, mr.explain()
-    assert "pip install" in mr.job_log("hie-notify:plan")
-    assert stage_files(repo, "announce") >= {"slack-devops.json"}
-    main = repo.run(now=AT_WINDOW, variables=TERRAFORM)
-    assert main.returncode == 0, main.explain()
+    token = "glcbt-64_job-token-for-the-test"
+    with GitLabPypiStandIn(registry_files, COMPONENT_PROJECT, token, tmp_path) as registry:
+        ci = {
+            **TERRAFORM,
+            "CI_API_V4_URL": registry.api,
+            "CI_JOB_TOKEN": token,
+            "PIP_CONFIG_FILE": os.devnull,  # none of this machine's pip settings
+            "PIP_CERT": str(registry.ca_file),  # as a runner trusts its GitLab's certificate
+        }
+        mr = repo.run(merge_request=True, now=EARLY, variables=ci)
+        assert mr.returncode == 0, mr.explain()
+        log = mr.job_log("hie-notify:plan")
+        assert f"pip install hie-notify=={VERSION} from {registry.simple}" in log, log
+        assert token not in mr.log + log, "the job token was printed"
+        assert stage_files(repo, "announce") >= {"slack-devops.json"}
+        wheels = registry.downloads()
+        assert wheel_name(registry_files) in wheels
+        cached = [p for p in repo.state.glob("cache/*/.cache/hie-notify-pip/**/*") if p.is_file()]
+        assert cached, "pip's downloads were not cached"
+
+        # The next job on a clean runner: the same install, its downloads from the cache.
+        shutil.rmtree(python)
+        subprocess.run([sys.executable, "-m", "venv", str(python)], check=True, timeout=300)
+        again = repo.run(merge_request=True, now=EARLY, variables=ci)
+        assert again.returncode == 0, again.explain()
+        assert "pip install hie-notify" in again.job_log("hie-notify:plan")
+        assert registry.downloads() == wheels, "downloaded again despite the cache"
+
+        # Where hie-notify is there already (as in the release's image), no job installs it.
+        main = repo.run(now=AT_WINDOW, variables=ci)
+        assert main.returncode == 0, main.explain()
+        assert main.job_status().get("hie-notify:apply-succeeded") == "PASS", main.explain()
+        assert main.job_status().get("hie-notify:complete") != "PASS", main.explain()
+        assert "pip install" not in main.log
+        assert token not in main.log
+
     # By default completion waits for a person (a manual job): nothing is announced as complete.
-    assert main.job_status().get("hie-notify:complete") != "PASS", main.explain()
     counts = stages_of(repo.ledger())
     assert counts["apply_started"] == counts["apply_succeeded"] >= 3
     assert "complete" not in counts
+    assert counts["announce"] >= 3, "the second merge request pipeline announced twice"
     assert (python / "bin" / "hie-notify").exists(), "the job did not install hie-notify"
+    # Every request came with the job token, to the component project's registry.
+    assert registry.requests and {r.status for r in registry.requests} == {200}
+    assert {r.user for r in registry.requests} == {"gitlab-ci-token"}
+    assert any(r.raw_path.endswith("/simple/hie-notify/") for r in registry.requests)
+
+
+def wheel_name(root: Path) -> str:
+    (found,) = root.glob("hie_notify-*.whl")
+    return found.name
 
 
 @needs_glcl

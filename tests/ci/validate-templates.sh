@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Check the CI templates against GitLab's CI schema (check-jsonschema's vendor.gitlab-ci):
-# the classic template and the examples as they are, the component's `spec:` header, and the
-# pipeline gitlab-ci-local expands from the component (a `spec:` header makes the component two
+# the classic template and the examples as they are, the component's `spec:` header, the
+# pipeline gitlab-ci-local expands from the component, and the project's own (release) pipeline
+# as written and expanded (a `spec:` header makes the component two
 # YAML documents, which the schema check refuses).
 # Tools: HIE_CHECK_JSONSCHEMA (default check-jsonschema on PATH), HIE_GITLAB_CI_LOCAL (default
 # tests/ci/node_modules/.bin/gitlab-ci-local); rsync and git on PATH.
@@ -53,3 +54,21 @@ YAML
 )
 grep -q '^hie-notify:gate:' "$work/expanded.yml"
 "$check" "${schema[@]}" "$work/expanded.yml"
+
+echo "== the project's own pipeline (release jobs included), as written and expanded"
+"$check" "${schema[@]}" "$root/.gitlab-ci.yml"
+own="$work/own"
+mkdir -p "$own"
+cp "$root/.gitlab-ci.yml" "$own/"
+(
+  cd "$own"
+  git init -q -b main
+  git remote add origin https://gitlab.example.com/platform/hie-notify.git
+  git add -A
+  git -c user.name=ci -c user.email=ci@example.org -c commit.gpgsign=false commit -q -m own
+  git update-ref refs/remotes/origin/main HEAD
+  git symbolic-ref refs/remotes/origin/HEAD refs/remotes/origin/main
+  "$glcl" --preview --no-color > "$work/own-expanded.yml"
+)
+grep -q '^publish-image:' "$work/own-expanded.yml"
+"$check" "${schema[@]}" "$work/own-expanded.yml"
