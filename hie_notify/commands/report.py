@@ -68,7 +68,8 @@ def run(args: argparse.Namespace, options: Options) -> int:
     )
     kind = options.format if options.format in ("csv", "json") else "html"
     if kind == "json":
-        text = json.dumps(export.to_json(report), indent=2) + "\n"
+        # One line: the C encoder (indenting takes the pure-Python one, 20x slower on 25 MB).
+        text = json.dumps(export.to_json(report)) + "\n"
     elif kind == "csv":
         text = export.to_csv(report)
     else:
