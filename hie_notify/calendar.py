@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from hie_notify.durations import NoticePeriod
+from hie_notify.errors import InputError
+from hie_notify.limits import BUSINESS_DAY_SEARCH_DAYS
 
 if TYPE_CHECKING:
     from hie_notify.policy.model import Policy
@@ -99,11 +101,21 @@ class BusinessCalendar:
         return day.weekday() in self.work_days and day not in self._holidays
 
     def next_business_day(self, day: date) -> date:
-        """The first business day strictly after `day`."""
-        day += timedelta(days=1)
-        while not self.is_business_day(day):
-            day += timedelta(days=1)
-        return day
+        """The first business day strictly after `day`; InputError (a policy error) when there
+        is none within BUSINESS_DAY_SEARCH_DAYS, so the search always ends."""
+        start = day
+        try:
+            for _ in range(BUSINESS_DAY_SEARCH_DAYS):
+                day += timedelta(days=1)
+                if self.is_business_day(day):
+                    return day
+        except OverflowError:
+            pass
+        raise InputError(
+            f"policy calendar: no business day in the {BUSINESS_DAY_SEARCH_DAYS} days after "
+            f"{start.isoformat()} (calendar.working_hours.days and calendar.holidays: expected "
+            "at least one working day that is not a holiday)"
+        )
 
     def local(self, when: datetime) -> datetime:
         return when.astimezone(self.zone)

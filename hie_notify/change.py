@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -19,28 +20,45 @@ from pydantic import (
     model_validator,
 )
 
+from hie_notify import limits
 from hie_notify.calendar import LocalTimeError, resolve_local
 from hie_notify.durations import format_duration, parse_duration
 from hie_notify.errors import InputError
 from hie_notify.policy.model import ChangeTypeName, Policy, TimeZoneName
 from hie_notify.yamlfile import format_validation_error, read_yaml_mapping
 
-JIRA_KEY = re.compile(r"^[A-Z][A-Z0-9_]+-[1-9][0-9]*$")
+# Matched whole (fullmatch): `$` would accept a key followed by a newline, which then names a
+# folder in the outbox.
+JIRA_KEY = re.compile(r"[A-Z][A-Z0-9_]{1,30}-[1-9][0-9]{0,9}")
 
 Downtime = Annotated[timedelta, PlainValidator(parse_duration), PlainSerializer(format_duration)]
 
 
 def _when(value: object) -> datetime:
+    when = _parse_when(value)
+    # Checked before any zone arithmetic: year 1 or 9999 leaves Python's dates in it.
+    if not limits.EARLIEST.year <= when.year < limits.LATEST.year or (
+        when.tzinfo is not None and limits.instant_problem(when)
+    ):
+        raise ValueError(
+            f"expected a time from {limits.EARLIEST.year} to {limits.LATEST.year - 1}, "
+            f"got {when.isoformat()}"
+        )
+    return when
+
+
+def _parse_when(value: object) -> datetime:
     if isinstance(value, datetime):
         return value
-    if isinstance(value, str):
+    if isinstance(value, str) and len(value) <= 64:
         try:
             return datetime.fromisoformat(value.strip())
         except ValueError:
             pass
+    shown = repr(value) if len(repr(value)) <= 64 else f"a {type(value).__name__}"
     raise ValueError(
         f"expected a date and time like 2026-12-01T20:00:00+00:00 (or local, with zone), "
-        f"got {value!r}"
+        f"got {shown}"
     )
 
 
@@ -99,8 +117,19 @@ class ChangeRecord(BaseModel):
     @field_validator("id")
     @classmethod
     def _jira_key(cls, value: str) -> str:
-        if not JIRA_KEY.match(value):
-            raise ValueError(f"expected a Jira key like FFAPP-4458, got {value!r}")
+        if not JIRA_KEY.fullmatch(value):
+            shown = repr(value) if len(value) <= 40 else repr(value[:40]) + "..."
+            raise ValueError(f"expected a Jira key like FFAPP-4458, got {shown}")
+        return value
+
+    @field_validator("purpose", "rollback", "monitoring", "on_call", "justification")
+    @classmethod
+    def _visible(cls, value: str | None) -> str | None:
+        if value and not _has_visible_text(value):
+            raise ValueError(
+                "expected text; this holds only spaces or invisible characters (such as a "
+                "zero-width space)"
+            )
         return value
 
     @field_validator("customers")
@@ -118,6 +147,7 @@ class ChangeRecord(BaseModel):
 
     @model_validator(mode="after")
     def _emergency_needs_justification(self) -> ChangeRecord:
+        # `_visible` has refused text with nothing visible, so strip() is enough here.
         if self.type == "emergency_fix" and not (self.justification or "").strip():
             raise ValueError("an emergency_fix needs a justification")
         return self
@@ -132,6 +162,15 @@ class ChangeRecord(BaseModel):
         if not (self.rollback or "").strip():
             gaps.append("rollback (the rollback plan)")
         return gaps
+
+
+def _has_visible_text(value: str) -> bool:
+    """Is any character printed? Whitespace, format characters (zero-width space and joiners,
+    bidi marks), control characters and unassigned code points are not."""
+    return any(
+        not ch.isspace() and unicodedata.category(ch) not in ("Cc", "Cf", "Cn", "Co", "Cs", "Zs")
+        for ch in value
+    )
 
 
 def load_change(path: Path, policy: Policy) -> ChangeRecord:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from importlib import import_module
 
 from hie_notify import __version__
-from hie_notify.errors import HieError, InputError
+from hie_notify.errors import EXIT_BAD_INPUT, EXIT_SERVICE, HieError, InputError
 from hie_notify.masking import Masker
 from hie_notify.options import Options
 
@@ -24,6 +25,11 @@ _GLOBALS: list[tuple[str, str | None, dict[str, object]]] = [
     ("--outbox", "HIE_OUTBOX", {"metavar": "DIR", "help": "folder for undelivered messages"}),
     ("--format", None, {"choices": ["text", "json"], "help": "output format (default text)"}),
     ("--dry-run", "HIE_DRY_RUN", {"action": "store_true", "help": "send and record nothing"}),
+    (
+        "--debug",
+        None,
+        {"action": "store_true", "help": "on an unexpected error, print the traceback"},
+    ),
 ]
 
 _COMMANDS: dict[str, str] = {
@@ -141,3 +147,42 @@ def main(
         for line in lines:
             print(f"  {mask(line)}", file=sys.stderr)
         return exc.exit_code
+    except Exception as exc:  # the one place every other error becomes a message
+        return _unexpected(exc, env, debug=bool(getattr(args, "debug", False)))
+
+
+def _unexpected(exc: Exception, env: Mapping[str, str], *, debug: bool) -> int:
+    """One masked line for an error no reader turned into a message; the traceback (masked too)
+    only under --debug. A network or service library's error is exit 3 (an outside service
+    failing); anything else is exit 2, so a gate that cannot decide never lets the apply go."""
+    mask = Masker.from_env(env)
+    service = _is_service_error(exc)
+    code = EXIT_SERVICE if service else EXIT_BAD_INPUT
+    detail = " ".join(str(exc).split())
+    if len(detail) > 300:
+        detail = detail[:300] + "..."
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (in {os.path.basename(frames[-1].filename)}:{frames[-1].lineno})" if frames else ""
+    kind = "an outside service failed" if service else "unexpected error"
+    print(
+        mask(f"hie-notify: {kind}: {type(exc).__name__}: {detail}{where}"),
+        file=sys.stderr,
+    )
+    if debug:
+        print(mask("".join(traceback.format_exception(exc))), file=sys.stderr)
+    else:
+        print(
+            "  the input could not be used as it is; run again with --debug for the traceback "
+            "(secrets masked) and report it if the input looks right",
+            file=sys.stderr,
+        )
+    return code
+
+
+def _is_service_error(exc: BaseException) -> bool:
+    """Errors that mean a network service, not the input: connections, timeouts, TLS, HTTP
+    client libraries (checked by module, so no client library is imported here)."""
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    module = type(exc).__module__.split(".")[0]
+    return module in ("requests", "urllib3", "smtplib", "ssl", "http", "gitlab", "slack_sdk")

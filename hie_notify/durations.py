@@ -7,8 +7,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
-_PERIOD = re.compile(r"^\s*(\d+)\s*(m|h|d|bd)\s*$")
-_DURATION = re.compile(r"^\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*$")
+from hie_notify.limits import MAX_BUSINESS_DAYS, MAX_DOWNTIME, MAX_ELAPSED_NOTICE
+
+# At most 7 digits: past them every value is over the limits below anyway, and int() of a
+# long digit string is slow (and past 4,300 digits a ValueError).
+_PERIOD = re.compile(r"\s*(\d{1,7})\s*(m|h|d|bd)\s*")
+_DURATION = re.compile(r"\s*(?:(\d{1,7})\s*d)?\s*(?:(\d{1,7})\s*h)?\s*(?:(\d{1,7})\s*m)?\s*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +59,19 @@ def parse_notice(value: object) -> NoticePeriod:
         raise ValueError(f"expected a notice period like 24h or 3bd, got {value!r}")
     if value.strip() == "0":
         return NoticePeriod("elapsed")
-    m = _PERIOD.match(value)
+    m = _PERIOD.fullmatch(value)
     if not m:
-        raise ValueError(f"expected a notice period like 24h, 7d or 3bd, got {value!r}")
+        raise ValueError(f"expected a notice period like 24h, 7d or 3bd, got {_short(value)}")
     n, unit = int(m.group(1)), m.group(2)
     if unit == "bd":
+        if n > MAX_BUSINESS_DAYS:
+            raise ValueError(f"expected at most {MAX_BUSINESS_DAYS}bd, got {n}bd")
         return NoticePeriod("business_days", business_days=n)
     scale = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}[unit]
+    if n * scale > MAX_ELAPSED_NOTICE:
+        raise ValueError(
+            f"expected a notice of at most {MAX_ELAPSED_NOTICE.days} days, got {n}{unit}"
+        )
     return NoticePeriod("elapsed", elapsed=n * scale)
 
 
@@ -75,11 +85,18 @@ def parse_duration(value: object) -> timedelta:
         raise ValueError(f"expected a duration like 30m or 2h, got {value!r}")
     if value.strip() == "0":
         return timedelta(0)
-    m = _DURATION.match(value)
+    m = _DURATION.fullmatch(value)
     if not m or not any(m.groups()):
-        raise ValueError(f"expected a duration like 30m, 2h or 1h30m, got {value!r}")
+        raise ValueError(f"expected a duration like 30m, 2h or 1h30m, got {_short(value)}")
     d, h, mi = (int(g) if g else 0 for g in m.groups())
-    return timedelta(days=d, hours=h, minutes=mi)
+    total = timedelta(days=d, hours=h, minutes=mi)
+    if total > MAX_DOWNTIME:
+        raise ValueError(f"expected a duration of at most {MAX_DOWNTIME.days} days, got {value}")
+    return total
+
+
+def _short(value: str) -> str:
+    return repr(value) if len(value) <= 40 else repr(value[:40]) + "..."
 
 
 def describe_timedelta(delta: timedelta) -> str:

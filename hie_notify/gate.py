@@ -333,10 +333,10 @@ def _requirement(
         bare = [e for e in sent if e.channel != "outbox"]
         if outbox and not outbox_counts:
             uncounted.append(
-                f"{audience.label} was only written to the outbox ({outbox[0].message_id}): in "
-                "GitLab CI that tells nobody. Give the audience a real route in the policy (a "
-                "Slack channel, email contacts with SMTP_HOST, Teams or a webhook), then run "
-                "`hie-notify plan`"
+                f"{audience.label} was only written to the outbox ({outbox[0].message_id}): "
+                "where the gate is enforced (GitLab CI, the run task) that tells nobody. Give "
+                "the audience a real route in the policy (a Slack channel, email contacts with "
+                "SMTP_HOST, Teams or a webhook), then run `hie-notify plan`"
             )
         if bare:
             uncounted.append(

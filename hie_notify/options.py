@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 from hie_notify.errors import InputError
+from hie_notify.limits import instant_problem
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,9 @@ class Options:
     format: str = "text"
     dry_run: bool = False
     env: Mapping[str, str] = field(default_factory=dict)
+    # True where the gate is enforced outside GitLab CI (the run-task service): only real
+    # deliveries count there, as in CI. Set by code, never from the environment.
+    enforced: bool = False
     # The real clock; tests inject one here (a branch can set --now or HIE_NOW, not this).
     wall_clock: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
 
@@ -35,7 +39,7 @@ class Options:
             value = values.get(key)
             return Path(str(value)) if value else None
 
-        return cls(
+        options = cls(
             policy=path("policy"),
             change=path("change"),
             ledger=str(values["ledger"]) if values.get("ledger") else None,
@@ -45,8 +49,8 @@ class Options:
             format=str(values.get("format") or "text"),
             dry_run=bool(values.get("dry_run")),
             env=env,
-            **({"wall_clock": wall_clock} if wall_clock else {}),
         )
+        return replace(options, wall_clock=wall_clock) if wall_clock else options
 
     def clock(self) -> datetime:
         """`--now` when given, else the real time (read here, at the edge, once)."""
@@ -54,15 +58,19 @@ class Options:
 
 
 def parse_now(value: str) -> datetime:
+    shown = repr(value) if len(value) <= 40 else repr(value[:40]) + "..."
     try:
         when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
         raise InputError(
             f"--now / HIE_NOW: expected an ISO 8601 time with offset like "
-            f"2026-12-01T18:00:00+00:00, got {value!r}"
+            f"2026-12-01T18:00:00+00:00, got {shown}"
         ) from None
     if when.tzinfo is None:
         raise InputError(
-            f"--now / HIE_NOW: {value!r} has no offset (expected e.g. 2026-12-01T18:00:00+00:00)"
+            f"--now / HIE_NOW: {shown} has no offset (expected e.g. 2026-12-01T18:00:00+00:00)"
         )
+    problem = instant_problem(when)
+    if problem:
+        raise InputError(f"--now / HIE_NOW: {problem}, got {shown}")
     return when

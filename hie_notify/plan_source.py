@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hie_notify.errors import InputError
+from hie_notify.limits import memory_budget
 from hie_notify.terraform.plan import Plan, load_plan, parse_plan
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ def load(args: argparse.Namespace, env: Mapping[str, str], *, need_plan: bool = 
     command may run with neither, reading what was announced from the ledger instead."""
     path = getattr(args, "plan", None)
     if path is not None:
-        return Source(load_plan(path))
+        return Source(load_plan(path, memory_budget(env)))
     if not wants_hcp(args, env):
         if getattr(args, "plan_required", True):
             raise InputError(

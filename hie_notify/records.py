@@ -13,8 +13,18 @@ from typing import Any
 
 from hie_notify.durations import NoticePeriod
 from hie_notify.errors import InputError
+from hie_notify.limits import instant_problem
 
 ENTRY_VERSION = 2
+# The change types of DESIGN.md; the policy model takes its list from here.
+CHANGE_TYPES = (
+    "emergency_fix",
+    "planned_infra_update",
+    "application_update",
+    "scheduled_maintenance",
+    "iam_permission_change",
+    "cost_optimization",
+)
 
 
 @dataclass(frozen=True)
@@ -62,42 +72,120 @@ class Entry:
 
     @classmethod
     def from_json(cls, data: object, where: str) -> Entry:
+        """An entry read back from a ledger; InputError naming the line and the field otherwise.
+
+        Values are never repeated in the message: a damaged ledger may hold anything, a token
+        included."""
         if not isinstance(data, dict):
             raise InputError(f"{where}: expected a ledger entry object")
         try:
-            delivered = datetime.fromisoformat(str(data["delivered_at"]))
-            if delivered.tzinfo is None:
-                raise ValueError("delivered_at has no offset")
-            resources = tuple((str(a), str(b)) for a, b in data["resources"])
+            delivered = _instant(data["delivered_at"], "delivered_at", where)
+            assert delivered is not None
+            start = _instant(data.get("window_start"), "window_start", where)
+            end = _instant(data.get("window_end"), "window_end", where)
+            if (start is None) != (end is None):
+                raise InputError(f"{where}: window_start and window_end: expected both or neither")
+            change_type = data["change_type"]
+            if change_type is not None and change_type not in CHANGE_TYPES:
+                raise InputError(
+                    f"{where}: change_type: expected one of {', '.join(CHANGE_TYPES)} or null"
+                )
+            resources = data["resources"]
+            if not isinstance(resources, list) or not all(
+                isinstance(r, list) and len(r) == 2 and all(isinstance(p, str) for p in r)
+                for r in resources
+            ):
+                raise InputError(f"{where}: resources: expected a list of [address, action] pairs")
+            extra = data.get("extra") or {}
+            if not isinstance(extra, dict):
+                raise InputError(f"{where}: extra: expected an object")
+            if not all(isinstance(v, (str, int, float, bool)) for v in extra.values()):
+                raise InputError(f"{where}: extra: expected an object of plain values")
+            receipt = data.get("receipt") or {}
+            if not isinstance(receipt, dict) or not all(
+                isinstance(v, (str, int, float, bool)) for v in receipt.values()
+            ):
+                raise InputError(f"{where}: receipt: expected an object of plain values")
+            text = {name: _text(data[name], name, where) for name in _TEXT_FIELDS}
             return cls(
-                change_id=str(data["change_id"]),
-                stage=str(data["stage"]),
-                audience=str(data["audience"]),
-                channel=str(data["channel"]),
-                recipient=str(data["recipient"]),
-                fingerprint=str(data["fingerprint"]),
-                change_type=None if data["change_type"] is None else str(data["change_type"]),
+                change_id=text["change_id"],
+                stage=text["stage"],
+                audience=text["audience"],
+                channel=text["channel"],
+                recipient=text["recipient"],
+                fingerprint=text["fingerprint"],
+                change_type=change_type,
                 service_impacting=bool(data["service_impacting"]),
-                resources=resources,
+                resources=tuple((a, b) for a, b in resources),
                 delivered_at=delivered,
-                message_id=str(data["message_id"]),
-                idempotency_key=str(data["idempotency_key"]),
+                message_id=text["message_id"],
+                idempotency_key=text["idempotency_key"],
                 emergency=bool(data.get("emergency", False)),
                 dry_run=bool(data.get("dry_run", False)),
-                categories=tuple(str(c) for c in data.get("categories") or ()),
-                impacting_categories=tuple(str(c) for c in data.get("impacting_categories") or ()),
+                categories=_names(data.get("categories"), "categories", where),
+                impacting_categories=_names(
+                    data.get("impacting_categories"), "impacting_categories", where
+                ),
+                # As written (checked above): the ledger's seal covers these exact strings.
                 window_start=str(data.get("window_start") or ""),
                 window_end=str(data.get("window_end") or ""),
-                extra={str(k): str(v) for k, v in dict(data.get("extra") or {}).items()},
-                receipt={str(k): str(v) for k, v in dict(data.get("receipt") or {}).items()},
-                prev=str(data.get("prev") or ""),
-                digest=str(data.get("digest") or ""),
-                mac=str(data.get("mac") or ""),
+                extra={str(k): str(v) for k, v in extra.items()},
+                receipt={str(k): str(v) for k, v in receipt.items()},
+                prev=_optional_text(data.get("prev"), "prev", where),
+                digest=_optional_text(data.get("digest"), "digest", where),
+                mac=_optional_text(data.get("mac"), "mac", where),
             )
         except KeyError as exc:
             raise InputError(f"{where}: ledger entry has no {exc.args[0]!r}") from None
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"{where}: malformed ledger entry ({exc})") from None
+
+
+_TEXT_FIELDS = (
+    "change_id",
+    "stage",
+    "audience",
+    "channel",
+    "recipient",
+    "fingerprint",
+    "message_id",
+    "idempotency_key",
+)
+
+
+def _text(value: object, name: str, where: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise InputError(f"{where}: {name}: expected a string")
+    return str(value)
+
+
+def _optional_text(value: object, name: str, where: str) -> str:
+    return "" if value is None or value == "" else _text(value, name, where)
+
+
+def _instant(value: object, name: str, where: str) -> datetime | None:
+    """An aware time within the range the tool computes with; None for a missing window."""
+    if value in (None, "") and name != "delivered_at":
+        return None
+    expected = "expected an ISO 8601 time with offset, like 2026-12-01T20:00:00+00:00"
+    if not isinstance(value, str) or len(value) > 40:
+        raise InputError(f"{where}: {name}: {expected}")
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"{where}: {name}: {expected}") from None
+    if when.tzinfo is None:
+        raise InputError(f"{where}: {name}: has no offset ({expected})")
+    problem = instant_problem(when)
+    if problem:
+        raise InputError(f"{where}: {name}: {problem}")
+    return when
+
+
+def _names(value: object, name: str, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InputError(f"{where}: {name}: expected a list of change type names")
+    return tuple(value)
 
 
 PHASES = ("pre_deployment", "during", "post_deployment")

@@ -19,7 +19,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
 from hie_notify.change import ChangeRecord
@@ -28,6 +27,7 @@ from hie_notify.durations import describe_timedelta
 from hie_notify.errors import InputError
 from hie_notify.policy.model import Policy
 from hie_notify.records import Audience
+from hie_notify.sandbox import BoundedSandbox
 
 FORMATS = ("text", "slack", "markdown", "html", "teams")
 STAGES = (
@@ -252,12 +252,12 @@ class Renderer:
         self.mask = masker or (lambda text: text)
         self._envs = {name: self._env(name) for name in FORMATS}
 
-    def _env(self, fmt: str) -> SandboxedEnvironment:
+    def _env(self, fmt: str) -> BoundedSandbox:
         f = Format(fmt, self.mask)
         loader = jinja2.ChoiceLoader(
             [jinja2.DictLoader(self.overrides), jinja2.PackageLoader("hie_notify", "templates")]
         )
-        env = SandboxedEnvironment(
+        env = BoundedSandbox(
             loader=loader,
             undefined=jinja2.StrictUndefined,
             finalize=f._e,

@@ -129,10 +129,16 @@ def gitlab_configured(env: Mapping[str, str]) -> bool:
     )
 
 
-def outbox_counts(policy: Policy, env: Mapping[str, str]) -> bool:
-    """Does an outbox file count as a notice? Outside GitLab CI (trying it out) and in a trial
-    the protected policy declares; never otherwise."""
-    return not in_gitlab_ci(env) or policy.trial
+def enforcing(options: Options) -> bool:
+    """Is this an enforcement point (GitLab CI, or the run-task service), where only real
+    deliveries count and an emergency's approval must be checked?"""
+    return options.enforced or in_gitlab_ci(options.env)
+
+
+def outbox_counts(policy: Policy, options: Options) -> bool:
+    """Does an outbox file count as a notice? Outside an enforcement point (trying it out on a
+    laptop) and in a trial the protected policy declares; never otherwise."""
+    return not enforcing(options) or policy.trial
 
 
 def unrouted(policy: Policy, audiences: list[Audience], options: Options) -> list[str]:
@@ -206,7 +212,7 @@ def send(run: StageRun, stage: str, status: dict[str, Any]) -> StageReport:
     options = run.options
     now = options.clock()
     audiences = resolve(run.policy, run.result, run.change, run.environments)
-    if stage == "announce" and not outbox_counts(run.policy, options.env):
+    if stage == "announce" and not outbox_counts(run.policy, options):
         problems = unrouted(run.policy, audiences.for_phase("pre_deployment"), options)
         if problems:
             raise InputError(problems)
@@ -605,8 +611,8 @@ def check_gate(options: Options, source: plan_source.Source) -> GateCheck:
         freeze=freeze_of(options.env),
         speculative=bool(prep.run and prep.run.plan_only),
         approval=_approval(prep, options) if _is_emergency(prep) else None,
-        approval_required=in_gitlab_ci(options.env),
-        outbox_counts=outbox_counts(prep.policy, options.env),
+        approval_required=enforcing(options),
+        outbox_counts=outbox_counts(prep.policy, options),
         trial=prep.policy.trial,
         ledger_problems=checked.problems if checked else (),
         ledger_warnings=checked.warnings if checked else (),
@@ -681,8 +687,6 @@ def with_conflicts(
 ) -> Decision:
     """The gate's decision with the change register's conflicts: reasons under the policy's
     `conflicts: block` (a register that cannot be read then blocks too), warnings otherwise."""
-    from dataclasses import replace
-
     from hie_notify.register.gitlab import freeze_periods
     from hie_notify.register.store import open_register
     from hie_notify.register.sync import conflicts_of, record_of

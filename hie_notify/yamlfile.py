@@ -8,9 +8,106 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from hie_notify import limits
 from hie_notify.errors import InputError
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """The safe loader, bounded: nesting depth while composing, the size of the document once
+    aliases are expanded (a "billion laughs" file is a few hundred bytes), recursive aliases,
+    and values that do not exist (2026-02-30, hour 25, an offset of +99:00, integers over
+    4,300 digits) become errors with a line and column instead of a ValueError."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > limits.MAX_YAML_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"nested more than {limits.MAX_YAML_DEPTH} levels deep",
+                    self.peek_event().start_mark,  # type: ignore[no-untyped-call]
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        _check_expanded_size(node)
+        return super().construct_document(node)
+
+    def _bounded(self, node: yaml.Node, what: str, construct: Any) -> Any:
+        try:
+            return construct(self, node)
+        except ValueError as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{what} {str(exc).split(';')[0]}", node.start_mark
+            ) from None
+
+    def construct_yaml_timestamp(self, node: yaml.Node) -> Any:
+        return self._bounded(
+            node,
+            "not a date and time that exists:",
+            yaml.constructor.SafeConstructor.construct_yaml_timestamp,
+        )
+
+    def construct_yaml_int(self, node: yaml.Node) -> Any:
+        return self._bounded(
+            node, "not a usable integer:", yaml.constructor.SafeConstructor.construct_yaml_int
+        )
+
+
+_BoundedLoader.add_constructor(
+    "tag:yaml.org,2002:timestamp", _BoundedLoader.construct_yaml_timestamp
+)
+_BoundedLoader.add_constructor("tag:yaml.org,2002:int", _BoundedLoader.construct_yaml_int)
+
+
+def _check_expanded_size(root: yaml.Node) -> None:
+    """Count the nodes the document holds with every alias expanded, without expanding it:
+    a node's size is computed once and reused wherever an alias points at it."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        children = _children(node)
+        if done:
+            open_nodes.discard(key)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in children)
+            if sizes[key] > limits.MAX_YAML_NODES:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"holds more than {limits.MAX_YAML_NODES} values once its aliases are "
+                    "expanded (an alias bomb?)",
+                    node.start_mark,
+                )
+            continue
+        if key in sizes:
+            continue
+        if key in open_nodes:
+            raise yaml.constructor.ConstructorError(
+                None, None, "an alias refers to a node that contains it", node.start_mark
+            )
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in sizes)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
 
 
 def read_yaml_mapping(path: Path) -> dict[str, Any]:
@@ -39,13 +136,16 @@ def parse_yaml_mapping(raw: bytes, source: str) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise InputError(f"{source}: not UTF-8 text") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_BoundedLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         where = ""
         mark = getattr(exc, "problem_mark", None)
         if mark is not None:
             where = f" at line {mark.line + 1}, column {mark.column + 1}"
         problem = getattr(exc, "problem", None) or "invalid YAML"
+        if isinstance(exc, yaml.reader.ReaderError):
+            where = f" at character {exc.position + 1}"
+            problem = f"character U+{exc.character:04X} is not allowed in YAML"
         raise InputError(f"{source}: not valid YAML{where}: {problem}") from None
     if data is None:
         data = {}

@@ -77,9 +77,16 @@ def test_real_plan_classifies(path: Path, capsys: pytest.CaptureFixture[str]) ->
         or rc.get("previous_address") not in (None, rc["address"])
     ]
     assert [r["address"] for r in out["resources"]] == [rc["address"] for rc in changing]
-    if changing:
+    # Moves, imports and forgets change only the state: no category, no notice (by default).
+    real = [rc for rc in changing if rc["change"]["actions"] not in (["no-op"], ["forget"])]
+    state_only = [r for r in out["resources"] if r["address"] not in {x["address"] for x in real}]
+    assert all(r["categories"] == [] for r in state_only)
+    if real:
         assert out["change_type"] in out["categories"]
-        assert all(r["categories"] for r in out["resources"])
+        assert all(r["categories"] for r in out["resources"] if r not in state_only)
+    elif changing:
+        assert out["change_type"] is None and out["has_changes"] is False
+        assert out["reasons"][0].startswith("state only: ")
     else:
         assert out["change_type"] is None
         assert any("no changes" in r for r in out["reasons"])

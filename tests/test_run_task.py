@@ -136,6 +136,11 @@ class Harness:
         self.sleeps: list[float] = []
         self.services: list[tuple[Service, threading.Thread]] = []
         self.change = (EXAMPLES / "change.yaml").read_bytes()
+        # The outbox stands in for Slack and email here. The service is an enforcement point,
+        # where the outbox tells nobody, so the operator's policy declares a trial (the test of
+        # the outbox without a trial is below).
+        self.policy = tmp / "policy.yaml"
+        self.policy.write_text((EXAMPLES / "policy.yaml").read_text() + "trial: true\n")
         self.gitlab.files[(str(PROJECT), SHA, "deploy/change.yaml")] = self.change
         self.gitlab.files[(str(PROJECT), "main", "deploy/change.yaml")] = self.change
         self.gitlab.projects[str(PROJECT)] = {
@@ -161,7 +166,7 @@ class Harness:
         code = main(
             [
                 "--policy",
-                str(EXAMPLES / "policy.yaml"),
+                str(self.policy),
                 "--change",
                 str(change),
                 "--ledger",
@@ -183,7 +188,7 @@ class Harness:
     def start(self, instance: str = "a", ledger: str | None = None, **env: str) -> Service:
         settings = Settings.from_env({**self.env, **env})
         options = Options(
-            policy=EXAMPLES / "policy.yaml",
+            policy=self.policy,
             ledger=ledger,
             outbox=self.tmp / "outbox",
             env={**self.env, **env},
@@ -343,6 +348,19 @@ def test_enough_notice_passes(h: Harness) -> None:
     assert any("East of England told Fri 27 Nov 2026" in o["description"] for o in outcomes)
     # The link goes to the run when the merge request has no web address in the fake.
     assert data["attributes"]["url"].startswith("https://app.terraform.io/app/hie-sde/")
+
+
+def test_notices_only_written_to_the_outbox_tell_nobody_and_fail(h: Harness) -> None:
+    """The run task is an enforcement point, as GitLab CI is: without a declared trial, an
+    announcement that only reached the outbox does not count."""
+    h.announce(datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc))
+    h.policy.write_text((EXAMPLES / "policy.yaml").read_text())  # no trial
+    code, _ = deliver(h, h.start())
+    assert code == 200
+    data = h.callbacks.only()
+    assert data["attributes"]["status"] == "failed"
+    outcomes = [o["attributes"] for o in data["relationships"]["outcomes"]["data"]]
+    assert any("was only written to the outbox" in o["description"] for o in outcomes)
 
 
 def test_the_plan_json_is_fetched_with_the_token_and_the_archive_without_it(h: Harness) -> None:

@@ -84,9 +84,10 @@ def test_1_in_ci_an_outbox_delivery_never_satisfies_the_gate(pipe: Pipeline) -> 
     ledger.record([_entry("customer:EoE", "outbox", told, receipt={"path": "o/x.eml"})])
     code, out = pipe("gate")
     assert code == 1
-    assert "East of England was only written to the outbox (m): in GitLab CI that tells nobody" in (
-        _reasons(out)
-    )
+    assert (
+        "East of England was only written to the outbox (m): where the gate is enforced "
+        "(GitLab CI, the run task) that tells nobody"
+    ) in _reasons(out)
     assert BLOCKED in pipe.dotenv
 
 

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
         except InputError as exc:
             problems.extend(exc.problems)
         else:
-            if policy is not None and not stagerun.outbox_counts(policy, options.env):
+            if policy is not None and not stagerun.outbox_counts(policy, options):
                 problems.extend(stagerun.unrouted_declared(policy, change, options))
             for gap in change.phase1_gaps():
                 print(

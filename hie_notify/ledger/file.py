@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from hie_notify import safejson
 from hie_notify.errors import InputError
 from hie_notify.ledger.seal import Verified, seal, verify
 from hie_notify.records import Entry
@@ -34,9 +35,15 @@ class FileLedger:
             return []
         except OSError as exc:
             raise InputError(f"{self.path}: cannot read the ledger ({exc.strerror})") from None
-        with os.fdopen(fd, "rb") as fh:
-            fcntl.flock(fh, fcntl.LOCK_SH)
-            data = fh.read()
+        try:
+            with os.fdopen(fd, "rb") as fh:
+                fcntl.flock(fh, fcntl.LOCK_SH)
+                data = fh.read()
+        except OSError as exc:  # a folder, a device, a read error
+            raise InputError(
+                f"{self.path}: cannot read the ledger ({exc.strerror}; expected a file of "
+                "JSON lines)"
+            ) from None
         return self._parse(data)
 
     def _parse(self, data: bytes) -> list[tuple[Entry, str]]:
@@ -52,11 +59,11 @@ class FileLedger:
                     "was left as it is: check it, then move it aside or repair it by hand"
                 )
             try:
-                raw = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError):
+                raw = safejson.loads(line)
+            except safejson.JsonError as exc:
                 raise InputError(
                     f"{where}: not a JSON ledger entry; the ledger was left as it is: check it, "
-                    "then move it aside or repair it by hand"
+                    f"then move it aside or repair it by hand ({exc})"
                 ) from None
             entries.append((Entry.from_json(raw, where), where))
         return entries

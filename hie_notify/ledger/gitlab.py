@@ -19,12 +19,14 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from hie_notify import safejson
 from hie_notify.errors import InputError
 from hie_notify.gitlab_api import NoteTarget, call, gitlab_target
 from hie_notify.ledger.seal import Verified, seal, verify
 from hie_notify.records import Entry
 
 MARKER = "hie-notify-ledger:v1:"
+MAX_MARKER_BYTES = 4 << 20  # a note holds at most 1,000,000 characters; entries compress well
 
 
 def encode_marker(entries: list[Entry]) -> str:
@@ -39,7 +41,12 @@ def decode_marker(body: str, where: str) -> list[dict[str, Any]] | None:
     end = body.find(" -->", start)
     blob = body[start + len("<!-- " + MARKER) : end]
     try:
-        data = json.loads(zlib.decompress(base64.b64decode(blob, validate=True)))
+        # Bounded: a note of a few kilobytes must not inflate to gigabytes (a zip bomb).
+        inflate = zlib.decompressobj()
+        raw = inflate.decompress(base64.b64decode(blob, validate=True), MAX_MARKER_BYTES)
+        if inflate.unconsumed_tail:
+            raise ValueError("the ledger marker inflates past its limit")
+        data = safejson.loads(raw)
     except (ValueError, zlib.error):
         raise InputError(f"{where}: the ledger marker cannot be read") from None
     if not isinstance(data, list):

@@ -19,15 +19,8 @@ from pydantic import (
 )
 
 from hie_notify.durations import NoticePeriod, format_duration, parse_duration, parse_notice
+from hie_notify.records import CHANGE_TYPES as CHANGE_TYPES
 
-CHANGE_TYPES = (
-    "emergency_fix",
-    "planned_infra_update",
-    "application_update",
-    "scheduled_maintenance",
-    "iam_permission_change",
-    "cost_optimization",
-)
 ChangeTypeName = Literal[
     "emergency_fix",
     "planned_infra_update",
@@ -234,7 +227,7 @@ class Holidays(_Strict):
 class WorkingHours(_Strict):
     start: time = time(9, 0)
     end: time = time(17, 30)
-    days: list[Weekday] = ["mon", "tue", "wed", "thu", "fri"]
+    days: list[Weekday] = Field(default=["mon", "tue", "wed", "thu", "fri"], min_length=1)
 
     @field_validator("start", "end", mode="before")
     @classmethod

@@ -97,7 +97,10 @@ def locate(
         env["CI_MERGE_REQUEST_IID"] = ledger.rsplit(":", 1)[1]
     elif ledger and ledger.startswith("gitlab:issue:"):
         env["HIE_CHANGE_ISSUE_IID"] = ledger.rsplit(":", 1)[1]
-    options = replace(base, change=change_path, ledger=ledger, now=now, format="json", env=env)
+    # The service is an enforcement point: only real deliveries count, as in GitLab CI.
+    options = replace(
+        base, change=change_path, ledger=ledger, now=now, format="json", env=env, enforced=True
+    )
     return Located(change_id, options, link)
 
 

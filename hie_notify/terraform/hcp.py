@@ -8,7 +8,6 @@ URL is never logged nor put in an error.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import re
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 from urllib.parse import urljoin, urlsplit
 
+from hie_notify import limits, safejson
 from hie_notify.errors import InputError, ServiceError
 
 if TYPE_CHECKING:
@@ -545,8 +545,14 @@ class HcpClient:
                 f"HCP Terraform answered HTTP {resp.status_code} with an HTML page, not JSON, "
                 f"while trying to {what}: check TFE_ADDRESS / TF_CLOUD_HOSTNAME"
             )
+        need = limits.json_memory_estimate(resp.content)
+        if need > limits.DEFAULT_MEMORY_BUDGET:
+            raise InputError(
+                f"HCP Terraform: the JSON read to {what} could take about {need >> 20} MiB of "
+                f"memory, over the budget of {limits.DEFAULT_MEMORY_BUDGET >> 20} MiB"
+            )
         try:
-            return json.loads(resp.content)
+            return safejson.loads(resp.content)
         except (ValueError, UnicodeDecodeError):
             raise ServiceError(
                 f"HCP Terraform answered HTTP {resp.status_code} with malformed JSON while "
@@ -588,7 +594,7 @@ _JSON_OUTPUT_TOKEN_HINT = (
 def _jsonapi_errors(resp: requests.Response) -> str | None:
     """The titles and details of a JSON:API error document, or None when the body is not one."""
     try:
-        doc = json.loads(resp.content)
+        doc = safejson.loads(resp.content)
     except (ValueError, UnicodeDecodeError):
         return None
     errors = doc.get("errors") if isinstance(doc, dict) else None

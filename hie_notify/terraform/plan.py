@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from hie_notify import limits, safejson
 from hie_notify.errors import InputError
 
 SUPPORTED_MAJOR_VERSIONS = ("0", "1")
-MAX_PLAN_BYTES = 1 << 30  # 20,000 resources make about 30 MB; 1 GiB is a wrong file
 _ACTIONS: dict[tuple[str, ...], str] = {
     ("no-op",): "no-op",
     ("create",): "create",
@@ -130,41 +132,83 @@ def fingerprint_of(pairs: Any) -> str:
     return "sha256:" + hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
-def load_plan(path: Path) -> Plan:
-    """Read a `terraform show -json` file. InputError (exit 2) when it is not a usable plan."""
-    size = _size(path)
-    if size > MAX_PLAN_BYTES:
+def load_plan(path: Path, memory_budget: int = limits.DEFAULT_MEMORY_BUDGET) -> Plan:
+    """Read a `terraform show -json` file. InputError (exit 2) when it is not a usable plan.
+
+    The file must be a regular file (never a device or a pipe that never ends) of at most half
+    the memory budget, and a plan whose decoded form could take more than the budget is refused
+    from its bytes before it is decoded (see `limits.json_memory_estimate`).
+    """
+    raw = _read_bounded(path, memory_budget // 2)
+    need = limits.json_memory_estimate(raw)
+    if need > memory_budget:
         raise InputError(
-            f"{path}: {size} bytes is too large for a plan (at most {MAX_PLAN_BYTES}); is it "
-            "the right file?"
+            f"{path}: reading this plan could take about {need >> 20} MiB of memory, over the "
+            f"budget of {memory_budget >> 20} MiB ({limits.MEMORY_BUDGET_VAR}); is it the right "
+            "file? (a plan of 20,000 resources needs about 250 MiB)"
         )
     try:
-        with path.open("rb") as fh:
-            data = json.load(fh)
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not UTF-8 JSON") from None
-    except json.JSONDecodeError as exc:
-        hint = " (the file looks truncated)" if exc.pos >= _size(path) - 1 else ""
+        data = safejson.loads(raw)
+    except safejson.JsonError as exc:
+        hint = " (the file looks truncated)" if not raw.rstrip().endswith((b"}", b"]")) else ""
+        sep = " " if str(exc).startswith("at line") else ": "
         raise InputError(
-            f"{path}: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}{hint}"
-            " (expected the output of `terraform show -json PLANFILE`)"
+            f"{path}: not valid JSON{sep}{exc}{hint} (expected the output of "
+            "`terraform show -json PLANFILE`)"
         ) from None
     return parse_plan(data, str(path))
 
 
-def _size(path: Path) -> int:
+def _read_bounded(path: Path, cap: int) -> bytes:
     try:
-        return path.stat().st_size
-    except OSError:
-        return 0
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a device or pipe"
+        raise InputError(
+            f"{path}: cannot read ({kind}, not a regular file; expected the `terraform show "
+            "-json` output written to a file)"
+        )
+    if info.st_size > cap:
+        os.close(fd)
+        raise InputError(
+            f"{path}: {info.st_size} bytes is too large for a plan (at most {cap}, half the "
+            f"memory budget set by {limits.MEMORY_BUDGET_VAR}); is it the right file?"
+        )
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            # read(n) sets aside n bytes first: ask for the size the file has, not the cap.
+            raw = fh.read(info.st_size + 1)
+            while len(raw) > info.st_size and len(raw) <= cap:  # it grew while being read
+                more = fh.read(min(1 << 20, cap + 1 - len(raw)))
+                if not more:
+                    break
+                raw += more
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    if len(raw) > cap:
+        raise InputError(f"{path}: grew past {cap} bytes while being read")
+    return raw
 
 
 def parse_plan(data: Any, source: str = "plan") -> Plan:
     """Build the model from decoded plan JSON; every problem names the field."""
+    try:
+        return _parse_plan(data, source)
+    except RecursionError:
+        # Comparing before/after values recurses; orjson already refuses past 1024 levels.
+        raise InputError(
+            f"{source}: attribute values are nested too deeply to compare (expected a plan "
+            "written by Terraform)"
+        ) from None
+
+
+def _parse_plan(data: Any, source: str) -> Plan:
     if not isinstance(data, dict):
         raise InputError(f"{source}: expected a JSON object (a Terraform plan), got {_kind(data)}")
     version = data.get("format_version")
@@ -262,6 +306,10 @@ def _kind(value: object) -> str:
 def _actions(value: object, where: str) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise InputError(f'{where}: expected a list of actions like ["update"], got {_kind(value)}')
+    odd = next((v for v in value if not isinstance(v, str)), None)
+    if odd is not None or len(value) > 2:
+        shown = f"holds {_kind(odd)}" if odd is not None else f"has {len(value)} entries"
+        raise InputError(f'{where}: expected a list of action names like ["update"]; it {shown}')
     actions = tuple(value)
     if actions not in _ACTIONS:
         raise InputError(
@@ -285,7 +333,7 @@ def _resource_change(raw: Any, where: str) -> ResourceChange:
     if not isinstance(change, dict):
         raise InputError(f"{where}.change: expected an object ({address})")
     raw_actions = change.get("actions")
-    actions = tuple(raw_actions) if isinstance(raw_actions, list) else None
+    actions = _plain(raw_actions)
     action = _ACTIONS.get(actions) if actions is not None else None
     if actions is None or action is None:
         actions = _actions(raw_actions, f"{where}.change.actions")  # raises, naming the field
@@ -311,6 +359,13 @@ def _resource_change(raw: Any, where: str) -> ResourceChange:
         _paths(change.get("replace_paths")),
         _changed_attributes(action, change),
     )
+
+
+def _plain(value: object) -> tuple[str, ...] | None:
+    """The actions as a tuple that can be looked up (strings only), or None."""
+    if isinstance(value, list) and len(value) <= 2 and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    return None
 
 
 def _text(value: object) -> str | None:
