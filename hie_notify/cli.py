@@ -50,6 +50,7 @@ _COMMANDS: dict[str, str] = {
     "calendar": "registered changes, deploy freezes and bank holidays in a range (text, json, ics)",
     "remind": "scheduled (hourly): reminders, window opens and overrun notices the register owes",
     "update": "an ad-hoc progress or delay update to the change's 'during' audiences, once",
+    "report": "compliance report from the register: notice, breaches, post-mortems, downtime",
 }
 
 

@@ -241,47 +241,6 @@ def send(run: StageRun, stage: str, status: dict[str, Any]) -> StageReport:
     return report
 
 
-def integrations(run: StageRun, stage: str, entries: list[Entry]) -> list[Audience]:
-    """Jira, Statuspage and PagerDuty, where the policy turns them on and they hear `stage`."""
-    from hie_notify.channels import integration_audiences
-
-    audiences = resolve(run.policy, run.result, run.change, run.environments)
-    chosen = integration_audiences(
-        run.policy,
-        stage,
-        run.change.id,
-        customer_facing=run.result.service_impacting
-        and any(a.kind == "customer" for a in audiences.audiences),
-        affected=affected(run),
-        has_window=run.change.window is not None,
-    )
-    if stage == "cancelled":  # the status page hears a cancellation only of what it shows
-        told = {e.audience for e in entries if e.stage == "announce"}
-        chosen = [a for a in chosen if a.id in told or not a.id.startswith("statuspage:")]
-    return chosen
-
-
-def affected(run: StageRun) -> list[str]:
-    """The affected customers' names and the deployment's environments."""
-    return [*affected_customers(run.policy, run.change, run.environments), *run.environments]
-
-
-def stage_channels(run: StageRun, status: dict[str, Any]) -> Channels:
-    from hie_notify.channels import Channels
-
-    options = run.options
-    links = {**run.links, "postmortem": str(status.get("postmortem_link") or "")}
-    return Channels(
-        run.policy,
-        options.env,
-        options.outbox,
-        run.change.id,
-        options.clock(),
-        links=links,
-        affected=affected(run),
-    )
-
-
 def register_stage(
     run: StageRun, stage: str, audiences: list[str], report: StageReport
 ) -> list[str]:
@@ -321,6 +280,47 @@ def register_stage(
     except HieError as exc:
         return [f"warning: the change register was not updated: {exc}"]
     return [f"WARNING: conflict: {c.text()}" for c in found]
+
+
+def integrations(run: StageRun, stage: str, entries: list[Entry]) -> list[Audience]:
+    """Jira, Statuspage and PagerDuty, where the policy turns them on and they hear `stage`."""
+    from hie_notify.channels import integration_audiences
+
+    audiences = resolve(run.policy, run.result, run.change, run.environments)
+    chosen = integration_audiences(
+        run.policy,
+        stage,
+        run.change.id,
+        customer_facing=run.result.service_impacting
+        and any(a.kind == "customer" for a in audiences.audiences),
+        affected=affected(run),
+        has_window=run.change.window is not None,
+    )
+    if stage == "cancelled":  # the status page hears a cancellation only of what it shows
+        told = {e.audience for e in entries if e.stage == "announce"}
+        chosen = [a for a in chosen if a.id in told or not a.id.startswith("statuspage:")]
+    return chosen
+
+
+def affected(run: StageRun) -> list[str]:
+    """The affected customers' names and the deployment's environments."""
+    return [*affected_customers(run.policy, run.change, run.environments), *run.environments]
+
+
+def stage_channels(run: StageRun, status: dict[str, Any]) -> Channels:
+    from hie_notify.channels import Channels
+
+    options = run.options
+    links = {**run.links, "postmortem": str(status.get("postmortem_link") or "")}
+    return Channels(
+        run.policy,
+        options.env,
+        options.outbox,
+        run.change.id,
+        options.clock(),
+        links=links,
+        affected=affected(run),
+    )
 
 
 def owe_postmortem(run: StageRun, stage: str, status: dict[str, Any]) -> list[str]:
@@ -627,6 +627,7 @@ def check_gate(options: Options, source: plan_source.Source) -> GateCheck:
         )
     if change is not None:
         decision = with_conflicts(decision, options, prep, change)
+        decision = with_uptime_budget(decision, options, prep, change)
     data = decision.to_json(prep.calendar)
     data["change_type"] = prep.result.change_type
     data["policy_source"] = prep.policy_source
@@ -712,3 +713,73 @@ def with_conflicts(
     if block:
         return replace(decision, allowed=False, reasons=(*decision.reasons, *found))
     return replace(decision, warnings=(*decision.warnings, *found))
+
+
+def with_uptime_budget(
+    decision: Decision, options: Options, prep: Prepared, change: ChangeRecord
+) -> Decision:
+    """The gate's decision with the uptime budget (issue 18): for each affected customer, the
+    downtime other changes used this month (from the register) plus this change's declared
+    downtime; a warning from `sla.warn_at_percent`, a block beyond 100% unless an emergency.
+    A register that cannot be read blocks: the gate cannot tell."""
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from hie_notify.register.store import open_register
+    from hie_notify.report import source, uptime
+
+    declared = change.downtime or timedelta(0)
+    if change.window is None or declared <= timedelta(0):
+        return decision  # no window already blocks; no declared downtime uses none
+    customers = list(change.customers) + [
+        a.id.split(":", 1)[1]
+        for a in prep.audiences.audiences
+        if a.kind == "customer" and a.id.split(":", 1)[1] not in change.customers
+    ]
+    if not customers:
+        return decision
+    month = uptime.month_of(change.window.start, prep.calendar.zone)
+    notes: list[str] = []
+    try:
+        register = open_register(
+            options.register,
+            options.env,
+            ledger=options.ledger,
+            time_zone=prep.policy.calendar.time_zone,
+        )
+        used = (
+            source.used_this_month(
+                register,
+                change_id=change.id,
+                customers=customers,
+                month=month,
+                calendar=prep.calendar,
+                now=options.clock(),
+            )
+            if register is not None
+            else []
+        )
+        if register is None:
+            notes.append(
+                "uptime budget: no change register, so only this change's declared downtime "
+                "was counted (give --register to count the month's other changes)"
+            )
+    except HieError as exc:
+        reason = f"the uptime budget could not be checked (the register): {exc}"
+        return replace(decision, allowed=False, reasons=(*decision.reasons, reason))
+    sla = prep.policy.sla
+    reasons, warnings = uptime.budget_findings(
+        customers=customers,
+        month=month,
+        declared=declared,
+        used=used,
+        uptime_percent=sla.uptime_percent,
+        warn_at_percent=sla.warn_at_percent,
+        emergency=decision.emergency,
+    )
+    return replace(
+        decision,
+        allowed=decision.allowed and not reasons,
+        reasons=(*decision.reasons, *reasons),
+        warnings=(*decision.warnings, *warnings, *notes),
+    )

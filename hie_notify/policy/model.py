@@ -252,6 +252,9 @@ class Calendar(_Strict):
 
 class Sla(_Strict):
     uptime_percent: float = Field(gt=0, le=100)
+    # The gate warns when a change would bring a customer's month to this share of its
+    # downtime budget, and blocks beyond 100% (unless an emergency).
+    warn_at_percent: float = Field(default=80.0, gt=0, le=100)
     description: str = ""
 
 

@@ -1,0 +1,1 @@
+"""The compliance report: was the policy followed? (computation pure, rendering separate)."""

@@ -1,0 +1,593 @@
+"""The compliance report from registered changes and their ledgers (pure: `now` is passed in).
+
+Notices follow the gate's arithmetic (`BusinessCalendar.earliest_start`): business days for
+customers and stakeholders, elapsed hours internally; the notice that counts is the earliest
+announcement delivered to that audience whose window contains the registered one.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from pydantic import ValidationError
+
+from hie_notify.audiences import resolve
+from hie_notify.calendar import UTC, BusinessCalendar
+from hie_notify.change import ChangeRecord
+from hie_notify.classify import Classification
+from hie_notify.durations import NoticePeriod
+from hie_notify.policy.model import Policy
+from hie_notify.records import Audience, Entry
+from hie_notify.register.model import Registered
+from hie_notify.report import uptime
+from hie_notify.report.model import (
+    BreachRow,
+    ChangeRow,
+    DowntimeRow,
+    EmergencyRow,
+    NoticeKindRow,
+    NoticeRow,
+    PostmortemRow,
+    Report,
+    SummaryRow,
+    WeekRow,
+)
+from hie_notify.stages import postmortem_reasons
+
+ANNOUNCE = "announce"
+WENT_AHEAD = frozenset({"in progress", "done", "rolled back", "failed"})
+# The policy sets no deadline for a post-mortem; the report takes five business days after the
+# change ended (said in the README).
+POSTMORTEM_DUE = NoticePeriod("business_days", business_days=5)
+_ENDING = ("complete", "rollback_succeeded", "rollback_failed", "apply_failed")
+_STAGE_OF_STATUS = {"failed": "apply_failed", "rolled back": "rollback_succeeded"}
+KINDS = ("internal", "customer", "stakeholder", "meeting")
+
+
+def _bd(n: int) -> NoticePeriod:
+    return NoticePeriod("business_days", business_days=n)
+
+
+def iso(when: datetime | None) -> str | None:
+    return None if when is None else when.astimezone(UTC).isoformat()
+
+
+def _minutes(delta: timedelta) -> float:
+    return round(delta.total_seconds() / 60, 2)
+
+
+class _Days:
+    """Business-day counting with the calendar's own rule, memoised (the report asks often)."""
+
+    def __init__(self, calendar: BusinessCalendar) -> None:
+        self.calendar = calendar
+        self._known: dict[date, bool] = {}
+        self._given: dict[tuple[datetime, datetime], int] = {}
+
+    def business(self, day: date) -> bool:
+        known = self._known.get(day)
+        if known is None:
+            known = self._known[day] = self.calendar.is_business_day(day)
+        return known
+
+    def allows(self, notice_at: datetime, start: datetime, period: NoticePeriod) -> bool:
+        """`BusinessCalendar.notice_given`, from the count of business days where it can be."""
+        if period.kind == "elapsed":
+            return notice_at + period.elapsed <= start
+        if period.business_days == 0:  # the weekend rule applies even to 0 business days
+            return self.calendar.notice_given(notice_at, start, period)
+        return self.given(notice_at, start) >= period.business_days
+
+    def given(self, notice_at: datetime, start: datetime) -> int:
+        """The most business days n for which a notice at `notice_at` allows `start` (the
+        inverse of `earliest_start`): negative when the notice came after the start."""
+        key = (notice_at, start)
+        known = self._given.get(key)
+        if known is None:
+            known = self._given[key] = self._count(notice_at, start)
+        return known
+
+    def _count(self, notice_at: datetime, start: datetime) -> int:
+        if notice_at > start:
+            return -1
+        local = self.calendar.local(notice_at)
+        day, at = local.date(), local.time().replace(tzinfo=None)
+        if not self.business(day):
+            day, at = day + timedelta(days=1), time(0)
+            while not self.business(day):
+                day += timedelta(days=1)
+        s = self.calendar.local(start)
+        s_day, s_time = s.date(), s.time().replace(tzinfo=None)
+        count, d = 0, day + timedelta(days=1)
+        while d <= s_day:
+            count += self.business(d)
+            d += timedelta(days=1)
+        if s_day > day and self.business(s_day) and s_time < at:
+            count -= 1
+        # Exact by the gate's own arithmetic where a clock change moves the wall time.
+        if local.utcoffset() != s.utcoffset():
+            while count > 0 and self.calendar.earliest_start(notice_at, _bd(count)) > start:
+                count -= 1
+        return max(count, 0)
+
+
+@dataclass
+class _Change:
+    record: Registered
+    change: ChangeRecord
+    result: Classification
+    audiences: tuple[Audience, ...]
+    emergency: bool
+    went_ahead: bool
+
+
+def build(
+    *,
+    policy: Policy,
+    calendar: BusinessCalendar,
+    records: Sequence[Registered],
+    start: datetime,
+    end: datetime,
+    now: datetime,
+) -> Report:
+    """The report for changes whose window overlaps [start, end); downtime for every month that
+    range touches, from every record given (pass whole months for whole figures)."""
+    notes: list[str] = []
+    days = _Days(calendar)
+    changes: list[_Change] = []
+    cache: dict[tuple[object, ...], tuple[Audience, ...]] = {}
+    for record in records:
+        try:
+            changes.append(_prepare(record, policy, cache))
+        except (ValueError, KeyError) as exc:
+            notes.append(f"{record.change_id}: left out ({_why(exc)})")
+    in_range = [c for c in changes if c.record.overlaps(start, end)]
+
+    notice_rows: list[NoticeRow] = []
+    breach_rows: list[BreachRow] = []
+    emergency_rows: list[EmergencyRow] = []
+    pm_rows: list[PostmortemRow] = []
+    change_rows: list[ChangeRow] = []
+    actual_of: dict[str, timedelta | None] = {}
+    for c in changes:
+        actual_of[c.record.change_id] = _actual(c, now)
+    for c in in_range:
+        rows = _notices(c, days, calendar)
+        notice_rows += rows
+        breaches = _breaches(c, rows)
+        breach_rows += breaches
+        if c.emergency:
+            emergency_rows.append(
+                EmergencyRow(
+                    c.record.change_id,
+                    c.record.purpose,
+                    c.record.status,
+                    iso(c.record.window_start),
+                    (c.change.justification or "").strip(),
+                    "; ".join(c.change.approvers),
+                )
+            )
+        pm = _postmortem(c, policy, calendar, now)
+        if pm is not None:
+            pm_rows.append(pm)
+        actual = actual_of[c.record.change_id]
+        change_rows.append(
+            ChangeRow(
+                change_id=c.record.change_id,
+                change_type=c.record.change_type,
+                purpose=c.record.purpose,
+                status=c.record.status,
+                outcome=outcome(c.record, now),
+                window_start=iso(c.record.window_start),
+                window_end=iso(c.record.window_end),
+                service_impacting=c.record.service_impacting,
+                emergency=c.emergency,
+                customers="; ".join(_customers(c)),
+                declared_downtime_minutes=None
+                if c.change.downtime is None
+                else _minutes(c.change.downtime),
+                actual_downtime_minutes=None if actual is None else _minutes(actual),
+                notices_short=sum(r.level in ("short", "not given") for r in rows),
+                breaches=len(breaches),
+                postmortem="not owed" if pm is None else ("overdue" if pm.overdue else pm.state),
+            )
+        )
+
+    downtime_rows = _downtime(changes, policy, calendar, start, end, now)
+    kind_rows = _by_kind(notice_rows)
+    week_rows = _by_week(in_range, calendar, now)
+    summary = {
+        "changes": len(change_rows),
+        "went_ahead": sum(c.went_ahead for c in in_range),
+        "emergencies": len(emergency_rows),
+        "notices": len(notice_rows),
+        "notices_short": sum(r.level == "short" for r in notice_rows),
+        "notices_not_given": sum(r.level == "not given" for r in notice_rows),
+        "breaches": len(breach_rows),
+        "postmortems_owed": len(pm_rows),
+        "postmortems_opened": sum(r.state in ("opened", "closed") for r in pm_rows),
+        "postmortems_closed": sum(r.state == "closed" for r in pm_rows),
+        "postmortems_overdue": sum(r.overdue for r in pm_rows),
+        "customer_months_over_budget": sum(r.over_budget for r in downtime_rows),
+        "left_out": len(notes),
+    }
+    return Report(
+        organisation=policy.organisation,
+        generated_at=iso(now) or "",
+        range_start=iso(start) or "",
+        range_end=iso(end) or "",
+        uptime_percent=policy.sla.uptime_percent,
+        warn_at_percent=policy.sla.warn_at_percent,
+        time_zone=calendar.zone_name,
+        tables={
+            "summary": [SummaryRow(k, float(v)) for k, v in summary.items()],
+            "changes": change_rows,
+            "notices": notice_rows,
+            "breaches": breach_rows,
+            "emergencies": emergency_rows,
+            "postmortems": pm_rows,
+            "downtime": downtime_rows,
+            "notice_by_kind": kind_rows,
+            "changes_by_week": week_rows,
+        },
+        notes=tuple(notes),
+    )
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    if isinstance(exc, KeyError):
+        return f"unknown change type {exc.args[0]!r}"
+    return str(exc)
+
+
+def _classification(record: Registered) -> Classification:
+    """What the stages know of the change without its plan, as `stages.from_ledger` reads it
+    (the last announcement) but only the parts the report uses: type, categories, impact and
+    the summary's destroys and replacements. Not announced: what the register says."""
+    announced = [e for e in record.entries if e.stage == ANNOUNCE and not e.dry_run]
+    if announced:
+        last = max(announced, key=lambda e: e.delivered_at)
+        categories = last.categories or ((last.change_type,) if last.change_type else ())
+        impacting = tuple(c for c in categories if c in set(last.impacting_categories))
+        actions = Counter(action for _, action in last.resources)
+        summary = {"destroy": actions["delete"], "replace": actions["replace"]}
+        change_type, service_impacting = last.change_type, last.service_impacting
+    else:
+        categories = record.categories or ((record.change_type,) if record.change_type else ())
+        impacting = tuple(categories) if record.service_impacting else ()
+        summary = dict(record.summary)
+        change_type, service_impacting = record.change_type, record.service_impacting
+    return Classification(
+        change_type=change_type,
+        declared_type=None,
+        categories=tuple(categories),
+        service_impacting=service_impacting,
+        summary=summary,
+        reasons=(),
+        resources=(),
+        drift=(),
+        outputs=(),
+        fingerprint=record.fingerprint,
+        has_changes=True,
+        impacting_categories=impacting,
+        notice=(),
+    )
+
+
+def _prepare(
+    record: Registered, policy: Policy, cache: dict[tuple[object, ...], tuple[Audience, ...]]
+) -> _Change:
+    change = ChangeRecord.model_validate(
+        dict(record.change), context={"customers": set(policy.customers)}
+    )
+    result = _classification(record)
+    key = (
+        result.categories,
+        result.impacting_categories,
+        tuple(change.customers),
+        record.environments,
+    )
+    audiences = cache.get(key)
+    if audiences is None:
+        audiences = cache[key] = resolve(policy, result, change, record.environments).audiences
+    emergency = bool(
+        (result.change_type and policy.change_type(result.change_type).notice_overrides_others)
+        or any(e.emergency for e in record.entries)
+    )
+    went = record.status in WENT_AHEAD or any(e.stage == "apply_started" for e in record.entries)
+    return _Change(record, change, result, audiences, emergency, went)
+
+
+def outcome(record: Registered, now: datetime) -> str:
+    """What became of the change, in words a table can sort by."""
+    ended = {"done": "succeeded", "rolled back": "rolled back", "failed": "failed"}
+    if record.status in ended:
+        return ended[record.status]
+    if record.status == "cancelled":
+        return "cancelled"
+    start, end = record.window_start, record.window_end
+    if end is not None and now >= end:
+        return "overrun" if record.status == "in progress" else "no outcome recorded"
+    if record.status == "in progress":
+        return "in progress"
+    return "planned" if start is None or now < start else "window open"
+
+
+def _covers(entry: Entry, record: Registered) -> bool:
+    if not entry.window_start or record.window_start is None or record.window_end is None:
+        return True
+    start = datetime.fromisoformat(entry.window_start)
+    end = datetime.fromisoformat(entry.window_end)
+    return bool(start <= record.window_start and record.window_end <= end)
+
+
+def _notices(c: _Change, days: _Days, calendar: BusinessCalendar) -> list[NoticeRow]:
+    rows = []
+    start = c.record.window_start
+    for audience in c.audiences:
+        if "pre_deployment" not in audience.phases:
+            continue
+        told = sorted(
+            (
+                e
+                for e in c.record.entries
+                if e.audience == audience.id
+                and e.stage == ANNOUNCE
+                and not e.dry_run
+                and _covers(e, c.record)
+            ),
+            key=lambda e: e.delivered_at,
+        )
+        minimum, recommended = audience.minimum, audience.recommended
+        business = minimum.kind == "business_days"
+        unit = "business days" if business else "hours"
+        required = float(minimum.business_days if business else _hours(minimum.elapsed))
+        rec = float(recommended.business_days if business else _hours(recommended.elapsed))
+        given_at = told[0].delivered_at if told else None
+        given: float | None = None
+        margin: float | None = None
+        level = "not given"
+        if given_at is not None and start is not None:
+            given = float(days.given(given_at, start)) if business else _hours(start - given_at)
+            margin = round(given - required, 2)
+            if given_at > start or not days.allows(given_at, start, minimum):
+                level = "short"
+            elif days.allows(given_at, start, recommended):
+                level = "recommended"
+            else:
+                level = "minimum"
+        rows.append(
+            NoticeRow(
+                change_id=c.record.change_id,
+                audience=audience.id,
+                kind=audience.kind,
+                label=audience.label,
+                unit=unit,
+                required=required,
+                recommended=rec,
+                given_at=iso(given_at),
+                given=given,
+                margin=margin,
+                level=level,
+                outbox_only=bool(told) and all(e.channel == "outbox" for e in told),
+            )
+        )
+    return rows
+
+
+def _hours(delta: timedelta) -> float:
+    return round(delta.total_seconds() / 3600, 2)
+
+
+def _breaches(c: _Change, rows: Sequence[NoticeRow]) -> list[BreachRow]:
+    """Short notice that was let through: by an emergency, a trial (nobody was told: outbox
+    only), or else a manual override (the change went ahead although the gate would block)."""
+    if not c.went_ahead:
+        return []
+    out = []
+    why = (c.change.justification or "").strip()
+    if c.emergency:
+        out.append(
+            BreachRow(
+                c.record.change_id,
+                "every audience",
+                "every audience",
+                "the change type's usual notice",
+                "none (told immediately)",
+                "emergency",
+                f"justification: {why or 'none recorded'}; "
+                f"approvers: {', '.join(c.change.approvers) or 'none recorded'}",
+            )
+        )
+    for r in rows:
+        short = r.level in ("short", "not given")
+        if not short and not r.outbox_only:
+            continue
+        by = "emergency" if c.emergency else ("trial" if r.outbox_only else "manual override")
+        required = _amount(r.required, r.unit)
+        given = "not given" if r.given is None else _amount(r.given, r.unit)
+        detail = (
+            "nobody was told: the notice went to the outbox only"
+            if r.outbox_only
+            else f"{r.label} was given {given} against {required} required"
+        )
+        out.append(BreachRow(r.change_id, r.audience, r.label, required, given, by, detail))
+    return out
+
+
+def _amount(n: float, unit: str) -> str:
+    """`1 business day`, `3 business days`, `34 hours`."""
+    return f"{n:g} {unit if n != 1 else unit[:-1]}"
+
+
+def _postmortem(
+    c: _Change, policy: Policy, calendar: BusinessCalendar, now: datetime
+) -> PostmortemRow | None:
+    record = c.record
+    if record.status not in ("done", "rolled back", "failed"):
+        return None
+    stage = _STAGE_OF_STATUS.get(record.status, "complete")
+    reasons = postmortem_reasons(policy, c.change, c.result, record.entries, stage)
+    if not reasons:
+        return None
+    entries = [e for e in record.entries if e.stage == "postmortem" and not e.dry_run]
+    closed = [e for e in entries if e.extra.get("state") == "closed"]
+    opened = [e for e in entries if e.extra.get("state") != "closed"]
+    ended = max(
+        (e.delivered_at for e in record.entries if e.stage in _ENDING),
+        default=record.window_end,
+    )
+    due = calendar.earliest_start(ended, POSTMORTEM_DUE) if ended else None
+    opened_at = min((e.delivered_at for e in opened), default=None)
+    closed_at = min((e.delivered_at for e in closed), default=None)
+    state = "closed" if closed else ("opened" if opened else "owed")
+    return PostmortemRow(
+        change_id=record.change_id,
+        change_type=record.change_type,
+        reasons="; ".join(reasons),
+        ended_at=iso(ended),
+        due=iso(due),
+        state=state,
+        opened_at=iso(opened_at),
+        closed_at=iso(closed_at),
+        overdue=state != "closed" and due is not None and now > due,
+        link=(opened or closed)[0].message_id if (opened or closed) else "",
+    )
+
+
+def _customers(c: _Change) -> list[str]:
+    names = list(c.change.customers)
+    for a in c.audiences:
+        if a.kind == "customer":
+            name = a.id.split(":", 1)[1]
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def _counts_downtime(c: _Change) -> bool:
+    declared = c.change.downtime or timedelta(0)
+    return c.record.status != "cancelled" and (
+        c.record.service_impacting or declared > timedelta(0)
+    )
+
+
+def _actual(c: _Change, now: datetime) -> timedelta | None:
+    """Real downtime from the stage times; a change that ran with no apply start recorded
+    (its type hears no `during` stage) counts its declared downtime."""
+    if not _counts_downtime(c) or not c.went_ahead:
+        return None
+    span = uptime.outage(c.record.entries, c.record.status, c.record.window_end, now)
+    if span is None:
+        return c.change.downtime or timedelta(0)
+    return span[1] - span[0]
+
+
+def actual_by_month(
+    c_record: Registered, declared: timedelta | None, now: datetime, calendar: BusinessCalendar
+) -> list[tuple[uptime.Month, timedelta]]:
+    """A registered change's real downtime, split by calendar month (see `_actual`)."""
+    if c_record.status == "cancelled":
+        return []
+    span = uptime.outage(c_record.entries, c_record.status, c_record.window_end, now)
+    if span is not None:
+        return uptime.split_by_month(span, calendar.zone)
+    ran = c_record.status in WENT_AHEAD
+    if ran and declared and c_record.window_start is not None:
+        return [(uptime.month_of(c_record.window_start, calendar.zone), declared)]
+    return []
+
+
+def _downtime(
+    changes: Sequence[_Change],
+    policy: Policy,
+    calendar: BusinessCalendar,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+) -> list[DowntimeRow]:
+    months = uptime.months_between(start, end, calendar.zone)
+    keys = {m.key for m in months}
+    declared: dict[tuple[str, str], timedelta] = {}
+    actual: dict[tuple[str, str], timedelta] = {}
+    counted: dict[tuple[str, str], set[str]] = {}
+    for c in changes:
+        if not _counts_downtime(c) or c.record.window_start is None:
+            continue
+        customers = _customers(c)
+        month = uptime.month_of(c.record.window_start, calendar.zone).key
+        parts = actual_by_month(c.record, c.change.downtime, now, calendar) if c.went_ahead else []
+        for name in customers:
+            if month in keys:
+                declared[(name, month)] = declared.get((name, month), timedelta(0)) + (
+                    c.change.downtime or timedelta(0)
+                )
+                counted.setdefault((name, month), set()).add(c.record.change_id)
+            for m, used in parts:
+                if m.key in keys:
+                    actual[(name, m.key)] = actual.get((name, m.key), timedelta(0)) + used
+                    counted.setdefault((name, m.key), set()).add(c.record.change_id)
+    rows = []
+    for name in policy.customers:
+        for m in months:
+            allowed = uptime.budget(m, policy.sla.uptime_percent)
+            d = _minutes(declared.get((name, m.key), timedelta(0)))
+            a = _minutes(actual.get((name, m.key), timedelta(0)))
+            b = _minutes(allowed)
+            rows.append(
+                DowntimeRow(
+                    customer=name,
+                    month=m.key,
+                    budget_minutes=b,
+                    declared_minutes=d,
+                    actual_minutes=a,
+                    declared_percent=round(100 * d / b, 2) if b else 0.0,
+                    actual_percent=round(100 * a / b, 2) if b else 0.0,
+                    changes=len(counted.get((name, m.key), ())),
+                    over_budget=a > b,
+                )
+            )
+    return rows
+
+
+def _by_kind(rows: Sequence[NoticeRow]) -> list[NoticeKindRow]:
+    counts: Counter[tuple[str, str]] = Counter((r.kind, r.level) for r in rows)
+    kinds = [k for k in KINDS if any(r.kind == k for r in rows)]
+    kinds += sorted({r.kind for r in rows} - set(KINDS))
+    return [
+        NoticeKindRow(
+            k,
+            counts[(k, "recommended")],
+            counts[(k, "minimum")],
+            counts[(k, "short")],
+            counts[(k, "not given")],
+        )
+        for k in kinds
+    ]
+
+
+def _by_week(
+    changes: Sequence[_Change], calendar: BusinessCalendar, now: datetime
+) -> list[WeekRow]:
+    counts: Counter[tuple[str, str, str, str]] = Counter()
+    for c in changes:
+        if c.record.window_start is None:
+            continue
+        day = calendar.local(c.record.window_start).date()
+        year, week, _ = day.isocalendar()
+        monday = day - timedelta(days=day.weekday())
+        counts[
+            (
+                f"{year}-W{week:02d}",
+                monday.isoformat(),
+                c.record.change_type or "unclassified",
+                outcome(c.record, now),
+            )
+        ] += 1
+    return [WeekRow(w, m, t, o, n) for (w, m, t, o), n in sorted(counts.items())]
