@@ -348,7 +348,9 @@ def test_bad_range_and_missing_register_are_exit_2(
     assert "report needs the change register" in capsys.readouterr().err
     (tmp_path / "a-file").write_text("not a folder")
     missing = tmp_path / "a-file" / "r.html"
-    assert main([*base, *RANGE, "--output", str(missing)], env={}) == 2
+    # The report stamps when it was made: the time is injected, never the machine's clock.
+    now = ["--now", "2026-12-31T12:00:00+00:00"]
+    assert main([*now, *base, *RANGE, "--output", str(missing)], env={}) == 2
     assert f"--output {missing}: cannot write" in capsys.readouterr().err
     garbage = tmp_path / "garbage.sqlite3"
     garbage.write_bytes(b"not a database" * 100)
