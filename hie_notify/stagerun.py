@@ -247,18 +247,12 @@ def register_stage(
     """Update the change register after a stage; a warning, never a failure, when it cannot be
     (the ledger has the deliveries, and the next stage or a re-run registers them)."""
     from hie_notify.register.gitlab import freeze_periods
-    from hie_notify.register.store import open_register
+    from hie_notify.register.store import register_of
     from hie_notify.register.sync import conflicts_of, record_stage
 
     options = run.options
     try:
-        register = open_register(
-            options.register,
-            options.env,
-            ledger=options.ledger,
-            time_zone=run.policy.calendar.time_zone,
-            mask=run.renderer.mask,
-        )
+        register = register_of(options, run.policy)
         if register is None:
             return []
         # Announcing copies the whole ledger: how a change recorded before the register moves in.
@@ -688,17 +682,12 @@ def with_conflicts(
     """The gate's decision with the change register's conflicts: reasons under the policy's
     `conflicts: block` (a register that cannot be read then blocks too), warnings otherwise."""
     from hie_notify.register.gitlab import freeze_periods
-    from hie_notify.register.store import open_register
+    from hie_notify.register.store import register_of
     from hie_notify.register.sync import conflicts_of, record_of
 
     block = prep.policy.conflicts == "block"
     try:
-        register = open_register(
-            options.register,
-            options.env,
-            ledger=options.ledger,
-            time_zone=prep.policy.calendar.time_zone,
-        )
+        register = register_of(options, prep.policy)
         if register is None:
             return decision
         record = record_of(change, prep.result, "announce", [], environments(options.env, prep.run))
@@ -725,7 +714,7 @@ def with_uptime_budget(
     from dataclasses import replace
     from datetime import timedelta
 
-    from hie_notify.register.store import open_register
+    from hie_notify.register.store import register_of
     from hie_notify.report import source, uptime
 
     declared = change.downtime or timedelta(0)
@@ -741,12 +730,7 @@ def with_uptime_budget(
     month = uptime.month_of(change.window.start, prep.calendar.zone)
     notes: list[str] = []
     try:
-        register = open_register(
-            options.register,
-            options.env,
-            ledger=options.ledger,
-            time_zone=prep.policy.calendar.time_zone,
-        )
+        register = register_of(options, prep.policy)
         used = (
             source.used_this_month(
                 register,

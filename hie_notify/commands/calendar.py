@@ -16,7 +16,7 @@ from hie_notify.masking import Masker
 from hie_notify.options import Options
 from hie_notify.register import feed
 from hie_notify.register.gitlab import freeze_periods
-from hie_notify.register.store import open_register
+from hie_notify.register.store import register_of
 
 DEFAULT_DAYS = 28
 
@@ -80,14 +80,8 @@ def run(args: argparse.Namespace, options: Options) -> int:
     )
     if end <= start:
         raise InputError(f"--to ({end.isoformat()}) must be after --from ({start.isoformat()})")
+    register = register_of(options, policy)
     mask = Masker.from_env(options.env)
-    register = open_register(
-        options.register,
-        options.env,
-        ledger=options.ledger,
-        time_zone=policy.calendar.time_zone,
-        mask=mask,
-    )
     notes = []
     changes = []
     if register is None:

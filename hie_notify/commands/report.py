@@ -14,7 +14,7 @@ from hie_notify.context import load_policy_for
 from hie_notify.errors import InputError
 from hie_notify.masking import Masker
 from hie_notify.options import Options
-from hie_notify.register.store import open_register
+from hie_notify.register.store import register_of
 from hie_notify.report import compute, export, source
 
 
@@ -45,18 +45,8 @@ def run(args: argparse.Namespace, options: Options) -> int:
     end = when(args.end, "--to", calendar, end=True)
     if end <= start:
         raise InputError(f"--to ({end.isoformat()}) must be after --from ({start.isoformat()})")
-    mask = Masker.from_env(options.env)
-    register = open_register(
-        options.register,
-        options.env,
-        ledger=options.ledger,
-        time_zone=policy.calendar.time_zone,
-        mask=mask,
-    )
-    if register is None:
-        raise InputError(
-            "report needs the change register: give --register sqlite:PATH or gitlab (HIE_REGISTER)"
-        )
+    register = register_of(options, policy, required_by="report")
+    assert register is not None
     records = source.whole_months(register, start, end, calendar)
     report = compute.build(
         policy=policy,
@@ -76,7 +66,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
         from hie_notify.report import html
 
         text = html.render(report)
-    text = mask(text)
+    text = Masker.from_env(options.env)(text)
     if args.output:
         try:
             with open(args.output, "w", encoding="utf-8", newline="") as handle:

@@ -28,7 +28,7 @@ from hie_notify.policy.model import Policy
 from hie_notify.records import Entry
 from hie_notify.register import reminders
 from hie_notify.register.model import Registered
-from hie_notify.register.store import Register, open_register
+from hie_notify.register.store import Register, register_of
 from hie_notify.render import Renderer
 from hie_notify.stages import from_ledger
 
@@ -113,17 +113,8 @@ def horizon(policy: Policy) -> timedelta:
 def remind(options: Options) -> RemindReport:
     policy = load_policy_for(options).policy
     masker = Masker.from_env(options.env)
-    register = open_register(
-        options.register,
-        options.env,
-        ledger=options.ledger,
-        time_zone=policy.calendar.time_zone,
-        mask=masker,
-    )
-    if register is None:
-        raise InputError(
-            "remind needs the change register: give --register sqlite:PATH or gitlab (HIE_REGISTER)"
-        )
+    register = register_of(options, policy, required_by="remind")
+    assert register is not None
     now = options.clock()
     ahead = horizon(policy)
     renderer = Renderer(policy.templates, masker)

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Protocol
 
 from hie_notify.errors import InputError
+from hie_notify.options import Options
+from hie_notify.policy.model import Policy
 from hie_notify.records import Entry
 from hie_notify.register.model import Registered
 
@@ -75,3 +77,26 @@ def open_register(
         f"--register / HIE_REGISTER: expected sqlite:PATH, gitlab, gitlab:PROJECT or none, "
         f"got {uri!r}"
     )
+
+
+def register_of(
+    options: Options, policy: Policy, *, required_by: str | None = None
+) -> Register | None:
+    """The register `options` name (`--register`, else beside a file ledger), in the policy's
+    zone, with every secret in the environment masked in what it stores. With `required_by` (a
+    command's name), InputError when there is none."""
+    from hie_notify.masking import Masker
+
+    register = open_register(
+        options.register,
+        options.env,
+        ledger=options.ledger,
+        time_zone=policy.calendar.time_zone,
+        mask=Masker.from_env(options.env),
+    )
+    if register is None and required_by:
+        raise InputError(
+            f"{required_by} needs the change register: give --register sqlite:PATH or gitlab "
+            "(HIE_REGISTER)"
+        )
+    return register
