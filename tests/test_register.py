@@ -310,3 +310,19 @@ def test_a_record_survives_the_marker(rec: Registered) -> None:
     back = decode_record("before\n" + encode_record(rec, ["k"]) + "\nafter", "issue")
     assert back is not None
     assert back[0] == replace(rec, updated_at=back[0].updated_at)
+
+
+def test_a_register_marker_that_inflates_past_its_limit_is_refused() -> None:
+    """A register issue's description is read with the ledger's bounded inflate: a few
+    kilobytes that would inflate to gigabytes (a zip bomb) are refused, not expanded."""
+    import base64
+    import zlib
+
+    from hie_notify.errors import InputError
+    from hie_notify.register.gitlab import MARKER, decode_record
+
+    bomb = zlib.compress(b"[" + b" " * (64 << 20) + b"]", 9)
+    assert len(bomb) < 100_000
+    body = f"<!-- {MARKER}{base64.b64encode(bomb).decode()} -->"
+    with pytest.raises(InputError, match="the register marker cannot be read"):
+        decode_record(body, "issue 1")

@@ -29,26 +29,38 @@ MARKER = "hie-notify-ledger:v1:"
 MAX_MARKER_BYTES = 4 << 20  # a note holds at most 1,000,000 characters; entries compress well
 
 
-def encode_marker(entries: list[Entry]) -> str:
-    raw = json.dumps([e.to_json() for e in entries], sort_keys=True).encode()
-    return f"<!-- {MARKER}{base64.b64encode(zlib.compress(raw)).decode()} -->"
+def pack(marker: str, data: object) -> str:
+    """`data` as a hidden marker in a note or issue body: compressed JSON in an HTML comment."""
+    raw = json.dumps(data, sort_keys=True).encode()
+    return f"<!-- {marker}{base64.b64encode(zlib.compress(raw)).decode()} -->"
 
 
-def decode_marker(body: str, where: str) -> list[dict[str, Any]] | None:
-    start = body.find("<!-- " + MARKER)
+def unpack(body: str, marker: str, where: str, what: str) -> Any | None:
+    """The data of the first `marker` in `body` (None when there is none); InputError when it
+    cannot be read. Bounded: a body of a few kilobytes must not inflate to gigabytes."""
+    start = body.find("<!-- " + marker)
     if start < 0:
         return None
     end = body.find(" -->", start)
-    blob = body[start + len("<!-- " + MARKER) : end]
+    blob = body[start + len("<!-- " + marker) : end]
     try:
-        # Bounded: a note of a few kilobytes must not inflate to gigabytes (a zip bomb).
         inflate = zlib.decompressobj()
         raw = inflate.decompress(base64.b64decode(blob, validate=True), MAX_MARKER_BYTES)
         if inflate.unconsumed_tail:
-            raise ValueError("the ledger marker inflates past its limit")
-        data = safejson.loads(raw)
+            raise ValueError(f"the {what} inflates past its limit")
+        return safejson.loads(raw)
     except (ValueError, zlib.error):
-        raise InputError(f"{where}: the ledger marker cannot be read") from None
+        raise InputError(f"{where}: the {what} cannot be read") from None
+
+
+def encode_marker(entries: list[Entry]) -> str:
+    return pack(MARKER, [e.to_json() for e in entries])
+
+
+def decode_marker(body: str, where: str) -> list[dict[str, Any]] | None:
+    data = unpack(body, MARKER, where, "ledger marker")
+    if data is None:
+        return None
     if not isinstance(data, list):
         raise InputError(f"{where}: the ledger marker is not a list of entries")
     return data

@@ -12,9 +12,6 @@ long history costs no more calls than the weeks asked for.
 
 from __future__ import annotations
 
-import base64
-import json
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
@@ -23,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from hie_notify.errors import InputError
 from hie_notify.gitlab_api import GitLabTarget, call, connect, gitlab_target
-from hie_notify.ledger.gitlab import decode_marker, encode_marker
+from hie_notify.ledger.gitlab import decode_marker, encode_marker, pack, unpack
 from hie_notify.records import Entry
 from hie_notify.register.feed import FreezePeriod
 from hie_notify.register.model import Registered, new_entries, updated
@@ -37,21 +34,13 @@ LONGEST_WINDOW = timedelta(days=14)
 
 
 def encode_record(record: Registered, keys: Sequence[str]) -> str:
-    data = {"record": record.to_json(), "keys": sorted(keys)}
-    raw = json.dumps(data, sort_keys=True).encode()
-    return f"<!-- {MARKER}{base64.b64encode(zlib.compress(raw)).decode()} -->"
+    return pack(MARKER, {"record": record.to_json(), "keys": sorted(keys)})
 
 
 def decode_record(body: str, where: str) -> tuple[Registered, set[str]] | None:
-    start = body.find("<!-- " + MARKER)
-    if start < 0:
+    data = unpack(body, MARKER, where, "register marker")
+    if data is None:
         return None
-    end = body.find(" -->", start)
-    blob = body[start + len("<!-- " + MARKER) : end]
-    try:
-        data = json.loads(zlib.decompress(base64.b64decode(blob, validate=True)))
-    except (ValueError, zlib.error):
-        raise InputError(f"{where}: the register marker cannot be read") from None
     if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
         raise InputError(f"{where}: the register marker is not a record")
     return Registered.from_json(data.get("record"), where), {str(k) for k in data["keys"]}
