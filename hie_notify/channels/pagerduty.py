@@ -21,14 +21,6 @@ PERMISSIONS = (
     "PAGERDUTY_ROUTING_KEY must be the integration key of an Events API v2 integration on the "
     "service (a ruleset key, starting with R, is refused for change events)"
 )
-STAGES = (
-    "apply_started",
-    "apply_succeeded",
-    "apply_failed",
-    "rollback_started",
-    "rollback_succeeded",
-    "rollback_failed",
-)
 SUMMARY_LIMIT = 1024
 LINK_TEXT = {
     "merge_request": "Merge request",

@@ -28,7 +28,6 @@ PERMISSIONS = (
 )
 NAME_LIMIT, BODY_LIMIT = 255, 25_000
 FAILURES = ("apply_failed", "rollback_started", "rollback_succeeded", "rollback_failed")
-STAGES = ("announce", *FAILURES, "complete", "cancelled")
 
 
 def plain(text: str) -> str:
