@@ -142,7 +142,7 @@ class BusinessCalendar:
     def in_working_hours(self, start: datetime, end: datetime) -> bool:
         """Is the whole window inside working hours on business days (local time)?"""
         s, e = self.local(start), self.local(end)
-        if s.date() != e.date() and not (e.time() == time(0, 0) and e.date() == s.date()):
+        if s.date() != e.date():  # working hours end before midnight: a window across it is out
             return False
         return (
             self.is_business_day(s.date())
