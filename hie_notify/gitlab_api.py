@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from hie_notify.errors import InputError, ServiceError
+from hie_notify.errors import HieError, InputError, ServiceError
 
 T = TypeVar("T")
 MAX_RETRIES = 4
@@ -109,21 +109,34 @@ def call(what: str, fn: Callable[[], T]) -> T:
         return fn()
 
 
+def freeze_periods(env: Mapping[str, str]) -> list[dict[str, Any]] | None:
+    """The project's deploy freeze periods as GitLab lists them (GET /projects/:id/
+    freeze_periods), or None when GitLab is not configured."""
+    try:
+        target = gitlab_target(env, "the deploy freeze periods")
+    except InputError:
+        return None
+    from urllib.parse import quote
+
+    gl = connect(target)
+    # python-gitlab has no manager for freeze periods: its generic paginated list instead.
+    path = f"/projects/{quote(target.project_id, safe='')}/freeze_periods"
+    periods = call(
+        "read the project's deploy freeze periods",
+        lambda: list(gl.http_list(path, iterator=True, per_page=100)),
+    )
+    return [p for p in periods if isinstance(p, dict)]
+
+
 def describe_freeze(env: Mapping[str, str]) -> str:
     """Name the project's deploy freeze periods, when GitLab can be asked; never fails."""
     base = "GitLab deploy freeze (CI_DEPLOY_FREEZE is set)"
     try:
-        target = gitlab_target(env, "naming the deploy freeze")
-    except InputError:
-        return base
-    try:
-        gl = connect(target)
-        periods = gl.projects.get(target.project_id, lazy=True).freeze_periods.list(all=True)
-    except Exception:  # best effort: the freeze itself already blocks
+        periods = freeze_periods(env) or []
+    except HieError:  # best effort: the freeze itself already blocks
         return base
     named = [
-        f"{p.attributes.get('freeze_start')} to {p.attributes.get('freeze_end')} "
-        f"({p.attributes.get('cron_timezone') or 'UTC'})"
+        f"{p.get('freeze_start')} to {p.get('freeze_end')} ({p.get('cron_timezone') or 'UTC'})"
         for p in periods
     ]
     return base + (f"; freeze periods: {'; '.join(named)}" if named else "")

@@ -386,3 +386,35 @@ def test_moved_window_needs_a_new_announcement(s: Scenario) -> None:
     assert len(out["delivered"]) == 3
     code, out, _ = s.run("gate", "2026-12-09T10:30:00+00:00", moved, p)
     assert code == 0, out["reasons"]
+
+
+def test_the_gate_names_the_projects_freeze_periods(
+    s: Scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """python-gitlab has no freeze-period manager: the periods come from GitLab's list API
+    (GET /projects/:id/freeze_periods, paginated) and are named in the reason."""
+    import responses
+
+    from tests.gitlab_fake import API, ENV, PROJECT
+
+    with responses.RequestsMock() as rsps:
+        rsps.get(
+            f"{API}/projects/{PROJECT}/freeze_periods",
+            json=[
+                {
+                    "id": 1,
+                    "freeze_start": "0 23 * * 5",
+                    "freeze_end": "0 7 * * 1",
+                    "cron_timezone": "Europe/London",
+                    "created_at": "2026-01-01T00:00:00Z",
+                    "updated_at": "2026-01-01T00:00:00Z",
+                }
+            ],
+        )
+        from hie_notify.gitlab_api import describe_freeze
+
+        text = describe_freeze({**ENV, "CI_DEPLOY_FREEZE": "1"})
+    assert text == (
+        "GitLab deploy freeze (CI_DEPLOY_FREEZE is set); freeze periods: "
+        "0 23 * * 5 to 0 7 * * 1 (Europe/London)"
+    )

@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from hie_notify import gitlab_api
 from hie_notify.errors import InputError
 from hie_notify.gitlab_api import GitLabTarget, call, connect, gitlab_target
 from hie_notify.ledger.gitlab import decode_marker, encode_marker, pack, unpack
@@ -291,21 +292,10 @@ def _reported_iter(items: Any, what: str) -> Any:
 
 
 def freeze_periods(env: Mapping[str, str]) -> list[FreezePeriod] | None:
-    """The project's deploy freeze periods (GET /projects/:id/freeze_periods), or None when
-    GitLab is not configured."""
-    try:
-        target = gitlab_target(env, "the deploy freeze periods")
-    except InputError:
+    """The project's deploy freeze periods, or None when GitLab is not configured."""
+    periods = gitlab_api.freeze_periods(env)
+    if periods is None:
         return None
-    from urllib.parse import quote
-
-    gl = connect(target)
-    # python-gitlab has no manager for freeze periods: its generic paginated list instead.
-    path = f"/projects/{quote(target.project_id, safe='')}/freeze_periods"
-    periods = call(
-        "read the project's deploy freeze periods",
-        lambda: list(gl.http_list(path, iterator=True, per_page=PER_PAGE)),
-    )
     return [
         FreezePeriod(
             str(p.get("freeze_start") or ""),
@@ -314,5 +304,4 @@ def freeze_periods(env: Mapping[str, str]) -> list[FreezePeriod] | None:
             f"GitLab deploy freeze {p.get('id')}",
         )
         for p in periods
-        if isinstance(p, dict)
     ]
