@@ -262,3 +262,15 @@ def test_a_5000_resource_plan_fits_slack_limits(
         )
         assert len(call.body["text"]) <= 3000
         assert "…and 4975 more." in json.dumps(call.body, ensure_ascii=False)
+
+
+@pytest.mark.parametrize(
+    ("stage", "state"),
+    [("reminder", "announced"), ("overrun", "overrunning"), ("apply_failed", "failed")],
+)
+def test_the_parent_shows_the_changes_state_not_the_notices_name(stage: str, state: str) -> None:
+    from hie_notify.channels import Outgoing
+    from hie_notify.render import Rendered
+
+    rendered = Rendered(stage, None, "subject", {})  # type: ignore[arg-type]
+    assert Outgoing("FFAPP-1", rendered, "k", "slack", ()).state == state

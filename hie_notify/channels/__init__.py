@@ -29,6 +29,14 @@ STATE_OF_STAGE = {
     "complete": "done",
     "cancelled": "cancelled",
 }
+# What the Slack parent shows after the register's notices: a reminder or an update changes
+# nothing of the change's state; a window that opens or overruns does.
+STATE_OF_NOTICE = {
+    "reminder": "announced",
+    "window_opens": "window open",
+    "overrun": "overrunning",
+    "update": "in progress",
+}
 
 
 @dataclass(frozen=True)
@@ -49,7 +57,7 @@ class Outgoing:
 
     @property
     def state(self) -> str:
-        return STATE_OF_STAGE.get(self.stage, self.stage)
+        return STATE_OF_STAGE.get(self.stage) or STATE_OF_NOTICE.get(self.stage, self.stage)
 
 
 @dataclass(frozen=True)
