@@ -139,3 +139,122 @@ def test_against_the_built_in_default() -> None:
         "change_types.planned_infra_update.external_notice.minimum: would shorten the notice "
         "from 3bd to 1h; notice may only get longer"
     ]
+
+
+# -- audiences only grow (issue 12): each rule with the whole message, one at a time
+
+AUDIENCES_PROTECTED: dict[str, Any] = {
+    "customers": {
+        "EoE": {
+            "name": "East of England",
+            "contacts": [{"email": "desk@eoe.example.org", "critical": True}],
+        }
+    },
+    "change_types": {
+        "planned_infra_update": {"internal_channels": ["#devops", "#infrastructure", "#product"]}
+    },
+    "stakeholders": {"business": {"name": "Biz", "contacts": [{"name": "Product"}]}},
+}
+AUDIENCE_KEYS = [
+    "customers.*.contacts",
+    "customers.*.channels",
+    "customers.*.environments",
+    "stakeholders.*.contacts",
+    "change_types.*.internal_channels",
+    "support",
+]
+GROW = (
+    "audiences may only grow (add to the list, never remove, empty, replace or downgrade an entry)"
+)
+
+
+def grown(branch: dict[str, Any], protected: dict[str, Any] = AUDIENCES_PROTECTED) -> list[str]:
+    return list(weakenings(branch, protected, AUDIENCE_KEYS))
+
+
+def test_rule_removing_a_channel_is_refused_naming_it() -> None:
+    branch = {"change_types": {"planned_infra_update": {"internal_channels": ["#devops"]}}}
+    assert grown(branch) == [
+        f"change_types.planned_infra_update.internal_channels: would remove '#infrastructure', "
+        f"'#product'; {GROW}"
+    ]
+    # adding one is fine
+    more = ["#devops", "#infrastructure", "#product", "#sre"]
+    assert grown({"change_types": {"planned_infra_update": {"internal_channels": more}}}) == []
+
+
+def test_rule_emptying_replacing_or_downgrading_a_contact_is_refused() -> None:
+    for contacts, named in (
+        ([], "'desk@eoe.example.org'"),
+        ([{"email": "other@eoe.example.org", "critical": True}], "'desk@eoe.example.org'"),
+        ([{"email": "desk@eoe.example.org"}], "'desk@eoe.example.org'"),  # no longer critical
+    ):
+        branch = {"customers": {"EoE": {"contacts": contacts}}}
+        assert grown(branch) == [f"customers.EoE.contacts: would remove {named}; {GROW}"]
+    # a stakeholder contact without an email is named by its name
+    assert grown({"stakeholders": {"business": {"contacts": []}}}) == [
+        f"stakeholders.business.contacts: would remove 'Product'; {GROW}"
+    ]
+
+
+def test_rule_a_customers_own_channels_may_not_drop_the_policys_customer_channels() -> None:
+    # The customer had the policy's customer channels (email by default): outbox alone drops it.
+    assert grown({"customers": {"EoE": {"channels": ["outbox"]}}}) == [
+        f"customers.EoE.channels: would remove 'email'; {GROW}"
+    ]
+    assert grown({"customers": {"EoE": {"channels": ["email", "webhook"]}}}) == []
+    # with the protected policy's own customer channels as the base
+    protected = {**AUDIENCES_PROTECTED, "channels": {"customer": ["email", "teams"]}}
+    assert grown({"customers": {"EoE": {"channels": ["email"]}}}, protected) == [
+        f"customers.EoE.channels: would remove 'teams'; {GROW}"
+    ]
+
+
+def test_rule_a_list_replaced_by_something_else_and_a_route_set_to_nothing() -> None:
+    assert grown({"customers": {"EoE": {"contacts": "desk@eoe.example.org"}}}) == [
+        "customers.EoE.contacts: expected a list that keeps every entry of the protected one"
+    ]
+    assert grown({"support": {"name": None}}, {"support": {"name": "DevOps"}}) == [
+        "support.name: would remove it; audiences may only grow"
+    ]
+    # a key the protected policy does not have may be set to nothing
+    assert grown({"support": {"phone": None}}, {"support": {"name": "DevOps"}}) == []
+
+
+def test_rule_a_new_customer_is_an_added_audience_and_does_not_hide_what_follows() -> None:
+    branch = {
+        "customers": {"NEW": {"name": "New Trust", "contacts": [], "channels": ["outbox"]}},
+        "change_types": {"planned_infra_update": {"internal_channels": ["#devops"]}},
+    }
+    assert grown(branch) == [
+        f"change_types.planned_infra_update.internal_channels: would remove '#infrastructure', "
+        f"'#product'; {GROW}"
+    ]
+    # a top-level `customers` key alone is no customer
+    assert grown({"customers": None}) == [
+        "customers: may not be changed from a merge request (not in the protected policy's "
+        "overridable keys)"
+    ]
+
+
+def test_long_lists_are_shortened_in_the_message() -> None:
+    protected = {"change_types": {"x": {"internal_channels": [f"#c{i}" for i in range(7)]}}}
+    assert grown({"change_types": {"x": {"internal_channels": []}}}, protected) == [
+        f"change_types.x.internal_channels: would remove '#c0', '#c1', '#c2', '#c3', '#c4' ...; "
+        f"{GROW}"
+    ]
+    protected = {"change_types": {"x": {"internal_channels": [f"#c{i}" for i in range(5)]}}}
+    assert grown({"change_types": {"x": {"internal_channels": []}}}, protected) == [
+        f"change_types.x.internal_channels: would remove '#c0', '#c1', '#c2', '#c3', '#c4'; {GROW}"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "local"),
+    [("1", True), ("true", True), ("TRUE", True), ("Yes", True), ("0", False), ("", False)],
+)
+def test_the_local_policy_flag(value: str, local: bool) -> None:
+    from hie_notify.policy.protected import local_policy_flag
+
+    assert local_policy_flag({"HIE_LOCAL_POLICY": value}) is local
+    assert local_policy_flag({}) is False
