@@ -238,3 +238,45 @@ def test_outside_ci_the_local_file_is_used_and_it_says_so(repo: Repo, fake: Fake
     code, _ = repo("gate", "--plan", str(repo.plan), env={**CI, "HIE_LOCAL_POLICY": "1"})
     assert code == 2
     assert "HIE_LOCAL_POLICY: refused in GitLab CI" in repo.err
+
+
+def test_a_central_policy_at_a_named_ref(repo: Repo, fake: FakeGitLab) -> None:
+    """HIE_POLICY_REF names the ref of the central policy project; its default branch is not
+    read then."""
+    fake.projects["platform/hie-policy"] = {
+        "id": 314,
+        "default_branch": "release",
+        "path_with_namespace": "platform/hie-policy",
+    }
+    fake.files[("314", "release", "policies/hie.yaml")] = PROTECTED.replace(b"24h", b"36h")
+    fake.files[("platform/hie-policy", "v2", "policies/hie.yaml")] = PROTECTED.replace(
+        b"{minimum: 24h, recommended: 48h}", b"{minimum: 60h, recommended: 72h}"
+    )
+    env = {
+        **CI,
+        "HIE_POLICY_PROJECT": "platform/hie-policy",
+        "HIE_POLICY_PATH": "policies/hie.yaml",
+        "HIE_POLICY_REF": "v2",
+    }
+    repo.branch_policy("")
+    _, out = repo("gate", "--plan", str(repo.plan), env=env, now="2026-12-08T10:30:00+00:00")
+    assert "policy_source" in out, repo.err
+    assert out["policy_source"] == "protected: platform/hie-policy@v2:policies/hie.yaml"
+    assert out["required"][0]["minimum"] == "60h"
+
+
+@pytest.mark.parametrize(
+    ("missing", "says"),
+    [
+        ("CI_PROJECT_ID", "CI_PROJECT_ID is not set: cannot find the protected policy"),
+        ("CI_DEFAULT_BRANCH", "CI_DEFAULT_BRANCH is not set: cannot find the protected policy"),
+    ],
+)
+def test_without_where_to_look_the_gate_stays_shut(
+    repo: Repo, fake: FakeGitLab, missing: str, says: str
+) -> None:
+    env = {k: v for k, v in CI.items() if k != missing}
+    code, _ = repo("gate", "--plan", str(repo.plan), env=env)
+    assert code == 2
+    assert f"hie-notify: invalid input:\n  {says}" in repo.err
+    assert (repo.tmp / "g.env").read_text().startswith("HIE_GATE_ALLOWED=false")
