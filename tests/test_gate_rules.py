@@ -20,7 +20,14 @@ from hie_notify.calendar import BusinessCalendar
 from hie_notify.change import ChangeRecord, Window
 from hie_notify.classify import Classification, ResourceResult
 from hie_notify.durations import NoticePeriod, parse_notice
-from hie_notify.gate import Approval, Decision, Requirement, decide, plan_differences
+from hie_notify.gate import (
+    TRIAL_BANNER,
+    Approval,
+    Decision,
+    Requirement,
+    decide,
+    plan_differences,
+)
 from hie_notify.ledger import Entry
 from hie_notify.policy import Policy
 
@@ -766,3 +773,85 @@ def test_decision_json_without_notice_or_start(gate: Gate) -> None:
     none = gate(change=None).to_json(gate.calendar)
     assert none["earliest_start"] is None and none["earliest_start_local"] is None
     assert none["required"] == [] and none["reasons"] == list(gate(change=None).reasons)
+
+
+# --- what counts as told (issue 12): outbox, receipts, trial, an unchecked emergency -------------
+
+OUTBOX_REASON = (
+    "#devops was only written to the outbox (outbox/FFAPP-1/announce/slack-devops.json): where "
+    "the gate is enforced (GitLab CI, the run task) that tells nobody. Give the audience a real "
+    "route in the policy (a Slack channel, email contacts with SMTP_HOST, Teams or a webhook), "
+    "then run `hie-notify plan`"
+)
+
+
+def outboxed(**kw: Any) -> Entry:
+    return entry(
+        channel="outbox",
+        message_id="outbox/FFAPP-1/announce/slack-devops.json",
+        receipt={"path": "outbox/FFAPP-1/announce/slack-devops.json"},
+        **kw,
+    )
+
+
+def test_rule_an_outbox_notice_tells_nobody_where_the_gate_is_enforced(gate: Gate) -> None:
+    assert gate(entries=[outboxed()]).allowed  # on a laptop, trying it out
+    d = gate(entries=[outboxed()], outbox_counts=False)
+    assert only(d) == OUTBOX_REASON
+    assert d.requirements[0].met is False and d.requirements[0].given_at is None
+    # a real delivery beside it still counts
+    assert gate(entries=[outboxed(), entry()], outbox_counts=False).allowed
+
+
+def test_rule_a_meetings_agenda_item_is_its_route(gate: Gate) -> None:
+    meeting = audience("meeting:Wednesday meeting", "0h", "0h", kind="meeting")
+    item = outboxed(audience="meeting:Wednesday meeting")
+    assert gate(audiences=[meeting], entries=[item], outbox_counts=False).allowed
+
+
+def test_rule_a_real_delivery_counts_only_with_its_receipt(gate: Gate) -> None:
+    for receipt in ({}, {"channel_id": "C0DEVOPS"}, {"channel_id": "C0DEVOPS", "ts": ""}):
+        d = gate(entries=[entry(receipt=receipt)])
+        assert only(d) == (
+            "#devops: the slack delivery recorded Sat 05 Dec 2026 10:00 GMT (2026-12-05T10:00Z) "
+            "has no receipt from the service (no proof it reached anyone): it does not count; "
+            "run `hie-notify plan`"
+        )
+    # a channel the gate knows no receipt for never counts
+    assert not gate(entries=[entry(channel="carrier-pigeon")]).allowed
+
+
+def test_rule_a_trial_says_nobody_was_told(gate: Gate, policy: Policy) -> None:
+    d = gate(entries=[outboxed()], outbox_counts=True, trial=True)
+    assert d.allowed and d.notes == (TRIAL_BANNER,) and d.trial is True
+    data = d.to_json(BusinessCalendar.from_policy(policy))
+    assert data["trial"] is True and data["nobody_told"] == TRIAL_BANNER
+    plain = gate().to_json(BusinessCalendar.from_policy(policy))
+    assert plain["trial"] is False and plain["nobody_told"] == ""
+    # the banner also stands on a decision that stops early (no change record)
+    early = gate(change=None, trial=True)
+    assert early.notes == (TRIAL_BANNER,) and early.trial is True
+
+
+def test_rule_an_unchecked_emergency_blocks_where_the_gate_is_enforced(gate: Gate) -> None:
+    told = entry(change_type="emergency_fix")
+    d = gate(
+        result=emergency(),
+        change=record(justification="outage"),
+        entries=[told],
+        approval_required=True,
+    )
+    assert only(d) == (
+        "the emergency's approval cannot be checked: GitLab is not configured (set "
+        "HIE_GITLAB_TOKEN so the gate can see the merge request's approvals); in GitLab CI an "
+        "unchecked emergency does not pass"
+    )
+    # with the approval checked, being required changes nothing
+    ok = gate(
+        result=emergency(),
+        change=record(justification="outage"),
+        entries=[told],
+        approval=Approval(True, "approved by ollie"),
+        approval_required=True,
+    )
+    assert ok.allowed
