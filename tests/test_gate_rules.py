@@ -795,7 +795,12 @@ def outboxed(**kw: Any) -> Entry:
 
 
 def test_rule_an_outbox_notice_tells_nobody_where_the_gate_is_enforced(gate: Gate) -> None:
-    assert gate(entries=[outboxed()]).allowed  # on a laptop, trying it out
+    laptop = gate(entries=[outboxed()])  # on a laptop, trying it out: it counts, and says so
+    assert laptop.allowed and laptop.requirements[0].outbox_only is True
+    assert gate().requirements[0].outbox_only is False
+    # told through Slack as well as the outbox: not "outbox only"
+    both = gate(entries=[outboxed(delivered_at=TOLD - timedelta(hours=1)), entry()])
+    assert both.requirements[0].outbox_only is False
     d = gate(entries=[outboxed()], outbox_counts=False)
     assert only(d) == OUTBOX_REASON
     assert d.requirements[0].met is False and d.requirements[0].given_at is None
