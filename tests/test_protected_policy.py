@@ -280,3 +280,39 @@ def test_without_where_to_look_the_gate_stays_shut(
     assert code == 2
     assert f"hie-notify: invalid input:\n  {says}" in repo.err
     assert (repo.tmp / "g.env").read_text().startswith("HIE_GATE_ALLOWED=false")
+
+
+@pytest.mark.parametrize(
+    ("named", "where"),
+    [
+        ({"HIE_POLICY_PATH": "policies/team.yaml"}, "42@main:policies/team.yaml"),
+        (
+            {"HIE_POLICY_PROJECT": "42", "HIE_POLICY_REF": "main"},
+            "42@main:.hie-notify/policy.yaml",
+        ),
+    ],
+)
+def test_a_named_protected_policy_that_is_not_there_fails_closed(
+    repo: Repo, fake: FakeGitLab, named: dict[str, str], where: str
+) -> None:
+    """Naming a policy that the protected ref lacks never falls back to the built-in default,
+    which may ask for less notice than the file meant."""
+    code, _ = repo("gate", "--plan", str(repo.plan), env={**CI, **named})
+    assert code == 2
+    assert (
+        f"HIE_POLICY / --policy: the protected policy {where} does not exist on the protected "
+        "ref: add it there, or unset HIE_POLICY to use .hie-notify/policy.yaml (or the built-in "
+        "default)"
+    ) in repo.err
+    # unnamed, the default path may be absent: the built-in default is the protected base
+    code, out = repo("gate", "--plan", str(repo.plan), env=CI, now="2026-12-08T10:30:00+00:00")
+    assert out["policy_source"].startswith("protected: built-in default policy (42@main:")
+
+
+def test_a_protected_file_that_is_not_a_policy_names_the_file(repo: Repo, fake: FakeGitLab) -> None:
+    fake.files[("42", "main", ".hie-notify/policy.yaml")] = b"calendar: {time_zone: Mars/Olympus}\n"
+    code, _ = repo("gate", "--plan", str(repo.plan))
+    assert code == 2
+    assert "42@main:.hie-notify/policy.yaml: calendar.time_zone: expected an IANA time zone" in (
+        repo.err
+    )
