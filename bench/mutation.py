@@ -87,6 +87,26 @@ _SAME_INSTANT = (
 EQUIVALENT: list[tuple[str, str, str, str]] = [
     *(
         (
+            "protected",
+            "_matches",
+            text,
+            "zip's strict defaults to False, and None is as false: the same pairs either way",
+        )
+        for text in ("strict=None)", "zip(path, parts, )")
+    ),
+    *(
+        (
+            "protected",
+            "weakenings",
+            text,
+            "a notice key's path has its change type in front (length 4); a shorter path with a "
+            "notice key is one the protected policy cannot have (before is None), so the "
+            "length test never decides",
+        )
+        for text in ("if len(path) > 2 and", "if len(path) >= 3 and")
+    ),
+    *(
+        (
             "masking",
             "Masker.from_env",
             text,

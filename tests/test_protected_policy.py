@@ -316,3 +316,29 @@ def test_a_protected_file_that_is_not_a_policy_names_the_file(repo: Repo, fake: 
     assert "42@main:.hie-notify/policy.yaml: calendar.time_zone: expected an IANA time zone" in (
         repo.err
     )
+
+
+def test_hie_local_policy_only_under_a_trial_the_protected_policy_declares(
+    repo: Repo, fake: FakeGitLab
+) -> None:
+    from hie_notify.errors import InputError
+    from hie_notify.policy.protected import load_effective
+
+    mine = Path("mine.yaml")
+    mine.write_text(
+        "change_types: {planned_infra_update: {internal_notice: {minimum: 1h, recommended: 2h}}}\n"
+    )
+    env = {**CI, "HIE_LOCAL_POLICY": "1"}
+    fake.files[("42", "main", "mine.yaml")] = PROTECTED
+    with pytest.raises(InputError) as refused:
+        load_effective(mine, env)
+    assert refused.value.problems == [
+        "HIE_LOCAL_POLICY: refused in GitLab CI (a branch can set its own job variables); the "
+        "protected policy (42@main:mine.yaml) does not declare trial: true"
+    ]
+    fake.files[("42", "main", "mine.yaml")] = PROTECTED + b"trial: true\n"
+    loaded = load_effective(mine, env)
+    assert loaded.source == "local file mine.yaml (not protected: HIE_LOCAL_POLICY under a trial)"
+    assert loaded.policy.trial is True  # the trial stays declared
+    notice = loaded.policy.change_types["planned_infra_update"].internal_notice
+    assert str(notice.minimum) == "1h"  # the local file's, not the protected 24h
