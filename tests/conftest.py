@@ -116,3 +116,13 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     if not years:
         return None
     return f"machine clock moved {years} years ahead: {datetime.now(timezone.utc).isoformat()}"
+
+
+@pytest.fixture
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Retries wait through time.sleep: record the waits instead of sleeping."""
+    import time
+
+    recorded: list[float] = []
+    monkeypatch.setattr(time, "sleep", recorded.append)
+    return recorded

@@ -34,14 +34,8 @@ def _invite(msg: email.message.EmailMessage) -> icalendar.Calendar:
     return icalendar.Calendar.from_ical(part.get_content())
 
 
-@pytest.fixture(autouse=True)
-def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Retries wait through time.sleep: record the waits instead of sleeping."""
-    import time
-
-    recorded: list[float] = []
-    monkeypatch.setattr(time, "sleep", recorded.append)
-    return recorded
+# Retries wait through time.sleep: the conftest's `waits` records the waits instead.
+pytestmark = pytest.mark.usefixtures("waits")
 
 
 @pytest.fixture

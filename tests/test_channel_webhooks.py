@@ -47,15 +47,6 @@ def outgoing(text: str = "Hello **there**", stage: str = "announce") -> Outgoing
     return Outgoing("FFAPP-1", msg, "key-123", "teams", (), None, (START, END))
 
 
-@pytest.fixture
-def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    import time
-
-    recorded: list[float] = []
-    monkeypatch.setattr(time, "sleep", recorded.append)
-    return recorded
-
-
 @responses.activate
 def test_teams_posts_an_adaptive_card(waits: list[float]) -> None:
     responses.post(TEAMS_URL, status=202)

@@ -40,13 +40,8 @@ FAULTS: dict[str, dict[str, Any]] = {
 TEAMS = "https://prod-1.westeurope.logic.azure.com/workflows/x/triggers/manual/paths/invoke"
 
 
-@pytest.fixture(autouse=True)
-def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    import time
-
-    recorded: list[float] = []
-    monkeypatch.setattr(time, "sleep", recorded.append)
-    return recorded
+# Retries wait through time.sleep: the conftest's `waits` records the waits instead.
+pytestmark = pytest.mark.usefixtures("waits")
 
 
 class Flow:

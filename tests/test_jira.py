@@ -32,13 +32,8 @@ KEY = "FFAPP-4458"
 JIRA_ON = {"enabled": True, "ready_statuses": ["Approved", "Scheduled"], "done_transition": "Done"}
 
 
-@pytest.fixture(autouse=True)
-def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    import time
-
-    recorded: list[float] = []
-    monkeypatch.setattr(time, "sleep", recorded.append)
-    return recorded
+# Retries wait through time.sleep: the conftest's `waits` records the waits instead.
+pytestmark = pytest.mark.usefixtures("waits")
 
 
 @pytest.fixture

@@ -18,13 +18,8 @@ ENV = {"PAGERDUTY_ROUTING_KEY": PD_KEY, **LINK_ENV}
 NOW = "2026-12-08T19:10:00+00:00"
 
 
-@pytest.fixture(autouse=True)
-def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    import time
-
-    recorded: list[float] = []
-    monkeypatch.setattr(time, "sleep", recorded.append)
-    return recorded
+# Retries wait through time.sleep: the conftest's `waits` records the waits instead.
+pytestmark = pytest.mark.usefixtures("waits")
 
 
 @pytest.fixture

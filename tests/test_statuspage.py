@@ -26,13 +26,8 @@ SETTINGS = {"page_id": PAGE, "components": {"EoE": [COMPONENT], "cuh-prod": ["k4
 ENV = {"STATUSPAGE_API_KEY": SP_KEY}
 
 
-@pytest.fixture(autouse=True)
-def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    import time
-
-    recorded: list[float] = []
-    monkeypatch.setattr(time, "sleep", recorded.append)
-    return recorded
+# Retries wait through time.sleep: the conftest's `waits` records the waits instead.
+pytestmark = pytest.mark.usefixtures("waits")
 
 
 @pytest.fixture
