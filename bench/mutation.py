@@ -57,7 +57,7 @@ TARGETS: dict[str, Target] = {
     ),
     "classify": Target(
         ("hie_notify/classify.py",),
-        ("tests/test_classify.py", "tests/test_fixture_plans.py"),
+        ("tests/test_classify.py", "tests/test_classify_reasons.py", "tests/test_fixture_plans.py"),
     ),
     "masking": Target(
         ("hie_notify/masking.py",),
@@ -119,6 +119,29 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
         ("classify", f"_Rules.{f}", text, "a cache: a miss recomputes the same list")
         for f in ("category_candidates", "impact_candidates")
         for text in ("found = None", ".get(None)", "] = None")
+    ),
+    *(
+        (
+            "classify",
+            "classify",
+            text,
+            "the state-only counts are keyed by action, so no two (action, count) pairs share an "
+            "action: sorting the pairs whole orders them by action, as the key does",
+        )
+        for text in ("sorted(state_only.items(), key=None)", "sorted(state_only.items(), )")
+    ),
+    (
+        "classify",
+        "classify",
+        "elif len(cats) >= 1:",
+        "sorting a one-category list leaves it as it is",
+    ),
+    (
+        "classify",
+        "classify",
+        "downtime and downtime >= timedelta(0)",
+        "timedelta(0) is falsy, so `downtime and` has already ruled it out, and a declared "
+        "downtime is never negative (parse_duration reads digits only)",
     ),
     *(
         (
