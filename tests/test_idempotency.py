@@ -406,3 +406,54 @@ def test_a_delivery_that_cannot_be_recorded_stops_the_stage(tmp_path: Path, stag
         "(ledger.jsonl: read-only file system); a re-run may send it again"
     )
     assert failed.value.report.stage == "announce" and failed.value.report.delivered == []
+
+
+def test_a_change_in_service_impact_is_announced_again(stage: Stage) -> None:
+    stage()
+    impacting = classification(service_impacting=True)
+    assert impacting.fingerprint == classification().fingerprint
+    assert len(stage(result=impacting).delivered) == 3
+    assert stage(result=impacting).delivered == []
+
+
+def test_announcement_keys_keep_their_form(stage: Stage) -> None:
+    # Keys are stored in every ledger (file, SQLite, GitLab): written out here, so a change to
+    # their form, which would make every past announcement unrecognised and send it again, fails.
+    impacting = stage(result=classification(service_impacting=True)).delivered[0]
+    fp = classification().fingerprint
+    assert impacting.idempotency_key == idempotency_key(
+        "FFAPP-1",
+        "announce",
+        "slack:#devops",
+        f"{fp}|planned_infra_update|impacting|{START.isoformat()}|{END.isoformat()}",
+        "slack",
+    )
+    untyped = stage(
+        result=classification(change_type=None), change=record(id="FFAPP-2", window=None)
+    ).delivered[0]
+    assert untyped.idempotency_key == idempotency_key(
+        "FFAPP-2", "announce", "slack:#devops", f"{fp}||not-impacting|no-window|", "slack"
+    )
+
+
+def test_the_receipt_is_recorded(stage: Stage) -> None:
+    class Receipted(FakeChannel):
+        def send(self, outgoing: Outgoing) -> Delivery:
+            sent = super().send(outgoing)
+            return replace(sent, receipt={"ts": "1700000000.000100", "channel": "C0DEVOPS"})
+
+    stage.channels.by_kind["slack"] = Receipted("slack")
+    entry = stage().delivered[0]
+    assert entry.receipt == {"ts": "1700000000.000100", "channel": "C0DEVOPS"}
+    assert stage.ledger.read("FFAPP-1")[0].receipt == entry.receipt
+
+
+def test_the_delivery_time_is_read_from_the_clock_when_given(stage: Stage) -> None:
+    # A slow channel: the time recorded is when each delivery was accepted, not the run's start.
+    ticks = iter([NOW + timedelta(seconds=s) for s in (7, 9, 12)])
+    report = stage(clock=lambda: next(ticks))
+    assert [e.delivered_at for e in report.delivered] == [
+        NOW + timedelta(seconds=7),
+        NOW + timedelta(seconds=9),
+        NOW + timedelta(seconds=12),
+    ]
