@@ -35,6 +35,8 @@ _GLOBALS: list[tuple[str, str | None, dict[str, object]]] = [
 _COMMANDS: dict[str, str] = {
     "classify": "print the classification of a plan; sends nothing",
     "plan": "classify, send the pre-deployment notices the policy requires, record them",
+    "announce": "announce a change with no plan (incident, emergency, not Terraform) to its "
+    "declared type's audiences; a plan attached later must be no more severe",
     "gate": "decide whether the apply may go ahead now; exit 1 when blocked, with every reason",
     "earliest": "the earliest window start the required notice allows if notices go out now",
     "apply": "stage notices for the apply (--status started|succeeded|failed)",
