@@ -83,7 +83,11 @@ def from_ledger(entries: Sequence[Entry], policy: Policy, change_id: str) -> Cla
         summary={k: counts.get(k, 0) for k in SUMMARY_KEYS},
         reasons=(
             f"as announced {last.delivered_at.isoformat()} "
-            + ("(without a plan)" if last.fingerprint == PLANLESS else f"(plan {last.fingerprint[:19]})"),
+            + (
+                "(without a plan)"
+                if last.fingerprint == PLANLESS
+                else f"(plan {last.fingerprint[:19]})"
+            ),
         ),
         resources=resources,
         drift=(),

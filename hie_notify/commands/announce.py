@@ -29,7 +29,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
     problems = window_problems(run.policy, change, run.result, options.clock())
     if problems:
         raise InputError([f"{options.change}: {p}" for p in problems])
-    report = stagerun.send(run, ANNOUNCE, {"planless": True})
+    report = stagerun.send(run, ANNOUNCE, {})
     extra = [stagerun.publish_summary(run, "announced (no plan yet)")]
     earliest = _earliest(run, report.delivered + report.already)
     data = {
@@ -39,9 +39,8 @@ def run(args: argparse.Namespace, options: Options) -> int:
         "window_too_early": False,
     }
     if earliest:
-        extra.append(
-            f"These notices allow a window from {run.calendar.local(earliest):%a %d %b %Y %H:%M %Z}."
-        )
+        local = run.calendar.local(earliest)
+        extra.append(f"These notices allow a window from {local:%a %d %b %Y %H:%M %Z}.")
         if change.window is not None and change.window.start < earliest:
             data["window_too_early"] = True
             extra.append(
