@@ -50,8 +50,11 @@ _COMMANDS: dict[str, str] = {
     "receive": "serve the HCP Terraform run task (the gate) and notification webhooks",
     "validate": "check the policy and change files; exit 2 with every problem found",
     "calendar": "registered changes, deploy freezes and bank holidays in a range (text, json, ics)",
-    "remind": "scheduled (hourly): reminders, window opens and overrun notices the register owes",
+    "remind": "scheduled (hourly): reminders, window opens, overrun and overdue post-mortem "
+    "notices the register owes",
     "update": "an ad-hoc progress or delay update to the change's 'during' audiences, once",
+    "postmortem": "the change's post-mortem (owed, due, overdue); --closed --link URL records "
+    "that it was held",
     "report": "compliance report from the register: notice, breaches, post-mortems, downtime",
 }
 
