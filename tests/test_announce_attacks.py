@@ -148,3 +148,12 @@ def test_an_unsigned_planless_entry_in_a_signed_file_ledger_is_ignored(
     trusted, told = out["reasons"]
     assert trusted.startswith("the ledger cannot be trusted: ") and "edited" in trusted
     assert told.startswith("#cloud-security has not been told")
+
+
+def test_a_branch_cannot_move_the_postmortem_deadline(pipe: Pipeline) -> None:
+    """`postmortems.due` is the protected policy's: a branch lengthening it (so `remind` stays
+    quiet) is refused like any key it may not change."""
+    pipe.branch_policy("postmortems: {due: 60bd}\n")
+    code, _ = pipe("postmortem", at=ANNOUNCED)
+    assert code == 2
+    assert "postmortems.due: may not be changed from a merge request" in pipe.err
