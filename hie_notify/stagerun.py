@@ -273,7 +273,12 @@ def register_stage(
         if register is None:
             return []
         # Announcing copies the whole ledger: how a change recorded before the register moves in.
-        entries = run.ledger.read(run.change.id) if stage == "announce" else []
+        # A stage that may owe a post-mortem copies its issue (`remind` checks it is closed).
+        entries = []
+        if stage == "announce":
+            entries = run.ledger.read(run.change.id)
+        elif stage == "complete" or stage.endswith("_failed") or stage.startswith("rollback"):
+            entries = [e for e in run.ledger.read(run.change.id) if e.stage == "postmortem"]
         stored = record_stage(
             register,
             change=run.change,

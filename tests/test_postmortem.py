@@ -271,3 +271,103 @@ def test_property_overdue_is_sent_once_after_the_due_time_and_never_once_closed(
                 }
             )
     assert all(n == 1 for n in sent.values())
+
+
+# --- the post-mortem issue closed on GitLab --------------------------------------------------
+
+
+@pytest.fixture
+def on_gitlab(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[tuple[Flow, Any]]:
+    """The GitLab register, and the post-mortem issue `complete` opened on GitLab (as it does
+    with GitLab configured for the merge request: recorded here in the change's ledger)."""
+    from hie_notify.ledger import open_ledger
+    from hie_notify.records import Entry as LedgerEntry
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        fake = RegisterFake(rsps).install()
+        f = Flow(tmp_path, capsys, NODES, env=dict(ENV))
+        f.register = "gitlab"  # type: ignore[attr-defined]
+        assert run(f, "plan", "--plan", str(f.plan), now="2026-12-01T10:00:00+00:00")[0] == 0
+        assert run(f, "apply", "--status", "started", now="2026-12-08T19:05:00+00:00")[0] == 0
+        iid = fake.add_issue("Post-mortem: FFAPP-4458", "...", {"id": 901}, labels=["post-mortem"])
+        url = fake.issues[iid]["web_url"]
+        open_ledger(f"file:{tmp_path}/ledger.jsonl", {}).record(
+            [
+                LedgerEntry(
+                    "FFAPP-4458",
+                    "postmortem",
+                    "postmortem",
+                    "gitlab",
+                    "GitLab issue",
+                    "sha256:x",
+                    "planned_infra_update",
+                    True,
+                    (),
+                    datetime(2026, 12, 8, 20, 50, tzinfo=UTC),
+                    url,
+                    "pm-opened",
+                    receipt={"issue": url},
+                )
+            ]
+        )
+        code, _ = run(f, "complete", "--verified-by", "ollie", now="2026-12-08T20:50:00+00:00")
+        assert code == 0, f.err
+        yield f, (fake, iid)
+
+
+def _close(fake: Any, iid: int, at: str) -> None:
+    fake.issues[iid]["state"] = "closed"
+    fake.issues[iid]["closed_at"] = at
+
+
+def test_complete_registers_the_postmortem_issue(on_gitlab: tuple[Flow, Any]) -> None:
+    f, (fake, iid) = on_gitlab
+    opened = [e for e in _record(f).entries if e.stage == "postmortem"]
+    assert [e.message_id for e in opened] == [fake.issues[iid]["web_url"]]
+
+
+def test_postmortem_records_the_issue_closed_on_gitlab(on_gitlab: tuple[Flow, Any]) -> None:
+    f, (fake, iid) = on_gitlab
+    code, out = run(f, "postmortem", now="2026-12-10T10:00:00+00:00")
+    assert code == 0 and out["state"] == "opened" and out["recorded"] is False
+    _close(fake, iid, "2026-12-11T09:30:00.000Z")
+    code, out = run(f, "postmortem", now="2026-12-11T10:00:00+00:00")
+    assert code == 0 and out["state"] == "closed" and out["recorded"] is True
+    assert out["closed_at"] == "2026-12-11T10:00:00+00:00"  # when hie-notify saw it closed
+    assert "closed on GitLab (2026-12-11T09:30:00.000Z)" in out["notes"][0]
+    (closing,) = [e for e in _record(f).entries if e.extra.get("state") == "closed"]
+    assert closing.message_id == fake.issues[iid]["web_url"]
+    assert closing.extra["closed_at"] == "2026-12-11T09:30:00.000Z"
+
+
+def test_remind_records_a_closed_issue_instead_of_reminding(on_gitlab: tuple[Flow, Any]) -> None:
+    f, (fake, iid) = on_gitlab
+    _close(fake, iid, "2026-12-14T16:00:00.000Z")
+    code, out = run(f, "remind", now="2026-12-15T21:00:00+00:00")
+    assert code == 0 and overdue(out) == []
+    assert out["recorded"] == [
+        f"FFAPP-4458: the post-mortem issue was closed on GitLab: {fake.issues[iid]['web_url']}"
+    ]
+    assert overdue(run(f, "remind", now="2026-12-15T22:00:00+00:00")[1]) == []
+    assert run(f, "remind", now="2026-12-15T22:00:00+00:00")[1]["recorded"] == []
+
+
+def test_an_open_issue_does_not_stop_the_reminder(on_gitlab: tuple[Flow, Any]) -> None:
+    f, (_fake, _iid) = on_gitlab
+    code, out = run(f, "remind", now="2026-12-15T21:00:00+00:00")
+    assert code == 0 and overdue(out) == INTERNAL and out["recorded"] == []
+    body = (f.tmp / "outbox/FFAPP-4458/postmortem_overdue/slack-devops.json").read_text()
+    assert _fake.issues[_iid]["web_url"] in body
+
+
+def test_an_issue_url_of_another_project_is_not_read_as_closed(
+    on_gitlab: tuple[Flow, Any],
+) -> None:
+    from hie_notify.channels.gitlab import issue_closed
+
+    f, (fake, iid) = on_gitlab
+    _close(fake, iid, "2026-12-11T09:30:00.000Z")
+    assert issue_closed(f.env, fake.issues[iid]["web_url"]) == "2026-12-11T09:30:00.000Z"
+    other = f"https://gitlab.example.com/other/project/-/issues/{iid}"
+    assert issue_closed(f.env, other) is None  # GitLab reports another web URL for it
+    assert issue_closed(f.env, "outbox/FFAPP-4458/postmortem-issue.md") is None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -77,6 +77,7 @@ class RemindReport:
     reports: list[tuple[str, str, StageReport]] = field(default_factory=list)  # change, tag
     failed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    recorded: list[str] = field(default_factory=list)  # post-mortems found closed
 
     def to_json(self) -> dict[str, Any]:
         sent = []
@@ -89,6 +90,7 @@ class RemindReport:
             "sent": sent,
             "failed": list(self.failed),
             "skipped": list(self.skipped),
+            "recorded": list(self.recorded),
         }
 
     def lines(self) -> list[str]:
@@ -98,7 +100,8 @@ class RemindReport:
             out += report.lines()
         out += [f"  FAILED    {f}" for f in self.failed]
         out += [f"  skipped   {s}" for s in self.skipped]
-        if not self.reports and not self.failed:
+        out += [f"  recorded  {r}" for r in self.recorded]
+        if not self.reports and not self.failed and not self.recorded:
             out.append("  nothing due")
         return out
 
@@ -214,6 +217,14 @@ def _remind_postmortem(
     audiences = resolve(policy, result, change, record.environments).audiences
     due = reminders.postmortem_overdue(record, audiences, due_at, now)
     if not due or due_at is None:
+        return
+    upstream = closed_on_gitlab(options.env, record.entries)
+    if upstream is not None:  # closed on GitLab, not recorded yet: record it, remind nobody
+        url, closed_at = upstream
+        entry = closing_entry(change.id, result.change_type, now, url, "GitLab", closed_at)
+        if not options.dry_run:
+            RegisterLedger(register, record, now).record([entry])
+        report.recorded.append(f"{change.id}: the post-mortem issue was closed on GitLab: {url}")
         return
     due_tag = due[0].tag
     opened = [e for e in record.entries if e.stage == "postmortem" and e.channel == "gitlab"]
@@ -366,7 +377,7 @@ def postmortem(options: Options, *, closed: bool, link: str) -> PostmortemState:
     it is due; with `closed`, record that it was held (in the ledger and the register)."""
     from hie_notify.change import load_change
     from hie_notify.context import require_change
-    from hie_notify.ledger import idempotency_key, open_ledger
+    from hie_notify.ledger import open_ledger
 
     policy = load_policy_for(options).policy
     change = require_change(load_change(options.change, policy) if options.change else None)
@@ -383,23 +394,17 @@ def postmortem(options: Options, *, closed: bool, link: str) -> PostmortemState:
         notes.append("dry run: the closing is not recorded")
     elif closed:
         by = options.env.get("GITLAB_USER_LOGIN") or "hie-notify postmortem"
-        entry = Entry(
-            change_id=change.id,
-            stage="postmortem",
-            audience="postmortem",
-            channel="manual",
-            recipient=mask(by),
-            fingerprint="postmortem:closed",
-            change_type=change.type,
-            service_impacting=False,
-            resources=(),
-            delivered_at=now,
-            message_id=mask(link),
-            idempotency_key=idempotency_key(change.id, "postmortem", "postmortem", "closed"),
-            extra={"state": "closed", "by": mask(by), "link": mask(link)},
-        )
+        entry = closing_entry(change.id, change.type, now, mask(link), mask(by))
         entries = [*entries, *ledger.record([entry])]
         recorded = True
+    elif already is None and not options.dry_run:
+        upstream = closed_on_gitlab(options.env, entries)
+        if upstream is not None:
+            url, closed_at = upstream
+            entry = closing_entry(change.id, change.type, now, url, "GitLab", closed_at)
+            entries = [*entries, *ledger.record([entry])]
+            recorded = True
+            notes.append(f"the post-mortem issue was closed on GitLab ({closed_at}): recorded")
     register = register_of(options, policy)
     record = register.get(change.id) if register is not None else None
     if register is None:
@@ -413,6 +418,55 @@ def postmortem(options: Options, *, closed: bool, link: str) -> PostmortemState:
         register.put(record, pm, now)
         record = register.get(change.id) or record
     return _state(policy, change, entries, record, now, recorded, notes)
+
+
+def closing_entry(
+    change_id: str, change_type: str | None, now: datetime, link: str, by: str, closed_at: str = ""
+) -> Entry:
+    """The ledger entry saying the change's post-mortem was held and closed."""
+    from hie_notify.ledger import idempotency_key
+
+    extra = {"state": "closed", "by": by, "link": link}
+    if closed_at:
+        extra["closed_at"] = closed_at  # as GitLab says it; delivered_at is when it was seen
+    return Entry(
+        change_id=change_id,
+        stage="postmortem",
+        audience="postmortem",
+        channel="manual" if by != "GitLab" else "gitlab",
+        recipient=by,
+        fingerprint="postmortem:closed",
+        change_type=change_type,
+        service_impacting=False,
+        resources=(),
+        delivered_at=now,
+        message_id=link,
+        idempotency_key=idempotency_key(change_id, "postmortem", "postmortem", "closed"),
+        extra=extra,
+    )
+
+
+def closed_on_gitlab(env: Mapping[str, str], entries: Sequence[Entry]) -> tuple[str, str] | None:
+    """(issue URL, closed_at) when the post-mortem issue hie-notify opened on GitLab is closed;
+    None when it is open, there is none, or GitLab is not configured."""
+    if not (
+        (env.get("HIE_GITLAB_TOKEN") or env.get("GITLAB_TOKEN"))
+        and env.get("CI_API_V4_URL")
+        and env.get("CI_PROJECT_ID")
+    ):
+        return None
+    opened = [
+        e
+        for e in entries
+        if e.stage == "postmortem" and e.channel == "gitlab" and e.extra.get("state") != "closed"
+    ]
+    if not opened:
+        return None
+    from hie_notify.channels.gitlab import issue_closed
+
+    url = opened[0].message_id
+    closed_at = issue_closed(env, url)
+    return (url, closed_at) if closed_at else None
 
 
 def _state(
