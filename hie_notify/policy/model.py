@@ -370,6 +370,15 @@ class CustomerImpact(_Strict):
         return self
 
 
+class Postmortems(_Strict):
+    """When a post-mortem owed is overdue: `due` after the change ended (a notice period: `5bd`,
+    `72h`). The seed asks for a post-mortem after significant changes and failures but names no
+    time, so the default is 5 business days. `hie-notify remind` tells the lead once it passes
+    with no closing recorded (`hie-notify postmortem --closed`)."""
+
+    due: Notice = NoticePeriod("business_days", business_days=5)
+
+
 class LedgerPolicy(_Strict):
     # Entries must carry an HMAC under HIE_LEDGER_KEY (which must then be set).
     signed: bool = False
@@ -403,6 +412,7 @@ class Policy(_Strict):
     # nobody was told. Only the protected policy can set it.
     trial: bool = False
     ledger: LedgerPolicy = LedgerPolicy()
+    postmortems: Postmortems = Postmortems()
 
     @model_validator(mode="after")
     def _complete(self) -> Policy:
