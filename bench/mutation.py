@@ -53,7 +53,7 @@ TARGETS: dict[str, Target] = {
     ),
     "gate": Target(
         ("hie_notify/gate.py",),
-        ("tests/test_gate_rules.py",),
+        ("tests/test_gate_rules.py", "tests/test_announce_gate.py"),
     ),
     "classify": Target(
         ("hie_notify/classify.py",),
