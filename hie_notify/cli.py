@@ -49,6 +49,8 @@ _COMMANDS: dict[str, str] = {
     "validate": "check the policy and change files; exit 2 with every problem found",
     "calendar": "registered changes, deploy freezes and bank holidays in a range (text, json, ics)",
     "remind": "scheduled (hourly): reminders, window opens and overrun notices the register owes",
+    "digest": "scheduled (weekly): the weekly summary, the meeting's agenda and the "
+    "stakeholders' update, each once a week",
     "update": "an ad-hoc progress or delay update to the change's 'during' audiences, once",
     "report": "compliance report from the register: notice, breaches, post-mortems, downtime",
 }
