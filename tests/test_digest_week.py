@@ -195,12 +195,21 @@ def test_two_weeks_of_digests(fortnight: tuple[Flow, RegisterFake, str]) -> None
         ("Sun 04 23:00", "stakeholders", "digest-2027-W14", "stakeholders:business"),
     ]
     # Wednesday 24 March after the meeting (10:00 GMT): the next agenda is next Wednesday's.
-    assert ("Wed 24 10:00", "agenda for Wednesday 31 March 2027: goes out from "
-            "2027-03-28T10:00:00+01:00 (digest.meeting.agenda_ahead)") in pending
-    assert ("Wed 24 09:00", "agenda for Wednesday 31 March 2027: goes out from "
-            "2027-03-28T10:00:00+01:00 (digest.meeting.agenda_ahead)") not in pending
+    assert (
+        "Wed 24 10:00",
+        "agenda for Wednesday 31 March 2027: goes out from "
+        "2027-03-28T10:00:00+01:00 (digest.meeting.agenda_ahead)",
+    ) in pending
+    assert (
+        "Wed 24 09:00",
+        "agenda for Wednesday 31 March 2027: goes out from "
+        "2027-03-28T10:00:00+01:00 (digest.meeting.agenda_ahead)",
+    ) not in pending
 
-    assert digests["digest-2027-W12/summary"] == {"last_week": [], "this_week": ["FFAPP-201", "FFAPP-202"]}
+    assert digests["digest-2027-W12/summary"] == {
+        "last_week": [],
+        "this_week": ["FFAPP-201", "FFAPP-202"],
+    }
     assert digests["digest-2027-W12/stakeholders"] == {"last_week": [], "this_week": ["FFAPP-202"]}
     assert digests["agenda-2027-03-24/agenda"] == {
         "cost": ["FFAPP-203"],
@@ -228,8 +237,9 @@ def test_two_weeks_of_digests(fortnight: tuple[Flow, RegisterFake, str]) -> None
     assert "FFAPP-201" in summary and "completed" in summary and "rolled back" in summary
     assert "&lt;b&gt;v2.3&lt;/b&gt; &amp;" in summary and "<b>" not in summary
     eml = email.message_from_bytes(
-        (outbox / "digest-2027-W13" / "digest_stakeholders" / "stakeholders-business.eml")
-        .read_bytes(),
+        (
+            outbox / "digest-2027-W13" / "digest_stakeholders" / "stakeholders-business.eml"
+        ).read_bytes(),
         policy=email.policy.default,
     )
     assert eml["To"] == "product@example.org"
@@ -237,7 +247,10 @@ def test_two_weeks_of_digests(fortnight: tuple[Flow, RegisterFake, str]) -> None
         "Weekly update on the HIE Secure Data Environment: week of 29 March to 4 April 2027"
     )
     text = eml.get_body(("plain",)).get_content()  # type: ignore[attr-defined]
-    assert "Portal <b>v2.3</b> & *config* @here, Thursday 25 March 2027, 19:00 to 20:00 GMT: rolled back" in text
+    assert (
+        "Portal <b>v2.3</b> & *config* @here, Thursday 25 March 2027, 19:00 to 20:00 GMT: "
+        "rolled back" in text
+    )
     assert "Portal v2.4, Wednesday 31 March 2027, 19:00 to 20:00 BST" in text
     html = eml.get_body(("html",)).get_content()  # type: ignore[attr-defined]
     assert "&lt;b&gt;v2.3&lt;/b&gt;" in html
