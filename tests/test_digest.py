@@ -368,6 +368,10 @@ def test_the_agenda_as_a_slack_post(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert payload["channel"] == "#wednesday"
     assert payload["text"] == "Agenda: Wednesday meeting, Wednesday 9 December 2026"
     assert "slack: SLACK_BOT_TOKEN is not set: written to the outbox instead" in out["notes"]
+    # The agenda's own route says why it went to the outbox, not only the summary's.
+    assert (
+        out["notes"].count("slack: SLACK_BOT_TOKEN is not set: written to the outbox instead") == 2
+    )
 
 
 def test_without_a_register_it_says_so(capsys: pytest.CaptureFixture[str]) -> None:

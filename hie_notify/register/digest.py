@@ -511,9 +511,10 @@ def _routes(
     only = policy.model_copy(
         update={"channels": policy.channels.model_copy(update={"meeting": [kind]})}
     )
-    return Channels(
-        only, options.env, options.outbox, channels.outbox.change_id, channels.now
-    ).for_audience(audience)
+    own = Channels(only, options.env, options.outbox, channels.outbox.change_id, channels.now)
+    routes = own.for_audience(audience)
+    channels.fallbacks.update(own.fallbacks)  # said once, with the digest's other notes
+    return routes
 
 
 def _send(
@@ -534,7 +535,8 @@ def _send(
         change_id=ref,
         status="done",
         change_type=None,
-        purpose=f"hie-notify {KIND_OF_STAGE[stage]} digests ({sent.period})",
+        purpose=f"hie-notify {'meeting agenda' if stage == AGENDA else 'weekly digests'} "
+        f"({sent.period}): not a change",
         window_start=None,
         window_end=None,
     )
