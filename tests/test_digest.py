@@ -410,3 +410,21 @@ def test_a_gitlab_that_keeps_failing_is_exit_3_and_a_rerun_sends_the_rest(
     assert issue["title"] == "Agenda: Wednesday meeting, Wednesday 9 December 2026"
     assert issue["due_date"] == "2026-12-09" and issue["labels"] == ["hie-notify-agenda"]
     assert out["sent"][0]["message_id"] == issue["web_url"]
+
+
+@pytest.mark.parametrize("overridable", [[], ["change_types.*"], ["*"]])
+def test_a_branch_cannot_move_its_stakeholders_to_the_digest(overridable: list[str]) -> None:
+    """`external_when: digest` takes an audience out of the gate: in a branch's policy file it
+    is refused even where the protected policy lets branches edit change types."""
+    from hie_notify.policy.loader import default_policy_data
+    from hie_notify.policy.protected import weakenings
+
+    protected = default_policy_data()
+    branch = {"change_types": {"application_update": {"external_when": "digest"}}}
+    found = list(weakenings(branch, protected, overridable))
+    assert len(found) == 1 and found[0].startswith(
+        "change_types.application_update.external_when: "
+    ), found
+    # Telling them at every stage is always allowed where change types may be edited.
+    stricter = {"change_types": {"planned_infra_update": {"external_when": "always"}}}
+    assert list(weakenings(stricter, protected, ["change_types.*"])) == []
