@@ -334,8 +334,9 @@ def digest(options: Options) -> DigestReport:
     report = DigestReport(week.key, sitting.local(zone).isoformat())
 
     before = week.before()
-    around = register.between(min(before.start, sitting.at - BEFORE), sitting.at + AHEAD)
-    ranged = register.between(before.start, week.end) if week.end > sitting.at + AHEAD else around
+    # One read serves all three: the sitting is after `now`, so its reach (two weeks on) always
+    # covers this week, and the week before it starts no earlier than last week.
+    ranged = register.between(min(before.start, sitting.at - BEFORE), sitting.at + AHEAD)
     plans: list[tuple[str, str, str, list[Audience], dict[str, Any], dict[str, list[str]]]] = []
 
     def listed(records: Sequence[Registered]) -> list[dict[str, Any]]:
@@ -361,7 +362,7 @@ def digest(options: Options) -> DigestReport:
         )
     )
 
-    items = agenda([*around, *register.open_changes()], policy, meeting, sitting)
+    items = agenda([*ranged, *register.open_changes()], policy, meeting, sitting)
     local = sitting.local(zone)
     due_from = sitting.at - meeting.agenda_ahead
     meeting_day = f"{local:%A} {local.day} {local:%B %Y}"
