@@ -454,6 +454,15 @@ class Digest(_Strict):
         return value
 
 
+class Postmortems(_Strict):
+    """When a post-mortem owed is overdue: `due` after the change ended (a notice period: `5bd`,
+    `72h`). The seed asks for a post-mortem after significant changes and failures but names no
+    time, so the default is 5 business days. `hie-notify remind` tells the lead once it passes
+    with no closing recorded (`hie-notify postmortem --closed`)."""
+
+    due: Notice = NoticePeriod("business_days", business_days=5)
+
+
 class LedgerPolicy(_Strict):
     # Entries must carry an HMAC under HIE_LEDGER_KEY (which must then be set).
     signed: bool = False
@@ -488,6 +497,7 @@ class Policy(_Strict):
     trial: bool = False
     ledger: LedgerPolicy = LedgerPolicy()
     digest: Digest = Digest()
+    postmortems: Postmortems = Postmortems()
 
     @model_validator(mode="after")
     def _complete(self) -> Policy:
