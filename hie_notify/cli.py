@@ -52,6 +52,8 @@ _COMMANDS: dict[str, str] = {
     "calendar": "registered changes, deploy freezes and bank holidays in a range (text, json, ics)",
     "remind": "scheduled (hourly): reminders, window opens, overrun and overdue post-mortem "
     "notices the register owes",
+    "digest": "scheduled (weekly): the weekly summary, the meeting's agenda and the "
+    "stakeholders' update, each once a week",
     "update": "an ad-hoc progress or delay update to the change's 'during' audiences, once",
     "postmortem": "the change's post-mortem (owed, due, overdue); --closed --link URL records "
     "that it was held",
