@@ -519,3 +519,55 @@ def test_an_external_audience_of_none_owes_no_external_notice(tmp_path: Path) ->
     )
     r = _classify(custom, rc("helm_release.app", ["create"], after={"name": "app"}))
     assert _notice(r) == {"internal": ("24h", "48h", "application_update")}
+
+
+# --- external_when: digest ------------------------------------------------------------------------
+
+DIGEST_POLICY = """\
+change_types:
+  application_update:
+    external_when: digest
+    external_notice: {minimum: 5bd, recommended: 10bd}
+"""
+DIGESTED = (
+    "application_update: business stakeholders hear of it in the weekly digest (external_when: "
+    "digest), not at each stage: no per-change notice to them is owed or checked by the gate"
+)
+
+
+def test_a_digest_type_says_its_audience_hears_of_it_weekly(tmp_path: Path) -> None:
+    custom = _policy(tmp_path, DIGEST_POLICY)
+    r = _classify(
+        custom,
+        rc("kubernetes_config_map.app", ["update"], **UPD),
+        rc("aws_sqs_queue.q", ["update"], **UPD),
+    )
+    # Only the digest type is said to be digested; the infra update is not.
+    assert r.reasons == (
+        f"planned_infra_update: aws_sqs_queue.q ({INFRA})",
+        "application_update: kubernetes_config_map.app (rule: Helm releases and Kubernetes "
+        "workloads)",
+        NOT_IMPACTING,
+        "mixed plan: planned_infra_update, application_update; the strictest, "
+        "planned_infra_update, sets the primary type and every category's audiences and notice "
+        "apply",
+        DIGESTED,
+    )
+    assert _notice(r) == {"internal": ("24h", "48h", "planned_infra_update")}
+    # The default policy tells them at each stage, and says nothing of a digest.
+    plain = _classify(load_policy(), rc("kubernetes_config_map.app", ["update"], **UPD))
+    assert not any("digest" in reason for reason in plain.reasons)
+    assert _notice(plain)["external"] == ("0bd", "0bd", "application_update")
+
+
+def test_an_impacting_digest_type_owes_customers_only_the_impact_notice(tmp_path: Path) -> None:
+    # The type's own external notice (5bd here) is for the digested stakeholders: not owed per
+    # change. The customers its impact reaches are owed the policy's customer_impact (3bd).
+    custom = _policy(tmp_path, DIGEST_POLICY)
+    r = _classify(custom, rc("helm_release.app", ["update"], **UPD))
+    assert r.impacting_categories == ("application_update",)
+    assert _notice(r) == {
+        "internal": ("24h", "48h", "application_update"),
+        "external": ("3bd", "5bd", "application_update"),
+    }
+    assert r.reasons[-1] == DIGESTED
