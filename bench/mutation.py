@@ -192,6 +192,12 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
         'message: Rendered | None = ""',
         "'' is falsy like None: `message or renderer.render(...)` renders either way",
     ),
+    (
+        "gate",
+        "_requirement",
+        "outbox_counts: bool = False,",
+        "decide, its only caller, always passes outbox_counts: the default is never used",
+    ),
     ("calendar", "resolve_local", "naive.replace(tzinfo=tz, )", "fold=0 is replace()'s default"),
     ("calendar", "resolve_local", "first.astimezone(None).astimezone(tz)", _SAME_INSTANT),
     ("calendar", "BusinessCalendar.earliest_start", "time(0)", "time(0) is time(0, 0)"),
