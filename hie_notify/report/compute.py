@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 
 from pydantic import ValidationError
 
@@ -122,6 +123,8 @@ class _Change:
     audiences: tuple[Audience, ...]
     emergency: bool
     went_ahead: bool
+    # Announcements that count (not dry runs, covering the window) by audience, oldest first.
+    told: dict[str, list[Entry]]
 
 
 def build(
@@ -301,7 +304,15 @@ def _prepare(
         or any(e.emergency for e in record.entries)
     )
     went = record.status in WENT_AHEAD or any(e.stage == "apply_started" for e in record.entries)
-    return _Change(record, change, result, audiences, emergency, went)
+    told: dict[str, list[Entry]] = {}
+    for e in sorted(record.entries, key=_delivered):
+        if e.stage == ANNOUNCE and not e.dry_run and _covers(e, record):
+            told.setdefault(e.audience, []).append(e)
+    return _Change(record, change, result, audiences, emergency, went, told)
+
+
+def _delivered(entry: Entry) -> datetime:
+    return entry.delivered_at
 
 
 def outcome(record: Registered, now: datetime) -> str:
@@ -322,9 +333,15 @@ def outcome(record: Registered, now: datetime) -> str:
 def _covers(entry: Entry, record: Registered) -> bool:
     if not entry.window_start or record.window_start is None or record.window_end is None:
         return True
-    start = datetime.fromisoformat(entry.window_start)
-    end = datetime.fromisoformat(entry.window_end)
+    start = _instant(entry.window_start)
+    end = _instant(entry.window_end)
     return bool(start <= record.window_start and record.window_end <= end)
+
+
+@lru_cache(maxsize=4096)
+def _instant(text: str) -> datetime:
+    """An entry's window time (every announcement of a change repeats the same text)."""
+    return datetime.fromisoformat(text)
 
 
 def _notices(c: _Change, days: _Days, calendar: BusinessCalendar) -> list[NoticeRow]:
@@ -333,17 +350,7 @@ def _notices(c: _Change, days: _Days, calendar: BusinessCalendar) -> list[Notice
     for audience in c.audiences:
         if "pre_deployment" not in audience.phases:
             continue
-        told = sorted(
-            (
-                e
-                for e in c.record.entries
-                if e.audience == audience.id
-                and e.stage == ANNOUNCE
-                and not e.dry_run
-                and _covers(e, c.record)
-            ),
-            key=lambda e: e.delivered_at,
-        )
+        told = c.told.get(audience.id, ())
         minimum, recommended = audience.minimum, audience.recommended
         business = minimum.kind == "business_days"
         unit = "business days" if business else "hours"
