@@ -211,6 +211,25 @@ _TEXT = (
 _PLAIN = (str, int, float, bool)
 
 
+def _by_init(**values: Any) -> Entry:
+    return Entry(**values)
+
+
+def _by_dict(**values: Any) -> Entry:
+    """An Entry with the fields given, all of them, set as its __init__ would set them, without
+    the 23 frozen-attribute writes that init makes (a third of a second over 100,000 entries)."""
+    entry: Entry = object.__new__(Entry)
+    entry.__dict__.update(values)
+    return entry
+
+
+# The shortcut holds while Entry is a plain frozen dataclass: no __post_init__ to run, no
+# __slots__ (so a __dict__); otherwise the entries are made by Entry itself.
+_made = (
+    _by_dict if not hasattr(Entry, "__post_init__") and "__slots__" not in vars(Entry) else _by_init
+)
+
+
 class _Bad(Exception):
     """The quick reading does not vouch for this entry: `Entry.from_json` reads it."""
 
@@ -244,7 +263,7 @@ def _fast_entry(data: Any, windows: dict[str, datetime]) -> Entry:
         pairs.append((r[0], r[1]))
     categories, impacting = data.get("categories"), data.get("impacting_categories")
     extra, receipt = data.get("extra"), data.get("receipt")
-    return Entry(
+    return _made(
         change_id=data["change_id"],
         stage=data["stage"],
         audience=data["audience"],
@@ -259,11 +278,11 @@ def _fast_entry(data: Any, windows: dict[str, datetime]) -> Entry:
         idempotency_key=data["idempotency_key"],
         emergency=bool(data.get("emergency", False)),
         dry_run=bool(data.get("dry_run", False)),
-        categories=_names(categories) if categories else (),
-        impacting_categories=_names(impacting) if impacting else (),
+        categories=() if categories is None else _names(categories),
+        impacting_categories=() if impacting is None else _names(impacting),
         window_start=start,
         window_end=end,
-        extra=_plain(extra) if extra else {},
+        extra=_plain(extra) if extra else {},  # as from_json: any empty value is none
         receipt=_plain(receipt) if receipt else {},
         prev=_optional(data.get("prev")),
         digest=_optional(data.get("digest")),
