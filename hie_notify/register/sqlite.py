@@ -247,7 +247,10 @@ def _fast_entry(data: Any, windows: dict[str, datetime]) -> Entry:
     if not (change_type is None or change_type in CHANGE_TYPES):
         raise _Bad
     delivered = _instant(data["delivered_at"])
-    start, end = data.get("window_start") or "", data.get("window_end") or ""
+    start, end = data.get("window_start"), data.get("window_end")
+    start, end = "" if start is None else start, "" if end is None else end
+    if type(start) is not str or type(end) is not str:
+        raise _Bad
     if (start == "") != (end == ""):
         raise _Bad
     for edge in (start, end) if start else ():
