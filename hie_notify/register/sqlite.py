@@ -149,7 +149,7 @@ class SqliteRegister:
 
     def between_with_entries(self, start: datetime, end: datetime) -> list[Registered]:
         """`between`, each change with its entries as `get` reads them, in two queries. Entries
-        are decoded by orjson and checked by `_fast_entry`; one it does not vouch for is read
+        are decoded by orjson and checked by `_Reader`; one it does not vouch for is read
         by `Entry.from_json`, so it is accepted or refused exactly as `get` would."""
         records = self.between(start, end)
         if not records:
@@ -163,10 +163,10 @@ class SqliteRegister:
                 (utc_text(end), utc_text(start)),
             ).fetchall()
         entries: dict[str, list[Entry]] = {}
-        windows: dict[str, datetime] = {}
+        reader = _Reader()
         for change_id, raw in rows:
             try:
-                entry = _fast_entry(orjson.loads(raw), windows)
+                entry = reader.entry(orjson.loads(raw))
             except (_Bad, orjson.JSONDecodeError, TypeError, KeyError):
                 entry = None
             if entry is None:
@@ -198,24 +198,14 @@ class SqliteRegister:
         return Registered.from_json(data, where)
 
 
-_TEXT = (
-    "change_id",
-    "stage",
-    "audience",
-    "channel",
-    "recipient",
-    "fingerprint",
-    "message_id",
-    "idempotency_key",
-)
 _PLAIN = (str, int, float, bool)
 
 
-def _by_init(**values: Any) -> Entry:
+def _by_init(values: dict[str, Any]) -> Entry:
     return Entry(**values)
 
 
-def _by_dict(**values: Any) -> Entry:
+def _by_dict(values: dict[str, Any]) -> Entry:
     """An Entry with the fields given, all of them, set as its __init__ would set them, without
     the 23 frozen-attribute writes that init makes (a third of a second over 100,000 entries)."""
     entry: Entry = object.__new__(Entry)
@@ -234,63 +224,109 @@ class _Bad(Exception):
     """The quick reading does not vouch for this entry: `Entry.from_json` reads it."""
 
 
-def _fast_entry(data: Any, windows: dict[str, datetime]) -> Entry:
-    """`Entry.from_json` for an entry as the register writes it (`Entry.to_json`): the same
-    checks, made only in the shapes that form takes; anything else is `_Bad`. `windows` holds
-    the window times already checked (every entry of a change repeats them)."""
-    if type(data) is not dict:
-        raise _Bad
-    for name in _TEXT:
-        if type(data[name]) is not str:
+class _Reader:
+    """`Entry.from_json` for entries as the register writes them (`Entry.to_json`): the same
+    checks, made only in the shapes that form takes; anything else is `_Bad` (TypeError and
+    KeyError too). Window times and category lists, which every entry of a change repeats, are
+    checked once per read."""
+
+    def __init__(self) -> None:
+        self._times: dict[str, datetime] = {}
+        self._lists: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+    def entry(self, data: Any) -> Entry:
+        if type(data) is not dict:
             raise _Bad
-    change_type = data["change_type"]
-    if not (change_type is None or change_type in CHANGE_TYPES):
-        raise _Bad
-    delivered = _instant(data["delivered_at"])
-    start, end = data.get("window_start"), data.get("window_end")
-    start, end = "" if start is None else start, "" if end is None else end
-    if type(start) is not str or type(end) is not str:
-        raise _Bad
-    if (start == "") != (end == ""):
-        raise _Bad
-    for edge in (start, end) if start else ():
-        if edge not in windows:
-            windows[edge] = _instant(edge)
-    resources = data["resources"]
-    if type(resources) is not list:
-        raise _Bad
-    pairs = []
-    for r in resources:
-        if type(r) is not list or len(r) != 2 or type(r[0]) is not str or type(r[1]) is not str:
+        change_id, stage, audience, channel = (
+            data["change_id"],
+            data["stage"],
+            data["audience"],
+            data["channel"],
+        )
+        recipient, fingerprint, message_id, key = (
+            data["recipient"],
+            data["fingerprint"],
+            data["message_id"],
+            data["idempotency_key"],
+        )
+        if not (
+            type(change_id) is str
+            and type(stage) is str
+            and type(audience) is str
+            and type(channel) is str
+            and type(recipient) is str
+            and type(fingerprint) is str
+            and type(message_id) is str
+            and type(key) is str
+        ):
             raise _Bad
-        pairs.append((r[0], r[1]))
-    categories, impacting = data.get("categories"), data.get("impacting_categories")
-    extra, receipt = data.get("extra"), data.get("receipt")
-    return _made(
-        change_id=data["change_id"],
-        stage=data["stage"],
-        audience=data["audience"],
-        channel=data["channel"],
-        recipient=data["recipient"],
-        fingerprint=data["fingerprint"],
-        change_type=change_type,
-        service_impacting=bool(data["service_impacting"]),
-        resources=tuple(pairs),
-        delivered_at=delivered,
-        message_id=data["message_id"],
-        idempotency_key=data["idempotency_key"],
-        emergency=bool(data.get("emergency", False)),
-        dry_run=bool(data.get("dry_run", False)),
-        categories=() if categories is None else _names(categories),
-        impacting_categories=() if impacting is None else _names(impacting),
-        window_start=start,
-        window_end=end,
-        extra=_plain(extra) if extra else {},  # as from_json: any empty value is none
-        receipt=_plain(receipt) if receipt else {},
-        prev=_optional(data.get("prev")),
-        digest=_optional(data.get("digest")),
-        mac=_optional(data.get("mac")),
-    )
+        change_type = data["change_type"]
+        if change_type is not None and change_type not in CHANGE_TYPES:
+            raise _Bad
+        delivered = _instant(data["delivered_at"])
+        start, end = data.get("window_start"), data.get("window_end")
+        start, end = "" if start is None else start, "" if end is None else end
+        if type(start) is not str or type(end) is not str or (start == "") != (end == ""):
+            raise _Bad
+        if start:
+            self._time(start)
+            self._time(end)
+        resources = data["resources"]
+        if type(resources) is not list:
+            raise _Bad
+        pairs = []
+        for r in resources:
+            if type(r) is not list or len(r) != 2 or type(r[0]) is not str or type(r[1]) is not str:
+                raise _Bad
+            pairs.append((r[0], r[1]))
+        categories, impacting = data.get("categories"), data.get("impacting_categories")
+        extra, receipt = data.get("extra"), data.get("receipt")
+        prev, digest, mac = data.get("prev"), data.get("digest"), data.get("mac")
+        return _made(
+            {
+                "change_id": change_id,
+                "stage": stage,
+                "audience": audience,
+                "channel": channel,
+                "recipient": recipient,
+                "fingerprint": fingerprint,
+                "change_type": change_type,
+                "service_impacting": bool(data["service_impacting"]),
+                "resources": tuple(pairs),
+                "delivered_at": delivered,
+                "message_id": message_id,
+                "idempotency_key": key,
+                "emergency": bool(data.get("emergency", False)),
+                "dry_run": bool(data.get("dry_run", False)),
+                "categories": () if categories is None else self._list(categories),
+                "impacting_categories": () if impacting is None else self._list(impacting),
+                "window_start": start,
+                "window_end": end,
+                # As from_json: any empty value is none.
+                "extra": _plain(extra) if extra else {},
+                "receipt": _plain(receipt) if receipt else {},
+                "prev": "" if prev is None or prev == "" else _text(prev),
+                "digest": "" if digest is None or digest == "" else _text(digest),
+                "mac": "" if mac is None or mac == "" else _text(mac),
+            }
+        )
+
+    def _time(self, text: str) -> datetime:
+        known = self._times.get(text)
+        if known is None:
+            known = self._times[text] = _instant(text)
+        return known
+
+    def _list(self, value: object) -> tuple[str, ...]:
+        if type(value) is not list:
+            raise _Bad
+        key = tuple(value)
+        known = self._lists.get(key)  # TypeError when an item is a list or an object
+        if known is None:
+            if not all(type(v) is str for v in key):
+                raise _Bad
+            known = self._lists[key] = key
+        return known
 
 
 def _instant(value: object) -> datetime:
@@ -305,21 +341,13 @@ def _instant(value: object) -> datetime:
     return when
 
 
-def _names(value: object) -> tuple[str, ...]:
-    if type(value) is not list or not all(type(v) is str for v in value):
-        raise _Bad
-    return tuple(value)
-
-
 def _plain(value: object) -> dict[str, str]:
     if type(value) is not dict or not all(isinstance(v, _PLAIN) for v in value.values()):
         raise _Bad
     return {str(k): str(v) for k, v in value.items()}
 
 
-def _optional(value: object) -> str:
-    if value is None or value == "":
-        return ""
+def _text(value: object) -> str:
     if type(value) is not str:
         raise _Bad
     return value
