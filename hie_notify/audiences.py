@@ -207,9 +207,28 @@ def resolve(
 
 
 def _owed(policy: Policy, name: str, impacting: Sequence[str]) -> bool:
-    """Does a category of type `name` owe its external audience a notice?"""
+    """Does a category of type `name` owe its external audience a notice at each stage? Not
+    when the policy has the weekly digest tell them (`external_when: digest`)."""
     ct = policy.change_type(name)
-    return ct.external_audience != "none" and (ct.external_when == "always" or name in impacting)
+    if ct.external_audience == "none" or ct.external_when == "digest":
+        return False
+    return ct.external_when == "always" or name in impacting
+
+
+def digest_group(policy: Policy, name: str) -> str | None:
+    """The stakeholder group (`business`, `critical`) that hears of a category of type `name`
+    in the weekly digest instead of at each stage, or None."""
+    ct = policy.change_type(name)
+    if ct.external_when != "digest":
+        return None
+    return "business" if ct.external_audience == "business_stakeholders" else "critical"
+
+
+def told_by_digest(policy: Policy, categories: Iterable[str]) -> list[str]:
+    """The audiences (`stakeholders:business`, ...) the weekly digest tells of a change with
+    these categories: owed no notice per stage, so the gate never waits for them."""
+    groups = (digest_group(policy, name) for name in categories)
+    return list(dict.fromkeys(f"stakeholders:{g}" for g in groups if g))
 
 
 def _no_customers(name: str, why: str) -> str:

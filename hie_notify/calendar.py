@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time, timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from hie_notify.durations import NoticePeriod
@@ -40,6 +43,54 @@ def resolve_local(naive: datetime, zone: str) -> datetime:
             f"give an explicit offset, e.g. {first.isoformat()} or {second.isoformat()}"
         )
     return first
+
+
+def country_holidays(country: str, subdivision: str | None) -> Mapping[date, str]:
+    """`holidays.country_holidays(country, subdiv=subdivision)`, without importing every country.
+
+    The library's lazy loader imports the package `holidays.countries`, whose `__init__` imports
+    all of its ~280 country modules (about 100 ms, most of the gate's own time) to hand back one
+    class. The registry names the module each country code lives in; that one module is loaded
+    under its own name (so a later `import holidays.countries` reuses it). A country the
+    registry does not place, or a layout this does not recognise, takes the library's own path.
+    """
+    import holidays as _holidays
+
+    entity = _country_class(country) if "holidays.countries" not in sys.modules else None
+    if entity is None:
+        found: Mapping[date, str] = _holidays.country_holidays(country, subdiv=subdivision)
+        return found
+    built: Mapping[date, str] = entity(subdiv=subdivision)
+    return built
+
+
+def _country_class(country: str) -> Any | None:
+    import holidays as _holidays
+    from holidays.registry import COUNTRIES
+
+    found = [
+        (module_name, names[0])
+        for module_name, names in COUNTRIES.items()
+        if country in names  # the class name, the ISO codes and the aliases
+    ]
+    if len(found) != 1:
+        return None
+    module_name, class_name = found[0]
+    name = f"holidays.countries.{module_name}"
+    module = sys.modules.get(name)
+    if module is None:
+        path = Path(_holidays.__file__).parent / "countries" / f"{module_name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None or not path.is_file():
+            return None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+    return getattr(module, class_name, None)
 
 
 UTC = ZoneInfo("UTC")
@@ -85,13 +136,10 @@ class BusinessCalendar:
 
     @cached_property
     def _holidays(self) -> Mapping[date, str]:
-        # Built on first use: importing `holidays` loads every country it knows (~80 ms), which
-        # commands that never count business days (classify) should not pay for.
-        import holidays as _holidays
-
+        # Built on first use, so that commands that never count business days (classify) do
+        # not import `holidays` at all.
         country, subdivision = self._region
-        found: Mapping[date, str] = _holidays.country_holidays(country, subdiv=subdivision)
-        return found
+        return country_holidays(country, subdivision)
 
     def holiday_name(self, day: date) -> str | None:
         name = self._holidays.get(day)

@@ -287,6 +287,14 @@ def classify(
         )
     if plan.errored:
         reasons.append("the plan errored: Terraform could not finish planning")
+    for name in categories:
+        ct = policy.change_type(name)
+        if ct.external_when == "digest":
+            who = ct.external_audience.replace("_", " ")
+            reasons.append(
+                f"{name}: {who} hear of it in the weekly digest (external_when: digest), not at "
+                "each stage: no per-change notice to them is owed or checked by the gate"
+            )
 
     # A category owes its external notice "when service-impacting" only for its own impacting
     # resources: a tag-only infrastructure update riding along with an application rollout does
@@ -329,7 +337,8 @@ def required_notice(
     for name in overriding or categories:
         ct = policy.change_type(name)
         wanted = [("internal", ct.internal_notice.minimum, ct.internal_notice.recommended)]
-        if ct.external_audience != "none" and (ct.external_when == "always" or name in impacting):
+        told_per_stage = ct.external_audience != "none" and ct.external_when != "digest"
+        if told_per_stage and (ct.external_when == "always" or name in impacting):
             wanted.append(("external", ct.external_notice.minimum, ct.external_notice.recommended))
         impact = policy.impact_notice_for(name) if name in impacting else None
         if impact is not None:

@@ -35,6 +35,8 @@ _GLOBALS: list[tuple[str, str | None, dict[str, object]]] = [
 _COMMANDS: dict[str, str] = {
     "classify": "print the classification of a plan; sends nothing",
     "plan": "classify, send the pre-deployment notices the policy requires, record them",
+    "announce": "announce a change with no plan (incident, emergency, not Terraform) to its "
+    "declared type's audiences; a plan attached later must be no more severe",
     "gate": "decide whether the apply may go ahead now; exit 1 when blocked, with every reason",
     "earliest": "the earliest window start the required notice allows if notices go out now",
     "apply": "stage notices for the apply (--status started|succeeded|failed)",
@@ -48,8 +50,13 @@ _COMMANDS: dict[str, str] = {
     "receive": "serve the HCP Terraform run task (the gate) and notification webhooks",
     "validate": "check the policy and change files; exit 2 with every problem found",
     "calendar": "registered changes, deploy freezes and bank holidays in a range (text, json, ics)",
-    "remind": "scheduled (hourly): reminders, window opens and overrun notices the register owes",
+    "remind": "scheduled (hourly): reminders, window opens, overrun and overdue post-mortem "
+    "notices the register owes",
+    "digest": "scheduled (weekly): the weekly summary, the meeting's agenda and the "
+    "stakeholders' update, each once a week",
     "update": "an ad-hoc progress or delay update to the change's 'during' audiences, once",
+    "postmortem": "the change's post-mortem (owed, due, overdue); --closed --link URL records "
+    "that it was held",
     "report": "compliance report from the register: notice, breaches, post-mortems, downtime",
 }
 

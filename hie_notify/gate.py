@@ -11,7 +11,7 @@ from hie_notify.calendar import UTC, BusinessCalendar
 from hie_notify.change import ChangeRecord, Window
 from hie_notify.classify import Classification, names
 from hie_notify.policy.model import Policy
-from hie_notify.records import Audience, Audiences, Entry
+from hie_notify.records import PLANLESS, Audience, Audiences, Entry
 
 ANNOUNCE = "announce"
 TRIAL_BANNER = (
@@ -109,11 +109,15 @@ def plan_differences(entry: Entry, result: Classification, policy: Policy) -> li
 
     A plan that only shrinks (a subset of what was announced) keeps its notice. New resources,
     new deletes or replacements, any other change of action, a stricter change type or a new
-    service impact all void it.
+    service impact all void it. A plan-less notice (fingerprint PLANLESS) covers any resources
+    of a plan no more severe than it announced: type not raised, not newly service-impacting
+    (the customers it covers are its audiences: one not told has no notice at all).
     """
     announced = dict(entry.resources)
     added, destructive, changed = [], [], []
-    for r in result.resources:
+    # A notice given without a plan (`hie-notify announce`) named no resources: it covers the
+    # change type, service impact and window it announced, so only those rules apply to it.
+    for r in () if entry.fingerprint == PLANLESS else result.resources:
         before = announced.get(r.address)
         if before is None:
             added.append(r.address)

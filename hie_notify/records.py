@@ -16,6 +16,10 @@ from hie_notify.errors import InputError
 from hie_notify.limits import instant_problem
 
 ENTRY_VERSION = 2
+# The fingerprint `hie-notify announce` records for a notice given without a plan. A plan's
+# fingerprint always starts "sha256:", so no plan can equal it; only the notifier's own ledger
+# entries carry it (the gate's plan_differences says what such a notice covers).
+PLANLESS = "planless"
 # The change types of DESIGN.md; the policy model takes its list from here.
 CHANGE_TYPES = (
     "emergency_fix",

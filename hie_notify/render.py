@@ -26,7 +26,7 @@ from hie_notify.classify import Classification
 from hie_notify.durations import describe_timedelta
 from hie_notify.errors import InputError
 from hie_notify.policy.model import Policy
-from hie_notify.records import Audience
+from hie_notify.records import PLANLESS, Audience
 from hie_notify.sandbox import BoundedSandbox
 
 FORMATS = ("text", "slack", "markdown", "html", "teams")
@@ -418,6 +418,7 @@ def context(
         },
         "window": window,
         "plan": {
+            "planless": result.fingerprint.startswith(PLANLESS),  # `hie-notify announce`
             "summary": dict(result.summary),
             "service_impacting": result.service_impacting,
             "categories": [policy.change_type(c).title for c in result.categories],

@@ -33,7 +33,7 @@ from hie_notify.options import Options
 from hie_notify.policy.model import Policy
 from hie_notify.policy.protected import in_gitlab_ci
 from hie_notify.render import Renderer, context, escape_markdown
-from hie_notify.stages import audiences_for, from_ledger, postmortem_reasons
+from hie_notify.stages import audiences_for, from_ledger, planless, postmortem_reasons
 
 if TYPE_CHECKING:
     from hie_notify.channels import Channels
@@ -112,6 +112,23 @@ def load(options: Options, args: argparse.Namespace, *, announce: bool = False) 
         ledger,
         renderer(policy, options),
         run,
+    )
+
+
+def load_planless(options: Options) -> StageRun:
+    """Policy and change record for `hie-notify announce`: no plan, the declared type, and the
+    PLANLESS fingerprint in everything it records (stages.planless)."""
+    loaded = load_policy_for(options)
+    policy = loaded.policy
+    change = require_change(load_change(options.change, policy) if options.change else None)
+    return StageRun(
+        options,
+        policy,
+        change,
+        planless(policy, change),
+        BusinessCalendar.from_policy(policy),
+        open_ledger(options.ledger, options.env, signed=policy.ledger.signed),
+        renderer(policy, options),
     )
 
 
@@ -256,7 +273,12 @@ def register_stage(
         if register is None:
             return []
         # Announcing copies the whole ledger: how a change recorded before the register moves in.
-        entries = run.ledger.read(run.change.id) if stage == "announce" else []
+        # A stage that may owe a post-mortem copies its issue (`remind` checks it is closed).
+        entries = []
+        if stage == "announce":
+            entries = run.ledger.read(run.change.id)
+        elif stage == "complete" or stage.endswith("_failed") or stage.startswith("rollback"):
+            entries = [e for e in run.ledger.read(run.change.id) if e.stage == "postmortem"]
         stored = record_stage(
             register,
             change=run.change,

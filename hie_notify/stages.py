@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from hie_notify.change import ChangeRecord
-from hie_notify.classify import Classification, ResourceResult, required_notice
+from hie_notify.classify import Classification, ResourceResult, classify, required_notice
 from hie_notify.errors import InputError
 from hie_notify.policy.model import Policy
-from hie_notify.records import Audience, Audiences, Entry
-from hie_notify.terraform.plan import SUMMARY_KEYS
+from hie_notify.records import PLANLESS, Audience, Audiences, Entry
+from hie_notify.terraform.plan import SUMMARY_KEYS, Plan
 
 ANNOUNCE = "announce"
 FAILURES = ("apply_failed", "rollback_started", "rollback_succeeded", "rollback_failed")
@@ -80,12 +81,19 @@ def from_ledger(entries: Sequence[Entry], policy: Policy, change_id: str) -> Cla
         categories=categories,
         service_impacting=last.service_impacting,
         summary={k: counts.get(k, 0) for k in SUMMARY_KEYS},
-        reasons=(f"as announced {last.delivered_at.isoformat()} (plan {last.fingerprint[:19]})",),
+        reasons=(
+            f"as announced {last.delivered_at.isoformat()} "
+            + (
+                "(without a plan)"
+                if last.fingerprint == PLANLESS
+                else f"(plan {last.fingerprint[:19]})"
+            ),
+        ),
         resources=resources,
         drift=(),
         outputs=(),
         fingerprint=last.fingerprint,
-        has_changes=bool(resources),
+        has_changes=bool(resources) or last.fingerprint == PLANLESS,
         impacting_categories=tuple(c for c in categories if c in impacting),
         notice=required_notice(policy, categories, tuple(impacting)),
     )
@@ -144,3 +152,23 @@ def window_problems(
             "under way; move the window, or declare the emergency with a justification"
         ]
     return []
+
+
+def planless(policy: Policy, change: ChangeRecord) -> Classification:
+    """The classification of a change announced without a plan (`hie-notify announce`): the
+    change record's declared type, service-impacting when it declares downtime, and the
+    PLANLESS fingerprint, so the gate holds a plan attached later to what was announced."""
+    if change.type is None:
+        raise InputError(
+            "type: expected a declared change type (one of "
+            f"{', '.join(policy.change_types)}): without a plan nothing else can say what "
+            "kind of change this is"
+        )
+    empty = Plan("1.2", None, (), summary={k: 0 for k in SUMMARY_KEYS})
+    result = classify(empty, policy, change)
+    reasons = [r for r in result.reasons if not r.startswith("no changes:")]
+    reasons.append(
+        "announced without a plan: a plan attached later keeps this notice only while its "
+        "change type is no stricter and it is not newly service-impacting"
+    )
+    return replace(result, fingerprint=PLANLESS, has_changes=True, reasons=tuple(reasons))

@@ -166,11 +166,12 @@ def test_a_week_of_reminders(week: tuple[Flow, RegisterFake, str]) -> None:
     # C was cancelled before anything was owed: it never appears.
     assert not [s for s in sent if s[1] == "FFAPP-103"]
     if register == "gitlab":
-        # Every run: who am I, one page of open changes, the notes of each change that may
-        # owe something (at most three here); then, per delivery, the issue's record and a note.
-        # Bounded by what is due, never by the size of the register.
-        assert all(calls <= 5 + 2 * sent for calls, sent in calls_per_run), calls_per_run
-        assert max(calls for calls, sent in calls_per_run if not sent) <= 5
+        # Every run: who am I, one page of open changes, one page of the changes that ended
+        # lately (overdue post-mortems), the notes of each change that may owe something (at
+        # most three here); then, per delivery, the issue's record and a note. Bounded by what
+        # is due, never by the size of the register.
+        assert all(calls <= 6 + 2 * sent for calls, sent in calls_per_run), calls_per_run
+        assert max(calls for calls, sent in calls_per_run if not sent) <= 6
         lists = [
             c.request.url
             for c in fake.rsps.calls
@@ -257,8 +258,11 @@ def test_remind_on_2000_changes_reads_only_what_may_be_due(
     assert code == 0 and out["checked"] == 20 and out["sent"] == []
     lists = [u for u in urls if u.split("?")[0].endswith("/issues")]
     notes = [u for u in urls if "/notes" in u]
-    assert len(lists) == 1 and "state=opened" in lists[0] and "per_page=100" in lists[0]
+    assert len(lists) == 2 and "state=opened" in lists[0] and "per_page=100" in lists[0]
+    # The changes that ended lately, for overdue post-mortems: one page, newest due date first,
+    # stopping past the range; none of these owes a post-mortem, so no notes are read for them.
+    assert "order_by=due_date" in lists[1] and "sort=desc" in lists[1]
     assert len(notes) == 2  # FFAPP-1981 (in 2 days) and FFAPP-1982 (in 5 days)
-    assert len(urls) == 4  # and who am I
+    assert len(urls) == 5  # and who am I
     # Never announced (made up for the count): skipped, and said so.
     assert [s.split(":")[0] for s in out["skipped"]] == ["FFAPP-1981", "FFAPP-1982"]

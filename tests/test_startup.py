@@ -96,6 +96,9 @@ def test_gate_loads_no_channel_or_service_client(tmp_path: Path) -> None:
     )
     assert code == 1  # nothing was announced: blocked
     assert "holidays" in _roots(modules), "the gate counts business days"
+    assert "holidays.countries.united_kingdom" in modules
+    countries = {m for m in modules if m.startswith("holidays.countries.")}
+    assert countries == {"holidays.countries.united_kingdom"}, "only the policy's country"
     assert not _roots(modules) & {"icalendar", "slack_sdk", "gitlab", "requests", "smtplib"}
     assert not {m for m in modules if m.startswith("hie_notify.channels")}
 
@@ -111,3 +114,52 @@ def test_policy_region_is_checked_without_loading_holidays(
     )
     assert code == 0
     assert "holidays" not in _roots(modules)
+
+
+_HOLIDAYS_PROBE = """
+import json, sys
+from datetime import date, timedelta
+from hie_notify.calendar import country_holidays
+
+regions = json.loads(sys.argv[1])
+ours = {}
+for country, subdivision in regions:
+    found = country_holidays(country, subdivision)
+    for year in (2025, 2026, 2027):
+        found.get(date(year, 1, 1))  # fills the year
+    ours[f"{country}-{subdivision}"] = {d.isoformat(): n for d, n in sorted(found.items())}
+countries_package = "holidays.countries" in sys.modules
+import holidays
+theirs = {}
+for country, subdivision in regions:
+    found = holidays.country_holidays(country, subdiv=subdivision, years=(2025, 2026, 2027))
+    theirs[f"{country}-{subdivision}"] = {d.isoformat(): n for d, n in sorted(found.items())}
+print(json.dumps({"ours": ours, "theirs": theirs, "package": countries_package}))
+"""
+
+
+def test_the_policy_country_alone_gives_the_library_holidays(tmp_path: Path) -> None:
+    """`country_holidays` loads one country module, and finds the days (and names) the library's
+    own `holidays.country_holidays` finds, for codes, aliases and subdivisions."""
+    regions = [
+        ["GB", "ENG"],
+        ["GB", "SCT"],
+        ["UK", "NIR"],
+        ["US", "CA"],
+        ["DE", "BY"],
+        ["FR", None],
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-c", _HOLIDAYS_PROBE, json.dumps(regions)],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8"},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    data = json.loads(proc.stdout.splitlines()[-1])
+    assert data["package"] is False, "the package of every country was imported"
+    assert data["ours"] == data["theirs"]
+    assert data["ours"]["GB-SCT"]["2026-01-02"] == "New Year Holiday"  # Scotland's own
+    assert "2026-01-02" not in data["ours"]["GB-ENG"]

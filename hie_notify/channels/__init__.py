@@ -36,6 +36,7 @@ STATE_OF_NOTICE = {
     "window_opens": "window open",
     "overrun": "overrunning",
     "update": "in progress",
+    "postmortem_overdue": "post-mortem overdue",
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from hie_notify import output, plan_source
+from hie_notify.audiences import told_by_digest
 from hie_notify.context import prepare
 from hie_notify.options import Options
 
@@ -16,6 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, options: Options) -> int:
     prep = prepare(options, plan_source.load(args, options.env), need_change=False)
     data = prep.result.to_json()
+    # Audiences the weekly digest tells instead of each stage (`external_when: digest`).
+    data["told_by_digest"] = told_by_digest(prep.policy, prep.result.categories)
     if prep.run is not None:
         data["run"] = {
             "id": prep.run.id,

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -100,6 +101,9 @@ class Reminders(_Strict):
     stakeholder: list[Offset] = []
 
 
+_DIGEST_AUDIENCES = ("business_stakeholders", "critical_stakeholders")
+
+
 class ChangeType(_Strict):
     title: str
     lead: str
@@ -114,7 +118,9 @@ class ChangeType(_Strict):
     internal_notice: NoticeRule
     internal_stages: list[Stage]
     external_audience: ExternalAudience
-    external_when: Literal["always", "service_impacting"] = "service_impacting"
+    # `digest`: the external audience hears of it in the weekly digest (`hie-notify digest`),
+    # not at each stage, so the gate does not wait for them.
+    external_when: Literal["always", "service_impacting", "digest"] = "service_impacting"
     external_notice: NoticeRule
     external_stages: list[Stage]
     meetings: list[str] = []
@@ -140,6 +146,17 @@ class ChangeType(_Strict):
             raise ValueError("external_notice is counted in business days (e.g. 3bd)")
         if self.declared_only and self.match:
             raise ValueError("a declared_only change type cannot have match rules")
+        if self.external_when == "digest":
+            if self.external_audience not in _DIGEST_AUDIENCES:
+                raise ValueError(
+                    "external_when: digest is for stakeholder groups (external_audience "
+                    f"{' or '.join(_DIGEST_AUDIENCES)}), got {self.external_audience}"
+                )
+            if self.notice_overrides_others:
+                raise ValueError(
+                    "external_when: digest cannot apply to a type whose notice overrides the "
+                    "others (an emergency is told as soon as identified)"
+                )
         return self
 
 
@@ -370,6 +387,82 @@ class CustomerImpact(_Strict):
         return self
 
 
+def _hhmm(value: object) -> object:
+    # YAML 1.1 reads an unquoted 10:00 as the sexagesimal integer 600.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return time(value // 60, value % 60) if 0 <= value < 24 * 60 else value
+    return value
+
+
+_Clock = Annotated[time, BeforeValidator(_hhmm)]
+_TEN = time(10, 0)
+
+
+class Meeting(_Strict):
+    """The weekly meeting whose agenda `hie-notify digest` writes, dated for its next sitting
+    (a bank holiday moves it to the next business day, same time). `channel` carries it: a
+    GitLab issue in the register project, a Slack post to `slack_channel`, Teams, the webhook,
+    or the outbox."""
+
+    name: str = Field(default="Wednesday meeting", min_length=1, max_length=100)
+    weekday: Weekday = "wed"
+    time: _Clock = _TEN
+    channel: Literal["gitlab_issue", "slack", "teams", "webhook", "outbox"] = "gitlab_issue"
+    slack_channel: str | None = None
+    # How long before the sitting the agenda goes out (so it lists the week's outcomes): from
+    # Sunday 10:00 for a Wednesday 10:00 meeting by default; a weekly job on Monday sends it.
+    agenda_ahead: Offset = timedelta(days=3)
+
+    @field_validator("agenda_ahead")
+    @classmethod
+    def _within_a_week(cls, value: timedelta) -> timedelta:
+        if not timedelta(0) < value <= timedelta(days=7):
+            raise ValueError(
+                f"expected a lead time between 1m and 7d (e.g. 3d), got {format_duration(value)}"
+            )
+        return value
+
+    @field_validator("slack_channel")
+    @classmethod
+    def _slack_name(cls, value: str | None) -> str | None:
+        if value is not None and not _SLACK_CHANNEL.match(value):
+            raise ValueError(f"expected a Slack channel name like '#devops', got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _slack_needs_channel(self) -> Meeting:
+        if self.channel == "slack" and self.slack_channel is None:
+            raise ValueError("channel: slack needs slack_channel (e.g. '#devops')")
+        return self
+
+
+class Digest(_Strict):
+    """`hie-notify digest`, weekly: the summary of last week's changes and this week's to the
+    Slack channels in `summary_to`, the meeting's agenda, and the stakeholder groups' update
+    for change types with `external_when: digest`. Weeks run Monday to Sunday in the policy's
+    time zone."""
+
+    summary_to: list[str] = Field(default=["#devops"], min_length=1)
+    meeting: Meeting = Meeting()
+
+    @field_validator("summary_to")
+    @classmethod
+    def _slack_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _SLACK_CHANNEL.match(name):
+                raise ValueError(f"expected Slack channel names like '#devops', got {name!r}")
+        return value
+
+
+class Postmortems(_Strict):
+    """When a post-mortem owed is overdue: `due` after the change ended (a notice period: `5bd`,
+    `72h`). The seed asks for a post-mortem after significant changes and failures but names no
+    time, so the default is 5 business days. `hie-notify remind` tells the lead once it passes
+    with no closing recorded (`hie-notify postmortem --closed`)."""
+
+    due: Notice = NoticePeriod("business_days", business_days=5)
+
+
 class LedgerPolicy(_Strict):
     # Entries must carry an HMAC under HIE_LEDGER_KEY (which must then be set).
     signed: bool = False
@@ -403,6 +496,8 @@ class Policy(_Strict):
     # nobody was told. Only the protected policy can set it.
     trial: bool = False
     ledger: LedgerPolicy = LedgerPolicy()
+    digest: Digest = Digest()
+    postmortems: Postmortems = Postmortems()
 
     @model_validator(mode="after")
     def _complete(self) -> Policy:

@@ -113,6 +113,14 @@ def weakenings(
                 "policy's overridable keys)"
             )
             continue
+        if path[-1] == "external_when" and value != "always":
+            # `digest` (or `service_impacting`) tells the external audience less often, or
+            # only in the weekly digest: a branch may only make it tell them at every stage.
+            yield (
+                f"{key}: would tell the external audience {value!r} instead of {before!r}; a "
+                "branch may only set it to 'always'"
+            )
+            continue
         if len(path) >= 2 and path[-2] in _NOTICE_KEYS and before is not None:
             try:
                 new, old = parse_notice(value), parse_notice(before)

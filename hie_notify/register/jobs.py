@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from hie_notify import stagerun
 from hie_notify.audiences import resolve
+from hie_notify.calendar import BusinessCalendar
 from hie_notify.change import ChangeRecord
 from hie_notify.channels import Channels
 from hie_notify.context import load_policy_for
@@ -27,10 +28,13 @@ from hie_notify.options import Options
 from hie_notify.policy.model import Policy
 from hie_notify.records import Entry
 from hie_notify.register import reminders
-from hie_notify.register.model import Registered
+from hie_notify.register.model import Registered, merge_entries
 from hie_notify.register.store import Register, register_of
 from hie_notify.render import Renderer
-from hie_notify.stages import from_ledger
+from hie_notify.stages import from_ledger, postmortem_reasons
+
+# The stage a change's status says it ended with (a post-mortem's reasons depend on it).
+_LAST_STAGE = {"done": "complete", "rolled back": "rollback_succeeded", "failed": "apply_failed"}
 
 UPDATE = "update"
 
@@ -73,6 +77,7 @@ class RemindReport:
     reports: list[tuple[str, str, StageReport]] = field(default_factory=list)  # change, tag
     failed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    recorded: list[str] = field(default_factory=list)  # post-mortems found closed
 
     def to_json(self) -> dict[str, Any]:
         sent = []
@@ -85,6 +90,7 @@ class RemindReport:
             "sent": sent,
             "failed": list(self.failed),
             "skipped": list(self.skipped),
+            "recorded": list(self.recorded),
         }
 
     def lines(self) -> list[str]:
@@ -94,7 +100,8 @@ class RemindReport:
             out += report.lines()
         out += [f"  FAILED    {f}" for f in self.failed]
         out += [f"  skipped   {s}" for s in self.skipped]
-        if not self.reports and not self.failed:
+        out += [f"  recorded  {r}" for r in self.recorded]
+        if not self.reports and not self.failed and not self.recorded:
             out.append("  nothing due")
         return out
 
@@ -132,7 +139,116 @@ def remind(options: Options) -> RemindReport:
             report.failed.append(f"{full.change_id}: {exc}")
         except InputError as exc:
             report.skipped.append(f"{full.change_id}: {'; '.join(exc.problems)}")
+    _remind_postmortems(options, policy, register, renderer, now, report)
     return report
+
+
+def _remind_postmortems(
+    options: Options,
+    policy: Policy,
+    register: Register,
+    renderer: Renderer,
+    now: datetime,
+    report: RemindReport,
+) -> None:
+    """Overdue post-mortems: changes that ended (their windows within the policy's deadline and
+    the catch-up period before now) whose post-mortem is owed, past due and not closed."""
+    calendar = BusinessCalendar.from_policy(policy)
+    due = policy.postmortems.due
+    # How far back a window may have ended and its post-mortem still fall due in the catch-up
+    # period: the deadline in calendar days (business days span weekends and holidays).
+    reach = calendar.earliest_start(now, due) - now + reminders.POSTMORTEM_CATCH_UP
+    for record in register.between(now - reach - timedelta(days=14), now):
+        if not (
+            reminders.might_be_overdue(record, calendar, due, now)
+            and _might_owe_postmortem(policy, record)
+        ):
+            continue
+        full = register.get(record.change_id)
+        if full is None:
+            continue
+        try:
+            _remind_postmortem(options, policy, register, renderer, calendar, full, now, report)
+        except StageFailed as exc:
+            report.failed.append(f"{full.change_id}: {exc}")
+        except InputError as exc:
+            report.skipped.append(f"{full.change_id}: {'; '.join(exc.problems)}")
+
+
+def _might_owe_postmortem(policy: Policy, record: Registered) -> bool:
+    """What stages.postmortem_reasons would say, from the record alone (no entries read): a
+    failure or rollback, a type that always owes one, or a significant change."""
+    if record.status in ("failed", "rolled back"):
+        return True
+    kind = record.change_type
+    if kind is None or kind not in policy.change_types:
+        return False
+    rule = policy.change_type(kind).post_mortem
+    if rule == "always":
+        return True
+    if rule != "significant":
+        return False
+    summary = record.summary
+    return bool(
+        record.service_impacting
+        or record.change.get("risk") == "high"
+        or summary.get("destroy")
+        or summary.get("replace")
+    )
+
+
+def _remind_postmortem(
+    options: Options,
+    policy: Policy,
+    register: Register,
+    renderer: Renderer,
+    calendar: BusinessCalendar,
+    record: Registered,
+    now: datetime,
+    report: RemindReport,
+) -> None:
+    change = _change_record(record, policy)
+    result = from_ledger(record.entries, policy, change.id)
+    stage = _LAST_STAGE.get(record.status, "complete")
+    reasons = postmortem_reasons(policy, change, result, record.entries, stage)
+    if not reasons:
+        return
+    due_at = reminders.postmortem_due(record, calendar, policy.postmortems.due)
+    audiences = resolve(policy, result, change, record.environments).audiences
+    due = reminders.postmortem_overdue(record, audiences, due_at, now)
+    if not due or due_at is None:
+        return
+    upstream = closed_on_gitlab(options.env, record.entries)
+    if upstream is not None:  # closed on GitLab, not recorded yet: record it, remind nobody
+        url, closed_at = upstream
+        entry = closing_entry(change.id, result.change_type, now, url, "GitLab", closed_at)
+        if not options.dry_run:
+            RegisterLedger(register, record, now).record([entry])
+        report.recorded.append(f"{change.id}: the post-mortem issue was closed on GitLab: {url}")
+        return
+    due_tag = due[0].tag
+    opened = [e for e in record.entries if e.stage == "postmortem" and e.channel == "gitlab"]
+    status: dict[str, Any] = {
+        "postmortem": reasons,
+        "postmortem_link": opened[0].message_id if opened else "",
+        "postmortem_due": calendar.local(due_at).strftime("%a %d %b %Y %H:%M %Z"),
+        "register_status": record.status,
+    }
+    stage_report = run_stage(
+        stage=reminders.POSTMORTEM_OVERDUE,
+        policy=policy,
+        change=change,
+        result=replace(result, fingerprint=reminders.variant(result.fingerprint, due_tag)),
+        audiences=[d.audience for d in due],
+        ledger=RegisterLedger(register, record, now),
+        channels=Channels(policy, options.env, options.outbox, change.id, now),
+        renderer=renderer,
+        now=now,
+        links={},
+        status=status,
+        dry_run=options.dry_run,
+    )
+    report.reports.append((change.id, due_tag, stage_report))
 
 
 def _remind_one(
@@ -228,3 +344,180 @@ def send_update(
             stagerun.register_stage(run, UPDATE, [a.id for a in audiences.audiences], report)
         )
     return run, report
+
+
+@dataclass
+class PostmortemState:
+    change_id: str
+    owed: list[str]  # why one is owed; empty when none is
+    state: str  # "not owed" | "owed" | "opened" | "closed"
+    due: datetime | None
+    overdue: bool
+    link: str
+    closed_at: datetime | None
+    recorded: bool  # this run recorded the closing
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "change_id": self.change_id,
+            "owed": list(self.owed),
+            "state": self.state,
+            "due": self.due.isoformat() if self.due else None,
+            "overdue": self.overdue,
+            "link": self.link,
+            "closed_at": self.closed_at.isoformat() if self.closed_at else None,
+            "recorded": self.recorded,
+            "notes": list(self.notes),
+        }
+
+
+def postmortem(options: Options, *, closed: bool, link: str) -> PostmortemState:
+    """The post-mortem of the change record's change: whether one is owed, opened, closed, when
+    it is due; with `closed`, record that it was held (in the ledger and the register)."""
+    from hie_notify.change import load_change
+    from hie_notify.context import require_change
+    from hie_notify.ledger import open_ledger
+
+    policy = load_policy_for(options).policy
+    change = require_change(load_change(options.change, policy) if options.change else None)
+    ledger = open_ledger(options.ledger, options.env, signed=policy.ledger.signed)
+    now = options.clock()
+    mask = Masker.from_env(options.env)
+    entries = ledger.read(change.id)
+    notes: list[str] = []
+    recorded = False
+    already = reminders.postmortem_closed(entries)
+    if closed and already is not None:
+        notes.append(f"already recorded as closed {already.delivered_at.isoformat()}")
+    elif closed and options.dry_run:
+        notes.append("dry run: the closing is not recorded")
+    elif closed:
+        by = options.env.get("GITLAB_USER_LOGIN") or "hie-notify postmortem"
+        entry = closing_entry(change.id, change.type, now, mask(link), mask(by))
+        entries = [*entries, *ledger.record([entry])]
+        recorded = True
+    elif already is None and not options.dry_run:
+        upstream = closed_on_gitlab(options.env, entries)
+        if upstream is not None:
+            url, closed_at = upstream
+            entry = closing_entry(change.id, change.type, now, url, "GitLab", closed_at)
+            entries = [*entries, *ledger.record([entry])]
+            recorded = True
+            notes.append(f"the post-mortem issue was closed on GitLab ({closed_at}): recorded")
+    register = register_of(options, policy)
+    record = register.get(change.id) if register is not None else None
+    if register is None:
+        notes.append("no change register: the closing is in the ledger only")
+    elif record is None:
+        notes.append(f"{change.id} is not in the change register ({register.description})")
+    elif not options.dry_run:
+        # The register learns of the post-mortem's issue and its closing (the report and
+        # `remind` read them there).
+        pm = [e for e in entries if e.stage == "postmortem" and not e.dry_run]
+        register.put(record, pm, now)
+        record = register.get(change.id) or record
+    return _state(policy, change, entries, record, now, recorded, notes)
+
+
+def closing_entry(
+    change_id: str, change_type: str | None, now: datetime, link: str, by: str, closed_at: str = ""
+) -> Entry:
+    """The ledger entry saying the change's post-mortem was held and closed."""
+    from hie_notify.ledger import idempotency_key
+
+    extra = {"state": "closed", "by": by, "link": link}
+    if closed_at:
+        extra["closed_at"] = closed_at  # as GitLab says it; delivered_at is when it was seen
+    return Entry(
+        change_id=change_id,
+        stage="postmortem",
+        audience="postmortem",
+        channel="manual" if by != "GitLab" else "gitlab",
+        recipient=by,
+        fingerprint="postmortem:closed",
+        change_type=change_type,
+        service_impacting=False,
+        resources=(),
+        delivered_at=now,
+        message_id=link,
+        idempotency_key=idempotency_key(change_id, "postmortem", "postmortem", "closed"),
+        extra=extra,
+    )
+
+
+def closed_on_gitlab(env: Mapping[str, str], entries: Sequence[Entry]) -> tuple[str, str] | None:
+    """(issue URL, closed_at) when the post-mortem issue hie-notify opened on GitLab is closed;
+    None when it is open, there is none, or GitLab is not configured."""
+    if not (
+        (env.get("HIE_GITLAB_TOKEN") or env.get("GITLAB_TOKEN"))
+        and env.get("CI_API_V4_URL")
+        and env.get("CI_PROJECT_ID")
+    ):
+        return None
+    opened = [
+        e
+        for e in entries
+        if e.stage == "postmortem" and e.channel == "gitlab" and e.extra.get("state") != "closed"
+    ]
+    if not opened:
+        return None
+    from hie_notify.channels.gitlab import issue_closed
+
+    url = opened[0].message_id
+    closed_at = issue_closed(env, url)
+    return (url, closed_at) if closed_at else None
+
+
+def _state(
+    policy: Policy,
+    change: ChangeRecord,
+    entries: list[Entry],
+    record: Registered | None,
+    now: datetime,
+    recorded: bool,
+    notes: list[str],
+) -> PostmortemState:
+    all_entries = merge_entries(record.entries if record else (), entries)
+    try:
+        result = from_ledger(all_entries, policy, change.id)
+    except InputError:
+        return PostmortemState(change.id, [], "not owed", None, False, "", None, recorded, notes)
+    status = record.status if record is not None else ""
+    reasons = postmortem_reasons(
+        policy, change, result, all_entries, _LAST_STAGE.get(status, "complete")
+    )
+    pm = [e for e in all_entries if e.stage == "postmortem" and not e.dry_run]
+    closed = reminders.postmortem_closed(pm)
+    calendar = BusinessCalendar.from_policy(policy)
+    base = record or Registered(
+        change.id,
+        "done",
+        result.change_type,
+        change.purpose,
+        change.window.start if change.window else None,
+        change.window.end if change.window else None,
+    )
+    ended = any(e.stage in reminders.ENDING for e in all_entries) or (
+        record is not None and record.ended
+    )
+    due = (
+        reminders.postmortem_due(
+            replace(base, entries=all_entries), calendar, policy.postmortems.due
+        )
+        if reasons and ended
+        else None
+    )
+    state = "closed" if closed else ("opened" if pm else ("owed" if reasons else "not owed"))
+    link = closed.extra.get("link", "") if closed else (pm[0].message_id if pm else "")
+    return PostmortemState(
+        change.id,
+        reasons,
+        state,
+        due,
+        bool(due and now > due and not closed),
+        link,
+        closed.delivered_at if closed else None,
+        recorded,
+        notes,
+    )

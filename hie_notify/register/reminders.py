@@ -6,6 +6,8 @@
 - `window_opens`: once the window has started with no apply recorded, to the internal channels.
 - `overrun`: once the window has ended with no completion or rollback recorded, to the
   audiences that hear "during" updates and every internal channel (the lead).
+- `postmortem_overdue`: once a change that owes a post-mortem ended longer ago than the policy's
+  `postmortems.due` and no closing is recorded, to the internal channels (the lead).
 
 Each is keyed by the window it is about, so a moved window is reminded of again.
 """
@@ -16,11 +18,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from hie_notify.calendar import BusinessCalendar
+from hie_notify.durations import NoticePeriod
 from hie_notify.records import Audience, Entry
 from hie_notify.register.model import Registered, utc_text
 
 REMINDER, WINDOW_OPENS, OVERRUN = "reminder", "window_opens", "overrun"
-STAGES = (REMINDER, WINDOW_OPENS, OVERRUN)
+POSTMORTEM_OVERDUE = "postmortem_overdue"
+STAGES = (REMINDER, WINDOW_OPENS, OVERRUN, POSTMORTEM_OVERDUE)
+# The stages that end a change: its post-mortem's deadline counts from the last of them.
+ENDING = ("complete", "rollback_succeeded", "rollback_failed", "apply_failed")
+# Statuses after which a post-mortem may be owed (a cancelled change never went ahead).
+WENT_AHEAD = frozenset({"done", "rolled back", "failed"})
+# `remind` looks at a change's post-mortem for this long after it became overdue (by its
+# window's end): a job down for longer than that does not remind of it any more.
+POSTMORTEM_CATCH_UP = timedelta(days=7)
 _MARK = "|remind:"
 
 
@@ -107,6 +119,58 @@ def owed(
     return out
 
 
+def ended_at(record: Registered) -> datetime | None:
+    """When the change ended: its last completion, rollback or failure, else its window's end."""
+    ended = [e.delivered_at for e in record.entries if e.stage in ENDING and not e.dry_run]
+    return max(ended, default=record.window_end)
+
+
+def postmortem_closed(entries: Sequence[Entry]) -> Entry | None:
+    """The first recorded closing of the change's post-mortem (`hie-notify postmortem`)."""
+    closed = [
+        e
+        for e in entries
+        if e.stage == "postmortem" and e.extra.get("state") == "closed" and not e.dry_run
+    ]
+    return min(closed, key=lambda e: e.delivered_at, default=None)
+
+
+def postmortem_due(
+    record: Registered, calendar: BusinessCalendar, due: NoticePeriod
+) -> datetime | None:
+    """When the post-mortem of a change that ended is due (None before it ended)."""
+    ended = ended_at(record)
+    return calendar.earliest_start(ended, due) if ended is not None else None
+
+
+def might_be_overdue(
+    record: Registered, calendar: BusinessCalendar, due: NoticePeriod, now: datetime
+) -> bool:
+    """Cheap test before reading a change's entries: did it go ahead and end, and did its
+    post-mortem (counted from its window's end) fall due within the catch-up period?"""
+    if record.status not in WENT_AHEAD or record.window_end is None:
+        return False
+    approx = calendar.earliest_start(record.window_end, due)
+    return approx <= now <= approx + POSTMORTEM_CATCH_UP
+
+
+def postmortem_overdue(
+    record: Registered, audiences: Sequence[Audience], due: datetime | None, now: datetime
+) -> list[Due]:
+    """The overdue post-mortem notice `record` owes at `now`: once per change, to each internal
+    audience, when `due` (None: no post-mortem is owed) passed with no closing recorded."""
+    if record.status not in WENT_AHEAD or due is None or now < due:
+        return []
+    if postmortem_closed(record.entries) is not None:
+        return []
+    t = tag(POSTMORTEM_OVERDUE, due)
+    return [
+        Due(POSTMORTEM_OVERDUE, a, t)
+        for a in audiences
+        if a.kind == "internal" and t not in sent_tags(record.entries, a.id)
+    ]
+
+
 def starts_in(offset: timedelta) -> str:
     """`in 24 hours`, `in 7 days`, `tomorrow`-free wording for a reminder's subject."""
     minutes = int(offset.total_seconds() // 60)
@@ -125,4 +189,8 @@ def describe(due_tag: str) -> str:
     if head.startswith(REMINDER + " ") and head.endswith("m"):
         offset = timedelta(minutes=int(head[len(REMINDER) + 1 : -1]))
         return f"reminder, {starts_in(offset).removeprefix('in ')} before the window"
-    return {WINDOW_OPENS: "the window is open", OVERRUN: "overrun"}.get(head, head)
+    return {
+        WINDOW_OPENS: "the window is open",
+        OVERRUN: "overrun",
+        POSTMORTEM_OVERDUE: "the post-mortem is overdue",
+    }.get(head, head)

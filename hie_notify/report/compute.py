@@ -22,6 +22,7 @@ from hie_notify.classify import Classification
 from hie_notify.durations import NoticePeriod
 from hie_notify.policy.model import Policy
 from hie_notify.records import Audience, Entry
+from hie_notify.register import reminders
 from hie_notify.register.model import Registered
 from hie_notify.report import uptime
 from hie_notify.report.model import (
@@ -447,14 +448,12 @@ def _postmortem(
     reasons = postmortem_reasons(policy, c.change, c.result, record.entries, stage)
     if not reasons:
         return None
+    # The closing `hie-notify postmortem --closed` recorded, and the policy's deadline.
     entries = [e for e in record.entries if e.stage == "postmortem" and not e.dry_run]
     closed = [e for e in entries if e.extra.get("state") == "closed"]
     opened = [e for e in entries if e.extra.get("state") != "closed"]
-    ended = max(
-        (e.delivered_at for e in record.entries if e.stage in _ENDING),
-        default=record.window_end,
-    )
-    due = calendar.earliest_start(ended, POSTMORTEM_DUE) if ended else None
+    ended = reminders.ended_at(record)
+    due = reminders.postmortem_due(record, calendar, policy.postmortems.due)
     opened_at = min((e.delivered_at for e in opened), default=None)
     closed_at = min((e.delivered_at for e in closed), default=None)
     state = "closed" if closed else ("opened" if opened else "owed")

@@ -1,0 +1,67 @@
+"""`hie-notify announce`: announce a change that has no plan (an incident, an emergency "as soon
+as identified", a change that is not Terraform) to the audiences the policy names for its
+declared type, record it as plan-less and register it. A plan attached later (`hie-notify plan`
+on the same change id) keeps this notice at the gate only while it is no more severe than what
+was announced: its change type no stricter, not newly service-impacting, every audience it
+needs told."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+
+from hie_notify import stagerun
+from hie_notify.audiences import resolve
+from hie_notify.errors import InputError
+from hie_notify.ledger import Entry
+from hie_notify.options import Options
+from hie_notify.stages import ANNOUNCE, window_problems
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    del parser  # the change record (--change) says it all: its declared type, window, customers
+
+
+def run(args: argparse.Namespace, options: Options) -> int:
+    del args
+    run = stagerun.load_planless(options)
+    change = run.change
+    problems = window_problems(run.policy, change, run.result, options.clock())
+    if problems:
+        raise InputError([f"{options.change}: {p}" for p in problems])
+    report = stagerun.send(run, ANNOUNCE, {})
+    extra = [stagerun.publish_summary(run, "announced (no plan yet)")]
+    earliest = _earliest(run, report.delivered + report.already)
+    data = {
+        "planless": True,
+        "service_impacting": run.result.service_impacting,
+        "earliest_start": earliest.isoformat() if earliest else None,
+        "window_too_early": False,
+    }
+    if earliest:
+        local = run.calendar.local(earliest)
+        extra.append(f"These notices allow a window from {local:%a %d %b %Y %H:%M %Z}.")
+        if change.window is not None and change.window.start < earliest:
+            data["window_too_early"] = True
+            extra.append(
+                "WARNING: the change record's window starts "
+                f"{run.calendar.local(change.window.start):%a %d %b %Y %H:%M %Z}, before that: "
+                "the gate will block its apply. Move the window, or see `hie-notify earliest`."
+            )
+    extra.append(
+        "Announced without a plan: a plan attached later (`hie-notify plan`) keeps this notice "
+        "only while its change type is no stricter and it is not newly service-impacting."
+    )
+    stagerun.emit_report(options, run, report, extra, data)
+    return 0
+
+
+def _earliest(run: stagerun.StageRun, entries: list[Entry]) -> datetime | None:
+    """The earliest window start the notices recorded so far allow."""
+    audiences = resolve(run.policy, run.result, run.change, run.environments)
+    starts = []
+    for audience in audiences.for_phase("pre_deployment"):
+        told = [e.delivered_at for e in entries if e.audience == audience.id]
+        if told:
+            starts.append(run.calendar.earliest_start(min(told), audience.minimum))
+    return max(starts, default=None)
