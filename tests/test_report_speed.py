@@ -1,15 +1,16 @@
 """What the report's speed rests on gives the same answers as the slower way it replaced: the
 register's bulk read against `between` + `get` (both backends; entries of every shape a damaged
 file may hold), the masker's shortcut against its pattern, the report made with the cyclic
-collector paused."""
+collector paused, the HTML's charts drawn by a helper process."""
 
 from __future__ import annotations
 
 import gc
 import json
+import multiprocessing
 import sqlite3
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -202,3 +203,80 @@ def test_the_report_leaves_the_cyclic_collector_as_it_found_it(tmp_path: Path) -
             gc.enable()
         assert json.loads(text)["notes"][0].startswith("D-1: left out")
     assert seen == [False, False]  # paused while the report was made
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.test_report_seed import seed_register, seeds
+
+    path = tmp_path_factory.mktemp("seeded") / "register.sqlite3"
+    seed_register(path, seeds())
+    return path
+
+
+def _page(register: Path, *, painter: bool, clock: Any = None) -> str:
+    from zoneinfo import ZoneInfo
+
+    from hie_notify.calendar import BusinessCalendar
+    from hie_notify.policy import load_policy
+    from hie_notify.report.generate import generate
+    from tests.test_report_seed import NOW
+
+    policy = load_policy()
+    zone = ZoneInfo("Europe/London")
+    _report, text = generate(
+        SqliteRegister(register),
+        policy=policy,
+        calendar=BusinessCalendar.from_policy(policy),
+        start=datetime(2026, 10, 1, tzinfo=zone),
+        end=datetime(2027, 1, 1, tzinfo=zone),
+        clock=clock or (lambda: NOW),
+        kind="html",
+        painter=painter,
+    )
+    return text
+
+
+def test_charts_drawn_by_the_helper_process_are_the_ones_drawn_here(
+    seeded: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hie_notify.report import html
+    from tests.test_report_seed import NOW
+
+    here = _page(seeded, painter=False)
+
+    def no_drawing_here(*args: Any) -> list[str]:
+        raise AssertionError("the page drew its charts itself")
+
+    def clock() -> Any:
+        # Read after the register, so after the helper forked: only this process is changed.
+        monkeypatch.setattr(html, "draw", no_drawing_here)
+        return NOW
+
+    there = _page(seeded, painter=True, clock=clock)
+    assert there.count("<svg ") == 3
+    assert there == here
+    assert not multiprocessing.active_children()
+
+
+def test_a_helper_that_fails_leaves_the_page_to_draw_its_charts(
+    seeded: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hie_notify.report import charts
+
+    here = _page(seeded, painter=False)
+
+    def broken() -> None:
+        raise ImportError("no matplotlib in the helper")
+
+    monkeypatch.setattr(charts, "warm_up", broken)  # the forked helper inherits it
+    assert _page(seeded, painter=True) == here
+    assert not multiprocessing.active_children()
+
+
+def test_a_register_that_cannot_be_read_stops_the_helper(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.sqlite3"
+    garbage.write_bytes(b"not a database" * 100)
+    with pytest.raises(InputError, match=r"garbage\.sqlite3"):
+        _page(garbage, painter=True)
+    assert not multiprocessing.active_children()

@@ -23,6 +23,13 @@ LABELS_UP_TO = 26  # labels on a time axis
 _PROLOGUE = re.compile(r"^.*?(?=<svg)", re.S)
 
 
+def warm_up() -> None:
+    """Import what drawing needs (matplotlib: half a second)."""
+    import matplotlib.backends.backend_svg
+    import matplotlib.collections
+    import matplotlib.figure  # noqa: F401
+
+
 def _figure(height: float) -> Figure:
     from matplotlib.figure import Figure
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import operator
 import re
+from collections.abc import Callable
 from importlib import resources
+from typing import Any
 
 import jinja2
 from markupsafe import Markup, escape
@@ -82,35 +84,47 @@ def table(report: Report, name: str, caption: str = "") -> Markup:
     )
 
 
-def render(report: Report) -> str:
+# The charts, each drawn from one table and followed by it.
+FIGURES = (
+    ("notice_by_kind", "Notice given against notice required, by audience kind"),
+    ("downtime", "Downtime budget used per customer per month"),
+    ("changes_by_week", "Changes per week by type and outcome"),
+)
+
+
+def chart_data(report: Report) -> tuple[dict[str, list[Any]], float]:
+    """What the charts are drawn from: their tables' rows, and the warning line's level."""
+    return {name: report.tables[name] for name, _ in FIGURES}, report.warn_at_percent
+
+
+def draw(rows: dict[str, list[Any]], warn_at: float) -> list[str]:
+    """The charts as SVG, in FIGURES order."""
+    return [
+        charts.notice_by_kind(rows["notice_by_kind"]),
+        charts.downtime(rows["downtime"], warn_at),
+        charts.changes_by_week(rows["changes_by_week"]),
+    ]
+
+
+def render(report: Report, drawn: Callable[[], list[str] | None] = lambda: None) -> str:
+    """The page. `drawn` gives the charts when something else drew them (called once the
+    tables are made), else None and they are drawn here."""
     env = jinja2.Environment(
         autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
     )
     source = resources.files("hie_notify.report").joinpath("report.html.j2").read_text("utf-8")
     template = env.from_string(source)
-    rows = report.tables
-    figures = [
-        (
-            "Notice given against notice required, by audience kind",
-            charts.notice_by_kind(rows["notice_by_kind"]),
-            "notice_by_kind",
-        ),
-        (
-            "Downtime budget used per customer per month",
-            charts.downtime(rows["downtime"], report.warn_at_percent),
-            "downtime",
-        ),
-        (
-            "Changes per week by type and outcome",
-            charts.changes_by_week(rows["changes_by_week"]),
-            "changes_by_week",
-        ),
-    ]
+    tables = {
+        (name, f"{title}: the chart's data"): table(report, name, f"{title}: the chart's data")
+        for name, title in FIGURES
+    }
+    tables |= {(name, ""): table(report, name) for name, _ in SECTIONS}
+    svgs = drawn() or draw(*chart_data(report))
     return template.render(
         report=report,
         summary={r["metric"]: r["value"] for r in report.rows("summary")},
-        figures=figures,
+        figures=[(title, svg, name) for (name, title), svg in zip(FIGURES, svgs, strict=True)],
         sections=SECTIONS,
-        table=lambda name, caption="": table(report, name, caption),
+        table=lambda name, caption="": tables[(name, caption)],
         header=_header,
     )
