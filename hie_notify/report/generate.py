@@ -7,6 +7,7 @@ import gc
 import json
 import multiprocessing
 import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -86,8 +87,8 @@ class _Painter:
     """The charts drawn in a forked process: it imports matplotlib while this one reads the
     register and computes, and draws while this one makes the tables, so about a second of
     the page's work is off its path where a second CPU is free. The same functions draw the
-    same SVG there; whenever the helper cannot be had or fails in any way (no fork on this
-    system, one CPU, an error, no answer within PAINTER_WAIT_S) the page draws them itself."""
+    same SVG there; whenever the helper cannot be had or fails in any way (not Linux, one CPU,
+    an error, no answer within PAINTER_WAIT_S) the page draws them itself."""
 
     def __init__(self, process: Any, rows: Connection, svgs: Connection) -> None:
         self._process = process
@@ -96,7 +97,9 @@ class _Painter:
 
     @classmethod
     def start(cls) -> _Painter | None:
-        if (os.cpu_count() or 1) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        # Linux only: fork is its default and safe there (macOS's system libraries are not
+        # fork-safe; Windows has no fork); and only with a second CPU this process may use.
+        if not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2:
             return None
         context = multiprocessing.get_context("fork")
         # One-way pipes (not socket pairs): rows go to the helper, SVG comes back.
