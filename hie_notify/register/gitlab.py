@@ -226,6 +226,11 @@ class GitLabRegister:
                 out.append(decoded[0])
         return sorted(out, key=lambda r: (r.window_start or start, r.change_id))
 
+    def between_with_entries(self, start: datetime, end: datetime) -> list[Registered]:
+        """The issues of the range (one paginated list), then each one's notes: GitLab has no
+        bulk read of notes across issues."""
+        return [self.get(r.change_id) or r for r in self.between(start, end)]
+
     def open_changes(self) -> list[Registered]:
         project = self._project()
         issues = call(

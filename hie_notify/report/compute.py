@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 
 from pydantic import ValidationError
 
@@ -123,6 +124,10 @@ class _Change:
     audiences: tuple[Audience, ...]
     emergency: bool
     went_ahead: bool
+    # When the service was down, from the stage times (`uptime.outage`), if it went ahead.
+    span: tuple[datetime, datetime] | None
+    # Announcements that count (not dry runs, covering the window) by audience, oldest first.
+    told: dict[str, list[Entry]]
 
 
 def build(
@@ -154,7 +159,9 @@ def build(
     change_rows: list[ChangeRow] = []
     actual_of: dict[str, timedelta | None] = {}
     for c in changes:
-        actual_of[c.record.change_id] = _actual(c, now)
+        if c.went_ahead:
+            c.span = uptime.outage(c.record.entries, c.record.status, c.record.window_end, now)
+        actual_of[c.record.change_id] = _actual(c)
     for c in in_range:
         rows = _notices(c, days, calendar)
         notice_rows += rows
@@ -256,8 +263,8 @@ def _classification(record: Registered) -> Classification:
         last = max(announced, key=lambda e: e.delivered_at)
         categories = last.categories or ((last.change_type,) if last.change_type else ())
         impacting = tuple(c for c in categories if c in set(last.impacting_categories))
-        actions = Counter(action for _, action in last.resources)
-        summary = {"destroy": actions["delete"], "replace": actions["replace"]}
+        actions = [action for _, action in last.resources]
+        summary = {"destroy": actions.count("delete"), "replace": actions.count("replace")}
         change_type, service_impacting = last.change_type, last.service_impacting
     else:
         categories = record.categories or ((record.change_type,) if record.change_type else ())
@@ -302,7 +309,15 @@ def _prepare(
         or any(e.emergency for e in record.entries)
     )
     went = record.status in WENT_AHEAD or any(e.stage == "apply_started" for e in record.entries)
-    return _Change(record, change, result, audiences, emergency, went)
+    told: dict[str, list[Entry]] = {}
+    for e in sorted(record.entries, key=_delivered):
+        if e.stage == ANNOUNCE and not e.dry_run and _covers(e, record):
+            told.setdefault(e.audience, []).append(e)
+    return _Change(record, change, result, audiences, emergency, went, None, told)
+
+
+def _delivered(entry: Entry) -> datetime:
+    return entry.delivered_at
 
 
 def outcome(record: Registered, now: datetime) -> str:
@@ -323,9 +338,15 @@ def outcome(record: Registered, now: datetime) -> str:
 def _covers(entry: Entry, record: Registered) -> bool:
     if not entry.window_start or record.window_start is None or record.window_end is None:
         return True
-    start = datetime.fromisoformat(entry.window_start)
-    end = datetime.fromisoformat(entry.window_end)
+    start = _instant(entry.window_start)
+    end = _instant(entry.window_end)
     return bool(start <= record.window_start and record.window_end <= end)
+
+
+@lru_cache(maxsize=4096)
+def _instant(text: str) -> datetime:
+    """An entry's window time (every announcement of a change repeats the same text)."""
+    return datetime.fromisoformat(text)
 
 
 def _notices(c: _Change, days: _Days, calendar: BusinessCalendar) -> list[NoticeRow]:
@@ -334,17 +355,7 @@ def _notices(c: _Change, days: _Days, calendar: BusinessCalendar) -> list[Notice
     for audience in c.audiences:
         if "pre_deployment" not in audience.phases:
             continue
-        told = sorted(
-            (
-                e
-                for e in c.record.entries
-                if e.audience == audience.id
-                and e.stage == ANNOUNCE
-                and not e.dry_run
-                and _covers(e, c.record)
-            ),
-            key=lambda e: e.delivered_at,
-        )
+        told = c.told.get(audience.id, ())
         minimum, recommended = audience.minimum, audience.recommended
         business = minimum.kind == "business_days"
         unit = "business days" if business else "hours"
@@ -477,15 +488,14 @@ def _counts_downtime(c: _Change) -> bool:
     )
 
 
-def _actual(c: _Change, now: datetime) -> timedelta | None:
+def _actual(c: _Change) -> timedelta | None:
     """Real downtime from the stage times; a change that ran with no apply start recorded
     (its type hears no `during` stage) counts its declared downtime."""
     if not _counts_downtime(c) or not c.went_ahead:
         return None
-    span = uptime.outage(c.record.entries, c.record.status, c.record.window_end, now)
-    if span is None:
+    if c.span is None:
         return c.change.downtime or timedelta(0)
-    return span[1] - span[0]
+    return c.span[1] - c.span[0]
 
 
 def actual_by_month(
@@ -495,6 +505,17 @@ def actual_by_month(
     if c_record.status == "cancelled":
         return []
     span = uptime.outage(c_record.entries, c_record.status, c_record.window_end, now)
+    return _by_month(c_record, declared, span, calendar)
+
+
+def _by_month(
+    c_record: Registered,
+    declared: timedelta | None,
+    span: tuple[datetime, datetime] | None,
+    calendar: BusinessCalendar,
+) -> list[tuple[uptime.Month, timedelta]]:
+    if c_record.status == "cancelled":
+        return []
     if span is not None:
         return uptime.split_by_month(span, calendar.zone)
     ran = c_record.status in WENT_AHEAD
@@ -521,7 +542,7 @@ def _downtime(
             continue
         customers = _customers(c)
         month = uptime.month_of(c.record.window_start, calendar.zone).key
-        parts = actual_by_month(c.record, c.change.downtime, now, calendar) if c.went_ahead else []
+        parts = _by_month(c.record, c.change.downtime, c.span, calendar) if c.went_ahead else []
         for name in customers:
             if month in keys:
                 declared[(name, month)] = declared.get((name, month), timedelta(0)) + (

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import operator
 from typing import Any
 
 from hie_notify.report.model import TABLES, Report, Scalar, columns
@@ -42,6 +43,6 @@ def to_csv(report: Report) -> str:
     for name in TABLES:
         names = columns(name)
         writer.writerow(["table", *names])
-        for row in report.rows(name):
-            writer.writerow([name, *(_cell(row[n]) for n in names)])
+        values = operator.attrgetter(*names)
+        writer.writerows([name, *map(_cell, values(row))] for row in report.tables.get(name, []))
     return out.getvalue()

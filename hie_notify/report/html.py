@@ -3,7 +3,11 @@ nothing fetched when it is opened; printable on A4. Every chart is followed by i
 
 from __future__ import annotations
 
+import operator
+import re
+from collections.abc import Callable
 from importlib import resources
+from typing import Any
 
 import jinja2
 from markupsafe import Markup, escape
@@ -27,13 +31,25 @@ def _header(name: str) -> str:
 
 
 def _cell(value: object) -> str:
+    """A value as the text of its cell, escaped."""
+    kind = type(value)
+    if kind is str:
+        return _escaped(value)  # type: ignore[arg-type]
     if value is None:
         return ""
-    if isinstance(value, bool):
+    if kind is bool:
         return "yes" if value else "no"
-    if isinstance(value, float):
+    if kind is float:
         return f"{value:g}"
-    return str(value)
+    return _escaped(str(value))
+
+
+# What HTML escaping changes; most cells hold none of it and are used as they are.
+_SPECIAL = re.compile(r"[&<>\"']")
+
+
+def _escaped(text: str) -> str:
+    return str(escape(text)) if _SPECIAL.search(text) else text
 
 
 _FLAGGED = frozenset({"overdue", "over_budget"})
@@ -41,18 +57,25 @@ _FLAGGED = frozenset({"overdue", "over_budget"})
 
 def table(report: Report, name: str, caption: str = "") -> Markup:
     """One table of the report as HTML, every value escaped. Built here rather than in the
-    template: a report of 10,000 changes has some 500,000 cells, and a template loop costs
+    template: a report of 10,000 changes has some 700,000 cells, and a template loop costs
     seconds on them."""
     names = columns(name)
     head = "".join(f'<th scope="col">{escape(_header(c))}</th>' for c in names)
+    values = operator.attrgetter(*names) if len(names) > 1 else lambda r: (getattr(r, names[0]),)
+    flagged = [i for i, c in enumerate(names) if c in _FLAGGED]
     body = []
     for row in report.tables.get(name, []):
-        cells = []
-        for c in names:
-            value = getattr(row, c)
-            flag = ' class="bad"' if value is True and c in _FLAGGED else ""
-            cells.append(f"<td{flag}>{escape(_cell(value))}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
+        cells = [_cell(v) for v in values(row)]
+        if flagged:
+            line = "".join(
+                f'<td class="bad">{v}</td>'
+                if i in flagged and getattr(row, names[i]) is True
+                else f"<td>{v}</td>"
+                for i, v in enumerate(cells)
+            )
+        else:
+            line = "<td>" + "</td><td>".join(cells) + "</td>"
+        body.append("<tr>" + line + "</tr>")
     cap = f"<caption>{escape(caption)}</caption>" if caption else ""
     return Markup(
         f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>\n"
@@ -61,35 +84,47 @@ def table(report: Report, name: str, caption: str = "") -> Markup:
     )
 
 
-def render(report: Report) -> str:
+# The charts, each drawn from one table and followed by it.
+FIGURES = (
+    ("notice_by_kind", "Notice given against notice required, by audience kind"),
+    ("downtime", "Downtime budget used per customer per month"),
+    ("changes_by_week", "Changes per week by type and outcome"),
+)
+
+
+def chart_data(report: Report) -> tuple[dict[str, list[Any]], float]:
+    """What the charts are drawn from: their tables' rows, and the warning line's level."""
+    return {name: report.tables[name] for name, _ in FIGURES}, report.warn_at_percent
+
+
+def draw(rows: dict[str, list[Any]], warn_at: float) -> list[str]:
+    """The charts as SVG, in FIGURES order."""
+    return [
+        charts.notice_by_kind(rows["notice_by_kind"]),
+        charts.downtime(rows["downtime"], warn_at),
+        charts.changes_by_week(rows["changes_by_week"]),
+    ]
+
+
+def render(report: Report, drawn: Callable[[], list[str] | None] = lambda: None) -> str:
+    """The page. `drawn` gives the charts when something else drew them (called once the
+    tables are made), else None and they are drawn here."""
     env = jinja2.Environment(
         autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
     )
     source = resources.files("hie_notify.report").joinpath("report.html.j2").read_text("utf-8")
     template = env.from_string(source)
-    rows = report.tables
-    figures = [
-        (
-            "Notice given against notice required, by audience kind",
-            charts.notice_by_kind(rows["notice_by_kind"]),
-            "notice_by_kind",
-        ),
-        (
-            "Downtime budget used per customer per month",
-            charts.downtime(rows["downtime"], report.warn_at_percent),
-            "downtime",
-        ),
-        (
-            "Changes per week by type and outcome",
-            charts.changes_by_week(rows["changes_by_week"]),
-            "changes_by_week",
-        ),
-    ]
+    tables = {
+        (name, f"{title}: the chart's data"): table(report, name, f"{title}: the chart's data")
+        for name, title in FIGURES
+    }
+    tables |= {(name, ""): table(report, name) for name, _ in SECTIONS}
+    svgs = drawn() or draw(*chart_data(report))
     return template.render(
         report=report,
         summary={r["metric"]: r["value"] for r in report.rows("summary")},
-        figures=figures,
+        figures=[(title, svg, name) for (name, title), svg in zip(FIGURES, svgs, strict=True)],
         sections=SECTIONS,
-        table=lambda name, caption="": table(report, name, caption),
+        table=lambda name, caption="": tables[(name, caption)],
         header=_header,
     )

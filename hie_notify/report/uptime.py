@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from hie_notify.records import Entry
@@ -44,6 +45,7 @@ def month_of(when: datetime, zone: ZoneInfo) -> Month:
     return _month(local.year, local.month, zone)
 
 
+@lru_cache(maxsize=1024)
 def _month(year: int, month: int, zone: ZoneInfo) -> Month:
     nxt = (year + 1, 1) if month == 12 else (year, month + 1)
     start = datetime(year, month, 1, tzinfo=zone)
