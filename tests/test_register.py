@@ -257,6 +257,17 @@ def test_sqlite_record_that_was_tampered_with_is_refused(tmp_path: Path) -> None
         open_register(f"sqlite:{path}", {}).get("FFAPP-1")  # type: ignore[union-attr]
 
 
+def test_sqlite_entry_that_is_not_json_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "r.sqlite3"
+    reg = open_register(f"sqlite:{path}", {})
+    assert reg is not None
+    reg.put(record(), [entry()], NOW)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE entries SET entry = ?", ("{not json",))
+    with pytest.raises(InputError, match=r"r\.sqlite3 change FFAPP-1: a ledger entry is not JSON"):
+        open_register(f"sqlite:{path}", {}).get("FFAPP-1")  # type: ignore[union-attr]
+
+
 @pytest.mark.parametrize(
     ("uri", "ledger", "expected"),
     [

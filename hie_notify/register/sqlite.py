@@ -89,13 +89,12 @@ class SqliteRegister:
             if row is None:
                 return None
             rows = db.execute(
-                "SELECT entry FROM entries WHERE change_id = ? ORDER BY delivered_at",
+                "SELECT entry FROM entries WHERE change_id = ? "
+                "ORDER BY delivered_at, idempotency_key",  # the bulk read's order, ties too
                 (change_id,),
             ).fetchall()
         record = self._record(row[0], change_id)
-        where = f"{self.path} change {change_id}"
-        entries = tuple(Entry.from_json(json.loads(r[0]), where) for r in rows)
-        return replace(record, entries=entries)
+        return replace(record, entries=tuple(self._entry(change_id, r[0]) for r in rows))
 
     def put(self, record: Registered, entries: Sequence[Entry], now: datetime) -> Registered:
         db = self._db()
@@ -173,7 +172,8 @@ class SqliteRegister:
         return [replace(r, entries=tuple(entries.get(r.change_id, ()))) for r in records]
 
     def _entry(self, change_id: str, raw: str) -> Entry:
-        """An entry the quick reading did not vouch for, read with `get`'s checks and messages."""
+        """One entry read with Entry.from_json's checks (`get`, and what the quick bulk reading
+        did not vouch for); one that is not JSON is named, not a traceback."""
         where = f"{self.path} change {change_id}"
         try:
             data = json.loads(raw)

@@ -43,8 +43,6 @@ ANNOUNCE = "announce"
 WENT_AHEAD = frozenset({"in progress", "done", "rolled back", "failed"})
 # The policy sets no deadline for a post-mortem; the report takes five business days after the
 # change ended (said in the README).
-POSTMORTEM_DUE = NoticePeriod("business_days", business_days=5)
-_ENDING = ("complete", "rollback_succeeded", "rollback_failed", "apply_failed")
 _STAGE_OF_STATUS = {"failed": "apply_failed", "rolled back": "rollback_succeeded"}
 KINDS = ("internal", "customer", "stakeholder", "meeting")
 
