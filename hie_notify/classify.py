@@ -366,6 +366,10 @@ def _what_happens(rc: ResourceChange) -> str:
         "create": "is created",
         "forget": "is removed from state",
     }.get(rc.action, f"({rc.action})")
+    if rc.effective_action == "import":  # no-ops that reach here change only the state
+        verb = "is imported into the Terraform state"
+    elif rc.effective_action == "move":
+        verb = f"moves in the Terraform state (it was {rc.previous_address})"
     detail = ""
     if rc.action == "replace" and rc.replace_paths:
         detail = f": {', '.join(rc.replace_paths)} cannot change in place"

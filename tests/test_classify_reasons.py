@@ -227,6 +227,19 @@ classification:
 """
 
 
+def test_a_state_move_or_state_change_says_what_happens_in_the_state(tmp_path: Path) -> None:
+    custom = _policy(tmp_path, SERVICE_IMPACT_ON)
+    r = _classify(
+        custom,
+        rc("aws_route53_record.www", ["no-op"], previous_address="aws_route53_record.old"),
+        rc("aws_route53_record.api", ["no-op"]),  # no change at all: no reason
+    )
+    assert [x for x in r.reasons if x.startswith("service-impacting")] == [
+        "service-impacting: aws_route53_record.www moves in the Terraform state (it was "
+        "aws_route53_record.old) (its state moves)",
+    ]
+
+
 def test_what_happens_for_creates_forgets_and_state_changes(tmp_path: Path) -> None:
     custom = _policy(tmp_path, SERVICE_IMPACT_ON)
     r = _classify(
@@ -240,7 +253,8 @@ def test_what_happens_for_creates_forgets_and_state_changes(tmp_path: Path) -> N
         f"aws_route53_record.api ({INFRA})",
         "service-impacting: aws_lb_listener.https is created (a new one takes traffic)",
         "service-impacting: aws_ssm_parameter.flag is removed from state (it leaves the state)",
-        "service-impacting: aws_route53_record.api (no-op) (its state moves)",
+        "service-impacting: aws_route53_record.api is imported into the Terraform state "
+        "(its state moves)",
     )
     assert [(x.action, x.service_impacting) for x in r.resources] == [
         ("create", True),
