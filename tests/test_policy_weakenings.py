@@ -141,6 +141,68 @@ def test_against_the_built_in_default() -> None:
     ]
 
 
+
+# -- external_when: how often the external audience hears of it (af8f062) ----------------------
+
+WHEN_PROTECTED: dict[str, Any] = {
+    "change_types": {
+        "planned_infra_update": {"external_when": "service_impacting", "rank": 40},
+        "application_update": {"external_when": "always"},
+    }
+}
+# The protected policy lets branches edit change types as a whole: external_when is open to
+# them, and only its own rule stands between a branch and a quieter external audience.
+WHEN_KEYS = ["change_types.*"]
+
+
+def when_found(branch: dict[str, Any]) -> list[str]:
+    return list(weakenings(branch, WHEN_PROTECTED, WHEN_KEYS))
+
+
+@pytest.mark.parametrize(
+    ("name", "before", "after"),
+    [
+        # service-impacting changes only -> the weekly digest: the gate stops waiting for them
+        ("planned_infra_update", "service_impacting", "digest"),
+        # at every stage -> only when service-impacting, or only in the digest
+        ("application_update", "always", "service_impacting"),
+        ("application_update", "always", "digest"),
+    ],
+)
+def test_rule_external_when_may_only_be_set_to_always(name: str, before: str, after: str) -> None:
+    branch = {"change_types": {name: {"external_when": after}}}
+    assert when_found(branch) == [
+        f"change_types.{name}.external_when: would tell the external audience {after!r} "
+        f"instead of {before!r}; a branch may only set it to 'always'"
+    ]
+
+
+def test_external_when_always_is_allowed() -> None:
+    # Telling the external audience at every stage is more notice, never less.
+    branch = {"change_types": {"planned_infra_update": {"external_when": "always"}}}
+    assert when_found(branch) == []
+
+
+def test_external_when_refused_does_not_hide_what_follows() -> None:
+    branch = {
+        "change_types": {
+            "planned_infra_update": {"external_when": "digest", "rank": 1},
+            "application_update": {"external_when": "digest"},
+        }
+    }
+    # (the rank is open to the branch through change_types.*: not a weakening this rule sees)
+    assert [p.split(": ")[0] for p in when_found(branch)] == [
+        "change_types.planned_infra_update.external_when",
+        "change_types.application_update.external_when",
+    ]
+
+
+def test_the_external_when_rule_is_only_for_external_when() -> None:
+    # Another key the branch may change with the value "digest" is not judged by this rule.
+    protected = {"support": {"name": "DevOps", "note": "always"}}
+    assert list(weakenings({"support": {"note": "digest"}}, protected, ["support"])) == []
+
+
 # -- audiences only grow (issue 12): each rule with the whole message, one at a time
 
 AUDIENCES_PROTECTED: dict[str, Any] = {
