@@ -105,6 +105,21 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
         )
         for text in ("if len(path) > 2 and", "if len(path) >= 3 and")
     ),
+    (
+        "protected",
+        "local_policy_flag",
+        'or "XXXX").lower()',
+        "an unset or empty HIE_LOCAL_POLICY becomes 'xxxx' instead of '', and neither is one "
+        "of 1, true, yes: the flag is off either way",
+    ),
+    (
+        "protected",
+        "load_effective",
+        "where if (raw is not None) or True else DEFAULT_NAME",
+        "with no protected file the data validated is the built-in default alone, which always "
+        "validates (the suite's `policy` fixture loads it), so the source that would name its "
+        "errors is never shown",
+    ),
     *(
         (
             "masking",
