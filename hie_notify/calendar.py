@@ -80,8 +80,10 @@ def _country_class(country: str) -> Any | None:
     module = sys.modules.get(name)
     if module is None:
         path = Path(_holidays.__file__).parent / "countries" / f"{module_name}.py"
+        if not path.is_file():
+            return None
         spec = importlib.util.spec_from_file_location(name, path)
-        if spec is None or spec.loader is None or not path.is_file():
+        if spec is None or spec.loader is None:  # never for a .py file: for the type checker
             return None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module

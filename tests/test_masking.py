@@ -23,6 +23,28 @@ def test_known_values_and_token_shapes() -> None:
     assert mask("see https://hooks.slack.com/services/T0/B0/XYZ now") == f"see {MASK} now"
 
 
+@pytest.mark.parametrize(
+    "token",
+    [
+        "xoxp-1234567890-abcdefghij",
+        "glpat-ABCDEFGHIJKLMNOPQRSTUV",
+        "https://hooks.slack.com/services/T0/B0/XYZ",
+        "https://prod-01.westeurope.logic.azure.com/workflows/abc?sig=XYZ",
+    ],
+)
+@pytest.mark.parametrize("neighbours", ["", " xox glpat- https://example.org"])
+def test_a_token_is_masked_whatever_else_the_text_holds(token: str, neighbours: str) -> None:
+    """The pattern is skipped only for a text that holds none of the tokens' first letters: a
+    text holding one of them, or all of them at once, is still searched whole."""
+    text = f"before {token} after{neighbours}"
+    assert Masker([])(text) == f"before {MASK} after{neighbours}"
+
+
+def test_a_text_with_no_token_comes_back_as_it_was() -> None:
+    text = "xo x glpat https:/ hooks.slack.com " * 3
+    assert Masker([])(text) == text
+
+
 def test_longest_secret_first() -> None:
     mask = Masker(["abcdef", "abcdefghijkl"])
     assert mask("abcdefghijkl") == MASK
