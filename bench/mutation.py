@@ -110,6 +110,21 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
         )
         for text in ("if len(path) > 2 and", "if len(path) >= 3 and")
     ),
+    (
+        "protected",
+        "local_policy_flag",
+        'or "XXXX").lower()',
+        "an unset or empty HIE_LOCAL_POLICY becomes 'xxxx' instead of '', and neither is one "
+        "of 1, true, yes: the flag is off either way",
+    ),
+    (
+        "protected",
+        "load_effective",
+        "where if (raw is not None) or True else DEFAULT_NAME",
+        "with no protected file the data validated is the built-in default alone, which always "
+        "validates (the suite's `policy` fixture loads it), so the source that would name its "
+        "errors is never shown",
+    ),
     *(
         (
             "masking",
@@ -209,6 +224,13 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
         "_requirement",
         "outbox_counts: bool = False,",
         "decide, its only caller, always passes outbox_counts: the default is never used",
+    ),
+    (
+        "gate",
+        "_requirement",
+        "if not told or sent:",
+        "`uncounted` is read only when nothing was told (the `told` branches come first), and "
+        "with nothing sent its lists are empty: building it in more cases changes nothing",
     ),
     ("calendar", "resolve_local", "naive.replace(tzinfo=tz, )", "fold=0 is replace()'s default"),
     ("calendar", "resolve_local", "first.astimezone(None).astimezone(tz)", _SAME_INSTANT),

@@ -838,6 +838,34 @@ def test_rule_a_trial_says_nobody_was_told(gate: Gate, policy: Policy) -> None:
     assert early.notes == (TRIAL_BANNER,) and early.trial is True
 
 
+def test_a_trial_with_nothing_to_guard_still_says_nobody_was_told(
+    gate: Gate, policy: Policy
+) -> None:
+    # A plan without changes stops early too; the decision it returns is still a trial's.
+    d = gate(result=classification([]), entries=[], trial=True)
+    assert d.allowed and d.trial is True
+    assert d.notes == (TRIAL_BANNER, "the plan has no changes: nothing to announce or guard")
+    assert d.to_json(BusinessCalendar.from_policy(policy))["nobody_told"] == TRIAL_BANNER
+    assert gate(result=classification([]), entries=[]).trial is False
+
+
+def test_rule_no_receipt_where_the_gate_is_enforced(gate: Gate) -> None:
+    # In CI (outbox_counts=False) a Slack delivery without its receipt, and no outbox file:
+    # the reason is the missing receipt alone, not an outbox it was never written to.
+    bare = entry(receipt={})
+    no_receipt = (
+        "#devops: the slack delivery recorded Sat 05 Dec 2026 10:00 GMT (2026-12-05T10:00Z) "
+        "has no receipt from the service (no proof it reached anyone): it does not count; "
+        "run `hie-notify plan`"
+    )
+    d = gate(entries=[bare], outbox_counts=False)
+    assert only(d) == no_receipt
+    assert d.requirements[0].met is False and d.requirements[0].given_at is None
+    # written to the outbox as well: both are said, the outbox first
+    both = gate(entries=[outboxed(), bare], outbox_counts=False)
+    assert both.reasons == (OUTBOX_REASON, no_receipt) and not both.allowed
+
+
 def test_rule_an_unchecked_emergency_blocks_where_the_gate_is_enforced(gate: Gate) -> None:
     told = entry(change_type="emergency_fix")
     d = gate(

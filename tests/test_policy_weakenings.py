@@ -141,6 +141,67 @@ def test_against_the_built_in_default() -> None:
     ]
 
 
+# -- external_when: how often the external audience hears of it (af8f062) ----------------------
+
+WHEN_PROTECTED: dict[str, Any] = {
+    "change_types": {
+        "planned_infra_update": {"external_when": "service_impacting", "rank": 40},
+        "application_update": {"external_when": "always"},
+    }
+}
+# The protected policy lets branches edit change types as a whole: external_when is open to
+# them, and only its own rule stands between a branch and a quieter external audience.
+WHEN_KEYS = ["change_types.*"]
+
+
+def when_found(branch: dict[str, Any]) -> list[str]:
+    return list(weakenings(branch, WHEN_PROTECTED, WHEN_KEYS))
+
+
+@pytest.mark.parametrize(
+    ("name", "before", "after"),
+    [
+        # service-impacting changes only -> the weekly digest: the gate stops waiting for them
+        ("planned_infra_update", "service_impacting", "digest"),
+        # at every stage -> only when service-impacting, or only in the digest
+        ("application_update", "always", "service_impacting"),
+        ("application_update", "always", "digest"),
+    ],
+)
+def test_rule_external_when_may_only_be_set_to_always(name: str, before: str, after: str) -> None:
+    branch = {"change_types": {name: {"external_when": after}}}
+    assert when_found(branch) == [
+        f"change_types.{name}.external_when: would tell the external audience {after!r} "
+        f"instead of {before!r}; a branch may only set it to 'always'"
+    ]
+
+
+def test_external_when_always_is_allowed() -> None:
+    # Telling the external audience at every stage is more notice, never less.
+    branch = {"change_types": {"planned_infra_update": {"external_when": "always"}}}
+    assert when_found(branch) == []
+
+
+def test_external_when_refused_does_not_hide_what_follows() -> None:
+    branch = {
+        "change_types": {
+            "planned_infra_update": {"external_when": "digest", "rank": 1},
+            "application_update": {"external_when": "digest"},
+        }
+    }
+    # (the rank is open to the branch through change_types.*: not a weakening this rule sees)
+    assert [p.split(": ")[0] for p in when_found(branch)] == [
+        "change_types.planned_infra_update.external_when",
+        "change_types.application_update.external_when",
+    ]
+
+
+def test_the_external_when_rule_is_only_for_external_when() -> None:
+    # Another key the branch may change with the value "digest" is not judged by this rule.
+    protected = {"support": {"name": "DevOps", "note": "always"}}
+    assert list(weakenings({"support": {"note": "digest"}}, protected, ["support"])) == []
+
+
 # -- audiences only grow (issue 12): each rule with the whole message, one at a time
 
 AUDIENCES_PROTECTED: dict[str, Any] = {
@@ -247,6 +308,74 @@ def test_long_lists_are_shortened_in_the_message() -> None:
     assert grown({"change_types": {"x": {"internal_channels": []}}}, protected) == [
         f"change_types.x.internal_channels: would remove '#c0', '#c1', '#c2', '#c3', '#c4'; {GROW}"
     ]
+
+
+def test_six_removed_entries_are_five_and_a_mark() -> None:
+    protected = {"change_types": {"x": {"internal_channels": [f"#c{i}" for i in range(6)]}}}
+    assert grown({"change_types": {"x": {"internal_channels": []}}}, protected) == [
+        f"change_types.x.internal_channels: would remove '#c0', '#c1', '#c2', '#c3', '#c4' ...; "
+        f"{GROW}"
+    ]
+
+
+def test_a_removed_contact_with_neither_email_nor_name_is_shown_whole() -> None:
+    protected = {
+        "customers": {"EoE": {"name": "East of England", "contacts": [{"critical": True}]}}
+    }
+    assert grown({"customers": {"EoE": {"contacts": []}}}, protected) == [
+        f"customers.EoE.contacts: would remove \"{{'critical': True}}\"; {GROW}"
+    ]
+
+
+@pytest.mark.parametrize("written", ["New Trust", None, {}])
+def test_a_new_customer_however_written_is_an_added_audience(written: Any) -> None:
+    # `customers: {NEW: ...}` with no mapping under it is still a customer the protected policy
+    # lacks: adding it weakens nothing (validation then says what a customer needs).
+    assert grown({"customers": {"NEW": written}}) == []
+
+
+# A later weakening is still found whatever the rule that judged the key before it.
+MIXED_PROTECTED: dict[str, Any] = {
+    "calendar": {"time_zone": "Europe/London"},
+    "support": {"name": "DevOps"},
+    "customers": {"EoE": {"name": "East of England", "contacts": [{"email": "a@eoe.example"}]}},
+    "change_types": {
+        "planned_infra_update": {
+            "external_when": "service_impacting",
+            "internal_notice": {"minimum": "24h", "recommended": "48h"},
+        }
+    },
+}
+MIXED_KEYS = ["support", "customers.*.contacts", "change_types.*"]
+LAST = (
+    "calendar.time_zone: may not be changed from a merge request (not in the protected "
+    "policy's overridable keys)"
+)
+
+
+@pytest.mark.parametrize(
+    ("first", "problems"),
+    [
+        ({"support": {"name": "DevOps"}}, 0),  # the same value: no change
+        ({"support": {"name": "Platform"}}, 0),  # an overridable key changed
+        ({"customers": {"NEW": {"name": "New"}}}, 0),  # an added customer
+        ({"trial": True}, 1),  # a protected-only key
+        ({"customers": {"EoE": {"name": "Other"}}}, 1),  # a key not overridable
+        ({"change_types": {"planned_infra_update": {"external_when": "digest"}}}, 1),
+        ({"change_types": {"planned_infra_update": {"internal_notice": {"minimum": "?"}}}}, 0),
+        ({"change_types": {"planned_infra_update": {"internal_notice": {"minimum": "72h"}}}}, 0),
+        ({"change_types": {"planned_infra_update": {"internal_notice": {"minimum": "1h"}}}}, 1),
+        ({"customers": {"EoE": {"contacts": "a@eoe.example"}}}, 1),  # a list made a string
+        ({"customers": {"EoE": {"contacts": []}}}, 1),  # a list emptied
+        ({"support": {"name": None}}, 1),  # a value removed
+    ],
+)
+def test_each_rule_lets_the_check_go_on_to_the_next_key(
+    first: dict[str, Any], problems: int
+) -> None:
+    branch = {**first, "calendar": {"time_zone": "Europe/Paris"}}
+    found = list(weakenings(branch, MIXED_PROTECTED, MIXED_KEYS))
+    assert len(found) == problems + 1 and found[-1] == LAST, found
 
 
 @pytest.mark.parametrize(

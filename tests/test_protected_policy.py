@@ -342,3 +342,94 @@ def test_hie_local_policy_only_under_a_trial_the_protected_policy_declares(
     assert loaded.policy.trial is True  # the trial stays declared
     notice = loaded.policy.change_types["planned_infra_update"].internal_notice
     assert str(notice.minimum) == "1h"  # the local file's, not the protected 24h
+
+
+# -- load_effective, called directly: the source named, and the file read ---------------------
+
+
+def test_outside_ci_without_a_file_the_built_in_default_says_so(fake: FakeGitLab) -> None:
+    from hie_notify.policy.protected import load_effective
+
+    loaded = load_effective(None, {})
+    assert loaded.source == "built-in default policy (not protected: outside GitLab CI)"
+    assert not fake.rsps.calls
+
+
+def test_hie_local_policy_without_a_file_is_the_built_in_default_under_the_trial(
+    fake: FakeGitLab,
+) -> None:
+    from hie_notify.policy.protected import load_effective
+
+    fake.files[("42", "main", ".hie-notify/policy.yaml")] = PROTECTED + b"trial: true\n"
+    loaded = load_effective(None, {**CI, "HIE_LOCAL_POLICY": "1"})
+    assert loaded.source == (
+        "built-in default policy (not protected: HIE_LOCAL_POLICY under a trial)"
+    )
+    assert loaded.policy.trial is True
+
+
+def test_a_protected_file_that_is_not_yaml_names_where_it_is(fake: FakeGitLab) -> None:
+    from hie_notify.errors import InputError
+    from hie_notify.policy.protected import load_effective
+
+    fake.files[("42", "main", ".hie-notify/policy.yaml")] = b"support: [unclosed\n"
+    with pytest.raises(InputError) as bad:
+        load_effective(None, CI)
+    (problem,) = bad.value.problems
+    assert problem.startswith("42@main:.hie-notify/policy.yaml: not valid YAML at line "), problem
+
+
+def test_a_named_policy_path_is_the_branch_file_checked(fake: FakeGitLab) -> None:
+    """`--policy policies/team.yaml` in CI: the protected file is read at that path, and the
+    branch's file at that path (not at the default path) is the one checked against it."""
+    from hie_notify.errors import InputError
+    from hie_notify.policy.protected import load_effective
+
+    fake.files[("42", "main", "policies/team.yaml")] = PROTECTED
+    team = Path("policies/team.yaml")
+    team.parent.mkdir()
+    team.write_text("change_types: {planned_infra_update: {internal_notice: {minimum: 1h}}}\n")
+    with pytest.raises(InputError) as refused:
+        load_effective(team, CI)
+    assert refused.value.problems == [
+        "policies/team.yaml: change_types.planned_infra_update.internal_notice.minimum: would "
+        "shorten the notice from 24h to 1h; notice may only get longer; the protected policy "
+        "(42@main:policies/team.yaml) stands"
+    ]
+
+
+def test_a_branch_file_that_is_not_a_policy_names_the_file_and_what_is_expected(
+    fake: FakeGitLab,
+) -> None:
+    from hie_notify.errors import InputError
+    from hie_notify.policy.protected import load_effective
+
+    fake.files[("42", "main", ".hie-notify/policy.yaml")] = PROTECTED
+    branch = Path(".hie-notify/policy.yaml")
+    branch.parent.mkdir()
+    # `support` is the branch's to change (built-in overridable keys), but not with a typo.
+    branch.write_text("support: {emial: devops@example.org}\n")
+    with pytest.raises(InputError) as bad:
+        load_effective(None, CI)
+    assert bad.value.problems == [
+        ".hie-notify/policy.yaml: support.emial: unknown key (expected one of: name, email, url, "
+        "phone)"
+    ]
+
+
+def test_every_key_the_branch_changes_is_named_in_the_source(fake: FakeGitLab) -> None:
+    from hie_notify.policy.protected import load_effective
+
+    fake.files[("42", "main", ".hie-notify/policy.yaml")] = PROTECTED
+    branch = Path(".hie-notify/policy.yaml")
+    branch.parent.mkdir()
+    branch.write_text(
+        "support: {email: devops@example.org, phone: '+44 1223 000000'}\n"
+        "change_types: {planned_infra_update: {internal_notice: {minimum: 36h}}}\n"
+    )
+    loaded = load_effective(None, CI)
+    assert loaded.source == (
+        "protected: 42@main:.hie-notify/policy.yaml, with .hie-notify/policy.yaml changing "
+        "support.phone, change_types.planned_infra_update.internal_notice.minimum"
+    )
+    assert loaded.policy.support.phone == "+44 1223 000000"
