@@ -193,6 +193,17 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
         'period.kind == "ELAPSED" or',
         "an elapsed period has business_days == 0, so the other half of the `or` holds",
     ),
+    *(
+        (
+            "classify",
+            "_what_happens",
+            text,
+            "only resources a service-impact rule caught reach it: rules name create, update, "
+            "replace, delete, forget and state, and the no-ops a state rule catches are imports "
+            "or moves, all in the table, so the fallback is never used",
+        )
+        for text in ("get(rc.effective_action, None)", "get(rc.effective_action, )")
+    ),
     (
         "calendar",
         "_country_class",

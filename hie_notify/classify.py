@@ -359,17 +359,17 @@ def _addresses_of(results: Iterable[ResourceResult], category: str) -> list[str]
 
 
 def _what_happens(rc: ResourceChange) -> str:
+    # Only resources a service-impact rule caught get here: rules name create, update, replace,
+    # delete, forget and state, and the no-ops a `state` rule catches are imports or moves.
     verb = {
         "replace": "is replaced",
         "delete": "is destroyed",
         "update": "is updated in place",
         "create": "is created",
         "forget": "is removed from state",
-    }.get(rc.action, f"({rc.action})")
-    if rc.effective_action == "import":  # no-ops that reach here change only the state
-        verb = "is imported into the Terraform state"
-    elif rc.effective_action == "move":
-        verb = f"moves in the Terraform state (it was {rc.previous_address})"
+        "import": "is imported into the Terraform state",
+        "move": f"moves in the Terraform state (it was {rc.previous_address})",
+    }.get(rc.effective_action, f"({rc.effective_action})")
     detail = ""
     if rc.action == "replace" and rc.replace_paths:
         detail = f": {', '.join(rc.replace_paths)} cannot change in place"
