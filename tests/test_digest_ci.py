@@ -25,7 +25,8 @@ def test_the_digest_job_runs_on_weekly_schedules_only_in_both_templates() -> Non
     for job in (body["hie-notify:digest"], classic[".hie-notify:digest"]):
         assert job["rules"] == [{"if": WEEKLY}]
         assert job["script"] == ["hie-notify digest"]
-        assert job["needs"] == [] and job["resource_group"] == "hie-notify-digest"
+        assert job["needs"] == [{"job": "hie-notify:remind", "optional": True}]
+        assert job["resource_group"] == "hie-notify-digest"
 
 
 @needs_glcl
@@ -48,6 +49,10 @@ def test_a_weekly_schedule_sends_the_digest_once(
     first = repo.run(now="2026-12-07T07:00:00+00:00", extra=weekly)
     assert first.returncode == 0, first.explain()
     assert first.job_status()["hie-notify:digest"] == "PASS", first.explain()
+    # The reminders (same schedule) run first: both write the ledger in the CI cache, and two
+    # jobs exporting it at once would lose one's entries (the digest then sent twice).
+    out = first.log
+    assert out.index("hie-notify:remind finished") < out.index("hie-notify:digest starting"), out
     log = first.job_log("hie-notify:digest")
     assert "summary (digest-2026-W50): 0 last week, 1 this week" in log, log
     assert "agenda (agenda-2026-12-09)" in log, log
