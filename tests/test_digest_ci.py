@@ -29,6 +29,24 @@ def test_the_digest_job_runs_on_weekly_schedules_only_in_both_templates() -> Non
         assert job["resource_group"] == "hie-notify-digest"
 
 
+def test_scheduled_jobs_never_export_the_ledger_cache_at_once() -> None:
+    """The jobs a schedule may run together (reminders, digest, pages) share the file ledger in
+    the CI cache, which is last writer wins: the digest waits for the reminders, and the pages
+    job, which only reads, never exports its (older) copy."""
+    _, body = yaml.safe_load_all(COMPONENT.read_text())
+    classic = yaml.safe_load((ROOT / "ci-templates" / "hie-notify.gitlab-ci.yml").read_text())
+    for jobs, prefix in ((body, "hie-notify"), (classic, ".hie-notify")):
+        base = jobs[".hie-notify-component:base" if prefix == "hie-notify" else ".hie-notify:base"]
+        ledger = [c for c in base["cache"] if str(c["key"]).startswith("hie-notify-ledger")]
+        assert ledger and all(c.get("policy", "pull-push") == "pull-push" for c in ledger)
+        assert jobs[f"{prefix}:digest"]["needs"] == [{"job": "hie-notify:remind", "optional": True}]
+        pages = jobs[f"{prefix}:pages"]["cache"]
+        assert [c["key"] for c in pages] == [c["key"] for c in base["cache"]]
+        for cache in pages:
+            if str(cache["key"]).startswith("hie-notify-ledger"):
+                assert cache["policy"] == "pull" and cache["paths"] == ledger[0]["paths"]
+
+
 @needs_glcl
 def test_a_weekly_schedule_sends_the_digest_once(
     tmp_path: Path,
