@@ -496,6 +496,39 @@ def emit_report(
     output.emit(options, data, "\n".join(lines))
 
 
+def notice_window(
+    run: StageRun, report: StageReport, *, blocked: str
+) -> tuple[dict[str, Any], list[str]]:
+    """After an announcement: the earliest window start its notices allow (JSON fields and the
+    lines that say it), with a warning when the change record's window starts before that
+    (`blocked` says what the gate will then block)."""
+    audiences = resolve(run.policy, run.result, run.change, run.environments)
+    entries = report.delivered + report.already
+    starts = []
+    for audience in audiences.for_phase("pre_deployment"):
+        told = [e.delivered_at for e in entries if e.audience == audience.id]
+        if told:
+            starts.append(run.calendar.earliest_start(min(told), audience.minimum))
+    earliest = max(starts, default=None)
+    data: dict[str, Any] = {
+        "earliest_start": earliest.isoformat() if earliest else None,
+        "window_too_early": False,
+    }
+    lines = []
+    if earliest:
+        local = run.calendar.local(earliest)
+        lines.append(f"These notices allow a window from {local:%a %d %b %Y %H:%M %Z}.")
+        window = run.change.window
+        if window is not None and window.start < earliest:
+            data["window_too_early"] = True
+            lines.append(
+                "WARNING: the change record's window starts "
+                f"{run.calendar.local(window.start):%a %d %b %Y %H:%M %Z}, before that: "
+                f"the gate will block {blocked}. Move the window, or see `hie-notify earliest`."
+            )
+    return data, lines
+
+
 def send_status(
     run: StageRun, stage: str, error: str = "", detail: str = ""
 ) -> tuple[StageReport, list[str]]:

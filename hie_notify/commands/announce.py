@@ -8,12 +8,9 @@ needs told."""
 from __future__ import annotations
 
 import argparse
-from datetime import datetime
 
 from hie_notify import stagerun
-from hie_notify.audiences import resolve
 from hie_notify.errors import InputError
-from hie_notify.ledger import Entry
 from hie_notify.options import Options
 from hie_notify.stages import ANNOUNCE, window_problems
 
@@ -31,37 +28,12 @@ def run(args: argparse.Namespace, options: Options) -> int:
         raise InputError([f"{options.change}: {p}" for p in problems])
     report = stagerun.send(run, ANNOUNCE, {})
     extra = [stagerun.publish_summary(run, "announced (no plan yet)")]
-    earliest = _earliest(run, report.delivered + report.already)
-    data = {
-        "planless": True,
-        "service_impacting": run.result.service_impacting,
-        "earliest_start": earliest.isoformat() if earliest else None,
-        "window_too_early": False,
-    }
-    if earliest:
-        local = run.calendar.local(earliest)
-        extra.append(f"These notices allow a window from {local:%a %d %b %Y %H:%M %Z}.")
-        if change.window is not None and change.window.start < earliest:
-            data["window_too_early"] = True
-            extra.append(
-                "WARNING: the change record's window starts "
-                f"{run.calendar.local(change.window.start):%a %d %b %Y %H:%M %Z}, before that: "
-                "the gate will block its apply. Move the window, or see `hie-notify earliest`."
-            )
+    window, lines = stagerun.notice_window(run, report, blocked="its apply")
+    data = {"planless": True, "service_impacting": run.result.service_impacting, **window}
+    extra += lines
     extra.append(
         "Announced without a plan: a plan attached later (`hie-notify plan`) keeps this notice "
         "only while its change type is no stricter and it is not newly service-impacting."
     )
     stagerun.emit_report(options, run, report, extra, data)
     return 0
-
-
-def _earliest(run: stagerun.StageRun, entries: list[Entry]) -> datetime | None:
-    """The earliest window start the notices recorded so far allow."""
-    audiences = resolve(run.policy, run.result, run.change, run.environments)
-    starts = []
-    for audience in audiences.for_phase("pre_deployment"):
-        told = [e.delivered_at for e in entries if e.audience == audience.id]
-        if told:
-            starts.append(run.calendar.earliest_start(min(told), audience.minimum))
-    return max(starts, default=None)

@@ -4,13 +4,10 @@ pre-deployment notices the policy requires, record them."""
 from __future__ import annotations
 
 import argparse
-from datetime import datetime
 from pathlib import Path
 
 from hie_notify import output, plan_source, stagerun
-from hie_notify.audiences import resolve
 from hie_notify.errors import InputError
-from hie_notify.ledger import Entry
 from hie_notify.options import Options
 from hie_notify.stages import ANNOUNCE, window_problems
 
@@ -47,31 +44,10 @@ def run(args: argparse.Namespace, options: Options) -> int:
         raise InputError([f"{options.change}: {p}" for p in problems])
     report = stagerun.send(run, ANNOUNCE, {})
     extra = [stagerun.publish_summary(run, "announced")]
-    earliest = _earliest(run, report.delivered + report.already)
-    data = {"earliest_start": earliest.isoformat() if earliest else None, "window_too_early": False}
-    if earliest:
-        local = run.calendar.local(earliest)
-        extra.append(f"These notices allow a window from {local:%a %d %b %Y %H:%M %Z}.")
-        if change.window is not None and change.window.start < earliest:
-            data["window_too_early"] = True
-            extra.append(
-                "WARNING: the change record's window starts "
-                f"{run.calendar.local(change.window.start):%a %d %b %Y %H:%M %Z}, before that: "
-                "the gate will block it. Move the window, or see `hie-notify earliest`."
-            )
+    data, lines = stagerun.notice_window(run, report, blocked="it")
+    extra += lines
     stagerun.emit_report(options, run, report, extra, data)
     return 0
-
-
-def _earliest(run: stagerun.StageRun, entries: list[Entry]) -> datetime | None:
-    """The earliest window start that the notices recorded so far allow."""
-    audiences = resolve(run.policy, run.result, run.change, run.environments)
-    starts = []
-    for audience in audiences.for_phase("pre_deployment"):
-        told = [e.delivered_at for e in entries if e.audience == audience.id]
-        if told:
-            starts.append(run.calendar.earliest_start(min(told), audience.minimum))
-    return max(starts, default=None)
 
 
 def _announced(run: stagerun.StageRun) -> bool:
