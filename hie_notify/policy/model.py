@@ -51,6 +51,16 @@ def _email(value: str) -> str:
 EmailAddress = Annotated[str, AfterValidator(_email)]
 
 
+def _slack_channels(value: list[str]) -> list[str]:
+    for name in value:
+        if not _SLACK_CHANNEL.match(name):
+            raise ValueError(f"expected Slack channel names like '#devops', got {name!r}")
+    return value
+
+
+SlackChannels = Annotated[list[str], AfterValidator(_slack_channels)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -114,7 +124,7 @@ class ChangeType(_Strict):
     # When declared, its notice replaces every other category's (an emergency has no lead time).
     notice_overrides_others: bool = False
     match: list[MatchRule] = []
-    internal_channels: list[str]
+    internal_channels: SlackChannels
     internal_notice: NoticeRule
     internal_stages: list[Stage]
     external_audience: ExternalAudience
@@ -126,14 +136,6 @@ class ChangeType(_Strict):
     meetings: list[str] = []
     post_mortem: Literal["always", "on_failure", "significant"] = "on_failure"
     reminders: Reminders = Reminders()
-
-    @field_validator("internal_channels")
-    @classmethod
-    def _slack_names(cls, value: list[str]) -> list[str]:
-        for name in value:
-            if not _SLACK_CHANNEL.match(name):
-                raise ValueError(f"expected Slack channel names like '#devops', got {name!r}")
-        return value
 
     @model_validator(mode="after")
     def _units(self) -> ChangeType:
@@ -442,16 +444,8 @@ class Digest(_Strict):
     for change types with `external_when: digest`. Weeks run Monday to Sunday in the policy's
     time zone."""
 
-    summary_to: list[str] = Field(default=["#devops"], min_length=1)
+    summary_to: SlackChannels = Field(default=["#devops"], min_length=1)
     meeting: Meeting = Meeting()
-
-    @field_validator("summary_to")
-    @classmethod
-    def _slack_names(cls, value: list[str]) -> list[str]:
-        for name in value:
-            if not _SLACK_CHANNEL.match(name):
-                raise ValueError(f"expected Slack channel names like '#devops', got {name!r}")
-        return value
 
 
 class Postmortems(_Strict):
