@@ -19,6 +19,7 @@ from hie_notify.audiences import resolve
 from hie_notify.calendar import BusinessCalendar
 from hie_notify.change import ChangeRecord
 from hie_notify.channels import Channels
+from hie_notify.classify import Classification
 from hie_notify.context import load_policy_for
 from hie_notify.errors import InputError
 from hie_notify.ledger.seal import Verified
@@ -234,21 +235,21 @@ def _remind_postmortem(
         "postmortem_due": calendar.local(due_at).strftime("%a %d %b %Y %H:%M %Z"),
         "register_status": record.status,
     }
-    stage_report = run_stage(
-        stage=reminders.POSTMORTEM_OVERDUE,
+    ledger = RegisterLedger(register, record, now)
+    _send_due(
+        options=options,
         policy=policy,
-        change=change,
-        result=replace(result, fingerprint=reminders.variant(result.fingerprint, due_tag)),
-        audiences=[d.audience for d in due],
-        ledger=RegisterLedger(register, record, now),
-        channels=Channels(policy, options.env, options.outbox, change.id, now),
         renderer=renderer,
-        now=now,
-        links={},
+        change=change,
+        result=result,
+        ledger=ledger,
+        stage=reminders.POSTMORTEM_OVERDUE,
+        due_tag=due_tag,
+        due=due,
         status=status,
-        dry_run=options.dry_run,
+        now=now,
+        report=report,
     )
-    report.reports.append((change.id, due_tag, stage_report))
 
 
 def _remind_one(
@@ -282,21 +283,54 @@ def _remind_one(
             "starts_in": reminders.starts_in(offset) if offset is not None else "now",
             "register_status": record.status,
         }
-        stage_report = run_stage(
-            stage=stage,
+        _send_due(
+            options=options,
             policy=policy,
-            change=change,
-            result=replace(result, fingerprint=reminders.variant(result.fingerprint, due_tag)),
-            audiences=[d.audience for d in items],
-            ledger=ledger,
-            channels=Channels(policy, options.env, options.outbox, change.id, now),
             renderer=renderer,
-            now=now,
-            links={},
+            change=change,
+            result=result,
+            ledger=ledger,
+            stage=stage,
+            due_tag=due_tag,
+            due=items,
             status=status,
-            dry_run=options.dry_run,
+            now=now,
+            report=report,
         )
-        report.reports.append((change.id, due_tag, stage_report))
+
+
+def _send_due(
+    *,
+    options: Options,
+    policy: Policy,
+    renderer: Renderer,
+    change: ChangeRecord,
+    result: Classification,
+    ledger: RegisterLedger,
+    stage: str,
+    due_tag: str,
+    due: list[reminders.Due],
+    status: dict[str, Any],
+    now: datetime,
+    report: RemindReport,
+) -> None:
+    """Send one due reminder stage to its audiences; its delivery keys carry the due tag, so it
+    goes out once however often `remind` runs."""
+    stage_report = run_stage(
+        stage=stage,
+        policy=policy,
+        change=change,
+        result=replace(result, fingerprint=reminders.variant(result.fingerprint, due_tag)),
+        audiences=[d.audience for d in due],
+        ledger=ledger,
+        channels=Channels(policy, options.env, options.outbox, change.id, now),
+        renderer=renderer,
+        now=now,
+        links={},
+        status=status,
+        dry_run=options.dry_run,
+    )
+    report.reports.append((change.id, due_tag, stage_report))
 
 
 def _change_record(record: Registered, policy: Policy) -> ChangeRecord:
