@@ -432,15 +432,7 @@ def context(
                 :_LIST_LIMIT
             ],
         },
-        "service": policy.service_name,
-        "service_title": _title(policy.service_name),
-        "organisation": policy.organisation,
-        "support": {
-            "name": policy.support.name,
-            "email": policy.support.email or "",
-            "url": policy.support.url or "",
-            "phone": policy.support.phone or "",
-        },
+        **service_context(policy),
         "links": {k: links.get(k) or "" for k in LINK_NAMES},
         "status": {
             "error": "",
@@ -472,6 +464,22 @@ def _leads(policy: Policy, categories: tuple[str, ...]) -> list[dict[str, str]]:
         if all(x["lead"] != ct.lead or x["title"] != ct.title for x in out):
             out.append({"title": ct.title, "lead": ct.lead})
     return out
+
+
+def service_context(policy: Policy) -> dict[str, Any]:
+    """What every message says of the service and whom to ask: `service`, `service_title`,
+    `organisation`, `support`."""
+    return {
+        "service": policy.service_name,
+        "service_title": _title(policy.service_name),
+        "organisation": policy.organisation,
+        "support": {
+            "name": policy.support.name,
+            "email": policy.support.email or "",
+            "url": policy.support.url or "",
+            "phone": policy.support.phone or "",
+        },
+    }
 
 
 def _title(name: str) -> str:

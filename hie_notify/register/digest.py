@@ -41,7 +41,7 @@ from hie_notify.records import Audience, Entry
 from hie_notify.register.jobs import RegisterLedger
 from hie_notify.register.model import Registered
 from hie_notify.register.store import Register, register_of
-from hie_notify.render import Renderer, when_text
+from hie_notify.render import Renderer, service_context, when_text
 
 SUMMARY, AGENDA, STAKEHOLDERS = "digest_summary", "digest_agenda", "digest_stakeholders"
 KIND_OF_STAGE = {SUMMARY: "summary", AGENDA: "agenda", STAKEHOLDERS: "stakeholders"}
@@ -471,7 +471,6 @@ def _stakeholders(policy: Policy, group: str) -> Audience:
 def _context(
     policy: Policy, audience: Audience, ref: str, data: Mapping[str, Any]
 ) -> dict[str, Any]:
-    service = policy.service_name
     return {
         "audience": {
             "id": audience.id,
@@ -480,15 +479,7 @@ def _context(
             "greeting": audience.label,
         },
         "change": {"id": ref, "jira_url": ""},  # the email layout's reference line
-        "service": service,
-        "service_title": service[4:] if service.lower().startswith("the ") else service,
-        "organisation": policy.organisation,
-        "support": {
-            "name": policy.support.name,
-            "email": policy.support.email or "",
-            "url": policy.support.url or "",
-            "phone": policy.support.phone or "",
-        },
+        **service_context(policy),
         "digest": dict(data),
     }
 
