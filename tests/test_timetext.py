@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hie_notify import timetext
+from hie_notify.render import when_text
 
 UTC = timezone.utc
 LONDON = "Europe/London"
@@ -145,3 +146,11 @@ def test_a_window_shown_reads_back_to_both_ends(start: tuple[datetime, str], min
         first = f"{first} {last.rsplit(' ', 1)[1]}"
     assert read_back(first, zone) == begin
     assert read_back(last, zone) == end
+
+
+def test_a_message_window_across_the_autumn_change_names_both_zones() -> None:
+    """The messages' window text: 00:30 is BST that night; shown with the end's GMT alone it
+    read an hour late."""
+    start = datetime(2026, 10, 24, 23, 30, tzinfo=UTC)
+    end = datetime(2026, 10, 25, 3, 0, tzinfo=UTC)
+    assert when_text(start, end, LONDON) == "Sun 25 Oct 2026 00:30 BST to 03:00 GMT"

@@ -21,7 +21,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from hie_notify import gitlab_api
+from hie_notify import gitlab_api, timetext
 from hie_notify.errors import InputError
 from hie_notify.gitlab_api import GitLabTarget, call, connect, gitlab_target
 from hie_notify.ledger.gitlab import decode_marker, encode_marker, pack, unpack
@@ -282,7 +282,7 @@ class GitLabRegister:
 
     def _body(self, record: Registered, keys: set[str]) -> str:
         window = (
-            f"{record.window_start.isoformat()} to {record.window_end.isoformat()}"
+            timetext.span(record.window_start, record.window_end, self.zone)
             if record.window_start and record.window_end
             else "not scheduled"
         )
@@ -292,7 +292,7 @@ class GitLabRegister:
             f"- Status: {record.status}",
             f"- Type: {record.change_type or 'not classified'}"
             + (" (service-impacting)" if record.service_impacting else ""),
-            f"- Window (UTC): {window}",
+            f"- Window: {window}",
             f"- Customers: {', '.join(record.customers) or 'none named'}",
             f"- Audiences: {', '.join(record.audiences) or 'none'}",
             "",
