@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from hie_notify import timetext
 from hie_notify.durations import NoticePeriod
 from hie_notify.errors import InputError
 from hie_notify.limits import BUSINESS_DAY_SEARCH_DAYS
@@ -163,12 +164,20 @@ class BusinessCalendar:
             pass
         raise InputError(
             f"policy calendar: no business day in the {BUSINESS_DAY_SEARCH_DAYS} days after "
-            f"{start.isoformat()} (calendar.working_hours.days and calendar.holidays: expected "
+            f"{timetext.day(start)} (calendar.working_hours.days and calendar.holidays: expected "
             "at least one working day that is not a holiday)"
         )
 
     def local(self, when: datetime) -> datetime:
         return when.astimezone(self.zone)
+
+    def moment(self, when: datetime) -> str:
+        """`when` as people read it, in the policy's zone (`timetext.moment`)."""
+        return timetext.moment(when, self.zone)
+
+    def span(self, start: datetime, end: datetime) -> str:
+        """A window as people read it, in the policy's zone (`timetext.span`)."""
+        return timetext.span(start, end, self.zone)
 
     def earliest_start(self, notice_at: datetime, period: NoticePeriod) -> datetime:
         """The earliest window start that a notice given at `notice_at` allows (aware, UTC)."""

@@ -46,7 +46,8 @@ _COMMANDS: dict[str, str] = {
     "cancel": "tell everyone who was told that the change will not go ahead",
     "preview": "render every message of a stage (plan, apply --status S, rollback --status S, "
     "complete, cancel), for every audience, without sending",
-    "watch": "follow an HCP Terraform run until it is final, sending each stage once",
+    "watch": "follow an HCP Terraform run until it is final, sending each stage once; exit 3 "
+    "when --timeout ends first",
     "receive": "serve the HCP Terraform run task (the gate) and notification webhooks",
     "validate": "check the policy and change files; exit 2 with every problem found",
     "calendar": "registered changes, deploy freezes and bank holidays in a range (text, json, ics)",

@@ -159,12 +159,12 @@ def _covers(entry: Entry, window: Window | None) -> bool:
     return bool(start <= window.start and window.end <= end)
 
 
-def _window_of(entry: Entry, when: Callable[[datetime], str]) -> str:
+def _window_of(entry: Entry, calendar: BusinessCalendar) -> str:
     if not entry.window_start:
         return "no window: not scheduled yet"
     start = datetime.fromisoformat(entry.window_start)
     end = datetime.fromisoformat(entry.window_end)
-    return f"{when(start)} to {when(end)}"
+    return calendar.span(start, end)
 
 
 def decide(
@@ -199,9 +199,7 @@ def decide(
         result.change_type and policy.change_type(result.change_type).notice_overrides_others
     )
 
-    def when(t: datetime) -> str:
-        local = calendar.local(t)
-        return f"{local:%a %d %b %Y %H:%M %Z} ({t.astimezone(UTC):%Y-%m-%dT%H:%MZ})"
+    when = calendar.moment
 
     if speculative:
         reasons.append(
@@ -263,7 +261,7 @@ def decide(
             )
         if not calendar.in_working_hours(window.start, window.end) and not change.on_call:
             reasons.append(
-                f"the window ({when(window.start)} to {when(window.end)}) is outside working "
+                f"the window ({calendar.span(window.start, window.end)}) is outside working "
                 "hours and the change record names no on_call engineer: add on_call"
             )
 
@@ -354,7 +352,7 @@ def _requirement(
         if_now = calendar.earliest_start(now, minimum)
         if told and not plan_differences(told[-1], result, policy):
             reasons.append(
-                f"{audience.label} was told of another window ({_window_of(told[-1], when)}): "
+                f"{audience.label} was told of another window ({_window_of(told[-1], calendar)}): "
                 "run `hie-notify plan` to announce the new one; with notice given now the "
                 f"earliest start is {when(if_now)}"
             )

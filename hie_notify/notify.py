@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from hie_notify import timetext
 from hie_notify.audiences import Audience
 from hie_notify.change import ChangeRecord
 from hie_notify.channels import Channels, Outgoing
@@ -57,7 +58,7 @@ class StageReport:
         for e in self.already:
             at = local(e.delivered_at) if local else e.delivered_at
             out.append(
-                f"  already   {e.audience:28} via {e.channel} {at:%a %d %b %Y %H:%M %Z} "
+                f"  already   {e.audience:28} via {e.channel} {timetext.moment(at)} "
                 "(not sent again)"
             )
         for r, via in self.previews:

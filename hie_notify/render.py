@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 from markupsafe import Markup
 
+from hie_notify import timetext
 from hie_notify.change import ChangeRecord
 from hie_notify.classify import Classification
 from hie_notify.durations import describe_timedelta
@@ -356,12 +357,8 @@ def _zone(name: str) -> ZoneInfo:
 
 
 def when_text(start: datetime, end: datetime, zone: str) -> str:
-    """`Tuesday 8 December 2026, 19:00 to 21:00 GMT` in the audience's zone."""
-    s, e = start.astimezone(_zone(zone)), end.astimezone(_zone(zone))
-    day = f"{s:%A} {s.day} {s:%B %Y}"
-    if s.date() == e.date():
-        return f"{day}, {s:%H:%M} to {e:%H:%M} {e:%Z}"
-    return f"{day} {s:%H:%M} {s:%Z} to {e:%A} {e.day} {e:%B %Y} {e:%H:%M} {e:%Z}"
+    """`Tue 8 Dec 2026 19:00 to 21:00 GMT` in the audience's zone (`timetext.span`)."""
+    return timetext.span(start, end, zone)
 
 
 def context(

@@ -347,7 +347,7 @@ def owe_postmortem(run: StageRun, stage: str, status: dict[str, Any]) -> list[st
         return []
     status["postmortem"] = reasons
     status["timeline"] = [
-        f"{e.delivered_at.isoformat()} {e.stage} → {e.audience}"
+        f"{run.calendar.moment(e.delivered_at)} {e.stage} → {e.audience}"
         for e in sorted(entries, key=lambda e: e.delivered_at)
     ]
     done = [e for e in entries if e.stage == "postmortem"]
@@ -458,7 +458,7 @@ def _note_context(
         ],
         "drift": [d.address for d in run.result.drift][:50],
         "notices": [
-            f"{e.stage}: {e.audience} via {e.channel} at {e.delivered_at.isoformat()}"
+            f"{e.stage}: {e.audience} via {e.channel} at {run.calendar.moment(e.delivered_at)}"
             for e in sorted(entries, key=lambda e: e.delivered_at)
             if e.stage != "postmortem"
         ][-60:],
@@ -516,14 +516,13 @@ def notice_window(
     }
     lines = []
     if earliest:
-        local = run.calendar.local(earliest)
-        lines.append(f"These notices allow a window from {local:%a %d %b %Y %H:%M %Z}.")
+        lines.append(f"These notices allow a window from {run.calendar.moment(earliest)}.")
         window = run.change.window
         if window is not None and window.start < earliest:
             data["window_too_early"] = True
             lines.append(
                 "WARNING: the change record's window starts "
-                f"{run.calendar.local(window.start):%a %d %b %Y %H:%M %Z}, before that: "
+                f"{run.calendar.moment(window.start)}, before that: "
                 f"the gate will block {blocked}. Move the window, or see `hie-notify earliest`."
             )
     return data, lines

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
+from hie_notify import timetext
 from hie_notify.change import ChangeRecord
 from hie_notify.classify import Classification, ResourceResult, classify, required_notice
 from hie_notify.errors import InputError
@@ -82,7 +83,7 @@ def from_ledger(entries: Sequence[Entry], policy: Policy, change_id: str) -> Cla
         service_impacting=last.service_impacting,
         summary={k: counts.get(k, 0) for k in SUMMARY_KEYS},
         reasons=(
-            f"as announced {last.delivered_at.isoformat()} "
+            f"as announced {timetext.moment(last.delivered_at, policy.calendar.time_zone)} "
             + (
                 "(without a plan)"
                 if last.fingerprint == PLANLESS
@@ -138,18 +139,20 @@ def window_problems(
     window = change.window
     if window is None:
         return []
+    zone = policy.calendar.time_zone
     if window.end <= now:
         return [
-            f"window.end: the window ended {window.end.isoformat()}, before now "
-            f"({now.isoformat()}): a window in the past cannot be announced; set the new window"
+            f"window.end: the window ended {timetext.moment(window.end, zone)}, before now "
+            f"({timetext.moment(now, zone)}): a window in the past cannot be announced; set the "
+            "new window"
         ]
     kind = result.change_type
     emergency = bool(kind and policy.change_type(kind).notice_overrides_others)
     if window.start <= now and not emergency:
         return [
-            f"window.start: the window started {window.start.isoformat()}, before now "
-            f"({now.isoformat()}): only an emergency_fix may be announced once its window is "
-            "under way; move the window, or declare the emergency with a justification"
+            f"window.start: the window started {timetext.moment(window.start, zone)}, before now "
+            f"({timetext.moment(now, zone)}): only an emergency_fix may be announced once its "
+            "window is under way; move the window, or declare the emergency with a justification"
         ]
     return []
 

@@ -237,6 +237,14 @@ class RegisterFake:
         self.issues[iid]["user_notes_count"] += 1
         return note
 
+    def edit_note(self, iid: int, note_id: int, body: str) -> dict[str, Any]:
+        """What GitLab does when someone (a maintainer may edit any note) edits a note: the
+        body changes and `updated_at` moves; `created_at` and the author stay."""
+        note = next(n for n in self.notes[iid] if n["id"] == note_id)
+        note["body"] = body
+        note["updated_at"] = _z(self.tick())
+        return note
+
     def _add_note(self, request: Any) -> tuple[int, dict[str, str], str]:
         issue = self._issue(request)
         if issue is None:

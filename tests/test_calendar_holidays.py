@@ -185,7 +185,7 @@ def test_no_business_day_is_a_policy_error_naming_what_to_fix() -> None:
     with pytest.raises(InputError) as caught:
         cal.next_business_day(date(2026, 12, 1))
     assert str(caught.value) == (
-        "policy calendar: no business day in the 366 days after 2026-12-01 "
+        "policy calendar: no business day in the 366 days after Tue 1 Dec 2026 "
         "(calendar.working_hours.days and calendar.holidays: expected at least one working day "
         "that is not a holiday)"
     )

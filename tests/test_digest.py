@@ -366,7 +366,7 @@ def test_the_agenda_as_a_slack_post(tmp_path: Path, capsys: pytest.CaptureFixtur
         ).read_text()
     )
     assert payload["channel"] == "#wednesday"
-    assert payload["text"] == "Agenda: Wednesday meeting, Wednesday 9 December 2026"
+    assert payload["text"] == "Agenda: Wednesday meeting, Wed 9 Dec 2026"
     assert "slack: SLACK_BOT_TOKEN is not set: written to the outbox instead" in out["notes"]
     # The agenda's own route says why it went to the outbox, not only the summary's.
     assert (
@@ -407,7 +407,7 @@ def test_a_gitlab_that_keeps_failing_is_exit_3_and_a_rerun_sends_the_rest(
     assert [(r["digest"], r["channel"]) for r in out["sent"]] == [("agenda", "gitlab_issue")]
     assert [r["digest"] for r in out["already_sent"]] == ["summary"]
     (issue,) = fake.issues.values()
-    assert issue["title"] == "Agenda: Wednesday meeting, Wednesday 9 December 2026"
+    assert issue["title"] == "Agenda: Wednesday meeting, Wed 9 Dec 2026"
     assert issue["due_date"] == "2026-12-09" and issue["labels"] == ["hie-notify-agenda"]
     assert out["sent"][0]["message_id"] == issue["web_url"]
 

@@ -200,13 +200,13 @@ def test_two_weeks_of_digests(fortnight: tuple[Flow, RegisterFake, str]) -> None
     # Wednesday 24 March after the meeting (10:00 GMT): the next agenda is next Wednesday's.
     assert (
         "Wed 24 10:00",
-        "agenda for Wednesday 31 March 2027: goes out from "
-        "2027-03-28T10:00:00+01:00 (digest.meeting.agenda_ahead)",
+        "agenda for Wed 31 Mar 2027: goes out from "
+        "Sun 28 Mar 2027 10:00 BST (digest.meeting.agenda_ahead)",
     ) in pending
     assert (
         "Wed 24 09:00",
-        "agenda for Wednesday 31 March 2027: goes out from "
-        "2027-03-28T10:00:00+01:00 (digest.meeting.agenda_ahead)",
+        "agenda for Wed 31 Mar 2027: goes out from "
+        "Sun 28 Mar 2027 10:00 BST (digest.meeting.agenda_ahead)",
     ) not in pending
 
     assert digests["digest-2027-W12/summary"] == {
@@ -257,10 +257,10 @@ def test_two_weeks_of_digests(fortnight: tuple[Flow, RegisterFake, str]) -> None
     )
     text = eml.get_body(("plain",)).get_content()  # type: ignore[attr-defined]
     assert (
-        "Portal <b>v2.3</b> & *config* @here, Thursday 25 March 2027, 19:00 to 20:00 GMT: "
+        "Portal <b>v2.3</b> & *config* @here, Thu 25 Mar 2027 19:00 to 20:00 GMT: "
         "rolled back" in text
     )
-    assert "Portal v2.4, Wednesday 31 March 2027, 19:00 to 20:00 BST" in text
+    assert "Portal v2.4, Wed 31 Mar 2027 19:00 to 20:00 BST" in text
     html = eml.get_body(("html",)).get_content()  # type: ignore[attr-defined]
     assert "&lt;b&gt;v2.3&lt;/b&gt;" in html
 
@@ -268,12 +268,12 @@ def test_two_weeks_of_digests(fortnight: tuple[Flow, RegisterFake, str]) -> None
     # agenda's channel is the policy's, whatever keeps the register).
     agendas = [i for i in fake.issues.values() if "hie-notify-agenda" in i["labels"]]
     assert [(i["title"], i["due_date"], i["author"]["id"]) for i in agendas] == [
-        ("Agenda: Wednesday meeting, Wednesday 24 March 2027", "2027-03-24", BOT["id"]),
-        ("Agenda: Wednesday meeting, Wednesday 31 March 2027", "2027-03-31", BOT["id"]),
-        ("Agenda: Wednesday meeting, Wednesday 7 April 2027", "2027-04-07", BOT["id"]),
+        ("Agenda: Wednesday meeting, Wed 24 Mar 2027", "2027-03-24", BOT["id"]),
+        ("Agenda: Wednesday meeting, Wed 31 Mar 2027", "2027-03-31", BOT["id"]),
+        ("Agenda: Wednesday meeting, Wed 7 Apr 2027", "2027-04-07", BOT["id"]),
     ]
     body = agendas[1]["description"]
-    assert "10:00 BST" in body
+    assert "Agenda: Wednesday meeting, Wed 31 Mar 2027 10:00 BST" in body
     assert "Portal &lt;b&gt;v2.3&lt;/b&gt; &amp; \\*config\\* &#64;here" in body
 
     # The calendar never shows the digests' own register entries.

@@ -222,7 +222,10 @@ def test_watch_is_bounded(
     hcp.runs[RUN_ID] = run_document("apply_queued")
     before = len(hcp.requests)
     code, out = flow("watch", "--run-id", RUN_ID, "--timeout", "60", "--interval", "10")
-    assert code == 0 and out["final"] is False and out["stages"] == []
+    # Gave up with the run still going: not "finished" (0), the outcome is not known (3).
+    assert code == 3 and out["final"] is False and out["stages"] == []
+    assert out["status"] == "apply_queued"
+    assert f"stopped watching after 60 s; run {RUN_ID} is still apply_queued" in flow.err
     looks = [r for r in hcp.requests[before:] if "/runs/" in r.url]
     assert len(looks) == 1 + 6  # the first look, then one every 10 s for 60 s
 

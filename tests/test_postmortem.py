@@ -334,7 +334,7 @@ def test_postmortem_records_the_issue_closed_on_gitlab(on_gitlab: tuple[Flow, An
     code, out = run(f, "postmortem", now="2026-12-11T10:00:00+00:00")
     assert code == 0 and out["state"] == "closed" and out["recorded"] is True
     assert out["closed_at"] == "2026-12-11T10:00:00+00:00"  # when hie-notify saw it closed
-    assert "closed on GitLab (2026-12-11T09:30:00.000Z)" in out["notes"][0]
+    assert "closed on GitLab (Fri 11 Dec 2026 09:30 GMT)" in out["notes"][0]
     (closing,) = [e for e in _record(f).entries if e.extra.get("state") == "closed"]
     assert closing.message_id == fake.issues[iid]["web_url"]
     assert closing.extra["closed_at"] == "2026-12-11T09:30:00.000Z"

@@ -152,6 +152,8 @@ def test_gitlab_issue_has_labels_due_date_record_and_notes(fake: RegisterFake) -
     assert issue["due_date"] == "2026-12-08"
     assert issue["state"] == "opened"
     assert "Status: announced" in issue["description"]
+    # People read the window in the policy's zone, one way (the marker keeps ISO 8601).
+    assert "- Window: Tue 8 Dec 2026 23:00 GMT to Wed 9 Dec 2026 01:00 GMT" in issue["description"]
     decoded = decode_record(issue["description"], "issue")
     assert decoded is not None and decoded[0].sequence == 1 and decoded[1] == {"FFAPP-1-announce-0"}
     (note,) = fake.notes[1]

@@ -62,7 +62,7 @@ def test_internal_message_is_technical(setup: tuple[Policy, ChangeRecord, list[R
     assert "https://fitfile.atlassian.net/browse/FFAPP-4458" in text
     assert "pipeline (https://gitlab.example.com/g/p/-/pipelines/9)" in text
     assert "Rollback plan: Revert the merge request" in text
-    assert "Window: Tuesday 8 December 2026, 19:00 to 21:00 GMT" in text
+    assert "Window: Tue 8 Dec 2026 19:00 to 21:00 GMT" in text
     assert msg.subject.startswith("[FFAPP-4458] Planned Infra Update: ")
 
 
@@ -77,7 +77,7 @@ def test_customer_message_is_plain_language(
         assert "atlassian" not in body and "gitlab.example.com" not in body
     text = msg.body("text")
     assert text.startswith("Dear East of England team,")
-    assert "When: Tuesday 8 December 2026, 19:00 to 21:00 GMT" in text
+    assert "When: Tue 8 Dec 2026 19:00 to 21:00 GMT" in text
     assert "unavailable for up to 30 minutes" in text
     assert "Our reference: FFAPP-4458" in text
 
@@ -94,7 +94,7 @@ def test_window_in_the_customers_own_zone(tmp_path: Path) -> None:
         eoe,
         context(policy=policy, result=result, change=change, audience=eoe, now=NOW, links={}),
     )
-    assert "Tuesday 8 December 2026, 14:00 to 16:00 EST" in msg.body("text")
+    assert "Tue 8 Dec 2026 14:00 to 16:00 EST" in msg.body("text")
 
 
 def test_injection_is_escaped_in_every_format(

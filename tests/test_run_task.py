@@ -314,8 +314,9 @@ def test_notice_too_short_fails_with_every_reason_and_the_earliest_start(h: Harn
     assert data["type"] == "task-results"
     attrs = data["attributes"]
     assert attrs["status"] == "failed"
-    assert attrs["message"].startswith("BLOCKED: 1 reason(s); earliest allowed start Wed 09 Dec")
-    assert "2026-12-09T10:00Z" in attrs["message"] and len(attrs["message"]) <= 1000
+    assert attrs["message"].startswith("BLOCKED: 1 reason(s); earliest allowed start Wed 9 Dec")
+    assert "Wed 9 Dec 2026 10:00 GMT: East of England was told" in attrs["message"]
+    assert len(attrs["message"]) <= 1000
     outcomes = data["relationships"]["outcomes"]["data"]
     failed = [o for o in outcomes if o["attributes"]["tags"]["Status"][0]["label"] == "Failed"]
     assert len(failed) == 1
@@ -323,7 +324,7 @@ def test_notice_too_short_fails_with_every_reason_and_the_earliest_start(h: Harn
     assert first["outcome-id"] == "HIE-1"
     assert "East of England was told" in first["description"]
     assert first["tags"]["Severity"] == [{"label": "High", "level": "error"}]
-    assert "**Earliest allowed start**: Wed 09 Dec 2026 10:00 GMT" in first["body"]
+    assert "**Earliest allowed start**: Wed 9 Dec 2026 10:00 GMT" in first["body"]
     assert "| East of England | 5bd |" in first["body"]
     # HCP's headers, the access token as the bearer; the decision and the claim are recorded.
     headers = h.callbacks.headers[0]

@@ -79,7 +79,9 @@ def run(args: argparse.Namespace, options: Options) -> int:
         else start + timedelta(days=DEFAULT_DAYS)
     )
     if end <= start:
-        raise InputError(f"--to ({end.isoformat()}) must be after --from ({start.isoformat()})")
+        raise InputError(
+            f"--to ({calendar.moment(end)}) must be after --from ({calendar.moment(start)})"
+        )
     register = register_of(options, policy)
     mask = Masker.from_env(options.env)
     notes = []

@@ -45,14 +45,12 @@ def run(args: argparse.Namespace, options: Options) -> int:
         "problems": list(prep.audiences.problems),
     }
     lines = [
-        f"If notices go out now ({cal.local(now):%a %d %b %Y %H:%M %Z}):",
-        f"  earliest start     {cal.local(earliest):%a %d %b %Y %H:%M %Z}  "
-        f"({earliest:%Y-%m-%dT%H:%MZ})",
-        f"  recommended start  {cal.local(recommended):%a %d %b %Y %H:%M %Z}  "
-        f"({recommended:%Y-%m-%dT%H:%MZ})",
+        f"If notices go out now ({cal.moment(now)}):",
+        f"  earliest start     {cal.moment(earliest)}",
+        f"  recommended start  {cal.moment(recommended)}",
     ]
     for a, m, _ in rows:
-        lines.append(f"  {a.label:32} minimum {a.minimum!s:>5} -> {cal.local(m):%a %d %b %H:%M %Z}")
+        lines.append(f"  {a.label:32} minimum {a.minimum!s:>5} -> {cal.moment(m)}")
     lines += [f"  PROBLEM {p}" for p in prep.audiences.problems]
     output.emit(options, data, "\n".join(lines))
     return 0

@@ -10,10 +10,9 @@ import argparse
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from hie_notify import output, plan_source, stagerun
-from hie_notify.calendar import UTC, BusinessCalendar
+from hie_notify.calendar import BusinessCalendar
 from hie_notify.gate import TRIAL_BANNER, Decision
 from hie_notify.options import Options
 
@@ -40,10 +39,6 @@ def run(args: argparse.Namespace, options: Options) -> int:
         text += "\n" + checked.note
     output.emit(options, checked.data, text)
     return 0 if checked.decision.allowed else 1
-
-
-def _when(cal: BusinessCalendar, when: Any) -> str:
-    return f"{cal.local(when):%a %d %b %Y %H:%M %Z} ({when.astimezone(UTC):%Y-%m-%dT%H:%MZ})"
 
 
 def render_text(
@@ -77,7 +72,7 @@ def render_text(
         )
     rows = []
     for r in decision.requirements:
-        told = _when(cal, r.given_at) if r.given_at else "not told"
+        told = cal.moment(r.given_at) if r.given_at else "not told"
         mark = "ok" if r.met else "NO"
         only = "  (outbox only)" if r.outbox_only and r.given_at else ""
         rows.append(f"  {mark:3} {r.label:32} minimum {r.minimum:>5}  told: {told}{only}")
@@ -99,6 +94,6 @@ def render_text(
             )
         )
     if decision.earliest_start and not decision.allowed:
-        parts.append(f"Earliest allowed start: {_when(cal, decision.earliest_start)}")
+        parts.append(f"Earliest allowed start: {cal.moment(decision.earliest_start)}")
     parts.extend(f"Note: {note}" for note in decision.notes if note != TRIAL_BANNER)
     return "\n".join(parts)

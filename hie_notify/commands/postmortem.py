@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from urllib.parse import urlsplit
 
-from hie_notify import output
+from hie_notify import output, timetext
 from hie_notify.errors import InputError
 from hie_notify.options import Options
 from hie_notify.register.jobs import postmortem
@@ -40,7 +40,8 @@ def run(args: argparse.Namespace, options: Options) -> int:
     if state.owed:
         lines.append(f"  owed because {'; '.join(state.owed)}")
     if state.due:
-        lines.append(f"  due {state.due.isoformat()}" + (" (OVERDUE)" if state.overdue else ""))
+        due = timetext.moment(state.due, state.time_zone)
+        lines.append(f"  due {due}" + (" (OVERDUE)" if state.overdue else ""))
     if state.recorded:
         lines.append(f"  closing recorded: {state.link}")
     lines += [f"  {n}" for n in state.notes]

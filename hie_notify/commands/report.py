@@ -43,7 +43,9 @@ def run(args: argparse.Namespace, options: Options) -> int:
     start = when(args.start, "--from", calendar, end=False)
     end = when(args.end, "--to", calendar, end=True)
     if end <= start:
-        raise InputError(f"--to ({end.isoformat()}) must be after --from ({start.isoformat()})")
+        raise InputError(
+            f"--to ({calendar.moment(end)}) must be after --from ({calendar.moment(start)})"
+        )
     register = register_of(options, policy, required_by="report")
     assert register is not None
     kind = options.format if options.format in FORMATS else "html"

@@ -1,5 +1,6 @@
 """`hie-notify watch`: follow an HCP Terraform run until it is final, sending each apply stage
-once (bounded by --timeout)."""
+once (bounded by --timeout: giving up before the run is final is exit 3, so a pipeline can tell
+"finished" from "gave up")."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 from dataclasses import replace
 
 from hie_notify import output, plan_source, stagerun
-from hie_notify.errors import InputError
+from hie_notify.errors import EXIT_OK, EXIT_SERVICE, InputError
 from hie_notify.options import Options
 
 
@@ -19,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=3600,
         metavar="SECONDS",
-        help="stop watching after this long (default %(default)s)",
+        help="stop watching after this long; exit 3 if the run is not final by then "
+        "(default %(default)s)",
     )
     parser.add_argument(
         "--interval",
@@ -79,4 +81,5 @@ def run(args: argparse.Namespace, options: Options) -> int:
         {"run_id": current.id, "status": current.status, "final": final, "stages": sent},
         "\n".join(lines) or f"run {current.id}: {current.status}, nothing to send",
     )
-    return 0
+    # Gave up: the run's outcome is not known (like a service still failing, exit 3).
+    return EXIT_OK if final else EXIT_SERVICE

@@ -26,6 +26,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from hie_notify import timetext
 from hie_notify.audiences import digest_group
 from hie_notify.calendar import BusinessCalendar
 from hie_notify.channels import Channel, Channels, Delivery, Outgoing
@@ -285,6 +286,7 @@ class Sent:
 class DigestReport:
     week: str
     meeting: str
+    time_zone: str = "UTC"  # the policy's: where times are shown to people
     digests: list[Sent] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)  # digests not due yet, and when they are
@@ -309,12 +311,16 @@ class DigestReport:
             "notes": [n for d in self.digests for n in d.report.notes],
         }
 
+    def _local(self, when: datetime) -> datetime:
+        return timetext.local(when, self.time_zone)
+
     def lines(self) -> list[str]:
-        out = [f"hie-notify digest: week {self.week}, next meeting {self.meeting}"]
+        meeting = timetext.of_iso(self.meeting, self.time_zone)
+        out = [f"hie-notify digest: week {self.week}, next meeting {meeting}"]
         for d in self.digests:
             counts = ", ".join(f"{len(v)} {k.replace('_', ' ')}" for k, v in d.changes.items())
             out.append(f"{KIND_OF_STAGE[d.stage]} ({d.ref}): {counts}")
-            out += d.report.lines()
+            out += d.report.lines(self._local)
         out += [f"  not yet   {p}" for p in self.pending]
         out += [f"  FAILED    {f}" for f in self.failed]
         return out
@@ -331,7 +337,7 @@ def digest(options: Options) -> DigestReport:
     meeting = policy.digest.meeting
     week = week_of(now, zone)
     sitting = next_meeting(now, meeting, calendar)
-    report = DigestReport(week.key, sitting.local(zone).isoformat())
+    report = DigestReport(week.key, sitting.local(zone).isoformat(), zone)
 
     before = week.before()
     # One read serves all three: the sitting is after `now`, so its reach (two weeks on) always
@@ -365,17 +371,14 @@ def digest(options: Options) -> DigestReport:
     items = agenda([*ranged, *register.open_changes()], policy, meeting, sitting)
     local = sitting.local(zone)
     due_from = sitting.at - meeting.agenda_ahead
-    meeting_day = f"{local:%A} {local.day} {local:%B %Y}"
+    meeting_day = timetext.day(local.date())
     agenda_ctx: dict[str, Any] = {
         "meeting": {
             "name": meeting.name,
             "date": meeting_day,
-            "time": f"{local:%H:%M %Z}",
-            "moved_from": (
-                f"{sitting.moved_from:%A} {sitting.moved_from.day} {sitting.moved_from:%B}"
-                if sitting.moved_from
-                else ""
-            ),
+            "time": f"{local:%H:%M} {local.tzname()}",
+            "when": timetext.moment(local),
+            "moved_from": timetext.day(sitting.moved_from) if sitting.moved_from else "",
             "holiday": sitting.holiday,
         },
         "cost": listed(items.cost),
@@ -386,7 +389,7 @@ def digest(options: Options) -> DigestReport:
     if now < due_from:
         report.pending.append(
             f"agenda for {meeting_day}: goes out from "
-            f"{due_from.astimezone(ZoneInfo(zone)).isoformat()} (digest.meeting.agenda_ahead)"
+            f"{timetext.moment(due_from, zone)} (digest.meeting.agenda_ahead)"
         )
     else:
         plans.append(

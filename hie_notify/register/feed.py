@@ -9,6 +9,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from hie_notify import timetext
 from hie_notify.calendar import BusinessCalendar
 from hie_notify.errors import InputError
 from hie_notify.register.model import Registered, utc_text
@@ -196,34 +197,25 @@ def to_json(view: View) -> dict[str, Any]:
 
 
 def to_text(view: View, calendar: BusinessCalendar) -> str:
-    def when(s: datetime, e: datetime) -> str:
-        ls, le = calendar.local(s), calendar.local(e)
-        if ls.date() == le.date():
-            return f"{ls:%a %d %b %Y %H:%M}-{le:%H:%M %Z}"
-        return f"{ls:%a %d %b %Y %H:%M} to {le:%a %d %b %H:%M %Z}"
-
-    rows: list[tuple[datetime, str]] = []
+    rows: list[tuple[datetime, str, str]] = []  # (start, when, the rest)
     for c in view.changes:
         assert c.window_start and c.window_end
         rows.append(
             (
                 c.window_start,
-                f"  {when(c.window_start, c.window_end):46} {c.change_id:12} {c.status:12} "
-                f"{c.change_type or '-'}: {c.purpose}",
+                calendar.span(c.window_start, c.window_end),
+                f"{c.change_id:12} {c.status:12} {c.change_type or '-'}: {c.purpose}",
             )
         )
     for f in view.freezes:
-        rows.append((f.start, f"  {when(f.start, f.end):46} {'freeze':12} {f.label}"))
+        rows.append((f.start, calendar.span(f.start, f.end), f"{'freeze':12} {f.label}"))
     for h in view.holidays:
         start = datetime.combine(h.day, time(0), calendar.zone)
-        rows.append((start, f"  {f'{h.day:%a %d %b %Y} (all day)':46} {'holiday':12} {h.name}"))
-    first, last = calendar.local(view.start), calendar.local(view.end)
-    if first.time() == last.time() == time(0):  # whole days: name the last one included
-        span = f"{first:%a %d %b %Y} to {last - timedelta(days=1):%a %d %b %Y}"
-    else:
-        span = f"{first:%a %d %b %Y %H:%M} to {last:%a %d %b %Y %H:%M %Z}"
+        rows.append((start, f"{timetext.day(h.day)} (all day)", f"{'holiday':12} {h.name}"))
+    span = timetext.period(view.start, view.end, calendar.zone)
     head = f"Changes, deploy freezes and bank holidays from {span} ({calendar.zone_name})"
-    lines = [head, *(r for _, r in sorted(rows, key=lambda r: r[0]))]
+    width = max([46, *(len(when) for _, when, _ in rows)])
+    lines = [head, *(f"  {when:{width}} {rest}" for _, when, rest in sorted(rows, key=_first))]
     if not rows:
         lines.append("  nothing registered, frozen or on holiday in this range")
     if view.conflicts:
@@ -231,6 +223,10 @@ def to_text(view: View, calendar: BusinessCalendar) -> str:
         lines += [f"  - {c.text()}" for c in view.conflicts]
     lines += [f"note: {n}" for n in view.notes]
     return "\n".join(lines)
+
+
+def _first(row: tuple[datetime, str, str]) -> datetime:
+    return row[0]
 
 
 def uid(change: Registered) -> str:

@@ -5,9 +5,12 @@ due date is the window's start (in the policy's zone), the description carries t
 readable summary and a hidden marker with the record as data), each registration of deliveries
 is a note in the ledger's marker format, and the issue is closed when the change ends.
 
-Only issues and notes written by the notifier's own user count. Every list is paginated (100 a
-page); a range is read newest due date first and stops at the first page past the range, so a
-long history costs no more calls than the weeks asked for.
+Only issues written by the notifier's own user count, and only notes that are its own, never
+edited (`updated_at` equal to `created_at`) and exactly what `put` writes for the entries in
+their marker, as the GitLab ledger reads its notes: a maintainer can edit any note, and one
+that moved a `delivered_at` would make the report show notice that was never given. Every list
+is paginated (100 a page); a range is read newest due date first and stops at the first page
+past the range, so a long history costs no more calls than the weeks asked for.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from hie_notify import gitlab_api
+from hie_notify import gitlab_api, timetext
 from hie_notify.errors import InputError
 from hie_notify.gitlab_api import GitLabTarget, call, connect, gitlab_target
 from hie_notify.ledger.gitlab import decode_marker, encode_marker, pack, unpack
@@ -36,6 +39,13 @@ LONGEST_WINDOW = timedelta(days=14)
 
 def encode_record(record: Registered, keys: Sequence[str]) -> str:
     return pack(MARKER, {"record": record.to_json(), "keys": sorted(keys)})
+
+
+def note_body(entries: Sequence[Entry]) -> str:
+    """The whole body of a note registering deliveries: a line each for people, the marker."""
+    lines = [f"**hie-notify** registered {len(entries)} delivery(ies):", ""]
+    lines += [f"- {e.stage}: {e.audience} via {e.channel}" for e in entries]
+    return "\n".join(lines) + "\n\n" + encode_marker(list(entries))
 
 
 def decode_record(body: str, where: str) -> tuple[Registered, set[str]] | None:
@@ -138,14 +148,28 @@ class GitLabRegister:
         )
         entries: list[Entry] = []
         for note in notes:
-            if note.attributes.get("system") or not self._own(note):
-                continue
             where = f"{self.description} issue #{issue.iid} note {note.id}"
-            for item in decode_marker(str(note.attributes.get("body", "")), where) or []:
-                entry = Entry.from_json(item, where)
+            for entry in self._registered(note, where):
                 if entry.change_id == change_id:
                     entries.append(entry)
         return replace(record, entries=tuple(sorted(entries, key=lambda e: e.delivered_at)))
+
+    def _registered(self, note: Any, where: str) -> list[Entry]:
+        """The deliveries a note registers; none unless it is one of ours as `put` wrote it."""
+        attrs = note.attributes
+        if attrs.get("system") or not self._own(note):
+            return []
+        if attrs.get("updated_at") != attrs.get("created_at"):
+            return []  # edited: the register never edits its notes, so this is not one
+        body = str(attrs.get("body", ""))
+        raw = decode_marker(body, where)
+        if not raw:
+            return []
+        entries = [Entry.from_json(item, where) for item in raw]
+        written = note_body(entries)
+        if body not in (written, self.mask(written)):
+            return []  # a marker inside some other note (a quote, an imitation): not ours
+        return entries
 
     def put(self, record: Registered, entries: Sequence[Entry], now: datetime) -> Registered:
         found = self._issue(record.change_id)
@@ -178,9 +202,7 @@ class GitLabRegister:
             issue = self._update(project, issue, fields, stored.change_id)
         self._issues[stored.change_id] = issue
         if fresh:
-            lines = [f"**hie-notify** registered {len(fresh)} delivery(ies):", ""]
-            lines += [f"- {e.stage}: {e.audience} via {e.channel}" for e in fresh]
-            body = "\n".join(lines) + "\n\n" + encode_marker(list(fresh))
+            body = note_body(fresh)
             call(
                 f"record deliveries on the register issue of {stored.change_id}",
                 lambda: issue.notes.create({"body": self.mask(body)}),
@@ -260,7 +282,7 @@ class GitLabRegister:
 
     def _body(self, record: Registered, keys: set[str]) -> str:
         window = (
-            f"{record.window_start.isoformat()} to {record.window_end.isoformat()}"
+            timetext.span(record.window_start, record.window_end, self.zone)
             if record.window_start and record.window_end
             else "not scheduled"
         )
@@ -270,7 +292,7 @@ class GitLabRegister:
             f"- Status: {record.status}",
             f"- Type: {record.change_type or 'not classified'}"
             + (" (service-impacting)" if record.service_impacting else ""),
-            f"- Window (UTC): {window}",
+            f"- Window: {window}",
             f"- Customers: {', '.join(record.customers) or 'none named'}",
             f"- Audiences: {', '.join(record.audiences) or 'none'}",
             "",

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hie_notify import stagerun
+from hie_notify import stagerun, timetext
 from hie_notify.audiences import resolve
 from hie_notify.calendar import BusinessCalendar
 from hie_notify.change import ChangeRecord
@@ -79,6 +79,7 @@ class RemindReport:
     failed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     recorded: list[str] = field(default_factory=list)  # post-mortems found closed
+    time_zone: str = "UTC"  # the policy's: where times are shown to people
 
     def to_json(self) -> dict[str, Any]:
         sent = []
@@ -98,7 +99,7 @@ class RemindReport:
         out = [f"hie-notify remind: {self.checked} open change(s) checked"]
         for change_id, due_tag, report in self.reports:
             out.append(f"{change_id}: {reminders.describe(due_tag)}")
-            out += report.lines()
+            out += report.lines(lambda when: timetext.local(when, self.time_zone))
         out += [f"  FAILED    {f}" for f in self.failed]
         out += [f"  skipped   {s}" for s in self.skipped]
         out += [f"  recorded  {r}" for r in self.recorded]
@@ -126,7 +127,7 @@ def remind(options: Options) -> RemindReport:
     now = options.clock()
     ahead = horizon(policy)
     renderer = Renderer(policy.templates, masker)
-    report = RemindReport()
+    report = RemindReport(time_zone=policy.calendar.time_zone)
     for record in register.open_changes():
         report.checked += 1
         if not reminders.might_owe(record, now, ahead):
@@ -232,7 +233,7 @@ def _remind_postmortem(
     status: dict[str, Any] = {
         "postmortem": reasons,
         "postmortem_link": opened[0].message_id if opened else "",
-        "postmortem_due": calendar.local(due_at).strftime("%a %d %b %Y %H:%M %Z"),
+        "postmortem_due": calendar.moment(due_at),
         "register_status": record.status,
     }
     ledger = RegisterLedger(register, record, now)
@@ -391,6 +392,7 @@ class PostmortemState:
     closed_at: datetime | None
     recorded: bool  # this run recorded the closing
     notes: list[str] = field(default_factory=list)
+    time_zone: str = "UTC"  # the policy's: where `due` is shown to people
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -417,13 +419,14 @@ def postmortem(options: Options, *, closed: bool, link: str) -> PostmortemState:
     change = require_change(load_change(options.change, policy) if options.change else None)
     ledger = open_ledger(options.ledger, options.env, signed=policy.ledger.signed)
     now = options.clock()
+    zone = policy.calendar.time_zone
     mask = Masker.from_env(options.env)
     entries = ledger.read(change.id)
     notes: list[str] = []
     recorded = False
     already = reminders.postmortem_closed(entries)
     if closed and already is not None:
-        notes.append(f"already recorded as closed {already.delivered_at.isoformat()}")
+        notes.append(f"already recorded as closed {timetext.moment(already.delivered_at, zone)}")
     elif closed and options.dry_run:
         notes.append("dry run: the closing is not recorded")
     elif closed:
@@ -438,7 +441,10 @@ def postmortem(options: Options, *, closed: bool, link: str) -> PostmortemState:
             entry = closing_entry(change.id, change.type, now, url, "GitLab", closed_at)
             entries = [*entries, *ledger.record([entry])]
             recorded = True
-            notes.append(f"the post-mortem issue was closed on GitLab ({closed_at}): recorded")
+            notes.append(
+                f"the post-mortem issue was closed on GitLab ({timetext.of_iso(closed_at, zone)}): "
+                "recorded"
+            )
     register = register_of(options, policy)
     record = register.get(change.id) if register is not None else None
     if register is None:
@@ -513,10 +519,13 @@ def _state(
     notes: list[str],
 ) -> PostmortemState:
     all_entries = merge_entries(record.entries if record else (), entries)
+    zone = policy.calendar.time_zone
     try:
         result = from_ledger(all_entries, policy, change.id)
     except InputError:
-        return PostmortemState(change.id, [], "not owed", None, False, "", None, recorded, notes)
+        return PostmortemState(
+            change.id, [], "not owed", None, False, "", None, recorded, notes, zone
+        )
     status = record.status if record is not None else ""
     reasons = postmortem_reasons(
         policy, change, result, all_entries, _LAST_STAGE.get(status, "complete")
@@ -554,4 +563,5 @@ def _state(
         closed.delivered_at if closed else None,
         recorded,
         notes,
+        zone,
     )

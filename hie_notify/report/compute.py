@@ -229,7 +229,7 @@ def build(
         warn_at_percent=policy.sla.warn_at_percent,
         time_zone=calendar.zone_name,
         tables={
-            "summary": [SummaryRow(k, float(v)) for k, v in summary.items()],
+            "summary": [SummaryRow(k, int(v)) for k, v in summary.items()],
             "changes": change_rows,
             "notices": notice_rows,
             "breaches": breach_rows,
@@ -357,15 +357,15 @@ def _notices(c: _Change, days: _Days, calendar: BusinessCalendar) -> list[Notice
         minimum, recommended = audience.minimum, audience.recommended
         business = minimum.kind == "business_days"
         unit = "business days" if business else "hours"
-        required = float(minimum.business_days if business else _hours(minimum.elapsed))
-        rec = float(recommended.business_days if business else _hours(recommended.elapsed))
+        required = minimum.business_days if business else _hours(minimum.elapsed)
+        rec = recommended.business_days if business else _hours(recommended.elapsed)
         given_at = told[0].delivered_at if told else None
-        given: float | None = None
-        margin: float | None = None
+        given: int | float | None = None
+        margin: int | float | None = None
         level = "not given"
         if given_at is not None and start is not None:
-            given = float(days.given(given_at, start)) if business else _hours(start - given_at)
-            margin = round(given - required, 2)
+            given = days.given(given_at, start) if business else _hours(start - given_at)
+            margin = given - required if business else round(given - required, 2)
             if given_at > start or not days.allows(given_at, start, minimum):
                 level = "short"
             elif days.allows(given_at, start, recommended):

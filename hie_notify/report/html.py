@@ -3,17 +3,20 @@ nothing fetched when it is opened; printable on A4. Every chart is followed by i
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
 from collections.abc import Callable
+from datetime import date, datetime
 from importlib import resources
 from typing import Any
 
 import jinja2
 from markupsafe import Markup, escape
 
+from hie_notify import timetext
 from hie_notify.report import charts
-from hie_notify.report.model import Report, columns
+from hie_notify.report.model import DATE_COLUMNS, TIME_COLUMNS, Report, columns
 
 # Tables shown on the page, with their headings; each carries every column of its rows.
 SECTIONS = (
@@ -55,6 +58,22 @@ def _escaped(text: str) -> str:
 _FLAGGED = frozenset({"overdue", "over_budget"})
 
 
+def _shown(zone: str) -> Callable[[str], str]:
+    """A row's ISO 8601 time (or date) as people read it, in the policy's zone, escaped (a
+    change's window recurs in several tables: each text is worked out once)."""
+
+    @functools.cache
+    def shown(text: str) -> str:
+        if len(text) == len("YYYY-MM-DD"):
+            try:
+                return timetext.day(date.fromisoformat(text))
+            except ValueError:
+                return _escaped(text)
+        return _escaped(timetext.of_iso(text, zone))
+
+    return shown
+
+
 def table(report: Report, name: str, caption: str = "") -> Markup:
     """One table of the report as HTML, every value escaped. Built here rather than in the
     template: a report of 10,000 changes has some 700,000 cells, and a template loop costs
@@ -63,9 +82,15 @@ def table(report: Report, name: str, caption: str = "") -> Markup:
     head = "".join(f'<th scope="col">{escape(_header(c))}</th>' for c in names)
     values = operator.attrgetter(*names) if len(names) > 1 else lambda r: (getattr(r, names[0]),)
     flagged = [i for i, c in enumerate(names) if c in _FLAGGED]
+    times = [i for i, c in enumerate(names) if c in TIME_COLUMNS or c in DATE_COLUMNS]
+    shown = _shown(report.time_zone)
     body = []
     for row in report.tables.get(name, []):
-        cells = [_cell(v) for v in values(row)]
+        raw = values(row)
+        cells = [_cell(v) for v in raw]
+        for i in times:
+            if raw[i]:
+                cells[i] = shown(raw[i])
         if flagged:
             line = "".join(
                 f'<td class="bad">{v}</td>'
@@ -106,6 +131,10 @@ def draw(rows: dict[str, list[Any]], warn_at: float) -> list[str]:
     ]
 
 
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
 def render(report: Report, drawn: Callable[[], list[str] | None] = lambda: None) -> str:
     """The page. `drawn` gives the charts when something else drew them (called once the
     tables are made), else None and they are drawn here."""
@@ -120,8 +149,11 @@ def render(report: Report, drawn: Callable[[], list[str] | None] = lambda: None)
     }
     tables |= {(name, ""): table(report, name) for name, _ in SECTIONS}
     svgs = drawn() or draw(*chart_data(report))
+    zone = report.time_zone
     return template.render(
         report=report,
+        period=timetext.period(_instant(report.range_start), _instant(report.range_end), zone),
+        generated=timetext.of_iso(report.generated_at, zone),
         summary={r["metric"]: r["value"] for r in report.rows("summary")},
         figures=[(title, svg, name) for (name, title), svg in zip(FIGURES, svgs, strict=True)],
         sections=SECTIONS,

@@ -41,11 +41,12 @@ class NoticeRow:
     kind: str
     label: str
     unit: str  # "hours" | "business days"
-    required: float
-    recommended: float
+    # Business days are counted (int); hours are measured (float, to 0.01).
+    required: int | float
+    recommended: int | float
     given_at: str | None
-    given: float | None
-    margin: float | None
+    given: int | float | None
+    margin: int | float | None
     level: str  # "recommended" | "minimum" | "short" | "not given"
     outbox_only: bool
 
@@ -119,7 +120,7 @@ class WeekRow:
 @dataclass(frozen=True)
 class SummaryRow:
     metric: str
-    value: float
+    value: int  # every metric is a count
 
 
 TABLES: dict[str, type] = {
@@ -133,6 +134,14 @@ TABLES: dict[str, type] = {
     "notice_by_kind": NoticeKindRow,
     "changes_by_week": WeekRow,
 }
+
+
+# Columns holding a time (ISO 8601 with offset in JSON and CSV; shown in the policy's zone on the
+# page).
+TIME_COLUMNS = frozenset(
+    {"window_start", "window_end", "given_at", "ended_at", "due", "opened_at", "closed_at"}
+)
+DATE_COLUMNS = frozenset({"week_start"})  # a local date, YYYY-MM-DD
 
 
 def columns(table: str) -> list[str]:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from hie_notify import stagerun
+from hie_notify import stagerun, timetext
 from hie_notify.errors import HieError, InputError
 from hie_notify.ledger import Entry, open_ledger
 from hie_notify.options import Options
@@ -97,9 +97,10 @@ def stale(event: Event, entries: Sequence[Entry]) -> str | None:
     announced = [e.delivered_at for e in entries if e.stage == "announce" and not e.dry_run]
     when = _time(event.run_updated_at)
     if announced and when is not None and when < max(announced):
+        # In UTC, as the service's log stamps are: the policy is not read for an ignored event.
         return (
-            f"the event ({event.run_updated_at}) is older than the change's latest announcement "
-            f"({max(announced).isoformat()}): an earlier attempt's"
+            f"the event ({timetext.moment(when, 'UTC')}) is older than the change's latest "
+            f"announcement ({timetext.moment(max(announced), 'UTC')}): an earlier attempt's"
         )
     return None
 

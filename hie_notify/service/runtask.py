@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from hie_notify import stagerun
-from hie_notify.calendar import UTC, BusinessCalendar
+from hie_notify.calendar import BusinessCalendar
 from hie_notify.classify import Classification
 from hie_notify.context import prepare
 from hie_notify.errors import HieError
@@ -329,11 +329,6 @@ class RunTasks:
             )
 
 
-def _when(calendar: BusinessCalendar, when: datetime) -> str:
-    local = calendar.local(when)
-    return f"{local:%a %d %b %Y %H:%M %Z} ({when.astimezone(UTC):%Y-%m-%dT%H:%MZ})"
-
-
 def _info(oid: str, description: str, body: str = "") -> Outcome:
     return Outcome(oid, description, body or description, "info", "Passed", "None")
 
@@ -351,7 +346,7 @@ def _notice_table(decision: Decision, calendar: BusinessCalendar) -> str:
         return ""
     rows = ["| audience | minimum | told | in time |", "|---|---|---|---|"]
     for r in decision.requirements:
-        told = _when(calendar, r.given_at) if r.given_at else "not told"
+        told = calendar.moment(r.given_at) if r.given_at else "not told"
         rows.append(
             f"| {escape_markdown(r.label)} | {r.minimum} | {told} | {'yes' if r.met else 'NO'} |"
         )
@@ -362,7 +357,7 @@ def gate_result(decision: Decision, calendar: BusinessCalendar, link: str) -> Ta
     """The pre_apply result: failed with every reason (and the earliest start), or passed."""
     table = _notice_table(decision, calendar)
     earliest = (
-        _when(calendar, decision.earliest_start) if decision.earliest_start is not None else ""
+        calendar.moment(decision.earliest_start) if decision.earliest_start is not None else ""
     )
     if decision.allowed:
         outcomes = [
@@ -372,7 +367,7 @@ def gate_result(decision: Decision, calendar: BusinessCalendar, link: str) -> Ta
         outcomes += [
             _info(
                 f"HIE-N{i}",
-                f"{r.label} told {_when(calendar, r.given_at) if r.given_at else 'not needed'}",
+                f"{r.label} told {calendar.moment(r.given_at) if r.given_at else 'not needed'}",
                 f"{escape_markdown(r.label)}: minimum notice {r.minimum}, met.",
             )
             for i, r in enumerate(decision.requirements, 1)
@@ -418,7 +413,7 @@ def advisory_result(
         for i, reason in enumerate(decision.reasons, 1)
     ]
     earliest = (
-        f"; earliest allowed start {_when(calendar, decision.earliest_start)}"
+        f"; earliest allowed start {calendar.moment(decision.earliest_start)}"
         if decision.earliest_start is not None and not decision.allowed
         else ""
     )

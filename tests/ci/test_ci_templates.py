@@ -365,7 +365,7 @@ def test_a_merge_request_pipeline_announces_the_change_into_the_outbox(
     )
     assert mail["To"] == "service-desk@eoe.example.org"
     assert mail["Subject"] == (
-        "Planned change to the HIE Secure Data Environment: Tuesday 8 December 2026, 19:00 to "
+        "Planned change to the HIE Secure Data Environment: Tue 8 Dec 2026 19:00 to "
         "21:00 GMT (ref FFAPP-4458)"
     )
     assert f"{CHANGE}/merge-request-note.md" in outbox
@@ -377,7 +377,7 @@ def test_a_merge_request_pipeline_announces_the_change_into_the_outbox(
     assert {e["change_id"] for e in ledger} == {CHANGE}
     report = repo.artifacts("hie-notify:plan") / "hie-notify-terraform-report.json"
     assert json.loads(report.read_text()) == {"create": 2, "update": 1, "delete": 1}
-    assert "These notices allow a window from Wed 09 Dec 2026 10:00 GMT" in result.log
+    assert "These notices allow a window from Wed 9 Dec 2026 10:00 GMT" in result.log
 
 
 @needs_glcl
@@ -397,10 +397,10 @@ def test_the_gate_blocks_the_apply_when_the_notice_was_too_short(
     log = result.job_log("hie-notify:gate")
     assert "BLOCKED: the apply may not run." in log
     assert (
-        "East of England was told Wed 02 Dec 2026 10:00 GMT (2026-12-02T10:00Z), less than the "
+        "East of England was told Wed 2 Dec 2026 10:00 GMT, less than the "
         "minimum 5 business days before the window starts" in log
     )
-    assert "Earliest allowed start: Wed 09 Dec 2026 10:00 GMT" in log
+    assert "Earliest allowed start: Wed 9 Dec 2026 10:00 GMT" in log
     gate = repo.dotenv("hie-notify:gate", "hie-notify-gate.env")
     assert gate["HIE_GATE_ALLOWED"] == "false"
     assert gate["HIE_EARLIEST_START"].startswith("2026-12-09T10:00")
