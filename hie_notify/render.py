@@ -359,7 +359,9 @@ def when_text(start: datetime, end: datetime, zone: str) -> str:
     """`Tuesday 8 December 2026, 19:00 to 21:00 GMT` in the audience's zone."""
     s, e = start.astimezone(_zone(zone)), end.astimezone(_zone(zone))
     day = f"{s:%A} {s.day} {s:%B %Y}"
-    if s.date() == e.date():
+    # One zone name for both ends only when both are in it: on the day the clocks change,
+    # "00:30 to 03:00 BST" would put a 00:30 GMT start an hour early.
+    if s.date() == e.date() and s.tzname() == e.tzname():
         return f"{day}, {s:%H:%M} to {e:%H:%M} {e:%Z}"
     return f"{day} {s:%H:%M} {s:%Z} to {e:%A} {e.day} {e:%B %Y} {e:%H:%M} {e:%Z}"
 

@@ -198,9 +198,10 @@ def to_json(view: View) -> dict[str, Any]:
 def to_text(view: View, calendar: BusinessCalendar) -> str:
     def when(s: datetime, e: datetime) -> str:
         ls, le = calendar.local(s), calendar.local(e)
-        if ls.date() == le.date():
+        # One zone name for both ends only when both are in it (not across a clock change).
+        if ls.date() == le.date() and ls.tzname() == le.tzname():
             return f"{ls:%a %d %b %Y %H:%M}-{le:%H:%M %Z}"
-        return f"{ls:%a %d %b %Y %H:%M} to {le:%a %d %b %H:%M %Z}"
+        return f"{ls:%a %d %b %Y %H:%M %Z} to {le:%a %d %b %H:%M %Z}"
 
     rows: list[tuple[datetime, str]] = []
     for c in view.changes:
