@@ -83,8 +83,8 @@ def _settings(examples: int) -> settings:
     )
 
 
-def _q(minutes: int) -> timedelta:
-    return timedelta(minutes=15 * minutes)
+def _q(quarters: int) -> timedelta:
+    return timedelta(minutes=15 * quarters)
 
 
 @st.composite
