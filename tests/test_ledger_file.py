@@ -83,6 +83,25 @@ def test_cut_short_last_line_is_refused(tmp_path: Path) -> None:
         FileLedger(path).read("FFAPP-1")
 
 
+def test_an_entry_sealed_under_another_key_is_warned_about_and_not_counted(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "l.jsonl"
+    key, made_up = b"the-projects-ledger-key-0123", b"a-key-the-branch-made-up-01"
+    FileLedger(path, key).record([entry(1)])
+    # Someone who can write the file, without the key, appends an entry sealed under theirs.
+    FileLedger(path, made_up).record([entry(2, audience="customer:EoE")])
+    found = FileLedger(path, key).verified("FFAPP-1")
+    assert [e.message_id for e in found.entries] == ["msg-1"]
+    assert found.warnings == [
+        f"{path}:2: announce to customer:EoE via outbox has a wrong HIE_LEDGER_KEY signature: "
+        "ignored"
+    ]
+    assert found.problems == []
+    assert found.last == found.entries[0].digest  # the next entry chains to the one that counts
+    assert [e.message_id for e in FileLedger(path, key).read("FFAPP-1")] == ["msg-1"]
+
+
 def _append_many(path: str, worker: int, count: int) -> None:
     ledger = FileLedger(Path(path))
     for i in range(count):

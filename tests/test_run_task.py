@@ -15,7 +15,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -185,7 +185,13 @@ class Harness:
         )
         assert code == 0
 
-    def start(self, instance: str = "a", ledger: str | None = None, **env: str) -> Service:
+    def start(
+        self,
+        instance: str = "a",
+        ledger: str | None = None,
+        clock: Callable[[], datetime] = lambda: NOW,
+        **env: str,
+    ) -> Service:
         settings = Settings.from_env({**self.env, **env})
         options = Options(
             policy=self.policy,
@@ -196,7 +202,7 @@ class Harness:
         service = Service(
             settings,
             options,
-            clock=lambda: NOW,
+            clock=clock,
             sleep=self.sleeps.append,
             workdir=self.tmp / f"work-{instance}",
             instance=instance,

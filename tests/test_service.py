@@ -83,6 +83,45 @@ def test_an_old_runs_replayed_event_is_ignored_and_the_current_runs_is_acted_on(
     assert "apply_started" in stages(h)
 
 
+def test_with_two_allowed_runs_only_the_latest_ones_events_are_acted_on(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """HCP was allowed to apply an earlier run of the change (then discarded), and later the
+    current one: the current run's notices go out, the earlier run's replayed event does not."""
+    import logging
+
+    caplog.set_level(logging.INFO)
+    h.announce(datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc))
+    clock = [datetime(2026, 12, 8, 19, 1, tzinfo=timezone.utc)]
+    service = h.start(ledger=f"gitlab:mr:{MR}", clock=lambda: clock[0])
+    deliver(
+        h,
+        service,
+        run_id=OLD_RUN,
+        run_app_url=f"https://app.terraform.io/app/hie-sde/eoe-prod/runs/{OLD_RUN}",
+        task_result_id="taskrs-Old7bN2eKpL4mR00",
+    )
+    clock[0] = datetime(2026, 12, 8, 19, 4, tzinfo=timezone.utc)
+    deliver(h, service)  # run-Qx7bN2eKpL4mRw9T, allowed three minutes later
+    decisions = h.ledger_entries("run_task")
+    assert [d["extra"]["run_id"] for d in decisions] == [OLD_RUN, "run-Qx7bN2eKpL4mRw9T"]
+    assert {d["extra"]["status"] for d in decisions} == {"passed"}
+
+    code, _ = notify(service, notification("notification_errored_canceled.json", run_id=OLD_RUN))
+    assert code == 200
+    assert "apply_failed" not in stages(h) and "postmortem" not in stages(h)
+    assert not (h.tmp / "outbox/FFAPP-4458/apply_failed").exists()
+    assert (
+        f"run {OLD_RUN} is not the run HCP Terraform was last allowed to apply for FFAPP-4458 "
+        "(run-Qx7bN2eKpL4mRw9T)"
+    ) in caplog.text
+
+    code, _ = notify(service, notification("notification_applying.json"))
+    assert code == 200
+    assert "apply_started" in stages(h)
+    assert (h.tmp / "outbox/FFAPP-4458/apply_started").is_dir()
+
+
 def test_an_event_older_than_the_latest_announcement_is_ignored(h: Harness) -> None:
     # No run task in use: the event's own time is all there is to go on. The change was
     # announced again (a moved window, 15 December) after the event's 19:05:31.

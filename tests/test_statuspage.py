@@ -81,6 +81,30 @@ def test_maintenance_follows_the_change_from_announcement_to_completion(
     assert [e["channel"] for e in out["delivered"]].count("statuspage") == 1
 
 
+def test_a_summer_window_is_scheduled_at_its_utc_instant(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], page: StatuspageFake
+) -> None:
+    """A window written in London summer time (BST, UTC+1) is on the page an hour earlier in
+    UTC, also when it is written with its offset and when it moves."""
+    f = flow(tmp_path, capsys)
+    f.write_change(
+        window={
+            "start": "2026-06-16T22:00:00",
+            "end": "2026-06-17T00:30:00",
+            "zone": "Europe/London",
+        }
+    )
+    assert f("plan", "--plan", str(f.plan), now="2026-06-02T09:00:00+01:00")[0] == 0, f.err
+    [incident] = page.incidents.values()
+    assert incident["scheduled_for"] == "2026-06-16T21:00:00Z"
+    assert incident["scheduled_until"] == "2026-06-16T23:30:00Z"
+    f.window("2026-06-18T07:15:00+01:00", "2026-06-18T08:45:00+01:00")
+    assert f("plan", "--plan", str(f.plan), now="2026-06-03T09:00:00+01:00")[0] == 0, f.err
+    assert len(page.incidents) == 1
+    assert incident["scheduled_for"] == "2026-06-18T06:15:00Z"
+    assert incident["scheduled_until"] == "2026-06-18T07:45:00Z"
+
+
 def test_apply_started_and_succeeded_are_left_to_the_automatic_settings(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], page: StatuspageFake
 ) -> None:

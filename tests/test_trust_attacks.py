@@ -415,6 +415,27 @@ def test_9_with_a_key_unsigned_entries_are_ignored_and_ci_needs_the_key(
     assert code == 2
 
 
+def test_9_a_ledger_sealed_under_a_key_other_than_the_projects_counts_for_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A branch that announces on a laptop (the outbox tells nobody) under a key it made up
+    commits a ledger whose every entry is well sealed, only not with the project's key."""
+    from tests.cli_flow import Flow
+
+    flow = Flow(tmp_path, capsys, DB)
+    flow.env["HIE_LEDGER_KEY"] = "a-key-the-branch-made-up-0123"
+    assert flow("plan", "--plan", str(flow.plan), now=ANNOUNCED)[0] == 0
+    code, _ = flow("gate", "--plan", str(flow.plan), now=AT_WINDOW)
+    assert code == 0  # under its own key the ledger would do: only the key is wrong
+    flow.env["HIE_LEDGER_KEY"] = "a-long-ledger-signing-key-0123456789"
+    code, out = flow("gate", "--plan", str(flow.plan), now=AT_WINDOW)
+    assert code == 1
+    wrong = [w for w in out["warnings"] if "has a wrong HIE_LEDGER_KEY signature: ignored" in w]
+    assert len(wrong) == len((tmp_path / "ledger.jsonl").read_text().splitlines())
+    assert "East of England has not been told" in _reasons(out)
+    assert all(not r["met"] and r["given_at"] is None for r in out["required"])
+
+
 def test_9_the_templates_do_not_merge_ledgers_committed_to_the_branch() -> None:
     root = Path(__file__).resolve().parents[1]
     for name in ("templates/hie-notify.yml", "ci-templates/hie-notify.gitlab-ci.yml"):
