@@ -50,6 +50,20 @@ def receipt(response: Any) -> dict[str, str]:
     return out
 
 
+def error_code(response: Any) -> str:
+    """The short error code a webhook service gives (Power Automate: `error.code`, e.g.
+    WorkflowNotFound); never its message, which may quote the address."""
+    try:
+        data = response.json()
+    except ValueError:
+        return ""
+    error = data.get("error") if isinstance(data, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    if isinstance(code, str) and code.isidentifier() and len(code) <= 60:
+        return f" {code}"
+    return ""
+
+
 def post(
     session: Any,
     url: str,
@@ -60,11 +74,12 @@ def post(
     sleep: Callable[[float], None] | None = None,
     rand: Callable[[], float] = random.random,
     max_retries: int = MAX_RETRIES,
+    fix: Callable[[int], str] | None = None,
 ) -> Any:
     """POST `body`; retry 429 (honouring Retry-After), 5xx and connection errors, bounded.
 
-    4xx other than 429 is a configuration problem (InputError, exit 2). After the last retry a
-    ServiceError (exit 3). Neither names the address.
+    4xx other than 429 is a refusal (InputError), saying what `fix` says for its status (which
+    variable to check); after the last retry a ServiceError. Neither names the address.
     """
     import requests
 
@@ -81,7 +96,11 @@ def post(
                 return response
             last = f"HTTP {code}"
             if code != 429 and code < 500:
-                raise InputError(f"{what}: the service refused the request ({last})")
+                hint = fix(code) if fix else ""
+                raise InputError(
+                    f"{what}: the service refused the request ({last}{error_code(response)})"
+                    + (f": {hint}" if hint else "")
+                )
             if attempt < max_retries:
                 sleep(retry_after(response.headers, attempt, rand))
                 continue

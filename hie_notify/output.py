@@ -27,6 +27,16 @@ def emit(options: Options, data: dict[str, Any], text: str) -> None:
         sys.stdout.write(mask(text) + "\n")
 
 
+def failure(options: Options, message: str) -> int:
+    """After the report was printed: say on stderr, masked, that some of it failed; exit 3.
+    (Not an exception: the report is the output, and nothing else goes to stdout.)"""
+    from hie_notify.errors import EXIT_SERVICE
+    from hie_notify.masking import Masker
+
+    sys.stderr.write(f"hie-notify: error:\n  {Masker.from_env(options.env)(message)}\n")
+    return EXIT_SERVICE
+
+
 def classification_text(result: Classification, policy: Policy) -> str:
     s = result.summary
     if result.change_type is None:

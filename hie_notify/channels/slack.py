@@ -25,6 +25,46 @@ LOOKBACK_PAGE_SIZE = 100
 BROADCAST_STAGES = ("apply_failed", "rollback_started", "rollback_failed", "complete")
 
 
+# Slack's answers that mean the token itself is not usable, and what to do about each.
+TOKEN_ERRORS = {
+    "invalid_auth": "is not a valid token for this workspace",
+    "not_authed": "was not sent (it is empty)",
+    "token_expired": "has expired: rotate it, or turn token rotation off and reinstall the app",
+    "token_revoked": "was revoked: reinstall the app to the workspace",
+    "account_inactive": "belongs to a deactivated user or an app that was removed",
+    "no_permission": "may not do this (a workspace token must be a member of the channel)",
+}
+_FIX = "set SLACK_BOT_TOKEN to the app's Bot User OAuth Token (xoxb-..., OAuth & Permissions)"
+
+
+def refusal(channel: str, status: int, data: Mapping[str, Any]) -> str:
+    """Why Slack refused a message, and the fix: the scope it asked for, the variable that
+    holds the token (never the token), or what the channel needs."""
+    error = str(data.get("error") or f"HTTP {status}")[:80]
+    head = f"Slack refused the message for {channel}: {error}"
+    if error == "missing_scope":
+        needed = str(data.get("needed") or "")[:120] or "a scope Slack did not name"
+        provided = str(data.get("provided") or "")[:300]
+        return (
+            f"{head}: the token in SLACK_BOT_TOKEN lacks the {needed} scope"
+            + (f" (it has {provided})" if provided else "")
+            + "; add it under the app's OAuth & Permissions, Bot Token Scopes, reinstall the "
+            "app, and put the new token in SLACK_BOT_TOKEN"
+        )
+    if error in TOKEN_ERRORS:
+        return f"{head}: the token in SLACK_BOT_TOKEN {TOKEN_ERRORS[error]}; {_FIX}"
+    if error == "not_in_channel":
+        return f"{head} (invite the app to the channel: /invite @app in {channel})"
+    if error == "channel_not_found":
+        return (
+            f"{head}: no channel {channel} that the app can see (check the policy's channel "
+            "name; a private channel must invite the app first)"
+        )
+    if error == "is_archived":
+        return f"{head}: the channel is archived (name another in the policy)"
+    return head
+
+
 class SlackChannel:
     kind = "slack"
 
@@ -128,18 +168,14 @@ class SlackChannel:
                 return str(response["channel"]), str(response["ts"])
             except SlackApiError as exc:
                 status = exc.response.status_code
-                error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
+                data = exc.response.data if isinstance(exc.response.data, dict) else {}
                 if status == 429:
                     raise ServiceError(
                         f"Slack still rate-limiting {payload['channel']} after "
                         f"{self.max_retries} retries"
                     ) from None
                 if status < 500:
-                    raise InputError(
-                        f"Slack refused the message for {payload['channel']}: "
-                        f"{error or f'HTTP {status}'}"
-                        + (" (invite the app to the channel)" if error == "not_in_channel" else "")
-                    ) from None
+                    raise InputError(refusal(payload["channel"], status, data)) from None
                 last = f"HTTP {status}"
             except OSError as exc:  # URLError, connection reset, timeout
                 last = type(exc).__name__

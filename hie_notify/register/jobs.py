@@ -24,7 +24,7 @@ from hie_notify.context import load_policy_for
 from hie_notify.errors import InputError
 from hie_notify.ledger.seal import Verified
 from hie_notify.masking import Masker
-from hie_notify.notify import StageFailed, StageReport, run_stage
+from hie_notify.notify import StageReport, run_stage
 from hie_notify.options import Options
 from hie_notify.policy.model import Policy
 from hie_notify.records import Entry
@@ -136,8 +136,6 @@ def remind(options: Options) -> RemindReport:
             continue
         try:
             _remind_one(options, policy, register, renderer, full, now, report)
-        except StageFailed as exc:
-            report.failed.append(f"{full.change_id}: {exc}")
         except InputError as exc:
             report.skipped.append(f"{full.change_id}: {'; '.join(exc.problems)}")
     _remind_postmortems(options, policy, register, renderer, now, report)
@@ -170,8 +168,6 @@ def _remind_postmortems(
             continue
         try:
             _remind_postmortem(options, policy, register, renderer, calendar, full, now, report)
-        except StageFailed as exc:
-            report.failed.append(f"{full.change_id}: {exc}")
         except InputError as exc:
             report.skipped.append(f"{full.change_id}: {'; '.join(exc.problems)}")
 
@@ -331,6 +327,9 @@ def _send_due(
         dry_run=options.dry_run,
     )
     report.reports.append((change.id, due_tag, stage_report))
+    if stage_report.failed:  # listed with the report; the rest of the run goes on
+        what = reminders.describe(due_tag)
+        report.failed.append(f"{change.id}: {what}: {stage_report.summary()}")
 
 
 def _change_record(record: Registered, policy: Policy) -> ChangeRecord:
