@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from hie_notify.channels import Delivery, Outgoing
 from hie_notify.channels.api import Api, detail, obj, once
-from hie_notify.errors import InputError
+from hie_notify.errors import HieError, InputError
 from hie_notify.masking import Masker
 
 LINK_TITLES = {
@@ -341,8 +341,13 @@ class JiraChannel:
             lambda: self.client.add_comment(key, body),
         )
         summary = self.masker(outgoing.rendered.subject)
-        for name, title, url in _safe_links(self.links):
-            self.client.remote_link(key, f"hie-notify:{key}:{name}", title, url, summary)
+        try:
+            for name, title, url in _safe_links(self.links):
+                self.client.remote_link(key, f"hie-notify:{key}:{name}", title, url, summary)
+        except HieError as exc:
+            # The comment stays (a re-run finds it by its marker and only links again).
+            words = "; ".join(exc.problems) if isinstance(exc, InputError) else str(exc)
+            raise type(exc)(f"comment {comment} posted, but {words}") from None
         receipt = {"issue": key, "comment_id": comment}
         return Delivery("jira", f"Jira {key}", f"{key}#comment-{comment}", receipt=receipt)
 
