@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from hie_notify import progress
 from hie_notify.errors import HieError, InputError, ServiceError
 
 T = TypeVar("T")
@@ -367,6 +368,7 @@ class _BoundedGet:
                     f"GitLab still failing after {attempts} attempt(s) in {elapsed:.0f} s while "
                     f"trying to {self.what} ({last})"
                 )
+            progress.wait(wait, f"GitLab, to {self.what} ({last})")
             self.sleep(wait)
 
 

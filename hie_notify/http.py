@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from hie_notify import progress
 from hie_notify.errors import InputError, ServiceError
 
 MAX_RETRIES = 4
@@ -102,9 +103,13 @@ def post(
                     + (f": {hint}" if hint else "")
                 )
             if attempt < max_retries:
-                sleep(retry_after(response.headers, attempt, rand))
+                wait = retry_after(response.headers, attempt, rand)
+                progress.wait(wait, f"{what} answered {last}")
+                sleep(wait)
                 continue
             break
         if attempt < max_retries:
-            sleep(retry_after({}, attempt, rand))
+            wait = retry_after({}, attempt, rand)
+            progress.wait(wait, f"{what}: {last}")
+            sleep(wait)
     raise ServiceError(f"{what}: still failing after {max_retries} retries ({last})")

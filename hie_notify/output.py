@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from hie_notify import progress
 from hie_notify.classify import Classification
 from hie_notify.options import Options
 from hie_notify.policy import Policy
@@ -20,6 +21,7 @@ def emit(options: Options, data: dict[str, Any], text: str) -> None:
     from hie_notify.masking import Masker
 
     mask = Masker.from_env(options.env)
+    progress.current().finish()  # a live progress line is cleared before the output
     if options.format == "json":
         sys.stdout.write(mask(json.dumps(data, indent=2, sort_keys=False)) + "\n")
         sys.stderr.write(mask(text) + "\n")
@@ -33,6 +35,7 @@ def failure(options: Options, message: str) -> int:
     from hie_notify.errors import EXIT_SERVICE
     from hie_notify.masking import Masker
 
+    progress.current().finish()
     sys.stderr.write(f"hie-notify: error:\n  {Masker.from_env(options.env)(message)}\n")
     return EXIT_SERVICE
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from hie_notify import progress
 from hie_notify.errors import InputError, ServiceError
 from hie_notify.http import TIMEOUT, retry_after
 
@@ -118,6 +119,7 @@ class Api:
                     raise InputError(self._refusal(what, code, words, need))
                 wait = retry_after(response.headers, attempt, self.rand)
             if attempt < retries:
+                progress.wait(wait, f"{self.name}: {what} ({last})")
                 self.sleep(wait)
         raise Transient(
             f"{self.name}: {what}: still failing after {retries} retries ({last})", wait
@@ -207,6 +209,7 @@ def once(
         except Transient as exc:
             last = exc
             if attempt < retries:
+                progress.wait(exc.wait, str(exc))
                 api.sleep(exc.wait)
     assert last is not None
     raise ServiceError(str(last).replace("after 0 retries", f"after {retries} retries"))

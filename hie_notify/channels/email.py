@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from hie_notify import progress
 from hie_notify.channels import Delivery, Outgoing, email_message, sender
 from hie_notify.errors import InputError, ServiceError
 
@@ -152,7 +153,9 @@ class EmailChannel:
             except (smtplib.SMTPException, OSError) as exc:
                 last = type(exc).__name__
             if attempt < self.max_retries:
-                self.sleep(min(2.0**attempt, 30.0))
+                wait = min(2.0**attempt, 30.0)
+                progress.wait(wait, f"SMTP server {self.host}:{self.port} ({last})")
+                self.sleep(wait)
         raise ServiceError(
             f"SMTP server {self.host}:{self.port} still failing after {self.max_retries} "
             f"retries ({last})"

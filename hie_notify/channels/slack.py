@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from hie_notify import progress
 from hie_notify.channels import Delivery, Outgoing, slack_blocks, thread_parent
 from hie_notify.errors import InputError, ServiceError
 from hie_notify.render import escape_slack
@@ -65,6 +66,27 @@ def refusal(channel: str, status: int, data: Mapping[str, Any]) -> str:
     return head
 
 
+def rate_limit_handler(max_retries: int) -> Any:
+    """slack-sdk's handler for 429s (it waits Retry-After), saying how long it waits."""
+    from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+
+    class Announcing(RateLimitErrorRetryHandler):
+        def prepare_for_next_attempt(self, **kwargs: Any) -> None:
+            response = kwargs.get("response")
+            if response is not None:
+                headers = {str(k).lower(): v for k, v in response.headers.items()}
+                value = headers.get("retry-after")
+                raw = str(value[0] if isinstance(value, list) and value else value or "1")
+                try:
+                    wait = float(raw)
+                except (TypeError, ValueError):
+                    wait = 1.0
+                progress.wait(wait, "Slack is rate-limiting (HTTP 429, Retry-After)")
+            super().prepare_for_next_attempt(**kwargs)
+
+    return Announcing(max_retry_count=max_retries)
+
+
 class SlackChannel:
     kind = "slack"
 
@@ -77,10 +99,7 @@ class SlackChannel:
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         from slack_sdk import WebClient
-        from slack_sdk.http_retry.builtin_handlers import (
-            ConnectionErrorRetryHandler,
-            RateLimitErrorRetryHandler,
-        )
+        from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 
         base_url = base_url if base_url.endswith("/") else base_url + "/"
         # Posting retries only 429s on its own (Slack did not process them); after a server
@@ -89,7 +108,7 @@ class SlackChannel:
             token=token,
             base_url=base_url,
             timeout=20,
-            retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=max_retries)],
+            retry_handlers=[rate_limit_handler(max_retries)],
         )
         # Reads and in-place updates are safe to repeat.
         self._client = WebClient(
@@ -98,7 +117,7 @@ class SlackChannel:
             timeout=20,
             retry_handlers=[
                 ConnectionErrorRetryHandler(max_retry_count=2),
-                RateLimitErrorRetryHandler(max_retry_count=max_retries),
+                rate_limit_handler(max_retries),
             ],
         )
         self.max_retries = max_retries
@@ -183,7 +202,9 @@ class SlackChannel:
             if found is not None:
                 return found
             if attempt < self.max_retries:
-                self.sleep(min(2.0**attempt, 20.0))
+                wait = min(2.0**attempt, 20.0)
+                progress.wait(wait, f"Slack, posting to {payload['channel']} ({last})")
+                self.sleep(wait)
         raise ServiceError(
             f"Slack still failing for {payload['channel']} after {self.max_retries} retries "
             f"({last})"

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hie_notify import stagerun
+from hie_notify import progress, stagerun
 from hie_notify.audiences import resolve
 from hie_notify.calendar import BusinessCalendar
 from hie_notify.change import ChangeRecord
@@ -127,8 +127,11 @@ def remind(options: Options) -> RemindReport:
     ahead = horizon(policy)
     renderer = Renderer(policy.templates, masker)
     report = RemindReport()
-    for record in register.open_changes():
+    progress.step(f"remind: reading the open changes ({register.description})")
+    open_changes = register.open_changes()
+    for record in open_changes:
         report.checked += 1
+        progress.count("remind: open changes checked", report.checked, len(open_changes))
         if not reminders.might_owe(record, now, ahead):
             continue
         full = register.get(record.change_id)
@@ -312,6 +315,7 @@ def _send_due(
 ) -> None:
     """Send one due reminder stage to its audiences; its delivery keys carry the due tag, so it
     goes out once however often `remind` runs."""
+    progress.step(f"remind: {change.id}: {reminders.describe(due_tag)}")
     stage_report = run_stage(
         stage=stage,
         policy=policy,
