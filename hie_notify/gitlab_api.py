@@ -368,8 +368,8 @@ class _BoundedGet:
                     f"GitLab still failing after {attempts} attempt(s) in {elapsed:.0f} s while "
                     f"trying to {self.what} ({last})"
                 )
-            progress.wait(wait, f"GitLab, to {self.what} ({last})")
-            self.sleep(wait)
+            with progress.waiting(wait, f"GitLab, to {self.what} ({last})"):
+                self.sleep(wait)
 
 
 def _retry_after(value: str | None, default: float) -> float:

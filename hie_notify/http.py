@@ -104,12 +104,12 @@ def post(
                 )
             if attempt < max_retries:
                 wait = retry_after(response.headers, attempt, rand)
-                progress.wait(wait, f"{what} answered {last}")
-                sleep(wait)
+                with progress.waiting(wait, f"{what} answered {last}"):
+                    sleep(wait)
                 continue
             break
         if attempt < max_retries:
             wait = retry_after({}, attempt, rand)
-            progress.wait(wait, f"{what}: {last}")
-            sleep(wait)
+            with progress.waiting(wait, f"{what}: {last}"):
+                sleep(wait)
     raise ServiceError(f"{what}: still failing after {max_retries} retries ({last})")

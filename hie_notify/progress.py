@@ -14,7 +14,8 @@ bar, with the CI/terminal split and masking above, and no new dependency for it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from typing import TextIO
 
 REFRESH = 0.1  # seconds between two updates of the live line
@@ -69,6 +70,15 @@ class Progress:
         """Say that the command waits before trying again, how long, and why."""
         self.step(f"waiting {_seconds(seconds)} before trying again: {why}")
 
+    @contextmanager
+    def waiting(self, seconds: float, why: str) -> Iterator[None]:
+        """`wait`, for the time the block sleeps; a live line is cleared when it ends."""
+        self.wait(seconds, why)
+        try:
+            yield
+        finally:
+            self.finish()
+
     def finish(self) -> None:
         """Clear the live line (a log keeps its lines)."""
         if self.stream is not None and self._shown:
@@ -117,6 +127,10 @@ def count(label: str, done: int, total: int) -> None:
 
 def wait(seconds: float, why: str) -> None:
     _current.wait(seconds, why)
+
+
+def waiting(seconds: float, why: str) -> AbstractContextManager[None]:
+    return _current.waiting(seconds, why)
 
 
 def _is_terminal(stream: TextIO) -> bool:

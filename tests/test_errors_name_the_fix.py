@@ -16,7 +16,6 @@ import responses
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hie_notify.channels.slack import refusal
 from tests.builders import rc
 from tests.cli_flow import Flow
 from tests.integration_fakes import integration_policy
@@ -114,6 +113,8 @@ def test_a_wrong_token_is_named_by_its_variable_not_its_value(
     status=st.sampled_from([200, 400, 403, 404]),
 )
 def test_any_slack_refusal_is_one_bounded_line(data: dict[str, Any], status: int) -> None:
+    from hie_notify.channels.slack import refusal
+
     text = refusal("#devops", status, data)
     assert text.startswith("Slack refused the message for #devops: ")
     assert len(text) < 1200
@@ -281,3 +282,22 @@ def test_no_refusal_message_carries_a_secret_even_when_the_service_echoes_it(
     basic = base64.b64encode(f"bot@example.org:{jira_token}".encode()).decode()
     for secret in (jira_token, page_key, routing, basic):
         assert secret not in shown
+
+
+def test_remind_reports_a_refused_reminder_and_sends_the_others(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], slack: FakeSlack
+) -> None:
+    # Before: a refusal inside `remind` was counted as "skipped" and the job exited 0.
+    f = slack_flow(tmp_path, capsys, slack)
+    assert f("plan", "--plan", str(f.plan))[0] == 0, f.err
+    slack.state.refuse["chat.postMessage"] = {"ok": False, "error": "token_expired"}
+    code, out = f("remind", now="2026-12-07T19:00:00+00:00")
+    assert code == 3
+    [failed] = out["failed"]
+    assert failed.startswith("FFAPP-4458: ") and "NOT delivered: slack:#devops via slack" in failed
+    assert "the token in SLACK_BOT_TOKEN has expired" in failed
+    assert out["skipped"] == []
+    del slack.state.refuse["chat.postMessage"]
+    code, out = f("remind", now="2026-12-07T19:05:00+00:00")
+    assert code == 0, f.err
+    assert {r["audience"] for r in out["sent"]} >= {"slack:#devops"}

@@ -119,8 +119,8 @@ class Api:
                     raise InputError(self._refusal(what, code, words, need))
                 wait = retry_after(response.headers, attempt, self.rand)
             if attempt < retries:
-                progress.wait(wait, f"{self.name}: {what} ({last})")
-                self.sleep(wait)
+                with progress.waiting(wait, f"{self.name}: {what} ({last})"):
+                    self.sleep(wait)
         raise Transient(
             f"{self.name}: {what}: still failing after {retries} retries ({last})", wait
         )
@@ -209,7 +209,7 @@ def once(
         except Transient as exc:
             last = exc
             if attempt < retries:
-                progress.wait(exc.wait, str(exc))
-                api.sleep(exc.wait)
+                with progress.waiting(exc.wait, str(exc)):
+                    api.sleep(exc.wait)
     assert last is not None
     raise ServiceError(str(last).replace("after 0 retries", f"after {retries} retries"))

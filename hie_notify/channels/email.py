@@ -154,8 +154,8 @@ class EmailChannel:
                 last = type(exc).__name__
             if attempt < self.max_retries:
                 wait = min(2.0**attempt, 30.0)
-                progress.wait(wait, f"SMTP server {self.host}:{self.port} ({last})")
-                self.sleep(wait)
+                with progress.waiting(wait, f"SMTP server {self.host}:{self.port} ({last})"):
+                    self.sleep(wait)
         raise ServiceError(
             f"SMTP server {self.host}:{self.port} still failing after {self.max_retries} "
             f"retries ({last})"

@@ -73,6 +73,7 @@ def rate_limit_handler(max_retries: int) -> Any:
     class Announcing(RateLimitErrorRetryHandler):
         def prepare_for_next_attempt(self, **kwargs: Any) -> None:
             response = kwargs.get("response")
+            wait = 1.0
             if response is not None:
                 headers = {str(k).lower(): v for k, v in response.headers.items()}
                 value = headers.get("retry-after")
@@ -81,8 +82,8 @@ def rate_limit_handler(max_retries: int) -> Any:
                     wait = float(raw)
                 except (TypeError, ValueError):
                     wait = 1.0
-                progress.wait(wait, "Slack is rate-limiting (HTTP 429, Retry-After)")
-            super().prepare_for_next_attempt(**kwargs)
+            with progress.waiting(wait, "Slack is rate-limiting (HTTP 429, Retry-After)"):
+                super().prepare_for_next_attempt(**kwargs)  # it sleeps Retry-After
 
     return Announcing(max_retry_count=max_retries)
 
@@ -203,8 +204,8 @@ class SlackChannel:
                 return found
             if attempt < self.max_retries:
                 wait = min(2.0**attempt, 20.0)
-                progress.wait(wait, f"Slack, posting to {payload['channel']} ({last})")
-                self.sleep(wait)
+                with progress.waiting(wait, f"Slack, posting to {payload['channel']} ({last})"):
+                    self.sleep(wait)
         raise ServiceError(
             f"Slack still failing for {payload['channel']} after {self.max_retries} retries "
             f"({last})"

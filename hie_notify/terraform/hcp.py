@@ -436,11 +436,9 @@ class HcpClient:
                     f"(json-output kept answering 204); run again once the plan has finished"
                 )
             pause = min(self.poll_interval, self.plan_wait_seconds - waited)
-            progress.step(
-                f"waiting for HCP Terraform to finish {thing} ({waited:.0f} s of at most "
-                f"{self.plan_wait_seconds:.0f} s)"
-            )
-            self._sleep(pause)
+            why = f"HCP Terraform is still making {thing} ({waited:.0f} s so far, at most "
+            with progress.waiting(pause, f"{why}{self.plan_wait_seconds:.0f} s)"):
+                self._sleep(pause)
         hops = 0
         while resp.status_code in _REDIRECTS:
             location = resp.headers.get("Location")
@@ -528,8 +526,8 @@ class HcpClient:
                     f"to {what} (last: {last})"
                 )
             log.debug("HCP Terraform: %s while trying to %s; retrying in %.1f s", last, what, wait)
-            progress.wait(wait, f"HCP Terraform, to {what} ({last})")
-            self._sleep(wait)
+            with progress.waiting(wait, f"HCP Terraform, to {what} ({last})"):
+                self._sleep(wait)
             attempt += 1
 
     def _backoff(self, attempt: int) -> float:
