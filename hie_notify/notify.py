@@ -66,8 +66,8 @@ class StageReport:
         }
 
     def outcomes(self) -> list[dict[str, str]]:
-        """Each audience and channel of the stage: delivered (now or before), not delivered
-        (and why), or what a dry run would do; in the order they were tried."""
+        """Each audience and channel of the stage: delivered now, delivered before (and when),
+        what a dry run would send, and not delivered (and why), in that order."""
         out = [
             {"audience": e.audience, "channel": e.channel, "outcome": "delivered", "detail": ""}
             for e in self.delivered
