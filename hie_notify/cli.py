@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from importlib import import_module
 
-from hie_notify import __version__
+from hie_notify import __version__, progress
 from hie_notify.errors import EXIT_BAD_INPUT, EXIT_SERVICE, HieError, InputError
 from hie_notify.masking import Masker
 from hie_notify.options import Options
@@ -146,7 +146,12 @@ def main(
         run: Callable[[argparse.Namespace, Options], int] = import_module(
             f"hie_notify.commands.{args.command}"
         ).run
-        return run(args, options)
+        if args.command != "receive":  # the service logs; everything else shows its progress
+            progress.start(sys.stderr, env, Masker.from_env(env))
+        try:
+            return run(args, options)
+        finally:
+            progress.stop()
     except HieError as exc:
         mask = Masker.from_env(env)
         label = "invalid input" if isinstance(exc, InputError) else "error"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from hie_notify.audiences import Audiences, resolve
@@ -25,7 +25,17 @@ def load_policy_for(options: Options) -> LoadedPolicy:
     from the job's own variables is refused unless the protected policy declares a trial."""
     loaded = load_effective(options.policy, options.env)
     refuse_ci_overrides(options, loaded.policy, gate=False)
-    return loaded
+    return with_jira_browse_url(loaded, options.env)
+
+
+def with_jira_browse_url(loaded: LoadedPolicy, env: Mapping[str, str]) -> LoadedPolicy:
+    """A policy without `jira.browse_url` links tickets under JIRA_URL (never a placeholder
+    host); with neither, messages name the ticket without a link."""
+    policy, base = loaded.policy, (env.get("JIRA_URL") or "").strip()
+    if policy.jira.browse_url or not base.startswith(("https://", "http://")):
+        return loaded
+    jira = policy.jira.model_copy(update={"browse_url": base.rstrip("/") + "/browse/"})
+    return replace(loaded, policy=policy.model_copy(update={"jira": jira}))
 
 
 def refuse_ci_overrides(options: Options, policy: Policy, *, gate: bool) -> None:

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from hie_notify import progress
 from hie_notify.errors import HieError, InputError, ServiceError
 
 T = TypeVar("T")
@@ -367,7 +368,8 @@ class _BoundedGet:
                     f"GitLab still failing after {attempts} attempt(s) in {elapsed:.0f} s while "
                     f"trying to {self.what} ({last})"
                 )
-            self.sleep(wait)
+            with progress.waiting(wait, f"GitLab, to {self.what} ({last})"):
+                self.sleep(wait)
 
 
 def _retry_after(value: str | None, default: float) -> float:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from hie_notify import progress
 from hie_notify.errors import InputError, ServiceError
 
 MAX_RETRIES = 4
@@ -50,6 +51,20 @@ def receipt(response: Any) -> dict[str, str]:
     return out
 
 
+def error_code(response: Any) -> str:
+    """The short error code a webhook service gives (Power Automate: `error.code`, e.g.
+    WorkflowNotFound); never its message, which may quote the address."""
+    try:
+        data = response.json()
+    except ValueError:
+        return ""
+    error = data.get("error") if isinstance(data, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    if isinstance(code, str) and code.isidentifier() and len(code) <= 60:
+        return f" {code}"
+    return ""
+
+
 def post(
     session: Any,
     url: str,
@@ -60,11 +75,12 @@ def post(
     sleep: Callable[[float], None] | None = None,
     rand: Callable[[], float] = random.random,
     max_retries: int = MAX_RETRIES,
+    fix: Callable[[int], str] | None = None,
 ) -> Any:
     """POST `body`; retry 429 (honouring Retry-After), 5xx and connection errors, bounded.
 
-    4xx other than 429 is a configuration problem (InputError, exit 2). After the last retry a
-    ServiceError (exit 3). Neither names the address.
+    4xx other than 429 is a refusal (InputError), saying what `fix` says for its status (which
+    variable to check); after the last retry a ServiceError. Neither names the address.
     """
     import requests
 
@@ -81,11 +97,19 @@ def post(
                 return response
             last = f"HTTP {code}"
             if code != 429 and code < 500:
-                raise InputError(f"{what}: the service refused the request ({last})")
+                hint = fix(code) if fix else ""
+                raise InputError(
+                    f"{what}: the service refused the request ({last}{error_code(response)})"
+                    + (f": {hint}" if hint else "")
+                )
             if attempt < max_retries:
-                sleep(retry_after(response.headers, attempt, rand))
+                wait = retry_after(response.headers, attempt, rand)
+                with progress.waiting(wait, f"{what} answered {last}"):
+                    sleep(wait)
                 continue
             break
         if attempt < max_retries:
-            sleep(retry_after({}, attempt, rand))
+            wait = retry_after({}, attempt, rand)
+            with progress.waiting(wait, f"{what}: {last}"):
+                sleep(wait)
     raise ServiceError(f"{what}: still failing after {max_retries} retries ({last})")

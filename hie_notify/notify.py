@@ -6,17 +6,26 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from hie_notify import timetext
 from hie_notify.audiences import Audience
 from hie_notify.change import ChangeRecord
 from hie_notify.channels import Channels, Outgoing
 from hie_notify.classify import Classification
-from hie_notify.errors import HieError, ServiceError
+from hie_notify.errors import HieError, InputError
 from hie_notify.ledger import Entry, Ledger, idempotency_key
 from hie_notify.policy.model import Policy
 from hie_notify.render import Rendered, Renderer, context
+
+
+class Failure(NamedTuple):
+    """A delivery that did not happen: to whom, through which channel, and why (a refusal, or
+    a service still failing after its retries), in words that name the fix."""
+
+    audience: str
+    channel: str
+    why: str
 
 
 @dataclass
@@ -24,9 +33,13 @@ class StageReport:
     stage: str
     delivered: list[Entry] = field(default_factory=list)
     already: list[Entry] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)  # (audience, why)
+    failed: list[Failure] = field(default_factory=list)
     previews: list[tuple[Rendered, str]] = field(default_factory=list)  # (message, route)
     notes: list[str] = field(default_factory=list)
+
+    def fail(self, audience: str, channel: str, exc: HieError | str) -> None:
+        why = "; ".join(exc.problems) if isinstance(exc, InputError) else str(exc)
+        self.failed.append(Failure(audience, channel, why))
 
     def to_json(self) -> dict[str, Any]:
         def row(e: Entry) -> dict[str, Any]:
@@ -42,13 +55,47 @@ class StageReport:
             "stage": self.stage,
             "delivered": [row(e) for e in self.delivered],
             "already_delivered": [row(e) for e in self.already],
-            "failed": [{"audience": a, "error": why} for a, why in self.failed],
+            "failed": [
+                {"audience": f.audience, "channel": f.channel, "error": f.why} for f in self.failed
+            ],
             "dry_run": [
                 {"audience": r.audience.id, "subject": r.subject, "via": via}
                 for r, via in self.previews
             ],
             "notes": list(self.notes),
+            "audiences": self.outcomes(),
         }
+
+    def outcomes(self) -> list[dict[str, str]]:
+        """Each audience and channel of the stage: delivered now, delivered before (and when),
+        what a dry run would send, and not delivered (and why), in that order."""
+        out = [
+            {"audience": e.audience, "channel": e.channel, "outcome": "delivered", "detail": ""}
+            for e in self.delivered
+        ]
+        out += [
+            {
+                "audience": e.audience,
+                "channel": e.channel,
+                "outcome": "already delivered",
+                "detail": e.delivered_at.isoformat(),
+            }
+            for e in self.already
+        ]
+        out += [
+            {"audience": r.audience.id, "channel": via, "outcome": "dry run", "detail": r.subject}
+            for r, via in self.previews
+        ]
+        out += [
+            {
+                "audience": f.audience,
+                "channel": f.channel,
+                "outcome": "not delivered",
+                "detail": f.why,
+            }
+            for f in self.failed
+        ]
+        return out
 
     def lines(self, local: Callable[[datetime], datetime] | None = None) -> list[str]:
         """The report for people; `local` turns a delivery time into the policy's zone."""
@@ -63,18 +110,26 @@ class StageReport:
             )
         for r, via in self.previews:
             out.append(f"  dry run   {r.audience.id:28} would send via {via}: {r.subject}")
-        for a, why in self.failed:
-            out.append(f"  FAILED    {a:28} {why}")
+        for f in self.failed:
+            out.append(f"  NOT SENT  {f.audience:28} via {f.channel}: {f.why}")
         out.extend(f"  note      {n}" for n in self.notes)
         return out
 
+    def failure_line(self) -> str:
+        """What was not delivered, for the error line after the report (which says why)."""
+        missed = ", ".join(f"{f.audience} via {f.channel}" for f in self.failed)
+        tried = len(self.failed) + len(self.delivered)
+        return (
+            f"{len(self.failed)} of {tried} deliveries failed, NOT delivered: {missed} (why: "
+            "above). Everything else was delivered and recorded: once fixed, a re-run of the "
+            "same command sends only what is missing."
+        )
 
-class StageFailed(ServiceError):
-    """Some audiences of a stage could not be reached; the others were delivered and recorded."""
-
-    def __init__(self, report: StageReport, message: str) -> None:
-        super().__init__(message)
-        self.report = report
+    def summary(self) -> str:
+        """One line: what was delivered and what was not (with why)."""
+        sent = ", ".join(dict.fromkeys(e.audience for e in self.delivered)) or "nothing"
+        failed = "; ".join(f"{f.audience} via {f.channel}: {f.why}" for f in self.failed)
+        return f"delivered: {sent}. NOT delivered: {failed or 'nothing'}"
 
 
 def run_stage(
@@ -97,9 +152,13 @@ def run_stage(
     """Deliver `stage` to every audience, through each channel the policy names for it, unless
     already delivered (same change, stage, audience, channel and plan).
 
-    Each delivery is recorded as soon as it is made, so a failure part-way loses nothing that
-    was sent. A channel still failing after its retries is reported; the other deliveries still
-    go out, and StageFailed (exit 3) at the end lists what was and was not delivered.
+    Every channel is set up before anything is sent, so a configuration error (exit 2) sends
+    nothing. Each delivery is recorded as soon as it is made, so a failure part-way loses
+    nothing that was sent. A channel that refuses a message (a 4xx: a credential, a permission,
+    a request it will not take) or is still failing after its retries is a failed delivery:
+    the others still go out, and the report lists what was and was not delivered (the caller
+    exits 3 when anything was not). A ledger that cannot record a delivery stops the stage
+    there: sending on would send what a re-run cannot know was sent.
     """
     report = StageReport(stage)
     window = (change.window.start, change.window.end) if change.window else None
@@ -121,7 +180,11 @@ def run_stage(
     with nullcontext() if dry_run else ledger.lock():
         entries = ledger.read(change.id)
         done = {e.idempotency_key: e for e in entries}
-        for audience in audiences:
+        routes = [(audience, channels.for_audience(audience)) for audience in audiences]
+        stopped = False
+        for number, (audience, channel_routes) in enumerate(routes):
+            if stopped:
+                break
             history = tuple(
                 sorted(
                     (e for e in entries if e.audience == audience.id), key=lambda e: e.delivered_at
@@ -138,7 +201,7 @@ def run_stage(
                 run=run,
             )
             message: Rendered | None = None
-            for kind, channel in channels.for_audience(audience):
+            for kind, channel in channel_routes:
                 key = idempotency_key(change.id, stage, audience.id, variant, kind)
                 if key in done:
                     report.already.append(done[key])
@@ -152,8 +215,8 @@ def run_stage(
                 outgoing = Outgoing(change.id, message, key, kind, history, parent, window)
                 try:
                     delivery = channel.send(outgoing)
-                except ServiceError as exc:
-                    report.failed.append((audience.id, f"{kind}: {exc}"))
+                except HieError as exc:
+                    report.fail(audience.id, kind, exc)
                     continue
                 if delivery.note:
                     report.notes.append(f"{audience.id}: {delivery.note}")
@@ -185,18 +248,19 @@ def run_stage(
                 try:
                     recorded = ledger.record([entry])
                 except HieError as exc:
-                    raise StageFailed(
-                        report,
-                        f"{audience.id} was delivered ({delivery.message_id}) but could not be "
-                        f"recorded in the ledger ({exc}); a re-run may send it again",
-                    ) from None
+                    report.fail(
+                        audience.id,
+                        kind,
+                        f"delivered ({delivery.message_id}) but NOT recorded in the ledger "
+                        f"({exc}); a re-run may send it again",
+                    )
+                    for later, _ in routes[number + 1 :]:
+                        report.fail(later.id, "-", "not tried: the ledger could not be written")
+                    stopped = True
+                    break
                 report.delivered.extend(recorded)
                 history = (*history, *recorded)
     for kind, why in channels.fallbacks.items():
         done_or_not = "would be written" if dry_run else "written"
         report.notes.append(f"{kind}: {why}: {done_or_not} to the outbox instead")
-    if report.failed:
-        sent = ", ".join(e.audience for e in report.delivered) or "nothing"
-        failed = "; ".join(f"{a}: {why}" for a, why in report.failed)
-        raise StageFailed(report, f"delivered: {sent}. NOT delivered: {failed}")
     return report

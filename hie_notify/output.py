@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from hie_notify import progress
 from hie_notify.classify import Classification
 from hie_notify.options import Options
 from hie_notify.policy import Policy
@@ -20,11 +21,23 @@ def emit(options: Options, data: dict[str, Any], text: str) -> None:
     from hie_notify.masking import Masker
 
     mask = Masker.from_env(options.env)
+    progress.current().finish()  # a live progress line is cleared before the output
     if options.format == "json":
         sys.stdout.write(mask(json.dumps(data, indent=2, sort_keys=False)) + "\n")
         sys.stderr.write(mask(text) + "\n")
     else:
         sys.stdout.write(mask(text) + "\n")
+
+
+def failure(options: Options, message: str) -> int:
+    """After the report was printed: say on stderr, masked, that some of it failed; exit 3.
+    (Not an exception: the report is the output, and nothing else goes to stdout.)"""
+    from hie_notify.errors import EXIT_SERVICE
+    from hie_notify.masking import Masker
+
+    progress.current().finish()
+    sys.stderr.write(f"hie-notify: error:\n  {Masker.from_env(options.env)(message)}\n")
+    return EXIT_SERVICE
 
 
 def classification_text(result: Classification, policy: Policy) -> str:

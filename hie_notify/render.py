@@ -136,7 +136,9 @@ class Format:
         )
 
     def link(self, url: object, label: object) -> Safe:
-        u, lab = str(url), self._e(label)
+        u, lab = str(url or ""), self._e(label)
+        if not u:
+            return Safe(str(lab))  # nowhere to link (e.g. no Jira address): the label alone
         if self.name == "slack":
             return Safe(f"<{escape_slack(u)}|{lab}>")
         if self.name in ("markdown", "teams"):
@@ -402,7 +404,7 @@ def context(
             "justification": change.justification or "",
             "downtime": describe_timedelta(downtime) if downtime else "none expected",
             "has_downtime": bool(downtime and downtime > timedelta(0)),
-            "jira_url": policy.jira.browse_url + change.id,
+            "jira_url": policy.jira.link(change.id),
         },
         "type": {
             "name": result.change_type or "",

@@ -37,7 +37,7 @@ from hie_notify.stages import audiences_for, from_ledger, planless, postmortem_r
 
 if TYPE_CHECKING:
     from hie_notify.channels import Channels
-    from hie_notify.notify import StageReport
+    from hie_notify.notify import Failure, StageReport
     from hie_notify.receiver import Event
     from hie_notify.terraform.hcp import Run
 
@@ -339,8 +339,12 @@ def stage_channels(run: StageRun, status: dict[str, Any]) -> Channels:
     )
 
 
-def owe_postmortem(run: StageRun, stage: str, status: dict[str, Any]) -> list[str]:
-    """When the change owes a post-mortem: say so in `status` and open its issue, once."""
+def owe_postmortem(
+    run: StageRun, stage: str, status: dict[str, Any], failures: list[Failure] | None = None
+) -> list[str]:
+    """When the change owes a post-mortem: say so in `status` and open its issue, once. An
+    issue GitLab will not open is added to `failures` (the stage's notices still go out, and
+    a re-run opens it); without `failures` it is raised."""
     entries = run.ledger.read(run.change.id)
     reasons = postmortem_reasons(run.policy, run.change, run.result, entries, stage)
     if not reasons:
@@ -364,8 +368,16 @@ def owe_postmortem(run: StageRun, stage: str, status: dict[str, Any]) -> list[st
         from hie_notify.channels.gitlab import open_issue
         from hie_notify.gitlab_api import NoteTarget
 
-        where = NoteTarget.from_env(env, "the post-mortem issue")
-        link = open_issue(where, title, body, ["post-mortem", "hie-notify"])
+        try:
+            where = NoteTarget.from_env(env, "the post-mortem issue")
+            link = open_issue(where, title, body, ["post-mortem", "hie-notify"])
+        except HieError as exc:
+            if failures is None:
+                raise
+            from hie_notify.notify import Failure
+
+            failures.append(Failure("post-mortem issue", "gitlab", str(exc)))
+            return ["a post-mortem is owed: its issue was NOT opened (a re-run opens it)"]
         channel = "gitlab"
         status["postmortem_link"] = link
     else:
@@ -434,6 +446,16 @@ def publish_summary(run: StageRun, state: str, gate: dict[str, Any] | None = Non
     return f"merge request note written to {path} (no GitLab credentials)"
 
 
+def summary_note(run: StageRun, report: StageReport, state: str) -> str:
+    """publish_summary after a stage: a note GitLab refuses (or that still fails after its
+    retries) is a failed delivery in `report`, not the end of the command."""
+    try:
+        return publish_summary(run, state)
+    except HieError as exc:
+        report.fail("merge request note", "gitlab", exc)
+        return "merge request note NOT updated (a re-run updates it)"
+
+
 def _note_context(
     run: StageRun, state: str, gate: dict[str, Any] | None, entries: list[Entry]
 ) -> dict[str, Any]:
@@ -482,7 +504,9 @@ def emit_report(
     report: StageReport,
     extra: list[str],
     data_extra: dict[str, Any] | None = None,
-) -> None:
+) -> int:
+    """Print the stage's report (every audience: delivered, already delivered, or not and
+    why); the exit code: 3 when anything was not delivered, else 0."""
     data = report.to_json()
     data["change_id"] = run.change.id
     data["change_type"] = run.result.change_type
@@ -494,6 +518,9 @@ def emit_report(
         *(f"  {x}" for x in extra),
     ]
     output.emit(options, data, "\n".join(lines))
+    if not report.failed:
+        return 0
+    return output.failure(options, f"{run.change.id}: {report.failure_line()}")
 
 
 def notice_window(
@@ -534,20 +561,28 @@ def send_status(
     """Send an apply or rollback stage; owe the post-mortem first when it is a failure."""
     status: dict[str, Any] = {"error": error, "detail": detail}
     extra = []
+    failures: list[Failure] = []
     if stage.endswith("_failed") or stage.startswith("rollback"):
-        extra += owe_postmortem(run, stage, status)
+        extra += owe_postmortem(run, stage, status, failures)
     report = send(run, stage, status)
-    extra.append(publish_summary(run, stage.replace("_", " ")))
+    report.failed[:0] = failures
+    extra.append(summary_note(run, report, stage.replace("_", " ")))
     return report, extra
 
 
 def handle_event(event: Event, args: argparse.Namespace, options: Options) -> str:
-    """Send the stage an event means, for the change record this receiver serves."""
+    """Send the stage an event means, for the change record this receiver serves. A delivery
+    that failed raises (after every other one went out), so HCP Terraform retries the event
+    and the retry sends only what is missing."""
     if event.stage is None:
         return f"{event.trigger}: no notice"
     stage_run = load(options, args)
     error = (event.message or "") if event.stage == "apply_failed" else ""
     report, extra = send_status(stage_run, event.stage, error)
+    if report.failed:
+        from hie_notify.errors import ServiceError
+
+        raise ServiceError(f"{event.trigger} ({event.run_id}) -> {event.stage}: {report.summary()}")
     return "\n".join(
         [
             f"{event.trigger} ({event.run_id}) -> {event.stage}",
@@ -570,20 +605,25 @@ def send_complete(
         "verified_by": verified_by,
         "rolled_back": rolled_back,
     }
-    extra = owe_postmortem(run, "complete", status)
+    failures: list[Failure] = []
+    extra = owe_postmortem(run, "complete", status, failures)
     if not verified_by and not rolled_back:
         extra.append(
             "warning: nobody is named as having tested the key user flows (Phase 3): give "
             "--verified-by NAME, or run it as a manual job (GITLAB_USER_LOGIN)"
         )
     report = send(run, "complete", status)
-    extra += jira_done(run)
-    extra.append(publish_summary(run, "rolled back" if rolled_back else "done"))
+    report.failed[:0] = failures
+    extra += jira_done(run, report)
+    extra.append(summary_note(run, report, "rolled back" if rolled_back else "done"))
     return report, extra, status
 
 
-def jira_done(run: StageRun) -> list[str]:
-    """At completion, the ticket moves through the policy's `jira.done_transition`."""
+def jira_done(run: StageRun, report: StageReport) -> list[str]:
+    """At completion, the ticket moves through the policy's `jira.done_transition` (with the
+    policy's `jira.done_fields`). A transition Jira will not make as configured is a warning
+    (the notices went out); a credential or permission it refuses, or a Jira still failing,
+    is a failed delivery in `report`."""
     jira_policy = run.policy.jira
     if not (jira_policy.enabled and jira_policy.done_transition):
         return []
@@ -595,7 +635,15 @@ def jira_done(run: StageRun) -> list[str]:
     if run.options.dry_run:
         return [f"dry run: Jira {run.change.id} would move to {jira_policy.done_transition!r}"]
     client = jira.JiraClient.from_env(run.options.env)
-    return [jira.move_to_done(client, run.change.id, jira_policy.done_transition)]
+    try:
+        return [
+            jira.move_to_done(
+                client, run.change.id, jira_policy.done_transition, jira_policy.done_fields
+            )
+        ]
+    except HieError as exc:
+        report.fail(f"jira:{run.change.id}", "jira", exc)
+        return [f"Jira {run.change.id} NOT moved to {jira_policy.done_transition!r}"]
 
 
 def jira_gate(

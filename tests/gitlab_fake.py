@@ -65,6 +65,8 @@ class FakeGitLab:
     mr_author: dict[str, Any] = field(default_factory=lambda: dict(HUMAN))
     # answers to give repository file reads first: (status, headers)
     file_failures: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    # The token's role may read but not write (a Guest or Reporter: notes and issues are 403).
+    forbid_writes: bool = False
 
     def install(self) -> FakeGitLab:
         self.rsps.add_callback(responses.GET, f"{API}/user", callback=self._user)
@@ -190,6 +192,12 @@ class FakeGitLab:
 
     def _post(self, request: Any) -> tuple[int, dict[str, str], str]:
         kind, iid = self._where(request)
+        if self.forbid_writes:
+            return (
+                403,
+                {"Content-Type": "application/json"},
+                json.dumps({"message": "403 Forbidden"}),
+            )
         if self.fail_posts:
             self.fail_posts -= 1
             return 502, {}, "<html><body>502 Bad Gateway</body></html>"
@@ -202,6 +210,12 @@ class FakeGitLab:
         return 201, {"Content-Type": "application/json"}, json.dumps(note)
 
     def _put(self, request: Any) -> tuple[int, dict[str, str], str]:
+        if self.forbid_writes:
+            return (
+                403,
+                {"Content-Type": "application/json"},
+                json.dumps({"message": "403 Forbidden"}),
+            )
         parts = urlparse(request.url).path.split("/")
         kind, iid, note_id = parts[-4], int(parts[-3]), int(parts[-1])
         note = next(n for n in self.notes[(kind, iid)] if n["id"] == note_id)
@@ -229,6 +243,12 @@ class FakeGitLab:
         )
 
     def _create_issue(self, request: Any) -> tuple[int, dict[str, str], str]:
+        if self.forbid_writes:
+            return (
+                403,
+                {"Content-Type": "application/json"},
+                json.dumps({"message": "403 Forbidden"}),
+            )
         data = json.loads(request.body)
         iid = len(self.issues) + 1
         issue = {

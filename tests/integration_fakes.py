@@ -83,6 +83,25 @@ class Issue:
     remote_links: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+def _jira_error(status: int) -> dict[str, Any]:
+    """Jira's error body for a planned failure (ErrorCollection: errorMessages and errors)."""
+    words = {
+        400: "The request is invalid.",
+        409: "The issue was changed by someone else: retry the update.",
+        413: "The maximum number of comments on this issue has been reached.",
+        429: "Rate limit exceeded.",
+    }.get(status, "Internal server error" if status >= 500 else f"HTTP {status}")
+    return {"errorMessages": [words], "errors": {}}
+
+
+# What Jira Cloud says when the user lacks the project permission a write needs.
+_FORBIDDEN = {
+    "comment": "You do not have the permission to comment on this issue.",
+    "remotelink": "You do not have permission to link issues.",
+    "transitions": "You do not have permission to transition this issue.",
+}
+
+
 class JiraFake(_Base):
     """Issues by key; `transitions` lists (id, name, to-status) available from any status."""
 
@@ -98,6 +117,8 @@ class JiraFake(_Base):
             else f"Bearer {PAT}"
         )
         self.forbidden: set[str] = set()  # path suffixes answered 403
+        # Fields a transition's screen requires: transition id -> field id -> allowed names.
+        self.screens: dict[str, dict[str, list[str]]] = {}
         self._ids = itertools.count(10000)
 
     def add(self, key: str, status: str = "Approved") -> Issue:
@@ -117,9 +138,13 @@ class JiraFake(_Base):
             return _json(401, {"errorMessages": ["You are not authenticated."], "errors": {}})
         planned = self._planned(request.method, path)
         if planned and not planned.applied:
-            return _json(planned.status, {"errorMessages": ["planned"]}, planned.headers)
-        if any(path.endswith(s) for s in self.forbidden):
-            return _json(403, {"errorMessages": ["You do not have permission."], "errors": {}})
+            return _json(planned.status, _jira_error(planned.status), planned.headers)
+        # Jira answers 403 to writes the user lacks the permission for; a read it may not make
+        # is a 404 ("does not exist or you do not have permission to see it").
+        if request.method != "GET" and any(path.endswith(s) for s in self.forbidden):
+            return _json(
+                403, {"errorMessages": [_FORBIDDEN[path.rsplit("/", 1)[-1]]], "errors": {}}
+            )
         m = re.match(rf"/rest/api/{self.version}/issue/([^/]+)(/.*)?$", path)
         assert m, path
         key, rest = m.group(1), m.group(2) or ""
@@ -136,7 +161,7 @@ class JiraFake(_Base):
             )
         reply = self._route(request.method, issue, rest, body)
         if planned:  # applied, and still answered with an error
-            return _json(planned.status, {"errorMessages": ["planned"]}, planned.headers)
+            return _json(planned.status, _jira_error(planned.status), planned.headers)
         return reply
 
     def _route(self, method: str, issue: Issue, rest: str, body: Any) -> Reply:
@@ -174,6 +199,9 @@ class JiraFake(_Base):
             issue.comments.append(comment)
             return _json(201, comment)
         if rest == "/remotelink" and method == "POST":
+            target = body.get("object") or {}
+            if not target.get("url") or not target.get("title"):
+                return _json(400, {"errorMessages": [], "errors": {"object": "required"}})
             created = body["globalId"] not in issue.remote_links
             issue.remote_links[body["globalId"]] = body
             return _json(201 if created else 200, {"id": 10000, "self": f"{base}/remotelink/1"})
@@ -186,8 +214,21 @@ class JiraFake(_Base):
                             "id": tid,
                             "name": name,
                             "to": {"id": "1" + tid, "name": to, "statusCategory": {}},
-                            "hasScreen": False,
+                            "hasScreen": tid in self.screens,
                             "isAvailable": True,
+                            "fields": {
+                                fid: {
+                                    "required": True,
+                                    "name": fid.capitalize(),
+                                    "key": fid,
+                                    "hasDefaultValue": False,
+                                    "allowedValues": [
+                                        {"id": str(10000 + i), "name": n}
+                                        for i, n in enumerate(names)
+                                    ],
+                                }
+                                for fid, names in self.screens.get(tid, {}).items()
+                            },
                         }
                         for tid, name, to in self.transitions
                         if to != issue.status
@@ -199,6 +240,16 @@ class JiraFake(_Base):
             match = [t for t in self.transitions if t[0] == tid and t[2] != issue.status]
             if not match:
                 return _json(400, {"errorMessages": ["Transition is not valid."], "errors": {}})
+            given = body.get("fields") or {}
+            problems = {
+                fid: f"{fid.capitalize()} is required."
+                if fid not in given
+                else f"Could not find valid '{fid}' with name {given[fid]!r}."
+                for fid, names in self.screens.get(tid, {}).items()
+                if not isinstance(given.get(fid), dict) or given[fid].get("name") not in names
+            }
+            if problems:
+                return _json(400, {"errorMessages": [], "errors": problems})
             issue.status = match[0][2]
             return 204, {}, ""
         raise AssertionError((method, rest))
@@ -211,6 +262,8 @@ class StatuspageFake(_Base):
         super().__init__()
         self.incidents: dict[str, dict[str, Any]] = {}
         self._ids = itertools.count(1)
+        self.components = {COMPONENT, "k4ml2cbmb7t9"}  # the page's components
+        self.forbidden = False  # the key's user has no role on the page that may write
 
     def register(self, rsps: Any = responses) -> None:
         pattern = re.compile(rf"{re.escape(self.BASE)}/pages/.*")
@@ -225,14 +278,19 @@ class StatuspageFake(_Base):
             return _json(401, {"error": "Could not authenticate"})
         planned = self._planned(request.method, path)
         if planned and not planned.applied:
-            return _json(planned.status, {"error": "planned"}, planned.headers)
+            return _json(planned.status, _statuspage_error(planned.status), planned.headers)
         m = re.match(rf"/v1/pages/{PAGE}/incidents(?:/([^/]+))?$", path)
         if not m:
             return _json(404, {"error": "Not found"})
+        if self.forbidden and request.method != "GET":
+            return _json(403, {"error": "You are not authorized to access this resource."})
         iid = m.group(1)
+        invalid = _invalid_incident(request.method, iid, body, self.components)
+        if invalid:
+            return _json(422, {"error": invalid})
         reply = self._route(request.method, iid, request, body)
         if planned:
-            return _json(planned.status, {"error": "planned"}, planned.headers)
+            return _json(planned.status, _statuspage_error(planned.status), planned.headers)
         return reply
 
     def _route(self, method: str, iid: str | None, request: Any, body: Any) -> Reply:
@@ -292,6 +350,57 @@ class StatuspageFake(_Base):
         raise AssertionError(method)
 
 
+_SCHEDULED = ("scheduled", "in_progress", "verifying", "completed")
+_COMPONENT_STATUSES = (
+    "operational",
+    "under_maintenance",
+    "degraded_performance",
+    "partial_outage",
+    "major_outage",
+)
+
+
+def _statuspage_error(status: int) -> dict[str, Any]:
+    words = {
+        401: "Could not authenticate",
+        403: "You are not authorized to access this resource.",
+        404: "The requested resource could not be found.",
+        420: "Rate limit exceeded",
+        422: ["Scheduled for can't be blank"],
+        429: "Rate limit exceeded",
+    }.get(status, "Internal server error" if status >= 500 else f"HTTP {status}")
+    return {"error": words}
+
+
+def _invalid_incident(method: str, iid: str | None, body: Any, components: set[str]) -> Any:
+    """Statuspage's 422 for an incident it will not take (None when it takes it)."""
+    if method not in ("POST", "PATCH"):
+        return None
+    fields = (body or {}).get("incident")
+    if not isinstance(fields, dict):
+        return ["Incident is missing"]
+    errors = []
+    if method == "POST" and not fields.get("name"):
+        errors.append("Name can't be blank")
+    if len(str(fields.get("name", ""))) > 255:
+        errors.append("Name is too long (maximum is 255 characters)")
+    if "status" in fields and fields["status"] not in _SCHEDULED:
+        errors.append(f"Status {fields['status']!r} is not a scheduled maintenance status")
+    if method == "POST":
+        start, end = fields.get("scheduled_for"), fields.get("scheduled_until")
+        if not start or not end:
+            errors.append("Scheduled for can't be blank")
+        elif end <= start:  # both ISO 8601 in UTC ("...Z"): text order is time order
+            errors.append("Scheduled until must be after scheduled for")
+    unknown = [c for c in fields.get("component_ids") or [] if c not in components]
+    unknown += [c for c in (fields.get("components") or {}) if c not in components]
+    if unknown:
+        errors.append(f"Components {', '.join(unknown)} do not belong to this page")
+    if any(v not in _COMPONENT_STATUSES for v in (fields.get("components") or {}).values()):
+        errors.append("Component status is not valid")
+    return errors or None
+
+
 class PagerdutyFake(_Base):
     URL = "https://events.pagerduty.com/v2/change/enqueue"
 
@@ -307,10 +416,25 @@ class PagerdutyFake(_Base):
         self.calls.append(("POST", request.path_url, body))
         planned = self._planned("POST", request.path_url)
         if planned and not planned.applied:
-            return _json(
-                planned.status, {"status": "throttled", "message": "planned"}, planned.headers
+            words = (
+                {"status": "invalid event", "message": "Event object is invalid", "errors": []}
+                if planned.status == 400
+                else {"status": "throttled", "message": "Requests for this service are throttled"}
+                if planned.status == 429
+                else {"status": "error", "message": "Internal server error"}
             )
-        if body.get("routing_key") != PD_KEY or not body.get("payload", {}).get("summary"):
+            return _json(planned.status, words, planned.headers)
+        payload = body.get("payload") or {}
+        if not payload.get("summary") or len(payload["summary"]) > 1024:
+            return _json(
+                400,
+                {
+                    "status": "invalid event",
+                    "message": "Event object is invalid",
+                    "errors": ["'payload.summary' is missing or blank"],
+                },
+            )
+        if body.get("routing_key") != PD_KEY:
             return _json(
                 400,
                 {

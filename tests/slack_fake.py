@@ -58,6 +58,9 @@ class SlackState:
     page_cap: int | None = None
     # Messages others post right after the next post is stored (in its thread, if any).
     noise_after_store: int = 0
+    # Answers Slack gives instead of doing a method (e.g. chat.postMessage ->
+    # {"ok": false, "error": "missing_scope", "needed": "chat:write", "provided": "..."}).
+    refuse: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def calls(self, method: str) -> list[Recorded]:
         return [r for r in self.requests if r.path.endswith("/" + method)]
@@ -125,6 +128,9 @@ class _Handler(BaseHTTPRequestHandler):
         )
         if self.headers.get("Authorization") != f"Bearer {st.token}":
             self._reply(200, {"ok": False, "error": "invalid_auth"})
+            return
+        if method in st.refuse:
+            self._reply(200, st.refuse[method])
             return
         failure = next((f for f in st.fail if f[0] == method), None)
         stored_then_fail = False

@@ -104,11 +104,12 @@ def test_server_without_starttls_gets_no_credentials(
 ) -> None:
     with SmtpServer(tmp_path, mode="plain") as smtp:
         flow = Flow(tmp_path, capsys, smtp.env("starttls"))
-        code, _ = flow("plan", "--plan", str(flow.plan))
-        assert code == 2
+        code, out = flow("plan", "--plan", str(flow.plan))
+        assert code == 3  # the email is not sent; everyone else is told
         assert (
             "does not offer STARTTLS; refusing to send mail (and credentials) in clear" in flow.err
         )
+        assert [f["channel"] for f in out["failed"]] == ["email"]
         assert smtp.handler.received == []
 
 
@@ -131,9 +132,10 @@ def test_unverifiable_certificate_is_refused(
 ) -> None:
     env = {k: v for k, v in smtp.env().items() if k != "SMTP_CA_FILE"}
     flow = Flow(tmp_path, capsys, env)
-    code, _ = flow("plan", "--plan", str(flow.plan))
-    assert code == 2
+    code, out = flow("plan", "--plan", str(flow.plan))
+    assert code == 3
     assert "TLS certificate could not be verified" in flow.err
+    assert [f["channel"] for f in out["failed"]] == ["email"]
     assert smtp.handler.received == []
 
 

@@ -172,13 +172,21 @@ def test_slack_down_exits_3_listing_what_was_and_was_not_sent(
     run: Run, slack: FakeSlack, sleeps: list[float]
 ) -> None:
     slack.state.fail.extend([("chat.postMessage", 500, {}, False)] * 4)
-    code, _ = run("plan", "--plan", str(run.plan))
+    code, out = run("plan", "--plan", str(run.plan))
     assert code == 3
-    assert (
-        "NOT delivered: slack:#devops: slack: Slack still failing for #devops after 3 "
-        "retries (HTTP 500)" in run.last_err
-    )
-    assert "delivered: slack:#infrastructure, slack:#product, customer:EoE" in run.last_err
+    assert "NOT delivered: slack:#devops via slack" in run.last_err
+    assert out["failed"] == [
+        {
+            "audience": "slack:#devops",
+            "channel": "slack",
+            "error": "Slack still failing for #devops after 3 retries (HTTP 500)",
+        }
+    ]
+    assert [e["audience"] for e in out["delivered"]] == [
+        "slack:#infrastructure",
+        "slack:#product",
+        "customer:EoE",
+    ]
     assert len(sleeps) == 3
     ledger = (run.tmp / "ledger.jsonl").read_text()
     assert ledger.count('"stage": "announce"') == 3
@@ -234,9 +242,9 @@ def test_wrong_channel_is_a_clear_error(run: Run, slack: FakeSlack, tmp_path: Pa
         ],
         env=run.env,
     )
-    assert code == 2
+    assert code == 3
     assert (
-        "Slack refused the message for #nowhere: channel_not_found" in run.capsys.readouterr().err
+        "Slack refused the message for #nowhere: channel_not_found" in run.capsys.readouterr().out
     )
 
 

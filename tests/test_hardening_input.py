@@ -122,7 +122,7 @@ BAD_CHANGES = [
 
 
 BAD_PLANS = [
-    ("not json", b"Plan: 1 to add", "not valid JSON at line 1"),
+    ("not json", b"Plan: 1 to add", "not JSON (a text file; is this the `terraform show -json`"),
     ("truncated", b'{"format_version": "1.2", "resource_changes": [{"address": "a', "truncated"),
     (
         "future format",

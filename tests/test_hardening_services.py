@@ -85,7 +85,8 @@ class Flow:
             base += ["--policy", str(policy)]
         extra = ["--terraform-report", str(self.tmp / "r.json")] if args[0] == "plan" else []
         code = main([*base, *args, *extra], env=env)
-        return code, self.capsys.readouterr().err
+        out = self.capsys.readouterr()  # the report (with why) on stdout, the error on stderr
+        return code, out.out + out.err
 
     def recorded(self) -> list[dict[str, Any]]:
         path = self.tmp / "ledger.jsonl"

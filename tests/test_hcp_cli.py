@@ -201,6 +201,7 @@ def test_watch_sends_each_stage_once(
         "status": "applied",
         "final": True,
         "stages": ["apply_started", "apply_succeeded"],
+        "failed": [],
     }
     ledger = (tmp_path / "ledger.jsonl").read_text()
     assert ledger.count('"stage": "apply_started"') == 3  # three channels, once each

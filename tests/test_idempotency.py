@@ -22,7 +22,7 @@ from hie_notify.classify import Classification
 from hie_notify.errors import InputError, ServiceError
 from hie_notify.ledger import Entry, idempotency_key
 from hie_notify.ledger.file import FileLedger
-from hie_notify.notify import StageFailed, StageReport, run_stage
+from hie_notify.notify import Failure, StageReport, run_stage
 from hie_notify.policy import Policy
 from hie_notify.render import Rendered
 from tests.test_gate_rules import END, START, audience, classification, record
@@ -55,7 +55,8 @@ def test_parts_cannot_run_into_each_other() -> None:
 @dataclass
 class FakeChannel:
     kind: str
-    fail: int = 0  # refuse the next N sends
+    fail: int = 0  # fail the next N sends (still failing after retries)
+    refuse: int = 0  # refuse the next N sends (a 4xx)
     note: str = ""
     sent: list[Outgoing] = field(default_factory=list)
 
@@ -63,6 +64,9 @@ class FakeChannel:
         if self.fail:
             self.fail -= 1
             raise ServiceError(f"{self.kind} is down")
+        if self.refuse:
+            self.refuse -= 1
+            raise InputError(f"{self.kind} refused: check SLACK_BOT_TOKEN")
         self.sent.append(outgoing)
         n = len(self.sent)
         label = outgoing.rendered.audience.label
@@ -203,15 +207,13 @@ def test_a_moved_window_is_announced_again_but_not_other_stages(stage: Stage) ->
 
 def test_only_the_channel_not_yet_delivered_is_sent(stage: Stage) -> None:
     stage.channels.by_kind["email"].fail = 1
-    with pytest.raises(StageFailed) as failed:
-        stage()
-    report = failed.value.report
+    report = stage()
     assert [(e.audience, e.channel) for e in report.delivered] == [
         ("slack:#devops", "slack"),
         ("slack:#product", "slack"),
     ]
-    assert report.failed == [("slack:#product", "email: email is down")]
-    assert "NOT delivered: slack:#product: email: email is down" in str(failed.value)
+    assert report.failed == [Failure("slack:#product", "email", "email is down")]
+    assert "NOT delivered: slack:#product via email: email is down" in report.summary()
     retry = stage()
     assert [(e.audience, e.channel) for e in retry.delivered] == [("slack:#product", "email")]
     assert len(retry.already) == 2 and len(stage.sent("slack")) == 2
@@ -374,38 +376,74 @@ def test_a_channel_note_is_reported(stage: Stage) -> None:
 def test_a_failed_channel_does_not_stop_the_next(stage: Stage) -> None:
     stage.channels.kinds["slack:#product"] = ["email", "slack"]
     stage.channels.by_kind["email"].fail = 1
-    with pytest.raises(StageFailed) as failed:
-        stage()
-    assert [(e.audience, e.channel) for e in failed.value.report.delivered] == [
+    report = stage()
+    assert [(e.audience, e.channel) for e in report.delivered] == [
         ("slack:#devops", "slack"),
         ("slack:#product", "slack"),
     ]
-    assert str(failed.value) == (
-        "delivered: slack:#devops, slack:#product. NOT delivered: slack:#product: email: "
+    assert report.summary() == (
+        "delivered: slack:#devops, slack:#product. NOT delivered: slack:#product via email: "
         "email is down"
     )
+
+
+def test_a_refusal_is_a_failed_delivery_and_the_rest_still_go_out(stage: Stage) -> None:
+    # A 4xx (credentials, permission, a request the service will not take) is InputError:
+    # it fails that delivery only, with its words; the next audience is still told.
+    stage.channels.by_kind["slack"].refuse = 1
+    report = stage()
+    assert report.failed == [
+        Failure("slack:#devops", "slack", "slack refused: check SLACK_BOT_TOKEN")
+    ]
+    assert [(e.audience, e.channel) for e in report.delivered] == [
+        ("slack:#product", "slack"),
+        ("slack:#product", "email"),
+    ]
+    assert [e.audience for e in stage.ledger.read("FFAPP-1")] == ["slack:#product"] * 2
+    retry = stage()  # fixed: only what is missing goes out
+    assert [(e.audience, e.channel) for e in retry.delivered] == [("slack:#devops", "slack")]
+    assert len(retry.already) == 2 and not retry.failed
+
+
+def test_a_channel_that_is_not_configured_right_stops_the_stage_before_anything_is_sent(
+    stage: Stage,
+) -> None:
+    broken = stage.channels.for_audience
+
+    def for_audience(audience: Audience) -> list[tuple[str, FakeChannel]]:
+        if audience.id == "slack:#product":
+            raise InputError("SMTP_PORT: expected a port number, got 'x'")
+        return broken(audience)
+
+    stage.channels.for_audience = for_audience  # type: ignore[method-assign]
+    with pytest.raises(InputError, match="SMTP_PORT"):
+        stage()
+    assert stage.sent() == [] and stage.ledger.read("FFAPP-1") == []
 
 
 def test_nothing_delivered_and_several_failures(stage: Stage) -> None:
     stage.channels.by_kind["slack"].fail = 2
     stage.channels.by_kind["email"].fail = 1
-    with pytest.raises(StageFailed) as failed:
-        stage()
-    assert str(failed.value) == (
-        "delivered: nothing. NOT delivered: slack:#devops: slack: slack is down; "
-        "slack:#product: slack: slack is down; slack:#product: email: email is down"
+    assert stage().summary() == (
+        "delivered: nothing. NOT delivered: slack:#devops via slack: slack is down; "
+        "slack:#product via slack: slack is down; slack:#product via email: email is down"
     )
 
 
 def test_a_delivery_that_cannot_be_recorded_stops_the_stage(tmp_path: Path, stage: Stage) -> None:
     stage.ledger = LockingLedger(tmp_path / "locking.jsonl", fail_record=True)
-    with pytest.raises(StageFailed) as failed:
-        stage()
-    assert str(failed.value) == (
-        "slack:#devops was delivered (slack-1) but could not be recorded in the ledger "
-        "(ledger.jsonl: read-only file system); a re-run may send it again"
-    )
-    assert failed.value.report.stage == "announce" and failed.value.report.delivered == []
+    report = stage()
+    assert report.failed == [
+        Failure(
+            "slack:#devops",
+            "slack",
+            "delivered (slack-1) but NOT recorded in the ledger (ledger.jsonl: read-only file "
+            "system); a re-run may send it again",
+        ),
+        Failure("slack:#product", "-", "not tried: the ledger could not be written"),
+    ]
+    assert report.stage == "announce" and report.delivered == []
+    assert stage.sent() == [stage.sent()[0]]  # nothing sent after the ledger failed
 
 
 def test_a_change_in_service_impact_is_announced_again(stage: Stage) -> None:

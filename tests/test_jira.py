@@ -162,23 +162,30 @@ def test_401_says_which_credential_and_exits_2(
     assert "ATATT-wrong-token" not in f.err
 
 
-def test_403_on_a_comment_names_the_missing_permission_and_exits_2(
+def test_403_on_a_comment_names_the_missing_permission_and_the_rest_still_go_out(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], jira: JiraFake
 ) -> None:
     jira.forbidden.add("/comment")
     f = flow(tmp_path, capsys)
-    code, _ = f("plan", "--plan", str(f.plan))
-    assert code == 2
-    assert "refused permission (HTTP 403)" in f.err and "Add comments" in f.err
+    code, out = f("plan", "--plan", str(f.plan))
+    assert code == 3
+    [failed] = out["failed"]
+    assert failed["audience"] == f"jira:{KEY}" and failed["channel"] == "jira"
+    assert "refused permission (HTTP 403" in failed["error"]
+    assert "the Jira user in JIRA_USER needs Browse projects and Add comments" in failed["error"]
+    assert "customer:EoE" in {e["audience"] for e in out["delivered"]}
+    assert "Add comments" in f.err
 
 
-def test_404_ticket_on_comment_is_bad_input(
+def test_an_unknown_ticket_is_a_failed_delivery_naming_the_change_records_id(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], jira: JiraFake
 ) -> None:
     f = flow(tmp_path, capsys, id="FFAPP-9999")
-    code, _ = f("plan", "--plan", str(f.plan))
-    assert code == 2
-    assert "FFAPP-9999 does not exist" in f.err
+    code, out = f("plan", "--plan", str(f.plan))
+    assert code == 3
+    assert [x["audience"] for x in out["failed"]] == ["jira:FFAPP-9999"]
+    assert "FFAPP-9999 does not exist" in out["failed"][0]["error"]
+    assert "FFAPP-9999 does not exist" in f.err and out["delivered"]
 
 
 def test_429_waits_as_long_as_retry_after_says(
@@ -214,11 +221,13 @@ def test_5xx_past_the_budget_exits_3_and_a_rerun_sends_only_the_rest(
 ) -> None:
     jira.fail("POST", "/comment", 502, times=5)
     f = flow(tmp_path, capsys)
-    code, _ = f("plan", "--plan", str(f.plan))
+    code, out = f("plan", "--plan", str(f.plan))
     assert code == 3
-    assert "NOT delivered: " in f.err and f"jira:{KEY}: jira: Jira: comment on {KEY}" in f.err
-    delivered = f.err.split("delivered: ", 1)[1].split(". NOT", 1)[0]
-    assert "customer:EoE" in delivered and "jira" not in delivered
+    assert f"NOT delivered: jira:{KEY} via jira" in f.err
+    [failed] = out["failed"]
+    assert failed["error"].startswith(f"Jira: comment on {KEY}: still failing after 4 retries")
+    delivered = {e["audience"] for e in out["delivered"]}
+    assert "customer:EoE" in delivered and f"jira:{KEY}" not in delivered
     before = sorted((tmp_path / "outbox" / KEY / "announce").iterdir())
     code, out = f("plan", "--plan", str(f.plan))
     assert code == 0, f.err
@@ -391,3 +400,87 @@ def test_a_login_page_instead_of_json_is_a_failing_service_not_a_traceback(
         code, _ = f("gate", "--plan", str(f.plan))
     assert code == 3
     assert "not JSON" in f.err and "Traceback" not in f.err
+
+
+# --- the done transition's screen (issue 23) ----------------------------------------------------
+
+
+def test_a_transition_screen_that_requires_fields_is_a_warning_after_the_notices_went_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], jira: JiraFake
+) -> None:
+    jira.screens["31"] = {"resolution": ["Done", "Won't Do"]}
+    f = flow(tmp_path, capsys)
+    assert f("plan", "--plan", str(f.plan))[0] == 0, f.err
+    code, out = f("complete", "--verified-by", "Ollie", now="2026-12-08T20:00:00+00:00")
+    assert code == 0, f.err
+    assert {e["audience"] for e in out["delivered"]} >= {f"jira:{KEY}", "customer:EoE"}
+    assert jira.issues[KEY].status == "Approved"
+    warning = next(line for line in f.err.splitlines() if "NOT moved" in line)
+    assert "Jira refused the transition (HTTP 400: resolution: Resolution is required.)" in warning
+    assert "resolution (Resolution; allowed: Done, Won't Do)" in warning
+    assert "jira: {done_fields: {resolution: {name: Done}}}" in warning
+
+
+def test_done_fields_are_sent_with_the_transition(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], jira: JiraFake
+) -> None:
+    jira.screens["31"] = {"resolution": ["Done", "Won't Do"]}
+    policy = integration_policy(
+        tmp_path, jira={**JIRA_ON, "done_fields": {"resolution": {"name": "Done"}}}
+    )
+    f = Flow(tmp_path, capsys, DB, env={**JIRA_ENV, **LINK_ENV}, policy=policy)
+    assert f("plan", "--plan", str(f.plan))[0] == 0, f.err
+    code, _ = f("complete", "--verified-by", "Ollie", now="2026-12-08T20:00:00+00:00")
+    assert code == 0, f.err
+    assert jira.issues[KEY].status == "Done"
+    [post] = [b for m, p, b in jira.calls if m == "POST" and p.endswith("/transitions")]
+    assert post == {"transition": {"id": "31"}, "fields": {"resolution": {"name": "Done"}}}
+    assert f"Jira {KEY} moved through 'Close' to 'Done'" in f.err
+
+
+def test_a_transition_the_user_may_not_make_is_a_failed_delivery_naming_the_permission(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], jira: JiraFake
+) -> None:
+    f = flow(tmp_path, capsys)
+    assert f("plan", "--plan", str(f.plan))[0] == 0, f.err
+    jira.forbidden.add("/transitions")
+    code, out = f("complete", "--verified-by", "Ollie", now="2026-12-08T20:00:00+00:00")
+    assert code == 3
+    [failed] = out["failed"]
+    assert failed["audience"] == f"jira:{KEY}"
+    assert "HTTP 403" in failed["error"] and "Transition issues" in failed["error"]
+    assert {e["audience"] for e in out["delivered"]} >= {f"jira:{KEY}", "customer:EoE"}
+    jira.forbidden.clear()  # fixed: the re-run moves the ticket and tells nobody twice
+    code, out = f("complete", "--verified-by", "Ollie", now="2026-12-08T20:00:00+00:00")
+    assert code == 0, f.err
+    assert out["delivered"] == [] and jira.issues[KEY].status == "Done"
+
+
+def test_a_done_fields_value_that_is_not_a_mapping_of_names_is_refused(tmp_path: Path) -> None:
+    from hie_notify.errors import InputError
+    from hie_notify.policy import load_policy
+
+    path = integration_policy(tmp_path, jira={**JIRA_ON, "done_fields": ["resolution"]})
+    with pytest.raises(InputError, match="done_fields"):
+        load_policy(path)
+
+
+# --- browse_url ----------------------------------------------------------------------------------
+
+
+def test_browse_url_defaults_from_jira_url_and_is_never_a_placeholder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hie_notify.cli import main
+
+    change = tmp_path / "change.yaml"
+    Flow(tmp_path, capsys, DB)  # writes change.yaml and plan.json
+    base = ["--change", str(change), "--now", "2026-12-01T10:00:00+00:00"]
+    args = [*base, "preview", "plan", "--plan", str(tmp_path / "plan.json")]
+    assert main(args, env={"JIRA_URL": "https://acme.atlassian.net/"}) == 0
+    with_url = capsys.readouterr().out
+    assert f"https://acme.atlassian.net/browse/{KEY}" in with_url
+    assert main(args, env={}) == 0
+    without = capsys.readouterr().out
+    assert "example.org/browse" not in with_url + without
+    assert f"/browse/{KEY}" not in without and KEY in without

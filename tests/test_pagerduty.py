@@ -93,27 +93,35 @@ def test_5xx_past_the_budget_exits_3_and_a_rerun_sends_only_the_rest(
 ) -> None:
     f = flow(tmp_path, capsys)
     pd.fail("POST", "/v2/change/enqueue", 503, times=5)
-    code, _ = f("apply", "--status", "failed", now=NOW)
+    code, out = f("apply", "--status", "failed", now=NOW)
     assert code == 3
-    assert (
-        "NOT delivered: pagerduty: pagerduty: PagerDuty: send the change event: still failing"
-        in f.err
-    )
-    assert "delivered: slack:" in f.err
+    assert "NOT delivered: pagerduty via pagerduty" in f.err
+    assert out["failed"] == [
+        {
+            "audience": "pagerduty",
+            "channel": "pagerduty",
+            "error": "PagerDuty: send the change event: still failing after 4 retries (HTTP 503)",
+        }
+    ]
+    assert any(e["audience"].startswith("slack:") for e in out["delivered"])
     code, out = f("apply", "--status", "failed", now=NOW)
     assert code == 0, f.err
     assert [e["audience"] for e in out["delivered"]] == ["pagerduty"]
     assert len(pd.events) == 1
 
 
-def test_a_refused_event_is_bad_input_with_pagerdutys_words(
+def test_a_refused_event_names_the_routing_key_with_pagerdutys_words(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], pd: PagerdutyFake
 ) -> None:
     f = flow(tmp_path, capsys, env={"PAGERDUTY_ROUTING_KEY": "R0123456789abcdef0123456789abcde"})
-    code, _ = f("apply", "--status", "started", now=NOW)
-    assert code == 2
-    assert "HTTP 400" in f.err and "Invalid routing key" in f.err
-    assert "R0123456789abcdef0123456789abcde" not in f.err
+    code, out = f("apply", "--status", "started", now=NOW)
+    assert code == 3
+    [failed] = out["failed"]
+    assert failed["audience"] == "pagerduty"
+    assert "HTTP 400" in failed["error"] and "Invalid routing key" in failed["error"]
+    assert "PAGERDUTY_ROUTING_KEY must be the integration key" in failed["error"]
+    assert out["delivered"]  # the internal channels still heard it
+    assert "R0123456789abcdef0123456789abcde" not in f.err + json.dumps(out)
 
 
 def test_planted_secrets_are_never_sent_and_the_outbox_has_no_routing_key(

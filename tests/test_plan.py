@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hie_notify.errors import InputError
 from hie_notify.terraform.plan import load_plan, parse_plan
@@ -161,8 +163,11 @@ def test_not_a_plan(tmp_path: Path, doc: object, expected: str) -> None:
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
-        (b"not json at all", "not valid JSON at line 1, column 1"),
+        (b"not json at all", r"not JSON \(a text file; is this the `terraform show -json`"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", r"not JSON \(a binary file; is this the"),
+        (b"PK\x03\x04\x14\x00\x00\x00", "this is a saved plan file.*terraform show -json"),
         (b'{"format_version": "1.2", "resource_changes": [', "the file looks truncated"),
+        (b'{"format_version": "1.2",, "resource_changes": []}', "not valid JSON at line 1"),
         (b'{"a": "\xc3\x28"}', "not UTF-8"),
     ],
 )
@@ -171,6 +176,28 @@ def test_unreadable_json(tmp_path: Path, content: bytes, expected: str) -> None:
     f.write_bytes(content)
     with pytest.raises(InputError, match=expected):
         load_plan(f)
+
+
+@settings(max_examples=300, deadline=None)
+@given(content=st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
+def test_a_file_that_is_not_a_plan_says_what_it_is(content: bytes) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        f = Path(folder) / "plan.json"
+        f.write_bytes(content)
+        try:
+            load_plan(f)
+        except InputError as exc:
+            text = str(exc)
+        else:
+            return
+    assert text.startswith(f"{f}: ")
+    starts = content.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    if ("not JSON" in text or "not valid JSON" in text) and starts not in (b"{", b"["):
+        # Never "truncated" for a file that was never JSON: what it is, and what to give.
+        assert "truncated" not in text
+        assert "is this the `terraform show -json` output?" in text or "saved plan" in text
 
 
 def test_missing_file(tmp_path: Path) -> None:

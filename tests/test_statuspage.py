@@ -3,6 +3,7 @@ moved with the window, updated on failure and rollback, completed, deleted on ca
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -175,9 +176,10 @@ def test_5xx_then_success_and_5xx_past_the_budget(
 ) -> None:
     page.fail("POST", "/incidents", 503, times=5)
     f = flow(tmp_path, capsys)
-    code, _ = f("plan", "--plan", str(f.plan))
+    code, out = f("plan", "--plan", str(f.plan))
     assert code == 3
-    assert f"NOT delivered: statuspage:{PAGE}: statuspage: Statuspage:" in f.err
+    assert f"NOT delivered: statuspage:{PAGE} via statuspage" in f.err
+    assert out["failed"][0]["error"].startswith("Statuspage: create the scheduled maintenance")
     assert page.incidents == {}
     code, out = f("plan", "--plan", str(f.plan))
     assert code == 0, f.err
@@ -185,14 +187,19 @@ def test_5xx_then_success_and_5xx_past_the_budget(
     assert len(page.incidents) == 1
 
 
-def test_401_names_the_key_and_exits_2(
+def test_401_names_the_key_and_the_rest_still_go_out(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], page: StatuspageFake
 ) -> None:
     f = flow(tmp_path, capsys, env={"STATUSPAGE_API_KEY": "not-the-key-0000"})
-    code, _ = f("plan", "--plan", str(f.plan))
-    assert code == 2
-    assert "Statuspage" in f.err and "HTTP 401" in f.err and "STATUSPAGE_API_KEY" in f.err
-    assert "not-the-key-0000" not in f.err
+    code, out = f("plan", "--plan", str(f.plan))
+    assert code == 3
+    [failed] = out["failed"]
+    assert failed["audience"] == f"statuspage:{PAGE}"
+    assert "HTTP 401" in failed["error"] and "check STATUSPAGE_API_KEY" in failed["error"]
+    assert f"organization that owns page {PAGE}" in failed["error"]
+    assert "customer:EoE" in {e["audience"] for e in out["delivered"]}
+    assert "Statuspage" in f.err and "STATUSPAGE_API_KEY" in f.err
+    assert "not-the-key-0000" not in f.err + json.dumps(out)
 
 
 def test_text_from_the_merge_request_is_not_markup_on_the_page(

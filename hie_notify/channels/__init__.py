@@ -166,7 +166,7 @@ class Channels:
         self.env = env
         self.now = now
         # Integrations link the merge request, the run, the Jira ticket and the post-mortem.
-        self.links = {**(links or {}), "jira": policy.jira.browse_url + change_id}
+        self.links = {**(links or {}), "jira": policy.jira.link(change_id)}
         self.affected = tuple(affected)  # customers and environments (Statuspage components)
         self.outbox = Outbox(outbox, change_id, now, sender(env))
         self.outbox.payloads = self.payloads()

@@ -1,9 +1,12 @@
 """JSON calls to the ticket, status page and on-call services, with bounded retries.
 
-429 (and Statuspage's older 420) and 5xx are retried, honouring Retry-After; a 401 or 403 is
-a credential problem and says which permission is missing (exit 2); other 4xx are refused
-requests (exit 2). No error names the credential. Writes that are not idempotent are sent once
-(`retries=0`) so the caller can look for its own marker before sending again.
+429 (and Statuspage's older 420) and 5xx are retried, honouring Retry-After. A 401 names the
+variables that hold the credential and what they must be; a 403 names the permission the call
+needs; other 4xx are refused requests, with the service's own words and, where the service
+says which setting is wrong, its variable. Each is an InputError: a stage reports it as a
+failed delivery and still sends the rest (exit 3). No error holds the credential's value.
+Writes that are not idempotent are sent once (`retries=0`) so the caller can look for its own
+marker before sending again.
 """
 
 from __future__ import annotations
@@ -11,9 +14,10 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from hie_notify import progress
 from hie_notify.errors import InputError, ServiceError
 from hie_notify.http import TIMEOUT, retry_after
 
@@ -39,6 +43,10 @@ class Api:
         headers: Mapping[str, str],
         *,
         permissions: str,
+        credential: str = "",
+        rejected: str = "",
+        refused: Callable[[int, str], str] | None = None,
+        secrets: Sequence[str] = (),
         session: Any = None,
         sleep: Callable[[float], None] | None = None,
         rand: Callable[[], float] = random.random,
@@ -48,7 +56,16 @@ class Api:
         self.name = name
         self.base = base.rstrip("/")
         self._headers = {"Accept": "application/json", **headers}
-        self.permissions = permissions
+        self.permissions = permissions  # what a 403 says when the call names nothing
+        self.credential = credential  # the variables a 401 names
+        self.rejected = rejected  # what those variables must hold
+        self.refused = refused  # (status, the service's words) -> the fix, for other 4xx
+        # What a service that quotes the request back must not get into a message: the header
+        # values (and their parts: "Basic <base64>") and the caller's own secrets.
+        parts = [p for v in headers.values() for p in (v, *v.split())]
+        self._secrets = sorted(
+            {x for x in (*parts, *secrets) if len(x) >= 6}, key=len, reverse=True
+        )
         self.session = session or requests.Session()
         self.sleep = sleep or time.sleep
         self.rand = rand
@@ -66,8 +83,10 @@ class Api:
         params: Mapping[str, str] | None = None,
         expect: tuple[int, ...] = (),
         retries: int = MAX_RETRIES,
+        need: str = "",
     ) -> Any:
-        """The response (2xx, or a status listed in `expect`); errors as the module says."""
+        """The response (2xx, or a status listed in `expect`); errors as the module says.
+        `need` is the permission this call needs (a 403 says it)."""
         import requests
 
         headers = dict(self._headers)
@@ -93,21 +112,34 @@ class Api:
                 if code < 300 or code in expect:
                     return response
                 last = f"HTTP {code}"
-                if code in (401, 403):
-                    word = "rejected the credentials" if code == 401 else "refused permission"
-                    raise InputError(
-                        f"{self.name}: {what}: the service {word} ({last}): {self.permissions}"
-                    )
                 if code not in RETRYABLE and code < 500:
-                    raise InputError(
-                        f"{self.name}: {what}: the service refused the request ({last}"
-                        f"{_detail(response)})"
-                    )
+                    words = detail(response)
+                    for secret in self._secrets:
+                        words = words.replace(secret, "[MASKED]")
+                    raise InputError(self._refusal(what, code, words, need))
                 wait = retry_after(response.headers, attempt, self.rand)
             if attempt < retries:
-                self.sleep(wait)
+                with progress.waiting(wait, f"{self.name}: {what} ({last})"):
+                    self.sleep(wait)
         raise Transient(
             f"{self.name}: {what}: still failing after {retries} retries ({last})", wait
+        )
+
+    def _refusal(self, what: str, code: int, words: str, need: str) -> str:
+        """What a 4xx means and how to fix it, naming variables, never their values."""
+        head = f"{self.name}: {what}"
+        if code == 401:
+            check = f": check {self.credential}" if self.credential else ""
+            why = f" ({self.rejected})" if self.rejected else ""
+            return f"{head}: the service rejected the credentials (HTTP 401){check}{why}"
+        if code == 403:
+            return (
+                f"{head}: the service refused permission (HTTP 403{words}): "
+                f"{need or self.permissions}"
+            )
+        fix = self.refused(code, words) if self.refused else ""
+        return f"{head}: the service refused the request (HTTP {code}{words})" + (
+            f": {fix}" if fix else ""
         )
 
 
@@ -139,7 +171,7 @@ def _parsed(response: Any, what: str) -> Any:
         ) from None
 
 
-def _detail(response: Any) -> str:
+def detail(response: Any) -> str:
     """The service's own error words (Jira `errorMessages`, Statuspage `error`), short."""
     try:
         data = response.json()
@@ -177,6 +209,7 @@ def once(
         except Transient as exc:
             last = exc
             if attempt < retries:
-                api.sleep(exc.wait)
+                with progress.waiting(exc.wait, str(exc)):
+                    api.sleep(exc.wait)
     assert last is not None
     raise ServiceError(str(last).replace("after 0 retries", f"after {retries} retries"))

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from hie_notify import progress
 from hie_notify.channels import Delivery, Outgoing, email_message, sender
 from hie_notify.errors import InputError, ServiceError
 
@@ -117,9 +118,11 @@ class EmailChannel:
                     "smtp_reply": f"{code} {text.decode('utf-8', 'replace')}"[:300],
                 }
                 return Delivery("email", ", ".join(accepted), message_id, receipt=receipt)
-            except smtplib.SMTPAuthenticationError:
+            except smtplib.SMTPAuthenticationError as exc:
                 raise InputError(
-                    f"SMTP server {self.host} refused the login for SMTP_USERNAME"
+                    f"SMTP server {self.host} refused the login ({_reply(exc)}): check "
+                    "SMTP_USERNAME and SMTP_PASSWORD (an app password or SMTP credentials "
+                    "where the provider asks for one)"
                 ) from None
             except smtplib.SMTPNotSupportedError:
                 raise InputError(
@@ -137,6 +140,11 @@ class EmailChannel:
                     "(set SMTP_CA_FILE for a private CA)"
                 ) from None
             except smtplib.SMTPResponseException as exc:
+                if isinstance(exc, smtplib.SMTPSenderRefused) and exc.smtp_code >= 500:
+                    raise InputError(
+                        f"SMTP server {self.host} refused the sender ({_reply(exc)}): SMTP_FROM "
+                        "must be an address SMTP_USERNAME may send as"
+                    ) from None
                 if exc.smtp_code < 400 or exc.smtp_code >= 500:
                     raise InputError(
                         f"SMTP server {self.host} refused the message ({exc.smtp_code})"
@@ -145,11 +153,20 @@ class EmailChannel:
             except (smtplib.SMTPException, OSError) as exc:
                 last = type(exc).__name__
             if attempt < self.max_retries:
-                self.sleep(min(2.0**attempt, 30.0))
+                wait = min(2.0**attempt, 30.0)
+                with progress.waiting(wait, f"SMTP server {self.host}:{self.port} ({last})"):
+                    self.sleep(wait)
         raise ServiceError(
             f"SMTP server {self.host}:{self.port} still failing after {self.max_retries} "
             f"retries ({last})"
         )
+
+
+def _reply(exc: smtplib.SMTPResponseException) -> str:
+    """The server's code and words, on one short line (masked, as every printed line is)."""
+    raw = exc.smtp_error
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    return f"{exc.smtp_code} {' '.join(text.split())[:160]}".strip()
 
 
 def _keep_data_reply(smtp: smtplib.SMTP) -> list[tuple[int, bytes]]:

@@ -19,8 +19,8 @@ from typing import Any
 from urllib.parse import quote
 
 from hie_notify.channels import Delivery, Outgoing
-from hie_notify.channels.api import Api, obj, once
-from hie_notify.errors import InputError
+from hie_notify.channels.api import Api, detail, obj, once
+from hie_notify.errors import HieError, InputError
 from hie_notify.masking import Masker
 
 LINK_TITLES = {
@@ -34,6 +34,26 @@ PERMISSIONS = (
     "the ticket's project (Cloud: JIRA_USER is the account's email and JIRA_API_TOKEN an API "
     "token; Data Center: JIRA_PAT a personal access token)"
 )
+# What each call needs (Jira's project permissions), for the 403 that says which is missing.
+BROWSE, COMMENT, LINK, TRANSITION = (
+    "Browse projects",
+    "Browse projects and Add comments",
+    "Browse projects and Link issues",
+    "Browse projects and Transition issues (Resolve issues too when done_fields sets the "
+    "resolution)",
+)
+# What the credential variables must hold, by REST version.
+_CREDENTIALS = {
+    "3": (
+        "JIRA_USER and JIRA_API_TOKEN",
+        "JIRA_USER must be the Atlassian account's email and JIRA_API_TOKEN an API token of "
+        "that account, for the site in JIRA_URL",
+    ),
+    "2": (
+        "JIRA_PAT",
+        "JIRA_PAT must be a personal access token, not expired, of a user of the Jira in JIRA_URL",
+    ),
+}
 
 
 def configured(env: Mapping[str, str]) -> str | None:
@@ -154,15 +174,23 @@ class JiraClient:
             auth = "Basic " + base64.b64encode(raw).decode()
         else:
             auth = "Bearer " + env.get("JIRA_PAT", "")
+        credential, rejected = _CREDENTIALS[version]
         api = Api(
             "Jira",
             f"{env['JIRA_URL'].rstrip('/')}/rest/api/{version}",
             {"Authorization": auth},
             permissions=PERMISSIONS,
+            credential=credential,
+            rejected=rejected,
             session=session,
             sleep=sleep,
         )
         return cls(api, version)
+
+    def needs(self, permissions: str) -> str:
+        """A 403's fix: who needs which permission."""
+        who = "the Jira user in JIRA_USER" if self.version == "3" else "the user of JIRA_PAT"
+        return f"{who} needs {permissions} on the ticket's project"
 
     def _path(self, key: str, rest: str = "") -> str:
         return f"/issue/{quote(key, safe='')}{rest}"
@@ -175,6 +203,7 @@ class JiraClient:
             what=f"read {key}",
             params={"fields": "summary,status"},
             expect=(404,),
+            need=self.needs(BROWSE),
         )
         if response.status_code == 404:
             return None
@@ -201,6 +230,7 @@ class JiraClient:
                     what=f"read the comments of {key}",
                     params={"startAt": str(start), "maxResults": "100"},
                     expect=(404,),
+                    need=self.needs(BROWSE),
                 ),
                 key,
             )
@@ -222,6 +252,7 @@ class JiraClient:
                 body=body,
                 expect=(404,),
                 retries=0,
+                need=self.needs(COMMENT),
             ),
             key,
         )
@@ -241,33 +272,48 @@ class JiraClient:
                     "object": {"url": url, "title": title, "summary": summary[:255]},
                 },
                 expect=(404,),
+                need=self.needs(LINK),
             ),
             key,
         )
 
     def transitions(self, key: str) -> list[dict[str, Any]]:
+        """The transitions this user may make now, with their screens' fields."""
         response = self._require(
             self.api.call(
                 "GET",
                 self._path(key, "/transitions"),
                 what=f"read the transitions of {key}",
+                params={"expand": "transitions.fields"},
                 expect=(404,),
+                need=self.needs(BROWSE),
             ),
             key,
         )
         return list(obj(response, f"Jira: read the transitions of {key}").get("transitions") or [])
 
-    def transition(self, key: str, transition_id: str) -> None:
-        self._require(
+    def transition(
+        self, key: str, transition_id: str, fields: Mapping[str, Any] | None = None
+    ) -> str | None:
+        """Make the transition (with the screen's `fields`); None when done, else Jira's words
+        for a 400 (a field its screen requires, a value it will not take)."""
+        body: dict[str, Any] = {"transition": {"id": transition_id}}
+        if fields:
+            body["fields"] = dict(fields)
+        response = self._require(
             self.api.call(
                 "POST",
                 self._path(key, "/transitions"),
                 what=f"move {key}",
-                body={"transition": {"id": transition_id}},
-                expect=(404,),
+                body=body,
+                expect=(400, 404),
+                need=self.needs(TRANSITION),
             ),
             key,
         )
+        if response.status_code == 400:
+            return detail(response).removeprefix(": ") or "no reason given"
+        return None
 
 
 class JiraChannel:
@@ -295,8 +341,13 @@ class JiraChannel:
             lambda: self.client.add_comment(key, body),
         )
         summary = self.masker(outgoing.rendered.subject)
-        for name, title, url in _safe_links(self.links):
-            self.client.remote_link(key, f"hie-notify:{key}:{name}", title, url, summary)
+        try:
+            for name, title, url in _safe_links(self.links):
+                self.client.remote_link(key, f"hie-notify:{key}:{name}", title, url, summary)
+        except HieError as exc:
+            # The comment stays (a re-run finds it by its marker and only links again).
+            words = "; ".join(exc.problems) if isinstance(exc, InputError) else str(exc)
+            raise type(exc)(f"comment {comment} posted, but {words}") from None
         receipt = {"issue": key, "comment_id": comment}
         return Delivery("jira", f"Jira {key}", f"{key}#comment-{comment}", receipt=receipt)
 
@@ -317,9 +368,13 @@ def gate_reasons(client: JiraClient, key: str, ready: list[str]) -> list[str]:
     return []
 
 
-def move_to_done(client: JiraClient, key: str, name: str) -> str:
+def move_to_done(
+    client: JiraClient, key: str, name: str, fields: Mapping[str, Any] | None = None
+) -> str:
     """Move the ticket through the transition the policy names (matched on the transition's
-    name or its target status): a line saying what happened. A missing one is reported."""
+    name or its target status), with the policy's `jira.done_fields`: a line saying what
+    happened. A missing transition, or one Jira refuses (a field its screen requires), is a
+    warning that says what to set."""
     ticket = client.ticket(key)
     if ticket is None:
         return f"warning: Jira {key} was not found: not moved to {name!r}"
@@ -330,7 +385,12 @@ def move_to_done(client: JiraClient, key: str, name: str) -> str:
     for t in available:
         target = str((t.get("to") or {}).get("name") or "")
         if wanted in (str(t.get("name") or "").casefold(), target.casefold()):
-            client.transition(key, str(t.get("id")))
+            refused = client.transition(key, str(t.get("id")), fields)
+            if refused is not None:
+                return (
+                    f"warning: Jira {key} was NOT moved through {t.get('name')!r}: Jira refused "
+                    f"the transition (HTTP 400: {refused}); " + _fields_hint(t, fields or {})
+                )
             return f"Jira {key} moved through {t.get('name')!r} to {target or name!r}"
     names = (
         ", ".join(f"{t.get('name')} → {(t.get('to') or {}).get('name')}" for t in available)
@@ -339,4 +399,34 @@ def move_to_done(client: JiraClient, key: str, name: str) -> str:
     return (
         f"warning: Jira {key} is {ticket.status!r} and has no transition {name!r} "
         f"(jira.done_transition) available to this user (available: {names}): not moved"
+    )
+
+
+def _fields_hint(transition: Mapping[str, Any], given: Mapping[str, Any]) -> str:
+    """What to put in `jira.done_fields`: the fields the transition's screen requires that the
+    policy does not give, each with the values Jira allows (from `expand=transitions.fields`)."""
+    screen = transition.get("fields") or {}
+    missing = [
+        (fid, f)
+        for fid, f in screen.items()
+        if isinstance(f, dict) and f.get("required") and not f.get("hasDefaultValue")
+        if fid not in given
+    ]
+    if not missing:
+        return "check the values in the policy's jira.done_fields against the transition's screen"
+    parts, examples = [], []
+    for fid, f in missing:
+        allowed = [
+            str(v.get("name") or v.get("value"))
+            for v in f.get("allowedValues") or []
+            if isinstance(v, dict) and (v.get("name") or v.get("value"))
+        ]
+        label = str(f.get("name") or fid)
+        parts.append(
+            f"{fid} ({label}" + (f"; allowed: {', '.join(allowed[:10])})" if allowed else ")")
+        )
+        examples.append(f"{fid}: {{name: {allowed[0]}}}" if allowed else f"{fid}: VALUE")
+    return (
+        f"its screen requires {', '.join(parts)}: give them in the policy, e.g. "
+        f"jira: {{done_fields: {{{', '.join(examples)}}}}}"
     )

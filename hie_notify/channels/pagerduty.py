@@ -59,6 +59,19 @@ def event(
     }
 
 
+def _refused(code: int, words: str) -> str:
+    """The fix for a refused event: PagerDuty answers 400 for a routing key it does not know
+    (or a ruleset key) as for a malformed event, and says which in `errors`."""
+    if code == 400 and "routing" in words.lower():
+        return PERMISSIONS
+    if code == 404:
+        return (
+            "PAGERDUTY_EVENTS_URL must be the Events API v2 base, e.g. "
+            "https://events.pagerduty.com/v2 (EU: https://events.eu.pagerduty.com/v2)"
+        )
+    return ""
+
+
 class PagerdutyChannel:
     kind = "pagerduty"
 
@@ -78,7 +91,18 @@ class PagerdutyChannel:
         self.links = {k: masker(v) for k, v in links.items()}
         self.now = now
         self.source = source
-        self.api = Api("PagerDuty", base, {}, permissions=PERMISSIONS, session=session, sleep=sleep)
+        self.api = Api(
+            "PagerDuty",
+            base,
+            {},
+            permissions=PERMISSIONS,
+            credential="PAGERDUTY_ROUTING_KEY",
+            rejected=PERMISSIONS,
+            refused=_refused,
+            secrets=(routing_key,),
+            session=session,
+            sleep=sleep,
+        )
 
     def __repr__(self) -> str:  # the routing key is a secret
         return "PagerdutyChannel()"

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from hie_notify import progress
 from hie_notify.channels import Delivery, Outgoing, slack_blocks, thread_parent
 from hie_notify.errors import InputError, ServiceError
 from hie_notify.render import escape_slack
@@ -23,6 +24,68 @@ EVENT_TYPE = "hie_notify_notice"
 LOOKBACK_PAGES = 2
 LOOKBACK_PAGE_SIZE = 100
 BROADCAST_STAGES = ("apply_failed", "rollback_started", "rollback_failed", "complete")
+
+
+# Slack's answers that mean the token itself is not usable, and what to do about each.
+TOKEN_ERRORS = {
+    "invalid_auth": "is not a valid token for this workspace",
+    "not_authed": "was not sent (it is empty)",
+    "token_expired": "has expired: rotate it, or turn token rotation off and reinstall the app",
+    "token_revoked": "was revoked: reinstall the app to the workspace",
+    "account_inactive": "belongs to a deactivated user or an app that was removed",
+    "no_permission": "may not do this (a workspace token must be a member of the channel)",
+}
+_FIX = "set SLACK_BOT_TOKEN to the app's Bot User OAuth Token (xoxb-..., OAuth & Permissions)"
+
+
+def refusal(channel: str, status: int, data: Mapping[str, Any]) -> str:
+    """Why Slack refused a message, and the fix: the scope it asked for, the variable that
+    holds the token (never the token), or what the channel needs."""
+    error = str(data.get("error") or f"HTTP {status}")[:80]
+    head = f"Slack refused the message for {channel}: {error}"
+    if error == "missing_scope":
+        needed = str(data.get("needed") or "")[:120] or "a scope Slack did not name"
+        provided = str(data.get("provided") or "")[:300]
+        return (
+            f"{head}: the token in SLACK_BOT_TOKEN lacks the {needed} scope"
+            + (f" (it has {provided})" if provided else "")
+            + "; add it under the app's OAuth & Permissions, Bot Token Scopes, reinstall the "
+            "app, and put the new token in SLACK_BOT_TOKEN"
+        )
+    if error in TOKEN_ERRORS:
+        return f"{head}: the token in SLACK_BOT_TOKEN {TOKEN_ERRORS[error]}; {_FIX}"
+    if error == "not_in_channel":
+        return f"{head} (invite the app to the channel: /invite @app in {channel})"
+    if error == "channel_not_found":
+        return (
+            f"{head}: no channel {channel} that the app can see (check the policy's channel "
+            "name; a private channel must invite the app first)"
+        )
+    if error == "is_archived":
+        return f"{head}: the channel is archived (name another in the policy)"
+    return head
+
+
+def rate_limit_handler(max_retries: int) -> Any:
+    """slack-sdk's handler for 429s (it waits Retry-After), saying how long it waits."""
+    from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+
+    class Announcing(RateLimitErrorRetryHandler):
+        def prepare_for_next_attempt(self, **kwargs: Any) -> None:
+            response = kwargs.get("response")
+            wait = 1.0
+            if response is not None:
+                headers = {str(k).lower(): v for k, v in response.headers.items()}
+                value = headers.get("retry-after")
+                raw = str(value[0] if isinstance(value, list) and value else value or "1")
+                try:
+                    wait = float(raw)
+                except (TypeError, ValueError):
+                    wait = 1.0
+            with progress.waiting(wait, "Slack is rate-limiting (HTTP 429, Retry-After)"):
+                super().prepare_for_next_attempt(**kwargs)  # it sleeps Retry-After
+
+    return Announcing(max_retry_count=max_retries)
 
 
 class SlackChannel:
@@ -37,10 +100,7 @@ class SlackChannel:
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         from slack_sdk import WebClient
-        from slack_sdk.http_retry.builtin_handlers import (
-            ConnectionErrorRetryHandler,
-            RateLimitErrorRetryHandler,
-        )
+        from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 
         base_url = base_url if base_url.endswith("/") else base_url + "/"
         # Posting retries only 429s on its own (Slack did not process them); after a server
@@ -49,7 +109,7 @@ class SlackChannel:
             token=token,
             base_url=base_url,
             timeout=20,
-            retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=max_retries)],
+            retry_handlers=[rate_limit_handler(max_retries)],
         )
         # Reads and in-place updates are safe to repeat.
         self._client = WebClient(
@@ -58,7 +118,7 @@ class SlackChannel:
             timeout=20,
             retry_handlers=[
                 ConnectionErrorRetryHandler(max_retry_count=2),
-                RateLimitErrorRetryHandler(max_retry_count=max_retries),
+                rate_limit_handler(max_retries),
             ],
         )
         self.max_retries = max_retries
@@ -128,18 +188,14 @@ class SlackChannel:
                 return str(response["channel"]), str(response["ts"])
             except SlackApiError as exc:
                 status = exc.response.status_code
-                error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
+                data = exc.response.data if isinstance(exc.response.data, dict) else {}
                 if status == 429:
                     raise ServiceError(
                         f"Slack still rate-limiting {payload['channel']} after "
                         f"{self.max_retries} retries"
                     ) from None
                 if status < 500:
-                    raise InputError(
-                        f"Slack refused the message for {payload['channel']}: "
-                        f"{error or f'HTTP {status}'}"
-                        + (" (invite the app to the channel)" if error == "not_in_channel" else "")
-                    ) from None
+                    raise InputError(refusal(payload["channel"], status, data)) from None
                 last = f"HTTP {status}"
             except OSError as exc:  # URLError, connection reset, timeout
                 last = type(exc).__name__
@@ -147,7 +203,9 @@ class SlackChannel:
             if found is not None:
                 return found
             if attempt < self.max_retries:
-                self.sleep(min(2.0**attempt, 20.0))
+                wait = min(2.0**attempt, 20.0)
+                with progress.waiting(wait, f"Slack, posting to {payload['channel']} ({last})"):
+                    self.sleep(wait)
         raise ServiceError(
             f"Slack still failing for {payload['channel']} after {self.max_retries} retries "
             f"({last})"

@@ -88,6 +88,21 @@ def incident(
     return {"incident": out}
 
 
+def _refused(page: str, code: int) -> str:
+    """The fix for a refusal other than 401/403."""
+    if code == 404:
+        return (
+            f"page {page} (statuspage.page_id in the policy) does not exist, or the user of "
+            "STATUSPAGE_API_KEY has no role on it"
+        )
+    if code == 422:
+        return (
+            "fix what Statuspage names: the policy's statuspage section (component ids of page "
+            f"{page}) or the change record's window"
+        )
+    return ""
+
+
 def _receipt(incident_id: str, action: str) -> dict[str, str]:
     return {"incident_id": incident_id, "action": action}
 
@@ -115,11 +130,16 @@ class StatuspageChannel:
         component_ids: Sequence[str],
         **kwargs: Any,
     ) -> StatuspageChannel:
+        page = settings.page_id
         api = Api(
             "Statuspage",
             env.get("STATUSPAGE_API_URL") or BASE,
             {"Authorization": f"OAuth {env['STATUSPAGE_API_KEY']}"},
             permissions=PERMISSIONS,
+            credential="STATUSPAGE_API_KEY",
+            rejected="it must be the API key of a user of the organization that owns page "
+            f"{page} (Statuspage: your avatar, API info), not revoked",
+            refused=lambda code, words: _refused(page, code),
             **kwargs,
         )
         return cls(api, settings, component_ids)

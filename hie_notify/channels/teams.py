@@ -51,6 +51,19 @@ def card(outgoing: Outgoing) -> dict[str, Any]:
     return doc
 
 
+def _fix(status: int) -> str:
+    """What a refusal of the Workflows webhook means (the address itself is never shown)."""
+    if status in (401, 403, 404):
+        return (
+            "check TEAMS_WEBHOOK_URL: the address is wrong or its workflow was turned off or "
+            "deleted; copy it again from the workflow's 'When a Teams webhook request is "
+            "received' trigger (the workflow must allow anyone to trigger it)"
+        )
+    if status == 413:
+        return "the card is over Teams' size limit"
+    return "Teams would not take the card (the workflow's trigger or its Post card step)"
+
+
 class TeamsChannel:
     kind = "teams"
 
@@ -74,5 +87,6 @@ class TeamsChannel:
             body=json.dumps(card(outgoing)).encode(),
             headers={"Content-Type": "application/json"},
             sleep=self.sleep,
+            fix=_fix,
         )
         return Delivery("teams", "Teams workflow", outgoing.key, receipt=http.receipt(response))

@@ -46,6 +46,18 @@ def signature(secret: str, timestamp: str, raw: bytes) -> str:
     return "sha256=" + digest.hexdigest()
 
 
+def _fix(status: int) -> str:
+    """What a refusal by the receiver means (the address and secret are never shown)."""
+    if status in (401, 403):
+        return (
+            "the receiver did not accept the signature: HIE_WEBHOOK_SECRET must be the secret "
+            "the receiver checks X-HIE-Signature with"
+        )
+    if status in (404, 405, 410):
+        return "check HIE_WEBHOOK_URL: the receiver has nothing at that address"
+    return "the receiver would not take the request (see its own logs)"
+
+
 class WebhookChannel:
     kind = "webhook"
 
@@ -80,6 +92,12 @@ class WebhookChannel:
         if self._secret:
             headers["X-HIE-Signature"] = signature(self._secret, stamp, raw)
         response = http.post(
-            self.session, self._url, what="webhook", body=raw, headers=headers, sleep=self.sleep
+            self.session,
+            self._url,
+            what="webhook",
+            body=raw,
+            headers=headers,
+            sleep=self.sleep,
+            fix=_fix,
         )
         return Delivery("webhook", "webhook", outgoing.key, receipt=http.receipt(response))

@@ -27,7 +27,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
     if problems:
         raise InputError([f"{options.change}: {p}" for p in problems])
     report = stagerun.send(run, ANNOUNCE, {})
-    extra = [stagerun.publish_summary(run, "announced (no plan yet)")]
+    extra = [stagerun.summary_note(run, report, "announced (no plan yet)")]
     window, lines = stagerun.notice_window(run, report, blocked="its apply")
     data = {"planless": True, "service_impacting": run.result.service_impacting, **window}
     extra += lines
@@ -35,5 +35,4 @@ def run(args: argparse.Namespace, options: Options) -> int:
         "Announced without a plan: a plan attached later (`hie-notify plan`) keeps this notice "
         "only while its change type is no stricter and it is not newly service-impacting."
     )
-    stagerun.emit_report(options, run, report, extra, data)
-    return 0
+    return stagerun.emit_report(options, run, report, extra, data)

@@ -61,5 +61,4 @@ def run_status_stage(prefix: str, args: argparse.Namespace, options: Options) ->
     if status_word == "failed" and run.run is not None and not error:
         error = run.run.error_summary or f"the HCP Terraform run ended {run.run.status}"
     report, extra = stagerun.send_status(run, f"{prefix}_{status_word}", error, args.detail or "")
-    stagerun.emit_report(options, run, report, extra)
-    return 0
+    return stagerun.emit_report(options, run, report, extra)

@@ -24,7 +24,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
     run = stagerun.load(options, args)
     verified_by = (args.verified_by or options.env.get("GITLAB_USER_LOGIN") or "").strip()
     report, extra, status = stagerun.send_complete(run, args.detail or "", verified_by)
-    stagerun.emit_report(
+    return stagerun.emit_report(
         options,
         run,
         report,
@@ -35,4 +35,3 @@ def run(args: argparse.Namespace, options: Options) -> int:
             "rolled_back": status["rolled_back"],
         },
     )
-    return 0

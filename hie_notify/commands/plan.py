@@ -43,11 +43,10 @@ def run(args: argparse.Namespace, options: Options) -> int:
     if problems:
         raise InputError([f"{options.change}: {p}" for p in problems])
     report = stagerun.send(run, ANNOUNCE, {})
-    extra = [stagerun.publish_summary(run, "announced")]
+    extra = [stagerun.summary_note(run, report, "announced")]
     data, lines = stagerun.notice_window(run, report, blocked="it")
     extra += lines
-    stagerun.emit_report(options, run, report, extra, data)
-    return 0
+    return stagerun.emit_report(options, run, report, extra, data)
 
 
 def _announced(run: stagerun.StageRun) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from hie_notify import progress
 from hie_notify.calendar import BusinessCalendar
 from hie_notify.commands.calendar import when
 from hie_notify.context import load_policy_for
@@ -59,6 +60,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
         kind=kind,
     )
     text = Masker.from_env(options.env)(text)
+    progress.current().finish()  # a live progress line is cleared before the report
     if args.output:
         try:
             with open(args.output, "w", encoding="utf-8", newline="") as handle:

@@ -18,5 +18,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, options: Options) -> int:
     run, report = send_update(options, args, args.message)
-    stagerun.emit_report(options, run, report, [])
-    return 0
+    return stagerun.emit_report(options, run, report, [])

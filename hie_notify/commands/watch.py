@@ -45,6 +45,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
     deadline = time.monotonic() + args.timeout
     lines: list[str] = []
     sent: list[str] = []
+    failed: list[str] = []
     current = stage_run.run
     while True:
         stage = current.stage
@@ -56,6 +57,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
             )
             report, extra = stagerun.send_status(replace(stage_run, run=current), stage, error)
             sent.append(stage)
+            failed += [f"{stage}: {f.audience} via {f.channel}: {f.why}" for f in report.failed]
             lines += [
                 f"{stage}:",
                 *report.lines(stage_run.calendar.local),
@@ -78,8 +80,20 @@ def run(args: argparse.Namespace, options: Options) -> int:
         )
     output.emit(
         options,
-        {"run_id": current.id, "status": current.status, "final": final, "stages": sent},
+        {
+            "run_id": current.id,
+            "status": current.status,
+            "final": final,
+            "stages": sent,
+            "failed": failed,
+        },
         "\n".join(lines) or f"run {current.id}: {current.status}, nothing to send",
     )
+    if failed:
+        return output.failure(
+            options,
+            f"{len(failed)} delivery(ies) failed; a re-run sends only what is missing: "
+            + "; ".join(failed),
+        )
     # Gave up: the run's outcome is not known (like a service still failing, exit 3).
     return EXIT_OK if final else EXIT_SERVICE

@@ -13,6 +13,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    JsonValue,
     PlainSerializer,
     PlainValidator,
     field_validator,
@@ -291,19 +292,28 @@ class Jira(_Strict):
     ready status when `ready_statuses` lists some), and `complete` moves it through
     `done_transition`."""
 
-    browse_url: str = "https://jira.example.org/browse/"
+    # Where people open a ticket (the key is appended). Empty: JIRA_URL's /browse/ when that
+    # is set (context.load_policy_for), else messages name the key without a link.
+    browse_url: str = ""
     enabled: bool = False
     ready_statuses: list[str] = []
     done_transition: str | None = None
+    # Fields the done transition's screen requires, sent as the transition's `fields`
+    # (e.g. {resolution: {name: Done}}).
+    done_fields: dict[str, JsonValue] = {}
     # Restrict who can read the comments (Cloud: a project role or group name).
     comment_visibility: dict[str, str] = {}
 
     @field_validator("browse_url")
     @classmethod
     def _http(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://")):
+        if value and not value.startswith(("https://", "http://")):
             raise ValueError(f"expected an http(s) address, got {value!r}")
         return value
+
+    def link(self, key: str) -> str:
+        """The ticket's address for people ("" when there is nowhere to link)."""
+        return self.browse_url + key if self.browse_url else ""
 
     @field_validator("comment_visibility")
     @classmethod

@@ -255,7 +255,7 @@ def item(record: Registered, policy: Policy, zone: str, now: datetime) -> dict[s
         "when": when,
         "service_impacting": record.service_impacting,
         "customers": list(record.customers),
-        "jira_url": policy.jira.browse_url + record.change_id,
+        "jira_url": policy.jira.link(record.change_id),
     }
 
 
@@ -554,8 +554,8 @@ def _send(
                 continue
             try:
                 delivery = channel.send(Outgoing(ref, message, key, kind, ()))
-            except ServiceError as exc:
-                report.failed.append((audience.id, f"{kind}: {exc}"))
+            except HieError as exc:  # a refusal too: the other digests still go out
+                report.fail(audience.id, kind, exc)
                 continue
             if delivery.note:
                 report.notes.append(f"{audience.id}: {delivery.note}")
@@ -585,7 +585,7 @@ def _send(
         done_or_not = "would be written" if options.dry_run else "written"
         report.notes.append(f"{kind}: {why}: {done_or_not} to the outbox instead")
     if report.failed:
-        failed = "; ".join(f"{a}: {why}" for a, why in report.failed)
+        failed = "; ".join(f"{f.audience}: {f.channel}: {f.why}" for f in report.failed)
         raise ServiceError(f"NOT delivered: {failed}")
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hie_notify import stagerun, timetext
+from hie_notify import progress, stagerun, timetext
 from hie_notify.audiences import resolve
 from hie_notify.calendar import BusinessCalendar
 from hie_notify.change import ChangeRecord
@@ -24,7 +24,7 @@ from hie_notify.context import load_policy_for
 from hie_notify.errors import InputError
 from hie_notify.ledger.seal import Verified
 from hie_notify.masking import Masker
-from hie_notify.notify import StageFailed, StageReport, run_stage
+from hie_notify.notify import StageReport, run_stage
 from hie_notify.options import Options
 from hie_notify.policy.model import Policy
 from hie_notify.records import Entry
@@ -128,8 +128,11 @@ def remind(options: Options) -> RemindReport:
     ahead = horizon(policy)
     renderer = Renderer(policy.templates, masker)
     report = RemindReport(time_zone=policy.calendar.time_zone)
-    for record in register.open_changes():
+    progress.step(f"remind: reading the open changes ({register.description})")
+    open_changes = register.open_changes()
+    for record in open_changes:
         report.checked += 1
+        progress.count("remind: open changes checked", report.checked, len(open_changes))
         if not reminders.might_owe(record, now, ahead):
             continue
         full = register.get(record.change_id)
@@ -137,8 +140,6 @@ def remind(options: Options) -> RemindReport:
             continue
         try:
             _remind_one(options, policy, register, renderer, full, now, report)
-        except StageFailed as exc:
-            report.failed.append(f"{full.change_id}: {exc}")
         except InputError as exc:
             report.skipped.append(f"{full.change_id}: {'; '.join(exc.problems)}")
     _remind_postmortems(options, policy, register, renderer, now, report)
@@ -171,8 +172,6 @@ def _remind_postmortems(
             continue
         try:
             _remind_postmortem(options, policy, register, renderer, calendar, full, now, report)
-        except StageFailed as exc:
-            report.failed.append(f"{full.change_id}: {exc}")
         except InputError as exc:
             report.skipped.append(f"{full.change_id}: {'; '.join(exc.problems)}")
 
@@ -317,6 +316,7 @@ def _send_due(
 ) -> None:
     """Send one due reminder stage to its audiences; its delivery keys carry the due tag, so it
     goes out once however often `remind` runs."""
+    progress.step(f"remind: {change.id}: {reminders.describe(due_tag)}")
     stage_report = run_stage(
         stage=stage,
         policy=policy,
@@ -332,6 +332,9 @@ def _send_due(
         dry_run=options.dry_run,
     )
     report.reports.append((change.id, due_tag, stage_report))
+    if stage_report.failed:  # listed with the report; the rest of the run goes on
+        what = reminders.describe(due_tag)
+        report.failed.append(f"{change.id}: {what}: {stage_report.summary()}")
 
 
 def _change_record(record: Registered, policy: Policy) -> ChangeRecord:

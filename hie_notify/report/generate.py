@@ -14,6 +14,7 @@ from datetime import datetime
 from multiprocessing.connection import Connection
 from typing import Any
 
+from hie_notify import progress
 from hie_notify.calendar import BusinessCalendar
 from hie_notify.policy.model import Policy
 from hie_notify.register.store import Register
@@ -57,7 +58,15 @@ def generate(
     with _no_cycle_collection():
         helper = _Painter.start() if kind == "html" and painter else None
         try:
+            progress.step(
+                f"report: reading the change register ({register.description}), "
+                f"{start.date().isoformat()} to {end.date().isoformat()}"
+            )
             records = source.whole_months(register, start, end, calendar)
+            progress.step(
+                f"report: {len(records):,} changes read; working out notice, breaches, "
+                "post-mortems and downtime"
+            )
             report = compute.build(
                 policy=policy,
                 calendar=calendar,
@@ -67,6 +76,7 @@ def generate(
                 now=clock(),
             )
             del records
+            progress.step(f"report: writing the {kind.upper()}")
             if kind == "json":
                 # One line: the C encoder (indenting takes the pure-Python one, 20x slower).
                 return report, json.dumps(export.to_json(report)) + "\n"

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 from urllib.parse import urljoin, urlsplit
 
-from hie_notify import limits, safejson
+from hie_notify import limits, progress, safejson
 from hie_notify.errors import InputError, ServiceError
 
 if TYPE_CHECKING:
@@ -435,7 +435,10 @@ class HcpClient:
                     f"HCP Terraform: {thing} has not finished after {waited:.0f} s "
                     f"(json-output kept answering 204); run again once the plan has finished"
                 )
-            self._sleep(min(self.poll_interval, self.plan_wait_seconds - waited))
+            pause = min(self.poll_interval, self.plan_wait_seconds - waited)
+            why = f"HCP Terraform is still making {thing} ({waited:.0f} s so far, at most "
+            with progress.waiting(pause, f"{why}{self.plan_wait_seconds:.0f} s)"):
+                self._sleep(pause)
         hops = 0
         while resp.status_code in _REDIRECTS:
             location = resp.headers.get("Location")
@@ -523,7 +526,8 @@ class HcpClient:
                     f"to {what} (last: {last})"
                 )
             log.debug("HCP Terraform: %s while trying to %s; retrying in %.1f s", last, what, wait)
-            self._sleep(wait)
+            with progress.waiting(wait, f"HCP Terraform, to {what} ({last})"):
+                self._sleep(wait)
             attempt += 1
 
     def _backoff(self, attempt: int) -> float:

@@ -150,13 +150,39 @@ def load_plan(path: Path, memory_budget: int = limits.DEFAULT_MEMORY_BUDGET) -> 
     try:
         data = safejson.loads(raw)
     except safejson.JsonError as exc:
-        hint = " (the file looks truncated)" if not raw.rstrip().endswith((b"}", b"]")) else ""
-        sep = " " if str(exc).startswith("at line") else ": "
-        raise InputError(
-            f"{path}: not valid JSON{sep}{exc}{hint} (expected the output of "
-            "`terraform show -json PLANFILE`)"
-        ) from None
+        raise InputError(not_json(path, raw, exc)) from None
     return parse_plan(data, str(path))
+
+
+def not_json(path: Path, raw: bytes, exc: Exception) -> str:
+    """What a file that does not decode is: a binary or text file that is no JSON at all (the
+    saved plan itself, a log), JSON cut short, or JSON with an error at a place."""
+    head = raw.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    if raw.startswith(b"PK\x03\x04"):  # `terraform plan -out` writes a zip archive
+        return (
+            f"{path}: not JSON: this is a saved plan file (a zip archive); give its JSON form: "
+            "`terraform show -json PLANFILE > plan.json`"
+        )
+    if head not in (b"{", b"["):
+        kind = "a binary file" if b"\x00" in raw[:4096] or _binary(raw[:4096]) else "a text file"
+        return f"{path}: not JSON ({kind}; is this the `terraform show -json` output?)"
+    sep = " " if str(exc).startswith("at line") else ": "
+    if not raw.rstrip().endswith((b"}", b"]")):
+        return (
+            f"{path}: not valid JSON{sep}{exc} (the file looks truncated: it starts as JSON but "
+            "does not end as it; expected the whole `terraform show -json PLANFILE` output)"
+        )
+    return (
+        f"{path}: not valid JSON{sep}{exc} (expected the output of `terraform show -json PLANFILE`)"
+    )
+
+
+def _binary(sample: bytes) -> bool:
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start < len(sample) - 4  # not just a character cut at the sample's end
+    return False
 
 
 def _read_bounded(path: Path, cap: int) -> bytes:
