@@ -222,7 +222,7 @@ def test_cancelled_change_may_be_announced_again() -> None:
 
 def test_work_ended_at_is_the_failure_or_rollback_not_the_completion() -> None:
     life = run(PATHS[State.WITHDRAWN])
-    rollback = [r for r in life.records if r.transition == "rollback_succeeded"][0]
+    rollback = next(r for r in life.records if r.transition == "rollback_succeeded")
     assert life.work_ended_at == rollback.at
     assert run(PATHS[State.IN_PROGRESS]).work_ended_at is None
     assert run(["announce"]).work_ended_at is None
