@@ -138,6 +138,17 @@ def main(
     env: Mapping[str, str] | None = None,
     clock: Callable[[], datetime] | None = None,
 ) -> int:
+    from hie_notify.pipes import reader_may_leave
+
+    with reader_may_leave():  # `hie-notify ... | head`: the work goes on, quietly
+        return _main(argv, env, clock)
+
+
+def _main(
+    argv: Sequence[str] | None,
+    env: Mapping[str, str] | None,
+    clock: Callable[[], datetime] | None,
+) -> int:
     env = os.environ if env is None else env
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -9,6 +9,8 @@
   `hie-notify-outbox/` never lands in the repository.
 - A moved clock: `HIE_TEST_CLOCK_SHIFT_YEARS=N` runs the whole session with the machine clock
   N years ahead (time-machine), to show any test that leans on today's date.
+- Outside tools (gitlab-ci-local, Chromium, check-jsonschema, hadolint, pypiserver): a test that
+  needs one is marked `tools` and skips, saying why, where it is missing (tests/tools.py).
 """
 
 from __future__ import annotations
@@ -29,6 +31,35 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 EXAMPLES = ROOT / "examples"
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", ""})
+
+
+@pytest.fixture(scope="session")
+def check_jsonschema() -> str:
+    """check-jsonschema's path (GitLab's CI schema is vendored in it: validating is offline)."""
+    from tests import tools
+
+    return tools.require("check-jsonschema")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that uses a tool's fixture is a `tools` test (`pytest -m tools` selects it)."""
+    from tests import tools
+
+    for item in items:
+        used = getattr(item, "fixturenames", ())
+        names = [tool for fixture, tool in tools.FIXTURES.items() if fixture in used]
+        if names:
+            item.add_marker(pytest.mark.tools(*names))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    from tests import tools
+
+    for mark in item.iter_markers("tools"):
+        for name in mark.args:
+            tools.require(name)
 
 
 @pytest.fixture(scope="session")

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.ci.harness import COMPONENT, ROOT, Repo, missing_tools
+from tests.ci.harness import COMPONENT, ROOT, Repo
 from tests.ci.test_ci_templates import CHANGE, EARLY, TERRAFORM, deploy_repo
 from tests.ci.test_ci_templates import component_project as component_project
 from tests.test_remind_ci import SCHEDULE, _pipeline
 
-needs_glcl = pytest.mark.skipif(bool(missing_tools()), reason=missing_tools() or "ok")
+needs_glcl = pytest.mark.tools("gitlab-ci-local")
 WEEKLY = '$CI_PIPELINE_SOURCE == "schedule" && $HIE_NOTIFY_DIGEST == "true"'
 
 

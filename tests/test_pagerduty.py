@@ -138,3 +138,18 @@ def test_planted_secrets_are_never_sent_and_the_outbox_has_no_routing_key(
     event = json.loads(written.read_text())
     assert event["routing_key"] == "$PAGERDUTY_ROUTING_KEY"
     assert "PAGERDUTY_ROUTING_KEY is not set" in f.err
+
+
+def test_an_eu_account_sends_to_the_events_url_it_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # PagerDuty's EU service region has its own Events API host (the README's example).
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        eu = PagerdutyFake()
+        eu.URL = "https://events.eu.pagerduty.com/v2/change/enqueue"
+        eu.register(rsps)  # the US host is not there: a request to it fails the command
+        f = flow(
+            tmp_path, capsys, env={"PAGERDUTY_EVENTS_URL": "https://events.eu.pagerduty.com/v2"}
+        )
+        assert f("apply", "--status", "started", now=NOW)[0] == 0, f.err
+    assert [e["payload"]["custom_details"]["stage"] for e in eu.events] == ["apply_started"]

@@ -1,4 +1,5 @@
-"""The README's worked example is what the tool prints, block by block, line for line."""
+"""The README's commands, run as written: the Quick start and the worked example print what the
+README shows, line for line, and `.ci/run` installs and tests exactly as the Quick start says."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import email
 import email.policy
 import os
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -78,3 +80,75 @@ def test_worked_example_output_is_in_the_readme(
     mail_block = _block(re.compile(r"^Subject: "))
     assert mail_block[:3] == [f"Subject: {message['Subject']}", f"To: {message['To']}", ""]
     assert text.get_content().rstrip("\n").split("\n") == mail_block[3:]
+
+
+def _sh_lines() -> list[str]:
+    text = ROOT.joinpath("README.md").read_text()
+    return [
+        line
+        for m in re.finditer(r"^```sh\n(.*?)^```$", text, re.S | re.M)
+        for line in m.group(1).splitlines()
+    ]
+
+
+def _readme_command(starts: str) -> str:
+    (line,) = [line for line in _sh_lines() if line.startswith(starts)]
+    return line
+
+
+def test_the_quick_start_announces_cleanly_as_the_readme_shows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    os.symlink(EXAMPLES, tmp_path / "examples")
+    (command,) = [line for line in _sh_lines() if line.startswith("hie-notify --policy ")]
+    args = shlex.split(command)[1:]
+    assert main(args, env={}) == 0
+    out = capsys.readouterr().out
+    assert out.rstrip("\n").split("\n") == _block(re.compile(r"^FFAPP-4458: .* notices$"))
+    assert "WARNING" not in out  # the first thing a newcomer sees is a clean announcement
+    # "Run it again and nothing is sent twice."
+    assert main(args, env={}) == 0
+    again = capsys.readouterr().out
+    assert "  already   customer:EoE" in again and "  sent " not in again
+    # "at the window the gate lets the apply through"
+    now = args.index("--now") + 1
+    gate = [*args[:now], "2026-12-08T19:05:00+00:00", "gate", "--plan", "examples/plan.json"]
+    assert main(gate, env={}) == 0, capsys.readouterr().out
+    assert capsys.readouterr().out.startswith("ALLOWED")
+
+
+def test_the_quick_start_puts_hie_notify_on_path_before_using_the_bare_name() -> None:
+    lines = _sh_lines()
+    activate = lines.index(". .venv/bin/activate")
+    assert lines[activate - 1] == _readme_command("python3 -m venv .venv")
+    assert min(i for i, line in enumerate(lines) if line.startswith("hie-notify ")) > activate
+
+
+def test_ci_installs_and_tests_exactly_as_the_readme_says_before_adding_anything() -> None:
+    """So CI can never pass where the README fails: `.ci/run` starts from nothing a newcomer
+    lacks, runs the README's install and test commands verbatim, and only then adds tools."""
+    from tests import tools
+
+    install = _readme_command("python3 -m venv .venv")
+    test = _readme_command(".venv/bin/python -m pytest")
+    assert install == "python3 -m venv .venv && .venv/bin/pip install -e '.[test]'"
+    script = [line.strip() for line in ROOT.joinpath(".ci/run").read_text().splitlines()]
+    assert script.count(install) == 1 and script.count(test) == 1
+    first, then = script.index(install), script.index(test)
+    assert first < then
+    fresh = " ".join(script[:first])
+    assert "rm -rf .venv tests/ci/node_modules" in fresh  # a fresh venv, no npm tools
+    unset = next(line for line in script[:first] if line.startswith("unset "))
+    assert set(unset.split()[1:]) >= set(tools.VARIABLES)  # no tool variable a newcomer lacks
+    commands = [line for line in script[:then] if line and not line.startswith(("#", "echo"))]
+    added = [
+        line
+        for line in commands
+        if line != install and re.search(r"pip |npm |apt-get |export (?!HIE_PLANS_DIR)", line)
+    ]
+    assert added == [], "installed or exported before the README's run"
+    # Then the tools, and every test that needs one, where a missing tool fails.
+    after = script[then + 1 :]
+    assert "export HIE_REQUIRE_TOOLS=1" in after
+    assert any(re.search(r"-m pytest .*-m tools", line) for line in after)

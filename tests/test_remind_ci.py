@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.ci.harness import COMPONENT, EXAMPLES, ROOT, Repo, missing_tools
+from tests.ci.harness import COMPONENT, EXAMPLES, ROOT, Repo
 from tests.ci.test_ci_templates import (
     CHANGE,
     EARLY,
@@ -21,7 +21,7 @@ from tests.ci.test_ci_templates import (
 )
 from tests.ci.test_ci_templates import component_project as component_project
 
-needs_glcl = pytest.mark.skipif(bool(missing_tools()), reason=missing_tools() or "ok")
+needs_glcl = pytest.mark.tools("gitlab-ci-local")
 REGISTER = "sqlite:.hie-notify/cache/register.sqlite3"  # kept between pipelines by the cache
 SCHEDULE = [
     "--variable",

@@ -1,19 +1,18 @@
-"""The HTML report in a real browser (Debian's `chromium`, headless; .ci/run installs it and sets
-HIE_CHROMIUM, so there a missing browser fails instead of skipping): a screenshot, the charts and
+"""The HTML report in a real browser (Debian's `chromium`, headless; skipped where it is
+missing, failing instead under .ci/run's HIE_REQUIRE_TOOLS=1): a screenshot, the charts and
 tables are there, no request leaves the page, and nothing is wider than A4's printable width."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from hie_notify.cli import main
+from tests import tools
 from tests.test_report_seed import NOW, seed_register, seeds
 
 A4_PRINTABLE_PX = 703  # 210 mm less the page's 12 mm margins, at 96 px to the inch
@@ -32,14 +31,11 @@ _FLAGS = [
 ]
 
 
+pytestmark = pytest.mark.tools("chromium")
+
+
 def _chromium() -> str:
-    configured = os.environ.get("HIE_CHROMIUM")
-    if configured:
-        return configured
-    found = shutil.which("chromium")
-    if found is None:
-        pytest.skip("chromium is not installed (.ci/run installs it)")
-    return found
+    return tools.require("chromium")
 
 
 def browse(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:

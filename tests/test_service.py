@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -279,3 +280,76 @@ def test_the_real_process_serves_logs_json_and_stops_gracefully_on_sigterm(tmp_p
     assert any(line.get("path") == "/run-task" and line.get("code") == 401 for line in lines)
     assert messages[-1] == "stopped"
     assert key not in err.decode()
+
+
+# -- shutdown: closing never touches the trigger after the loop closed it
+
+
+def _trigger_fd_taken_over(service: Any) -> tuple[int, int]:
+    """The fd number of waitress's closed trigger, now the write end of a pipe of ours: a
+    late pull would write into it (as into any file that reused the number), not only fail."""
+    fd = service.server.trigger.trigger
+    with pytest.raises(OSError):
+        os.fstat(fd)  # closed with the rest of the loop's map
+    ours_r, ours_w = os.pipe()  # may well be given the freed numbers themselves
+    if ours_w != fd:
+        os.dup2(ours_w, fd)
+        os.close(ours_w)
+    os.set_blocking(ours_r, False)
+    return ours_r, fd
+
+
+def _nothing_written(ours_r: int, fd: int) -> None:
+    try:
+        written = os.read(ours_r, 16)
+    except BlockingIOError:
+        written = b""
+    finally:
+        os.close(ours_r)
+        os.close(fd)
+    assert written == b"", "close() pulled the closed trigger: it wrote into a reused descriptor"
+
+
+def test_closing_after_a_signal_ended_the_loop_writes_to_no_closed_descriptor(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from waitress import wasyncore
+
+    def signalled(*args: Any, **kwargs: Any) -> None:
+        raise SystemExit(0)  # what the SIGTERM handler raises inside the loop
+
+    monkeypatch.setattr(wasyncore, "loop", signalled)
+    service = h.start()
+    _, thread = h.services[-1]
+    thread.join(10)
+    assert not thread.is_alive()  # the loop shut down on its own
+    ours_r, fd = _trigger_fd_taken_over(service)
+    service.close(timeout=1)  # as the tests' teardown (or any caller) does afterwards
+    _nothing_written(ours_r, fd)
+
+
+def test_closing_while_the_loop_shuts_down_on_its_own_writes_to_no_closed_descriptor(
+    h: Harness,
+) -> None:
+    service = h.start()
+    _, thread = h.services[-1]
+    port = service.port
+    taken: list[tuple[int, int]] = []
+
+    class StopSeenFirstByTheLoop(threading.Event):
+        """`close` sets the stop; before it goes on, the loop wakes, sees it and shuts down:
+        the interleaving that made CI's teardown fail with EBADF now and then."""
+
+        def set(self) -> None:
+            super().set()
+            if taken:
+                return  # the teardown closing it again
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()  # wake the loop
+            thread.join(10)
+            assert not thread.is_alive()
+            taken.append(_trigger_fd_taken_over(service))
+
+    service._stop = StopSeenFirstByTheLoop()
+    service.close(timeout=1)
+    (ours,) = taken
+    _nothing_written(*ours)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import yaml
 
@@ -25,13 +24,13 @@ def test_the_policy_injects_the_shipped_file_and_cannot_be_skipped() -> None:
     assert include["ref"] == _classic_ref()
 
 
-def test_the_injected_configuration_is_valid_gitlab_ci_and_gates_before_apply() -> None:
+def test_the_injected_configuration_is_valid_gitlab_ci_and_gates_before_apply(
+    check_jsonschema: str,
+) -> None:
     # GitLab's CI schema as check-jsonschema vendors it (offline).
     done = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "check_jsonschema",
+            check_jsonschema,
             "--builtin-schema",
             "vendor.gitlab-ci",
             str(INJECTED),

@@ -26,6 +26,34 @@ def run(args: argparse.Namespace, options: Options) -> int:
     from hie_notify.service.settings import Settings
 
     settings = Settings.from_env(options.env, args.listen)
+    refuse_trial_switches(options)
     logs.configure(settings.masker(options.env))
     Service(settings, options).serve()
     return 0
+
+
+def refuse_trial_switches(options: Options) -> None:
+    """The service enforces the gate where a branch cannot reach: a pinned clock would decide
+    every run task at that time (a window that opens tomorrow would pass today) and a dry run
+    would send nothing HCP's runs are owed. Both are refused at start (exit 2) unless the
+    operator's policy declares a trial."""
+    from hie_notify.errors import InputError
+    from hie_notify.policy.protected import load_effective
+
+    refused = []
+    if options.now is not None:
+        refused.append("--now / HIE_NOW")
+    if options.dry_run:
+        refused.append("--dry-run / HIE_DRY_RUN")
+    if not refused:
+        return
+    loaded = load_effective(options.policy, options.env)
+    if loaded.policy.trial:
+        return
+    raise InputError(
+        [
+            f"{name}: refused by receive (the service decides real runs); the policy "
+            f"({loaded.source}) does not declare trial: true"
+            for name in refused
+        ]
+    )

@@ -16,7 +16,7 @@ from hie_notify.errors import HieError, InputError
 from hie_notify.receiver import SIGNATURE_HEADER as NOTIFICATION_SIGNATURE
 from hie_notify.receiver import parse_notification
 from hie_notify.terraform.runtask import SIGNATURE_HEADER as TASK_SIGNATURE
-from hie_notify.terraform.runtask import parse_request, verify
+from hie_notify.terraform.runtask import is_verification, parse_request, verify
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -116,7 +116,10 @@ def make_app(
             if not verify(settings.run_task_key, body, given):
                 return answer("401 Unauthorized", "missing or wrong X-TFC-Task-Signature")
             try:
-                request = parse_request(decode(body))
+                payload = decode(body)
+                if is_verification(payload):
+                    return answer("200 OK", "verification request: the task URL and key work")
+                request = parse_request(payload)
             except (ValueError, InputError) as exc:
                 return answer("400 Bad Request", f"not a run task request: {exc}")
             fields.update(task_result_id=request.task_result_id, run_id=request.run_id)

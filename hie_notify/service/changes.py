@@ -4,7 +4,8 @@ The run names its change by the Jira key in its message. The change record is re
 GitLab project's repository at the run's commit (else its branch, else the default branch),
 at HIE_CHANGE_PATH (`{id}` becomes the key), or is the one file HIE_CHANGE names. The ledger is
 the merge request of the run's commit (HIE_LEDGER pins one instead). The record must carry the
-key the run names: a run of another change is never judged against this one.
+key the run names: a run of another change, or one that names none, is never judged against
+this one.
 """
 
 from __future__ import annotations
@@ -50,20 +51,20 @@ def locate(
 ) -> Located:
     """The change a run belongs to; InputError saying what is missing when it cannot be told."""
     env = dict(base.env)
+    if key is None:  # a pinned record (HIE_CHANGE) is no reason to take any run as its own
+        raise InputError(
+            "the run message names no Jira key (like FFAPP-4458): hie-notify cannot tell "
+            "which change this run is; start runs with the key in their message"
+        )
     if base.change is not None:
         change_path = base.change
         change_id = _record_id(change_path)
-        if key is not None and key != change_id:
+        if key != change_id:
             raise InputError(
                 f"the run names {key}, but this service serves the change record {change_path} "
                 f"({change_id}): not this change's run"
             )
     elif gitlab_ready(env):
-        if key is None:
-            raise InputError(
-                "the run message names no Jira key (like FFAPP-4458): hie-notify cannot tell "
-                "which change this run is; start runs with the key in their message"
-            )
         path = settings.change_path.replace("{id}", key)
         change_path = _fetch_record(env, path, commit or branch, workdir, key)
         change_id = _record_id(change_path)

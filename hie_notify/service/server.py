@@ -96,7 +96,10 @@ class Service:
         """waitress's event loop, until `close` (from any thread) or SystemExit (a signal)."""
         from waitress import wasyncore
 
-        self._running.set()
+        with self._shut:
+            if self._stop.is_set():  # closed before it started: `close` shut it down
+                return
+            self._running.set()
         try:
             while not self._stop.is_set():
                 wasyncore.loop(timeout=1.0, map=self.server._map, use_poll=True, count=1)
@@ -109,8 +112,14 @@ class Service:
     def close(self, timeout: float = SHUTDOWN_SECONDS) -> None:
         """Stop accepting connections, finish requests in progress, then running decisions."""
         self._stop.set()
-        if self._running.is_set():
-            self.server.pull_trigger()  # wake the loop, which shuts down in its own thread
+        # The loop may already have shut down (it saw the stop on its own, or a signal ended
+        # it) and closed waitress's trigger: pulling it then writes to a closed descriptor (or
+        # to whatever file reuses it). The lock keeps the trigger open while it is pulled.
+        with self._shut:
+            running = self._running.is_set()
+            if running and not self._was_shut:
+                self.server.pull_trigger()  # wake the loop, which shuts down in its own thread
+        if running:
             self._done.wait(timeout + 10)
         else:
             self._shutdown(timeout)

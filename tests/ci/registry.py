@@ -22,7 +22,6 @@ from types import TracebackType
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-import pypiserver
 import trustme
 
 JOB_TOKEN_USER = "gitlab-ci-token"
@@ -60,6 +59,8 @@ class GitLabPypiStandIn:
         self.project = project
         self.token = token
         self.requests: list[Request] = []
+        import pypiserver  # the dev extra's: the tests that use this are marked for it
+
         self._pypi = pypiserver.app(
             roots=[root],
             disable_fallback=True,

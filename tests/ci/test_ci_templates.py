@@ -2,9 +2,9 @@
 pipeline in throwaway git repositories, and each scenario checks what the jobs left behind (the
 outbox files, the ledger, the gate's dotenv, the job logs), not only exit codes.
 
-Skipped, with the reason, when gitlab-ci-local (npm) or check-jsonschema (PyPI) is not installed;
-`bash .ci/run` installs both and exports HIE_GITLAB_CI_LOCAL / HIE_CHECK_JSONSCHEMA, and then a
-missing tool fails instead of skipping.
+Skipped, with the reason, when gitlab-ci-local (npm), check-jsonschema or pypiserver (the dev
+extra) is not installed; `bash .ci/run` installs them and runs these tests with
+HIE_REQUIRE_TOOLS=1, where a missing tool fails instead of skipping (tests/tools.py).
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from tests.ci.harness import (
     HERE,
     ROOT,
     Repo,
-    missing_tools,
     stages_of,
 )
 from tests.ci.registry import GitLabPypiStandIn
@@ -54,7 +53,7 @@ COMPONENT_PROJECT = "platform/hie-notify"
 FILE_LEDGER = "file:.hie-notify/ledger.jsonl"
 TERRAFORM = {"FAKE_TERRAFORM_PLAN": str(ROOT / "examples" / "plan.json")}
 
-needs_glcl = pytest.mark.skipif(bool(missing_tools()), reason=missing_tools() or "ok")
+needs_glcl = pytest.mark.tools("gitlab-ci-local")
 
 
 # -- helpers
@@ -652,6 +651,7 @@ def registry_files(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Pat
 
 
 @needs_glcl
+@pytest.mark.tools("pypiserver")
 def test_a_new_user_following_the_readme_gets_a_working_pipeline(
     tmp_path: Path, component_project: Path, registry_files: Path
 ) -> None:

