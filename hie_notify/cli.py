@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from importlib import import_module
 
-from hie_notify import __version__
+from hie_notify import __version__, switches
 from hie_notify.errors import EXIT_BAD_INPUT, EXIT_SERVICE, HieError, InputError
 from hie_notify.masking import Masker
 from hie_notify.options import Options
@@ -127,7 +127,7 @@ def _options(
         value = getattr(args, key, None)
         if value in (None, False) and var is not None and env.get(var):
             raw = env[var]
-            value = raw.strip().lower() in ("1", "true", "yes") if key == "dry_run" else raw
+            value = switches.parse(var, raw) if key == "dry_run" else raw
         values[key] = value
     return Options.from_raw(values, env, clock)
 
@@ -141,6 +141,7 @@ def main(
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        switches.check(env)
         options = _options(args, env, clock)
         run: Callable[[argparse.Namespace, Options], int] = import_module(
             f"hie_notify.commands.{args.command}"

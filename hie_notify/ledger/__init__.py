@@ -11,6 +11,7 @@ from typing import Protocol
 from hie_notify.errors import InputError
 from hie_notify.ledger.seal import Verified, ledger_key
 from hie_notify.records import ENTRY_VERSION, Entry
+from hie_notify.switches import in_gitlab_ci
 
 __all__ = ["ENTRY_VERSION", "Entry", "Ledger", "Verified", "idempotency_key", "open_ledger"]
 
@@ -54,7 +55,7 @@ def open_ledger(uri: str | None, env: Mapping[str, str], *, signed: bool = False
     `ledger: {signed: true}`) makes the key required."""
     uri = uri or "file:.hie-notify/ledger.jsonl"
     key = ledger_key(env, required=signed)
-    if uri.startswith("file:") and key is None and env.get("GITLAB_CI") == "true":
+    if uri.startswith("file:") and key is None and in_gitlab_ci(env):
         # In CI a file ledger is put together from the working tree, which a branch controls
         # (it can commit a ledger file): only entries signed with a key it lacks can count.
         raise InputError(
