@@ -48,7 +48,8 @@ _COMMANDS: dict[str, str] = {
     "complete, cancel), for every audience, without sending",
     "watch": "follow an HCP Terraform run until it is final, sending each stage once",
     "receive": "serve the HCP Terraform run task (the gate) and notification webhooks",
-    "validate": "check the policy and change files; exit 2 with every problem found",
+    "validate": "check the policy and change files and render every message template the policy "
+    "uses; exit 2 with every problem found",
     "calendar": "registered changes, deploy freezes and bank holidays in a range (text, json, ics)",
     "remind": "scheduled (hourly): reminders, window opens, overrun and overdue post-mortem "
     "notices the register owes",
