@@ -80,7 +80,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
     )
     if end <= start:
         raise InputError(f"--to ({end.isoformat()}) must be after --from ({start.isoformat()})")
-    register = register_of(options, policy)
+    register = register_of(options, policy, only_reads=True)
     mask = Masker.from_env(options.env)
     notes = []
     changes = []

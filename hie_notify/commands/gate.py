@@ -30,14 +30,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, options: Options) -> int:
-    output.write_dotenv(args.dotenv, {"HIE_GATE_ALLOWED": "false"})
+    # A dry run writes no file, the dotenv included (in GitLab CI the gate refuses --dry-run).
+    if not options.dry_run:
+        output.write_dotenv(args.dotenv, {"HIE_GATE_ALLOWED": "false"})
     checked = stagerun.check_gate(options, plan_source.load(args, options.env))
-    output.write_dotenv(args.dotenv, checked.dotenv)
+    if not options.dry_run:
+        output.write_dotenv(args.dotenv, checked.dotenv)
     # The log-section stamps: --now when given, else the machine clock, read through Options.
     text = render_text(checked.decision, checked.calendar, options.env, options.clock())
     text += f"\nPolicy: {checked.policy_source}"
     if checked.note:
         text += "\n" + checked.note
+    if options.dry_run:
+        text += f"\nDry run: {args.dotenv} not written"
     output.emit(options, checked.data, text)
     return 0 if checked.decision.allowed else 1
 

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
     end = when(args.end, "--to", calendar, end=True)
     if end <= start:
         raise InputError(f"--to ({end.isoformat()}) must be after --from ({start.isoformat()})")
-    register = register_of(options, policy, required_by="report")
+    register = register_of(options, policy, required_by="report", only_reads=True)
     assert register is not None
     kind = options.format if options.format in FORMATS else "html"
     report, text = generate(

@@ -49,10 +49,13 @@ class Ledger(Protocol):
         ...
 
 
-def open_ledger(uri: str | None, env: Mapping[str, str], *, signed: bool = False) -> Ledger:
+def open_ledger(
+    uri: str | None, env: Mapping[str, str], *, signed: bool = False, must_exist: bool = False
+) -> Ledger:
     """`file:PATH` (default `file:.hie-notify/ledger.jsonl`) or `gitlab[:mr:IID|:issue:IID]`.
     Entries are signed with HIE_LEDGER_KEY when it is set; `signed` (the protected policy's
-    `ledger: {signed: true}`) makes the key required."""
+    `ledger: {signed: true}`) makes the key required. `must_exist` (a command that only reads
+    it): a file ledger that does not exist is an error naming it, never an empty ledger."""
     uri = uri or "file:.hie-notify/ledger.jsonl"
     key = ledger_key(env, required=signed)
     if uri.startswith("file:") and key is None and in_gitlab_ci(env):
@@ -66,7 +69,13 @@ def open_ledger(uri: str | None, env: Mapping[str, str], *, signed: bool = False
     if uri.startswith("file:"):
         from hie_notify.ledger.file import FileLedger
 
-        return FileLedger(Path(uri[len("file:") :]), key)
+        path = Path(uri[len("file:") :])
+        if must_exist and not path.exists():
+            raise InputError(
+                f"--ledger / HIE_LEDGER: {uri} does not exist (nothing was ever recorded there, "
+                "or the path is wrong); this command only reads it and creates nothing"
+            )
+        return FileLedger(path, key)
     if uri == "gitlab" or uri.startswith("gitlab:"):
         from hie_notify.ledger.gitlab import GitLabLedger
 
