@@ -16,6 +16,9 @@ from hie_notify.options import Options
 from hie_notify.register.store import register_of
 from hie_notify.report.generate import FORMATS, generate
 
+# `--format`, before or after the command (the first is the default).
+OUTPUT_FORMATS = FORMATS
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -33,8 +36,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="last day (included) or a time with offset",
     )
     parser.add_argument("--output", metavar="FILE", help="write the report to FILE")
-    # Only this command has these forms: widen its copy of the global --format (default html).
-    parser._option_string_actions["--format"].choices = list(FORMATS)
 
 
 def run(args: argparse.Namespace, options: Options) -> int:
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
         raise InputError(f"--to ({end.isoformat()}) must be after --from ({start.isoformat()})")
     register = register_of(options, policy, required_by="report", only_reads=True)
     assert register is not None
-    kind = options.format if options.format in FORMATS else "html"
+    kind = options.format if options.format in FORMATS else FORMATS[0]
     report, text = generate(
         register,
         policy=policy,
