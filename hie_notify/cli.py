@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from importlib import import_module
-from typing import NoReturn
+from typing import NoReturn, TextIO, cast
 
 from hie_notify import __version__, switches
 from hie_notify.errors import EXIT_BAD_INPUT, EXIT_SERVICE, HieError, InputError
@@ -235,11 +236,13 @@ def main(
             _json_error(env, f"usage: {exc}", EXIT_BAD_INPUT)
         return EXIT_BAD_INPUT
     as_json = (args.format or formats[0]) == "json"
+    stdout = _Watched(sys.stdout)
     try:
         switches.check(env)
         options = _options(args, env, clock, formats)
         run: Callable[[argparse.Namespace, Options], int] = command.run
-        return run(args, options)
+        with contextlib.redirect_stdout(cast(TextIO, stdout)):
+            return run(args, options)
     except HieError as exc:
         mask = Masker.from_env(env)
         label = "invalid input" if isinstance(exc, InputError) else "error"
@@ -247,13 +250,29 @@ def main(
         print(f"hie-notify: {label}:", file=sys.stderr)
         for line in lines:
             print(f"  {mask(line)}", file=sys.stderr)
-        if as_json:
+        if as_json and not stdout.written:  # else the command's own JSON says it
             more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
             problems = lines if isinstance(exc, InputError) else []
             _json_error(env, f"{label}: {lines[0]}{more}", exc.exit_code, problems)
         return exc.exit_code
     except Exception as exc:  # the one place every other error becomes a message
-        return _unexpected(exc, env, debug=bool(getattr(args, "debug", False)), as_json=as_json)
+        debug = bool(getattr(args, "debug", False))
+        return _unexpected(exc, env, debug=debug, as_json=as_json and not stdout.written)
+
+
+class _Watched:
+    """stdout, noting whether the command wrote to it: under --format json one JSON object."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.written = False
+
+    def write(self, text: str) -> int:
+        self.written = self.written or bool(text)
+        return self.stream.write(text)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.stream, name)
 
 
 def _json_asked(argv: Sequence[str]) -> bool:

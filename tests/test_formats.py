@@ -290,3 +290,21 @@ def test_calendar_json_has_every_field_the_readme_documents(
     assert documented <= set(change), documented - set(change)
     assert change["id"] == change["change_id"] == "FFAPP-4458"
     assert change["uid"] == "change-FFAPP-4458@hie-notify"
+
+
+def test_a_command_that_already_wrote_its_json_is_not_followed_by_a_second_object(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`remind` and `digest` print their report, then exit 3 when a channel kept failing: stdout
+    is still one JSON object, and it says the error and the exit code."""
+    from hie_notify.register.jobs import RemindReport
+
+    report = RemindReport()
+    report.failed.append("FFAPP-4458: slack: still failing")
+    monkeypatch.setattr("hie_notify.commands.remind.remind", lambda options: report)
+    code = main(["--format", "json", "--now", LATER, "remind"], env={})
+    out = capsys.readouterr()
+    data = json.loads(out.out)  # exactly one object
+    assert code == 3
+    assert data["exit_code"] == 3 and data["failed"] == ["FFAPP-4458: slack: still failing"]
+    assert data["error"] == "error: 1 change(s) not fully reminded; a re-run sends the rest"
