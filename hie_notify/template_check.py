@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
-from functools import lru_cache
 from itertools import cycle
 from typing import Any
 
@@ -86,13 +85,19 @@ class _Case:
 def check_templates(policy: Policy, names: frozenset[str] | None = None) -> list[str]:
     """One problem per template that fails to compile or render (the first failure found),
     naming it and the line; empty when every template renders. `names`: only those."""
-    return list(_checked(policy.model_dump_json(), names))
+    # Kept by the policy's JSON: a process that validates the same policy twice renders once.
+    key = (policy.model_dump_json(), names)
+    if key not in _CHECKED:
+        if len(_CHECKED) >= 16:
+            _CHECKED.pop(next(iter(_CHECKED)))
+        _CHECKED[key] = _check(policy, names)
+    return list(_CHECKED[key])
 
 
-@lru_cache(maxsize=16)
-def _checked(policy_json: str, names: frozenset[str] | None) -> tuple[str, ...]:
-    # Keyed by the policy's JSON: a process that validates the same policy twice renders once.
-    policy = Policy.model_validate_json(policy_json)
+_CHECKED: dict[tuple[str, frozenset[str] | None], tuple[str, ...]] = {}
+
+
+def _check(policy: Policy, names: frozenset[str] | None) -> tuple[str, ...]:
     renderer = Renderer(policy.templates)
     problems: dict[str, str] = {}
     for case in _cases(policy):

@@ -152,6 +152,7 @@ NOT_SECRETS = {
     "PATH_INFO",
     "CHANGE_TYPES",
     "ENTRY_VERSION",
+    "OUTPUT_FORMATS",
 }
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$")
 

@@ -88,9 +88,10 @@ class Workspace:
         self.err = self.out = ""
 
     def __call__(
-        self, args: list[str], now: str, *, dry_run: bool = False, fmt: str = "text"
+        self, args: list[str], now: str, *, dry_run: bool = False, fmt: str | None = None
     ) -> int:
-        base = ["--format", fmt, "--now", now, "--change", str(self.root / "change.yaml")]
+        base = ["--format", fmt] if fmt else []
+        base += ["--now", now, "--change", str(self.root / "change.yaml")]
         base += ["--ledger", f"file:{self.root}/state/ledger.jsonl", "--outbox", "outbox"]
         base += ["--dry-run"] if dry_run else []
         command = [a.replace("{P}", str(self.root / "plan.json")) for a in args]

@@ -16,6 +16,7 @@ from hie_notify import output, plan_source, stagerun
 from hie_notify.calendar import UTC, BusinessCalendar
 from hie_notify.gate import TRIAL_BANNER, Decision
 from hie_notify.options import Options
+from hie_notify.switches import in_gitlab_ci
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,8 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, options: Options) -> int:
-    # A dry run writes no file, the dotenv included (in GitLab CI the gate refuses --dry-run).
-    if not options.dry_run:
+    # A dry run writes no file, the dotenv included. In GitLab CI the gate refuses --dry-run
+    # (unless the policy declares a trial): the dotenv says blocked first, as for any failure.
+    if not options.dry_run or in_gitlab_ci(options.env):
         output.write_dotenv(args.dotenv, {"HIE_GATE_ALLOWED": "false"})
     checked = stagerun.check_gate(options, plan_source.load(args, options.env))
     if not options.dry_run:
