@@ -14,7 +14,8 @@ from hie_notify.errors import InputError
 from hie_notify.options import Options
 from hie_notify.plan_source import Source
 from hie_notify.policy import Policy
-from hie_notify.policy.protected import LoadedPolicy, in_gitlab_ci, load_effective
+from hie_notify.policy.protected import LoadedPolicy, load_effective
+from hie_notify.switches import in_gitlab_ci
 
 if TYPE_CHECKING:
     from hie_notify.terraform.hcp import Run

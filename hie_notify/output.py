@@ -13,6 +13,7 @@ from hie_notify import progress
 from hie_notify.classify import Classification
 from hie_notify.options import Options
 from hie_notify.policy import Policy
+from hie_notify.switches import in_gitlab_ci
 
 
 def emit(options: Options, data: dict[str, Any], text: str) -> None:
@@ -74,7 +75,7 @@ def section(
 
     The markers' timestamp is `now` (the command's time, `--now` when given): the section is
     printed at once, so start and end carry the same stamp and no clock needs reading here."""
-    if env.get("GITLAB_CI") != "true":
+    if not in_gitlab_ci(env):
         return f"{header}\n{body}" if body else header
     stamp = int(now.timestamp())
     opt = "[collapsed=true]" if collapsed else ""

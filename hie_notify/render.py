@@ -283,9 +283,8 @@ class Renderer:
         for fmt, env in self._envs.items():
             try:
                 module = env.get_template(name).make_module(dict(context))
-            except jinja2.TemplateError as exc:
-                where = "policy templates" if name in self.overrides else "built-in template"
-                raise InputError(f"{where} {name}: {type(exc).__name__}: {exc}") from None
+            except TEMPLATE_ERRORS as exc:
+                raise InputError(self.template_problem(name, exc)) from None
             body = _tidy(str(module))
             bodies[fmt] = self._final(_hard_breaks(body) if fmt == "markdown" else body)
             if fmt == "text":
@@ -316,15 +315,56 @@ class Renderer:
         for fmt in ("text", "markdown"):
             try:
                 modules[fmt] = self._envs[fmt].get_template(name).make_module(dict(context))
-            except jinja2.TemplateError as exc:
-                where = "policy templates" if name in self.overrides else "built-in template"
-                raise InputError(f"{where} {name}: {type(exc).__name__}: {exc}") from None
+            except TEMPLATE_ERRORS as exc:
+                raise InputError(self.template_problem(name, exc)) from None
         subject = " ".join(str(getattr(modules["text"], "subject", "")).split())
         return self._final(subject), self._final(_hard_breaks(_tidy(str(modules["markdown"]))))
+
+    def template_problem(self, name: str, exc: BaseException) -> str:
+        """`policy templates NAME, line N: ERROR: what`: where it failed in the template (and,
+        when that was in a template it imports, that one's line too)."""
+        where = "policy templates" if name in self.overrides else "built-in template"
+        frames = _template_lines(exc)
+        at = ""
+        if frames:
+            top = next((line for n, line in frames if n == name), None)
+            inner_name, inner_line = frames[-1]
+            at = f", line {top if top is not None else inner_line}"
+            if inner_name != name:
+                at += f" (in {inner_name}, line {inner_line})"
+        detail = " ".join(str(exc).split())
+        return f"{where} {name}{at}: {type(exc).__name__}: {detail}"
 
     def _final(self, text: str) -> str:
         """The last pass over what leaves: secrets masked again, the ledger marker broken."""
         return neutralise_marker(self.mask(text))
+
+
+# What a template can raise while it renders: its own errors (syntax, undefined, the
+# sandbox's bounds) and those of the expressions it evaluates (`1 + "a"`, `x[9]`, `1 / 0`).
+TEMPLATE_ERRORS = (
+    jinja2.TemplateError,
+    ArithmeticError,
+    AttributeError,
+    LookupError,
+    RecursionError,
+    TypeError,
+    ValueError,
+)
+
+
+def _template_lines(exc: BaseException) -> list[tuple[str, int]]:
+    """(template, line) of every template frame the error passed through, outermost first."""
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return [(exc.name, exc.lineno)] if exc.name else []
+    out = []
+    tb = exc.__traceback__
+    while tb is not None:
+        template = tb.tb_frame.f_globals.get("__jinja_template__")
+        if isinstance(template, jinja2.Template) and template.name:
+            out.append((template.name, template.get_corresponding_lineno(tb.tb_lineno)))
+        tb = tb.tb_next
+    return out
 
 
 _BLOCK_STARTS = ("-", "|", "#", "<", "`", "…")

@@ -31,9 +31,9 @@ from hie_notify.ledger import Entry, Ledger, idempotency_key, open_ledger
 from hie_notify.masking import Masker
 from hie_notify.options import Options
 from hie_notify.policy.model import Policy
-from hie_notify.policy.protected import in_gitlab_ci
 from hie_notify.render import Renderer, context, escape_markdown
 from hie_notify.stages import audiences_for, from_ledger, planless, postmortem_reasons
+from hie_notify.switches import in_gitlab_ci
 
 if TYPE_CHECKING:
     from hie_notify.channels import Channels
@@ -659,7 +659,7 @@ def jira_gate(
     why = jira.configured(env)
     if why:
         line = f"Jira ticket {change.id} cannot be checked: {why} (jira.enabled is on)"
-        if env.get("GITLAB_CI") == "true":
+        if in_gitlab_ci(env):
             return [line], []
         return [], [f"{line}; in GitLab CI this blocks"]
     client = jira.JiraClient.from_env(env)

@@ -40,7 +40,52 @@ class _BoundedLoader(yaml.SafeLoader):
 
     def construct_document(self, node: yaml.Node) -> Any:
         _check_expanded_size(node)
+        found = self._duplicate_keys(node)
+        if found:
+            raise DuplicateKeys(found)
         return super().construct_document(node)
+
+    def _duplicate_keys(self, root: yaml.Node) -> list[str]:
+        """Every key a mapping repeats, with both lines: YAML keeps only the last silently (a
+        second `customers:` would drop the first's audiences). Keys brought in by a merge
+        (`<<: *base`) may be overridden; a key written twice may not."""
+        found: list[tuple[int, int, str]] = []
+        seen: set[int] = set()
+        stack: list[tuple[yaml.Node, str]] = [(root, "")]
+        while stack:
+            node, path = stack.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            if isinstance(node, yaml.SequenceNode):
+                stack.extend((item, f"{path}[{i}]") for i, item in enumerate(node.value))
+                continue
+            if not isinstance(node, yaml.MappingNode):
+                continue
+            first: dict[tuple[str, Any], yaml.Node] = {}
+            for key_node, value_node in node.value:
+                name = key_node.value if isinstance(key_node, yaml.ScalarNode) else "?"
+                child = f"{path}.{name}" if path else str(name)
+                stack.append((value_node, child))
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _MERGE:
+                    continue
+                key = self.construct_object(key_node)  # `1`, `0x1` and `"1"` as YAML reads them
+                earlier = first.setdefault((type(key).__name__, key), key_node)
+                if earlier is not key_node:
+                    at, was = key_node.start_mark, earlier.start_mark
+                    where = f"line {was.line + 1}" + (
+                        f", column {was.column + 1}" if was.line == at.line else ""
+                    )
+                    found.append(
+                        (
+                            at.line,
+                            at.column,
+                            f"line {at.line + 1}, column {at.column + 1}: duplicate key "
+                            f"{child!r} (first at {where}): remove one (YAML would silently keep "
+                            "only the last)",
+                        )
+                    )
+        return [line for _, _, line in sorted(found)]
 
     def _bounded(self, node: yaml.Node, what: str, construct: Any) -> Any:
         try:
@@ -61,6 +106,17 @@ class _BoundedLoader(yaml.SafeLoader):
         return self._bounded(
             node, "not a usable integer:", yaml.constructor.SafeConstructor.construct_yaml_int
         )
+
+
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+class DuplicateKeys(yaml.YAMLError):
+    """A mapping that names a key twice; `found` holds one line per repeated key."""
+
+    def __init__(self, found: list[str]) -> None:
+        super().__init__("; ".join(found))
+        self.found = found
 
 
 _BoundedLoader.add_constructor(
@@ -137,6 +193,8 @@ def parse_yaml_mapping(raw: bytes, source: str) -> dict[str, Any]:
         raise InputError(f"{source}: not UTF-8 text") from None
     try:
         data = yaml.load(text, Loader=_BoundedLoader)  # a SafeLoader subclass
+    except DuplicateKeys as exc:
+        raise InputError([f"{source}: {line}" for line in exc.found]) from None
     except yaml.YAMLError as exc:
         where = ""
         mark = getattr(exc, "problem_mark", None)

@@ -346,7 +346,7 @@ IN_PROCESS: list[tuple[str, dict[str, Any], list[str], str]] = [
             "policy.yaml": _template("{% for i in range(10**12) %}x{% endfor %}"),
         },
         PREVIEW,
-        "policy templates announce.internal.j2: SecurityError: a number over 100000",
+        "policy templates announce.internal.j2, line 1: SecurityError: a number over 100000",
     ),
     (
         "template macro that calls itself",
@@ -356,7 +356,7 @@ IN_PROCESS: list[tuple[str, dict[str, Any], list[str], str]] = [
             "policy.yaml": _template("{% macro m(n) %}{{ m(n) }}{% endmacro %}{{ m(1) }}"),
         },
         PREVIEW,
-        "announce.internal.j2: SecurityError: macros call each other more than 40 deep",
+        "announce.internal.j2, line 1: SecurityError: macros call each other more than 40 deep",
     ),
     (
         "template with nested loops of 10^8 iterations",
@@ -368,7 +368,7 @@ IN_PROCESS: list[tuple[str, dict[str, Any], list[str], str]] = [
             ),
         },
         PREVIEW,
-        "announce.internal.j2: SecurityError: the template does more than 200000 loop",
+        "announce.internal.j2, line 1: SecurityError: the template does more than 200000 loop",
     ),
     (
         "template writing 10 MB of literal text",
@@ -378,7 +378,7 @@ IN_PROCESS: list[tuple[str, dict[str, Any], list[str], str]] = [
             "policy.yaml": _template("{% for a in range(10000) %}" + "y" * 1000 + "{% endfor %}"),
         },
         PREVIEW,
-        "announce.internal.j2: SecurityError: the template writes more than 1000000",
+        "announce.internal.j2, line 1: SecurityError: the template writes more than 1000000",
     ),
     (
         "template with a format width of 10^9",
@@ -388,7 +388,7 @@ IN_PROCESS: list[tuple[str, dict[str, Any], list[str], str]] = [
             "policy.yaml": _template("{{ '{:>999999999}'.format(1) }}"),
         },
         PREVIEW,
-        "announce.internal.j2: SecurityError: a format width of six digits",
+        "announce.internal.j2, line 1: SecurityError: a format width of six digits",
     ),
     (
         "template replace that multiplies its text",
@@ -398,7 +398,7 @@ IN_PROCESS: list[tuple[str, dict[str, Any], list[str], str]] = [
             "policy.yaml": _template("{{ ('x' * 1000) | replace('x', 'y' * 100000) }}"),
         },
         PREVIEW,
-        "announce.internal.j2: SecurityError: a replace in a template would make over",
+        "announce.internal.j2, line 1: SecurityError: a replace in a template would make over",
     ),
     (
         "justification of one zero-width space",

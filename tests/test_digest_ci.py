@@ -16,7 +16,10 @@ from tests.ci.test_ci_templates import component_project as component_project
 from tests.test_remind_ci import SCHEDULE, _pipeline
 
 needs_glcl = pytest.mark.tools("gitlab-ci-local")
-WEEKLY = '$CI_PIPELINE_SOURCE == "schedule" && $HIE_NOTIFY_DIGEST == "true"'
+WEEKLY = (
+    '$CI_PIPELINE_SOURCE == "schedule" && $HIE_NOTIFY_DIGEST && '
+    r"$HIE_NOTIFY_DIGEST !~ /^\s*(0|false|no|off)?\s*$/i"
+)
 
 
 def test_the_digest_job_runs_on_weekly_schedules_only_in_both_templates() -> None:

@@ -95,6 +95,9 @@ NOT_SECRETS = {
     "HIE_CHANGE",
     "HIE_CHANGE_ISSUE_IID",
     "HIE_DRY_RUN",
+    "HIE_GATE_REQUIRED",
+    "HIE_NOTIFY_DIGEST",
+    "HIE_PAGES",
     "HIE_ENVIRONMENT",
     "HIE_LEDGER",
     "HIE_LOCAL_POLICY",
@@ -149,6 +152,7 @@ NOT_SECRETS = {
     "PATH_INFO",
     "CHANGE_TYPES",
     "ENTRY_VERSION",
+    "OUTPUT_FORMATS",
 }
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$")
 

@@ -326,15 +326,25 @@ def test_complete_registers_the_postmortem_issue(on_gitlab: tuple[Flow, Any]) ->
     assert [e.message_id for e in opened] == [fake.issues[iid]["web_url"]]
 
 
-def test_postmortem_records_the_issue_closed_on_gitlab(on_gitlab: tuple[Flow, Any]) -> None:
+def test_postmortem_shows_the_issue_closed_on_gitlab_and_records_nothing(
+    on_gitlab: tuple[Flow, Any],
+) -> None:
+    """`postmortem` without --closed only reads (issue 23): it says the issue was closed on
+    GitLab; `remind` (or --closed) records it."""
     f, (fake, iid) = on_gitlab
     code, out = run(f, "postmortem", now="2026-12-10T10:00:00+00:00")
     assert code == 0 and out["state"] == "opened" and out["recorded"] is False
     _close(fake, iid, "2026-12-11T09:30:00.000Z")
     code, out = run(f, "postmortem", now="2026-12-11T10:00:00+00:00")
-    assert code == 0 and out["state"] == "closed" and out["recorded"] is True
+    assert code == 0 and out["state"] == "closed" and out["recorded"] is False
     assert out["closed_at"] == "2026-12-11T10:00:00+00:00"  # when hie-notify saw it closed
-    assert "closed on GitLab (Fri 11 Dec 2026 09:30 GMT)" in out["notes"][0]
+    assert out["notes"][0] == (
+        "the post-mortem issue was closed on GitLab (Fri 11 Dec 2026 09:30 GMT); not recorded "
+        "here: `postmortem --closed --link URL` records it (and `remind` does once it is due)"
+    )
+    assert [e for e in _record(f).entries if e.extra.get("state") == "closed"] == []
+    code, out = run(f, "remind", now="2026-12-15T21:00:00+00:00")  # once it would be due
+    assert code == 0
     (closing,) = [e for e in _record(f).entries if e.extra.get("state") == "closed"]
     assert closing.message_id == fake.issues[iid]["web_url"]
     assert closing.extra["closed_at"] == "2026-12-11T09:30:00.000Z"

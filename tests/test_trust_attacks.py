@@ -267,6 +267,9 @@ def test_5_with_hie_policy_unset_the_branch_file_is_read_and_checked(pipe: Pipel
         (["--dry-run"], {}, "--dry-run / HIE_DRY_RUN"),
         ([], {"HIE_DRY_RUN": "1"}, "--dry-run / HIE_DRY_RUN"),
         ([], {"HIE_LOCAL_POLICY": "1"}, "HIE_LOCAL_POLICY"),
+        # Every spelling of "on" is on (issue 23): `On` and ` YES ` were read as off.
+        ([], {"HIE_DRY_RUN": "On"}, "--dry-run / HIE_DRY_RUN"),
+        ([], {"HIE_LOCAL_POLICY": " YES "}, "HIE_LOCAL_POLICY"),
     ],
 )
 def test_6_ci_refuses_overrides_a_branch_could_set(

@@ -19,6 +19,8 @@ from hie_notify.register.gitlab import freeze_periods
 from hie_notify.register.store import register_of
 
 DEFAULT_DAYS = 28
+# `--format`, before or after the command (the first is the default).
+OUTPUT_FORMATS = ("text", "json", "ics")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,8 +39,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--output", metavar="FILE", help="write the text, JSON or iCalendar feed to FILE"
     )
-    # Only this command has an iCalendar form: widen its copy of the global --format.
-    parser._option_string_actions["--format"].choices = ["text", "json", "ics"]
 
 
 def when(value: str, option: str, calendar: BusinessCalendar, *, end: bool) -> datetime:
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
         raise InputError(
             f"--to ({calendar.moment(end)}) must be after --from ({calendar.moment(start)})"
         )
-    register = register_of(options, policy)
+    register = register_of(options, policy, only_reads=True)
     mask = Masker.from_env(options.env)
     notes = []
     changes = []

@@ -15,6 +15,7 @@ from hie_notify import output, plan_source, stagerun
 from hie_notify.calendar import BusinessCalendar
 from hie_notify.gate import TRIAL_BANNER, Decision
 from hie_notify.options import Options
+from hie_notify.switches import in_gitlab_ci
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,14 +30,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, options: Options) -> int:
-    output.write_dotenv(args.dotenv, {"HIE_GATE_ALLOWED": "false"})
+    # A dry run writes no file, the dotenv included. In GitLab CI the gate refuses --dry-run
+    # (unless the policy declares a trial): the dotenv says blocked first, as for any failure.
+    if not options.dry_run or in_gitlab_ci(options.env):
+        output.write_dotenv(args.dotenv, {"HIE_GATE_ALLOWED": "false"})
     checked = stagerun.check_gate(options, plan_source.load(args, options.env))
-    output.write_dotenv(args.dotenv, checked.dotenv)
+    if not options.dry_run:
+        output.write_dotenv(args.dotenv, checked.dotenv)
     # The log-section stamps: --now when given, else the machine clock, read through Options.
     text = render_text(checked.decision, checked.calendar, options.env, options.clock())
     text += f"\nPolicy: {checked.policy_source}"
     if checked.note:
         text += "\n" + checked.note
+    if options.dry_run:
+        text += f"\nDry run: {args.dotenv} not written"
     output.emit(options, checked.data, text)
     return 0 if checked.decision.allowed else 1
 

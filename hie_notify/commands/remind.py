@@ -19,9 +19,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, options: Options) -> int:
     report = remind(options)
-    output.emit(options, report.to_json(), "\n".join(report.lines()))
-    if report.failed:
-        raise ServiceError(
-            f"{len(report.failed)} change(s) not fully reminded; a re-run sends the rest"
-        )
+    data = report.to_json()
+    failed = (
+        ServiceError(f"{len(report.failed)} change(s) not fully reminded; a re-run sends the rest")
+        if report.failed
+        else None
+    )
+    if failed is not None:  # one JSON object under --format json, saying the error too
+        data.update(error=f"error: {failed}", exit_code=failed.exit_code)
+    output.emit(options, data, "\n".join(report.lines()))
+    if failed is not None:
+        raise failed
     return 0

@@ -17,6 +17,9 @@ from hie_notify.options import Options
 from hie_notify.register.store import register_of
 from hie_notify.report.generate import FORMATS, generate
 
+# `--format`, before or after the command (the first is the default).
+OUTPUT_FORMATS = FORMATS
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -34,8 +37,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="last day (included) or a time with offset",
     )
     parser.add_argument("--output", metavar="FILE", help="write the report to FILE")
-    # Only this command has these forms: widen its copy of the global --format (default html).
-    parser._option_string_actions["--format"].choices = list(FORMATS)
 
 
 def run(args: argparse.Namespace, options: Options) -> int:
@@ -47,9 +48,9 @@ def run(args: argparse.Namespace, options: Options) -> int:
         raise InputError(
             f"--to ({calendar.moment(end)}) must be after --from ({calendar.moment(start)})"
         )
-    register = register_of(options, policy, required_by="report")
+    register = register_of(options, policy, required_by="report", only_reads=True)
     assert register is not None
-    kind = options.format if options.format in FORMATS else "html"
+    kind = options.format if options.format in FORMATS else FORMATS[0]
     report, text = generate(
         register,
         policy=policy,

@@ -1,4 +1,5 @@
-"""`hie-notify validate`: check the policy and change files; exit 2 with every problem found."""
+"""`hie-notify validate`: check the policy and change files, and render every message template
+the policy uses; exit 2 with every problem found."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from hie_notify.context import load_policy_for
 from hie_notify.errors import InputError
 from hie_notify.options import Options
 from hie_notify.policy import Policy, load_policy
+from hie_notify.template_check import check_templates
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +29,8 @@ def run(args: argparse.Namespace, options: Options) -> int:
         policy, source = loaded.policy, loaded.source
     except InputError as exc:
         problems.extend(exc.problems)
+    else:
+        problems.extend(check_templates(policy))
     if options.change is not None:
         try:
             change = load_change(options.change, policy or load_policy())

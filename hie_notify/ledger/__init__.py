@@ -11,6 +11,7 @@ from typing import Protocol
 from hie_notify.errors import InputError
 from hie_notify.ledger.seal import Verified, ledger_key
 from hie_notify.records import ENTRY_VERSION, Entry
+from hie_notify.switches import in_gitlab_ci
 
 __all__ = ["ENTRY_VERSION", "Entry", "Ledger", "Verified", "idempotency_key", "open_ledger"]
 
@@ -48,13 +49,16 @@ class Ledger(Protocol):
         ...
 
 
-def open_ledger(uri: str | None, env: Mapping[str, str], *, signed: bool = False) -> Ledger:
+def open_ledger(
+    uri: str | None, env: Mapping[str, str], *, signed: bool = False, must_exist: bool = False
+) -> Ledger:
     """`file:PATH` (default `file:.hie-notify/ledger.jsonl`) or `gitlab[:mr:IID|:issue:IID]`.
     Entries are signed with HIE_LEDGER_KEY when it is set; `signed` (the protected policy's
-    `ledger: {signed: true}`) makes the key required."""
+    `ledger: {signed: true}`) makes the key required. `must_exist` (a command that only reads
+    it): a file ledger that does not exist is an error naming it, never an empty ledger."""
     uri = uri or "file:.hie-notify/ledger.jsonl"
     key = ledger_key(env, required=signed)
-    if uri.startswith("file:") and key is None and env.get("GITLAB_CI") == "true":
+    if uri.startswith("file:") and key is None and in_gitlab_ci(env):
         # In CI a file ledger is put together from the working tree, which a branch controls
         # (it can commit a ledger file): only entries signed with a key it lacks can count.
         raise InputError(
@@ -65,7 +69,13 @@ def open_ledger(uri: str | None, env: Mapping[str, str], *, signed: bool = False
     if uri.startswith("file:"):
         from hie_notify.ledger.file import FileLedger
 
-        return FileLedger(Path(uri[len("file:") :]), key)
+        path = Path(uri[len("file:") :])
+        if must_exist and not path.exists():
+            raise InputError(
+                f"--ledger / HIE_LEDGER: {uri} does not exist (nothing was ever recorded there, "
+                "or the path is wrong); this command only reads it and creates nothing"
+            )
+        return FileLedger(path, key)
     if uri == "gitlab" or uri.startswith("gitlab:"):
         from hie_notify.ledger.gitlab import GitLabLedger
 

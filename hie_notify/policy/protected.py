@@ -24,6 +24,7 @@ from hie_notify.durations import parse_notice
 from hie_notify.errors import InputError
 from hie_notify.policy.loader import DEFAULT_NAME, deep_merge, default_policy_data, load_policy
 from hie_notify.policy.model import Channels, Policy
+from hie_notify.switches import in_gitlab_ci, switch
 from hie_notify.yamlfile import format_validation_error, parse_yaml_mapping, read_yaml_mapping
 
 DEFAULT_PATH = ".hie-notify/policy.yaml"
@@ -38,12 +39,8 @@ class LoadedPolicy:
     source: str  # where it came from, for people to read
 
 
-def in_gitlab_ci(env: Mapping[str, str]) -> bool:
-    return env.get("GITLAB_CI") == "true"
-
-
 def local_policy_flag(env: Mapping[str, str]) -> bool:
-    return (env.get("HIE_LOCAL_POLICY") or "").lower() in ("1", "true", "yes")
+    return switch(env, "HIE_LOCAL_POLICY")
 
 
 def load_effective(path: Path | None, env: Mapping[str, str]) -> LoadedPolicy:

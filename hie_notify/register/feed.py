@@ -168,22 +168,9 @@ def to_json(view: View) -> dict[str, Any]:
     return {
         "from": utc_text(view.start),
         "to": utc_text(view.end),
-        "changes": [
-            {
-                "id": c.change_id,
-                "status": c.status,
-                "change_type": c.change_type,
-                "purpose": c.purpose,
-                "window_start": utc_text(c.window_start),
-                "window_end": utc_text(c.window_end),
-                "customers": list(c.customers),
-                "environments": list(c.environments),
-                "service_impacting": c.service_impacting,
-                "sequence": c.sequence,
-                "uid": uid(c),
-            }
-            for c in view.changes
-        ],
+        # Each change's register record as the README documents it (without its entries, which
+        # `between` does not read), with `id` and the iCalendar feed's `uid`.
+        "changes": [{"id": c.change_id, **c.to_json(), "uid": uid(c)} for c in view.changes],
         "freezes": [
             {"start": utc_text(f.start), "end": utc_text(f.end), "source": f.label}
             for f in view.freezes

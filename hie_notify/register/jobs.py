@@ -420,7 +420,12 @@ def postmortem(options: Options, *, closed: bool, link: str) -> PostmortemState:
 
     policy = load_policy_for(options).policy
     change = require_change(load_change(options.change, policy) if options.change else None)
-    ledger = open_ledger(options.ledger, options.env, signed=policy.ledger.signed)
+    # Without --closed it only reads: the ledger and the register must exist, and nothing is
+    # written (a closing seen on GitLab is shown, and `remind` or --closed records it).
+    writes = closed and not options.dry_run
+    ledger = open_ledger(
+        options.ledger, options.env, signed=policy.ledger.signed, must_exist=not closed
+    )
     now = options.clock()
     zone = policy.calendar.time_zone
     mask = Masker.from_env(options.env)
@@ -437,24 +442,25 @@ def postmortem(options: Options, *, closed: bool, link: str) -> PostmortemState:
         entry = closing_entry(change.id, change.type, now, mask(link), mask(by))
         entries = [*entries, *ledger.record([entry])]
         recorded = True
-    elif already is None and not options.dry_run:
+    elif already is None:
         upstream = closed_on_gitlab(options.env, entries)
         if upstream is not None:
             url, closed_at = upstream
-            entry = closing_entry(change.id, change.type, now, url, "GitLab", closed_at)
-            entries = [*entries, *ledger.record([entry])]
-            recorded = True
+            entries = [
+                *entries,
+                closing_entry(change.id, change.type, now, url, "GitLab", closed_at),
+            ]
             notes.append(
-                f"the post-mortem issue was closed on GitLab ({timetext.of_iso(closed_at, zone)}): "
-                "recorded"
+                f"the post-mortem issue was closed on GitLab ({timetext.of_iso(closed_at, zone)}); not recorded here: "
+                "`postmortem --closed --link URL` records it (and `remind` does once it is due)"
             )
-    register = register_of(options, policy)
+    register = register_of(options, policy, only_reads=not closed)
     record = register.get(change.id) if register is not None else None
     if register is None:
         notes.append("no change register: the closing is in the ledger only")
     elif record is None:
         notes.append(f"{change.id} is not in the change register ({register.description})")
-    elif not options.dry_run:
+    elif writes:
         # The register learns of the post-mortem's issue and its closing (the report and
         # `remind` read them there).
         pm = [e for e in entries if e.stage == "postmortem" and not e.dry_run]

@@ -45,15 +45,70 @@ CREATE TABLE IF NOT EXISTS entries (
 
 
 class SqliteRegister:
-    def __init__(self, path: Path) -> None:
+    """Reading never creates or changes the file: a register that does not exist yet reads as
+    empty (or, with `must_exist`, is an error naming it); only `put` creates it. `read_only`
+    (a dry run, a command that only reads) refuses `put`."""
+
+    def __init__(self, path: Path, *, read_only: bool = False, must_exist: bool = False) -> None:
         self.path = path
+        self.read_only = read_only
+        self.must_exist = must_exist
         self._conn: sqlite3.Connection | None = None
+        self._writable = False
 
     @property
     def description(self) -> str:
         return f"sqlite:{self.path}"
 
+    def _reader(self) -> sqlite3.Connection | None:
+        """The database opened read-only (SQLite's mode=ro), or None when there is no register
+        there yet (an error instead with `must_exist`)."""
+        if self._conn is not None:
+            return self._conn
+        if not self.path.exists():
+            if self.must_exist:
+                raise InputError(
+                    f"{self.description}: the change register does not exist (nothing was ever "
+                    "registered there, or --register / HIE_REGISTER, or the ledger it sits "
+                    "beside, names the wrong place); this command only reads it and creates "
+                    "nothing"
+                )
+            return None
+        try:
+            uri = f"{self.path.resolve().as_uri()}?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        except (sqlite3.Error, OSError) as exc:
+            raise InputError(
+                f"{self.path}: cannot open the register as an SQLite database ({exc})"
+            ) from None
+        if version > SCHEMA_VERSION:
+            conn.close()
+            raise InputError(
+                f"{self.path}: register schema {version} is newer than this hie-notify reads "
+                f"({SCHEMA_VERSION}): upgrade hie-notify"
+            )
+        if version < SCHEMA_VERSION:  # an empty file, or some other database
+            conn.close()
+            if self.must_exist:
+                raise InputError(
+                    f"{self.description}: not a hie-notify change register (an SQLite file "
+                    "without its tables): check --register / HIE_REGISTER"
+                )
+            return None
+        self._conn = conn
+        return conn
+
     def _db(self) -> sqlite3.Connection:
+        """The database opened for writing, created when it does not exist."""
+        if self.read_only:
+            raise InputError(
+                f"{self.description}: the register is only read here (a dry run, or a command "
+                "that only reads): nothing may be written to it"
+            )
+        if self._conn is not None and not self._writable:
+            self._conn.close()
+            self._conn = None
         if self._conn is None:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,17 +127,20 @@ class SqliteRegister:
                     f"{self.path}: cannot open the register as an SQLite database ({exc})"
                 ) from None
             self._conn = conn
+            self._writable = True
         return self._conn
 
     @contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection]:
+    def _reading(self) -> Iterator[sqlite3.Connection | None]:
         try:
-            yield self._db()
+            yield self._reader()
         except sqlite3.Error as exc:
             raise InputError(f"{self.path}: cannot read the register ({exc})") from None
 
     def get(self, change_id: str) -> Registered | None:
         with self._reading() as db:
+            if db is None:
+                return None
             row = db.execute(
                 "SELECT record FROM changes WHERE change_id = ?", (change_id,)
             ).fetchone()
@@ -139,6 +197,8 @@ class SqliteRegister:
 
     def between(self, start: datetime, end: datetime) -> list[Registered]:
         with self._reading() as db:
+            if db is None:
+                return []
             rows = db.execute(
                 "SELECT change_id, record FROM changes WHERE window_start < ? AND window_end > ? "
                 "ORDER BY window_start, change_id",
@@ -156,6 +216,7 @@ class SqliteRegister:
         entries: dict[str, list[Entry]] = {}
         reader = _Reader()
         with self._reading() as db:
+            assert db is not None  # `between` found records
             rows = db.execute(
                 "SELECT e.change_id, e.entry FROM entries e "
                 "JOIN changes c ON c.change_id = e.change_id "
@@ -184,6 +245,8 @@ class SqliteRegister:
     def open_changes(self) -> list[Registered]:
         marks = ",".join("?" * len(ENDED))
         with self._reading() as db:
+            if db is None:
+                return []
             rows = db.execute(
                 f"SELECT change_id, record FROM changes WHERE status NOT IN ({marks}) "
                 "ORDER BY window_start, change_id",

@@ -63,16 +63,21 @@ def open_register(
     ledger: str | None = None,
     time_zone: str = "UTC",
     mask: Callable[[str], str] = str,
+    read_only: bool = False,
+    must_exist: bool = False,
 ) -> Register | None:
     """`sqlite:PATH`, `gitlab` (project HIE_REGISTER_PROJECT, else CI_PROJECT_ID),
-    `gitlab:PROJECT`, or `none`; unset: next to a file ledger (see `default_uri`)."""
+    `gitlab:PROJECT`, or `none`; unset: next to a file ledger (see `default_uri`). A SQLite
+    register is created by the first write only; `read_only` refuses writes, `must_exist` makes
+    one that does not exist an error naming it."""
     uri = uri if uri else default_uri(ledger)
     if uri is None or uri == "none":
         return None
     if uri.startswith("sqlite:") and len(uri) > len("sqlite:"):
         from hie_notify.register.sqlite import SqliteRegister
 
-        return SqliteRegister(Path(uri[len("sqlite:") :]))
+        path = Path(uri[len("sqlite:") :])
+        return SqliteRegister(path, read_only=read_only, must_exist=must_exist)
     if uri == "gitlab" or (uri.startswith("gitlab:") and len(uri) > len("gitlab:")):
         from hie_notify.register.gitlab import GitLabRegister
 
@@ -85,11 +90,12 @@ def open_register(
 
 
 def register_of(
-    options: Options, policy: Policy, *, required_by: str | None = None
+    options: Options, policy: Policy, *, required_by: str | None = None, only_reads: bool = False
 ) -> Register | None:
     """The register `options` name (`--register`, else beside a file ledger), in the policy's
     zone, with every secret in the environment masked in what it stores. With `required_by` (a
-    command's name), InputError when there is none."""
+    command's name), InputError when there is none. Under --dry-run it is only read; for a
+    command that `only_reads`, one that does not exist is an error naming it."""
     from hie_notify.masking import Masker
 
     register = open_register(
@@ -98,6 +104,8 @@ def register_of(
         ledger=options.ledger,
         time_zone=policy.calendar.time_zone,
         mask=Masker.from_env(options.env),
+        read_only=options.dry_run or only_reads,
+        must_exist=only_reads,
     )
     if register is None and required_by:
         raise InputError(
