@@ -451,7 +451,8 @@ def postmortem(options: Options, *, closed: bool, link: str) -> PostmortemState:
                 closing_entry(change.id, change.type, now, url, "GitLab", closed_at),
             ]
             notes.append(
-                f"the post-mortem issue was closed on GitLab ({timetext.of_iso(closed_at, zone)}); not recorded here: "
+                "the post-mortem issue was closed on GitLab "
+                f"({timetext.of_iso(closed_at, zone)}); not recorded here: "
                 "`postmortem --closed --link URL` records it (and `remind` does once it is due)"
             )
     register = register_of(options, policy, only_reads=not closed)
