@@ -14,7 +14,7 @@ from datetime import datetime
 from multiprocessing.connection import Connection
 from typing import Any
 
-from hie_notify import progress
+from hie_notify import progress, timetext
 from hie_notify.calendar import BusinessCalendar
 from hie_notify.policy.model import Policy
 from hie_notify.register.store import Register
@@ -60,7 +60,7 @@ def generate(
         try:
             progress.step(
                 f"report: reading the change register ({register.description}), "
-                f"{start.date().isoformat()} to {end.date().isoformat()}"
+                f"{timetext.period(start, end, calendar.zone)}"
             )
             records = source.whole_months(register, start, end, calendar)
             progress.step(
