@@ -17,6 +17,8 @@ try:  # the fast parser; optional so that a minimal install still works
 except ImportError:  # pragma: no cover - exercised only where orjson is missing
     _orjson = None
 
+# What orjson says when it cannot allocate the buffer it decodes into.
+_ORJSON_NO_MEMORY = "Not enough memory to allocate buffer"
 # orjson's own limit; the standard library stops near Python's recursion limit (about 1000).
 MAX_DEPTH = 1024
 
@@ -26,16 +28,24 @@ class JsonError(ValueError):
     where, and never repeats the document's text."""
 
 
-def loads(data: bytes | str, *, max_bytes: int | None = None) -> Any:
-    """Decode one JSON document, refusing one over `max_bytes` or nested over MAX_DEPTH."""
+def loads(data: bytes | str, *, max_bytes: int | None = None, lean: bool = False) -> Any:
+    """Decode one JSON document, refusing one over `max_bytes` or nested over MAX_DEPTH.
+
+    `lean`: decode with the standard library, which sets aside only the memory it fills (orjson
+    first sets aside 13 bytes of address space per byte of JSON; see `limits`). MemoryError when
+    the memory could not be had, never a JsonError that calls the document broken.
+    """
     raw = data.encode() if isinstance(data, str) else data
     if max_bytes is not None and len(raw) > max_bytes:
         raise JsonError(f"{len(raw)} bytes is more than the {max_bytes} allowed")
-    if _orjson is not None:
+    if _orjson is not None and not lean:
         try:
             return _orjson.loads(raw)
         except _orjson.JSONDecodeError as exc:
-            raise JsonError(_describe(exc)) from None
+            if not str(exc.msg).startswith(_ORJSON_NO_MEMORY):
+                raise JsonError(_describe(exc)) from None
+        # orjson could not set aside its buffer (a limit on address space or on overcommit):
+        # the standard library needs only the memory it fills.
     try:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
