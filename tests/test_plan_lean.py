@@ -12,7 +12,6 @@ import gc
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +27,6 @@ from tests.big_plans import eks_update, repeated
 from tests.builders import plan, rc
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(autouse=True)
-def _unfreeze() -> Iterator[None]:
-    """load_plan moves what is alive out of the cycle collector's sight (gc.freeze) after a
-    large plan; give the rest of the test session its collector back."""
-    yield
-    gc.unfreeze()
 
 
 def _general(raw: bytes) -> Plan | InputError:
@@ -182,7 +173,7 @@ def _written(draw: st.DrawFn, doc: Any) -> bytes:
 
 
 FUZZ = settings(
-    max_examples=300,
+    max_examples=200,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
