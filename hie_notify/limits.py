@@ -117,7 +117,32 @@ def memory_rooms(
     data limits (`ulimit -v`, `ulimit -d`), its cgroup's memory limit (v2 `memory.max` or v1
     `memory.limit_in_bytes`, the tightest on the way to the root) and the memory the machine
     has free (`MemAvailable`). A limit that cannot be read is left out."""
-    rooms: list[MemoryRoom] = []
+    rooms = _process_rooms(proc)
+    cgroup = cgroup_room(_read_text(proc / "self" / "cgroup"), cgroup_root)
+    if cgroup is not None:
+        rooms.append(cgroup)
+    available = _kib_fields(_read_text(proc / "meminfo")).get("MemAvailable")
+    if available is not None:
+        rooms.append(
+            MemoryRoom(
+                available,
+                available,
+                "the memory this machine has free (MemAvailable)",
+                "run it where more memory is free",
+                address_space=False,
+            )
+        )
+    return rooms
+
+
+def address_space_free(proc: Path = Path("/proc")) -> int | None:
+    """Bytes this process may still map under its address-space and data limits (`ulimit -v`,
+    `ulimit -d`), the tighter; None when it has neither."""
+    return min((room.free for room in _process_rooms(proc)), default=None)
+
+
+def _process_rooms(proc: Path) -> list[MemoryRoom]:
+    rooms = []
     status = _kib_fields(_read_text(proc / "self" / "status"))
     soft = _soft_limits(_read_text(proc / "self" / "limits"))
     for key, used, name, flag in (
@@ -135,20 +160,6 @@ def memory_rooms(
                     address_space=True,
                 )
             )
-    cgroup = cgroup_room(_read_text(proc / "self" / "cgroup"), cgroup_root)
-    if cgroup is not None:
-        rooms.append(cgroup)
-    available = _kib_fields(_read_text(proc / "meminfo")).get("MemAvailable")
-    if available is not None:
-        rooms.append(
-            MemoryRoom(
-                available,
-                available,
-                "the memory this machine has free (MemAvailable)",
-                "run it where more memory is free",
-                address_space=False,
-            )
-        )
     return rooms
 
 

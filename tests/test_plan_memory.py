@@ -307,3 +307,31 @@ def test_sixty_megabytes_of_objects_in_a_key_not_read_are_never_decoded(tmp_path
     proc = _classify(tmp_path, raw + b"]}", 1536 * MIB)
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
     assert "no changes" in proc.stdout.lower()
+
+
+def test_any_large_json_under_a_tight_limit_is_decoded_without_a_signal(tmp_path: Path) -> None:
+    """safejson decodes HCP Terraform's plan JSON and ledgers too: a 40 MB document under
+    650 MiB of address space killed the process inside orjson (SIGSEGV); the standard library
+    decodes it instead."""
+    path = tmp_path / "doc.json"
+    path.write_bytes(repeated(eks_update(), 60_000))
+    code = (
+        "import sys\n"
+        "from hie_notify import safejson\n"
+        "doc = safejson.loads(open(sys.argv[1], 'rb').read())\n"
+        "print(len(doc['resource_changes']))\n"
+    )
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (650 * MIB, 650 * MIB))
+
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        capture_output=True,
+        text=True,
+        preexec_fn=limit,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    assert proc.stdout.strip() == "60000"
