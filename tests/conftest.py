@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import os
 import socket
@@ -116,6 +117,14 @@ def _in_a_temporary_directory(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
+@pytest.fixture(autouse=True)
+def _cycle_collector_given_back() -> Iterator[None]:
+    """Reading a large plan file freezes what is alive (gc.freeze: a command ends soon after);
+    the test session lives on, so every test gives the collector back what it froze."""
+    yield
+    gc.unfreeze()
 
 
 @pytest.fixture

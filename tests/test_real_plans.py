@@ -116,3 +116,21 @@ def test_the_corpus_covers_what_the_issue_lists() -> None:
                 if hit
             )
     assert seen == {"module", "index", "data", "replace", "import", "move"}
+
+
+@pytest.mark.parametrize("path", PLANS, ids=[p.name[:60] for p in PLANS])
+def test_real_plan_read_the_lean_way_is_the_general_ways_plan(path: Path) -> None:
+    """The lean reader (issue 28) builds the same plan from every real file; it steps aside only
+    for Terraform 1.0.0's drift entries, which have no address."""
+    from hie_notify import safejson
+    from hie_notify.terraform import plan_decode
+    from hie_notify.terraform.plan import parse_plan
+
+    raw = path.read_bytes()
+    general = parse_plan(safejson.loads(raw), str(path))
+    drift = json.loads(raw).get("resource_drift") or []
+    if any("address" not in entry for entry in drift):
+        with pytest.raises(plan_decode.NotTyped):
+            plan_decode.read(raw, str(path), 1 << 40)
+        return
+    assert plan_decode.read(raw, str(path), 1 << 40) == general
