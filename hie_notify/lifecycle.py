@@ -18,7 +18,7 @@ import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from hie_notify.errors import InputError
 from hie_notify.records import PLANLESS, Entry
@@ -51,6 +51,14 @@ TRANSITIONS = (
 )
 APPLIES = (APPLY_STARTED, APPLY_SUCCEEDED, APPLY_FAILED)
 ROLLBACKS = (ROLLBACK_STARTED, ROLLBACK_SUCCEEDED, ROLLBACK_FAILED)
+# The policy's phase whose audiences hear each transition (a cancellation goes to those told
+# before the work, which `stages.audiences_for` reads from the ledger).
+PHASE = {
+    ANNOUNCE: "pre_deployment",
+    **dict.fromkeys((*APPLIES, *ROLLBACKS), "during"),
+    COMPLETE: "post_deployment",
+    CANCELLED: "pre_deployment",
+}
 # The command a person runs for each transition (for errors that say what may come next).
 COMMANDS = {
     ANNOUNCE: "plan (or announce)",
@@ -256,9 +264,11 @@ class Lifecycle:
 
     @property
     def work_ended_at(self) -> datetime | None:
-        """When the work stopped: the last apply or rollback that ended, else the completion
-        or cancellation; None while it is still going (or has not begun)."""
-        if self.state in ACTIVE or self.state in WAITING or self.state is S.NEW:
+        """When the work stopped: the last apply or rollback that ended (a failure too: the
+        change failed then, whatever comes next), else the completion or cancellation; None
+        while it is going (or has not begun)."""
+        going = self.state in ACTIVE and self.state not in (S.FAILED, S.ROLLBACK_FAILED)
+        if going or self.state in WAITING or self.state is S.NEW:
             return None
         ends = [r.at for r in self.records if r.transition in _WORK_ENDS]
         if ends:
@@ -286,6 +296,30 @@ class Lifecycle:
         """The work is still going after its window ended (a flag on the state, not a state)."""
         end = window_end or (self.window[1] if self.window else None)
         return end is not None and now > end and self.state in ACTIVE
+
+    def variant(self, transition: str) -> str:
+        """What the delivery keys of `transition` (the last one recorded, or about to be
+        repeated) add to the plan's, so that a new occurrence is told as new and a retried job
+        sends only what is missing: the attempt (a retried apply after a failure), the
+        occurrence within it (a second rollback), and for an announcement or a cancellation
+        the round (announced again after a cancellation). Empty for the first of each."""
+        records = self.records
+        if transition in (ANNOUNCE, CANCELLED):
+            last = len(records) - 1 if records and records[-1].transition == transition else None
+            before = records if transition == ANNOUNCE or last is None else records[:last]
+            rounds = sum(r.transition == CANCELLED for r in before)
+            return f"|round:{rounds}" if rounds else ""
+        begun = 0
+        for i, record in enumerate(records):
+            if record.transition == APPLY_STARTED or (
+                record.transition in APPLIES
+                and (i == 0 or records[i - 1].transition != APPLY_STARTED)
+            ):
+                begun = i
+        occurrence = sum(r.transition == transition for r in records[begun:]) or 1
+        parts = [f"attempt:{self.attempt}"] if self.attempt > 1 else []
+        parts += [f"again:{occurrence}"] if occurrence > 1 else []
+        return "".join(f"|{p}" for p in parts)
 
     def allowed(self) -> tuple[str, ...]:
         """The transitions that may come next, in the usual order."""
@@ -319,6 +353,15 @@ class Lifecycle:
             if transition == ANNOUNCE and fingerprint and fingerprint != last.fingerprint:
                 return Step(transition, state, state, "replan")
             return Step(transition, state, state, "repeat")
+        if (
+            transition == ANNOUNCE
+            and not moved
+            and not self.ended
+            and self._as_announced(fingerprint)
+        ):
+            # The plan job run again once the work began (a retried pipeline): what it would
+            # announce is what was announced, so nothing changes and nothing new is sent.
+            return Step(transition, state, state, "repeat")
         if transition not in self.allowed():
             raise LifecycleError(self._refusal(transition, what))
         after = self._target(transition, moved=moved)
@@ -334,6 +377,13 @@ class Lifecycle:
             return self
         record = Record(step.transition, at, step.after, window, fingerprint)
         return replace(self, records=(*self.records, record))
+
+    def _as_announced(self, fingerprint: str) -> bool:
+        """Was this plan (any, when not given) the last one announced?"""
+        for record in reversed(self.records):
+            if record.transition == ANNOUNCE:
+                return not fingerprint or record.fingerprint == fingerprint
+        return False
 
     def _target(self, transition: str, *, moved: bool = False) -> State:
         target = _TARGET[transition]
@@ -363,6 +413,13 @@ class Lifecycle:
         return f"`{COMMANDS[transition]}`: {name} {self.state.value}{since}{why}{nexts}"
 
 
+def target(transition: str) -> str:
+    """The state a planned change is in after `transition` as the table says it, for what is
+    shown without a lifecycle at hand (a preview's payload); the transition's name otherwise."""
+    found = _TARGET.get(transition)
+    return found.value if found else transition.replace("_", " ")
+
+
 def replay(entries: Iterable[Entry], *, emergency: bool | None = None) -> Lifecycle:
     """The lifecycle a change's ledger entries record.
 
@@ -372,7 +429,11 @@ def replay(entries: Iterable[Entry], *, emergency: bool | None = None) -> Lifecy
     refuse it now: the ledger says what was done. `emergency` defaults to what the entries say.
     """
     kept = sorted((e for e in entries if not e.dry_run), key=lambda e: e.delivered_at)
-    marks = [e for e in kept if e.stage == LIFECYCLE and e.extra.get("transition") in _TARGET]
+    # Transitions made in the same second (a pinned clock) keep the order they were made in.
+    marks = sorted(
+        (e for e in kept if e.stage == LIFECYCLE and e.extra.get("transition") in _TARGET),
+        key=lambda e: (e.delivered_at, _seq(e)),
+    )
     first_mark = marks[0].delivered_at if marks else None
     legacy = [
         e
@@ -406,6 +467,11 @@ def _record(
     return life.after(step, at, window=window, fingerprint=fingerprint)
 
 
+def _seq(entry: Entry) -> int:
+    text = entry.extra.get("seq", "")
+    return int(text) if text.isdigit() else 0
+
+
 def _window(entry: Entry) -> Window | None:
     if not (entry.window_start and entry.window_end):
         return None
@@ -431,5 +497,31 @@ def transition_entry(
             "state": step.after.value,
             "from": step.before.value,
             "attempt": str(life.attempt if attempt is None else attempt),
+            "seq": str(len(life.records)),
         },
     )
+
+
+def facts(step: Step, life: Lifecycle) -> dict[str, Any]:
+    """What the messages of `step` may say of the change (`life` is the lifecycle after it):
+    plain data for the render context's `lifecycle`."""
+    moved = step.moved_from
+    return {
+        "state": step.after.value,
+        "transition": step.transition,
+        "kind": step.kind,
+        "emergency": life.emergency,
+        "started": life.started,
+        "rolled_back": life.rolled_back,
+        "attempt": life.attempt,
+        "planless": life.planless,
+        "moved_from": None
+        if moved is None
+        else {"start": moved[0].isoformat(), "end": moved[1].isoformat()},
+    }
+
+
+def as_it_is(life: Lifecycle, transition: str) -> dict[str, Any]:
+    """`facts` for a notice that is no transition (an update, a reminder): the state stays."""
+    step = Step(transition, life.state, life.state, "new", life.moved_from)
+    return facts(step, life)

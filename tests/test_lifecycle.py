@@ -124,6 +124,8 @@ def test_each_transition_from_each_state_is_allowed_or_refused_as_the_table_says
 ) -> None:
     life = run(PATHS[state])
     repeat = life.last is not None and life.last.transition == transition
+    # The plan job run again (same plan, same window) once the work began changes nothing.
+    repeat |= transition == "announce" and life.announced and not life.ended
     if transition in ALLOWED[state] or repeat:
         step = life.step(transition, window=W1, fingerprint=PLAN)
         assert step.before is state
@@ -150,6 +152,21 @@ def test_refusals_the_issue_names() -> None:
         announced.step("complete")
     with pytest.raises(LifecycleError, match="the work has started"):
         run(PATHS[State.IN_PROGRESS]).step("cancelled")
+
+
+def test_the_plan_job_again_during_the_work_is_a_repeat_and_another_plan_refused() -> None:
+    for state in (State.IN_PROGRESS, State.FAILED, State.ROLLED_BACK, State.SUCCEEDED):
+        life = run(PATHS[state])
+        again = life.step("announce", window=W1, fingerprint=PLAN)
+        assert again.kind == "repeat" and again.after is state and not again.recorded
+    # Rolled back, a fixed plan is a new announcement; during the work it is refused.
+    fixed = run(PATHS[State.ROLLED_BACK]).step("announce", window=W1, fingerprint=PLAN2)
+    assert fixed.kind == "new" and fixed.after is State.ANNOUNCED
+    with pytest.raises(LifecycleError, match="is in progress"):
+        run(PATHS[State.IN_PROGRESS]).step("announce", window=W1, fingerprint=PLAN2)
+    # Ended, even the same plan is refused: a new change is announced as one.
+    with pytest.raises(LifecycleError, match="is completed"):
+        run(PATHS[State.COMPLETED]).step("announce", window=W1, fingerprint=PLAN)
 
 
 def test_a_planless_change_may_complete_without_an_apply() -> None:
@@ -431,3 +448,102 @@ class LifecycleMachine(RuleBasedStateMachine):
 
 TestLifecycleMachine = LifecycleMachine.TestCase
 TestLifecycleMachine.settings = settings(max_examples=300, stateful_step_count=25, deadline=None)
+
+
+# --- what the stage commands take from it (issue 24.1) -------------------------------------
+
+
+def test_each_transition_has_its_phase_beside_the_table() -> None:
+    assert set(lc.PHASE) == set(lc.TRANSITIONS)
+    assert lc.PHASE["announce"] == "pre_deployment" and lc.PHASE["complete"] == "post_deployment"
+    assert {lc.PHASE[t] for t in (*lc.APPLIES, *lc.ROLLBACKS)} == {"during"}
+
+
+def test_a_new_attempt_or_round_has_keys_of_its_own_and_a_repeat_the_same() -> None:
+    """The delivery keys' variant: a retried job (a repeat) sends only what is missing; an
+    apply retried after a failure, a second rollback, an announcement after a cancellation are
+    told anew."""
+    first = run(["announce", "apply_started"])
+    assert first.variant("announce") == "" and first.variant("apply_started") == ""
+    assert first.after(first.step("apply_started"), T0).variant("apply_started") == ""
+    second = run(["announce", "apply_started", "apply_failed", "apply_started"])
+    assert second.variant("apply_started") == "|attempt:2"
+    failed_twice = run(["announce", "apply_started", "apply_failed", "rollback_started"])
+    failed_twice = run(
+        [*(r.transition for r in failed_twice.records), "rollback_failed", "rollback_started"]
+    )
+    assert failed_twice.variant("rollback_started") == "|again:2"
+    again = run(["announce", "cancelled", "announce"])
+    assert again.variant("announce") == "|round:1"
+    assert run(["announce", "cancelled"]).variant("cancelled") == ""
+    assert run(["announce", "cancelled", "announce", "cancelled"]).variant("cancelled") == (
+        "|round:1"
+    )
+    # Every recorded step of a long random-looking path has a distinct (transition, variant).
+    path = [
+        "announce",
+        "apply_started",
+        "apply_failed",
+        "rollback_started",
+        "rollback_succeeded",
+        "apply_started",
+        "apply_failed",
+        "rollback_succeeded",
+        "complete",
+    ]
+    life, keys = Lifecycle(), set()
+    for i, t in enumerate(path):
+        life = life.after(life.step(t, window=W1, fingerprint=PLAN), T0 + timedelta(minutes=i))
+        keys.add((t, life.variant(t)))
+    assert len(keys) == len(path)
+
+
+def test_facts_say_what_the_messages_may_say() -> None:
+    life = run(PATHS[State.ROLLED_BACK], emergency=True)
+    step = life.step("complete")
+    after = life.after(step, T0 + timedelta(hours=1))
+    assert lc.facts(step, after) == {
+        "state": "withdrawn",
+        "transition": "complete",
+        "kind": "new",
+        "emergency": True,
+        "started": True,
+        "rolled_back": True,
+        "attempt": 1,
+        "planless": False,
+        "moved_from": None,
+    }
+    moved = run(["announce"])
+    step = moved.step("announce", window=W2, fingerprint=PLAN)
+    facts = lc.facts(step, moved.after(step, T0, window=W2, fingerprint=PLAN))
+    assert facts["kind"] == "reschedule" and facts["state"] == "rescheduled"
+    assert facts["moved_from"] == {"start": W1[0].isoformat(), "end": W1[1].isoformat()}
+    assert lc.as_it_is(run(["announce", "apply_started"]), "update")["state"] == "in progress"
+
+
+def test_transitions_made_in_the_same_second_replay_in_the_order_made() -> None:
+    """A pinned clock (or a fast job) records several transitions at one instant, and a
+    register may hand them back in any order: their sequence numbers keep the order."""
+    life = Lifecycle()
+    marks = []
+    for t in ("announce", "apply_started", "apply_failed", "rollback_succeeded", "complete"):
+        step = life.step(t, window=W1, fingerprint=PLAN)
+        life = life.after(step, T0, window=W1, fingerprint=PLAN)
+        marks.append(transition_entry(entry("x", T0, idempotency_key=t), step, life))
+    assert [m.extra["seq"] for m in marks] == ["1", "2", "3", "4", "5"]
+    for shuffled in (marks[::-1], marks[2:] + marks[:2], sorted(marks, key=lambda e: e.digest)):
+        assert replay(shuffled).state is State.WITHDRAWN
+
+
+def test_a_failure_ends_the_work_for_the_post_mortem() -> None:
+    failed = run(PATHS[State.FAILED])
+    assert failed.work_ended_at == failed.records[-1].at
+    rollback_failed = run(PATHS[State.ROLLBACK_FAILED])
+    assert rollback_failed.work_ended_at == rollback_failed.records[-1].at
+    assert run(PATHS[State.ROLLING_BACK]).work_ended_at is None
+
+
+def test_target_names_the_state_a_transition_leads_to() -> None:
+    assert lc.target("apply_started") == "in progress"
+    assert lc.target("complete") == "completed"
+    assert lc.target("reminder") == "reminder"
