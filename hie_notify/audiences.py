@@ -32,6 +32,26 @@ def affected_customers(
     return names
 
 
+def downtime_customers(
+    policy: Policy, named: Iterable[str], environments: Iterable[str], told: Iterable[str] = ()
+) -> list[str]:
+    """The customers a change's downtime is charged to (the report's and the gate's uptime
+    budget alike): those it affects (named in its record, or served by the environments it
+    touches), not every customer told of it; when none is known, those told (`customer:NAME`
+    audience ids), as `resolve` then tells them all."""
+    affected = list(dict.fromkeys(named))
+    envs = {e for e in environments if e}
+    affected += [
+        name
+        for name, customer in policy.customers.items()
+        if name not in affected and envs & set(customer.environments)
+    ]
+    if affected:
+        return affected
+    names = [a.split(":", 1)[1] for a in told if a.startswith("customer:")]
+    return list(dict.fromkeys(names))
+
+
 @dataclass
 class _Building:
     kind: str

@@ -148,6 +148,8 @@ def run_stage(
     dry_run: bool = False,
     run: Mapping[str, str] | None = None,
     clock: Callable[[], datetime] | None = None,
+    lifecycle: Mapping[str, Any] | None = None,
+    key_extra: str = "",
 ) -> StageReport:
     """Deliver `stage` to every audience, through each channel the policy names for it, unless
     already delivered (same change, stage, audience, channel and plan).
@@ -159,6 +161,9 @@ def run_stage(
     the others still go out, and the report lists what was and was not delivered (the caller
     exits 3 when anything was not). A ledger that cannot record a delivery stops the stage
     there: sending on would send what a re-run cannot know was sent.
+
+    `lifecycle` is what the messages may say of the change (`lifecycle.facts`); `key_extra`
+    what its transition adds to the delivery keys (`Lifecycle.variant`: a new attempt).
     """
     report = StageReport(stage)
     window = (change.window.start, change.window.end) if change.window else None
@@ -176,6 +181,7 @@ def run_stage(
                 window[1].isoformat() if window else "",
             )
         )
+    variant += key_extra
     # A dry run writes nothing, not even the ledger's lock file.
     with nullcontext() if dry_run else ledger.lock():
         entries = ledger.read(change.id)
@@ -199,6 +205,7 @@ def run_stage(
                 links=links,
                 status=status,
                 run=run,
+                lifecycle=lifecycle,
             )
             message: Rendered | None = None
             for kind, channel in channel_routes:
@@ -212,7 +219,8 @@ def run_stage(
                     report.previews.append((message, via))
                     continue
                 parent = renderer.render("announce", audience, ctx) if stage != "announce" else None
-                outgoing = Outgoing(change.id, message, key, kind, history, parent, window)
+                state = str((lifecycle or {}).get("state") or "")
+                outgoing = Outgoing(change.id, message, key, kind, history, parent, window, state)
                 try:
                     delivery = channel.send(outgoing)
                 except HieError as exc:

@@ -278,6 +278,9 @@ class Renderer:
 
     def render(self, stage: str, audience: Audience, context: Mapping[str, Any]) -> Rendered:
         name = self.template_name(stage, audience)
+        life = context.get("lifecycle")
+        if isinstance(life, Mapping) and not life.get("transition"):
+            context = {**context, "lifecycle": {**life, "transition": stage}}
         bodies: dict[str, str] = {}
         subject = ""
         for fmt, env in self._envs.items():
@@ -413,8 +416,11 @@ def context(
     links: Mapping[str, str],
     status: Mapping[str, Any] | None = None,
     run: Mapping[str, str] | None = None,
+    lifecycle: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything a template may use: plain data, nothing that does I/O."""
+    """Everything a template may use: plain data, nothing that does I/O. `lifecycle` is what
+    the change's lifecycle says (`lifecycle.facts`); its `transition` defaults to the stage
+    rendered."""
     ct = policy.change_type(result.change_type) if result.change_type else None
     window = None
     if change.window is not None:
@@ -492,8 +498,23 @@ def context(
             "workspace": "",
             **(run or {}),
         },
+        "lifecycle": {**LIFECYCLE_DEFAULT, **(lifecycle or {})},
         "now": now.isoformat(),
     }
+
+
+# The render context's `lifecycle` when the caller gives none (a preview of a template alone).
+LIFECYCLE_DEFAULT: Mapping[str, Any] = {
+    "state": "announced",
+    "transition": "",
+    "kind": "new",
+    "emergency": False,
+    "started": False,
+    "rolled_back": False,
+    "attempt": 0,
+    "planless": False,
+    "moved_from": None,
+}
 
 
 def _leads(policy: Policy, categories: tuple[str, ...]) -> list[dict[str, str]]:

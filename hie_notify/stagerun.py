@@ -4,14 +4,17 @@ record and plan, send a stage, owe a post-mortem, publish the merge request's su
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hie_notify import output, plan_source
-from hie_notify.audiences import Audience, affected_customers, resolve
+from hie_notify.audiences import Audience, affected_customers, downtime_customers, resolve
 from hie_notify.calendar import BusinessCalendar
 from hie_notify.change import ChangeRecord, load_change
 from hie_notify.classify import Classification
@@ -28,6 +31,15 @@ from hie_notify.context import (
 from hie_notify.errors import HieError, InputError
 from hie_notify.gate import TRIAL_BANNER, Approval, Decision, decide
 from hie_notify.ledger import Entry, Ledger, idempotency_key, open_ledger
+from hie_notify.lifecycle import (
+    ANNOUNCE,
+    LIFECYCLE,
+    Lifecycle,
+    Step,
+    facts,
+    replay,
+    transition_entry,
+)
 from hie_notify.masking import Masker
 from hie_notify.options import Options
 from hie_notify.policy.model import Policy
@@ -64,6 +76,7 @@ class StageRun:
     ledger: Ledger
     renderer: Renderer
     run: Run | None = None
+    made: Transition | None = None  # the transition its stage made (or repeated)
 
     @property
     def links(self) -> dict[str, str]:
@@ -73,7 +86,22 @@ class StageRun:
     def environments(self) -> list[str]:
         return environments(self.options.env, self.run)
 
-    def context(self, audience: Audience, status: dict[str, Any] | None = None) -> dict[str, Any]:
+    @property
+    def emergency(self) -> bool:
+        kind = self.result.change_type
+        return bool(kind and self.policy.change_type(kind).notice_overrides_others)
+
+    @property
+    def window(self) -> tuple[datetime, datetime] | None:
+        window = self.change.window
+        return (window.start, window.end) if window else None
+
+    def context(
+        self,
+        audience: Audience,
+        status: dict[str, Any] | None = None,
+        lifecycle: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
         return context(
             policy=self.policy,
             result=self.result,
@@ -83,7 +111,108 @@ class StageRun:
             links=self.links,
             status=status,
             run=run_info(self.run),
+            lifecycle=lifecycle,
         )
+
+
+@dataclass
+class Transition:
+    """The transition a stage makes, checked against the change's lifecycle (replayed from its
+    ledger) before anything is sent, recorded or written."""
+
+    step: Step
+    before: Lifecycle
+    after: Lifecycle
+    at: datetime
+    recorded: bool = False  # its ledger entry is written (never for a repeat or a dry run)
+
+    @property
+    def facts(self) -> dict[str, Any]:
+        """What its messages may say of the change (the render context's `lifecycle`)."""
+        return facts(self.step, self.after)
+
+    @property
+    def variant(self) -> str:
+        """What its delivery keys add: a new attempt or round is told anew, a repeat is not."""
+        return self.after.variant(self.step.transition)
+
+
+@contextmanager
+def holding(run: StageRun) -> Iterator[None]:
+    """The ledger's lock, from the lifecycle check to the last delivery (none for a dry run,
+    which writes nothing, not even the lock file)."""
+    with nullcontext() if run.options.dry_run else run.ledger.lock():
+        yield
+
+
+def lifecycle_now(run: StageRun) -> Lifecycle:
+    """The change's lifecycle, replayed from its ledger."""
+    return replay(run.ledger.read(run.change.id), emergency=run.emergency)
+
+
+def begin(run: StageRun, stage: str) -> Transition:
+    """Check that `stage` may follow the change's state: LifecycleError (exit 2, naming the
+    state and what may come next) before anything is sent, recorded or written. Hold the
+    ledger's lock (`holding`) from here to the deliveries."""
+    now = run.options.clock()
+    life = lifecycle_now(run)
+    fingerprint = run.result.fingerprint
+    step = life.step(stage, window=run.window, fingerprint=fingerprint, what=run.change.id)
+    after = life.after(step, now, window=run.window, fingerprint=fingerprint)
+    return Transition(step, life, after, now)
+
+
+def record_transition(run: StageRun, transition: Transition) -> None:
+    """Record the transition's own ledger entry, before its first delivery (once; never for a
+    repeat, which changes nothing, or under --dry-run)."""
+    if transition.recorded or not transition.step.recorded or run.options.dry_run:
+        return
+    result, window = run.result, run.window
+    seq = str(len(transition.after.records))
+    base = Entry(
+        change_id=run.change.id,
+        stage=LIFECYCLE,
+        audience=LIFECYCLE,
+        channel=LIFECYCLE,
+        recipient="",
+        fingerprint=result.fingerprint,
+        change_type=result.change_type,
+        service_impacting=result.service_impacting,
+        resources=tuple((run.renderer.mask(r.address), r.action) for r in result.resources),
+        delivered_at=transition.at,
+        message_id="",
+        idempotency_key=idempotency_key(
+            run.change.id, LIFECYCLE, transition.step.transition, result.fingerprint, seq
+        ),
+        emergency=run.emergency,
+        categories=result.categories,
+        impacting_categories=result.impacting_categories,
+        window_start=window[0].isoformat() if window else "",
+        window_end=window[1].isoformat() if window else "",
+    )
+    entry = transition_entry(base, transition.step, transition.after)
+    if transition.step.transition == ANNOUNCE:
+        entry = replace(entry, extra={**entry.extra, **announced_requirements(run)})
+    run.ledger.record([entry])
+    transition.recorded = True
+
+
+def announced_requirements(run: StageRun) -> dict[str, str]:
+    """What an announcement records of the policy in force, so the report judges the change by
+    it and not by whatever policy it is given later: the policy's digest, and each audience's
+    required notice as `minimum|recommended|kind`."""
+    from hie_notify.report.compute import NOTICE_PREFIX, POLICY_DIGEST
+
+    policy = run.policy
+    digest = hashlib.sha256(policy.model_dump_json().encode()).hexdigest()[:32]
+    out = {POLICY_DIGEST: f"sha256:{digest}"}
+    for audience in resolve(policy, run.result, run.change, run.environments).for_phase(
+        "pre_deployment"
+    ):
+        out[NOTICE_PREFIX + audience.id] = (
+            f"{audience.minimum}|{audience.recommended}|{audience.kind}"
+        )
+    return out
 
 
 def load(options: Options, args: argparse.Namespace, *, announce: bool = False) -> StageRun:
@@ -222,7 +351,21 @@ def unrouted_declared(policy: Policy, change: ChangeRecord, options: Options) ->
     return unrouted(policy, audiences, options)
 
 
-def send(run: StageRun, stage: str, status: dict[str, Any]) -> StageReport:
+def send(
+    run: StageRun, stage: str, status: dict[str, Any], transition: Transition | None = None
+) -> StageReport:
+    """Make `stage`'s transition and send its notices: under the ledger's lock, check it may
+    follow the change's state (unless `transition` was checked already), record it, then
+    deliver (a repeat sends only what is missing); then update the register."""
+    with holding(run):
+        report = _send(run, stage, status, transition or begin(run, stage))
+    if not run.options.dry_run:
+        audiences = resolve(run.policy, run.result, run.change, run.environments)
+        report.notes.extend(register_stage(run, stage, [a.id for a in audiences.audiences], report))
+    return report
+
+
+def _send(run: StageRun, stage: str, status: dict[str, Any], transition: Transition) -> StageReport:
     # Only commands that send pay for importing the channels (gate and classify never do).
     from hie_notify.notify import run_stage
 
@@ -233,6 +376,8 @@ def send(run: StageRun, stage: str, status: dict[str, Any]) -> StageReport:
         problems = unrouted(run.policy, audiences.for_phase("pre_deployment"), options)
         if problems:
             raise InputError(problems)
+    record_transition(run, transition)
+    run.made = transition
     # Only a cancellation chooses its audiences from the ledger (everyone who was told).
     entries = run.ledger.read(run.change.id) if stage == "cancelled" else []
     chosen = audiences_for(stage, audiences, entries) + integrations(run, stage, entries)
@@ -252,9 +397,9 @@ def send(run: StageRun, stage: str, status: dict[str, Any]) -> StageReport:
         dry_run=options.dry_run,
         run=run_info(run.run),
         clock=options.clock,
+        lifecycle=transition.facts,
+        key_extra=transition.variant,
     )
-    if not options.dry_run:
-        report.notes.extend(register_stage(run, stage, [a.id for a in audiences.audiences], report))
     return report
 
 
@@ -272,13 +417,10 @@ def register_stage(
         register = register_of(options, run.policy)
         if register is None:
             return []
-        # Announcing copies the whole ledger: how a change recorded before the register moves in.
-        # A stage that may owe a post-mortem copies its issue (`remind` checks it is closed).
-        entries = []
-        if stage == "announce":
-            entries = run.ledger.read(run.change.id)
-        elif stage == "complete" or stage.endswith("_failed") or stage.startswith("rollback"):
-            entries = [e for e in run.ledger.read(run.change.id) if e.stage == "postmortem"]
+        # The whole ledger (only what the register lacks is added): its transitions are the
+        # change's status, its post-mortem issue is what `remind` checks is closed, and a change
+        # recorded before the register existed moves in.
+        entries = run.ledger.read(run.change.id)
         stored = record_stage(
             register,
             change=run.change,
@@ -351,7 +493,7 @@ def owe_postmortem(
         return []
     status["postmortem"] = reasons
     status["timeline"] = [
-        f"{run.calendar.moment(e.delivered_at)} {e.stage} → {e.audience}"
+        f"{run.calendar.moment(e.delivered_at)} {_timeline_line(e)}"
         for e in sorted(entries, key=lambda e: e.delivered_at)
     ]
     done = [e for e in entries if e.stage == "postmortem"]
@@ -409,6 +551,13 @@ def owe_postmortem(
     return [f"post-mortem issue opened: {link}"]
 
 
+def _timeline_line(entry: Entry) -> str:
+    if entry.stage == LIFECYCLE:
+        made = entry.extra.get("transition", "").replace("_", " ")
+        return f"{made}: the change is now {entry.extra.get('state', '')}"
+    return f"{entry.stage} → {entry.audience}"
+
+
 def _document_audience(run: StageRun) -> Audience:
     """The reader of a document that is not a message (a GitLab note or issue): internal."""
     from hie_notify.durations import NoticePeriod
@@ -419,9 +568,11 @@ def _document_audience(run: StageRun) -> Audience:
     )
 
 
-def publish_summary(run: StageRun, state: str, gate: dict[str, Any] | None = None) -> str:
-    """The merge request's one summary note (or its outbox copy); a line saying where."""
+def publish_summary(run: StageRun, gate: dict[str, Any] | None = None) -> str:
+    """The merge request's one summary note (or its outbox copy), with the change's lifecycle
+    state; a line saying where."""
     entries = run.ledger.read(run.change.id)
+    state = replay(entries, emergency=run.emergency).state.value
     note = _note_context(run, state, gate, entries)
     ctx = run.context(_document_audience(run))
     ctx["note"] = note
@@ -446,11 +597,11 @@ def publish_summary(run: StageRun, state: str, gate: dict[str, Any] | None = Non
     return f"merge request note written to {path} (no GitLab credentials)"
 
 
-def summary_note(run: StageRun, report: StageReport, state: str) -> str:
+def summary_note(run: StageRun, report: StageReport) -> str:
     """publish_summary after a stage: a note GitLab refuses (or that still fails after its
     retries) is a failed delivery in `report`, not the end of the command."""
     try:
-        return publish_summary(run, state)
+        return publish_summary(run)
     except HieError as exc:
         report.fail("merge request note", "gitlab", exc)
         return "merge request note NOT updated (a re-run updates it)"
@@ -482,7 +633,7 @@ def _note_context(
         "notices": [
             f"{e.stage}: {e.audience} via {e.channel} at {run.calendar.moment(e.delivered_at)}"
             for e in sorted(entries, key=lambda e: e.delivered_at)
-            if e.stage != "postmortem"
+            if e.stage not in ("postmortem", LIFECYCLE)  # delivered to nobody: no notice
         ][-60:],
     }
 
@@ -515,8 +666,13 @@ def emit_report(
     lines = [
         f"{run.change.id}: {run.result.change_type} — {title}",
         *report.lines(run.calendar.local),
-        *(f"  {x}" for x in extra),
     ]
+    if run.made is not None:  # where the change now is, as its lifecycle says
+        data["lifecycle"] = run.made.facts
+        step = run.made.step
+        again = "" if step.recorded else " (made before: only what was missing is sent)"
+        lines.append(f"  now       {step.after.value}{again}")
+    lines += [f"  {x}" for x in extra]
     output.emit(options, data, "\n".join(lines))
     if not report.failed:
         return 0
@@ -558,15 +714,19 @@ def notice_window(
 def send_status(
     run: StageRun, stage: str, error: str = "", detail: str = ""
 ) -> tuple[StageReport, list[str]]:
-    """Send an apply or rollback stage; owe the post-mortem first when it is a failure."""
+    """Send an apply or rollback stage: check and record its transition, owe the post-mortem
+    when it is a failure, then deliver."""
     status: dict[str, Any] = {"error": error, "detail": detail}
     extra = []
     failures: list[Failure] = []
-    if stage.endswith("_failed") or stage.startswith("rollback"):
-        extra += owe_postmortem(run, stage, status, failures)
-    report = send(run, stage, status)
+    with holding(run):
+        transition = begin(run, stage)
+        record_transition(run, transition)
+        if stage.endswith("_failed") or stage.startswith("rollback"):
+            extra += owe_postmortem(run, stage, status, failures)
+        report = send(run, stage, status, transition)
     report.failed[:0] = failures
-    extra.append(summary_note(run, report, stage.replace("_", " ")))
+    extra.append(summary_note(run, report))
     return report, extra
 
 
@@ -597,25 +757,28 @@ def send_complete(
 ) -> tuple[StageReport, list[str], dict[str, Any]]:
     """Completion notices: a rolled-back change ends with its own message (withdrawn, the
     service as before, what happens next); otherwise who checked the key user flows."""
-    entries = run.ledger.read(run.change.id)
-    rolled_back = any(e.stage in ("rollback_started", "rollback_succeeded") for e in entries)
-    status: dict[str, Any] = {
-        "error": "",
-        "detail": detail,
-        "verified_by": verified_by,
-        "rolled_back": rolled_back,
-    }
-    failures: list[Failure] = []
-    extra = owe_postmortem(run, "complete", status, failures)
-    if not verified_by and not rolled_back:
-        extra.append(
-            "warning: nobody is named as having tested the key user flows (Phase 3): give "
-            "--verified-by NAME, or run it as a manual job (GITLAB_USER_LOGIN)"
-        )
-    report = send(run, "complete", status)
+    with holding(run):
+        transition = begin(run, "complete")
+        # The change did not stay: a rollback succeeded and nothing was applied since.
+        rolled_back = transition.after.rolled_back
+        status: dict[str, Any] = {
+            "error": "",
+            "detail": detail,
+            "verified_by": verified_by,
+            "rolled_back": rolled_back,
+        }
+        failures: list[Failure] = []
+        record_transition(run, transition)
+        extra = owe_postmortem(run, "complete", status, failures)
+        if not verified_by and not rolled_back:
+            extra.append(
+                "warning: nobody is named as having tested the key user flows (Phase 3): give "
+                "--verified-by NAME, or run it as a manual job (GITLAB_USER_LOGIN)"
+            )
+        report = send(run, "complete", status, transition)
     report.failed[:0] = failures
     extra += jira_done(run, report)
-    extra.append(summary_note(run, report, "rolled back" if rolled_back else "done"))
+    extra.append(summary_note(run, report))
     return report, extra, status
 
 
@@ -754,7 +917,7 @@ def check_gate(options: Options, source: plan_source.Source) -> GateCheck:
             prep.run,
         )
         try:
-            note = publish_summary(run, "gate", data)
+            note = publish_summary(run, data)
         except HieError as exc:  # the decision stands whether or not the note could be updated
             note = f"warning: the merge request note was not updated: {exc}"
     return GateCheck(decision, prep.calendar, prep.policy_source, data, dotenv, note)
@@ -792,7 +955,7 @@ def with_conflicts(
         register = register_of(options, prep.policy)
         if register is None:
             return decision
-        record = record_of(change, prep.result, "announce", [], environments(options.env, prep.run))
+        record = record_of(change, prep.result, [], environments(options.env, prep.run))
         found = [
             f"conflict: {c.text()}"
             for c in conflicts_of(register, record, freeze_periods(options.env) or [])
@@ -809,10 +972,11 @@ def with_conflicts(
 def with_uptime_budget(
     decision: Decision, options: Options, prep: Prepared, change: ChangeRecord
 ) -> Decision:
-    """The gate's decision with the uptime budget (issue 18): for each affected customer, the
-    downtime other changes used this month (from the register) plus this change's declared
-    downtime; a warning from `sla.warn_at_percent`, a block beyond 100% unless an emergency.
-    A register that cannot be read blocks: the gate cannot tell."""
+    """The gate's decision with the uptime budget (issue 18): for each customer the change
+    affects (`downtime_customers`), the downtime other changes used this month (from the
+    register) plus this change's declared downtime; a warning from `sla.warn_at_percent`, a
+    block beyond 100% unless an emergency. A register that cannot be read blocks: the gate
+    cannot tell."""
     from dataclasses import replace
     from datetime import timedelta
 
@@ -822,11 +986,13 @@ def with_uptime_budget(
     declared = change.downtime or timedelta(0)
     if change.window is None or declared <= timedelta(0):
         return decision  # no window already blocks; no declared downtime uses none
-    customers = list(change.customers) + [
-        a.id.split(":", 1)[1]
-        for a in prep.audiences.audiences
-        if a.kind == "customer" and a.id.split(":", 1)[1] not in change.customers
-    ]
+    # Charged to the customers the change affects, not every customer told of it.
+    customers = downtime_customers(
+        prep.policy,
+        change.customers,
+        environments(options.env, prep.run),
+        [a.id for a in prep.audiences.audiences],
+    )
     if not customers:
         return decision
     month = uptime.month_of(change.window.start, prep.calendar.zone)
@@ -836,6 +1002,7 @@ def with_uptime_budget(
         used = (
             source.used_this_month(
                 register,
+                policy=prep.policy,
                 change_id=change.id,
                 customers=customers,
                 month=month,

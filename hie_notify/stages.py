@@ -12,22 +12,13 @@ from hie_notify import timetext
 from hie_notify.change import ChangeRecord
 from hie_notify.classify import Classification, ResourceResult, classify, required_notice
 from hie_notify.errors import InputError
+from hie_notify.lifecycle import LIFECYCLE, PHASE, replay
 from hie_notify.policy.model import Policy
 from hie_notify.records import PLANLESS, Audience, Audiences, Entry
 from hie_notify.terraform.plan import SUMMARY_KEYS, Plan
 
 ANNOUNCE = "announce"
 FAILURES = ("apply_failed", "rollback_started", "rollback_succeeded", "rollback_failed")
-PHASE_OF_STAGE = {
-    "announce": "pre_deployment",
-    "apply_started": "during",
-    "apply_succeeded": "during",
-    "apply_failed": "during",
-    "rollback_started": "during",
-    "rollback_succeeded": "during",
-    "rollback_failed": "during",
-    "complete": "post_deployment",
-}
 _SUMMARY_OF_ACTION = {
     "create": "add",
     "update": "change",
@@ -51,7 +42,7 @@ def audiences_for(
     if stage == "cancelled":
         told = {e.audience for e in entries if e.stage == ANNOUNCE}
         return [a for a in audiences.audiences if a.id in told]
-    phase = PHASE_OF_STAGE[stage]
+    phase = PHASE[stage]
     chosen = audiences.for_phase(phase)
     if stage in FAILURES:
         chosen += [a for a in audiences.audiences if a.kind == "internal" and a not in chosen]
@@ -59,8 +50,14 @@ def audiences_for(
 
 
 def from_ledger(entries: Sequence[Entry], policy: Policy, change_id: str) -> Classification:
-    """The classification of the plan last announced, for stages that run without a plan."""
-    announced = [e for e in entries if e.stage == ANNOUNCE and not e.dry_run]
+    """The classification of the plan last announced, for stages that run without a plan (an
+    announcement's own transition entry says it too, where nobody was owed a notice)."""
+    announced = [
+        e
+        for e in entries
+        if (e.stage == ANNOUNCE or (e.stage == LIFECYCLE and e.extra.get("transition") == ANNOUNCE))
+        and not e.dry_run
+    ]
     if not announced:
         raise InputError(
             f"no announcement of {change_id} is recorded in the ledger: run `hie-notify plan` "
@@ -107,9 +104,10 @@ def postmortem_reasons(
     entries: Sequence[Entry],
     stage: str,
 ) -> list[str]:
-    """Why this change owes a post-mortem (empty when it does not)."""
+    """Why this change owes a post-mortem (empty when it does not): from the transitions its
+    ledger records (`stage` is the one being made)."""
     reasons = []
-    stages = {e.stage for e in entries} | {stage}
+    stages = {r.transition for r in replay(entries).records} | {stage}
     if stages & {"apply_failed", "rollback_failed"}:
         reasons.append("the deployment failed")
     if stages & {"rollback_started", "rollback_succeeded"}:

@@ -78,7 +78,9 @@ def test_announce_tells_the_declared_types_audiences_and_registers_the_change(
     record = _registered(tmp_path, backend)
     assert record.status == "announced" and record.fingerprint == PLANLESS
     assert record.change_type == "planned_infra_update"
-    assert {e.audience for e in record.entries} == INTERNAL
+    assert {e.audience for e in record.entries if e.stage != "lifecycle"} == INTERNAL
+    (made,) = [e.extra["transition"] for e in record.entries if e.stage == "lifecycle"]
+    assert made == "announce"
 
     # Run again (a retried job): nothing is sent twice.
     code, out = flow("--register", reg, "announce", now="2026-12-01T10:05:00+00:00")
@@ -165,13 +167,14 @@ def test_an_incident_announced_as_soon_as_identified(
     assert {"slack:#ops", "slack:#devops", "customer:EoE"} <= told
     assert out["service_impacting"] is True
     record = _registered(tmp_path, backend, "INC-7")
-    assert record.status == "announced" and record.service_impacting
+    assert record.status == "identified" and record.service_impacting  # an emergency's word
     # The stages that follow read the plan-less announcement from the ledger.
     code, out = flow(
         "--register", reg, "complete", "--verified-by", "leon", now="2026-12-01T10:50:00+00:00"
     )
     assert code == 0, flow.err
-    assert _registered(tmp_path, backend, "INC-7").status == "done"
+    # Announced without a plan, it may complete without an apply (the work was not Terraform).
+    assert _registered(tmp_path, backend, "INC-7").status == "completed"
 
 
 def test_announce_needs_a_declared_type(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -75,7 +75,7 @@ def test_one_note_updated_in_place(
     flow("apply", "--status", "started", now="2026-12-08T19:06:00+00:00")
     notes = _summaries(fake)
     assert len(notes) == 1  # never a second copy
-    assert "**State**: apply started" in notes[0]["body"]
+    assert "**State**: in progress" in notes[0]["body"]  # the change's lifecycle state
     puts = [c for c in fake.rsps.calls if c.request.method == "PUT"]
     assert puts and all(c.request.url.endswith(f"/notes/{notes[0]['id']}") for c in puts)
 
@@ -165,5 +165,7 @@ def test_failed_apply_opens_one_postmortem_issue(
     devops = (tmp_path / "outbox/FFAPP-4458/apply_failed/slack-devops.json").read_text()
     assert "Post-mortem owed" in devops and "issues/1" in devops
     assert "timeout waiting for DB" in devops
+    code, _ = flow("rollback", "--status", "succeeded", now="2026-12-08T20:00:00+00:00")
+    assert code == 0 and len(fake.issues) == 1
     code, _ = flow("complete", now="2026-12-08T21:00:00+00:00")
     assert code == 0 and len(fake.issues) == 1  # owed once, opened once

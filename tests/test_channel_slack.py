@@ -90,10 +90,12 @@ def test_later_stages_reply_in_thread_and_update_the_parent(run: Run, slack: Fak
     updates = slack.state.calls("chat.update")
     assert [(u.body["channel"], u.body["ts"]) for u in updates] == list(parents.items())
     assert updates[0].body["blocks"][0]["elements"][0]["text"] == "*Status:* IN PROGRESS"
+    code, _ = run("apply", "--status", "succeeded", now="2026-12-08T10:30:00+00:00")
+    assert code == 0
     code, _ = run("complete", now="2026-12-08T11:00:00+00:00")
     assert code == 0
     final = slack.state.calls("chat.update")[-1]
-    assert final.body["blocks"][0]["elements"][0]["text"] == "*Status:* DONE"
+    assert final.body["blocks"][0]["elements"][0]["text"] == "*Status:* COMPLETED"
     assert slack.state.calls("chat.postMessage")[-1].body["reply_broadcast"] is True
 
 
@@ -273,12 +275,22 @@ def test_a_5000_resource_plan_fits_slack_limits(
 
 
 @pytest.mark.parametrize(
-    ("stage", "state"),
-    [("reminder", "announced"), ("overrun", "overrunning"), ("apply_failed", "failed")],
+    ("stage", "life", "state"),
+    [
+        ("reminder", "announced", "announced"),
+        ("reminder", "rescheduled", "rescheduled"),
+        ("overrun", "in progress", "in progress, overrunning"),
+        ("apply_failed", "failed", "failed"),
+        ("complete", "withdrawn", "withdrawn"),  # a rollback, then complete: never "done"
+        ("apply_started", "mitigating", "mitigating"),  # an emergency's own word
+    ],
 )
-def test_the_parent_shows_the_changes_state_not_the_notices_name(stage: str, state: str) -> None:
+def test_the_parent_shows_the_changes_state_not_the_notices_name(
+    stage: str, life: str, state: str
+) -> None:
     from hie_notify.channels import Outgoing
     from hie_notify.render import Rendered
 
     rendered = Rendered(stage, None, "subject", {})  # type: ignore[arg-type]
-    assert Outgoing("FFAPP-1", rendered, "k", "slack", ()).state == state
+    outgoing = Outgoing("FFAPP-1", rendered, "k", "slack", (), lifecycle_state=life)
+    assert outgoing.state == state

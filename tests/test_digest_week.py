@@ -151,6 +151,7 @@ def test_two_weeks_of_digests(fortnight: tuple[Flow, RegisterFake, str]) -> None
     events = {
         datetime(2027, 3, 20, 12, tzinfo=UTC): ("E", ["cancel"]),
         datetime(2027, 3, 23, 19, 5, tzinfo=UTC): ("A", ["apply", "--status", "started"]),
+        datetime(2027, 3, 23, 19, 50, tzinfo=UTC): ("A", ["apply", "--status", "succeeded"]),
         datetime(2027, 3, 23, 20, 30, tzinfo=UTC): ("A", ["complete"]),
         datetime(2027, 3, 25, 19, 5, tzinfo=UTC): ("B", ["apply", "--status", "started"]),
         datetime(2027, 3, 25, 19, 20, tzinfo=UTC): ("B", ["rollback", "--status", "started"]),

@@ -499,8 +499,10 @@ BASE_COMMANDS = [
     ["gate", "--plan", "{tmp}/plan.json"],
     ["earliest", "--plan", "{tmp}/plan.json"],
     ["apply", "--status", "started"],
-    ["rollback", "--status", "failed"],
-    ["complete"],
+    # The base ledger is an announcement: a rollback or a completion may not follow it (the
+    # lifecycle refuses them, exit 2), an apply's end may.
+    ["apply", "--status", "failed"],
+    ["apply", "--status", "succeeded"],
     ["cancel"],
     ["preview", "announce", "--plan", "{tmp}/plan.json"],
     ["validate"],

@@ -289,8 +289,13 @@ def test_plan_rerun_sends_nothing_twice(s: Scenario) -> None:
         d["audience"] for d in first["delivered"]
     ]
     assert sorted((s.tmp / "outbox").rglob("*.*")) == files
-    lines = (s.tmp / "ledger.jsonl").read_text().splitlines()
-    assert len(lines) == len(first["delivered"]) == 4
+    lines = [json.loads(line) for line in (s.tmp / "ledger.jsonl").read_text().splitlines()]
+    # The four notices and the one transition they made: the re-run recorded nothing.
+    assert len(first["delivered"]) == 4
+    assert [e["stage"] for e in lines].count("announce") == 4
+    assert [e["extra"].get("transition") for e in lines if e["stage"] == "lifecycle"] == [
+        "announce"
+    ]
 
 
 def test_dry_run_sends_and_records_nothing(s: Scenario) -> None:

@@ -99,6 +99,11 @@ def outbox(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
         )
         == 0
     )
+    # Applied first (a change with a plan completes once applied); its notices, which do not
+    # repeat the purpose, go to an outbox of their own.
+    applied = [*base[:-2], "--outbox", str(tmp_path / "outbox-apply")]
+    now = ["--now", "2026-12-08T10:40:00+00:00"]
+    assert main([*applied, *now, "apply", "--status", "succeeded"], env={}) == 0
     assert main([*base, "--now", "2026-12-08T11:00:00+00:00", "complete"], env={}) == 0
     capsys.readouterr()
     return tmp_path / "outbox" / "FFAPP-66"

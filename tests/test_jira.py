@@ -295,6 +295,7 @@ def test_a_missing_done_transition_is_reported_not_guessed(
     jira.transitions = [("21", "Deploy", "In Progress"), ("41", "Resolve", "Resolved")]
     f = flow(tmp_path, capsys)
     assert f("plan", "--plan", str(f.plan))[0] == 0, f.err
+    assert f("apply", "--status", "succeeded", now="2026-12-08T19:40:00+00:00")[0] == 0, f.err
     code, _ = f("complete", "--verified-by", "Ollie", now="2026-12-08T20:00:00+00:00")
     assert code == 0, f.err
     assert "has no transition 'Done'" in f.err and "Resolve → Resolved" in f.err
@@ -411,6 +412,7 @@ def test_a_transition_screen_that_requires_fields_is_a_warning_after_the_notices
     jira.screens["31"] = {"resolution": ["Done", "Won't Do"]}
     f = flow(tmp_path, capsys)
     assert f("plan", "--plan", str(f.plan))[0] == 0, f.err
+    assert f("apply", "--status", "succeeded", now="2026-12-08T19:40:00+00:00")[0] == 0, f.err
     code, out = f("complete", "--verified-by", "Ollie", now="2026-12-08T20:00:00+00:00")
     assert code == 0, f.err
     assert {e["audience"] for e in out["delivered"]} >= {f"jira:{KEY}", "customer:EoE"}
@@ -430,6 +432,7 @@ def test_done_fields_are_sent_with_the_transition(
     )
     f = Flow(tmp_path, capsys, DB, env={**JIRA_ENV, **LINK_ENV}, policy=policy)
     assert f("plan", "--plan", str(f.plan))[0] == 0, f.err
+    assert f("apply", "--status", "succeeded", now="2026-12-08T19:40:00+00:00")[0] == 0, f.err
     code, _ = f("complete", "--verified-by", "Ollie", now="2026-12-08T20:00:00+00:00")
     assert code == 0, f.err
     assert jira.issues[KEY].status == "Done"
@@ -443,6 +446,7 @@ def test_a_transition_the_user_may_not_make_is_a_failed_delivery_naming_the_perm
 ) -> None:
     f = flow(tmp_path, capsys)
     assert f("plan", "--plan", str(f.plan))[0] == 0, f.err
+    assert f("apply", "--status", "succeeded", now="2026-12-08T19:40:00+00:00")[0] == 0, f.err
     jira.forbidden.add("/transitions")
     code, out = f("complete", "--verified-by", "Ollie", now="2026-12-08T20:00:00+00:00")
     assert code == 3

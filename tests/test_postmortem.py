@@ -3,8 +3,9 @@ through the issues/notes fake), time injected with --now.
 
 The change (tests/cli_flow.py) declares an hour of downtime: a significant planned
 infrastructure update, so it owes a post-mortem. Its window is Tuesday 8 December 2026
-19:00-21:00 GMT; it completes at 20:50, so with the default deadline (5 business days) its
-post-mortem is due Tuesday 15 December at 20:50."""
+19:00-21:00 GMT; its apply succeeds at 20:50 (the work ended then: `complete` follows at 20:55),
+so with the default deadline (5 business days) its post-mortem is due Tuesday 15 December at
+20:50."""
 
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ def flow(
         run = _runner(f, reg)
         assert run("plan", "--plan", str(f.plan), now="2026-12-01T10:00:00+00:00")[0] == 0
         assert run("apply", "--status", "started", now="2026-12-08T19:05:00+00:00")[0] == 0
-        code, out = run("complete", "--verified-by", "ollie", now="2026-12-08T20:50:00+00:00")
+        assert run("apply", "--status", "succeeded", now="2026-12-08T20:50:00+00:00")[0] == 0
+        code, out = run("complete", "--verified-by", "ollie", now="2026-12-08T20:55:00+00:00")
         assert code == 0 and out["postmortem"], f.err
         return f
 
@@ -310,7 +312,8 @@ def on_gitlab(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[tu
                 )
             ]
         )
-        code, _ = run(f, "complete", "--verified-by", "ollie", now="2026-12-08T20:50:00+00:00")
+        assert run(f, "apply", "--status", "succeeded", now="2026-12-08T20:50:00+00:00")[0] == 0
+        code, _ = run(f, "complete", "--verified-by", "ollie", now="2026-12-08T20:55:00+00:00")
         assert code == 0, f.err
         yield f, (fake, iid)
 

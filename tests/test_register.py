@@ -17,9 +17,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hie_notify.errors import InputError
+from hie_notify.lifecycle import Lifecycle, transition_entry
 from hie_notify.records import Entry
 from hie_notify.register.gitlab import LABEL, GitLabRegister, decode_record, encode_record
-from hie_notify.register.model import Registered, updated
+from hie_notify.register.model import STATUSES, Registered, updated
 from hie_notify.register.store import Register, default_uri, open_register
 from tests.register_fake import ENV, HUMAN, RegisterFake
 
@@ -69,6 +70,28 @@ def entry(change_id: str = "FFAPP-1", stage: str = "announce", n: int = 0) -> En
     )
 
 
+def steps(*transitions: str, change_id: str = "FFAPP-1", day: int = 8) -> list[Entry]:
+    """The transition entries the stage commands record for `transitions` (in order)."""
+    life, out = Lifecycle(), []
+    window = (at(day), at(day, 21))
+    for i, transition in enumerate(transitions):
+        when = NOW + timedelta(hours=i)
+        step = life.step(transition, window=window, fingerprint="sha256:abc")
+        life = life.after(step, when, window=window, fingerprint="sha256:abc")
+        base = replace(
+            entry(change_id, "x", 100 + i),
+            delivered_at=when,
+            idempotency_key=f"{change_id}-step-{i}-{transition}",
+            window_start=window[0].isoformat(),
+            window_end=window[1].isoformat(),
+        )
+        out.append(transition_entry(base, step, life))
+    return out
+
+
+DONE = ("announce", "apply_started", "apply_succeeded", "complete")
+
+
 @pytest.fixture
 def fake() -> Iterator[RegisterFake]:
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
@@ -104,23 +127,31 @@ def test_a_moved_window_and_a_cancellation_raise_the_sequence(register: Register
     assert register.put(record(), [], NOW).sequence == 0  # same window: same event
     moved = register.put(record(day=9), [], NOW)
     assert moved.sequence == 1 and moved.window_start == at(9)
-    cancelled = register.put(record(day=9, status="cancelled"), [], NOW)
+    cancelled = register.put(record(day=9), steps("announce", "cancelled", day=9), NOW)
     assert cancelled.sequence == 2 and cancelled.status == "cancelled"
     got = register.get("FFAPP-1")
     assert got is not None and got.sequence == 2
 
 
-def test_announcing_again_never_takes_a_change_back(register: Register) -> None:
-    register.put(record(status="in progress"), [], NOW)
-    assert register.put(record(), [], NOW).status == "in progress"
-    register.put(record(status="cancelled"), [], NOW)
-    assert register.put(record(), [], NOW).status == "announced"  # back on
+def test_the_status_is_the_lifecycle_its_entries_replay_to(register: Register) -> None:
+    """Whatever status a caller puts, the register stores the state the change's transitions
+    replay to: announcing again never takes a change under way back to announced."""
+    started = steps("announce", "apply_started")
+    assert register.put(record(), started, NOW).status == "in progress"
+    assert register.put(record(), [entry(n=5)], NOW).status == "in progress"
+    assert register.put(record(status="completed"), [], NOW).status == "in progress"
+    got = register.get("FFAPP-1")
+    assert got is not None and got.status == "in progress"
+    rolled = steps("announce", "apply_started", "apply_failed", "rollback_succeeded", "complete")
+    assert register.put(record("FFAPP-2"), rolled, NOW).status == "withdrawn"
+    back = steps("announce", "cancelled", "announce", change_id="FFAPP-3")
+    assert register.put(record("FFAPP-3"), back, NOW).status == "announced"  # back on
 
 
 def test_range_and_open_changes(register: Register) -> None:
     register.put(record("FFAPP-1", day=3), [], NOW)
     register.put(record("FFAPP-2", day=8), [], NOW)
-    register.put(record("FFAPP-3", day=8, status="done"), [], NOW)
+    register.put(record("FFAPP-3", day=8), steps(*DONE, change_id="FFAPP-3"), NOW)
     register.put(record("FFAPP-4", day=20), [], NOW)
     register.put(record("FFAPP-5", window_start=None, window_end=None), [], NOW)
     found = register.between(at(7, 0), at(14, 0))
@@ -158,11 +189,13 @@ def test_gitlab_issue_has_labels_due_date_record_and_notes(fake: RegisterFake) -
     assert decoded is not None and decoded[0].sequence == 1 and decoded[1] == {"FFAPP-1-announce-0"}
     (note,) = fake.notes[1]
     assert "announce: slack:#devops0 via outbox" in note["body"]
-    reg.put(record(window_start=at(8, 23), window_end=at(9, 1), status="done"), [], NOW)
+    late = {"window_start": at(8, 23), "window_end": at(9, 1)}
+    reg.put(record(**late), steps("announce", "cancelled"), NOW)
     assert issue["state"] == "closed"
-    assert "change-status::done" in issue["labels"]
-    reg.put(record(window_start=at(8, 23), window_end=at(9, 1), status="in progress"), [], NOW)
-    assert issue["state"] == "opened"
+    assert "change-status::cancelled" in issue["labels"]
+    assert "- cancelled: the change is now cancelled" in fake.notes[1][-1]["body"]
+    reg.put(record(**late), steps("announce", "cancelled", "announce"), NOW)  # back on
+    assert issue["state"] == "opened" and "change-status::announced" in issue["labels"]
 
 
 def test_gitlab_register_project_is_configurable(fake: RegisterFake) -> None:
@@ -316,7 +349,7 @@ def test_sequence_counts_the_moves(days: list[int]) -> None:
         change_id=st.from_regex(r"[A-Z]{2,5}-[1-9][0-9]{0,4}", fullmatch=True),
         day=st.integers(min_value=1, max_value=30),
         purpose=st.text(max_size=80),
-        status=st.sampled_from(["announced", "in progress", "done", "cancelled"]),
+        status=st.sampled_from(STATUSES),
     )
 )
 def test_a_record_survives_the_marker(rec: Registered) -> None:

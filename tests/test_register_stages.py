@@ -33,8 +33,10 @@ def test_stages_move_the_change_through_its_statuses(
     assert rec.status == "announced" and rec.change_type == "planned_infra_update"
     assert rec.customers == ("EoE",) and rec.service_impacting
     assert "customer:EoE" in rec.audiences and "slack:#devops" in rec.audiences
-    announced = {e.idempotency_key for e in rec.entries}
+    announced = {e.idempotency_key for e in rec.entries if e.stage == "announce"}
     assert len(announced) == len(out["delivered"]) > 0
+    # And the transition itself, delivered to nobody: the status is replayed from it.
+    assert [e.extra["transition"] for e in rec.entries if e.stage == "lifecycle"] == ["announce"]
 
     assert flow("apply", "--status", "started", now="2026-12-08T19:05:00+00:00")[0] == 0
     assert registered(tmp_path).status == "in progress"
@@ -43,7 +45,7 @@ def test_stages_move_the_change_through_its_statuses(
     assert flow("apply", "--status", "succeeded", now="2026-12-08T19:40:00+00:00")[0] == 0
     assert flow("complete", now="2026-12-08T20:00:00+00:00")[0] == 0
     rec = registered(tmp_path)
-    assert rec.status == "done" and rec.sequence == 0
+    assert rec.status == "completed" and rec.sequence == 0
     stages = [e.stage for e in rec.entries]
     assert stages.count("announce") == len(announced)
     assert "apply_started" in stages and "complete" in stages
@@ -80,7 +82,8 @@ def test_a_ledger_from_before_the_register_moves_in(
     code, out = flow("plan", "--plan", str(flow.plan), now="2026-12-08T19:06:00+00:00")
     assert code == 0 and out["delivered"] == []
     rec = registered(tmp_path)
-    assert {e.stage for e in rec.entries} == {"announce", "apply_started"}
+    assert {e.stage for e in rec.entries} == {"announce", "apply_started", "lifecycle"}
+    assert rec.status == "in progress"  # the re-run of plan took nothing back
 
 
 def test_a_register_that_cannot_be_written_warns_and_the_notices_stand(
@@ -103,8 +106,13 @@ def test_stages_on_the_gitlab_register(tmp_path: Path, capsys: pytest.CaptureFix
         fake = RegisterFake(rsps).install()
         flow = Flow(tmp_path, capsys, NODES, env=dict(ENV))
         assert flow("--register", "gitlab", "plan", "--plan", str(flow.plan))[0] == 0
+        for at, stage in (("19:05", "started"), ("19:40", "succeeded")):
+            now = f"2026-12-08T{at}:00+00:00"
+            assert flow("--register", "gitlab", "apply", "--status", stage, now=now)[0] == 0
         assert flow("--register", "gitlab", "complete", now="2026-12-08T22:00:00+00:00")[0] == 0
         (issue,) = fake.issues.values()
         assert issue["state"] == "closed" and issue["due_date"] == "2026-12-08"
-        assert "change-status::done" in issue["labels"]
-        assert len(fake.notes[1]) == 2  # the announcements, then the completion notices
+        assert "change-status::completed" in issue["labels"]
+        # The announcements and their transition, then each stage's notices and transition.
+        assert len(fake.notes[1]) == 4
+        assert "- complete: the change is now completed" in fake.notes[1][-1]["body"]

@@ -91,7 +91,7 @@ def test_catch_up_sends_the_latest_and_never_an_older_one_after_it() -> None:
 def test_nothing_for_an_ended_or_unscheduled_change() -> None:
     from dataclasses import replace
 
-    done = replace(_told(record(day=8), 72), status="done")
+    done = replace(_told(record(day=8), 72), status="completed")
     assert reminders.owed(done, [_audience()], OFFSETS, at(8, 18)) == []
     unscheduled = replace(done, status="announced", window_start=None, window_end=None)
     assert reminders.owed(unscheduled, [_audience()], OFFSETS, at(8, 18)) == []

@@ -97,6 +97,7 @@ def test_a_week_of_reminders(week: tuple[Flow, RegisterFake, str]) -> None:
     events = {
         datetime(2026, 12, 21, 11, 30, tzinfo=UTC): ("C", ["cancel"]),
         datetime(2026, 12, 22, 19, 10, tzinfo=UTC): ("A", ["apply", "--status", "started"]),
+        datetime(2026, 12, 22, 20, 30, tzinfo=UTC): ("A", ["apply", "--status", "succeeded"]),
         datetime(2026, 12, 22, 20, 40, tzinfo=UTC): ("A", ["complete"]),
     }
     sent: list[tuple[str, str, str, str, str]] = []
@@ -182,10 +183,10 @@ def test_a_week_of_reminders(week: tuple[Flow, RegisterFake, str]) -> None:
     code, cal = run("calendar", "--from", "2026-12-21", "--to", "2026-12-31", now=now)
     assert code == 0
     assert [(c["id"], c["status"], c["sequence"]) for c in cal["changes"]] == [
-        ("FFAPP-101", "done", 0),
+        ("FFAPP-101", "completed", 0),
         ("FFAPP-102", "announced", 0),
         ("FFAPP-103", "cancelled", 1),
-        ("FFAPP-104", "announced", 1),
+        ("FFAPP-104", "rescheduled", 1),  # announced again for a moved window
     ]
     assert cal["changes"][3]["window_start"] == "2026-12-30T19:00:00+00:00"
     assert [h["date"] for h in cal["holidays"]] == ["2026-12-25", "2026-12-26", "2026-12-28"]
@@ -235,7 +236,7 @@ def test_remind_on_2000_changes_reads_only_what_may_be_due(
             )
             record = Registered(
                 change_id=f"FFAPP-{i + 1}",
-                status="announced" if is_open else "done",
+                status="announced" if is_open else "completed",
                 change_type="planned_infra_update",
                 purpose="x",
                 window_start=start,

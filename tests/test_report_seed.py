@@ -18,7 +18,8 @@ Per week k (Monday M = 2026-10-05 + 7k; times UTC):
   minimum); apply 08:00-08:15 (15 min), done. Post-mortem owed (the policy asks one of a
   significant maintenance: service-impacting), never opened.
 - F x2 application_update, not impacting: told Tue 10:00 for Thu 12:00-13:00 (50 h:
-  recommended; business stakeholders 0 business days: recommended); #0 done, #1 cancelled.
+  recommended; business stakeholders 0 business days: recommended); #0 done, #1 cancelled
+  (Wed 10:00).
 - G x1 cost_optimization, not impacting: told Thu 11:00 for Fri 11:00-12:00 through the outbox
   only (a trial: nobody was told); the apply failed. Post-mortem owed, never opened.
 One-offs:
@@ -278,7 +279,7 @@ def week(k: int, monday: datetime, prefix: str = "CHG") -> Iterator[Seed]:
                 "complete": _h(thu, 12.6),
             }
             if i == 0
-            else {},
+            else {"cancelled": _h(wed, 10)},
         )
     yield Seed(
         cid(),

@@ -141,24 +141,36 @@ def test_preview_renders_without_sending(
     assert "Dear East of England team," in text
     assert "#devops (slack:#devops) via slack" in text and "*Jira*:" in text
     assert not (tmp_path / "l.jsonl").exists() and not (tmp_path / "outbox").exists()
-    code = main(
-        [
-            "--format",
-            "json",
-            "--policy",
-            str(EXAMPLES / "policy.yaml"),
-            "--change",
-            str(flow.change),
-            "--now",
-            "2026-12-08T20:00:00+00:00",
-            "preview",
-            "complete",
-            "--plan",
-            str(flow.plan),
-        ],
-        env={},
-    )
-    out = json.loads(capsys.readouterr().out)
+
+    def preview_complete() -> tuple[int, dict[str, Any]]:
+        code = main(
+            [
+                "--format",
+                "json",
+                "--policy",
+                str(EXAMPLES / "policy.yaml"),
+                "--change",
+                str(flow.change),
+                "--ledger",
+                f"file:{tmp_path}/ledger.jsonl",
+                "--now",
+                "2026-12-08T20:00:00+00:00",
+                "preview",
+                "complete",
+                "--plan",
+                str(flow.plan),
+            ],
+            env={},
+        )
+        return code, json.loads(capsys.readouterr().out)
+
+    # As `complete` would: refused before anything was applied (exit 2, naming the state).
+    code, out = preview_complete()
+    assert code == 2 and "is not announced" in out["error"]
+    assert flow("plan", "--plan", str(flow.plan))[0] == 0
+    assert flow("apply", "--status", "succeeded", now="2026-12-08T19:40:00+00:00")[0] == 0
+    code, out = preview_complete()
+    assert code == 0 and out["lifecycle"]["state"] == "completed"
     assert {m["audience"] for m in out["messages"]} == {
         "slack:#devops",
         "slack:#infrastructure",
@@ -183,6 +195,7 @@ def test_emergency_always_owes_a_postmortem(
 ) -> None:
     flow = Flow(tmp_path, capsys, DNS, type="emergency_fix", justification="outage")
     assert flow("plan", "--plan", str(flow.plan))[0] == 0
+    assert flow("apply", "--status", "succeeded", now="2026-12-08T19:40:00+00:00")[0] == 0
     code, out = flow("complete", now="2026-12-08T20:00:00+00:00")
     assert code == 0
     assert "the policy asks one for every emergency fix" in out["postmortem"]
@@ -191,6 +204,8 @@ def test_emergency_always_owes_a_postmortem(
 def test_dry_run_stage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     flow = Flow(tmp_path, capsys, DB)
     assert flow("plan", "--plan", str(flow.plan))[0] == 0
+    assert flow("apply", "--status", "succeeded", now="2026-12-08T19:40:00+00:00")[0] == 0
+    ledger = (tmp_path / "ledger.jsonl").read_bytes()
     code = main(
         [
             "--format",
@@ -214,3 +229,4 @@ def test_dry_run_stage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert code == 0 and out["delivered"] == [] and len(out["dry_run"]) == 4
     assert not (tmp_path / "outbox/FFAPP-4458/complete").exists()
     assert not (tmp_path / "outbox/FFAPP-4458/postmortem-issue.md").exists()
+    assert (tmp_path / "ledger.jsonl").read_bytes() == ledger  # not even the transition

@@ -106,14 +106,25 @@ def test_a_summer_window_is_scheduled_at_its_utc_instant(
     assert incident["scheduled_until"] == "2026-06-18T07:45:00Z"
 
 
-def test_apply_started_and_succeeded_are_left_to_the_automatic_settings(
+def test_the_maintenance_is_in_progress_from_the_apply_start_and_completed_at_completion(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], page: StatuspageFake
 ) -> None:
+    """The page follows the change's lifecycle: in progress (its components under
+    maintenance) once the apply starts, whatever the automatic settings would do at the
+    scheduled time; its success leaves it so until `complete` completes it."""
     f = flow(tmp_path, capsys)
     assert f("plan", "--plan", str(f.plan))[0] == 0, f.err
-    for status in ("started", "succeeded"):
-        assert f("apply", "--status", status, now="2026-12-08T19:10:00+00:00")[0] == 0, f.err
-    assert methods(page) == ["POST"]
+    [iid] = page.incidents
+    assert f("apply", "--status", "started", now="2026-12-08T19:10:00+00:00")[0] == 0, f.err
+    assert methods(page) == ["POST", "PATCH"]
+    assert page.incidents[iid]["status"] == "in_progress"
+    patch = page.calls[-1][2]["incident"]
+    assert set(patch["components"].values()) == {"under_maintenance"}
+    assert f("apply", "--status", "succeeded", now="2026-12-08T19:40:00+00:00")[0] == 0, f.err
+    assert methods(page) == ["POST", "PATCH"]
+    assert f("complete", now="2026-12-08T20:00:00+00:00")[0] == 0, f.err
+    assert methods(page) == ["POST", "PATCH", "PATCH"]
+    assert page.incidents[iid]["status"] == "completed"
 
 
 def test_cancel_deletes_the_maintenance(

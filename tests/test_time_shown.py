@@ -44,7 +44,7 @@ ONE_FORMAT = re.compile(
 ISO_TIME = re.compile(r"\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d)?")
 CLOCK = re.compile(r"\b\d{1,2}:\d\d\b")
 # Not times: paths (outbox files) and links, register references, plan fingerprints, the
-# reminders' tags (`postmortem_overdue@2026-07-14T19:50:00+00:00`) and addresses.
+# reminders' tags (`postmortem_overdue@2026-07-14T19:40:00+00:00`) and addresses.
 NOT_TIMES = re.compile(r"\S*/\S*|\b(?:agenda|digest)-\d{4}-[\dW-]+|\bsha256:\w+|\S+@\S+")
 
 UTC = timezone.utc
@@ -105,8 +105,8 @@ def summer(tmp_path_factory: pytest.TempPathFactory) -> Summer:
     s = Summer(tmp_path_factory.mktemp("summer"))
     plan = str(s.flow.plan)
     # Announced Monday 29 June 10:00 BST, six business days ahead; the window on Tuesday
-    # 7 July 19:00 BST; the apply; completed at 20:50 BST: the post-mortem is due five
-    # business days later.
+    # 7 July 19:00 BST; the apply, which succeeds at 20:40 BST (completed at 20:50): the
+    # post-mortem is due five business days after the work ended.
     assert s.json("plan", "plan", "--plan", plan, now="2026-06-29T09:00:00Z") == 0
     assert s.text("earliest", "earliest", "--plan", plan, now="2026-07-06T09:00:00Z") == 0
     assert s.json("gate early", "gate", "--plan", plan, now="2026-07-07T17:59:00Z") == 1
@@ -142,7 +142,7 @@ def test_what_the_commands_print(summer: Summer) -> None:
     ]
     assert "told: Mon 29 Jun 2026 10:00 BST" in read["gate"]
     assert "(not sent again)" in read["again"] and "Tue 7 Jul 2026 19:05 BST" in read["again"]
-    assert "  due Tue 14 Jul 2026 20:50 BST (OVERDUE)" in read["postmortem text"]
+    assert "  due Tue 14 Jul 2026 20:40 BST (OVERDUE)" in read["postmortem text"]
     assert "  Tue 7 Jul 2026 19:00 to 21:00 BST " in read["calendar text"]
     assert "next meeting Wed 8 Jul 2026 10:00 BST" in read["digest"]
     assert "Mon 6 Jul 2026 08:00 BST (not sent again)" in read["digest again"]
@@ -152,7 +152,7 @@ def test_what_the_commands_print(summer: Summer) -> None:
 
 def test_json_keeps_iso_8601_with_an_offset(summer: Summer) -> None:
     assert summer.data["plan"]["earliest_start"] == "2026-07-02T09:00:00+00:00"
-    assert summer.data["postmortem"]["due"] == "2026-07-14T19:50:00+00:00"
+    assert summer.data["postmortem"]["due"] == "2026-07-14T19:40:00+00:00"
     assert summer.data["calendar"]["changes"][0]["window_start"] == "2026-07-07T18:00:00+00:00"
     assert summer.data["digest"]["meeting"] == "2026-07-08T10:00:00+01:00"
 

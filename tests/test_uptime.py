@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from hie_notify.lifecycle import Lifecycle, replay
 from hie_notify.report import uptime
 from tests.builders import rc
 from tests.cli_flow import Flow
@@ -76,7 +77,7 @@ def test_the_outage_ends_at_the_rollback_when_there_was_one() -> None:
         },
         "rolled back",
     )
-    span = uptime.outage(rolled.entries(), "rolled back", rolled.end, t + timedelta(days=1))
+    span = uptime.outage(replay(rolled.entries()), rolled.end, t + timedelta(days=1))
     assert span == (t, t + timedelta(minutes=50))
     done = _seed(
         {
@@ -85,13 +86,24 @@ def test_the_outage_ends_at_the_rollback_when_there_was_one() -> None:
             "complete": t + timedelta(minutes=20),
         }
     )
-    assert uptime.outage(done.entries(), "done", done.end, t) == (t, t + timedelta(minutes=5))
+    assert uptime.outage(replay(done.entries()), done.end, t) == (t, t + timedelta(minutes=5))
     # Still under way: down until now. Failed with no recovery: until the window's end.
     going = _seed({"apply_started": t})
     now = t + timedelta(minutes=42)
-    assert uptime.outage(going.entries(), "in progress", going.end, now) == (t, now)
-    assert uptime.outage(going.entries(), "failed", going.end, now) == (t, going.end)
-    assert uptime.outage(_seed({}).entries(), "done", going.end, now) is None
+    assert uptime.outage(replay(going.entries()), going.end, now) == (t, now)
+    failed = _seed({"apply_started": t, "apply_failed": t + timedelta(minutes=9)})
+    assert uptime.outage(replay(failed.entries()), failed.end, now) == (t, failed.end)
+    assert uptime.outage(replay(_seed({}).entries()), going.end, now) is None
+
+
+def test_the_outage_is_read_from_the_transitions_even_with_nobody_told() -> None:
+    """The lifecycle records when the apply started though nobody heard it (a change type
+    with no `during` audience): the outage is measured, not taken from the declaration."""
+    t = datetime(2026, 12, 3, 20, tzinfo=UTC)
+    life = Lifecycle()
+    for minutes, transition in ((0, "announce"), (60, "apply_started"), (75, "apply_succeeded")):
+        life = life.after(life.step(transition), t + timedelta(minutes=minutes))
+    assert uptime.outage(life, None, t) == (t + timedelta(hours=1), t + timedelta(minutes=75))
 
 
 def _findings(

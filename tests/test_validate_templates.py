@@ -180,7 +180,9 @@ def test_at_run_time_a_broken_template_names_its_line_too(
 
     policy = _policy(tmp_path, {"rollback_failed.internal.j2": SUBJECT + "\n{{ 1 // 0 }}\n"})
     flow = Flow(tmp_path, capsys, rc("aws_db_instance.main", ["update"]), policy=policy)
-    code, _ = flow("rollback", "--status", "failed", "--plan", str(flow.plan))
+    assert flow("plan", "--plan", str(flow.plan))[0] == 0, flow.err
+    assert flow("apply", "--status", "failed", now="2026-12-08T19:10:00+00:00")[0] == 0, flow.err
+    code, _ = flow("rollback", "--status", "failed", now="2026-12-08T19:30:00+00:00")
     assert code == 2
     assert (
         "policy templates rollback_failed.internal.j2, line 3: ZeroDivisionError: integer "

@@ -14,28 +14,16 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hie_notify.durations import NoticePeriod
+from hie_notify.lifecycle import TRANSITIONS, target
 from hie_notify.policy.model import Policy
 from hie_notify.records import Audience, Entry
 from hie_notify.render import Rendered
 
-STATE_OF_STAGE = {
-    "announce": "announced",
-    "apply_started": "in progress",
-    "apply_succeeded": "applied, checking",
-    "apply_failed": "failed",
-    "rollback_started": "rolling back",
-    "rollback_succeeded": "rolled back",
-    "rollback_failed": "rollback failed",
-    "complete": "done",
-    "cancelled": "cancelled",
-}
-# What the Slack parent shows after the register's notices: a reminder or an update changes
-# nothing of the change's state; a window that opens or overruns does.
-STATE_OF_NOTICE = {
-    "reminder": "announced",
+# What a register notice adds to the change's state on the Slack parent (and in the state the
+# integrations carry): a reminder or an update changes nothing of it.
+NOTICE_FLAGS = {
     "window_opens": "window open",
     "overrun": "overrunning",
-    "update": "in progress",
     "postmortem_overdue": "post-mortem overdue",
 }
 
@@ -51,6 +39,9 @@ class Outgoing:
     history: tuple[Entry, ...]  # earlier deliveries of this change to this audience
     parent: Rendered | None = None  # the announcement, refreshed in place where possible
     window: tuple[datetime, datetime] | None = None
+    # The change's lifecycle state once this notice's transition is made (lifecycle.State's
+    # value); empty for what is not a change's notice (a digest).
+    lifecycle_state: str = ""
 
     @property
     def stage(self) -> str:
@@ -58,7 +49,10 @@ class Outgoing:
 
     @property
     def state(self) -> str:
-        return STATE_OF_STAGE.get(self.stage) or STATE_OF_NOTICE.get(self.stage, self.stage)
+        """The change's state as the parent message and the integrations show it."""
+        base = self.lifecycle_state or target(self.stage)
+        flag = NOTICE_FLAGS.get(self.stage)
+        return f"{base}, {flag}" if flag else base
 
 
 @dataclass(frozen=True)
@@ -84,7 +78,6 @@ class Channel(Protocol):
 # The tools the policy's readers already use: each is one audience of its own, heard at the
 # stages below, never one the gate counts as told.
 INTEGRATIONS = ("jira", "statuspage", "pagerduty")
-_ALL_STAGES = (*STATE_OF_STAGE,)
 _PAGERDUTY_STAGES = (
     "apply_started",
     "apply_succeeded",
@@ -93,7 +86,9 @@ _PAGERDUTY_STAGES = (
     "rollback_succeeded",
     "rollback_failed",
 )
-_STATUSPAGE_STAGES = (*_PAGERDUTY_STAGES[2:], "announce", "complete", "cancelled")
+# The maintenance on the page follows the work: scheduled, in progress from the apply's start
+# (and through a failure and rollback), completed at completion, deleted on cancellation.
+_STATUSPAGE_STAGES = ("announce", "apply_started", *_PAGERDUTY_STAGES[2:], "complete", "cancelled")
 
 
 def integration_audiences(
@@ -118,7 +113,7 @@ def integration_audiences(
         return Audience(aid, kind, label, home, phases, zero, zero, ())
 
     out = []
-    if policy.jira.enabled and stage in _ALL_STAGES:
+    if policy.jira.enabled and stage in TRANSITIONS:
         out.append(audience(f"jira:{change_id}", "internal", f"Jira {change_id}"))
     page = policy.statuspage
     if (

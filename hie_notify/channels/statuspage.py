@@ -1,10 +1,12 @@
 """Atlassian Statuspage scheduled maintenance for a customer-facing, service-impacting change.
 
 Created at the announcement (on the components the policy maps to the affected customers or
-environments), moved when the window moves, updated on failure and rollback, completed at
-`complete`, deleted on `cancel` (a maintenance that will not happen should not stay on the page;
-subscribers hear the cancellation through their own channels). Statuspage has no idempotency
-key: the incident carries `metadata.hie.change_id`, found again before creating one.
+environments), moved when the window moves, in progress from the apply's start (and through a
+failure and a rollback), verifying once rolled back, completed at `complete`, deleted on
+`cancel` (a maintenance that will not happen should not stay on the page; subscribers hear the
+cancellation through their own channels): which one follows the change's lifecycle state.
+Statuspage has no idempotency key: the incident carries `metadata.hie.change_id`, found again
+before creating one.
 
 Bodies are plain text: `<`, `>` and Markdown link brackets from a merge request or a plan are
 replaced so the page renders nothing from them as markup.
@@ -19,6 +21,7 @@ from urllib.parse import quote
 from hie_notify.channels import Delivery, Outgoing, thread_parent
 from hie_notify.channels.api import Api, arr, obj, once
 from hie_notify.errors import ServiceError
+from hie_notify.lifecycle import State
 from hie_notify.policy.model import Statuspage
 
 BASE = "https://api.statuspage.io/v1"
@@ -27,7 +30,12 @@ PERMISSIONS = (
     "create and update scheduled maintenance"
 )
 NAME_LIMIT, BODY_LIMIT = 255, 25_000
-FAILURES = ("apply_failed", "rollback_started", "rollback_succeeded", "rollback_failed")
+S = State
+# The maintenance's status (and its components') for the change's lifecycle state.
+IN_PROGRESS = frozenset({S.IN_PROGRESS, S.MITIGATING, S.FAILED, S.ROLLING_BACK, S.ROLLBACK_FAILED})
+VERIFYING = frozenset({S.ROLLED_BACK})
+COMPLETED = frozenset({S.COMPLETED, S.WITHDRAWN})
+_STATES = {s.value: s for s in State}
 
 
 def plain(text: str) -> str:
@@ -77,12 +85,14 @@ def incident(
                 "impact_override": "maintenance",
             }
         )
-    elif stage == "complete":
+        return {"incident": out}
+    state = _STATES.get(outgoing.state)
+    if state in COMPLETED:
         out["status"] = "completed"
         out["components"] = {cid: "operational" for cid in component_ids}
-    elif stage in ("rollback_succeeded",):
+    elif state in VERIFYING:
         out["status"] = "verifying"
-    elif stage in FAILURES:
+    elif state in IN_PROGRESS:
         out["status"] = "in_progress"
         out["components"] = {cid: "under_maintenance" for cid in component_ids}
     return {"incident": out}

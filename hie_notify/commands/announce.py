@@ -23,11 +23,13 @@ def run(args: argparse.Namespace, options: Options) -> int:
     del args
     run = stagerun.load_planless(options)
     change = run.change
-    problems = window_problems(run.policy, change, run.result, options.clock())
-    if problems:
-        raise InputError([f"{options.change}: {p}" for p in problems])
-    report = stagerun.send(run, ANNOUNCE, {})
-    extra = [stagerun.summary_note(run, report, "announced (no plan yet)")]
+    with stagerun.holding(run):
+        transition = stagerun.begin(run, ANNOUNCE)  # refused by the change's state: exit 2
+        problems = window_problems(run.policy, change, run.result, options.clock())
+        if problems:
+            raise InputError([f"{options.change}: {p}" for p in problems])
+        report = stagerun.send(run, ANNOUNCE, {}, transition)
+    extra = [stagerun.summary_note(run, report)]
     window, lines = stagerun.notice_window(run, report, blocked="its apply")
     data = {"planless": True, "service_impacting": run.result.service_impacting, **window}
     extra += lines

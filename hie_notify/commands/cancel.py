@@ -17,5 +17,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, options: Options) -> int:
     run = stagerun.load(options, args)
     report = stagerun.send(run, "cancelled", {"error": "", "detail": args.detail or ""})
-    extra = [stagerun.summary_note(run, report, "cancelled")]
+    extra = [stagerun.summary_note(run, report)]
     return stagerun.emit_report(options, run, report, extra)

@@ -26,24 +26,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, options: Options) -> int:
     run = stagerun.load(options, args, announce=True)
     result, change = run.result, run.change
-    if not options.dry_run:
-        stagerun.terraform_report(result, args.terraform_report)
     if not result.has_changes and result.declared_type is None:
+        if not options.dry_run:
+            stagerun.terraform_report(result, args.terraform_report)
         output.emit(
             options,
             {"stage": ANNOUNCE, "delivered": [], "reasons": list(result.reasons)},
             "Nothing to announce: " + result.reasons[0],
         )
         return 0
-    # A re-run (the default branch's pipeline, at the window) re-announces nothing: only an
-    # announcement that would go out now is held to the window rules.
-    problems = (
-        [] if _announced(run) else window_problems(run.policy, change, result, options.clock())
-    )
-    if problems:
-        raise InputError([f"{options.change}: {p}" for p in problems])
-    report = stagerun.send(run, ANNOUNCE, {})
-    extra = [stagerun.summary_note(run, report, "announced")]
+    with stagerun.holding(run):
+        # An announcement the change's state refuses writes nothing (exit 2).
+        transition = stagerun.begin(run, ANNOUNCE)
+        if not options.dry_run:
+            stagerun.terraform_report(result, args.terraform_report)
+        # A re-run (the default branch's pipeline, at the window) re-announces nothing: only an
+        # announcement that would go out now is held to the window rules.
+        problems = (
+            [] if _announced(run) else window_problems(run.policy, change, result, options.clock())
+        )
+        if problems:
+            raise InputError([f"{options.change}: {p}" for p in problems])
+        report = stagerun.send(run, ANNOUNCE, {}, transition)
+    extra = [stagerun.summary_note(run, report)]
     data, lines = stagerun.notice_window(run, report, blocked="it")
     extra += lines
     return stagerun.emit_report(options, run, report, extra, data)

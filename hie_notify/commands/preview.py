@@ -1,6 +1,8 @@
 """`hie-notify preview STAGE`: render every message of a stage, for every audience; send
 nothing. STAGE is a command name (`plan`, `apply --status started`, `rollback --status failed`,
-`complete`, `cancel`) or a stage name (`announce`, `apply_started`, ..., `cancelled`)."""
+`complete`, `cancel`) or a stage name (`announce`, `apply_started`, ..., `cancelled`). The
+messages are those of the transition as it would happen now, from the change's state replayed
+from its ledger; a stage the state refuses is refused as its command would refuse it (exit 2)."""
 
 from __future__ import annotations
 
@@ -11,10 +13,11 @@ from hie_notify import output, plan_source, stagerun
 from hie_notify.audiences import resolve
 from hie_notify.channels import Outgoing, configured_kinds
 from hie_notify.errors import InputError
+from hie_notify.lifecycle import TRANSITIONS
 from hie_notify.options import Options
-from hie_notify.stages import PHASE_OF_STAGE, audiences_for
+from hie_notify.stages import audiences_for
 
-STAGE_NAMES = (*PHASE_OF_STAGE, "cancelled")
+STAGE_NAMES = TRANSITIONS
 COMMANDS = {"plan": "announce", "complete": "complete", "cancel": "cancelled"}
 WITH_STATUS = ("apply", "rollback")
 STATUSES = ("started", "succeeded", "failed")
@@ -48,12 +51,14 @@ def stage_of(name: str, status: str | None) -> str:
 def run(args: argparse.Namespace, options: Options) -> int:
     stage = stage_of(args.stage, args.status)
     run = stagerun.load(options, args, announce=stage == "announce")
+    transition = stagerun.begin(run, stage)  # as the command would: refused, exit 2
+    life = transition.facts
     audiences = resolve(run.policy, run.result, run.change, run.environments)
     entries = run.ledger.read(run.change.id) if stage == "cancelled" else []
     messages = []
     blocks = []
     for audience in audiences_for(stage, audiences, entries):
-        msg = run.renderer.render(stage, audience, run.context(audience))
+        msg = run.renderer.render(stage, audience, run.context(audience, lifecycle=life))
         kinds = configured_kinds(run.policy, audience)
         fmt = "slack" if "slack" in kinds and audience.slack_channel else "text"
         messages.append(
@@ -78,8 +83,9 @@ def run(args: argparse.Namespace, options: Options) -> int:
     window = (run.change.window.start, run.change.window.end) if run.change.window else None
     for audience in stagerun.integrations(run, stage, entries):
         kind = configured_kinds(run.policy, audience)[0]
-        msg = run.renderer.render(stage, audience, run.context(audience))
-        payload = payloads[kind](Outgoing(run.change.id, msg, "(key)", kind, (), None, window))
+        msg = run.renderer.render(stage, audience, run.context(audience, lifecycle=life))
+        outgoing = Outgoing(run.change.id, msg, "(key)", kind, (), None, window, life["state"])
+        payload = payloads[kind](outgoing)
         messages.append({"audience": audience.id, "channels": [kind], "request": payload})
         blocks.append(
             f"{'=' * 78}\n{audience.label} ({audience.id}) via {kind}\n{'-' * 78}\n"
@@ -87,5 +93,12 @@ def run(args: argparse.Namespace, options: Options) -> int:
         )
     if not blocks:
         blocks.append(f"No audience hears {stage} for this change.")
-    output.emit(options, {"stage": stage, "messages": messages}, "\n".join(blocks))
+    state = f"{transition.before.state.value} -> {transition.step.after.value}"
+    if transition.step.kind != "new":
+        state += f" ({transition.step.kind})"
+    output.emit(
+        options,
+        {"stage": stage, "lifecycle": life, "messages": messages},
+        f"{run.change.id}: {stage.replace('_', ' ')}: {state}\n" + "\n".join(blocks),
+    )
     return 0

@@ -21,6 +21,7 @@ class FileLedger:
         self.path = path
         self.key = key
         self.description = f"file:{path}"
+        self._held = 0  # lock() is re-entrant: a stage holds it around its own deliveries
 
     def read(self, change_id: str) -> list[Entry]:
         return self.verified(change_id).entries
@@ -102,11 +103,20 @@ class FileLedger:
 
     @contextmanager
     def lock(self) -> Iterator[None]:
+        if self._held:  # a second flock on a new descriptor would wait for ourselves
+            self._held += 1
+            try:
+                yield
+            finally:
+                self._held -= 1
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         lock_path = self.path.with_name(self.path.name + ".lock")
         fd = os.open(lock_path, os.O_WRONLY | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            self._held = 1
             yield
         finally:
+            self._held = 0
             os.close(fd)

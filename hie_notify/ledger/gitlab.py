@@ -23,6 +23,7 @@ from hie_notify import safejson
 from hie_notify.errors import InputError
 from hie_notify.gitlab_api import NoteTarget, call, gitlab_target
 from hie_notify.ledger.seal import Verified, seal, verify
+from hie_notify.lifecycle import LIFECYCLE
 from hie_notify.records import Entry
 
 MARKER = "hie-notify-ledger:v1:"
@@ -68,12 +69,21 @@ def decode_marker(body: str, where: str) -> list[dict[str, Any]] | None:
 
 def note_body(entries: list[Entry]) -> str:
     """The whole body of a ledger note: a line per entry for people, the marker for the tool."""
-    lines = [
-        f"**hie-notify** recorded {len(entries)} notice(s) for {entries[0].change_id}:",
-        "",
-    ]
-    lines += [f"- {e.stage}: {e.audience} via {e.channel}" for e in entries]
+    notices = sum(e.stage != LIFECYCLE for e in entries)
+    what = f"{notices} notice(s)" if notices else "a step of the change"
+    if notices and notices < len(entries):
+        what += " and a step of the change"
+    lines = [f"**hie-notify** recorded {what} for {entries[0].change_id}:", ""]
+    lines += [entry_line(e) for e in entries]
     return "\n".join(lines) + "\n\n" + encode_marker(entries)
+
+
+def entry_line(entry: Entry) -> str:
+    """An entry as a note lists it for people: a delivery, or a transition the change made."""
+    if entry.stage == LIFECYCLE:
+        made = entry.extra.get("transition", "").replace("_", " ")
+        return f"- {made}: the change is now {entry.extra.get('state', '')}"
+    return f"- {entry.stage}: {entry.audience} via {entry.channel}"
 
 
 class GitLabLedger:

@@ -11,8 +11,8 @@ scheduled job runs.
 
 Weeks run Monday 00:00 to Monday 00:00 in the policy's time zone. Each digest is keyed by its
 kind and week (the agenda by its meeting's date) and recorded in the register under its own
-entry (`digest-2026-W50`, `agenda-2026-12-09`: no window, status done, so the calendar, the
-reminders and the report never see it), so a second run sends nothing again.
+entry (`digest-2026-W50`, `agenda-2026-12-09`: no window, status completed, so the calendar,
+the reminders and the report never see it), so a second run sends nothing again.
 
 The selection (`week_of`, `next_meeting`, `summary`, `agenda`, `stakeholder_updates`) is pure:
 `now` is passed in.
@@ -34,6 +34,7 @@ from hie_notify.context import load_policy_for
 from hie_notify.durations import NoticePeriod
 from hie_notify.errors import HieError, ServiceError
 from hie_notify.ledger import idempotency_key
+from hie_notify.lifecycle import WAITING, State
 from hie_notify.masking import Masker
 from hie_notify.notify import StageReport
 from hie_notify.options import Options
@@ -49,14 +50,26 @@ KIND_OF_STAGE = {SUMMARY: "summary", AGENDA: "agenda", STAKEHOLDERS: "stakeholde
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 AHEAD = timedelta(days=14)  # the agenda's "upcoming" reaches two weeks past the meeting
 BEFORE = timedelta(days=7)  # and its "significant changes" the week before it
+# A change's outcome in the digest: its lifecycle state, in the digest's words where they differ.
 OUTCOMES = {
-    "done": "completed",
-    "rolled back": "rolled back",
-    "failed": "failed",
-    "cancelled": "cancelled",
-    "in progress": "in progress",
-    "announced": "planned",
+    State.ANNOUNCED.value: "planned",
+    State.RESCHEDULED.value: "planned (moved)",
+    State.SUCCEEDED.value: "applied, not completed yet",
+    State.RESOLVED.value: "fixed, not completed yet",
+    State.WITHDRAWN.value: "withdrawn (rolled back)",
 }
+NOT_STARTED = frozenset(s.value for s in WAITING)
+# Worth the meeting's time whatever else it was: it failed or did not stay.
+WENT_WRONG = frozenset(
+    s.value
+    for s in (
+        State.FAILED,
+        State.ROLLBACK_FAILED,
+        State.ROLLING_BACK,
+        State.ROLLED_BACK,
+        State.WITHDRAWN,
+    )
+)
 AGENDA_LABEL = "hie-notify-agenda"
 UTC = timezone.utc
 
@@ -155,7 +168,7 @@ def significant(record: Registered) -> bool:
         record.service_impacting
         or str(record.change.get("risk") or "") == "high"
         or bool(record.summary.get("destroy") or record.summary.get("replace"))
-        or record.status in ("failed", "rolled back")
+        or record.status in WENT_WRONG
     )
 
 
@@ -239,7 +252,7 @@ def item(record: Registered, policy: Policy, zone: str, now: datetime) -> dict[s
     kind = record.change_type
     title = policy.change_type(kind).title if kind in policy.change_types else "Change"
     outcome = OUTCOMES.get(record.status, record.status)
-    if record.status == "announced" and record.window_end is not None and record.window_end <= now:
+    if record.status in NOT_STARTED and record.window_end is not None and record.window_end <= now:
         outcome = "no outcome recorded yet"
     when = (
         when_text(record.window_start, record.window_end, zone)
@@ -528,7 +541,7 @@ def _send(
     stage, ref, report = sent.stage, sent.ref, sent.report
     record = register.get(ref) or Registered(
         change_id=ref,
-        status="done",
+        status=State.COMPLETED.value,
         change_type=None,
         purpose=f"hie-notify {'meeting agenda' if stage == AGENDA else 'weekly digests'} "
         f"({sent.period}): not a change",

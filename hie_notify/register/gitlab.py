@@ -24,10 +24,11 @@ from zoneinfo import ZoneInfo
 from hie_notify import gitlab_api, timetext
 from hie_notify.errors import InputError
 from hie_notify.gitlab_api import GitLabTarget, call, connect, gitlab_target
-from hie_notify.ledger.gitlab import decode_marker, encode_marker, pack, unpack
+from hie_notify.ledger.gitlab import decode_marker, encode_marker, entry_line, pack, unpack
+from hie_notify.lifecycle import LIFECYCLE
 from hie_notify.records import Entry
 from hie_notify.register.feed import FreezePeriod
-from hie_notify.register.model import Registered, new_entries, updated
+from hie_notify.register.model import Registered, new_entries, settled, updated
 
 LABEL = "hie-notify-change"
 MARKER = "hie-notify-register:v1:"
@@ -43,8 +44,12 @@ def encode_record(record: Registered, keys: Sequence[str]) -> str:
 
 def note_body(entries: Sequence[Entry]) -> str:
     """The whole body of a note registering deliveries: a line each for people, the marker."""
-    lines = [f"**hie-notify** registered {len(entries)} delivery(ies):", ""]
-    lines += [f"- {e.stage}: {e.audience} via {e.channel}" for e in entries]
+    deliveries = sum(e.stage != LIFECYCLE for e in entries)
+    what = f"{deliveries} delivery(ies)" if deliveries else "the change's steps"
+    if deliveries and deliveries < len(entries):
+        what += " and the change's steps"
+    lines = [f"**hie-notify** registered {what}:", ""]
+    lines += [entry_line(e) for e in entries]
     return "\n".join(lines) + "\n\n" + encode_marker(list(entries))
 
 
@@ -152,7 +157,9 @@ class GitLabRegister:
             for entry in self._registered(note, where):
                 if entry.change_id == change_id:
                     entries.append(entry)
-        return replace(record, entries=tuple(sorted(entries, key=lambda e: e.delivered_at)))
+        return settled(
+            replace(record, entries=tuple(sorted(entries, key=lambda e: e.delivered_at)))
+        )
 
     def _registered(self, note: Any, where: str) -> list[Entry]:
         """The deliveries a note registers; none unless it is one of ours as `put` wrote it."""
@@ -174,7 +181,7 @@ class GitLabRegister:
     def put(self, record: Registered, entries: Sequence[Entry], now: datetime) -> Registered:
         found = self._issue(record.change_id)
         old, keys = (found[1], found[2]) if found else (None, set())
-        stored = updated(old, record, now)
+        stored = updated(old, record, now, entries)
         known = [e for e in entries if e.idempotency_key in keys]
         fresh = new_entries(known, entries)
         keys |= {e.idempotency_key for e in fresh}
@@ -245,7 +252,7 @@ class GitLabRegister:
                 break
             decoded = self._decode(issue)
             if decoded is not None and decoded[0].overlaps(start, end):
-                out.append(decoded[0])
+                out.append(self._current(decoded[0]))
         return sorted(out, key=lambda r: (r.window_start or start, r.change_id))
 
     def between_with_entries(self, start: datetime, end: datetime) -> list[Registered]:
@@ -264,9 +271,17 @@ class GitLabRegister:
         out = []
         for issue in _reported_iter(issues, "list the open changes"):
             decoded = self._decode(issue)
-            if decoded is not None and not decoded[0].ended:
-                out.append(decoded[0])
+            if decoded is not None and not (record := self._current(decoded[0])).ended:
+                out.append(record)
         return sorted(out, key=lambda r: (r.window_start is None, r.window_start, r.change_id))
+
+    def _current(self, record: Registered) -> Registered:
+        """A record as it reads now: one written before its status was the lifecycle state is
+        read with its notes, which say what became of it (not "done" after a rollback)."""
+        if not record.legacy:
+            return record
+        full = self.get(record.change_id) or record
+        return replace(record, status=full.status)
 
     def _labels(self, record: Registered) -> list[str]:
         labels = [LABEL, f"change-status::{record.status}"]

@@ -23,19 +23,22 @@ from hie_notify.classify import Classification
 from hie_notify.context import load_policy_for
 from hie_notify.errors import InputError
 from hie_notify.ledger.seal import Verified
+from hie_notify.lifecycle import LifecycleError, State, as_it_is
 from hie_notify.masking import Masker
 from hie_notify.notify import StageReport, run_stage
 from hie_notify.options import Options
 from hie_notify.policy.model import Policy
 from hie_notify.records import Entry
 from hie_notify.register import reminders
-from hie_notify.register.model import Registered, merge_entries
+from hie_notify.register.model import Registered, lifecycle_of, merge_entries
 from hie_notify.register.store import Register, register_of
 from hie_notify.render import Renderer
 from hie_notify.stages import from_ledger, postmortem_reasons
 
-# The stage a change's status says it ended with (a post-mortem's reasons depend on it).
-_LAST_STAGE = {"done": "complete", "rolled back": "rollback_succeeded", "failed": "apply_failed"}
+# Statuses (lifecycle states) that say the change failed or did not stay: a post-mortem is owed.
+_FAILED = frozenset(
+    s.value for s in (State.FAILED, State.ROLLBACK_FAILED, State.ROLLED_BACK, State.WITHDRAWN)
+)
 
 UPDATE = "update"
 
@@ -179,7 +182,7 @@ def _remind_postmortems(
 def _might_owe_postmortem(policy: Policy, record: Registered) -> bool:
     """What stages.postmortem_reasons would say, from the record alone (no entries read): a
     failure or rollback, a type that always owes one, or a significant change."""
-    if record.status in ("failed", "rolled back"):
+    if record.status in _FAILED:
         return True
     kind = record.change_type
     if kind is None or kind not in policy.change_types:
@@ -210,8 +213,8 @@ def _remind_postmortem(
 ) -> None:
     change = _change_record(record, policy)
     result = from_ledger(record.entries, policy, change.id)
-    stage = _LAST_STAGE.get(record.status, "complete")
-    reasons = postmortem_reasons(policy, change, result, record.entries, stage)
+    # The failures and rollbacks its registered transitions record are the reasons.
+    reasons = postmortem_reasons(policy, change, result, record.entries, "complete")
     if not reasons:
         return
     due_at = reminders.postmortem_due(record, calendar, policy.postmortems.due)
@@ -237,6 +240,7 @@ def _remind_postmortem(
     }
     ledger = RegisterLedger(register, record, now)
     _send_due(
+        lifecycle=as_it_is(lifecycle_of(record.entries), reminders.POSTMORTEM_OVERDUE),
         options=options,
         policy=policy,
         renderer=renderer,
@@ -284,6 +288,7 @@ def _remind_one(
             "register_status": record.status,
         }
         _send_due(
+            lifecycle=as_it_is(lifecycle_of(record.entries), stage),
             options=options,
             policy=policy,
             renderer=renderer,
@@ -313,9 +318,10 @@ def _send_due(
     status: dict[str, Any],
     now: datetime,
     report: RemindReport,
+    lifecycle: Mapping[str, Any],
 ) -> None:
     """Send one due reminder stage to its audiences; its delivery keys carry the due tag, so it
-    goes out once however often `remind` runs."""
+    goes out once however often `remind` runs. `lifecycle`: the change's state, unchanged."""
     progress.step(f"remind: {change.id}: {reminders.describe(due_tag)}")
     stage_report = run_stage(
         stage=stage,
@@ -330,6 +336,7 @@ def _send_due(
         links={},
         status=status,
         dry_run=options.dry_run,
+        lifecycle=lifecycle,
     )
     report.reports.append((change.id, due_tag, stage_report))
     if stage_report.failed:  # listed with the report; the rest of the run goes on
@@ -360,6 +367,13 @@ def send_update(
         raise InputError("--message: expected the update's text, got nothing")
     run = stagerun.load(options, args)
     now = options.clock()
+    # An update is no transition: the state stays as it is, and an ended change has none.
+    life = stagerun.lifecycle_now(run)
+    if life.ended:
+        raise LifecycleError(
+            f"`update`: {run.change.id} is {life.state.value}: it has ended, there is nothing "
+            "to update anyone on (announce a new change to make it again)"
+        )
     audiences = resolve(run.policy, run.result, run.change, run.environments)
     during = audiences.for_phase("during")
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -376,6 +390,7 @@ def send_update(
         links=run.links,
         status={"detail": text},
         dry_run=options.dry_run,
+        lifecycle=as_it_is(life, UPDATE),
     )
     if not options.dry_run:
         report.notes.extend(
@@ -536,29 +551,23 @@ def _state(
         return PostmortemState(
             change.id, [], "not owed", None, False, "", None, recorded, notes, zone
         )
-    status = record.status if record is not None else ""
-    reasons = postmortem_reasons(
-        policy, change, result, all_entries, _LAST_STAGE.get(status, "complete")
-    )
+    reasons = postmortem_reasons(policy, change, result, all_entries, "complete")
     pm = [e for e in all_entries if e.stage == "postmortem" and not e.dry_run]
     closed = reminders.postmortem_closed(pm)
     calendar = BusinessCalendar.from_policy(policy)
     base = record or Registered(
         change.id,
-        "done",
+        State.ANNOUNCED.value,
         result.change_type,
         change.purpose,
         change.window.start if change.window else None,
         change.window.end if change.window else None,
     )
-    ended = any(e.stage in reminders.ENDING for e in all_entries) or (
-        record is not None and record.ended
-    )
     due = (
         reminders.postmortem_due(
             replace(base, entries=all_entries), calendar, policy.postmortems.due
         )
-        if reasons and ended
+        if reasons
         else None
     )
     state = "closed" if closed else ("opened" if pm else ("owed" if reasons else "not owed"))

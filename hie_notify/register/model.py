@@ -11,22 +11,24 @@ from datetime import datetime, timezone
 from typing import Any
 
 from hie_notify.errors import InputError
+from hie_notify.lifecycle import LIFECYCLE, TERMINAL, Lifecycle, State, replay
 from hie_notify.records import Entry
 
-RECORD_VERSION = 1
-STATUSES = ("announced", "in progress", "done", "rolled back", "failed", "cancelled")
+# 2: the status is the change's lifecycle state, replayed from its entries when it is stored.
+RECORD_VERSION = 2
+STATUSES = tuple(s.value for s in State)
 # A change whose status is one of these has ended: nothing more is expected of it.
-ENDED = frozenset({"done", "rolled back", "failed", "cancelled"})
-STATUS_OF_STAGE = {
-    "announce": "announced",
-    "apply_started": "in progress",
-    "apply_succeeded": "in progress",
-    "apply_failed": "failed",
-    "rollback_started": "in progress",
-    "rollback_succeeded": "rolled back",
-    "rollback_failed": "failed",
-    "complete": "done",
-    "cancelled": "cancelled",
+ENDED = frozenset(s.value for s in TERMINAL)
+# The statuses a record of version 1 could hold (the name of its last stage's kind, whatever
+# came before it: "done" after a rollback too), and the nearest state: what it reads as until
+# its entries say better (see `settled`).
+LEGACY_STATUSES = {
+    "announced": State.ANNOUNCED.value,
+    "in progress": State.IN_PROGRESS.value,
+    "done": State.COMPLETED.value,
+    "rolled back": State.ROLLED_BACK.value,
+    "failed": State.FAILED.value,
+    "cancelled": State.CANCELLED.value,
 }
 
 
@@ -63,7 +65,13 @@ class Registered:
     change: Mapping[str, Any] = field(default_factory=dict)
     sequence: int = 0
     updated_at: datetime = datetime(1970, 1, 1, tzinfo=timezone.utc)
-    entries: tuple[Entry, ...] = ()  # its ledger: every delivery recorded for it
+    entries: tuple[Entry, ...] = ()  # its ledger: every delivery and transition recorded
+    version: int = RECORD_VERSION  # as read: below 2, `status` is only a guess (`settled`)
+
+    @property
+    def legacy(self) -> bool:
+        """Written before the status was the lifecycle state: read it from the entries."""
+        return self.version < 2
 
     @property
     def ended(self) -> bool:
@@ -104,8 +112,11 @@ class Registered:
             raise InputError(f"{where}: expected a register record object")
         try:
             status = str(data["status"])
-            if status not in STATUSES:
-                raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
+            version = int(data.get("v") or 1)
+            known = STATUSES if version >= 2 else tuple(LEGACY_STATUSES)
+            if status not in known:
+                raise ValueError(f"status {status!r} is not one of {', '.join(known)}")
+            status = status if version >= 2 else LEGACY_STATUSES[status]
             change = data.get("change") or {}
             if not isinstance(change, dict):
                 raise ValueError("change is not an object")
@@ -130,6 +141,7 @@ class Registered:
                     Entry.from_json(e, f"{where} entry {i}")
                     for i, e in enumerate(data.get("entries") or ())
                 ),
+                version=version,
             )
         except KeyError as exc:
             raise InputError(f"{where}: register record has no {exc.args[0]!r}") from None
@@ -154,15 +166,43 @@ def _strings(value: object) -> tuple[str, ...]:
     return tuple(str(v) for v in value)
 
 
-def updated(old: Registered | None, new: Registered, now: datetime) -> Registered:
-    """`new` as it should be stored over `old`: the SEQUENCE rises when the window moves or the
-    change is cancelled; entries already registered are kept; a repeated announcement never
-    takes a change that is under way or finished back to `announced`."""
+def lifecycle_of(entries: Iterable[Entry]) -> Lifecycle:
+    """The lifecycle a change's registered entries record (its ledger's copy)."""
+    return replay(entries)
+
+
+def status_of(entries: Iterable[Entry], otherwise: str) -> str:
+    """The change's lifecycle state replayed from its entries; `otherwise` when they record no
+    transition (a digest's record, or a change registered before any)."""
+    life = replay(entries)
+    return life.state.value if life.records else otherwise
+
+
+def settled(record: Registered) -> Registered:
+    """`record` with its status replayed from its entries when it was written before the status
+    was the lifecycle state (a record since is stored with the state its entries replay to)."""
+    if not record.legacy or not record.entries:
+        return record
+    return replace(record, status=status_of(record.entries, record.status))
+
+
+def updated(
+    old: Registered | None, new: Registered, now: datetime, entries: Iterable[Entry] = ()
+) -> Registered:
+    """`new` as it should be stored over `old`, with `entries` added: its status is the
+    lifecycle state its entries (the old ones, `new`'s and `entries`) replay to (the stored
+    one when none of them records a transition); the SEQUENCE
+    rises when the window moves or the change is cancelled; entries already registered are
+    kept."""
+    known = merge_entries(old.entries if old else (), (*new.entries, *entries))
+    status = status_of(known, new.status)
+    if old is not None and not old.legacy and not any(e.stage == LIFECYCLE for e in known):
+        # No transition recorded among them (a register read without its entries, given a
+        # reminder's delivery): the state stored from the transitions stands.
+        status = old.status
+    new = replace(new, status=status, version=RECORD_VERSION)
     if old is None:
         return replace(new, sequence=0, updated_at=utc(now))
-    if new.status == "announced" and old.status not in ("announced", "cancelled"):
-        # Announced again (a re-run of plan): a change under way or ended stays so.
-        new = replace(new, status=old.status)
     sequence = old.sequence
     moved = (old.window_start, old.window_end) != (new.window_start, new.window_end)
     if moved or (new.status == "cancelled" and old.status != "cancelled"):

@@ -20,16 +20,22 @@ from datetime import datetime, timedelta
 
 from hie_notify.calendar import BusinessCalendar
 from hie_notify.durations import NoticePeriod
+from hie_notify.lifecycle import ACTIVE, WAITING, State
 from hie_notify.records import Audience, Entry
-from hie_notify.register.model import Registered, utc_text
+from hie_notify.register.model import Registered, lifecycle_of, utc_text
 
 REMINDER, WINDOW_OPENS, OVERRUN = "reminder", "window_opens", "overrun"
 POSTMORTEM_OVERDUE = "postmortem_overdue"
 STAGES = (REMINDER, WINDOW_OPENS, OVERRUN, POSTMORTEM_OVERDUE)
-# The stages that end a change: its post-mortem's deadline counts from the last of them.
-ENDING = ("complete", "rollback_succeeded", "rollback_failed", "apply_failed")
-# Statuses after which a post-mortem may be owed (a cancelled change never went ahead).
-WENT_AHEAD = frozenset({"done", "rolled back", "failed"})
+S = State
+# Statuses (lifecycle states) in which the work went ahead and stopped, so a post-mortem may be
+# owed (a cancelled change never went ahead).
+_STOPPED = (S.SUCCEEDED, S.RESOLVED, S.FAILED, S.ROLLED_BACK, S.ROLLBACK_FAILED, S.COMPLETED)
+WENT_AHEAD = frozenset(s.value for s in (*_STOPPED, S.WITHDRAWN))
+# Not started: the window opening is news to the lead; started and not finished, or never
+# started, once the window has ended: an overrun.
+NOT_STARTED = frozenset(s.value for s in WAITING)
+OVERRUNS = frozenset(s.value for s in (*WAITING, *ACTIVE))
 # `remind` looks at a change's post-mortem for this long after it became overdue (by its
 # window's end): a job down for longer than that does not remind of it any more.
 POSTMORTEM_CATCH_UP = timedelta(days=7)
@@ -106,11 +112,11 @@ def owed(
                 if not any(o <= latest for o in done):
                     out.append(Due(REMINDER, audience, tag(REMINDER, start, latest), latest))
         elif now < end:
-            if record.status == "announced" and audience.kind == "internal":
+            if record.status in NOT_STARTED and audience.kind == "internal":
                 t = tag(WINDOW_OPENS, start)
                 if t not in sent:
                     out.append(Due(WINDOW_OPENS, audience, t))
-        elif record.status in ("announced", "in progress") and (
+        elif record.status in OVERRUNS and (
             audience.kind == "internal" or "during" in audience.phases
         ):
             t = tag(OVERRUN, end)
@@ -120,9 +126,13 @@ def owed(
 
 
 def ended_at(record: Registered) -> datetime | None:
-    """When the change ended: its last completion, rollback or failure, else its window's end."""
-    ended = [e.delivered_at for e in record.entries if e.stage in ENDING and not e.dry_run]
-    return max(ended, default=record.window_end)
+    """When the change's work stopped (`Lifecycle.work_ended_at`: the failure or rollback, or
+    the apply's success; not the completion, nor the window's end), from its registered
+    entries; None while it goes on. With no transition registered, its window's end."""
+    life = lifecycle_of(record.entries)
+    if life.records:
+        return life.work_ended_at
+    return record.window_end if record.status in WENT_AHEAD else None
 
 
 def postmortem_closed(entries: Sequence[Entry]) -> Entry | None:
@@ -146,12 +156,14 @@ def postmortem_due(
 def might_be_overdue(
     record: Registered, calendar: BusinessCalendar, due: NoticePeriod, now: datetime
 ) -> bool:
-    """Cheap test before reading a change's entries: did it go ahead and end, and did its
-    post-mortem (counted from its window's end) fall due within the catch-up period?"""
-    if record.status not in WENT_AHEAD or record.window_end is None:
+    """Cheap test before reading a change's entries: did it go ahead and end, and could its
+    post-mortem (counted from when its work stopped: after its window started, and before the
+    register last heard of it) have fallen due within the catch-up period?"""
+    if record.status not in WENT_AHEAD or record.window_start is None:
         return False
-    approx = calendar.earliest_start(record.window_end, due)
-    return approx <= now <= approx + POSTMORTEM_CATCH_UP
+    first = calendar.earliest_start(min(record.window_start, record.updated_at), due)
+    last = calendar.earliest_start(max(record.window_start, record.updated_at), due)
+    return first <= now <= last + POSTMORTEM_CATCH_UP
 
 
 def postmortem_overdue(

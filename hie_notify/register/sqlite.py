@@ -21,7 +21,14 @@ import orjson
 from hie_notify.errors import InputError
 from hie_notify.limits import instant_problem
 from hie_notify.records import CHANGE_TYPES, Entry
-from hie_notify.register.model import ENDED, Registered, new_entries, updated, utc_text
+from hie_notify.register.model import (
+    ENDED,
+    Registered,
+    new_entries,
+    settled,
+    updated,
+    utc_text,
+)
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -152,7 +159,7 @@ class SqliteRegister:
                 (change_id,),
             ).fetchall()
         record = self._record(row[0], change_id)
-        return replace(record, entries=tuple(self._entry(change_id, r[0]) for r in rows))
+        return settled(replace(record, entries=tuple(self._entry(change_id, r[0]) for r in rows)))
 
     def put(self, record: Registered, entries: Sequence[Entry], now: datetime) -> Registered:
         db = self._db()
@@ -160,7 +167,7 @@ class SqliteRegister:
             db.execute("BEGIN IMMEDIATE")
             try:
                 old = self.get(record.change_id)
-                stored = updated(old, record, now)
+                stored = updated(old, record, now, entries)
                 fresh = new_entries(old.entries if old else (), entries)
                 db.execute(
                     "INSERT OR REPLACE INTO changes VALUES (?, ?, ?, ?, ?)",
@@ -204,7 +211,15 @@ class SqliteRegister:
                 "ORDER BY window_start, change_id",
                 (utc_text(end), utc_text(start)),
             ).fetchall()
-        return [self._record(r[1], r[0]) for r in rows]
+        return [self._current(self._record(r[1], r[0])) for r in rows]
+
+    def _current(self, record: Registered) -> Registered:
+        """A record as it reads now: one written before its status was the lifecycle state is
+        read with its entries, which say what became of it (not "done" after a rollback)."""
+        if not record.legacy:
+            return record
+        full = self.get(record.change_id) or record
+        return replace(record, status=full.status)
 
     def between_with_entries(self, start: datetime, end: datetime) -> list[Registered]:
         """`between`, each change with its entries as `get` reads them, in two queries. Entries
@@ -230,7 +245,7 @@ class SqliteRegister:
                 except (_Bad, orjson.JSONDecodeError, TypeError, KeyError):
                     entry = self._entry(change_id, raw)
                 entries.setdefault(change_id, []).append(entry)
-        return [replace(r, entries=tuple(entries.get(r.change_id, ()))) for r in records]
+        return [settled(replace(r, entries=tuple(entries.get(r.change_id, ())))) for r in records]
 
     def _entry(self, change_id: str, raw: str) -> Entry:
         """One entry read with Entry.from_json's checks (`get`, and what the quick bulk reading
@@ -252,7 +267,8 @@ class SqliteRegister:
                 "ORDER BY window_start, change_id",
                 tuple(sorted(ENDED)),
             ).fetchall()
-        return [self._record(r[1], r[0]) for r in rows]
+        found = [self._current(self._record(r[1], r[0])) for r in rows]
+        return [r for r in found if not r.ended]
 
     def _record(self, raw: str, change_id: str) -> Registered:
         where = f"{self.path} change {change_id}"

@@ -9,24 +9,26 @@ from datetime import datetime
 
 from hie_notify.change import ChangeRecord
 from hie_notify.classify import Classification
+from hie_notify.lifecycle import PHASE, State
 from hie_notify.records import Entry
 from hie_notify.register import feed
-from hie_notify.register.model import STATUS_OF_STAGE, Registered
+from hie_notify.register.model import Registered, status_of
 from hie_notify.register.store import Register
 
 
 def record_of(
     change: ChangeRecord,
     result: Classification,
-    stage: str,
     audiences: Sequence[str],
     environments: Sequence[str],
+    entries: Sequence[Entry] = (),
 ) -> Registered:
-    """The register's view of a change after `stage` (pure)."""
+    """The register's view of a change (pure): its status is the lifecycle state `entries`
+    (its ledger) replay to ("announced" before any is recorded)."""
     window = change.window
     return Registered(
         change_id=change.id,
-        status=STATUS_OF_STAGE[stage],
+        status=status_of(entries, State.ANNOUNCED.value),
         change_type=result.change_type,
         purpose=change.purpose,
         window_start=window.start if window else None,
@@ -54,17 +56,13 @@ def record_stage(
     now: datetime,
     mask: Callable[[str], str] = str,
 ) -> Registered | None:
-    """Store the change's record and the deliveries not registered yet. What the change record
-    says is masked first: the register is as readable as the ledger (entries come masked)."""
-    if stage in STATUS_OF_STAGE:
-        record = record_of(change, result, stage, audiences, environments)
-    else:  # an update: the change stays as it is; only its deliveries are added
-        old = register.get(change.id)
-        if old is None:
-            return None
-        record = replace(
-            record_of(change, result, "announce", audiences, environments), status=old.status
-        )
+    """Store the change's record and the entries not registered yet (`entries`: its ledger, whose
+    transitions give the status). What the change record says is masked first: the register is
+    as readable as the ledger (entries come masked). An update registers nothing of a change
+    that is not registered."""
+    if stage not in PHASE and register.get(change.id) is None:
+        return None
+    record = record_of(change, result, audiences, environments, entries)
     record = replace(
         record,
         purpose=mask(record.purpose),

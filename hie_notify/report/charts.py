@@ -132,10 +132,15 @@ def downtime(rows: Sequence[DowntimeRow], warn_at: float) -> str:
     return _svg(fig, "Downtime budget used per customer per month")
 
 
-def changes_by_week(rows: Sequence[WeekRow]) -> str:
+def changes_by_week(rows: Sequence[WeekRow], weeks: Sequence[tuple[str, str]] = ()) -> str:
     """Stacked bars per week; beyond BARS_UP_TO weeks, one stepped band per series instead (the
-    same picture, drawn as a handful of shapes rather than thousands of bars)."""
-    weeks = sorted({(r.week_start, r.week) for r in rows})
+    same picture, drawn as a handful of shapes rather than thousands of bars). `weeks`, as
+    (Monday, ISO week) pairs, are every week of the report's range: a week without a change
+    keeps its place on the axis (at 0), so the gaps show. The counts are whole numbers, and so
+    are the ticks."""
+    from matplotlib.ticker import MaxNLocator
+
+    weeks = sorted({*weeks, *((r.week_start, r.week) for r in rows)})
     index = {w: i for i, (_, w) in enumerate(weeks)}
     fig = _figure(4.6)
     top, bottom = fig.subplots(2, 1, sharex=True)
@@ -153,6 +158,7 @@ def changes_by_week(rows: Sequence[WeekRow]) -> str:
                 base = [a + b for a, b in zip(base, series[key], strict=True)]
         else:
             ax.stackplot(xs, *(series[k] for k in keys), labels=keys, colors=colours, step="mid")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(f"changes {title}")
         ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1, 1))
         ax.spines[["top", "right"]].set_visible(False)

@@ -9,21 +9,22 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 
 from pydantic import ValidationError
 
-from hie_notify.audiences import resolve
+from hie_notify.audiences import downtime_customers, resolve
 from hie_notify.calendar import UTC, BusinessCalendar
 from hie_notify.change import ChangeRecord
 from hie_notify.classify import Classification
-from hie_notify.durations import NoticePeriod
+from hie_notify.durations import NoticePeriod, parse_notice
+from hie_notify.lifecycle import ACTIVE, ANNOUNCE, LIFECYCLE, Lifecycle, Record, State
 from hie_notify.policy.model import Policy
 from hie_notify.records import Audience, Entry
 from hie_notify.register import reminders
-from hie_notify.register.model import Registered
+from hie_notify.register.model import Registered, lifecycle_of
 from hie_notify.report import uptime
 from hie_notify.report.model import (
     BreachRow,
@@ -39,12 +40,14 @@ from hie_notify.report.model import (
 )
 from hie_notify.stages import postmortem_reasons
 
-ANNOUNCE = "announce"
-WENT_AHEAD = frozenset({"in progress", "done", "rolled back", "failed"})
-# The policy sets no deadline for a post-mortem; the report takes five business days after the
-# change ended (said in the README).
-_STAGE_OF_STATUS = {"failed": "apply_failed", "rolled back": "rollback_succeeded"}
+# Statuses (lifecycle states) of a change that went ahead: started, or completed (a change
+# announced without a plan completes without an apply).
+WENT_AHEAD = reminders.WENT_AHEAD | frozenset(s.value for s in ACTIVE)
 KINDS = ("internal", "customer", "stakeholder", "meeting")
+# What a change's announcement records of the policy in force (its transition entry's `extra`):
+# the policy's digest, and each audience's required notice as "minimum|recommended|kind".
+POLICY_DIGEST = "policy"
+NOTICE_PREFIX = "notice:"
 
 
 def _bd(n: int) -> NoticePeriod:
@@ -116,10 +119,12 @@ class _Days:
 
 @dataclass
 class _Change:
-    record: Registered
+    record: Registered  # its status is the lifecycle state its entries replay to
+    life: Lifecycle
     change: ChangeRecord
     result: Classification
-    audiences: tuple[Audience, ...]
+    audiences: tuple[Audience, ...]  # those owed notice, as the policy said when announced
+    affected: tuple[str, ...]  # the customers its downtime is charged to
     emergency: bool
     went_ahead: bool
     # When the service was down, from the stage times (`uptime.outage`), if it went ahead.
@@ -158,7 +163,7 @@ def build(
     actual_of: dict[str, timedelta | None] = {}
     for c in changes:
         if c.went_ahead:
-            c.span = uptime.outage(c.record.entries, c.record.status, c.record.window_end, now)
+            c.span = uptime.outage(c.life, c.record.window_end, now)
         actual_of[c.record.change_id] = _actual(c)
     for c in in_range:
         rows = _notices(c, days, calendar)
@@ -186,12 +191,12 @@ def build(
                 change_type=c.record.change_type,
                 purpose=c.record.purpose,
                 status=c.record.status,
-                outcome=outcome(c.record, now),
+                outcome=outcome(c.record, c.life, now),
                 window_start=iso(c.record.window_start),
                 window_end=iso(c.record.window_end),
                 service_impacting=c.record.service_impacting,
                 emergency=c.emergency,
-                customers="; ".join(_customers(c)),
+                customers="; ".join(c.affected),
                 declared_downtime_minutes=None
                 if c.change.downtime is None
                 else _minutes(c.change.downtime),
@@ -202,7 +207,7 @@ def build(
             )
         )
 
-    downtime_rows = _downtime(changes, policy, calendar, start, end, now)
+    downtime_rows = _downtime(changes, policy, calendar, start, end)
     kind_rows = _by_kind(notice_rows)
     week_rows = _by_week(in_range, calendar, now)
     summary = {
@@ -223,8 +228,9 @@ def build(
     return Report(
         organisation=policy.organisation,
         generated_at=iso(now) or "",
-        range_start=iso(start) or "",
-        range_end=iso(end) or "",
+        # The dates asked for, as the policy's zone reads them (local midnight, its offset).
+        range_start=calendar.local(start).isoformat(),
+        range_end=calendar.local(end).isoformat(),
         uptime_percent=policy.sla.uptime_percent,
         warn_at_percent=policy.sla.warn_at_percent,
         time_zone=calendar.zone_name,
@@ -306,31 +312,106 @@ def _prepare(
         (result.change_type and policy.change_type(result.change_type).notice_overrides_others)
         or any(e.emergency for e in record.entries)
     )
-    went = record.status in WENT_AHEAD or any(e.stage == "apply_started" for e in record.entries)
+    life = lifecycle_of(record.entries)
+    if life.records:  # one source of status: the lifecycle its entries replay to
+        record = replace(record, status=life.state.value)
+    went = life.started or record.status in WENT_AHEAD
     told: dict[str, list[Entry]] = {}
     for e in sorted(record.entries, key=_delivered):
         if e.stage == ANNOUNCE and not e.dry_run and _covers(e, record):
             told.setdefault(e.audience, []).append(e)
-    return _Change(record, change, result, audiences, emergency, went, None, told)
+    owed = _as_announced(record, audiences, told) or audiences
+    affected = tuple(
+        downtime_customers(policy, change.customers, record.environments, record.audiences)
+    )
+    return _Change(record, life, change, result, owed, affected, emergency, went, None, told)
+
+
+def _as_announced(
+    record: Registered, audiences: Sequence[Audience], told: dict[str, list[Entry]]
+) -> tuple[Audience, ...]:
+    """The audiences owed notice, and the notice each, as the policy in force said when the
+    change was announced (its announcements' transition entries record it); () for a change
+    announced before they did. Each audience is judged by the requirement recorded with the
+    announcement that gave its notice (else the latest one)."""
+    marks = sorted(
+        (
+            e
+            for e in record.entries
+            if e.stage == LIFECYCLE
+            and e.extra.get("transition") == ANNOUNCE
+            and POLICY_DIGEST in e.extra
+            and not e.dry_run
+        ),
+        key=_delivered,
+    )
+    if not marks:
+        return ()
+    current = {a.id: a for a in audiences}
+    ids = [k[len(NOTICE_PREFIX) :] for m in marks for k in m.extra if k.startswith(NOTICE_PREFIX)]
+    judged = []
+    for audience_id in dict.fromkeys(ids):
+        given = told.get(audience_id)
+        at = given[0].delivered_at if given else None
+        mark = [m for m in marks if at is None or m.delivered_at <= at]
+        source = next(
+            (m for m in reversed(mark or marks) if NOTICE_PREFIX + audience_id in m.extra),
+            None,
+        )
+        if source is None:
+            continue
+        parts = source.extra[NOTICE_PREFIX + audience_id].split("|")
+        try:
+            minimum, recommended = parse_notice(parts[0]), parse_notice(parts[1])
+        except (ValueError, IndexError):
+            continue
+        kind = parts[2] if len(parts) > 2 else "internal"
+        known = current.get(audience_id)
+        judged.append(
+            Audience(
+                audience_id,
+                kind,
+                known.label if known else audience_id.split(":", 1)[-1],
+                known.time_zone if known else "UTC",
+                frozenset({"pre_deployment"}),
+                minimum,
+                recommended,
+                known.change_types if known else (),
+            )
+        )
+    return tuple(judged)
 
 
 def _delivered(entry: Entry) -> datetime:
     return entry.delivered_at
 
 
-def outcome(record: Registered, now: datetime) -> str:
-    """What became of the change, in words a table can sort by."""
-    ended = {"done": "succeeded", "rolled back": "rolled back", "failed": "failed"}
-    if record.status in ended:
-        return ended[record.status]
-    if record.status == "cancelled":
-        return "cancelled"
+def outcome(record: Registered, life: Lifecycle, now: datetime) -> str:
+    """What became of the change, in words a table can sort by, from its lifecycle: succeeded,
+    rolled back (a rollback then `complete`: withdrawn, never succeeded), failed, cancelled,
+    in progress or overrun, else planned, window open or no outcome recorded."""
+    if not life.records:  # nothing replayable registered: its status (a lifecycle state) says
+        life = _at(record.status)
+    word = life.outcome
     start, end = record.window_start, record.window_end
+    if word == "in progress":
+        return "overrun" if life.overrunning(now, end) else "in progress"
+    if word != "not started":
+        return word
     if end is not None and now >= end:
-        return "overrun" if record.status == "in progress" else "no outcome recorded"
-    if record.status == "in progress":
-        return "in progress"
+        return "no outcome recorded"
     return "planned" if start is None or now < start else "window open"
+
+
+_STATES = {s.value: s for s in State}
+
+
+def _at(status: str) -> Lifecycle:
+    """A lifecycle that is in `status` (for a record with no entries to replay)."""
+    state = _STATES.get(status)
+    if state is None:
+        return Lifecycle()
+    return Lifecycle(records=(Record("", datetime(1970, 1, 1, tzinfo=UTC), state),))
 
 
 def _covers(entry: Entry, record: Registered) -> bool:
@@ -396,8 +477,10 @@ def _hours(delta: timedelta) -> float:
 
 
 def _breaches(c: _Change, rows: Sequence[NoticeRow]) -> list[BreachRow]:
-    """Short notice that was let through: by an emergency, a trial (nobody was told: outbox
-    only), or else a manual override (the change went ahead although the gate would block)."""
+    """Notice that was short or reached nobody, on a change that went ahead: short notice let
+    through by an emergency or else a manual override (the change went ahead although the gate
+    would block), labelled "outbox only" too when only the outbox had it; enough notice that
+    only the outbox had is a trial's (nobody was told)."""
     if not c.went_ahead:
         return []
     out = []
@@ -419,14 +502,22 @@ def _breaches(c: _Change, rows: Sequence[NoticeRow]) -> list[BreachRow]:
         short = r.level in ("short", "not given")
         if not short and not r.outbox_only:
             continue
-        by = "emergency" if c.emergency else ("trial" if r.outbox_only else "manual override")
+        if short:
+            # Short notice let through: by an emergency, else past the gate (a manual
+            # override), whatever carried it; "outbox only" says nobody was told either.
+            by = "emergency" if c.emergency else "manual override"
+            by += "; outbox only" if r.outbox_only else ""
+        else:
+            by = "trial"  # enough notice, but only the outbox had it: nobody was told
         required = _amount(r.required, r.unit)
         given = "not given" if r.given is None else _amount(r.given, r.unit)
-        detail = (
-            "nobody was told: the notice went to the outbox only"
-            if r.outbox_only
-            else f"{r.label} was given {given} against {required} required"
-        )
+        detail = f"{r.label} was given {given} against {required} required"
+        if r.outbox_only:
+            detail = (
+                f"{detail}, and only to the outbox: nobody was told"
+                if short
+                else "nobody was told: the notice went to the outbox only"
+            )
         out.append(BreachRow(r.change_id, r.audience, r.label, required, given, by, detail))
     return out
 
@@ -440,10 +531,9 @@ def _postmortem(
     c: _Change, policy: Policy, calendar: BusinessCalendar, now: datetime
 ) -> PostmortemRow | None:
     record = c.record
-    if record.status not in ("done", "rolled back", "failed"):
+    if record.status not in reminders.WENT_AHEAD:  # its work has not stopped (or never began)
         return None
-    stage = _STAGE_OF_STATUS.get(record.status, "complete")
-    reasons = postmortem_reasons(policy, c.change, c.result, record.entries, stage)
+    reasons = postmortem_reasons(policy, c.change, c.result, record.entries, "complete")
     if not reasons:
         return None
     # The closing `hie-notify postmortem --closed` recorded, and the policy's deadline.
@@ -465,18 +555,14 @@ def _postmortem(
         opened_at=iso(opened_at),
         closed_at=iso(closed_at),
         overdue=state != "closed" and due is not None and now > due,
-        link=(opened or closed)[0].message_id if (opened or closed) else "",
+        # The post-mortem's own link once it was closed (`postmortem --closed --link URL`),
+        # else its issue's.
+        link=_closing_link(closed[0]) if closed else (opened[0].message_id if opened else ""),
     )
 
 
-def _customers(c: _Change) -> list[str]:
-    names = list(c.change.customers)
-    for a in c.audiences:
-        if a.kind == "customer":
-            name = a.id.split(":", 1)[1]
-            if name not in names:
-                names.append(name)
-    return names
+def _closing_link(closing: Entry) -> str:
+    return closing.extra.get("link") or closing.message_id
 
 
 def _counts_downtime(c: _Change) -> bool:
@@ -500,9 +586,12 @@ def actual_by_month(
     c_record: Registered, declared: timedelta | None, now: datetime, calendar: BusinessCalendar
 ) -> list[tuple[uptime.Month, timedelta]]:
     """A registered change's real downtime, split by calendar month (see `_actual`)."""
+    life = lifecycle_of(c_record.entries)
+    if life.records:
+        c_record = replace(c_record, status=life.state.value)
     if c_record.status == "cancelled":
         return []
-    span = uptime.outage(c_record.entries, c_record.status, c_record.window_end, now)
+    span = uptime.outage(life, c_record.window_end, now)
     return _by_month(c_record, declared, span, calendar)
 
 
@@ -528,8 +617,9 @@ def _downtime(
     calendar: BusinessCalendar,
     start: datetime,
     end: datetime,
-    now: datetime,
 ) -> list[DowntimeRow]:
+    """Each customer's month: the downtime declared and used by the changes that affect it
+    (`downtime_customers`), not every customer that was told."""
     months = uptime.months_between(start, end, calendar.zone)
     keys = {m.key for m in months}
     declared: dict[tuple[str, str], timedelta] = {}
@@ -538,7 +628,7 @@ def _downtime(
     for c in changes:
         if not _counts_downtime(c) or c.record.window_start is None:
             continue
-        customers = _customers(c)
+        customers = c.affected
         month = uptime.month_of(c.record.window_start, calendar.zone).key
         parts = _by_month(c.record, c.change.downtime, c.span, calendar) if c.went_ahead else []
         for name in customers:
@@ -605,7 +695,7 @@ def _by_week(
                 f"{year}-W{week:02d}",
                 monday.isoformat(),
                 c.record.change_type or "unclassified",
-                outcome(c.record, now),
+                outcome(c.record, c.life, now),
             )
         ] += 1
     return [WeekRow(w, m, t, o, n) for (w, m, t, o), n in sorted(counts.items())]

@@ -7,9 +7,10 @@ import functools
 import operator
 import re
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from importlib import resources
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import jinja2
 from markupsafe import Markup, escape
@@ -118,8 +119,25 @@ FIGURES = (
 
 
 def chart_data(report: Report) -> tuple[dict[str, list[Any]], float]:
-    """What the charts are drawn from: their tables' rows, and the warning line's level."""
-    return {name: report.tables[name] for name, _ in FIGURES}, report.warn_at_percent
+    """What the charts are drawn from: their tables' rows (and every week of the range), and
+    the warning line's level."""
+    rows: dict[str, list[Any]] = {name: report.tables[name] for name, _ in FIGURES}
+    rows["weeks"] = weeks_of(report)
+    return rows, report.warn_at_percent
+
+
+def weeks_of(report: Report) -> list[tuple[str, str]]:
+    """Every week the report's range touches, as (Monday, ISO week), in the policy's zone."""
+    zone = ZoneInfo(report.time_zone)
+    first = _instant(report.range_start).astimezone(zone).date()
+    last = (_instant(report.range_end) - timedelta(microseconds=1)).astimezone(zone).date()
+    monday = first - timedelta(days=first.weekday())
+    out = []
+    while monday <= last:
+        year, week, _ = monday.isocalendar()
+        out.append((monday.isoformat(), f"{year}-W{week:02d}"))
+        monday += timedelta(days=7)
+    return out
 
 
 def draw(rows: dict[str, list[Any]], warn_at: float) -> list[str]:
@@ -127,7 +145,7 @@ def draw(rows: dict[str, list[Any]], warn_at: float) -> list[str]:
     return [
         charts.notice_by_kind(rows["notice_by_kind"]),
         charts.downtime(rows["downtime"], warn_at),
-        charts.changes_by_week(rows["changes_by_week"]),
+        charts.changes_by_week(rows["changes_by_week"], rows.get("weeks", [])),
     ]
 
 

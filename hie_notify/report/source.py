@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from hie_notify.audiences import downtime_customers
 from hie_notify.calendar import BusinessCalendar
 from hie_notify.durations import parse_duration
+from hie_notify.policy.model import Policy
 from hie_notify.register.model import Registered
 from hie_notify.register.store import Register
 from hie_notify.report import uptime
@@ -25,6 +27,7 @@ def whole_months(
 def used_this_month(
     register: Register,
     *,
+    policy: Policy,
     change_id: str,
     customers: Sequence[str],
     month: uptime.Month,
@@ -39,7 +42,7 @@ def used_this_month(
     for brief in register.between(month.start - timedelta(days=1), month.end):
         if brief.change_id == change_id or brief.status == "cancelled":
             continue
-        touched = [c for c in customers if c in affected(brief)]
+        touched = [c for c in customers if c in affected(brief, policy)]
         if not touched:
             continue
         full = register.get(brief.change_id) or brief
@@ -55,10 +58,10 @@ def used_this_month(
     return [uptime.Used(c, month, used[c], tuple(dict.fromkeys(by[c]))) for c in customers]
 
 
-def affected(record: Registered) -> set[str]:
-    """The customers a registered change touches: named in it, or told of it."""
-    told = {a.split(":", 1)[1] for a in record.audiences if a.startswith("customer:")}
-    return told | set(record.customers)
+def affected(record: Registered, policy: Policy) -> set[str]:
+    """The customers a registered change's downtime is charged to: named in it, or served by
+    the environments it touches (not every customer told of it; see `downtime_customers`)."""
+    return set(downtime_customers(policy, record.customers, record.environments, record.audiences))
 
 
 def _declared(record: Registered) -> timedelta | None:

@@ -7,21 +7,31 @@ month leaves 432 (7 h 12 min) and a 31-day one 446.4.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from hie_notify.records import Entry
+from hie_notify.lifecycle import (
+    APPLY_STARTED,
+    APPLY_SUCCEEDED,
+    COMPLETE,
+    ROLLBACK_SUCCEEDED,
+    WAITING,
+    Lifecycle,
+    State,
+)
 
 UTC = ZoneInfo("UTC")
-STARTED = "apply_started"
+STARTED = APPLY_STARTED
 # The first of these after the start ends the outage: a rollback that succeeded ends it when one
 # was started (the apply's own success then did not restore the service), else the apply's
-# success, else the completion notice.
-RECOVERED = ("apply_succeeded", "complete")
-ROLLED_BACK = "rollback_succeeded"
+# success, else the completion.
+RECOVERED = (APPLY_SUCCEEDED, COMPLETE)
+ROLLED_BACK = ROLLBACK_SUCCEEDED
+# The work is still going: an outage with no recovery recorded counts to now.
+_GOING = frozenset({*WAITING, State.IN_PROGRESS, State.MITIGATING, State.ROLLING_BACK})
 
 
 @dataclass(frozen=True)
@@ -66,31 +76,27 @@ def budget(month: Month, uptime_percent: float) -> timedelta:
     return month.length * (100.0 - uptime_percent) / 100.0
 
 
-def first_at(entries: Iterable[Entry], stage: str) -> datetime | None:
-    return min(
-        (e.delivered_at for e in entries if e.stage == stage and not e.dry_run), default=None
-    )
+def first_at(life: Lifecycle, transition: str) -> datetime | None:
+    return min((r.at for r in life.records if r.transition == transition), default=None)
 
 
 def outage(
-    entries: Sequence[Entry],
-    status: str,
-    window_end: datetime | None,
-    now: datetime,
+    life: Lifecycle, window_end: datetime | None, now: datetime
 ) -> tuple[datetime, datetime] | None:
-    """When the service was down, from the stage times: the apply's start to its recovery (see
-    RECOVERED and ROLLED_BACK). No recovery recorded: a change still under way counts to `now`,
-    one that ended counts to its window's end. None when no apply start was recorded."""
-    start = first_at(entries, STARTED)
+    """When the service was down, from the times of the change's transitions (its lifecycle,
+    replayed from its ledger): the apply's start to its recovery (see RECOVERED and
+    ROLLED_BACK). No recovery recorded: a change still under way counts to `now`, one that
+    stopped counts to its window's end. None when no apply start was recorded."""
+    start = first_at(life, STARTED)
     if start is None:
         return None
-    rolled = first_at(entries, ROLLED_BACK)
+    rolled = first_at(life, ROLLED_BACK)
     if rolled is not None and rolled >= start:
         return start, rolled
-    ends = [t for t in (first_at(entries, s) for s in RECOVERED) if t is not None and t >= start]
+    ends = [t for t in (first_at(life, s) for s in RECOVERED) if t is not None and t >= start]
     if ends:
         return start, min(ends)
-    if status in ("announced", "in progress"):
+    if life.state in _GOING:
         return start, max(start, now)
     return start, max(start, window_end or start)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from hie_notify import stagerun, timetext
 from hie_notify.errors import HieError, InputError
 from hie_notify.ledger import Entry, open_ledger
+from hie_notify.lifecycle import LifecycleError
 from hie_notify.options import Options
 from hie_notify.receiver import Event
 from hie_notify.service.changes import locate
@@ -74,6 +75,10 @@ class Notifications:
         args = argparse.Namespace(plan=None, plan_required=False)
         try:
             return self.masker(stagerun.handle_event(event, args, located.options))
+        except LifecycleError as exc:
+            # The change's state refuses it (an apply after the change ended): HCP's retries
+            # would be refused too, so it is answered, logged and left.
+            return f"{event.trigger} ({event.run_id}) ignored: {self.masker(str(exc))}"
         except HieError as exc:
             raise HieError(self.masker(str(exc))) from None
 
