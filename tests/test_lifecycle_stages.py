@@ -6,6 +6,7 @@ outbox."""
 
 from __future__ import annotations
 
+import email
 import hashlib
 import json
 import sqlite3
@@ -111,10 +112,19 @@ def test_reproduction_1_rollback_then_complete_is_withdrawn_everywhere(example: 
         ("2026-12-08T19:20:00Z", ("apply", "--status", "failed")),
         ("2026-12-08T19:25:00Z", ("rollback", "--status", "started")),
         ("2026-12-08T19:50:00Z", ("rollback", "--status", "succeeded")),
-        ("2026-12-08T20:00:00Z", ("complete",)),
     ):
         code, out = run(*args, now=now)
         assert code == 0, run.err
+    # `preview complete` shows the message `complete` then sends: the withdrawn one.
+    code, preview = run("preview", "complete", now="2026-12-08T20:00:00Z")
+    assert code == 0 and preview["lifecycle"]["state"] == "withdrawn"
+    (shown,) = [m["subject"] for m in preview["messages"] if m["audience"] == "customer:EoE"]
+    code, out = run("complete", now="2026-12-08T20:00:00Z")
+    assert code == 0, run.err
+    eml = email.message_from_bytes(
+        (run.tmp / "o/FFAPP-4458/complete/customer-EoE.eml").read_bytes()
+    )
+    assert " ".join(str(eml["Subject"]).split()) == shown
 
     code, report = run(
         "report", "--from", "2026-12-01", "--to", "2026-12-31", now="2026-12-09T10:00:00Z"

@@ -53,12 +53,15 @@ def run(args: argparse.Namespace, options: Options) -> int:
     run = stagerun.load(options, args, announce=stage == "announce")
     transition = stagerun.begin(run, stage)  # as the command would: refused, exit 2
     life = transition.facts
+    # What the command puts in `status` that the lifecycle decides (`complete` after a rollback
+    # is the withdrawn notice).
+    status = {"rolled_back": transition.after.rolled_back} if stage == "complete" else {}
     audiences = resolve(run.policy, run.result, run.change, run.environments)
     entries = run.ledger.read(run.change.id) if stage == "cancelled" else []
     messages = []
     blocks = []
     for audience in audiences_for(stage, audiences, entries):
-        msg = run.renderer.render(stage, audience, run.context(audience, lifecycle=life))
+        msg = run.renderer.render(stage, audience, run.context(audience, status, lifecycle=life))
         kinds = configured_kinds(run.policy, audience)
         fmt = "slack" if "slack" in kinds and audience.slack_channel else "text"
         messages.append(
@@ -83,7 +86,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
     window = (run.change.window.start, run.change.window.end) if run.change.window else None
     for audience in stagerun.integrations(run, stage, entries):
         kind = configured_kinds(run.policy, audience)[0]
-        msg = run.renderer.render(stage, audience, run.context(audience, lifecycle=life))
+        msg = run.renderer.render(stage, audience, run.context(audience, status, lifecycle=life))
         outgoing = Outgoing(run.change.id, msg, "(key)", kind, (), None, window, life["state"])
         payload = payloads[kind](outgoing)
         messages.append({"audience": audience.id, "channels": [kind], "request": payload})
