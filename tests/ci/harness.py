@@ -281,7 +281,14 @@ class Repo:
 
 
 def stages_of(entries: list[dict[str, Any]]) -> dict[str, int]:
+    """How many notices of each stage the ledger holds (a transition's own entry is none)."""
     counts: dict[str, int] = {}
     for entry in entries:
-        counts[entry["stage"]] = counts.get(entry["stage"], 0) + 1
+        if entry["stage"] != "lifecycle":
+            counts[entry["stage"]] = counts.get(entry["stage"], 0) + 1
     return counts
+
+
+def transitions_of(entries: list[dict[str, Any]]) -> list[str]:
+    """The lifecycle transitions the ledger records, in order."""
+    return [e["extra"]["transition"] for e in entries if e["stage"] == "lifecycle"]
