@@ -132,6 +132,25 @@ class StageReport:
         return f"delivered: {sent}. NOT delivered: {failed or 'nothing'}"
 
 
+def told_window(
+    history: Sequence[Entry], window: tuple[datetime, datetime] | None
+) -> dict[str, str] | None:
+    """The window an audience was last told of (ISO `start` and `end`), when `window` moves it;
+    None when it was told of none, of this one, or last that the change was cancelled."""
+    told = [
+        e
+        for e in history
+        if e.stage in ("announce", "cancelled") and e.window_start and not e.dry_run
+    ]
+    if window is None or not told or told[-1].stage == "cancelled":
+        return None
+    last = told[-1]
+    start, end = datetime.fromisoformat(last.window_start), datetime.fromisoformat(last.window_end)
+    if (start, end) == window:
+        return None
+    return {"start": last.window_start, "end": last.window_end}
+
+
 def run_stage(
     *,
     stage: str,
@@ -148,6 +167,7 @@ def run_stage(
     dry_run: bool = False,
     run: Mapping[str, str] | None = None,
     clock: Callable[[], datetime] | None = None,
+    lifecycle: Mapping[str, Any] | None = None,
 ) -> StageReport:
     """Deliver `stage` to every audience, through each channel the policy names for it, unless
     already delivered (same change, stage, audience, channel and plan).
@@ -159,6 +179,9 @@ def run_stage(
     the others still go out, and the report lists what was and was not delivered (the caller
     exits 3 when anything was not). A ledger that cannot record a delivery stops the stage
     there: sending on would send what a re-run cannot know was sent.
+
+    `lifecycle`: the change's lifecycle facts for the templates (render.context); an
+    announcement tells each audience of a moved window as moved from the one *it* was told of.
     """
     report = StageReport(stage)
     window = (change.window.start, change.window.end) if change.window else None
@@ -190,6 +213,9 @@ def run_stage(
                     (e for e in entries if e.audience == audience.id), key=lambda e: e.delivered_at
                 )
             )
+            facts = {"transition": stage, **(lifecycle or {})}
+            if stage == "announce":
+                facts["moved_from"] = told_window(history, window)
             ctx = context(
                 policy=policy,
                 result=result,
@@ -199,6 +225,7 @@ def run_stage(
                 links=links,
                 status=status,
                 run=run,
+                lifecycle=facts,
             )
             message: Rendered | None = None
             for kind, channel in channel_routes:

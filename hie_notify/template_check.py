@@ -260,6 +260,17 @@ def _ctx(
         links=links if full else {},
         status=dict(status),
         run=run if full else None,
+        # With everything: a window moved from the day before, after a rollback.
+        lifecycle={
+            "rolled_back": True,
+            "started": True,
+            "moved_from": {
+                "start": (_START - timedelta(days=1)).isoformat(),
+                "end": (_START - timedelta(days=1, hours=-2)).isoformat(),
+            },
+        }
+        if full
+        else None,
     )
     if full:  # more than a message lists (25): "...and 26 more", without rendering them all
         ctx["plan"]["more_resources"] = 26
@@ -322,6 +333,7 @@ def _digest_context(policy: Policy, audience: Audience, full: bool) -> dict[str,
                 "name": policy.digest.meeting.name,
                 "date": "Wednesday 9 December 2026",
                 "time": "10:00 GMT",
+                "when": "Wed 9 Dec 2026 10:00 GMT",
                 "moved_from": "Tuesday 8 December" if full else "",
                 "holiday": "Christmas Day" if full else "",
             },

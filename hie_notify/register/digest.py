@@ -249,6 +249,10 @@ def item(record: Registered, policy: Policy, zone: str, now: datetime) -> dict[s
     return {
         "id": record.change_id,
         "purpose": record.purpose or "(no purpose given)",
+        # What stakeholders read: the change record's customer-facing description, if any.
+        "summary": str(record.change.get("customer_summary") or "")
+        or record.purpose
+        or "(no purpose given)",
         "type": title,
         "status": record.status,
         "outcome": outcome,
