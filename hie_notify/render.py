@@ -8,6 +8,7 @@ helpers (`f.b`, `f.link`, ...) return text already safe for the format.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 import unicodedata
@@ -236,6 +237,13 @@ class Rendered:
 
     def body(self, fmt: str) -> str:
         return self.bodies[fmt]
+
+    @property
+    def told(self) -> str:
+        """A digest of what the message tells its reader (its subject and text): two messages
+        with the same digest tell the same."""
+        raw = "\x1f".join((self.stage, self.audience.id, self.subject, self.bodies["text"]))
+        return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
     @property
     def email_html(self) -> str:
