@@ -543,7 +543,14 @@ def notice_window(
         "window_too_early": False,
     }
     lines = []
-    if earliest:
+    kind = run.result.change_type
+    if earliest and kind and run.policy.change_type(kind).notice_overrides_others:
+        # The gate holds an emergency to no notice period: only to its notices going out first.
+        lines.append(
+            "An emergency fix has no notice period: the gate asks only that these notices went "
+            "out before the apply."
+        )
+    elif earliest:
         lines.append(f"These notices allow a window from {run.calendar.moment(earliest)}.")
         window = run.change.window
         if window is not None and window.start < earliest:

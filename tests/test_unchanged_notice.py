@@ -300,3 +300,26 @@ def test_a_notice_of_less_downtime_than_now_declared_no_longer_counts(gate: Gate
     assert "it said the downtime was not known; the change record now declares 1 hour" in reason
     # a notice recorded before downtimes were: judged as before
     assert gate(entries=[entry()], change=record(downtime="4h")).allowed
+
+
+def test_an_emergencys_plan_after_its_announcement_repeats_nothing_and_warns_of_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # announced as soon as identified (no plan yet), its window already open; then its plan
+    rule = rc("aws_security_group_rule.block", ["create"], after={"type": "ingress"})
+    flow = _flow(tmp_path, capsys, rule)
+    flow.write_change(
+        type="emergency_fix",
+        justification="CVE-2026-0001 is being exploited",
+        downtime="30m",
+        window={"start": "2026-12-08T10:00:00+00:00", "end": "2026-12-08T12:00:00+00:00"},
+    )
+    assert flow("announce", now="2026-12-08T10:00:00+00:00")[0] == 0
+    code, out = flow("plan", "--plan", str(flow.plan), now="2026-12-08T10:20:00+00:00")
+    assert code == 0, flow.err
+    assert _emails(tmp_path) == ["customer-EoE.eml"]
+    assert CUSTOMER in {u["audience"] for u in out["unchanged"]}
+    assert "the gate will block" not in flow.err and out["window_too_early"] is False
+    assert "An emergency fix has no notice period" in flow.err
+    code, gate = flow("gate", "--plan", str(flow.plan), now="2026-12-08T10:21:00+00:00")
+    assert code == 0 and gate["allowed"], gate["reasons"]
