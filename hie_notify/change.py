@@ -104,6 +104,8 @@ class ChangeRecord(BaseModel):
     id: str
     type: ChangeTypeName | None = None
     purpose: str = Field(min_length=1)
+    # What customers and stakeholders are told the change is, in their words (else `purpose`).
+    customer_summary: str | None = None
     window: Window | None = None
     downtime: Downtime | None = None
     customers: list[str] = []
@@ -122,7 +124,9 @@ class ChangeRecord(BaseModel):
             raise ValueError(f"expected a Jira key like FFAPP-4458, got {shown}")
         return value
 
-    @field_validator("purpose", "rollback", "monitoring", "on_call", "justification")
+    @field_validator(
+        "purpose", "customer_summary", "rollback", "monitoring", "on_call", "justification"
+    )
     @classmethod
     def _visible(cls, value: str | None) -> str | None:
         if value and not _has_visible_text(value):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from hie_notify.calendar import UTC, BusinessCalendar
 from hie_notify.change import ChangeRecord, Window
 from hie_notify.classify import Classification, names
+from hie_notify.durations import describe_timedelta, parse_duration
 from hie_notify.policy.model import Policy
 from hie_notify.records import PLANLESS, Audience, Audiences, Entry
 
@@ -147,6 +148,101 @@ def plan_differences(entry: Entry, result: Classification, policy: Policy) -> li
     return out
 
 
+# An announcement recorded instead of a delivery, because its audience would have been told
+# exactly what it was told before: `extra[SAME_AS]` names that earlier delivery (its
+# idempotency key), `extra[TOLD]` is the digest of the message, `extra[DOWNTIME]` the downtime
+# the change record declared (`format_duration`, or NOT_KNOWN).
+SAME_AS, TOLD, DOWNTIME, NOT_KNOWN = "same_as", "told", "downtime", "not known"
+
+
+def still_told(original: Entry, entry: Entry, policy: Policy) -> list[str]:
+    """Why `entry` (an announcement recorded without a delivery: `extra[SAME_AS]`) cannot stand
+    on the earlier delivery `original`; empty when it can.
+
+    It stands only on a delivery of the same announcement to the same audience through the
+    same channel, made before it, of the same message (`TOLD`), for the same window and
+    declared downtime, with a change type no stricter and a service impact no newer. The gate
+    then counts `original`'s time for it; nothing a branch controls (its change record, plan,
+    templates) can make a changed message, window, downtime, impact or type keep a notice."""
+    out = []
+    if original.stage != ANNOUNCE or entry.stage != ANNOUNCE or original.dry_run:
+        out.append("not an announcement")
+    if original.extra.get(SAME_AS):
+        out.append("it names an entry that was not delivered either")
+    if (original.audience, original.channel) != (entry.audience, entry.channel):
+        out.append("another audience or channel")
+    if original.delivered_at > entry.delivered_at:
+        out.append("recorded before the delivery it names")
+    if not original.extra.get(TOLD) or original.extra.get(TOLD) != entry.extra.get(TOLD):
+        out.append("the message differs")
+    if _window_tuple(original) != _window_tuple(entry):
+        out.append("the window differs")
+    downtime = original.extra.get(DOWNTIME)
+    if not downtime or downtime != entry.extra.get(DOWNTIME):
+        out.append("the declared downtime differs")
+    raised = entry.change_type != original.change_type and (
+        original.change_type is None
+        or (
+            entry.change_type and policy.rank(entry.change_type) > policy.rank(original.change_type)
+        )
+    )
+    if entry.change_type and raised:
+        out.append(f"change type raised from {original.change_type} to {entry.change_type}")
+    if entry.service_impacting and not original.service_impacting:
+        out.append("now service-impacting")
+    return out
+
+
+def downtime_raised(entry: Entry, downtime: timedelta | None) -> str:
+    """Why `entry` no longer covers the downtime the change record declares ("" when it does,
+    or when the entry recorded none: a notice from before downtimes were recorded)."""
+    recorded = entry.extra.get(DOWNTIME)
+    if not recorded or downtime is None or downtime <= timedelta(0):
+        return ""
+    now = describe_timedelta(downtime)
+    if recorded == NOT_KNOWN:
+        return f"it said the downtime was not known; the change record now declares {now}"
+    try:
+        told = parse_duration(recorded)
+    except ValueError:
+        return f"the downtime it told cannot be read; the change record declares {now}"
+    if downtime > told:
+        return f"downtime raised from {describe_timedelta(told) or 'none'} to {now}"
+    return ""
+
+
+def _window_tuple(entry: Entry) -> tuple[datetime, datetime] | None:
+    if not entry.window_start:
+        return None
+    return datetime.fromisoformat(entry.window_start), datetime.fromisoformat(entry.window_end)
+
+
+def standing(sent: Sequence[Entry], policy: Policy) -> list[Entry]:
+    """`sent` (one audience's announcements) with each one recorded without a delivery
+    replaced by the delivery it stands on, as to when and how it was told (time, channel,
+    receipt), and as to what it announced by its own (plan, type, impact, window); one that
+    cannot stand (`still_told`) is dropped: it tells nobody."""
+    delivered = {e.idempotency_key: e for e in sent if not e.extra.get(SAME_AS)}
+    out = []
+    for entry in sent:
+        ref = entry.extra.get(SAME_AS)
+        if not ref:
+            out.append(entry)
+            continue
+        original = delivered.get(ref)
+        if original is None or still_told(original, entry, policy):
+            continue
+        out.append(
+            replace(
+                entry,
+                delivered_at=original.delivered_at,
+                receipt=original.receipt,
+                message_id=original.message_id,
+            )
+        )
+    return out
+
+
 def _covers(entry: Entry, window: Window | None) -> bool:
     """Did this notice announce a window that contains the one about to be used? A notice
     without a window ("not scheduled yet") covers no window."""
@@ -281,6 +377,7 @@ def decide(
                 warnings,
                 when,
                 outbox_counts,
+                change.downtime,
             )
         )
 
@@ -312,15 +409,19 @@ def _requirement(
     warnings: list[str],
     when: Callable[[datetime], str],
     outbox_counts: bool = True,
+    downtime: timedelta | None = None,
 ) -> Requirement:
-    sent = [
-        e
-        for e in entries
-        if e.audience == audience.id
-        and e.stage == ANNOUNCE
-        and not e.dry_run
-        and e.delivered_at <= now
-    ]
+    sent = standing(
+        [
+            e
+            for e in entries
+            if e.audience == audience.id
+            and e.stage == ANNOUNCE
+            and not e.dry_run
+            and e.delivered_at <= now
+        ],
+        policy,
+    )
 
     # A meeting's agenda item is written for the meeting, not sent: the outbox is its route.
     outbox_counts = outbox_counts or audience.kind == "meeting"
@@ -346,18 +447,23 @@ def _requirement(
                 f"{when(bare[0].delivered_at)} has no receipt from the service (no proof it "
                 "reached anyone): it does not count; run `hie-notify plan`"
             )
-    matching = [e for e in told if not plan_differences(e, result, policy) and _covers(e, window)]
+
+    def differences(e: Entry) -> list[str]:
+        raised = downtime_raised(e, downtime)
+        return [*plan_differences(e, result, policy), *([raised] if raised else [])]
+
+    matching = [e for e in told if not differences(e) and _covers(e, window)]
     minimum, recommended = audience.minimum, audience.recommended
     if not matching:
         if_now = calendar.earliest_start(now, minimum)
-        if told and not plan_differences(told[-1], result, policy):
+        if told and not differences(told[-1]):
             reasons.append(
                 f"{audience.label} was told of another window ({_window_of(told[-1], calendar)}): "
                 "run `hie-notify plan` to announce the new one; with notice given now the "
                 f"earliest start is {when(if_now)}"
             )
         elif told:
-            diff = "; ".join(plan_differences(told[-1], result, policy))
+            diff = "; ".join(differences(told[-1]))
             reasons.append(
                 f"{audience.label} was told about a different plan ({diff}): run "
                 f"`hie-notify plan` to announce this one; with notice given now the earliest "

@@ -4,19 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, NamedTuple
 
 from hie_notify import timetext
 from hie_notify.audiences import Audience
 from hie_notify.change import ChangeRecord
-from hie_notify.channels import Channels, Outgoing
+from hie_notify.channels import INTEGRATIONS, Channels, Outgoing
 from hie_notify.classify import Classification
+from hie_notify.durations import format_duration
 from hie_notify.errors import HieError, InputError
+from hie_notify.gate import DOWNTIME, NOT_KNOWN, SAME_AS, TOLD, has_receipt, still_told
 from hie_notify.ledger import Entry, Ledger, idempotency_key
 from hie_notify.policy.model import Policy
 from hie_notify.render import Rendered, Renderer, context
+
+
+class Unchanged(NamedTuple):
+    """An announcement not sent, because its audience was told exactly this before: the entry
+    recorded for it, and the delivery it stands on."""
+
+    entry: Entry
+    original: Entry
 
 
 class Failure(NamedTuple):
@@ -33,9 +43,15 @@ class StageReport:
     stage: str
     delivered: list[Entry] = field(default_factory=list)
     already: list[Entry] = field(default_factory=list)
+    unchanged: list[Unchanged] = field(default_factory=list)
     failed: list[Failure] = field(default_factory=list)
     previews: list[tuple[Rendered, str]] = field(default_factory=list)  # (message, route)
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def unchanged_entries(self) -> list[Entry]:
+        """The entries recorded for announcements not sent (each naming its delivery)."""
+        return [u.entry for u in self.unchanged]
 
     def fail(self, audience: str, channel: str, exc: HieError | str) -> None:
         why = "; ".join(exc.problems) if isinstance(exc, InputError) else str(exc)
@@ -55,6 +71,8 @@ class StageReport:
             "stage": self.stage,
             "delivered": [row(e) for e in self.delivered],
             "already_delivered": [row(e) for e in self.already],
+            # Not sent: told exactly this before (`delivered_at`: when).
+            "unchanged": [row(u.original) for u in self.unchanged],
             "failed": [
                 {"audience": f.audience, "channel": f.channel, "error": f.why} for f in self.failed
             ],
@@ -83,6 +101,15 @@ class StageReport:
             for e in self.already
         ]
         out += [
+            {
+                "audience": u.original.audience,
+                "channel": u.original.channel,
+                "outcome": "unchanged",
+                "detail": u.original.delivered_at.isoformat(),
+            }
+            for u in self.unchanged
+        ]
+        out += [
             {"audience": r.audience.id, "channel": via, "outcome": "dry run", "detail": r.subject}
             for r, via in self.previews
         ]
@@ -108,6 +135,12 @@ class StageReport:
                 f"  already   {e.audience:28} via {e.channel} {timetext.moment(at)} "
                 "(not sent again)"
             )
+        for u in self.unchanged:
+            at = local(u.original.delivered_at) if local else u.original.delivered_at
+            out.append(
+                f"  unchanged {u.original.audience:28} via {u.original.channel}: told exactly "
+                f"this {timetext.moment(at)} (nothing new to tell, not sent)"
+            )
         for r, via in self.previews:
             out.append(f"  dry run   {r.audience.id:28} would send via {via}: {r.subject}")
         for f in self.failed:
@@ -130,6 +163,68 @@ class StageReport:
         sent = ", ".join(dict.fromkeys(e.audience for e in self.delivered)) or "nothing"
         failed = "; ".join(f"{f.audience} via {f.channel}: {f.why}" for f in self.failed)
         return f"delivered: {sent}. NOT delivered: {failed or 'nothing'}"
+
+
+def told_before(history: Sequence[Entry], entry: Entry, policy: Policy) -> Entry | None:
+    """The delivery that already told this audience, through `entry`'s channel, exactly what
+    `entry` would tell it, when nothing since told it otherwise (a later announcement, a
+    cancellation) and the gate will count it for `entry` (gate.still_told): then nothing is
+    sent, and `entry` is recorded naming it."""
+    through = [
+        e
+        for e in history
+        if e.channel == entry.channel and e.stage in ("announce", "cancelled") and not e.dry_run
+    ]
+    if not through or through[-1].stage != "announce":
+        return None
+    last = through[-1]
+    original = _stands_on(last, history) or last
+    if original.channel != "outbox" and not has_receipt(original):
+        return None  # no proof it reached anyone: tell it again
+    return None if still_told(original, entry, policy) else original
+
+
+def _stands_on(entry: Entry, history: Sequence[Entry]) -> Entry | None:
+    """The delivery an announcement recorded without one names (None for a delivery)."""
+    ref = entry.extra.get(SAME_AS)
+    return next((e for e in history if ref and e.idempotency_key == ref), None)
+
+
+def _told(
+    renderer: Renderer,
+    stage: str,
+    audience: Audience,
+    ctx: Mapping[str, Any],
+    message: Rendered,
+) -> str:
+    """The digest of what `message` tells its reader, less the news of a move: the message as
+    it would read had the window always been where it is."""
+    if ctx.get("moved"):
+        message = renderer.render(stage, audience, {**ctx, "moved": None})
+    return message.told
+
+
+def _downtime(change: ChangeRecord) -> str:
+    return NOT_KNOWN if change.downtime is None else format_duration(change.downtime)
+
+
+def told_window(
+    history: Sequence[Entry], window: tuple[datetime, datetime] | None
+) -> dict[str, str] | None:
+    """The window an audience was last told of (ISO `start` and `end`), when `window` moves it;
+    None when it was told of none, of this one, or last that the change was cancelled."""
+    told = [
+        e
+        for e in history
+        if e.stage in ("announce", "cancelled") and e.window_start and not e.dry_run
+    ]
+    if window is None or not told or told[-1].stage == "cancelled":
+        return None
+    last = told[-1]
+    start, end = datetime.fromisoformat(last.window_start), datetime.fromisoformat(last.window_end)
+    if (start, end) == window:
+        return None
+    return {"start": last.window_start, "end": last.window_end}
 
 
 def run_stage(
@@ -162,26 +257,35 @@ def run_stage(
     exits 3 when anything was not). A ledger that cannot record a delivery stops the stage
     there: sending on would send what a re-run cannot know was sent.
 
-    `lifecycle` is what the messages may say of the change (`lifecycle.facts`); `key_extra`
-    what its transition adds to the delivery keys (`Lifecycle.variant`: a new attempt).
+    `lifecycle`: the change's lifecycle facts for the templates (render.context); an
+    announcement tells each audience of a moved window as moved from the one *it* was told of.
+    `key_extra`: what its transition adds to the delivery keys (`Lifecycle.variant`: a new
+    attempt, a second rollback, an announcement after a cancellation).
     """
     report = StageReport(stage)
     window = (change.window.start, change.window.end) if change.window else None
     # An announcement is of a plan *and* a window: a moved window is announced again.
-    variant = result.fingerprint
+    variant = legacy = result.fingerprint
     if stage == "announce":
-        # An announcement is of a plan, a change type, a service impact and a window: whatever
-        # the gate compares. Any of them changed, and `plan` announces again (no deadlock where
-        # the gate asks for a new notice and `plan` says it was already sent).
-        variant += "|" + "|".join(
-            (
-                result.change_type or "",
-                "impacting" if result.service_impacting else "not-impacting",
-                window[0].isoformat() if window else "no-window",
-                window[1].isoformat() if window else "",
+        # An announcement is of a plan, a change type, a service impact, a window and a
+        # declared downtime: whatever the gate compares. Any of them changed, and `plan`
+        # announces again (no deadlock where the gate asks for a new notice and `plan` says it
+        # was already sent).
+        legacy = variant = (
+            variant
+            + "|"
+            + "|".join(
+                (
+                    result.change_type or "",
+                    "impacting" if result.service_impacting else "not-impacting",
+                    window[0].isoformat() if window else "no-window",
+                    window[1].isoformat() if window else "",
+                )
             )
         )
+        variant += f"|downtime:{_downtime(change)}"
     variant += key_extra
+    legacy += key_extra
     # A dry run writes nothing, not even the ledger's lock file.
     with nullcontext() if dry_run else ledger.lock():
         entries = ledger.read(change.id)
@@ -196,6 +300,9 @@ def run_stage(
                     (e for e in entries if e.audience == audience.id), key=lambda e: e.delivered_at
                 )
             )
+            facts = {"transition": stage, **(lifecycle or {})}
+            if stage == "announce":
+                facts["moved_from"] = told_window(history, window)
             ctx = context(
                 policy=policy,
                 result=result,
@@ -205,15 +312,78 @@ def run_stage(
                 links=links,
                 status=status,
                 run=run,
-                lifecycle=lifecycle,
+                lifecycle=facts,
             )
             message: Rendered | None = None
+            told = ""  # the digest of what an announcement tells this audience
             for kind, channel in channel_routes:
                 key = idempotency_key(change.id, stage, audience.id, variant, kind)
+                before = done.get(idempotency_key(change.id, stage, audience.id, legacy, kind))
+                if key not in done and before is not None and DOWNTIME not in before.extra:
+                    key = before.idempotency_key  # recorded before the downtime was part of it
                 if key in done:
-                    report.already.append(done[key])
+                    earlier = done[key]
+                    original = _stands_on(earlier, history)
+                    if original is not None:
+                        report.unchanged.append(Unchanged(earlier, original))
+                    else:
+                        report.already.append(earlier)
                     continue
                 message = message or renderer.render(stage, audience, ctx)
+                base = Entry(
+                    change_id=change.id,
+                    stage=stage,
+                    audience=audience.id,
+                    channel=channel.kind,
+                    recipient="",
+                    fingerprint=result.fingerprint,
+                    change_type=result.change_type,
+                    service_impacting=result.service_impacting,
+                    # A ledger on GitLab is readable by the project: mask here too.
+                    resources=tuple((renderer.mask(r.address), r.action) for r in result.resources),
+                    delivered_at=now,
+                    message_id="",
+                    idempotency_key=key,
+                    emergency=bool(
+                        result.change_type
+                        and policy.change_type(result.change_type).notice_overrides_others
+                    ),
+                    categories=result.categories,
+                    impacting_categories=result.impacting_categories,
+                    window_start=window[0].isoformat() if window else "",
+                    window_end=window[1].isoformat() if window else "",
+                )
+                if stage == "announce" and audience.id.split(":", 1)[0] not in INTEGRATIONS:
+                    # What the audience is told, less the news that the window moved: a
+                    # re-run after a move tells it nothing new.
+                    told = told or _told(renderer, stage, audience, ctx, message)
+                    base = replace(base, extra={TOLD: told, DOWNTIME: _downtime(change)})
+                    original = told_before(history, base, policy)
+                    if original is not None:
+                        carry = replace(
+                            base,
+                            channel=original.channel,
+                            recipient=original.recipient,
+                            message_id=original.message_id,
+                            delivered_at=clock() if clock else now,
+                            extra={**base.extra, SAME_AS: original.idempotency_key},
+                        )
+                        if dry_run:
+                            report.unchanged.append(Unchanged(carry, original))
+                            continue
+                        try:
+                            recorded = ledger.record([carry])
+                        except HieError as exc:
+                            report.fail(audience.id, kind, f"NOT recorded in the ledger ({exc})")
+                            for later, _ in routes[number + 1 :]:
+                                report.fail(
+                                    later.id, "-", "not tried: the ledger could not be written"
+                                )
+                            stopped = True
+                            break
+                        report.unchanged.extend(Unchanged(e, original) for e in recorded)
+                        history = (*history, *recorded)
+                        continue
                 if dry_run:
                     via = kind if channel.kind == kind else f"{channel.kind} (for {kind})"
                     report.previews.append((message, via))
@@ -228,29 +398,13 @@ def run_stage(
                     continue
                 if delivery.note:
                     report.notes.append(f"{audience.id}: {delivery.note}")
-                entry = Entry(
-                    change_id=change.id,
-                    stage=stage,
-                    audience=audience.id,
+                entry = replace(
+                    base,
                     channel=delivery.channel,
                     recipient=delivery.recipient,
-                    fingerprint=result.fingerprint,
-                    change_type=result.change_type,
-                    service_impacting=result.service_impacting,
-                    # A ledger on GitLab is readable by the project: mask here too.
-                    resources=tuple((renderer.mask(r.address), r.action) for r in result.resources),
                     # The time this process saw the service accept it, never the service's.
                     delivered_at=clock() if clock else now,
                     message_id=delivery.message_id,
-                    idempotency_key=key,
-                    emergency=bool(
-                        result.change_type
-                        and policy.change_type(result.change_type).notice_overrides_others
-                    ),
-                    categories=result.categories,
-                    impacting_categories=result.impacting_categories,
-                    window_start=window[0].isoformat() if window else "",
-                    window_end=window[1].isoformat() if window else "",
                     receipt=dict(delivery.receipt),
                 )
                 try:

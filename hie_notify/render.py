@@ -8,6 +8,7 @@ helpers (`f.b`, `f.link`, ...) return text already safe for the format.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 import unicodedata
@@ -238,6 +239,13 @@ class Rendered:
         return self.bodies[fmt]
 
     @property
+    def told(self) -> str:
+        """A digest of what the message tells its reader (its subject and text): two messages
+        with the same digest tell the same."""
+        raw = "\x1f".join((self.stage, self.audience.id, self.subject, self.bodies["text"]))
+        return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+    @property
     def email_html(self) -> str:
         """The HTML part of an email: the whole document, laid out for mail clients."""
         return self.bodies.get("email_html") or self.bodies["html"]
@@ -278,9 +286,6 @@ class Renderer:
 
     def render(self, stage: str, audience: Audience, context: Mapping[str, Any]) -> Rendered:
         name = self.template_name(stage, audience)
-        life = context.get("lifecycle")
-        if isinstance(life, Mapping) and not life.get("transition"):
-            context = {**context, "lifecycle": {**life, "transition": stage}}
         bodies: dict[str, str] = {}
         subject = ""
         for fmt, env in self._envs.items():
@@ -418,17 +423,29 @@ def context(
     run: Mapping[str, str] | None = None,
     lifecycle: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything a template may use: plain data, nothing that does I/O. `lifecycle` is what
-    the change's lifecycle says (`lifecycle.facts`); its `transition` defaults to the stage
-    rendered."""
+    """Everything a template may use: plain data, nothing that does I/O.
+
+    `lifecycle`: where the change is and the transition this message is for (`LIFECYCLE`'s
+    keys; see `lifecycle_facts`): the wording of every message is chosen from it, the change's
+    kind (planned, or an emergency) and the audience's kind."""
     ct = policy.change_type(result.change_type) if result.change_type else None
+    emergency = bool(ct and ct.notice_overrides_others)
+    zone = audience.time_zone
     window = None
     if change.window is not None:
         window = {
-            "text": when_text(change.window.start, change.window.end, audience.time_zone),
+            "text": when_text(change.window.start, change.window.end, zone),
+            "start": timetext.moment(change.window.start, zone),
             "start_utc": change.window.start.astimezone(_zone("UTC")).isoformat(),
             "end_utc": change.window.end.astimezone(_zone("UTC")).isoformat(),
         }
+    life = {
+        **LIFECYCLE,
+        "emergency": emergency,
+        "planless": result.fingerprint.startswith(PLANLESS),
+        "rolled_back": bool((status or {}).get("rolled_back")),
+        **(lifecycle or {}),
+    }
     downtime = change.downtime
     changes = [r for r in result.resources]
     return {
@@ -442,13 +459,18 @@ def context(
         "change": {
             "id": change.id,
             "purpose": change.purpose,
+            # What customers and stakeholders are told the change is (the change record's
+            # `customer_summary`, else its purpose): never an internal name.
+            "summary": change.customer_summary or change.purpose,
             "risk": change.risk or "not assessed",
             "rollback": change.rollback or "",
             "monitoring": change.monitoring or "",
             "on_call": change.on_call or "",
             "approvers": list(change.approvers),
             "justification": change.justification or "",
-            "downtime": describe_timedelta(downtime) if downtime else "none expected",
+            # `downtime: 0` declares none; no estimate at all is not known yet.
+            "downtime": _downtime(downtime),
+            "downtime_known": downtime is not None,
             "has_downtime": bool(downtime and downtime > timedelta(0)),
             "jira_url": policy.jira.link(change.id),
         },
@@ -456,12 +478,15 @@ def context(
             "name": result.change_type or "",
             "title": ct.title if ct else "Change",
             "lead": ct.lead if ct else "",
-            "emergency": bool(ct and ct.notice_overrides_others),
+            "emergency": emergency,
             # Every category present has its own lead (a cost optimisation riding on an
             # infrastructure change still has its FinOps lead).
             "leads": _leads(policy, result.categories),
         },
         "window": window,
+        "lifecycle": life,
+        # The window this audience was told of before, when this message moves it.
+        "moved": _moved(life.get("moved_from"), change, zone),
         "plan": {
             "planless": result.fingerprint.startswith(PLANLESS),  # `hie-notify announce`
             "summary": dict(result.summary),
@@ -498,23 +523,45 @@ def context(
             "workspace": "",
             **(run or {}),
         },
-        "lifecycle": {**LIFECYCLE_DEFAULT, **(lifecycle or {})},
         "now": now.isoformat(),
     }
 
 
-# The render context's `lifecycle` when the caller gives none (a preview of a template alone).
-LIFECYCLE_DEFAULT: Mapping[str, Any] = {
-    "state": "announced",
+# The lifecycle facts a template reads, as they are when the caller gives none (a preview, a
+# check of the templates): a new transition of a change that has not started.
+LIFECYCLE: Mapping[str, Any] = {
+    "state": "",
     "transition": "",
     "kind": "new",
     "emergency": False,
     "started": False,
     "rolled_back": False,
-    "attempt": 0,
+    "attempt": 1,
     "planless": False,
     "moved_from": None,
 }
+
+
+def _downtime(downtime: timedelta | None) -> str:
+    if downtime is None:
+        return "not known yet"
+    return describe_timedelta(downtime) if downtime > timedelta(0) else "none expected"
+
+
+def _moved(
+    moved_from: Mapping[str, str] | None, change: ChangeRecord, zone: str
+) -> dict[str, str] | None:
+    """`from` and `to` (window starts) and `from_text` (the old window) in the audience's zone,
+    when the window moved from `moved_from` (ISO start and end) to the change record's."""
+    if not moved_from or change.window is None:
+        return None
+    start = datetime.fromisoformat(moved_from["start"])
+    end = datetime.fromisoformat(moved_from["end"])
+    return {
+        "from": timetext.moment(start, zone),
+        "to": timetext.moment(change.window.start, zone),
+        "from_text": when_text(start, end, zone),
+    }
 
 
 def _leads(policy: Policy, categories: tuple[str, ...]) -> list[dict[str, str]]:

@@ -428,7 +428,7 @@ def register_stage(
             stage=stage,
             audiences=audiences,
             environments=run.environments,
-            entries=[*entries, *report.delivered, *report.already],
+            entries=[*entries, *report.delivered, *report.already, *report.unchanged_entries],
             now=options.clock(),
             mask=run.renderer.mask,
         )
@@ -632,6 +632,7 @@ def _note_context(
         "drift": [d.address for d in run.result.drift][:50],
         "notices": [
             f"{e.stage}: {e.audience} via {e.channel} at {run.calendar.moment(e.delivered_at)}"
+            + (" (unchanged: told exactly this before, not sent)" if e.extra.get("same_as") else "")
             for e in sorted(entries, key=lambda e: e.delivered_at)
             if e.stage not in ("postmortem", LIFECYCLE)  # delivered to nobody: no notice
         ][-60:],
@@ -686,7 +687,7 @@ def notice_window(
     lines that say it), with a warning when the change record's window starts before that
     (`blocked` says what the gate will then block)."""
     audiences = resolve(run.policy, run.result, run.change, run.environments)
-    entries = report.delivered + report.already
+    entries = report.delivered + report.already + [u.original for u in report.unchanged]
     starts = []
     for audience in audiences.for_phase("pre_deployment"):
         told = [e.delivered_at for e in entries if e.audience == audience.id]
@@ -698,7 +699,14 @@ def notice_window(
         "window_too_early": False,
     }
     lines = []
-    if earliest:
+    kind = run.result.change_type
+    if earliest and kind and run.policy.change_type(kind).notice_overrides_others:
+        # The gate holds an emergency to no notice period: only to its notices going out first.
+        lines.append(
+            "An emergency fix has no notice period: the gate asks only that these notices went "
+            "out before the apply."
+        )
+    elif earliest:
         lines.append(f"These notices allow a window from {run.calendar.moment(earliest)}.")
         window = run.change.window
         if window is not None and window.start < earliest:

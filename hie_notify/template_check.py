@@ -260,6 +260,17 @@ def _ctx(
         links=links if full else {},
         status=dict(status),
         run=run if full else None,
+        # With everything: a window moved from the day before, after a rollback.
+        lifecycle={
+            "rolled_back": True,
+            "started": True,
+            "moved_from": {
+                "start": (_START - timedelta(days=1)).isoformat(),
+                "end": (_START - timedelta(days=1, hours=-2)).isoformat(),
+            },
+        }
+        if full
+        else None,
     )
     if full:  # more than a message lists (25): "...and 26 more", without rendering them all
         ctx["plan"]["more_resources"] = 26
@@ -326,6 +337,8 @@ def _digest_context(policy: Policy, audience: Audience, full: bool) -> dict[str,
                 "moved_from": "Tuesday 8 December" if full else "",
                 "holiday": "Christmas Day" if full else "",
             },
+            "since": "Sun 29 Nov 2026 10:00 GMT",
+            "since_agenda": full,
             "cost": changes,
             "significant": changes,
             "upcoming": changes,

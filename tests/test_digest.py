@@ -428,3 +428,32 @@ def test_a_branch_cannot_move_its_stakeholders_to_the_digest(overridable: list[s
     # Telling them at every stage is always allowed where change types may be edited.
     stricter = {"change_types": {"planned_infra_update": {"external_when": "always"}}}
     assert list(weakenings(stricter, protected, ["change_types.*"])) == []
+
+
+def test_the_agenda_covers_everything_since_the_last_agenda_went_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Wednesday 9 December's agenda goes out on Sunday 6 (three days ahead). A service-impacting
+    # change planned on Monday 7 for Tuesday 8 comes after it, before its meeting: the next
+    # agenda (16 December) lists it. One planned before (for Monday 7) was on the 9th's: not again.
+    from tests.cli_flow import Flow
+
+    nodes = rc("module.eks.aws_eks_node_group.workers", ["delete", "create"])
+    flow = Flow(tmp_path, capsys, nodes)
+    flow.write_change(id="FFAPP-501")
+    flow.window("2026-12-07T19:00:00+00:00", "2026-12-07T21:00:00+00:00")
+    assert flow("plan", "--plan", str(flow.plan), now="2026-12-01T10:00:00+00:00")[0] == 0
+    code, out = flow("digest", now="2026-12-06T10:00:00+00:00")
+    assert code == 0
+    (first,) = [d for d in out["digests"] if d["kind"] == "agenda"]
+    assert first["ref"] == "agenda-2026-12-09" and first["changes"]["significant"] == ["FFAPP-501"]
+    flow.write_change(id="FFAPP-502")
+    flow.window("2026-12-08T19:00:00+00:00", "2026-12-08T21:00:00+00:00")
+    assert flow("plan", "--plan", str(flow.plan), now="2026-12-07T10:00:00+00:00")[0] == 0
+    code, out = flow("digest", now="2026-12-13T10:00:00+00:00")
+    assert code == 0
+    (second,) = [d for d in out["digests"] if d["kind"] == "agenda"]
+    assert second["ref"] == "agenda-2026-12-16"
+    assert second["changes"]["significant"] == ["FFAPP-502"]
+    agenda_md = next((tmp_path / "outbox/agenda-2026-12-16/digest_agenda").iterdir()).read_text()
+    assert "since Sun 6 Dec 2026 10:00 GMT, when the last agenda went out" in agenda_md

@@ -42,6 +42,7 @@ def outbox(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
                 "id": "FFAPP-66",
                 "type": "cost_optimization",
                 "purpose": f"Save money {INJECT}",
+                "customer_summary": f"Cheaper storage {INJECT}",
                 "rollback": f"Undo {INJECT}",
                 "monitoring": INJECT,
                 "on_call": INJECT,
@@ -142,9 +143,9 @@ def test_email_html_and_text(outbox: Path) -> None:
         html = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
         assert "<script>" not in html and 'href="https://evil' not in html
         text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-        if path.parent.name == "announce":
-            assert f"Save money {IN_HTML}" in html
-            assert f"Save money {INJECT}" in text  # plain text is plain
+        # customers read the customer summary, escaped like all else
+        assert f"Cheaper storage {IN_HTML}" in html
+        assert f"Cheaper storage {INJECT}" in text  # plain text is plain
         assert "\n" not in str(msg["Subject"]).strip("\n")
 
 

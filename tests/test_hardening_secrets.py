@@ -22,7 +22,15 @@ from tests.builders import plan, rc, write
 from tests.slack_fake import FakeSlack
 from tests.test_masking import SECRETS
 
-FIELDS = ("purpose", "rollback", "monitoring", "on_call", "approvers", "justification")
+FIELDS = (
+    "purpose",
+    "customer_summary",
+    "rollback",
+    "monitoring",
+    "on_call",
+    "approvers",
+    "justification",
+)
 secrets = st.text(
     alphabet="ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789-_", min_size=12, max_size=40
 ).map(lambda s: "Zq" + s)

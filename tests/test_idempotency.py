@@ -158,10 +158,11 @@ def test_first_run_delivers_and_records_each_channel(stage: Stage) -> None:
     assert first.window_start == START.isoformat() and first.window_end == END.isoformat()
     assert first.fingerprint == classification().fingerprint
     assert first.resources == tuple((r.address, r.action) for r in classification().resources)
-    # An announcement's key covers the plan, the type, the impact and the window.
+    # An announcement's key covers the plan, the type, the impact, the window and the
+    # declared downtime.
     variant = (
         f"{classification().fingerprint}|planned_infra_update|not-impacting|"
-        f"{START.isoformat()}|{END.isoformat()}"
+        f"{START.isoformat()}|{END.isoformat()}|downtime:0"
     )
     assert first.idempotency_key == idempotency_key(
         "FFAPP-1", "announce", "slack:#devops", variant, "slack"
@@ -463,15 +464,42 @@ def test_announcement_keys_keep_their_form(stage: Stage) -> None:
         "FFAPP-1",
         "announce",
         "slack:#devops",
-        f"{fp}|planned_infra_update|impacting|{START.isoformat()}|{END.isoformat()}",
+        f"{fp}|planned_infra_update|impacting|{START.isoformat()}|{END.isoformat()}|downtime:0",
         "slack",
     )
     untyped = stage(
-        result=classification(change_type=None), change=record(id="FFAPP-2", window=None)
+        result=classification(change_type=None),
+        change=record(id="FFAPP-2", window=None, downtime=None),
     ).delivered[0]
     assert untyped.idempotency_key == idempotency_key(
-        "FFAPP-2", "announce", "slack:#devops", f"{fp}||not-impacting|no-window|", "slack"
+        "FFAPP-2",
+        "announce",
+        "slack:#devops",
+        f"{fp}||not-impacting|no-window||downtime:not known",
+        "slack",
     )
+
+
+def test_an_announcement_recorded_in_the_keys_old_form_is_not_sent_again(stage: Stage) -> None:
+    # Before the declared downtime was part of an announcement's key (and was recorded with it):
+    # such a delivery is still recognised, so upgrading sends nobody a second announcement.
+    fp = classification().fingerprint
+    variant = f"{fp}|planned_infra_update|not-impacting|{START.isoformat()}|{END.isoformat()}"
+    old = [
+        replace(
+            e,
+            idempotency_key=idempotency_key("FFAPP-1", "announce", e.audience, variant, e.channel),
+            extra={},
+        )
+        for e in stage().delivered
+    ]
+    stage.ledger.path.write_text("")
+    stage.ledger.record(old)
+    again = stage(now=NOW + timedelta(minutes=5))
+    assert again.delivered == [] and [e.idempotency_key for e in again.already] == [
+        e.idempotency_key for e in old
+    ]
+    # (it cannot say which downtime it told: as before, it stands for any)
 
 
 def test_the_receipt_is_recorded(stage: Stage) -> None:

@@ -176,7 +176,8 @@ def test_completion_names_who_checked_the_key_user_flows(
     flow.env["GITLAB_USER_LOGIN"] = "ollie"
     code, out = flow("complete", now="2026-12-08T20:30:00+00:00")
     assert code == 0 and out["verified_by"] == "ollie"
-    assert "Checked by: ollie" in _external(flow, tmp_path, "complete")
+    # who checked is for the team: customers never read an internal name
+    assert "ollie" not in _external(flow, tmp_path, "complete")
     devops = (tmp_path / "outbox/FFAPP-4458/complete/slack-devops.json").read_text()
     assert "Key user flows checked by" in devops and "ollie" in devops
     # --verified-by wins over the job's user

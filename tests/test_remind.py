@@ -104,3 +104,64 @@ def test_describe() -> None:
     assert reminders.describe("reminder 1440m@x") == "reminder, 1 day before the window"
     assert reminders.describe("reminder 60m@x") == "reminder, 1 hour before the window"
     assert reminders.describe("overrun@x") == "overrun"
+
+
+def test_a_reminder_says_the_time_left_and_none_is_older_than_the_news_of_the_window(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The late move: announced on 23 Dec for 7 Jan, moved on 4 Jan to 9 Jan 08:00.
+    from tests.conftest import EXAMPLES
+
+    flow = Flow(tmp_path, capsys, NODES, policy=EXAMPLES / "policy.yaml")
+    flow.write_change(type="scheduled_maintenance")
+    flow.window("2027-01-07T08:00:00+00:00", "2027-01-07T10:00:00+00:00")
+    assert flow("plan", "--plan", str(flow.plan), now="2026-12-23T10:00:00+00:00")[0] == 0
+    flow.window("2027-01-09T08:00:00+00:00", "2027-01-09T10:00:00+00:00")
+    assert flow("plan", "--plan", str(flow.plan), now="2027-01-04T10:05:00+00:00")[0] == 0
+    # the 7-day reminder's time had passed when customers heard of this window: none
+    code, out = flow("remind", now="2027-01-04T11:00:00+00:00")
+    assert code == 0 and out["sent"] == [], out["sent"]
+    assert flow.outbox("reminder") == []
+    # the 1-day reminder, sent by a job that runs 90 minutes after its time: what is left
+    code, out = flow("remind", now="2027-01-08T09:30:00+00:00")
+    assert code == 0 and {r["audience"] for r in out["sent"]} >= {"customer:EoE"}
+    mail = next((tmp_path / "outbox/FFAPP-4458/reminder").glob("customer-EoE*.eml")).read_text()
+    assert "starts in 22 hours and 30 minutes" in mail and "in 1 day" not in mail
+    assert "in 7 days" not in mail
+
+
+def test_time_left() -> None:
+    assert reminders.time_left(timedelta(hours=2)) == "in 2 hours"
+    assert reminders.time_left(timedelta(days=4, hours=21, minutes=55)) == "in 4 days and 21 hours"
+    assert reminders.time_left(timedelta(hours=1, minutes=55)) == "in 1 hour and 55 minutes"
+    assert reminders.time_left(timedelta(minutes=45, seconds=59)) == "in 45 minutes"
+    assert reminders.time_left(timedelta(days=1, minutes=5)) == "in 1 day"
+    assert reminders.time_left(timedelta(seconds=-5)) == "now"
+
+
+def test_only_the_news_of_the_current_window_counts() -> None:
+    from dataclasses import replace
+
+    rec = record(day=8)  # 8 Dec 19:00; told of 5 Dec 19:00 three days before, moved on 8 Dec
+    assert rec.window_start is not None and rec.window_end is not None
+    old = replace(
+        entry(rec.change_id),
+        audience="slack:#devops",
+        delivered_at=at(2, 10),
+        window_start=at(5).isoformat(),
+        window_end=at(5, 21).isoformat(),
+    )
+    moved = replace(
+        old,
+        delivered_at=at(8, 10),
+        window_start=rec.window_start.isoformat(),
+        window_end=rec.window_end.isoformat(),
+        idempotency_key="moved",
+    )
+    rec = replace(rec, entries=(old, moved))
+    # the 24-hour reminder's time (7 Dec 19:00) passed before it heard of this window
+    assert reminders.owed(rec, [_audience()], OFFSETS, at(8, 12)) == []
+    (due,) = reminders.owed(rec, [_audience()], OFFSETS, at(8, 18))
+    assert due.offset == timedelta(hours=1)
+    # told only of the old window: nothing to remind it of
+    assert reminders.owed(replace(rec, entries=(old,)), [_audience()], OFFSETS, at(8, 18)) == []

@@ -457,7 +457,8 @@ def test_a_moved_then_cancelled_window_is_written_as_the_instants_meant(
         w.teams.clear()
         w.hooks.clear()
         w(again, "plan")
-        meant, also = [moved.start, moved.end], [announced, again]
+        # The new window, and the one it moved from (a rescheduled announcement says both).
+        meant, also = [moved.start, moved.end], [announced, again, first.start, first.end]
         # The same maintenance, moved (PATCH) to the new window's UTC instants.
         [patch] = [b["incident"] for m, _, b in w.page.calls if m == "PATCH"]
         assert [iso(patch["scheduled_for"]), iso(patch["scheduled_until"])] == meant

@@ -71,6 +71,8 @@ WENT_WRONG = frozenset(
     )
 )
 AGENDA_LABEL = "hie-notify-agenda"
+# An agenda's register entry records the significant changes it listed (comma-separated ids).
+LISTED = "significant"
 UTC = timezone.utc
 
 
@@ -196,13 +198,22 @@ class Agenda:
 
 
 def agenda(
-    records: Iterable[Registered], policy: Policy, meeting: Meeting, sitting: Sitting
+    records: Iterable[Registered],
+    policy: Policy,
+    meeting: Meeting,
+    sitting: Sitting,
+    since: datetime | None = None,
+    listed: frozenset[str] | None = None,
 ) -> Agenda:
     """Cost optimisation items (changes of a type that lists this meeting under `meetings`,
     still open or within the agenda's reach), significant changes of the week before the
-    meeting, and service-impacting work in the two weeks after it."""
+    meeting and, before that, since the previous agenda went out (`since`) those it did not
+    list (`listed`: its significant changes; None when it did not record them), and
+    service-impacting work in the two weeks after the meeting."""
     records = list({r.change_id: r for r in records}.values())
     at = sitting.at
+    week = at - BEFORE
+    since = min(since or week, week)
     raised = {name for name, ct in policy.change_types.items() if meeting.name in ct.meetings}
     cost = [
         r
@@ -214,13 +225,36 @@ def agenda(
     cost.sort(key=lambda r: (r.window_start is None, r.window_start or at, r.change_id))
     recent = [
         r
-        for r in _overlapping(records, at - BEFORE, at)
-        if significant(r) and r.status != "cancelled"
+        for r in _overlapping(records, since, at)
+        if significant(r)
+        and r.status != "cancelled"
+        and (r.overlaps(week, at) or listed is None or r.change_id not in listed)
     ]
     upcoming = [
         r for r in _overlapping(records, at, at + AHEAD) if r.service_impacting and not r.ended
     ]
     return Agenda(sitting, cost, recent, upcoming)
+
+
+def previous_sitting(sitting: Sitting, meeting: Meeting, calendar: BusinessCalendar) -> Sitting:
+    """The sitting before `sitting` (last week's, wherever a bank holiday moved it)."""
+    return next_meeting(sitting.at - timedelta(days=8), meeting, calendar)
+
+
+def agenda_since(
+    previous: Sitting, sent: Sequence[Entry], meeting: Meeting
+) -> tuple[datetime, bool, frozenset[str] | None]:
+    """Where this agenda's "significant changes" start: when the previous sitting's agenda
+    went out (`sent`: its deliveries), so that a change made between that agenda and its
+    meeting is on this one; when none is recorded, when it was due. With whether it is the
+    recorded send time, and the significant changes that agenda listed (None when unknown)."""
+    kept = [e for e in sent if not e.dry_run]
+    if not kept:
+        return previous.at - meeting.agenda_ahead, False, None
+    first = min(kept, key=lambda e: e.delivered_at)
+    listed = first.extra.get(LISTED)
+    ids = frozenset(x for x in listed.split(",") if x) if listed is not None else None
+    return first.delivered_at, True, ids
 
 
 def stakeholder_updates(
@@ -262,6 +296,10 @@ def item(record: Registered, policy: Policy, zone: str, now: datetime) -> dict[s
     return {
         "id": record.change_id,
         "purpose": record.purpose or "(no purpose given)",
+        # What stakeholders read: the change record's customer-facing description, if any.
+        "summary": str(record.change.get("customer_summary") or "")
+        or record.purpose
+        or "(no purpose given)",
         "type": title,
         "status": record.status,
         "outcome": outcome,
@@ -353,9 +391,22 @@ def digest(options: Options) -> DigestReport:
     report = DigestReport(week.key, sitting.local(zone).isoformat(), zone)
 
     before = week.before()
+    due_from = sitting.at - meeting.agenda_ahead
+    previous = previous_sitting(sitting, meeting, calendar)
+    # The previous agenda's entry is read only once this one is due (it says where this one's
+    # significant changes start).
+    last_agenda = (
+        register.get(f"agenda-{previous.local(zone).date().isoformat()}")
+        if now >= due_from
+        else None
+    )
+    since, recorded, on_last = agenda_since(
+        previous, last_agenda.entries if last_agenda else (), meeting
+    )
+    since = min(since, sitting.at - BEFORE)
     # One read serves all three: the sitting is after `now`, so its reach (two weeks on) always
-    # covers this week, and the week before it starts no earlier than last week.
-    ranged = register.between(min(before.start, sitting.at - BEFORE), sitting.at + AHEAD)
+    # covers this week, and the previous agenda goes out no later than a week before it.
+    ranged = register.between(min(before.start, since), sitting.at + AHEAD)
     plans: list[tuple[str, str, str, list[Audience], dict[str, Any], dict[str, list[str]]]] = []
 
     def listed(records: Sequence[Registered]) -> list[dict[str, Any]]:
@@ -381,9 +432,8 @@ def digest(options: Options) -> DigestReport:
         )
     )
 
-    items = agenda([*ranged, *register.open_changes()], policy, meeting, sitting)
+    items = agenda([*ranged, *register.open_changes()], policy, meeting, sitting, since, on_last)
     local = sitting.local(zone)
-    due_from = sitting.at - meeting.agenda_ahead
     meeting_day = timetext.day(local.date())
     agenda_ctx: dict[str, Any] = {
         "meeting": {
@@ -394,6 +444,10 @@ def digest(options: Options) -> DigestReport:
             "moved_from": timetext.day(sitting.moved_from) if sitting.moved_from else "",
             "holiday": sitting.holiday,
         },
+        # Significant changes are listed from when the last agenda went out (`since_agenda`),
+        # else from when it was due.
+        "since": timetext.moment(since, zone),
+        "since_agenda": recorded,
         "cost": listed(items.cost),
         "significant": listed(items.significant),
         "upcoming": listed(items.upcoming),
@@ -586,6 +640,10 @@ def _send(
                 message_id=delivery.message_id,
                 idempotency_key=key,
                 receipt=dict(delivery.receipt),
+                # What the agenda listed: the next one lists what came after it.
+                extra={LISTED: ",".join(sent.changes.get("significant", []))}
+                if stage == AGENDA
+                else {},
             )
             try:
                 report.delivered.extend(ledger.record([entry]))

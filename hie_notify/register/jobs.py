@@ -282,9 +282,12 @@ def _remind_one(
         groups.setdefault((d.stage, d.tag), []).append(d)
     ledger = RegisterLedger(register, record, now)
     for (stage, due_tag), items in groups.items():
-        offset = items[0].offset
+        start = record.window_start
         status: dict[str, Any] = {
-            "starts_in": reminders.starts_in(offset) if offset is not None else "now",
+            # The time actually left (the job runs when it runs), not the reminder's offset.
+            "starts_in": reminders.time_left(start - now)
+            if stage == reminders.REMINDER and start is not None
+            else "now",
             "register_status": record.status,
         }
         _send_due(

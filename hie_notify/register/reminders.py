@@ -1,8 +1,9 @@
 """What `hie-notify remind` owes now, for one registered change (pure: `now` is passed in).
 
 - `reminder`: at each offset before the window the policy sets for the audience's kind, to
-  every audience that was told; a job that missed some sends only the latest one due, and never
-  one older than a reminder already sent for the same window.
+  every audience that was told of the window, for the offsets that had not passed when it was
+  told; a job that missed some sends only the latest one due, and never one older than a
+  reminder already sent for the same window. It says the time actually left (`time_left`).
 - `window_opens`: once the window has started with no apply recorded, to the internal channels.
 - `overrun`: once the window has ended with no completion or rollback recorded, to the
   audiences that hear "during" updates and every internal channel (the lead).
@@ -69,9 +70,23 @@ def sent_tags(entries: Sequence[Entry], audience: str) -> set[str]:
     }
 
 
-def first_told(entries: Sequence[Entry], audience: str) -> datetime | None:
-    told = [e.delivered_at for e in entries if e.audience == audience and e.stage == "announce"]
-    return min(told, default=None)
+def first_told(
+    entries: Sequence[Entry], audience: str, window: tuple[datetime, datetime] | None = None
+) -> datetime | None:
+    """When `audience` was first told of the change; with `window`, of that window (an
+    announcement of another window, or of none, does not count: a reminder for an offset
+    that had passed when it heard of this window would be its first notice). Entries that
+    record no window at all (written before they did) count for any."""
+    told = [e for e in entries if e.audience == audience and e.stage == "announce"]
+    if window is not None and any(e.window_start for e in told):
+        told = [e for e in told if _window(e) == window]
+    return min((e.delivered_at for e in told), default=None)
+
+
+def _window(entry: Entry) -> tuple[datetime, datetime] | None:
+    if not (entry.window_start and entry.window_end):
+        return None
+    return datetime.fromisoformat(entry.window_start), datetime.fromisoformat(entry.window_end)
 
 
 def might_owe(record: Registered, now: datetime, horizon: timedelta) -> bool:
@@ -94,9 +109,9 @@ def owed(
     entries = record.entries
     out: list[Due] = []
     for audience in audiences:
-        told = first_told(entries, audience.id)
+        told = first_told(entries, audience.id, (start, end))
         if told is None:
-            continue  # never told: nothing to remind of (the gate reports it)
+            continue  # never told of this window: nothing to remind of (the gate reports it)
         sent = sent_tags(entries, audience.id)
         if now < start:
             due = [
@@ -181,6 +196,21 @@ def postmortem_overdue(
         for a in audiences
         if a.kind == "internal" and t not in sent_tags(record.entries, a.id)
     ]
+
+
+def time_left(left: timedelta) -> str:
+    """`in 2 hours`, `in 4 days and 21 hours`, `in 1 hour and 55 minutes`, `in 45 minutes`:
+    the time actually left (to the minute, rounded down), in its two largest units."""
+    minutes = max(0, int(left.total_seconds() // 60))
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    units = [(days, "day"), (hours, "hour"), (mins, "minute")]
+    while units and units[0][0] == 0:
+        units.pop(0)
+    if not units:
+        return "now"
+    parts = [f"{n} {word}{'s' if n != 1 else ''}" for n, word in units[:2] if n]
+    return "in " + " and ".join(parts)
 
 
 def starts_in(offset: timedelta) -> str:
