@@ -426,7 +426,7 @@ def context(
     """Everything a template may use: plain data, nothing that does I/O.
 
     `lifecycle`: where the change is and the transition this message is for (`LIFECYCLE`'s
-    keys; see `lifecycle_facts`): the wording of every message is chosen from it, the change's
+    keys; see `lifecycle.facts`): the wording of every message is chosen from it, the change's
     kind (planned, or an emergency) and the audience's kind."""
     ct = policy.change_type(result.change_type) if result.change_type else None
     emergency = bool(ct and ct.notice_overrides_others)
