@@ -12,7 +12,7 @@ from hie_notify import timetext
 from hie_notify.change import ChangeRecord
 from hie_notify.classify import Classification, ResourceResult, classify, required_notice
 from hie_notify.errors import InputError
-from hie_notify.lifecycle import LIFECYCLE, PHASE, replay
+from hie_notify.lifecycle import LIFECYCLE, PHASE, Lifecycle, replay
 from hie_notify.policy.model import Policy
 from hie_notify.records import PLANLESS, Audience, Audiences, Entry
 from hie_notify.terraform.plan import SUMMARY_KEYS, Plan
@@ -103,11 +103,14 @@ def postmortem_reasons(
     result: Classification,
     entries: Sequence[Entry],
     stage: str,
+    *,
+    life: Lifecycle | None = None,
 ) -> list[str]:
     """Why this change owes a post-mortem (empty when it does not): from the transitions its
-    ledger records (`stage` is the one being made)."""
+    ledger records (`stage` is the one being made; `life`, when given, is their replay)."""
     reasons = []
-    stages = {r.transition for r in replay(entries).records} | {stage}
+    life = replay(entries) if life is None else life
+    stages = {r.transition for r in life.records} | {stage}
     if stages & {"apply_failed", "rollback_failed"}:
         reasons.append("the deployment failed")
     if stages & {"rollback_started", "rollback_succeeded"}:

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 from hie_notify.calendar import BusinessCalendar
 from hie_notify.durations import NoticePeriod
-from hie_notify.lifecycle import ACTIVE, WAITING, State
+from hie_notify.lifecycle import ACTIVE, WAITING, Lifecycle, State
 from hie_notify.records import Audience, Entry
 from hie_notify.register.model import Registered, lifecycle_of, utc_text
 
@@ -140,11 +140,12 @@ def owed(
     return out
 
 
-def ended_at(record: Registered) -> datetime | None:
+def ended_at(record: Registered, life: Lifecycle | None = None) -> datetime | None:
     """When the change's work stopped (`Lifecycle.work_ended_at`: the failure or rollback, or
     the apply's success; not the completion, nor the window's end), from its registered
-    entries; None while it goes on. With no transition registered, its window's end."""
-    life = lifecycle_of(record.entries)
+    entries (`life`, when given, is their replay); None while it goes on. With no transition
+    registered, its window's end."""
+    life = lifecycle_of(record.entries) if life is None else life
     if life.records:
         return life.work_ended_at
     return record.window_end if record.status in WENT_AHEAD else None
@@ -161,10 +162,13 @@ def postmortem_closed(entries: Sequence[Entry]) -> Entry | None:
 
 
 def postmortem_due(
-    record: Registered, calendar: BusinessCalendar, due: NoticePeriod
+    record: Registered,
+    calendar: BusinessCalendar,
+    due: NoticePeriod,
+    life: Lifecycle | None = None,
 ) -> datetime | None:
     """When the post-mortem of a change that ended is due (None before it ended)."""
-    ended = ended_at(record)
+    ended = ended_at(record, life)
     return calendar.earliest_start(ended, due) if ended is not None else None
 
 

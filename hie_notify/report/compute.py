@@ -533,15 +533,17 @@ def _postmortem(
     record = c.record
     if record.status not in reminders.WENT_AHEAD:  # its work has not stopped (or never began)
         return None
-    reasons = postmortem_reasons(policy, c.change, c.result, record.entries, "complete")
+    reasons = postmortem_reasons(
+        policy, c.change, c.result, record.entries, "complete", life=c.life
+    )
     if not reasons:
         return None
     # The closing `hie-notify postmortem --closed` recorded, and the policy's deadline.
     entries = [e for e in record.entries if e.stage == "postmortem" and not e.dry_run]
     closed = [e for e in entries if e.extra.get("state") == "closed"]
     opened = [e for e in entries if e.extra.get("state") != "closed"]
-    ended = reminders.ended_at(record)
-    due = reminders.postmortem_due(record, calendar, policy.postmortems.due)
+    ended = reminders.ended_at(record, c.life)
+    due = reminders.postmortem_due(record, calendar, policy.postmortems.due, c.life)
     opened_at = min((e.delivered_at for e in opened), default=None)
     closed_at = min((e.delivered_at for e in closed), default=None)
     state = "closed" if closed else ("opened" if opened else "owed")
