@@ -298,7 +298,7 @@ def _config(target: Target) -> str:
         f"only_mutate=\n{listing(target.files)}\n"
         f"pytest_add_cli_args_test_selection=\n{listing(target.tests)}\n"
         "pytest_add_cli_args=\n    -p\n    no:randomly\n    -p\n    no:cacheprovider\n"
-        "also_copy=\n    examples\n    README.md\n"
+        "also_copy=\n    examples\n    README.md\n    docs\n    mkdocs.yml\n"
     )
 
 

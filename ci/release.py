@@ -2,7 +2,7 @@
 """The release job's checks (standard library only: it runs in a plain Python image).
 
   release.py check TAG              the tag, the package version and every pin in the templates,
-                                    examples and README say the same release; exit 1 listing
+                                    examples, README and docs say the same release; exit 1 listing
                                     each one that does not
   release.py published INDEX FILE.. the package registry's simple index (PEP 503) lists every
                                     FILE: a re-run of the publish job after an upload went through
@@ -32,7 +32,7 @@ PINS = re.compile(
     r"|/-/raw/(?P<d>[0-9][^/\s]*)/"
     r"|\.git@(?P<e>[0-9][^\s\"'`,)]*)"
 )
-PINNED_FILES = ("README.md", "templates", "ci-templates")
+PINNED_FILES = ("README.md", "docs", "templates", "ci-templates")
 
 
 def _pins(root: Path) -> list[tuple[str, int, str]]:

@@ -1,4 +1,4 @@
-"""Every bound on what the tool agrees to read or compute, in one place (README "Limits").
+"""Every bound on what the tool agrees to read or compute, in one place (docs/limits.md).
 
 A value past one of these is bad input (exit 2) with a message naming the limit; nothing here
 reads the clock or the environment except `memory_budget`, which is given the environment and

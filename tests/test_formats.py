@@ -271,14 +271,14 @@ def test_under_json_every_failure_is_one_json_object_with_its_exit_code(
         assert "exit_code" not in data
 
 
-# -- calendar --format json: the README's record fields ---------------------------------------
+# -- calendar --format json: the record fields docs/register.md documents ---------------------
 
 
-def test_calendar_json_has_every_field_the_readme_documents(
+def test_calendar_json_has_every_field_the_docs_document(
     registered: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    readme = ROOT.joinpath("README.md").read_text()
-    paragraph = readme[readme.index("**A record**") :]
+    register = ROOT.joinpath("docs/register.md").read_text()
+    paragraph = register[register.index("**A record**") :]
     paragraph = paragraph[: paragraph.index("and its entries")]
     documented = set(re.findall(r"`([a-z_]+)`", paragraph[paragraph.index("`v`") :]))
     documented -= {"announced", "done", "failed", "cancelled", "add", "change", "destroy"}

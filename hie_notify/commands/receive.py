@@ -1,7 +1,7 @@
 """`hie-notify receive`: the service HCP Terraform calls: run tasks on `/run-task` (the gate,
 where a branch cannot reach it), notification webhooks on `/notifications` (stage notices for
-applies confirmed in HCP), `/healthz`. Settings from the environment only; see the README's
-"Where the gate is enforced"."""
+applies confirmed in HCP), `/healthz`. Settings from the environment only; see the run task guide
+(the README's "From nothing to a mandatory run task", docs/run-task.md)."""
 
 from __future__ import annotations
 

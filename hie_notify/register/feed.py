@@ -168,7 +168,7 @@ def to_json(view: View) -> dict[str, Any]:
     return {
         "from": utc_text(view.start),
         "to": utc_text(view.end),
-        # Each change's register record as the README documents it (without its entries, which
+        # Each change's register record as docs/register.md documents it (without its entries, which
         # `between` does not read), with `id` and the iCalendar feed's `uid`.
         "changes": [{"id": c.change_id, **c.to_json(), "uid": uid(c)} for c in view.changes],
         "freezes": [
