@@ -13,19 +13,20 @@ import pytest
 import yaml
 
 from hie_notify.policy.protected import load_effective
+from tests.ci import test_ci_templates
 from tests.ci.harness import PROJECT_ID, ROOT, Repo, stages_of, transitions_of
 from tests.ci.test_ci_templates import (
     AT_WINDOW,
     CHANGE,
     COMPONENT_PROJECT,
     EARLY,
-    component_project,  # noqa: F401  (the fixture)
     readme_section,
     stage_files,
     with_inputs,
 )
 
 needs_glcl = pytest.mark.tools("gitlab-ci-local")
+component_project = test_ci_templates.component_project  # the fixture
 TRIAL_BANNER = "TRIAL: NOBODY WAS TOLD."
 PLAN = {"FAKE_TERRAFORM_PLAN": str(ROOT / "examples" / "plan.json")}
 
@@ -111,7 +112,7 @@ def test_the_trial_protected_policy_is_the_default_branch_checkout_without_a_tok
         {"CI_PIPELINE_SOURCE": "merge_request_event"},
     ):
         # Asked of GitLab's API (here unreachable: no CI_API_V4_URL), never the checkout.
-        with pytest.raises(Exception, match="CI_API_V4_URL|job"):
+        with pytest.raises(Exception, match=r"CI_API_V4_URL|job"):
             load_effective(None, {**main, **not_protected})
     with pytest.raises(Exception, match="CI_API_V4_URL"):
         load_effective(None, {**main, "HIE_GITLAB_TOKEN": "glpat-x"})
