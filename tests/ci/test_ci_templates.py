@@ -513,7 +513,9 @@ def test_a_failed_apply_sends_the_failure_notice_and_rollback_is_manual(
     assert f"{CHANGE}/postmortem-issue.md" in repo.outbox()
 
     # The on-call engineer starts the rollback: the manual job, as a click would run it.
-    rollback = repo.run(now="2026-12-08T19:40:00+00:00", jobs=["hie-notify:rollback-started"])
+    rollback = repo.run(
+        now="2026-12-08T19:40:00+00:00", variables=TERRAFORM, jobs=["hie-notify:rollback-started"]
+    )
     assert rollback.returncode == 0, rollback.explain()
     ledger = repo.ledger()
     assert {e["audience"] for e in ledger if e["stage"] == "rollback_started"} >= {
