@@ -243,6 +243,12 @@ class Repo:
         glcl, _ = find_gitlab_ci_local()
         assert glcl is not None
         protected = (not merge_request) if protected is None else protected
+        # gitlab-ci-local takes one --ignore-predefined-vars list: merge a test's into ours.
+        extra, ignored = list(extra or []), [PREDEFINED_ARGS[1]]
+        while "--ignore-predefined-vars" in extra:
+            at = extra.index("--ignore-predefined-vars")
+            ignored.append(extra[at + 1])
+            del extra[at : at + 2]
         args = [
             "--shell-isolation",
             "--force-shell-executor",
@@ -250,7 +256,8 @@ class Repo:
             "--no-color",
             "--max-job-name-padding",
             "0",
-            *PREDEFINED_ARGS,
+            PREDEFINED_ARGS[0],
+            ",".join(ignored),
         ]
         if merge_request:
             args += MR_ARGS
@@ -263,7 +270,7 @@ class Repo:
         }
         for key, value in given.items():
             args += ["--variable", f"{key}={value}"]
-        args += extra or []
+        args += extra
         args += jobs or []
         kind = "protected" if protected else "non_protected"
         self._bring_cache(kind)
