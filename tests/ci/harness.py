@@ -154,6 +154,9 @@ class Repo:
         # False: jobs do not find this checkout's hie-notify (and Python) on PATH, as on a runner
         # whose image lacks it, so the templates install it.
         self.own_hie_notify = True
+        # True: the jobs' Python takes its clock from HIE_TEST_CLOCK (tests/ci/clock), for
+        # pipelines where GitLab CI refuses HIE_NOW (outside a trial).
+        self.clock_shim = False
         path.mkdir(parents=True, exist_ok=True)
         self.home.mkdir(parents=True, exist_ok=True)
         self.git("init", "-q", "-b", "main")
@@ -178,7 +181,9 @@ class Repo:
             os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
         ]
         # This checkout's hie_notify, not whatever the virtualenv was installed from.
-        own = {"PYTHONPATH": str(ROOT)} if self.own_hie_notify else {}
+        python_path = [str(HERE / "clock")] if self.clock_shim else []
+        python_path += [str(ROOT)] if self.own_hie_notify else []
+        own = {"PYTHONPATH": os.pathsep.join(python_path)} if python_path else {}
         return {
             **own,
             "PATH": os.pathsep.join(paths),
