@@ -100,3 +100,38 @@ def test_ci_installs_and_tests_exactly_as_the_readme_says_before_adding_anything
     after = script[then + 1 :]
     assert "export HIE_REQUIRE_TOOLS=1" in after
     assert any(re.search(r"-m pytest .*-m tools", line) for line in after)
+
+
+def _run_task_section() -> str:
+    """The run task guide (docs/run-task.md), up to its third step."""
+    text = ROOT.joinpath("docs", "run-task.md").read_text()
+    return text[: text.index("**3. ")]
+
+
+def test_the_run_task_service_installs_from_the_release_never_a_public_index_by_name() -> None:
+    """On pypi.org `hie-notify` is not ours: the service runs the release's image, or pip
+    installs from the hie-notify project's package registry, named by --index-url."""
+    section = _run_task_section()
+    blocks = [m.group(1) for m in re.finditer(r"^```sh\n(.*?)^```$", section, re.S | re.M)]
+    docker = next(b for b in blocks if b.startswith("docker run"))
+    words = shlex.split(docker.replace("\\\n", " ").splitlines()[0])
+    image = next(w for w in words if re.fullmatch(r"[\w.-]+(:\d+)?/[\w./-]+:[\w.]+", w))
+    assert image == "registry.gitlab.example.org/platform/hie-notify:0.1.0"
+    assert words[words.index(image) + 1 :] == ["hie-notify", "receive"]
+    installs = [
+        shlex.split(line)
+        for block in blocks
+        for line in block.splitlines()
+        if re.search(r"\bpip3? install\b", line)
+    ]
+    assert installs, "the section shows no install from the package registry"
+    for words in installs:
+        tail = words[next(i for i, w in enumerate(words) if w == "install") :]
+        assert "--index-url" in tail, f"pip install without --index-url: {words}"
+        index = tail[tail.index("--index-url") + 1]
+        assert re.fullmatch(
+            r"https://[^@/]+@gitlab\.example\.org/api/v4/projects/[^/]+/packages/pypi/simple",
+            index,
+        ), index
+        assert "pypi.org" not in index and "--extra-index-url" not in tail
+        assert "hie-notify==0.1.0" in tail

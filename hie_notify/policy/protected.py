@@ -206,5 +206,23 @@ def _fetch_protected(env: Mapping[str, str], path: Path | None) -> tuple[bytes |
         ref = env.get("CI_DEFAULT_BRANCH")
         if not ref:
             raise InputError("CI_DEFAULT_BRANCH is not set: cannot find the protected policy")
+    if not env.get("HIE_POLICY_PROJECT") and _protected_default_branch_checkout(env):
+        # GitLab's job token cannot read repository files through the API; but a pipeline of
+        # the protected default branch has that branch checked out: its file is the one the
+        # API would return (a trial needs no token).
+        checkout = Path(file_path)  # the job runs in its checkout, as for every other file
+        raw = checkout.read_bytes() if checkout.is_file() else None
+        return raw, f"{project}@{ref}:{file_path} (this pipeline's checkout)"
     raw, resolved_ref = read_repository_file(env, project, file_path, ref)
     return raw, f"{project}@{resolved_ref}:{file_path}"
+
+
+def _protected_default_branch_checkout(env: Mapping[str, str]) -> bool:
+    """A pipeline of the protected default branch with no GitLab token to read the API."""
+    return (
+        not (env.get("HIE_GITLAB_TOKEN") or env.get("GITLAB_TOKEN"))
+        and env.get("CI_PIPELINE_SOURCE") != "merge_request_event"
+        and bool(env.get("CI_COMMIT_BRANCH"))
+        and env.get("CI_COMMIT_BRANCH") == env.get("CI_DEFAULT_BRANCH")
+        and env.get("CI_COMMIT_REF_PROTECTED") == "true"
+    )

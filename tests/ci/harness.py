@@ -27,18 +27,51 @@ CLASSIC = ROOT / "ci-templates" / "hie-notify.gitlab-ci.yml"
 EXAMPLES = ROOT / "ci-templates" / "examples"
 FAKE_BIN = HERE / "bin"
 SERVER = "gitlab.example.com"
-# The merge-request pipeline, as the reference spells it for gitlab-ci-local.
-MR_ARGS = [
-    "--variable",
-    "CI_PIPELINE_SOURCE=merge_request_event",
-    "--variable",
-    "CI_MERGE_REQUEST_IID=1",
-    "--unset-variable",
-    "CI_COMMIT_BRANCH",
-    "--ignore-predefined-vars",
-    "CI_PIPELINE_SOURCE",
-]
+# The merge-request pipeline, as the reference spells it for gitlab-ci-local (its variables
+# come from gitlab_predefined).
+MR_ARGS = ["--unset-variable", "CI_COMMIT_BRANCH"]
 TIMEOUT = 300
+PROJECT_ID = "42"
+JOB_TOKEN = "glcbt-64_the-job-token-of-the-test"
+
+
+def gitlab_predefined(
+    *, merge_request: bool, protected: bool, project: str = "acme/deploy"
+) -> dict[str, str]:
+    """What GitLab itself sets in every job of such a pipeline (gitlab-ci-local leaves
+    GITLAB_CI=false, CI_COMMIT_REF_PROTECTED=false and a made-up project id): the suite runs
+    the templates as GitLab does, so it fails where GitLab would. Every scenario goes through
+    `Repo.run`, which passes these first (a test's own variables win)."""
+    server = f"https://{SERVER}"
+    found = {
+        "GITLAB_CI": "true",
+        "CI_SERVER_URL": server,
+        "CI_SERVER_FQDN": SERVER,
+        "CI_API_V4_URL": f"{server}/api/v4",
+        "CI_PROJECT_ID": PROJECT_ID,
+        "CI_PROJECT_PATH": project,
+        "CI_DEFAULT_BRANCH": "main",
+        "CI_COMMIT_REF_PROTECTED": "true" if protected else "false",
+        "CI_JOB_TOKEN": JOB_TOKEN,
+    }
+    if merge_request:
+        found.update(
+            {
+                "CI_PIPELINE_SOURCE": "merge_request_event",
+                "CI_MERGE_REQUEST_IID": "1",
+                "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME": "change/FFAPP-4458",
+                "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
+                "CI_COMMIT_REF_NAME": "change/FFAPP-4458",
+            }
+        )
+    return found
+
+
+PREDEFINED_ARGS = [
+    "--ignore-predefined-vars",
+    "CI_PIPELINE_SOURCE,GITLAB_CI,CI_COMMIT_REF_PROTECTED,CI_PROJECT_ID,CI_COMMIT_REF_NAME,"
+    "CI_API_V4_URL,CI_SERVER_URL,CI_SERVER_FQDN,CI_PROJECT_PATH,CI_DEFAULT_BRANCH",
+]
 
 
 def find_gitlab_ci_local() -> tuple[str | None, str]:
@@ -121,6 +154,9 @@ class Repo:
         # False: jobs do not find this checkout's hie-notify (and Python) on PATH, as on a runner
         # whose image lacks it, so the templates install it.
         self.own_hie_notify = True
+        # True: the jobs' Python takes its clock from HIE_TEST_CLOCK (tests/ci/clock), for
+        # pipelines where GitLab CI refuses HIE_NOW (outside a trial).
+        self.clock_shim = False
         path.mkdir(parents=True, exist_ok=True)
         self.home.mkdir(parents=True, exist_ok=True)
         self.git("init", "-q", "-b", "main")
@@ -144,7 +180,12 @@ class Repo:
             str(Path(glcl).parent),
             os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
         ]
+        # This checkout's hie_notify, not whatever the virtualenv was installed from.
+        python_path = [str(HERE / "clock")] if self.clock_shim else []
+        python_path += [str(ROOT)] if self.own_hie_notify else []
+        own = {"PYTHONPATH": os.pathsep.join(python_path)} if python_path else {}
         return {
+            **own,
             "PATH": os.pathsep.join(paths),
             "HOME": str(self.home),
             "LANG": "C.UTF-8",
@@ -199,9 +240,20 @@ class Repo:
         variables: dict[str, str] | None = None,
         jobs: list[str] | None = None,
         extra: list[str] | None = None,
+        protected: bool | None = None,
     ) -> Result:
+        """One pipeline. A merge request's is unprotected, the default branch's protected
+        (`protected` says otherwise); GitLab's default "separate caches for protected
+        branches" is kept: each kind of pipeline finds only its own kind's cache."""
         glcl, _ = find_gitlab_ci_local()
         assert glcl is not None
+        protected = (not merge_request) if protected is None else protected
+        # gitlab-ci-local takes one --ignore-predefined-vars list: merge a test's into ours.
+        extra, ignored = list(extra or []), [PREDEFINED_ARGS[1]]
+        while "--ignore-predefined-vars" in extra:
+            at = extra.index("--ignore-predefined-vars")
+            ignored.append(extra[at + 1])
+            del extra[at : at + 2]
         args = [
             "--shell-isolation",
             "--force-shell-executor",
@@ -209,23 +261,62 @@ class Repo:
             "--no-color",
             "--max-job-name-padding",
             "0",
+            PREDEFINED_ARGS[0],
+            ",".join(ignored),
         ]
         if merge_request:
             args += MR_ARGS
-        for key, value in {**({"HIE_NOW": now} if now else {}), **(variables or {})}.items():
+        given = {
+            **gitlab_predefined(
+                merge_request=merge_request, protected=protected, project=self.project
+            ),
+            **({"HIE_NOW": now} if now else {}),
+            **(variables or {}),
+        }
+        for key, value in given.items():
             args += ["--variable", f"{key}={value}"]
-        args += extra or []
+        args += extra
         args += jobs or []
-        proc = subprocess.run(
-            [glcl, *args],
-            cwd=self.path,
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-            check=False,
-        )
+        kind = "protected" if protected else "non_protected"
+        self._bring_cache(kind)
+        try:
+            proc = subprocess.run(
+                [glcl, *args],
+                cwd=self.path,
+                env=self.env(),
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT,
+                check=False,
+            )
+        finally:
+            self._keep_cache(kind)
         return Result(proc.returncode, proc.stdout + proc.stderr, self, args)
+
+    # GitLab keeps protected and unprotected pipelines' caches apart (keys end -protected or
+    # -non_protected); gitlab-ci-local has one cache folder: swap each kind's in and out.
+
+    @property
+    def caches(self) -> Path:
+        return self.home / "ci-caches"
+
+    def _bring_cache(self, kind: str) -> None:
+        live = self.state / "cache"
+        shutil.rmtree(live, ignore_errors=True)
+        if (self.caches / kind).exists():
+            live.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(self.caches / kind, live, symlinks=True)
+
+    def _keep_cache(self, kind: str) -> None:
+        live = self.state / "cache"
+        shutil.rmtree(self.caches / kind, ignore_errors=True)
+        if live.exists():
+            self.caches.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(live), str(self.caches / kind))
+
+    def cache_files(self, kind: str, pattern: str) -> list[Path]:
+        """Files of one kind's cache (`protected` or `non_protected`)."""
+        return sorted((self.caches / kind).glob(pattern))
 
     def preview(self) -> str:
         glcl, _ = find_gitlab_ci_local()
@@ -267,7 +358,7 @@ class Repo:
     def ledger(self) -> list[dict[str, Any]]:
         """The file ledger: every job's copy (artifacts) and the cache, merged as the jobs do."""
         seen: dict[str, dict[str, Any]] = {}
-        sources = sorted(self.state.glob("cache/*/.hie-notify/cache/ledger.jsonl"))
+        sources = sorted(self.caches.glob("*/*/.hie-notify/cache/ledger.jsonl"))
         sources += sorted(self.state.glob("artifacts/*/.hie-notify/jobs/*.jsonl"))
         for source in sources:
             for line in source.read_text().splitlines():
@@ -278,6 +369,7 @@ class Repo:
     def reset_state(self) -> None:
         """Forget every earlier pipeline (artifacts, cache, logs), as a fresh scenario needs."""
         shutil.rmtree(self.state, ignore_errors=True)
+        shutil.rmtree(self.caches, ignore_errors=True)
 
 
 def stages_of(entries: list[dict[str, Any]]) -> dict[str, int]:

@@ -52,7 +52,12 @@ AT_WINDOW = "2026-12-08T19:05:00+00:00"
 VERSION = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M)[1]
 COMPONENT_PROJECT = "platform/hie-notify"
 FILE_LEDGER = "file:.hie-notify/ledger.jsonl"
-TERRAFORM = {"FAKE_TERRAFORM_PLAN": str(ROOT / "examples" / "plan.json")}
+# The CI/CD variables of these projects: the stand-in terraform's plan, and the file ledger's key
+# (GitLab CI refuses a file ledger without it).
+LEDGER_KEY = {"HIE_LEDGER_KEY": "f" * 64}
+TERRAFORM = {"FAKE_TERRAFORM_PLAN": str(ROOT / "examples" / "plan.json"), **LEDGER_KEY}
+# The protected policy of a trial (the README's "Try it first"): outbox files count in CI.
+TRIAL_POLICY = "trial: true\n"
 
 needs_glcl = pytest.mark.tools("gitlab-ci-local")
 
@@ -91,7 +96,8 @@ def deploy_repo(tmp_path: Path, component_project: Path, pipeline: dict[str, Any
     repo.serve_project(COMPONENT_PROJECT, component_project)
     repo.write(".gitlab-ci.yml", yaml.safe_dump(pipeline, sort_keys=False))
     repo.copy(ROOT / "examples" / "change.yaml", "deploy/change.yaml")
-    repo.copy(ROOT / "examples" / "policy.yaml", "policy.yaml")
+    # The protected policy (HIE_POLICY, on the default branch): the example's, as a trial.
+    repo.write("policy.yaml", (ROOT / "examples" / "policy.yaml").read_text() + TRIAL_POLICY)
     repo.copy(HERE / "fixtures" / "tfc-base.gitlab-ci.yml", "tfc-base.gitlab-ci.yml")
     repo.write("terraform/main.tf", "# the infrastructure (terraform is a stand-in here)\n")
     repo.commit("deploy pipeline")
@@ -106,11 +112,17 @@ def plan_json_repo(tmp_path: Path, component_project: Path) -> Repo:
     return deploy_repo(tmp_path, component_project, pipeline)
 
 
-def announced(repo: Repo, when: str) -> None:
-    """A merge request pipeline at `when` that announces the change."""
-    result = repo.run(merge_request=True, now=when, variables=TERRAFORM)
-    assert result.returncode == 0, result.explain()
-    assert stages_of(repo.ledger()) == {"announce": 4}, result.explain()
+def announced(repo: Repo, when: str, variables: dict[str, str] | None = None) -> None:
+    """The merge request pipeline (no GitLab token: it announces nothing), then the merge at
+    `when`: the default branch's pipeline announces the change; its gate holds the apply (the
+    window is not now)."""
+    variables = TERRAFORM if variables is None else variables
+    mr = repo.run(merge_request=True, now=when, variables=variables)
+    assert mr.returncode == 0, mr.explain()
+    assert stages_of(repo.ledger()) == {}, mr.explain()
+    merged = repo.run(now=when, variables=variables)
+    assert merged.job_status().get("hie-notify:gate") == "FAIL", merged.explain()
+    assert stages_of(repo.ledger()) == {"announce": 4}, merged.explain()
 
 
 def stage_files(repo: Repo, stage: str) -> set[str]:
@@ -345,13 +357,17 @@ def test_a_bad_input_stops_the_pipeline_with_the_input_named(
 
 
 @needs_glcl
-def test_a_merge_request_pipeline_announces_the_change_into_the_outbox(
+def test_merged_without_a_token_the_default_branch_announces_the_change_into_the_outbox(
     tmp_path: Path, component_project: Path
 ) -> None:
     repo = plan_json_repo(tmp_path, component_project)
-    result = repo.run(merge_request=True, now=LATE, variables=TERRAFORM)
-    assert result.returncode == 0, result.explain()
-    assert result.job_status() == {"plan": "PASS", "hie-notify:plan": "PASS"}
+    mr = repo.run(merge_request=True, now=LATE, variables=TERRAFORM)
+    assert mr.returncode == 0, mr.explain()
+    assert mr.job_status() == {"plan": "PASS", "hie-notify:plan": "PASS"}
+    assert "announces nothing" in mr.job_log("hie-notify:plan") and not repo.outbox()
+    # Merged: the default branch announces (GitLab CI, no token: see the README's trial).
+    result = repo.run(now=LATE, variables=TERRAFORM)
+    assert result.job_status()["hie-notify:plan"] == "PASS", result.explain()
 
     assert stage_files(repo, "announce") == set(FILES.values())
     outbox = repo.outbox()
@@ -497,7 +513,9 @@ def test_a_failed_apply_sends_the_failure_notice_and_rollback_is_manual(
     assert f"{CHANGE}/postmortem-issue.md" in repo.outbox()
 
     # The on-call engineer starts the rollback: the manual job, as a click would run it.
-    rollback = repo.run(now="2026-12-08T19:40:00+00:00", jobs=["hie-notify:rollback-started"])
+    rollback = repo.run(
+        now="2026-12-08T19:40:00+00:00", variables=TERRAFORM, jobs=["hie-notify:rollback-started"]
+    )
     assert rollback.returncode == 0, rollback.explain()
     ledger = repo.ledger()
     assert {e["audience"] for e in ledger if e["stage"] == "rollback_started"} >= {
@@ -554,7 +572,7 @@ def test_hcp_examples_announce_gate_apply_and_complete_from_the_run(
     tmp_path: Path, component_project: Path, hcp: FakeHcpServer, example: str
 ) -> None:
     repo = hcp_repo(tmp_path, component_project, example)
-    env = {"TFE_ADDRESS": hcp.address, "TF_API_TOKEN": TOKEN}
+    env = {"TFE_ADDRESS": hcp.address, "TF_API_TOKEN": TOKEN, **LEDGER_KEY}
 
     mr = repo.run(merge_request=True, now=EARLY, variables=env)
     assert mr.returncode == 0, mr.explain()
@@ -563,6 +581,9 @@ def test_hcp_examples_announce_gate_apply_and_complete_from_the_run(
         "create_run": "PASS",
         "hie-notify:plan": "PASS",
     }
+    assert stages_of(repo.ledger()) == {}
+    merged = repo.run(now=EARLY, variables=env)
+    assert merged.job_status().get("hie-notify:gate") == "FAIL", merged.explain()
     assert stages_of(repo.ledger()) == {"announce": 4}
     assert "/api/v2/runs/run-Qx7bN2eKpL4mRw9T" in hcp.requests, "the run_id was not used"
     assert "/download/plan.json" in hcp.requests
@@ -595,8 +616,8 @@ def test_hcp_classic_example_sends_the_failure_notice_when_the_run_errors(
     tmp_path: Path, component_project: Path, hcp: FakeHcpServer
 ) -> None:
     repo = hcp_repo(tmp_path, component_project, "hcp-terraform-classic.gitlab-ci.yml")
-    env = {"TFE_ADDRESS": hcp.address, "TF_API_TOKEN": TOKEN}
-    assert repo.run(merge_request=True, now=EARLY, variables=env).returncode == 0
+    env = {"TFE_ADDRESS": hcp.address, "TF_API_TOKEN": TOKEN, **LEDGER_KEY}
+    announced(repo, EARLY, env)
     main = repo.run(now=AT_WINDOW, variables={**env, "FAKE_APPLY_FAIL": "1"})
     assert main.returncode != 0
     status = main.job_status()
@@ -614,6 +635,13 @@ def readme_section() -> str:
     start = text.index("## Use it in a pipeline")
     end = text.index("\n## ", start + 1)
     return text[start:end]
+
+
+def readme_trial_policy() -> str:
+    """The protected policy the README's trial commits to the default branch."""
+    blocks = re.findall(r"```yaml\n(.*?)```", readme_section(), re.DOTALL)
+    (policy,) = [b for b in blocks if b.startswith("# .hie-notify/policy.yaml")]
+    return str(policy)
 
 
 def test_readme_section_follows_the_quick_start() -> None:
@@ -680,6 +708,7 @@ def test_a_new_user_following_the_readme_gets_a_working_pipeline(
     repo.write(".gitlab-ci.yml", yaml.safe_dump(pipeline, sort_keys=False))
     change = pipeline["include"][0]["inputs"]["change"]
     repo.copy(ROOT / "examples" / "change.yaml", change)
+    repo.write(".hie-notify/policy.yaml", readme_trial_policy())
     repo.write("main.tf", "# infrastructure\n")
     repo.commit("add hie-notify")
     # A clean Python without hie-notify, as a job image without it would be, and not this
@@ -703,10 +732,10 @@ def test_a_new_user_following_the_readme_gets_a_working_pipeline(
         log = mr.job_log("hie-notify:plan")
         assert f"pip install hie-notify=={VERSION} from {registry.simple}" in log, log
         assert token not in mr.log + log, "the job token was printed"
-        assert stage_files(repo, "announce") >= {"slack-devops.json"}
         wheels = registry.downloads()
         assert wheel_name(registry_files) in wheels
-        cached = [p for p in repo.state.glob("cache/*/.cache/hie-notify-pip/**/*") if p.is_file()]
+        pip_files = repo.cache_files("non_protected", "*/.cache/hie-notify-pip/**/*")
+        cached = [p for p in pip_files if p.is_file()]
         assert cached, "pip's downloads were not cached"
 
         # The next job on a clean runner: the same install, its downloads from the cache.
@@ -718,6 +747,10 @@ def test_a_new_user_following_the_readme_gets_a_working_pipeline(
         assert registry.downloads() == wheels, "downloaded again despite the cache"
 
         # Where hie-notify is there already (as in the release's image), no job installs it.
+        merged = repo.run(now=EARLY, variables=ci)
+        assert merged.job_status().get("hie-notify:plan") == "PASS", merged.explain()
+        assert "pip install" not in merged.log
+        assert stage_files(repo, "announce") >= {"slack-devops.json"}
         main = repo.run(now=AT_WINDOW, variables=ci)
         assert main.returncode == 0, main.explain()
         assert main.job_status().get("hie-notify:apply-succeeded") == "PASS", main.explain()
@@ -729,7 +762,7 @@ def test_a_new_user_following_the_readme_gets_a_working_pipeline(
     counts = stages_of(repo.ledger())
     assert counts["apply_started"] == counts["apply_succeeded"] >= 3
     assert "complete" not in counts
-    assert counts["announce"] >= 3, "the second merge request pipeline announced twice"
+    assert counts["announce"] == counts["apply_started"], "announced twice"
     assert (python / "bin" / "hie-notify").exists(), "the job did not install hie-notify"
     # Every request came with the job token, to the component project's registry.
     assert registry.requests and {r.status for r in registry.requests} == {200}
@@ -758,8 +791,7 @@ def test_hcp_workspace_input_announces_the_workspace_current_run(
     )
     repo = deploy_repo(tmp_path, component_project, pipeline)
     env = {"TFE_ADDRESS": hcp.address, "TF_API_TOKEN": TOKEN, **TERRAFORM}
-    result = repo.run(merge_request=True, now=EARLY, variables=env)
-    assert result.returncode == 0, result.explain()
+    announced(repo, EARLY, env)
     assert "/api/v2/organizations/hie-sde/workspaces/eoe-prod" in hcp.requests
     assert stages_of(repo.ledger()) == {"announce": 4}
     assert stage_files(repo, "announce") == set(FILES.values())
@@ -785,11 +817,14 @@ def test_a_new_user_following_the_readme_with_the_classic_template(
     repo.serve_project(COMPONENT_PROJECT, component_project)
     repo.write(".gitlab-ci.yml", yaml.safe_dump(pipeline, sort_keys=False))
     repo.copy(ROOT / "examples" / "change.yaml", classic["variables"]["HIE_CHANGE"])
+    repo.write(".hie-notify/policy.yaml", readme_trial_policy())
     repo.commit("add hie-notify")
 
     mr = repo.run(merge_request=True, now=EARLY, variables=TERRAFORM)
     assert mr.returncode == 0, mr.explain()
     assert mr.job_status() == {"plan": "PASS", "hie-notify:plan": "PASS"}
+    merged = repo.run(now=EARLY, variables=TERRAFORM)
+    assert merged.job_status().get("hie-notify:gate") == "FAIL", merged.explain()
     # HIE_COMPLETE_WHEN=on_success: completion goes out as soon as the apply succeeded.
     main = repo.run(now=AT_WINDOW, variables={**TERRAFORM, "HIE_COMPLETE_WHEN": "on_success"})
     assert main.returncode == 0, main.explain()
