@@ -145,6 +145,9 @@ class RegisterFake:
             found = [i for i in found if i["state"] == state]
         for label in filter(None, query.get("labels", "").split(",")):
             found = [i for i in found if label in i["labels"]]
+        # not[labels]=a,b: issues with none of them (GitLab's "not" filter).
+        for label in filter(None, query.get("not[labels]", "").split(",")):
+            found = [i for i in found if label not in i["labels"]]
         if "search" in query:
             fields = query.get("in", "title,description").split(",")
             term = query["search"].lower()
