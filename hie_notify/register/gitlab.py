@@ -259,22 +259,26 @@ class GitLabRegister:
         return self._ranged(start, end, "all")
 
     def _ranged(self, start: datetime, end: datetime, state: str) -> list[Registered]:
-        project = self._project()
         out: dict[str, Registered] = {}
         for month in months(start, end):
-            issues = call(
-                "list the register",
-                lambda month=month: project.issues.list(
-                    labels=[LABEL, month], state=state, iterator=True, per_page=PER_PAGE
-                ),
-            )
-            for issue in _reported_iter(issues, "list the register"):
+            for issue in self._listed([LABEL, month], state):
                 decoded = self._decode(issue)
                 if decoded is not None and decoded[0].overlaps(start, end):
                     out.setdefault(decoded[0].change_id, self._current(decoded[0]))
         for record in self._unlabelled(start, end, state):
             out.setdefault(record.change_id, record)
         return sorted(out.values(), key=lambda r: (r.window_start or start, r.change_id))
+
+    def _listed(self, labels: list[str], state: str) -> Any:
+        """The issues with all of `labels`, page by page."""
+        project = self._project()
+        issues = call(
+            "list the register",
+            lambda: project.issues.list(
+                labels=labels, state=state, iterator=True, per_page=PER_PAGE
+            ),
+        )
+        return _reported_iter(issues, "list the register")
 
     def _unlabelled(self, start: datetime, end: datetime, state: str) -> list[Registered]:
         """Issues written before the month labels, in the range: newest due date first,

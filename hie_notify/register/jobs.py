@@ -140,9 +140,7 @@ def remind(options: Options) -> RemindReport:
     # Only the open changes whose window is near: reminders are due up to `ahead` before it,
     # an overrun up to OVERRUN_CATCH_UP after it (the register is read by that range, not
     # whole: 20,000 changes cost what the weeks around now hold).
-    open_changes = register.open_changes(
-        now - OVERRUN_CATCH_UP, now + ahead + timedelta(seconds=1)
-    )
+    open_changes = register.open_changes(now - OVERRUN_CATCH_UP, now + ahead + timedelta(seconds=1))
     for record in open_changes:
         report.checked += 1
         progress.count("remind: open changes checked", report.checked, len(open_changes))
