@@ -37,6 +37,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"a date (included) or a time with offset (default: {DEFAULT_DAYS} days on)",
     )
     parser.add_argument(
+        "--project",
+        dest="projects",
+        metavar="PATH",
+        action="append",
+        default=[],
+        help="only the changes of this GitLab project (its CI_PROJECT_PATH, e.g. team-a/infra; "
+        "repeatable), with their conflicts with any project's; default: every project's",
+    )
+    parser.add_argument(
         "--output", metavar="FILE", help="write the text, JSON or iCalendar feed to FILE"
     )
 
@@ -96,8 +105,17 @@ def run(args: argparse.Namespace, options: Options) -> int:
             "deploy freezes: GitLab is not configured (HIE_GITLAB_TOKEN, CI_API_V4_URL, "
             "CI_PROJECT_ID), none shown"
         )
+    projects = [p.strip() for p in args.projects if p.strip()]
+    if len(projects) != len(args.projects):
+        raise InputError("--project: expected a project path like team-a/infra, got nothing")
     view = feed.build(
-        changes, feed.freezes_between(periods or [], start, end), calendar, start, end, notes
+        changes,
+        feed.freezes_between(periods or [], start, end),
+        calendar,
+        start,
+        end,
+        notes,
+        projects,
     )
     if options.format == "ics":
         text = mask(feed.to_ics(view, calendar, f"Changes: {policy.organisation}", now))
