@@ -91,6 +91,9 @@ def run(args: argparse.Namespace, options: Options) -> int:
         raise InputError(
             f"--to ({calendar.moment(end)}) must be after --from ({calendar.moment(start)})"
         )
+    projects = [p.strip() for p in args.projects if p.strip()]
+    if len(projects) != len(args.projects):
+        raise InputError("--project: expected a project path like team-a/infra, got nothing")
     register = register_of(options, policy, only_reads=True)
     mask = Masker.from_env(options.env)
     notes = []
@@ -105,9 +108,6 @@ def run(args: argparse.Namespace, options: Options) -> int:
             "deploy freezes: GitLab is not configured (HIE_GITLAB_TOKEN, CI_API_V4_URL, "
             "CI_PROJECT_ID), none shown"
         )
-    projects = [p.strip() for p in args.projects if p.strip()]
-    if len(projects) != len(args.projects):
-        raise InputError("--project: expected a project path like team-a/infra, got nothing")
     view = feed.build(
         changes,
         feed.freezes_between(periods or [], start, end),
