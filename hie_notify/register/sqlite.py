@@ -288,8 +288,8 @@ class SqliteRegister:
     def _record(self, raw: str, change_id: str) -> Registered:
         where = f"{self.path} change {change_id}"
         try:
-            data = json.loads(raw)
-        except ValueError:
+            data = orjson.loads(raw)  # the types json.loads gives, three times as fast
+        except orjson.JSONDecodeError:
             raise InputError(f"{where}: the record is not JSON") from None
         return Registered.from_json(data, where)
 
