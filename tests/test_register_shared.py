@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hie_notify.cli import main
-from hie_notify.register.gitlab import GitLabRegister, months
+from hie_notify.register.gitlab import GitLabRegister
 from hie_notify.register.model import Registered
 from hie_notify.register.sqlite import SqliteRegister
 from hie_notify.register.store import Register, open_register
@@ -178,6 +178,8 @@ def test_a_window_and_a_range_that_overlap_share_a_month_label(
 ) -> None:
     """What makes the GitLab register's range reads complete: a window is labelled with every
     month it touches, a range reads every month it touches."""
+    from hie_notify.register.gitlab import months
+
     ws, rs = window.replace(tzinfo=UTC), start.replace(tzinfo=UTC)
     we, re_ = ws + timedelta(minutes=minutes), rs + timedelta(minutes=range_minutes)
     overlap = ws < re_ and we > rs
@@ -219,3 +221,69 @@ def test_gitlab_requests_do_not_grow_with_the_register(
     # in the week before (an overrun): what may be due, never the register's size (before,
     # every open issue of three years was listed and each past one's notes read).
     assert counts[20000]["remind"] <= 16 + 18 * 9, counts
+
+
+_slot = st.integers(0, 30)
+_change = st.tuples(
+    _slot,
+    st.integers(1, 6),
+    st.lists(st.sampled_from(["EoE", "CUH", "MKUH"]), max_size=2),
+    st.lists(st.sampled_from(["ws-1", "ws-2"]), max_size=2),
+    st.booleans(),
+)
+
+
+@given(st.lists(_change, max_size=12))
+def test_conflicts_are_every_pair_that_overlaps_and_shares_something(
+    drawn: list[tuple[int, int, list[str], list[str], bool]],
+) -> None:
+    """The calendar compares each change only with those touching one of its customers or
+    environments: what it finds is what comparing every pair finds, in the same order."""
+    from hie_notify.register.feed import Conflict, conflicts, touches
+
+    changes = [
+        Registered(
+            change_id=f"C-{i:02d}",
+            status="cancelled" if cancelled else "announced",
+            change_type=None,
+            purpose="x",
+            window_start=NOW + timedelta(hours=slot),
+            window_end=NOW + timedelta(hours=slot + hours),
+            customers=tuple(customers),
+            environments=tuple(envs),
+            project=("a", "b")[i % 2],
+        )
+        for i, (slot, hours, customers, envs, cancelled) in enumerate(drawn)
+    ]
+    live = [c for c in changes if c.status != "cancelled"]
+    expected = [
+        Conflict(
+            a.change_id,
+            b.change_id,
+            "windows overlap, both touch " + ", ".join(touches(a, b)),
+            a.project,
+            b.project,
+        )
+        for a in live
+        for b in live
+        if a.change_id < b.change_id
+        and a.overlaps(b.window_start, b.window_end)  # type: ignore[arg-type]
+        and touches(a, b)
+    ]
+    assert conflicts(changes, []) == expected
+    some = [c.change_id for c in changes[:2]]
+    assert conflicts(changes, [], among=some) == [
+        Conflict(
+            a.change_id,
+            b.change_id,
+            "windows overlap, both touch " + ", ".join(touches(a, b)),
+            a.project,
+            b.project,
+        )
+        for a in live
+        if a.change_id in some
+        for b in live
+        if b.change_id != a.change_id
+        and a.overlaps(b.window_start, b.window_end)  # type: ignore[arg-type]
+        and touches(a, b)
+    ]

@@ -132,9 +132,16 @@ def conflicts(
     conflicts of those changes."""
     live = [c for c in changes if c.status != "cancelled" and c.window_start and c.window_end]
     mine = live if among is None else [c for c in live if c.change_id in among]
+    # Which changes touch each customer and environment: each change is compared with those
+    # that share one (four weeks of an organisation's changes are some 500: not 500 x 500).
+    touching: dict[tuple[str, str], list[int]] = {}
+    for i, c in enumerate(live):
+        for key in _keys(c):
+            touching.setdefault(key, []).append(i)
     out: list[Conflict] = []
     for a in mine:
-        for b in live:
+        near = sorted({i for key in _keys(a) for i in touching.get(key, ())})
+        for b in (live[i] for i in near):
             if b.change_id == a.change_id or (among is None and b.change_id < a.change_id):
                 continue
             assert b.window_start and b.window_end
@@ -156,6 +163,11 @@ def conflicts(
                     )
                 )
     return out
+
+
+def _keys(change: Registered) -> set[tuple[str, str]]:
+    """What `touches` compares: its customers and its environments."""
+    return {*(("c", x) for x in change.customers), *(("e", x) for x in change.environments)}
 
 
 def build(
