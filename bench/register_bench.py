@@ -88,16 +88,29 @@ def gitlab_requests(count: int) -> dict[str, int]:
     return out
 
 
+CPU: list[float] = []  # the CPU time (user + system) of the best run of the last `best`
+
+
 def best(cmd: list[str], repeat: int, cwd: Path) -> float:
-    times = []
+    """The best wall time of `repeat` runs; its CPU time in CPU[0] (on a shared machine the
+    wall time also counts the waits for a core)."""
+    import resource
+
+    runs = []
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CI_", "HIE_", "GITLAB"))}
     for _ in range(repeat):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         began = time.perf_counter()
         subprocess.run(
             cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        times.append(time.perf_counter() - began)
-    return min(times)
+        wall = time.perf_counter() - began
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+        runs.append((wall, cpu))
+    wall, cpu = min(runs)
+    CPU[:] = [cpu]
+    return wall
 
 
 def main() -> int:
@@ -128,7 +141,7 @@ def main() -> int:
             ],
         }
         baseline = best([sys.executable, "-c", "import hie_notify.cli"], args.repeat, folder)
-        print(f"{'start-up (import hie_notify.cli)':32} {baseline:6.2f} s")
+        print(f"{'start-up (import hie_notify.cli)':32} {baseline:6.2f} s (CPU {CPU[0]:.2f} s)")
         # remind: the first run catches up (every overrun in the made-up history); the hourly
         # runs after it find each open change's notices already given.
         began = time.perf_counter()
@@ -142,7 +155,7 @@ def main() -> int:
             seconds = best(base + extra, args.repeat, folder)
             if "year" not in name:  # the target is for four weeks and the hourly run
                 worst = max(worst, seconds)
-            print(f"{name:32} {seconds:6.2f} s")
+            print(f"{name:32} {seconds:6.2f} s (CPU {CPU[0]:.2f} s)")
     ok = worst < TARGET_SECONDS
     print(f"target < {TARGET_SECONDS:.1f} s: {'met' if ok else 'MISSED'} (worst {worst:.2f} s)")
     # A register of 2,000 changes is the last 16 weeks of the same organisation: the months
