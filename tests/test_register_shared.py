@@ -287,3 +287,36 @@ def test_conflicts_are_every_pair_that_overlaps_and_shares_something(
         and a.overlaps(b.window_start, b.window_end)  # type: ignore[arg-type]
         and touches(a, b)
     ]
+
+
+def test_two_teams_share_a_gitlab_register_in_a_central_project(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The GitLab register in one project, written by two projects' pipelines: each issue says
+    its project, and the second team is warned of the first team's change."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        fake = RegisterFake(rsps).install()
+        flows = []
+        for project, change in ((TEAM_A, {}), (TEAM_B, {"id": "PLAT-77"})):
+            folder = tmp_path / project.replace("/", "_")
+            folder.mkdir()
+            env = {**ENV, "HIE_REGISTER": "gitlab", "CI_PROJECT_PATH": project}
+            flows.append(Flow(folder, capsys, NODES, env=env, **change))
+        a, b = flows
+        assert a("plan", "--plan", str(a.plan))[0] == 0
+        b.window("2026-12-08T20:00:00+00:00", "2026-12-08T22:00:00+00:00")
+        code, out = b("plan", "--plan", str(b.plan))
+        assert code == 0
+        assert (
+            "WARNING: conflict: PLAT-77 and FFAPP-4458 (project team-a/infra): windows overlap, "
+            "both touch customer EoE" in out["notes"]
+        )
+        issues = fake.issues.values()
+        descriptions = {i["title"].split("]")[0][1:]: i["description"] for i in issues}
+        assert "- Project: team-a/infra" in descriptions["FFAPP-4458"]
+        assert "- Project: team-b/platform" in descriptions["PLAT-77"]
+        code, view = a("calendar", "--from", "2026-12-07", "--to", "2026-12-09")
+        assert [(c["id"], c["project"]) for c in view["changes"]] == [
+            ("FFAPP-4458", TEAM_A),
+            ("PLAT-77", TEAM_B),
+        ]
