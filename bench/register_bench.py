@@ -1,17 +1,23 @@
-"""Time `hie-notify calendar` over a register of 2,000 changes in SQLite.
+"""Time `hie-notify calendar` and `remind` over an organisation's register in SQLite, and count
+the GitLab register's requests.
 
-Target (issue 16): calendar and remind under 2 s, start-up included. Run:
+Targets (issue 28): with 20,000 changes (three years of a large organisation, about 18 a day,
+a seventh of the past ones never finished), a four-week calendar and an hourly remind each take
+under 1 s on SQLite, start-up included; on GitLab, they make the same number of requests at
+2,000 changes as at 20,000 (counted at the HTTP layer with the tests' fake). Run:
     .venv/bin/python bench/register_bench.py [--changes N] [--repeat R]
-Changes are spread two a day over the years before and after the range, each with a ledger
-entry, so the register is as a long-lived team would have it. Time is the best of R runs of the
-command as a user runs it (a new process: start-up, policy, SQLite query, output), for text,
-JSON and the iCalendar feed over four weeks and over a whole year. Exits 1 when a target is
-missed.
+Changes come from `tests.register_fake.history` (the GitLab test's register too), each with an
+announcement in its ledger. Time is the best of R runs of the command as a user runs it (a new
+process: start-up, policy, SQLite query, output), for text, JSON and the iCalendar feed over
+four weeks and over a whole year. Exits 1 when a target is missed.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import json
 import os
 import subprocess
 import sys
@@ -23,44 +29,22 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hie_notify.records import Entry
-from hie_notify.register.model import Registered
 from hie_notify.register.sqlite import SqliteRegister
+from tests.register_fake import history
 
-TARGET_SECONDS = 2.0
+TARGET_SECONDS = 1.0
 NOW = datetime(2026, 12, 2, 10, 0, tzinfo=timezone.utc)
-STATUSES = ("announced", "in progress", "done", "done", "rolled back", "failed", "cancelled")
 
 
 def fill(path: Path, count: int) -> None:
     register = SqliteRegister(path)
-    first = NOW - timedelta(hours=12 * (count // 2))
-    for i in range(count):
-        start = first + timedelta(hours=12 * i)
-        cid = f"FFAPP-{i + 1}"
-        record = Registered(
-            change_id=cid,
-            status="announced" if start > NOW else STATUSES[i % len(STATUSES)],
-            change_type="planned_infra_update",
-            purpose=f"Change number {i + 1}",
-            window_start=start,
-            window_end=start + timedelta(hours=2),
-            customers=(("EoE", "CUH", "MKUH", "NNUH")[i % 4],),
-            environments=(f"ws-{i % 7}",),
-            audiences=("slack:#devops", "customer:EoE"),
-            change={
-                "id": cid,
-                "purpose": f"Change number {i + 1}",
-                "window": {
-                    "start": start.isoformat(),
-                    "end": (start + timedelta(hours=2)).isoformat(),
-                },
-                "customers": [("EoE", "CUH", "MKUH", "NNUH")[i % 4]],
-                "downtime": "0",
-                "rollback": "revert",
-            },
-        )
+    db = register._db()
+    db.execute("PRAGMA synchronous = OFF")  # filling only: each put is its own transaction
+    for record in history(count, NOW):
+        assert record.window_start is not None
+        told = record.window_start - timedelta(days=3)
         entry = Entry(
-            change_id=cid,
+            change_id=record.change_id,
             stage="announce",
             audience="slack:#devops",
             channel="outbox",
@@ -69,28 +53,69 @@ def fill(path: Path, count: int) -> None:
             change_type="planned_infra_update",
             service_impacting=False,
             resources=(),
-            delivered_at=start - timedelta(days=3),
+            delivered_at=told,
             message_id="m",
-            idempotency_key=f"{cid}-k",
+            idempotency_key=f"{record.change_id}-k",
         )
-        register.put(record, [entry], start - timedelta(days=3))
+        register.put(record, [entry], told)
+
+
+def gitlab_requests(count: int) -> dict[str, int]:
+    """Requests a four-week calendar and an hourly remind make on a GitLab register of `count`
+    changes (the tests' fake of GitLab's issues API, at the HTTP layer)."""
+    import responses
+
+    from hie_notify.cli import main
+    from tests.register_fake import ENV, RegisterFake
+    from tests.register_fake import fill as fill_issues
+
+    out: dict[str, int] = {}
+    quiet = responses.RequestsMock(assert_all_requests_are_fired=False)
+    with tempfile.TemporaryDirectory() as tmp, quiet as rsps:
+        fake = RegisterFake(rsps).install()
+        fill_issues(fake, history(count, NOW))
+        base = ["--format", "json", "--now", NOW.isoformat(), "--register", "gitlab"]
+        base += ["--outbox", f"{tmp}/outbox", "--ledger", f"file:{tmp}/ledger.jsonl"]
+        for name in ("calendar", "remind"):
+            rsps.calls.reset()
+            printed = io.StringIO()
+            with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(io.StringIO()):
+                code = main([*base, name], env=dict(ENV))
+            if code != 0:
+                raise SystemExit(f"{name} on GitLab exited {code}")
+            json.loads(printed.getvalue())
+            out[name] = len(rsps.calls)
+    return out
+
+
+CPU: list[float] = []  # the CPU time (user + system) of the best run of the last `best`
 
 
 def best(cmd: list[str], repeat: int, cwd: Path) -> float:
-    times = []
+    """The best wall time of `repeat` runs; its CPU time in CPU[0] (on a shared machine the
+    wall time also counts the waits for a core)."""
+    import resource
+
+    runs = []
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CI_", "HIE_", "GITLAB"))}
     for _ in range(repeat):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         began = time.perf_counter()
         subprocess.run(
             cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        times.append(time.perf_counter() - began)
-    return min(times)
+        wall = time.perf_counter() - began
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+        runs.append((wall, cpu))
+    wall, cpu = min(runs)
+    CPU[:] = [cpu]
+    return wall
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--changes", type=int, default=2000)
+    parser.add_argument("--changes", type=int, default=20000)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     exe = Path(sys.executable).with_name("hie-notify")
@@ -116,7 +141,7 @@ def main() -> int:
             ],
         }
         baseline = best([sys.executable, "-c", "import hie_notify.cli"], args.repeat, folder)
-        print(f"{'start-up (import hie_notify.cli)':32} {baseline:6.2f} s")
+        print(f"{'start-up (import hie_notify.cli)':32} {baseline:6.2f} s (CPU {CPU[0]:.2f} s)")
         # remind: the first run catches up (every overrun in the made-up history); the hourly
         # runs after it find each open change's notices already given.
         began = time.perf_counter()
@@ -128,11 +153,23 @@ def main() -> int:
         worst = 0.0
         for name, extra in runs.items():
             seconds = best(base + extra, args.repeat, folder)
-            worst = max(worst, seconds)
-            print(f"{name:32} {seconds:6.2f} s")
+            if "year" not in name:  # the target is for four weeks and the hourly run
+                worst = max(worst, seconds)
+            print(f"{name:32} {seconds:6.2f} s (CPU {CPU[0]:.2f} s)")
     ok = worst < TARGET_SECONDS
     print(f"target < {TARGET_SECONDS:.1f} s: {'met' if ok else 'MISSED'} (worst {worst:.2f} s)")
-    return 0 if ok else 1
+    # A register of 2,000 changes is the last 16 weeks of the same organisation: the months
+    # around now hold what they hold at 20,000.
+    sizes = sorted({min(2000, args.changes), args.changes})
+    counts = {size: gitlab_requests(size) for size in sizes}
+    for size, got in counts.items():
+        print(
+            f"{'GitLab requests, ' + str(size) + ' changes':32} "
+            f"calendar {got['calendar']}, remind {got['remind']}"
+        )
+    flat = len({tuple(sorted(c.items())) for c in counts.values()}) == 1
+    print(f"GitLab requests do not grow with the register: {'met' if flat else 'MISSED'}")
+    return 0 if ok and flat else 1
 
 
 if __name__ == "__main__":

@@ -145,6 +145,9 @@ class RegisterFake:
             found = [i for i in found if i["state"] == state]
         for label in filter(None, query.get("labels", "").split(",")):
             found = [i for i in found if label in i["labels"]]
+        # not[labels]=a,b: issues with none of them (GitLab's "not" filter).
+        for label in filter(None, query.get("not[labels]", "").split(",")):
+            found = [i for i in found if label not in i["labels"]]
         if "search" in query:
             fields = query.get("in", "title,description").split(",")
             term = query["search"].lower()
@@ -251,3 +254,61 @@ class RegisterFake:
             return 404, _JSON, json.dumps({"message": "404 Not found"})
         note = self.add_note(issue["iid"], json.loads(request.body)["body"], BOT)
         return 201, _JSON, json.dumps(note)
+
+
+# An organisation's register: 20,000 changes are three years of it (about 18 a day, one every
+# 79 minutes). A register of fewer changes is a shorter history at the same pace, ending at the
+# same place (8 weeks after `now`), so the weeks around `now` hold the same changes whatever
+# its size.
+PACE = timedelta(minutes=79)
+AHEAD = timedelta(weeks=8)
+CUSTOMERS = ("EoE", "CUH", "MKUH", "NNUH")
+
+
+def history(count: int, now: datetime) -> list[Any]:
+    """`count` registered changes (newest first), as `Registered` records: every seventh past
+    one left unfinished (announced, never completed: open for ever), the others completed;
+    those still ahead announced. Projects alternate between two teams."""
+    from hie_notify.register.model import Registered
+
+    out = []
+    for i in range(count):
+        start = now + AHEAD - PACE * i
+        past = start < now
+        status = ("announced" if i % 7 == 0 else "completed") if past else "announced"
+        cid = f"ORG-{count - i}"
+        out.append(
+            Registered(
+                change_id=cid,
+                status=status,
+                change_type="planned_infra_update",
+                purpose=f"Change {cid}",
+                window_start=start,
+                window_end=start + timedelta(hours=2),
+                customers=(CUSTOMERS[i % 4],),
+                environments=(f"ws-{i % 7}",),
+                change={"id": cid, "purpose": f"Change {cid}"},
+                updated_at=start - timedelta(days=3),
+                project=("team-a/infra", "team-b/platform")[i % 2],
+            )
+        )
+    return out
+
+
+def fill(fake: RegisterFake, records: list[Any]) -> None:
+    """The issues `GitLabRegister.put` would have left for `records` (labels, due date, record,
+    closed when ended), added straight to the fake: 20,000 in seconds."""
+    from hie_notify.register.gitlab import BY_MONTH, LABEL, encode_record, months
+
+    for r in records:
+        labels = [LABEL, f"change-status::{r.status}", f"change-type::{r.change_type}", BY_MONTH]
+        labels += months(r.window_start, r.window_end)
+        iid = fake.add_issue(
+            f"[{r.change_id}] {r.purpose}",
+            encode_record(r, []),
+            BOT,
+            labels=labels,
+            due_date=r.window_start.date().isoformat(),
+        )
+        if r.ended:
+            fake.issues[iid]["state"] = "closed"

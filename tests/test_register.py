@@ -179,6 +179,9 @@ def test_gitlab_issue_has_labels_due_date_record_and_notes(fake: RegisterFake) -
         LABEL,
         "change-status::announced",
         "change-type::planned_infra_update",
+        # when: the UTC months its window touches, so a range reads only its months' issues
+        "hie-notify-by-month",
+        "hie-notify-month:2026-12",
     }
     assert issue["due_date"] == "2026-12-08"
     assert issue["state"] == "opened"
@@ -219,8 +222,9 @@ def test_gitlab_counts_only_its_own_issues_and_notes(fake: RegisterFake) -> None
 
 
 def test_gitlab_range_reads_are_paginated_and_bounded(fake: RegisterFake) -> None:
-    """2,000 changes, about two a day over three years: a four-week range reads the pages from
-    the newest due date down to the range (and 14 days before it), not the whole register."""
+    """2,000 changes, about two a day over three years, written before the month labels: a
+    four-week range reads the pages from the newest due date down to the range (and 14 days
+    before it), not the whole register (and its months' labels, which none of these has)."""
     reg = GitLabRegister.from_env(ENV, None)
     start = datetime(2024, 1, 1, 20, tzinfo=UTC)
     for i in range(2000):
@@ -240,13 +244,16 @@ def test_gitlab_range_reads_are_paginated_and_bounded(fake: RegisterFake) -> Non
     gets = fake.requests("GET")
     lists = [r for r in gets if r.url.split("?")[0].endswith("/issues")]
     assert all("per_page=100" in r.url for r in lists)
-    assert len(lists) == 1  # 52 + 26 (the 14 days before) fit on the first page of 100
-    assert len(gets) <= 2  # and who am I
+    unlabelled = [r for r in lists if "not%5Blabels%5D" in r.url]
+    assert len(unlabelled) == 1  # 52 + 26 (the 14 days before) fit on the first page of 100
+    assert len(lists) == 3  # and the two months the range touches (none of these issues)
+    assert len(gets) <= 4  # and who am I
     fake.rsps.calls.reset()
     old = reg.between(start, start + timedelta(days=28))
     assert len(old) == 52
     # The oldest month is at the end: every page is read, each once.
-    assert len([r for r in fake.requests("GET") if "/issues?" in r.url]) == 20
+    old_pages = [r for r in fake.requests("GET") if "not%5Blabels%5D" in r.url]
+    assert len(old_pages) == 20
 
 
 def test_gitlab_failing_is_retried_then_exit_3(

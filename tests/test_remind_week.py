@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import icalendar
 import pytest
@@ -167,12 +168,13 @@ def test_a_week_of_reminders(week: tuple[Flow, RegisterFake, str]) -> None:
     # C was cancelled before anything was owed: it never appears.
     assert not [s for s in sent if s[1] == "FFAPP-103"]
     if register == "gitlab":
-        # Every run: who am I, one page of open changes, one page of the changes that ended
-        # lately (overdue post-mortems), the notes of each change that may owe something (at
-        # most three here); then, per delivery, the issue's record and a note. Bounded by what
-        # is due, never by the size of the register.
-        assert all(calls <= 6 + 2 * sent for calls, sent in calls_per_run), calls_per_run
-        assert max(calls for calls, sent in calls_per_run if not sent) <= 6
+        # Every run: who am I, the open changes near now (a page per month the range touches,
+        # at most two, and one of those written before the month labels), the changes that
+        # ended lately (overdue post-mortems: the same, three at most), the notes of each change
+        # that may owe something (at most three here); then, per delivery, the issue's record
+        # and a note. Bounded by what is due, never by the size of the register.
+        assert all(calls <= 10 + 2 * sent for calls, sent in calls_per_run), calls_per_run
+        assert max(calls for calls, sent in calls_per_run if not sent) <= 10
         lists = [
             c.request.url
             for c in fake.rsps.calls
@@ -216,12 +218,15 @@ def test_a_week_of_reminders(week: tuple[Flow, RegisterFake, str]) -> None:
     assert "freeze-20261224T000000Z@hie-notify" in events_ics
 
 
+@pytest.mark.parametrize("labelled", [False, True], ids=["written-before-month-labels", "now"])
 def test_remind_on_2000_changes_reads_only_what_may_be_due(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], labelled: bool
 ) -> None:
-    """2,000 registered changes, 20 still open, two of them within a week of their window: one
-    paginated list of the open ones, and the notes of those two; nothing per closed change."""
-    from hie_notify.register.gitlab import LABEL, encode_record
+    """2,000 registered changes, 20 still open, two of them within a week of their window: the
+    open changes of the weeks around now (by their months' labels, and those written before
+    the labels), and the notes of those two; nothing per closed change, nor per open change
+    whose window is weeks away."""
+    from hie_notify.register.gitlab import BY_MONTH, LABEL, encode_record, months
     from hie_notify.register.model import Registered
 
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
@@ -247,7 +252,9 @@ def test_remind_on_2000_changes_reads_only_what_may_be_due(
                 f"[FFAPP-{i + 1}] x",
                 encode_record(record, []),
                 {"id": 901},
-                labels=[LABEL],
+                labels=[LABEL, BY_MONTH, *months(start, start + timedelta(hours=2))]
+                if labelled
+                else [LABEL],
                 due_date=start.date().isoformat(),
             )
             if not is_open:
@@ -256,14 +263,22 @@ def test_remind_on_2000_changes_reads_only_what_may_be_due(
         fake.rsps.calls.reset()
         code, out = flow("--register", "gitlab", "remind", now=iso(now))
         urls = [c.request.url for c in fake.rsps.calls]
-    assert code == 0 and out["checked"] == 20 and out["sent"] == []
-    lists = [u for u in urls if u.split("?")[0].endswith("/issues")]
+    assert code == 0 and out["checked"] == 2 and out["sent"] == []
+    lists = [unquote(u) for u in urls if u.split("?")[0].endswith("/issues")]
     notes = [u for u in urls if "/notes" in u]
-    assert len(lists) == 2 and "state=opened" in lists[0] and "per_page=100" in lists[0]
-    # The changes that ended lately, for overdue post-mortems: one page, newest due date first,
-    # stopping past the range; none of these owes a post-mortem, so no notes are read for them.
-    assert "order_by=due_date" in lists[1] and "sort=desc" in lists[1]
+    assert all("per_page=100" in u for u in lists)
+    # The open changes whose windows are near (a week back for overruns, the longest reminder
+    # ahead): December's, and those written before the month labels (newest due date first,
+    # stopping past the range); 18 open changes weeks away are not read further.
+    assert "hie-notify-month:2026-12&state=opened" in lists[0]
+    assert "state=opened&order_by=due_date&sort=desc" in lists[1]
+    assert "not[labels]=hie-notify-by-month" in lists[1]
+    # The changes that ended lately, for overdue post-mortems: November's and December's, and
+    # the unlabelled ones; none of these owes a post-mortem, so no notes are read for them.
+    assert ["month:2026-11" in lists[2], "month:2026-12" in lists[3]] == [True, True]
+    assert "order_by=due_date" in lists[4] and "sort=desc" in lists[4]
+    assert len(lists) == 5
     assert len(notes) == 2  # FFAPP-1981 (in 2 days) and FFAPP-1982 (in 5 days)
-    assert len(urls) == 5  # and who am I
+    assert len(urls) == 8  # and who am I
     # Never announced (made up for the count): skipped, and said so.
     assert [s.split(":")[0] for s in out["skipped"]] == ["FFAPP-1981", "FFAPP-1982"]

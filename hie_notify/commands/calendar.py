@@ -37,6 +37,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"a date (included) or a time with offset (default: {DEFAULT_DAYS} days on)",
     )
     parser.add_argument(
+        "--project",
+        dest="projects",
+        metavar="PATH",
+        action="append",
+        default=[],
+        help="only the changes of this GitLab project (its CI_PROJECT_PATH, e.g. team-a/infra; "
+        "repeatable), with their conflicts with any project's; default: every project's",
+    )
+    parser.add_argument(
         "--output", metavar="FILE", help="write the text, JSON or iCalendar feed to FILE"
     )
 
@@ -82,6 +91,9 @@ def run(args: argparse.Namespace, options: Options) -> int:
         raise InputError(
             f"--to ({calendar.moment(end)}) must be after --from ({calendar.moment(start)})"
         )
+    projects = [p.strip() for p in args.projects if p.strip()]
+    if len(projects) != len(args.projects):
+        raise InputError("--project: expected a project path like team-a/infra, got nothing")
     register = register_of(options, policy, only_reads=True)
     mask = Masker.from_env(options.env)
     notes = []
@@ -97,7 +109,13 @@ def run(args: argparse.Namespace, options: Options) -> int:
             "CI_PROJECT_ID), none shown"
         )
     view = feed.build(
-        changes, feed.freezes_between(periods or [], start, end), calendar, start, end, notes
+        changes,
+        feed.freezes_between(periods or [], start, end),
+        calendar,
+        start,
+        end,
+        notes,
+        projects,
     )
     if options.format == "ics":
         text = mask(feed.to_ics(view, calendar, f"Changes: {policy.organisation}", now))

@@ -53,9 +53,14 @@ class Conflict:
     change_id: str
     other: str  # the other change's id, or the freeze's label
     why: str
+    project: str = ""  # the change's project (CI_PROJECT_PATH), when its record says it
+    other_project: str = ""  # the other change's project: another team's, in a shared register
 
     def text(self) -> str:
-        return f"{self.change_id} and {self.other}: {self.why}"
+        other = self.other
+        if self.other_project and self.other_project != self.project:
+            other += f" (project {self.other_project})"
+        return f"{self.change_id} and {other}: {self.why}"
 
 
 @dataclass(frozen=True)
@@ -127,22 +132,42 @@ def conflicts(
     conflicts of those changes."""
     live = [c for c in changes if c.status != "cancelled" and c.window_start and c.window_end]
     mine = live if among is None else [c for c in live if c.change_id in among]
+    # Which changes touch each customer and environment: each change is compared with those
+    # that share one (four weeks of an organisation's changes are some 500: not 500 x 500).
+    touching: dict[tuple[str, str], list[int]] = {}
+    for i, c in enumerate(live):
+        for key in _keys(c):
+            touching.setdefault(key, []).append(i)
     out: list[Conflict] = []
     for a in mine:
-        for b in live:
+        near = sorted({i for key in _keys(a) for i in touching.get(key, ())})
+        for b in (live[i] for i in near):
             if b.change_id == a.change_id or (among is None and b.change_id < a.change_id):
                 continue
             assert b.window_start and b.window_end
             if a.overlaps(b.window_start, b.window_end) and (shared := touches(a, b)):
                 out.append(
                     Conflict(
-                        a.change_id, b.change_id, "windows overlap, both touch " + ", ".join(shared)
+                        a.change_id,
+                        b.change_id,
+                        "windows overlap, both touch " + ", ".join(shared),
+                        a.project,
+                        b.project,
                     )
                 )
         for f in freezes:
             if a.overlaps(f.start, f.end):
-                out.append(Conflict(a.change_id, f.label, "the window is inside a deploy freeze"))
+                out.append(
+                    Conflict(
+                        a.change_id, f.label, "the window is inside a deploy freeze", a.project
+                    )
+                )
     return out
+
+
+def _keys(change: Registered) -> set[tuple[str, str]]:
+    """What `touches` compares: its customers and its environments."""
+    return {*(("c", x) for x in change.customers), *(("e", x) for x in change.environments)}
 
 
 def build(
@@ -152,14 +177,20 @@ def build(
     start: datetime,
     end: datetime,
     notes: Sequence[str] = (),
+    projects: Sequence[str] = (),
 ) -> View:
+    """With `projects`, only those projects' changes, and their conflicts with any change
+    (another team's change of the same customer at the same time is theirs to know of)."""
+    shown = [c for c in changes if not projects or c.project in projects]
+    ids = {c.change_id for c in shown}
+    found = [c for c in conflicts(changes, freezes) if c.change_id in ids or c.other in ids]
     return View(
         start,
         end,
-        tuple(changes),
+        tuple(shown),
         tuple(freezes),
         tuple(holidays_between(calendar, start, end)),
-        tuple(conflicts(changes, freezes)),
+        tuple(found),
         tuple(notes),
     )
 
@@ -177,7 +208,14 @@ def to_json(view: View) -> dict[str, Any]:
         ],
         "holidays": [{"date": h.day.isoformat(), "name": h.name} for h in view.holidays],
         "conflicts": [
-            {"change": c.change_id, "other": c.other, "why": c.why} for c in view.conflicts
+            {
+                "change": c.change_id,
+                "other": c.other,
+                "why": c.why,
+                "project": c.project,
+                "other_project": c.other_project,
+            }
+            for c in view.conflicts
         ],
         "notes": list(view.notes),
     }
@@ -185,13 +223,16 @@ def to_json(view: View) -> dict[str, Any]:
 
 def to_text(view: View, calendar: BusinessCalendar) -> str:
     rows: list[tuple[datetime, str, str]] = []  # (start, when, the rest)
+    # A register shared by several projects says whose each change is.
+    several = len({c.project for c in view.changes}) > 1
     for c in view.changes:
         assert c.window_start and c.window_end
+        whose = f" [{c.project or 'project not recorded'}]" if several else ""
         rows.append(
             (
                 c.window_start,
                 calendar.span(c.window_start, c.window_end),
-                f"{c.change_id:12} {c.status:12} {c.change_type or '-'}: {c.purpose}",
+                f"{c.change_id:12} {c.status:12} {c.change_type or '-'}: {c.purpose}{whose}",
             )
         )
     for f in view.freezes:
@@ -253,6 +294,7 @@ def to_ics(view: View, calendar: BusinessCalendar, name: str, now: datetime) -> 
                     f"Type: {c.change_type or 'not classified'}"
                     + (", service-impacting" if c.service_impacting else ""),
                     f"Customers: {', '.join(c.customers) or 'none named'}",
+                    *([f"Project: {c.project}"] if c.project else []),
                 ]
             ),
         )

@@ -1,6 +1,8 @@
 """The register as GitLab issues: one issue per change in the register project.
 
-Labels say what it is (`hie-notify-change`, `change-type::TYPE`, `change-status::STATUS`), the
+Labels say what it is (`hie-notify-change`, `change-type::TYPE`, `change-status::STATUS`) and
+when (`hie-notify-month:YYYY-MM` for each UTC month its window touches, and
+`hie-notify-by-month` on every issue so labelled), the
 due date is the window's start (in the policy's zone), the description carries the record (a
 readable summary and a hidden marker with the record as data), each registration of deliveries
 is a note in the ledger's marker format, and the issue is closed when the change ends.
@@ -9,15 +11,17 @@ Only issues written by the notifier's own user count, and only notes that are it
 edited (`updated_at` equal to `created_at`) and exactly what `put` writes for the entries in
 their marker, as the GitLab ledger reads its notes: a maintainer can edit any note, and one
 that moved a `delivered_at` would make the report show notice that was never given. Every list
-is paginated (100 a page); a range is read newest due date first and stops at the first page
-past the range, so a long history costs no more calls than the weeks asked for.
+is paginated (100 a page); a range is read by its months' labels, so a long history (20,000
+changes) costs no more calls than the weeks asked for. Issues written before the month labels
+(no `hie-notify-by-month`) are read as before, newest due date first, stopping at the first
+page past the range; each gets its labels when it is next written.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -33,6 +37,10 @@ from hie_notify.register.model import Registered, new_entries, settled, updated
 LABEL = "hie-notify-change"
 MARKER = "hie-notify-register:v1:"
 PER_PAGE = 100
+BY_MONTH = "hie-notify-by-month"
+MONTH_LABEL = "hie-notify-month:"
+# A window is labelled with at most this many months (a longer one is found by its first ones).
+MAX_MONTHS = 24
 # A window longer than this that started before a range may be missed by a range read (the
 # read stops at due dates this far before the range).
 LONGEST_WINDOW = timedelta(days=14)
@@ -62,11 +70,29 @@ def decode_record(body: str, where: str) -> tuple[Registered, set[str]] | None:
     return Registered.from_json(data.get("record"), where), {str(k) for k in data["keys"]}
 
 
+def months(start: datetime, end: datetime, limit: int | None = None) -> list[str]:
+    """The labels of the UTC months [start, end) touches, first to last (at most `limit`)."""
+    first = start.astimezone(timezone.utc)
+    last = (end - timedelta(microseconds=1)).astimezone(timezone.utc)
+    year, month = first.year, first.month
+    out: list[str] = []
+    while (year, month) <= (last.year, last.month) and (limit is None or len(out) < limit):
+        out.append(f"{MONTH_LABEL}{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return out
+
+
 class GitLabRegister:
     def __init__(
-        self, target: GitLabTarget, *, time_zone: str = "UTC", mask: Callable[[str], str] = str
+        self,
+        target: GitLabTarget,
+        *,
+        time_zone: str = "UTC",
+        mask: Callable[[str], str] = str,
+        writer: str = "",
     ) -> None:
         self.target = target
+        self.project = writer  # stamped on each record `put` that does not say its own
         self.zone = ZoneInfo(time_zone)
         self.mask = mask
         self._gl: Any = None
@@ -82,11 +108,12 @@ class GitLabRegister:
         *,
         time_zone: str = "UTC",
         mask: Callable[[str], str] = str,
+        writer: str = "",
     ) -> GitLabRegister:
         base = gitlab_target(env, "the GitLab register")
         project = project or env.get("HIE_REGISTER_PROJECT") or base.project_id
         target = GitLabTarget(base.api_url, project, base.token)
-        return cls(target, time_zone=time_zone, mask=mask)
+        return cls(target, time_zone=time_zone, mask=mask, writer=writer)
 
     @property
     def description(self) -> str:
@@ -179,6 +206,8 @@ class GitLabRegister:
         return entries
 
     def put(self, record: Registered, entries: Sequence[Entry], now: datetime) -> Registered:
+        if self.project and not record.project:
+            record = replace(record, project=self.project)
         found = self._issue(record.change_id)
         old, keys = (found[1], found[2]) if found else (None, set())
         stored = updated(old, record, now, entries)
@@ -225,6 +254,35 @@ class GitLabRegister:
         return project.issues.get(iid, lazy=True) if not data else _Issue(project, data)
 
     def between(self, start: datetime, end: datetime) -> list[Registered]:
+        """The issues labelled with the range's months (a list each), and those written before
+        the month labels."""
+        return self._ranged(start, end, "all")
+
+    def _ranged(self, start: datetime, end: datetime, state: str) -> list[Registered]:
+        out: dict[str, Registered] = {}
+        for month in months(start, end):
+            for issue in self._listed([LABEL, month], state):
+                decoded = self._decode(issue)
+                if decoded is not None and decoded[0].overlaps(start, end):
+                    out.setdefault(decoded[0].change_id, self._current(decoded[0]))
+        for record in self._unlabelled(start, end, state):
+            out.setdefault(record.change_id, record)
+        return sorted(out.values(), key=lambda r: (r.window_start or start, r.change_id))
+
+    def _listed(self, labels: list[str], state: str) -> Any:
+        """The issues with all of `labels`, page by page."""
+        project = self._project()
+        issues = call(
+            "list the register",
+            lambda: project.issues.list(
+                labels=labels, state=state, iterator=True, per_page=PER_PAGE
+            ),
+        )
+        return _reported_iter(issues, "list the register")
+
+    def _unlabelled(self, start: datetime, end: datetime, state: str) -> list[Registered]:
+        """Issues written before the month labels, in the range: newest due date first,
+        stopping at the first one due too long before it."""
         project = self._project()
         first = self._local_date(start - LONGEST_WINDOW)
         last = self._local_date(end)
@@ -233,11 +291,12 @@ class GitLabRegister:
             "list the register",
             lambda: project.issues.list(
                 labels=[LABEL],
-                state="all",
+                state=state,
                 order_by="due_date",
                 sort="desc",
                 iterator=True,
                 per_page=PER_PAGE,
+                **{"not[labels]": BY_MONTH},
             ),
         )
         with_reported = _reported_iter(issues, "list the register")
@@ -253,14 +312,18 @@ class GitLabRegister:
             decoded = self._decode(issue)
             if decoded is not None and decoded[0].overlaps(start, end):
                 out.append(self._current(decoded[0]))
-        return sorted(out, key=lambda r: (r.window_start or start, r.change_id))
+        return out
 
     def between_with_entries(self, start: datetime, end: datetime) -> list[Registered]:
         """The issues of the range (one paginated list), then each one's notes: GitLab has no
         bulk read of notes across issues."""
         return [self.get(r.change_id) or r for r in self.between(start, end)]
 
-    def open_changes(self) -> list[Registered]:
+    def open_changes(
+        self, start: datetime | None = None, end: datetime | None = None
+    ) -> list[Registered]:
+        if start is not None and end is not None:
+            return [r for r in self._ranged(start, end, "opened") if not r.ended]
         project = self._project()
         issues = call(
             "list the open changes",
@@ -287,6 +350,9 @@ class GitLabRegister:
         labels = [LABEL, f"change-status::{record.status}"]
         if record.change_type:
             labels.append(f"change-type::{record.change_type}")
+        labels.append(BY_MONTH)
+        if record.window_start and record.window_end:
+            labels += months(record.window_start, record.window_end, MAX_MONTHS)
         return labels
 
     def _due(self, record: Registered) -> str | None:
@@ -310,6 +376,7 @@ class GitLabRegister:
             f"- Window: {window}",
             f"- Customers: {', '.join(record.customers) or 'none named'}",
             f"- Audiences: {', '.join(record.audiences) or 'none'}",
+            *([f"- Project: {record.project}"] if record.project else []),
             "",
             "Kept by hie-notify: edits to this description are overwritten.",
         ]

@@ -111,6 +111,11 @@ class RemindReport:
         return out
 
 
+# `remind` looks at an unfinished change for this long after its window ended (the overrun is
+# sent by the first run after the end): a job down for longer than that does not send it.
+OVERRUN_CATCH_UP = reminders.POSTMORTEM_CATCH_UP
+
+
 def horizon(policy: Policy) -> timedelta:
     """The longest reminder offset any change type asks for."""
     offsets = [
@@ -132,7 +137,10 @@ def remind(options: Options) -> RemindReport:
     renderer = Renderer(policy.templates, masker)
     report = RemindReport(time_zone=policy.calendar.time_zone)
     progress.step(f"remind: reading the open changes ({register.description})")
-    open_changes = register.open_changes()
+    # Only the open changes whose window is near: reminders are due up to `ahead` before it,
+    # an overrun up to OVERRUN_CATCH_UP after it (the register is read by that range, not
+    # whole: 20,000 changes cost what the weeks around now hold).
+    open_changes = register.open_changes(now - OVERRUN_CATCH_UP, now + ahead + timedelta(seconds=1))
     for record in open_changes:
         report.checked += 1
         progress.count("remind: open changes checked", report.checked, len(open_changes))

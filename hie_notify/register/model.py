@@ -67,6 +67,10 @@ class Registered:
     updated_at: datetime = datetime(1970, 1, 1, tzinfo=timezone.utc)
     entries: tuple[Entry, ...] = ()  # its ledger: every delivery and transition recorded
     version: int = RECORD_VERSION  # as read: below 2, `status` is only a guess (`settled`)
+    # The GitLab project whose pipeline registered it (CI_PROJECT_PATH, e.g. "team-a/infra"):
+    # one register may be shared by an organisation's projects. Empty: not said (outside CI,
+    # or a record written before records carried it).
+    project: str = ""
 
     @property
     def legacy(self) -> bool:
@@ -101,6 +105,7 @@ class Registered:
             "change": dict(self.change),
             "sequence": self.sequence,
             "updated_at": utc_text(self.updated_at),
+            "project": self.project,
         }
         if with_entries:
             data["entries"] = [e.to_json() for e in self.entries]
@@ -142,6 +147,7 @@ class Registered:
                     for i, e in enumerate(data.get("entries") or ())
                 ),
                 version=version,
+                project=str(data.get("project") or ""),
             )
         except KeyError as exc:
             raise InputError(f"{where}: register record has no {exc.args[0]!r}") from None
@@ -201,6 +207,8 @@ def updated(
         # reminder's delivery): the state stored from the transitions stands.
         status = old.status
     new = replace(new, status=status, version=RECORD_VERSION)
+    if old is not None and not new.project:
+        new = replace(new, project=old.project)  # written outside CI: it stays its project's
     if old is None:
         return replace(new, sequence=0, updated_at=utc(now))
     sequence = old.sequence

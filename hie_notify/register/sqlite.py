@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS changes (
 );
 CREATE INDEX IF NOT EXISTS changes_window ON changes (window_start, window_end);
 CREATE INDEX IF NOT EXISTS changes_status ON changes (status);
+CREATE INDEX IF NOT EXISTS changes_end ON changes (window_end);
 CREATE TABLE IF NOT EXISTS entries (
     change_id TEXT NOT NULL,
     idempotency_key TEXT NOT NULL,
@@ -51,13 +52,19 @@ CREATE TABLE IF NOT EXISTS entries (
 """
 
 
+_END_INDEX = "CREATE INDEX IF NOT EXISTS changes_end ON changes (window_end)"
+
+
 class SqliteRegister:
     """Reading never creates or changes the file: a register that does not exist yet reads as
     empty (or, with `must_exist`, is an error naming it); only `put` creates it. `read_only`
     (a dry run, a command that only reads) refuses `put`."""
 
-    def __init__(self, path: Path, *, read_only: bool = False, must_exist: bool = False) -> None:
+    def __init__(
+        self, path: Path, *, read_only: bool = False, must_exist: bool = False, project: str = ""
+    ) -> None:
         self.path = path
+        self.project = project  # stamped on each record `put` that does not say its own
         self.read_only = read_only
         self.must_exist = must_exist
         self._conn: sqlite3.Connection | None = None
@@ -129,6 +136,8 @@ class SqliteRegister:
                 if version < SCHEMA_VERSION:  # new (or older) file: a write only then
                     conn.executescript(_SCHEMA)
                     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                else:  # a register written before the index on window ends: add it
+                    conn.execute(_END_INDEX)
             except (sqlite3.Error, OSError) as exc:
                 raise InputError(
                     f"{self.path}: cannot open the register as an SQLite database ({exc})"
@@ -162,6 +171,8 @@ class SqliteRegister:
         return settled(replace(record, entries=tuple(self._entry(change_id, r[0]) for r in rows)))
 
     def put(self, record: Registered, entries: Sequence[Entry], now: datetime) -> Registered:
+        if self.project and not record.project:
+            record = replace(record, project=self.project)
         db = self._db()
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -257,15 +268,19 @@ class SqliteRegister:
             raise InputError(f"{where}: a ledger entry is not JSON") from None
         return Entry.from_json(data, where)
 
-    def open_changes(self) -> list[Registered]:
+    def open_changes(
+        self, start: datetime | None = None, end: datetime | None = None
+    ) -> list[Registered]:
         marks = ",".join("?" * len(ENDED))
+        bounded = start is not None and end is not None
+        where = "AND window_start < ? AND window_end > ? " if bounded else ""
         with self._reading() as db:
             if db is None:
                 return []
             rows = db.execute(
                 f"SELECT change_id, record FROM changes WHERE status NOT IN ({marks}) "
-                "ORDER BY window_start, change_id",
-                tuple(sorted(ENDED)),
+                f"{where}ORDER BY window_start, change_id",
+                (*sorted(ENDED), *((utc_text(end), utc_text(start)) if bounded else ())),
             ).fetchall()
         found = [self._current(self._record(r[1], r[0])) for r in rows]
         return [r for r in found if not r.ended]
@@ -273,8 +288,8 @@ class SqliteRegister:
     def _record(self, raw: str, change_id: str) -> Registered:
         where = f"{self.path} change {change_id}"
         try:
-            data = json.loads(raw)
-        except ValueError:
+            data = orjson.loads(raw)  # the types json.loads gives, three times as fast
+        except orjson.JSONDecodeError:
             raise InputError(f"{where}: the record is not JSON") from None
         return Registered.from_json(data, where)
 

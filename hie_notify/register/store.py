@@ -42,8 +42,12 @@ class Register(Protocol):
         backend can (SQLite: two queries), for reports over thousands of changes."""
         ...
 
-    def open_changes(self) -> list[Registered]:
-        """Changes that have not ended (status not done, rolled back, failed or cancelled)."""
+    def open_changes(
+        self, start: datetime | None = None, end: datetime | None = None
+    ) -> list[Registered]:
+        """Changes that have not ended (status not done, rolled back, failed or cancelled);
+        with `start` and `end`, only those whose window overlaps [start, end) (read by the
+        range, not by loading every open change the register ever had)."""
         ...
 
 
@@ -54,6 +58,12 @@ def default_uri(ledger: str | None) -> str | None:
     if ledger.startswith("file:"):
         return "sqlite:" + str(Path(ledger[len("file:") :]).parent / DEFAULT_FILE)
     return None
+
+
+def project_of(env: Mapping[str, str]) -> str:
+    """The project a pipeline registers its changes as: GitLab's CI_PROJECT_PATH (empty outside
+    CI). A register shared by an organisation's projects tells them apart by it."""
+    return env.get("CI_PROJECT_PATH", "").strip()
 
 
 def open_register(
@@ -77,12 +87,16 @@ def open_register(
         from hie_notify.register.sqlite import SqliteRegister
 
         path = Path(uri[len("sqlite:") :])
-        return SqliteRegister(path, read_only=read_only, must_exist=must_exist)
+        return SqliteRegister(
+            path, read_only=read_only, must_exist=must_exist, project=project_of(env)
+        )
     if uri == "gitlab" or (uri.startswith("gitlab:") and len(uri) > len("gitlab:")):
         from hie_notify.register.gitlab import GitLabRegister
 
         project = uri[len("gitlab:") :] if uri != "gitlab" else None
-        return GitLabRegister.from_env(env, project, time_zone=time_zone, mask=mask)
+        return GitLabRegister.from_env(
+            env, project, time_zone=time_zone, mask=mask, writer=project_of(env)
+        )
     raise InputError(
         f"--register / HIE_REGISTER: expected sqlite:PATH, gitlab, gitlab:PROJECT or none, "
         f"got {uri!r}"

@@ -78,10 +78,11 @@ def conflicts_of(
     with the deploy freezes."""
     if record.window_start is None or record.window_end is None or record.status == "cancelled":
         return []
-    others = [
-        r
-        for r in register.between(record.window_start, record.window_end)
-        if r.change_id != record.change_id
-    ]
-    freezes = feed.freezes_between(periods, record.window_start, record.window_end)
+    start, end = record.window_start, record.window_end
+    found = register.between(start, end)
+    others = [r for r in found if r.change_id != record.change_id]
+    if not record.project:  # the gate's view of it: its project is the one registered
+        registered = [r.project for r in found if r.change_id == record.change_id]
+        record = replace(record, project=registered[0] if registered else "")
+    freezes = feed.freezes_between(periods, start, end)
     return feed.conflicts([record, *others], freezes, among=[record.change_id])
