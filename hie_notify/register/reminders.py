@@ -5,8 +5,10 @@
   told; a job that missed some sends only the latest one due, and never one older than a
   reminder already sent for the same window. It says the time actually left (`time_left`).
 - `window_opens`: once the window has started with no apply recorded, to the internal channels.
-- `overrun`: once the window has ended with no completion or rollback recorded, to the
-  audiences that hear "during" updates and every internal channel (the lead).
+- `overrun`: once the window has ended with no completion or rollback recorded, to every
+  internal channel (the lead) and, when the work is recorded as started (an apply in its
+  replayed lifecycle), to the audiences that hear "during" updates: work that never started
+  has not overrun anything a customer sees.
 - `postmortem_overdue`: once a change that owes a post-mortem ended longer ago than the policy's
   `postmortems.due` and no closing is recorded, to the internal channels (the lead).
 
@@ -108,6 +110,7 @@ def owed(
         return []
     entries = record.entries
     out: list[Due] = []
+    started: bool | None = None  # replayed once, when an overrun is in question
     for audience in audiences:
         told = first_told(entries, audience.id, (start, end))
         if told is None:
@@ -134,6 +137,11 @@ def owed(
         elif record.status in OVERRUNS and (
             audience.kind == "internal" or "during" in audience.phases
         ):
+            if audience.kind != "internal":
+                if started is None:
+                    started = lifecycle_of(entries).started
+                if not started:
+                    continue  # never started: the lead is told, nobody outside
             t = tag(OVERRUN, end)
             if t not in sent:
                 out.append(Due(OVERRUN, audience, t))
