@@ -188,3 +188,18 @@ def test_customers_read_the_customer_summary_and_never_an_internal_name(
         assert "ollie" not in text and "Checked by" not in text, stage
     devops = (tmp_path / "outbox/FFAPP-4458/complete/slack-devops.json").read_text()
     assert "tf-deployment role" in devops and "ollie" in devops
+
+
+def test_documents_read_the_replayed_lifecycle_not_a_fresh_change(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The post-mortem issue (and the merge request note) is rendered from the change's replayed
+    # lifecycle: an emergency that failed had no window, it is not "as soon as possible".
+    flow = _flow(tmp_path, capsys, **EMERGENCY)
+    steps = [("announce",), ("apply", "--status", "started"), ("apply", "--status", "failed")]
+    for minute, args in enumerate(steps):
+        code, _ = flow(*args, now=f"2026-12-08T10:{minute}5:00+00:00")
+        assert code == 0, flow.err
+    issue = (tmp_path / "outbox/FFAPP-4458/postmortem-issue.md").read_text()
+    assert "· no window (an emergency)" in issue, issue
+    assert "as soon as possible" not in issue
