@@ -134,10 +134,8 @@ def owed(
                 t = tag(WINDOW_OPENS, start)
                 if t not in sent:
                     out.append(Due(WINDOW_OPENS, audience, t))
-        elif record.status in OVERRUNS and (
-            audience.kind == "internal" or "during" in audience.phases
-        ):
-            if audience.kind != "internal":
+        elif record.status in OVERRUNS and hears_overrun(audience, None):
+            if not hears_overrun(audience, False):
                 if started is None:
                     started = lifecycle_of(entries).started
                 if not started:
@@ -146,6 +144,19 @@ def owed(
             if t not in sent:
                 out.append(Due(OVERRUN, audience, t))
     return out
+
+
+def hears_overrun(audience: Audience, started: bool | None) -> bool:
+    """Does `audience` hear an overrun: every internal channel; an audience that hears
+    "during" updates only when the work is recorded as started (`started` None: it might)."""
+    if audience.kind == "internal":
+        return True
+    return "during" in audience.phases and started is not False
+
+
+def hears_reminder(audience: Audience, offsets: Mapping[str, Sequence[timedelta]]) -> bool:
+    """Is `audience` reminded at all: it is told before the work and its kind has offsets."""
+    return "pre_deployment" in audience.phases and bool(offsets.get(audience.kind))
 
 
 def ended_at(record: Registered, life: Lifecycle | None = None) -> datetime | None:
