@@ -540,6 +540,8 @@ LIFECYCLE: Mapping[str, Any] = {
     "attempt": 1,
     "planless": False,
     "moved_from": None,
+    # An announcement: this audience was told of the change before (a re-plan is an update).
+    "told_before": False,
 }
 
 

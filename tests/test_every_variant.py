@@ -255,6 +255,13 @@ def _times_true(k: Kind, m: Message) -> str | None:
         return "a reminder a day before that does not say so"
     if m.variant == "announce rescheduled" and m.external and "moved from" not in m.text:
         return "a moved window not told as moved"
+    if m.variant == "announce re-planned":
+        if m.external and "We have updated the details" not in m.text:
+            return "a re-plan not told as an update of what was announced"
+        if not m.external and m.subject and "(plan updated)" not in m.subject:
+            return "the team not told the plan was updated"
+    if m.variant == "announce" and ("updated the details" in m.text or "(plan updated)" in m.text):
+        return "a first announcement told as an update"
     return None
 
 

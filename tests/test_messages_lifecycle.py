@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.builders import rc
+from tests.builders import plan, rc, write
 from tests.cli_flow import Flow
 from tests.conftest import EXAMPLES
 
@@ -203,3 +203,28 @@ def test_documents_read_the_replayed_lifecycle_not_a_fresh_change(
     issue = (tmp_path / "outbox/FFAPP-4458/postmortem-issue.md").read_text()
     assert "· no window (an emergency)" in issue, issue
     assert "as soon as possible" not in issue
+
+
+def test_a_re_plan_after_the_announcement_is_told_as_an_update_only_when_it_tells_more(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A scheduled maintenance with no downtime estimate, announced with a plan that touches no
+    # service, then planned again (same window) with one that does: customers told before read
+    # that the details were updated, not a second first announcement.
+    flow = _flow(tmp_path, capsys, TAGS, type="scheduled_maintenance", downtime=None)
+    assert flow("plan", "--plan", str(flow.plan), now="2026-11-30T10:00:00+00:00")[0] == 0
+    first_subject, first = _customer(tmp_path, "announce")
+    assert first_subject.startswith("Planned change to") and "updated" not in first
+    # the same plan again: nothing new for anyone
+    assert flow("plan", "--plan", str(flow.plan), now="2026-11-30T11:00:00+00:00")[0] == 0
+    assert len(_sent(tmp_path / "outbox/FFAPP-4458/announce", "customer-EoE*.eml")) == 1
+    bigger = write(tmp_path / "bigger.json", plan(TAGS, DB))
+    code, _ = flow("plan", "--plan", str(bigger), now="2026-11-30T12:00:00+00:00")
+    assert code == 0, flow.err
+    assert len(_sent(tmp_path / "outbox/FFAPP-4458/announce", "customer-EoE*.eml")) == 2
+    subject, text = _customer(tmp_path, "announce")
+    assert subject.startswith("Updated: planned change to the HIE Secure Data Environment")
+    assert "We have updated the details of the planned change" in text
+    assert "may be slower or interrupted; how much is not known yet" in text
+    devops = _sent(tmp_path / "outbox/FFAPP-4458/announce", "slack-devops*.json")[-1]
+    assert "(plan updated)" in devops.read_text()

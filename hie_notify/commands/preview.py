@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import datetime
 
 from hie_notify import output, plan_source, stagerun
 from hie_notify.audiences import resolve
 from hie_notify.channels import Outgoing, configured_kinds
 from hie_notify.errors import InputError
 from hie_notify.lifecycle import TRANSITIONS, LifecycleError, as_it_is
+from hie_notify.notify import told_before_now, told_window
 from hie_notify.options import Options
-from hie_notify.records import Audience
+from hie_notify.records import Audience, Entry
 from hie_notify.register import reminders
 from hie_notify.register.jobs import UPDATE
 from hie_notify.render import Rendered
@@ -77,13 +79,28 @@ def run(args: argparse.Namespace, options: Options) -> int:
     life = transition.facts
     # What the command puts in `status` that the lifecycle decides (`complete` after a rollback
     # is the withdrawn notice).
-    status = {"rolled_back": transition.after.rolled_back} if stage == "complete" else {}
+    status: dict[str, object] = {}
+    if stage == "complete":
+        status = {
+            "rolled_back": transition.after.rolled_back,
+            # who checked the key user flows, as `complete` takes it by default
+            "verified_by": options.env.get("GITLAB_USER_LOGIN", "").strip(),
+        }
     audiences = resolve(run.policy, run.result, run.change, run.environments)
     entries = run.ledger.read(run.change.id) if stage == "cancelled" else []
     messages = []
     blocks = []
+    told = run.ledger.read(run.change.id) if stage == "announce" else []
     for audience in audiences_for(stage, audiences, entries):
-        msg = run.renderer.render(stage, audience, run.context(audience, status, lifecycle=life))
+        facts = life
+        if stage == "announce":  # as `plan` tells each audience: from what it was told before
+            history = sorted((e for e in told if e.audience == audience.id), key=_when)
+            facts = {
+                **life,
+                "moved_from": told_window(history, run.window),
+                "told_before": told_before_now(history),
+            }
+        msg = run.renderer.render(stage, audience, run.context(audience, status, lifecycle=facts))
         message, block = _shown(run, audience, msg)
         messages.append(message)
         blocks.append(block)
@@ -202,3 +219,7 @@ def _shown(
         f"Subject: {msg.subject}\n{'-' * 78}\n{msg.body(fmt).rstrip()}"
     )
     return message, block
+
+
+def _when(entry: Entry) -> datetime:
+    return entry.delivered_at
