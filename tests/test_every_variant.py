@@ -265,7 +265,18 @@ def _times_true(k: Kind, m: Message) -> str | None:
     return None
 
 
+def _reads_right(k: Kind, m: Message) -> str | None:
+    if re.search(r"[a-z0-9]Key user flows", m.text):
+        return "a line run into the next"
+    if "after rollback" in m.variant and "checked by" in m.text:
+        return "key user flows said to be checked on a change that did not stay"
+    if m.external and re.search(r"\b(hie-notify|gitlab|terraform)\b", m.subject + m.text, re.I):
+        return "tooling named to a customer"
+    return None
+
+
 CHECKS: list[Check] = [
+    _reads_right,
     _never_planned,
     _internal_names_stay_inside,
     _downtime_true,
