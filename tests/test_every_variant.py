@@ -175,6 +175,11 @@ def _render_all(v: Variants) -> None:
     v.preview(
         b, "apply_started (after the rollback)", "apply", "--status", "started", now=_day(19, 55)
     )
+    if not k.windowless:  # announced again with a fixed plan, in a new window
+        other = write(b.tmp / "other.json", plan_of(DB, TAGS))
+        b.window(*MOVED)
+        v.preview(b, "announce after the rollback", "plan", "--plan", str(other), now=_day(19, 55))
+        b.window(*WINDOW)
     v.preview(b, "complete after rollback", "complete", now=_day(20))
 
 
@@ -233,7 +238,7 @@ def _outcome_true(k: Kind, m: Message) -> str | None:
 
 def _attempt_true(k: Kind, m: Message) -> str | None:
     text = (m.subject + "\n" + m.text).lower()
-    again = "second attempt" in m.variant or "after the rollback" in m.variant
+    again = m.variant.startswith("apply_started (")
     if again and "second attempt" not in text:
         return "a second attempt not told as one"
     if not again and "second attempt" in text:
@@ -262,6 +267,13 @@ def _times_true(k: Kind, m: Message) -> str | None:
             return "the team not told the plan was updated"
     if m.variant == "announce" and ("updated the details" in m.text or "(plan updated)" in m.text):
         return "a first announcement told as an update"
+    if m.variant == "announce after the rollback":
+        if m.external and "we are going to try it again" not in m.text:
+            return "a change undone and announced again, not told as a new try"
+        if not m.external and m.subject and "(trying again after a rollback)" not in m.subject:
+            return "the team not told the change is tried again after its rollback"
+    elif "try it again" in m.text or "trying again after a rollback" in m.text:
+        return "told as tried again when it was not undone"
     return None
 
 

@@ -228,3 +228,30 @@ def test_a_re_plan_after_the_announcement_is_told_as_an_update_only_when_it_tell
     assert "may be slower or interrupted; how much is not known yet" in text
     devops = _sent(tmp_path / "outbox/FFAPP-4458/announce", "slack-devops*.json")[-1]
     assert "(plan updated)" in devops.read_text()
+
+
+def test_a_change_announced_again_after_its_rollback_is_told_as_a_new_try(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flow = _flow(tmp_path, capsys)
+    assert flow("plan", "--plan", str(flow.plan))[0] == 0
+    flow("apply", "--status", "failed", now="2026-12-08T19:20:00+00:00")
+    flow("rollback", "--status", "succeeded", now="2026-12-08T19:40:00+00:00")
+    # the fixed plan, in a new window (a planned change is not announced inside its window)
+    fixed = write(tmp_path / "fixed.json", plan(DB, TAGS))
+    flow.window("2026-12-10T19:00:00+00:00", "2026-12-10T21:00:00+00:00")
+    code, _ = flow("plan", "--plan", str(fixed), now="2026-12-08T19:45:00+00:00")
+    assert code == 0, flow.err
+    subject, text = _customer(tmp_path, "announce")
+    assert subject.startswith("Trying again: planned change to"), subject
+    assert (
+        "We undid the planned change to the HIE Secure Data Environment that we told you about, "
+        "and we are going to try it again at a new time: it has moved from Tue 8 Dec 2026 19:00 "
+        "GMT to Thu 10 Dec 2026 19:00 GMT." in text
+    ), text
+    devops = _sent(tmp_path / "outbox/FFAPP-4458/announce", "slack-devops*.json")[-1]
+    assert "(trying again after a rollback)" in devops.read_text()
+    code, _ = flow("apply", "--status", "started", now="2026-12-10T19:05:00+00:00")
+    assert code == 0, flow.err
+    _, started = _customer(tmp_path, "apply_started")
+    assert "This is our second attempt." in started
