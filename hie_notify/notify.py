@@ -199,8 +199,11 @@ def _told(
 ) -> str:
     """The digest of what `message` tells its reader, less the news of a move: the message as
     it would read had the window always been where it is."""
-    if ctx.get("moved"):
-        message = renderer.render(stage, audience, {**ctx, "moved": None})
+    life = ctx.get("lifecycle") or {}
+    if ctx.get("moved") or life.get("kind") == "replan":
+        # Nor the news that its details were updated (a re-plan): what it tells is compared.
+        plain = {**ctx, "moved": None, "lifecycle": {**life, "kind": "new"}}
+        message = renderer.render(stage, audience, plain)
     return message.told
 
 
@@ -225,6 +228,12 @@ def told_window(
     if (start, end) == window:
         return None
     return {"start": last.window_start, "end": last.window_end}
+
+
+def told_before_now(history: Sequence[Entry]) -> bool:
+    """Was the audience told of the change, and not last told that it was cancelled?"""
+    told = [e for e in history if e.stage in ("announce", "cancelled") and not e.dry_run]
+    return bool(told) and told[-1].stage == "announce"
 
 
 def run_stage(
@@ -303,6 +312,7 @@ def run_stage(
             facts = {"transition": stage, **(lifecycle or {})}
             if stage == "announce":
                 facts["moved_from"] = told_window(history, window)
+                facts["told_before"] = told_before_now(history)
             ctx = context(
                 policy=policy,
                 result=result,

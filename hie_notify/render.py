@@ -446,6 +446,7 @@ def context(
         "rolled_back": bool((status or {}).get("rolled_back")),
         **(lifecycle or {}),
     }
+    life["attempt_text"] = attempt_text(int(life.get("attempt") or 1))
     downtime = change.downtime
     changes = [r for r in result.resources]
     return {
@@ -539,7 +540,20 @@ LIFECYCLE: Mapping[str, Any] = {
     "attempt": 1,
     "planless": False,
     "moved_from": None,
+    # An announcement: this audience was told of the change before (a re-plan is an update).
+    "told_before": False,
 }
+
+
+_ORDINALS = {2: "second", 3: "third", 4: "fourth", 5: "fifth"}
+
+
+def attempt_text(attempt: int) -> str:
+    """`second attempt` for an apply started again after a failure or a rollback; empty for
+    the first (nothing to say)."""
+    if attempt <= 1:
+        return ""
+    return f"{_ORDINALS[attempt]} attempt" if attempt in _ORDINALS else f"attempt {attempt}"
 
 
 def _downtime(downtime: timedelta | None) -> str:

@@ -36,6 +36,7 @@ from hie_notify.lifecycle import (
     LIFECYCLE,
     Lifecycle,
     Step,
+    as_it_is,
     facts,
     replay,
     transition_entry,
@@ -102,6 +103,11 @@ class StageRun:
         status: dict[str, Any] | None = None,
         lifecycle: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """The render context for `audience`; `lifecycle` defaults to the change's facts as
+        they are: the transition this run made, else its lifecycle replayed from the ledger (a
+        document such as the merge request note or the post-mortem issue)."""
+        if lifecycle is None:
+            lifecycle = self.made.facts if self.made is not None else self.facts_now()
         return context(
             policy=self.policy,
             result=self.result,
@@ -113,6 +119,11 @@ class StageRun:
             run=run_info(self.run),
             lifecycle=lifecycle,
         )
+
+    def facts_now(self) -> dict[str, Any]:
+        """The lifecycle facts of the change as its ledger replays (no transition made)."""
+        life = lifecycle_now(self)
+        return as_it_is(life, life.last.transition if life.last else "")
 
 
 @dataclass

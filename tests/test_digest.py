@@ -457,3 +457,16 @@ def test_the_agenda_covers_everything_since_the_last_agenda_went_out(
     assert second["changes"]["significant"] == ["FFAPP-502"]
     agenda_md = next((tmp_path / "outbox/agenda-2026-12-16/digest_agenda").iterdir()).read_text()
     assert "since Sun 6 Dec 2026 10:00 GMT, when the last agenda went out" in agenda_md
+
+
+def test_an_emergency_without_a_window_is_listed_as_one_not_as_unscheduled() -> None:
+    from hie_notify.policy import load_policy
+    from hie_notify.register.digest import item
+    from tests.test_register import record
+
+    policy = load_policy(None)
+    now = at("2026-12-09T10:00:00+00:00")
+    urgent = record(change_type="emergency_fix", window_start=None, window_end=None)
+    assert item(urgent, policy, "Europe/London", now)["when"] == "no window (an emergency)"
+    planned = record(window_start=None, window_end=None)
+    assert item(planned, policy, "Europe/London", now)["when"] == "not scheduled yet"

@@ -2,19 +2,25 @@
 apply, rollback, complete and cancel with --now, a file ledger, the SQLite register and the
 outbox. After every step: the register's, the calendar's and the report's status is the state
 replayed from the ledger; a transition the state refuses is exit 2 and changes no file; a
-repeat sends nothing; no delivery is ever recorded twice."""
+repeat sends nothing; no delivery is ever recorded twice; the messages a step sends do not
+contradict the state it leads to (nothing "complete" after a rollback, no "planned" work for an
+emergency, a second attempt told as one), and an overrun `remind` would send after the window
+reaches customers only when the work was recorded as started. The same runs for an emergency."""
 
 from __future__ import annotations
 
 import contextlib
+import email
+import email.policy
 import hashlib
 import io
 import json
+import re
 import shutil
 import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 from hypothesis import settings
@@ -23,7 +29,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from hie_notify.cli import main
 from hie_notify.ledger import open_ledger
-from hie_notify.lifecycle import Lifecycle, LifecycleError, replay
+from hie_notify.lifecycle import Lifecycle, LifecycleError, State, replay
 from tests.builders import plan, rc, write
 from tests.cli_flow import CHANGE
 
@@ -55,12 +61,53 @@ OUTCOME = {
 }
 
 
+def _read(path: Path) -> tuple[bool, str]:
+    """(is it a customer's or stakeholder's email, its subject and text) of an outbox file."""
+    if path.suffix == ".eml":
+        msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        assert isinstance(msg, email.message.EmailMessage)
+        body = msg.get_body(("plain",))
+        text = str(body.get_content()) if body is not None else ""
+        outside = path.name.startswith(("customer-", "stakeholders-"))
+        return outside, f"{msg['Subject']}\n{text}"
+    return False, path.read_text(encoding="utf-8", errors="replace")
+
+
+def contradictions(life: Lifecycle, stage: str, path: Path) -> list[str]:
+    """What a message `stage` sent (at `path`) says that the lifecycle after it (`life`)
+    contradicts."""
+    outside, text = _read(path)
+    low = text.lower()
+    found = []
+    done = "completed successfully" in low or "running normally" in low
+    if life.rolled_back and stage == "complete" and done:
+        found.append("a change rolled back told as completed")
+    if life.emergency:
+        said = text if outside else text.replace("Planned Infra Update", "")
+        if re.search(r"\bplanned\b", said, re.IGNORECASE):
+            found.append("an emergency called planned")
+        if (
+            outside
+            and life.rolled_back
+            and ("nothing you need to do" in low or "running as it was before" in low)
+        ):
+            found.append("an emergency rolled back told as if nothing were wrong")
+    elif outside and "urgent" in low:
+        found.append("a planned change called urgent")
+    if stage == "apply_started" and ("second attempt" in low) != (life.attempt == 2):
+        found.append(f"attempt {life.attempt} told wrong")
+    return [f"{path.name} at {stage}: {why}" for why in found]
+
+
 class Stages(RuleBasedStateMachine):
+    fields: ClassVar[dict[str, Any]] = {}  # what the change record adds to CHANGE
+
     def __init__(self) -> None:
         super().__init__()
         self.tmp = Path(tempfile.mkdtemp(prefix="hie-lifecycle-"))
         window = {"start": WINDOW[0].isoformat(), "end": WINDOW[1].isoformat()}
-        (self.tmp / "change.yaml").write_text(yaml.safe_dump({**CHANGE, "window": window}))
+        record = {**CHANGE, "window": window, **self.fields}
+        (self.tmp / "change.yaml").write_text(yaml.safe_dump(record))
         self.plans = {k: str(write(self.tmp / f"{k}.json", v)) for k, v in PLANS.items()}
         self.now = START
         self.last = ""
@@ -70,20 +117,23 @@ class Stages(RuleBasedStateMachine):
     def teardown(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def _main(self, *args: str, fmt: str = "json") -> tuple[int, Any]:
+    def _main(
+        self, *args: str, fmt: str = "json", now: datetime | None = None, tmp: Path | None = None
+    ) -> tuple[int, Any]:
+        tmp = tmp or self.tmp
         base = [
             "--format",
             fmt,
             "--now",
-            self.now.isoformat(),
+            (now or self.now).isoformat(),
             "--change",
-            str(self.tmp / "change.yaml"),
+            str(tmp / "change.yaml"),
             "--ledger",
-            f"file:{self.tmp}/ledger.jsonl",
+            f"file:{tmp}/ledger.jsonl",
             "--register",
-            f"sqlite:{self.tmp}/register.sqlite3",
+            f"sqlite:{tmp}/register.sqlite3",
             "--outbox",
-            str(self.tmp / "outbox"),
+            str(tmp / "outbox"),
         ]
         extra = ["--terraform-report", str(self.tmp / "tf.json")] if args[0] == "plan" else []
         out, err = io.StringIO(), io.StringIO()
@@ -98,7 +148,8 @@ class Stages(RuleBasedStateMachine):
         return str(out["fingerprint"])
 
     def _life(self) -> Lifecycle:
-        return replay(open_ledger(f"file:{self.tmp}/ledger.jsonl", {}).read("FFAPP-4458"))
+        entries = open_ledger(f"file:{self.tmp}/ledger.jsonl", {}).read("FFAPP-4458")
+        return replay(entries, emergency=self.fields.get("type") == "emergency_fix")
 
     def _files(self) -> dict[str, str]:
         return {
@@ -137,6 +188,12 @@ class Stages(RuleBasedStateMachine):
         after = self._life()
         assert after.state is expected.after
         assert len(after.records) == len(before.records) + (expected.kind != "repeat")
+        problems = [
+            problem
+            for path in sorted(self._sent() - sent)
+            for problem in contradictions(after, transition, Path(path))
+        ]
+        assert not problems, (name, after.state, problems)
         self.last = name
 
     @rule(name=st.sampled_from(sorted(COMMANDS)))
@@ -147,6 +204,29 @@ class Stages(RuleBasedStateMachine):
     def retry_the_last_job(self) -> None:
         if self.last:
             self._step(self.last)
+
+    @rule()
+    def remind_after_the_window(self) -> None:
+        """What `remind` would send once the window ended, on a copy (time goes on here)."""
+        life = self._life()
+        copy = Path(tempfile.mkdtemp(prefix="hie-lifecycle-remind-"))
+        try:
+            shutil.copytree(self.tmp, copy, dirs_exist_ok=True)
+            code, _ = self._main("remind", now=WINDOW[1] + timedelta(minutes=30), tmp=copy)
+            assert code == 0, self.err
+            overrun = copy / "outbox/FFAPP-4458/overrun"
+            sent = sorted(overrun.iterdir()) if overrun.exists() else []
+            outside = [p.name for p in sent if _read(p)[0]]
+            if not life.started:
+                assert outside == [], (life.state, outside)
+            for path in sent:
+                if not _read(path)[0] and path.suffix == ".json":
+                    said = "not been recorded as started" in path.read_text()
+                    assert said == (not life.started), (life.state, path.name)
+            if life.state in (State.IN_PROGRESS, State.MITIGATING) and life.announced:
+                assert sent, life.state  # an overrun of work under way is told
+        finally:
+            shutil.rmtree(copy, ignore_errors=True)
 
     @invariant()
     def nothing_is_recorded_twice(self) -> None:
@@ -172,3 +252,14 @@ class Stages(RuleBasedStateMachine):
 
 TestStages = Stages.TestCase
 TestStages.settings = settings(max_examples=25, stateful_step_count=15, deadline=None)
+
+
+class EmergencyStages(Stages):
+    fields: ClassVar[dict[str, Any]] = {
+        "type": "emergency_fix",
+        "justification": "CVE-2026-0001 is being exploited",
+    }
+
+
+TestEmergencyStages = EmergencyStages.TestCase
+TestEmergencyStages.settings = settings(max_examples=10, stateful_step_count=15, deadline=None)

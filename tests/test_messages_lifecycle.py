@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.builders import rc
+from tests.builders import plan, rc, write
 from tests.cli_flow import Flow
 from tests.conftest import EXAMPLES
 
@@ -188,3 +188,70 @@ def test_customers_read_the_customer_summary_and_never_an_internal_name(
         assert "ollie" not in text and "Checked by" not in text, stage
     devops = (tmp_path / "outbox/FFAPP-4458/complete/slack-devops.json").read_text()
     assert "tf-deployment role" in devops and "ollie" in devops
+
+
+def test_documents_read_the_replayed_lifecycle_not_a_fresh_change(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The post-mortem issue (and the merge request note) is rendered from the change's replayed
+    # lifecycle: an emergency that failed had no window, it is not "as soon as possible".
+    flow = _flow(tmp_path, capsys, **EMERGENCY)
+    steps = [("announce",), ("apply", "--status", "started"), ("apply", "--status", "failed")]
+    for minute, args in enumerate(steps):
+        code, _ = flow(*args, now=f"2026-12-08T10:{minute}5:00+00:00")
+        assert code == 0, flow.err
+    issue = (tmp_path / "outbox/FFAPP-4458/postmortem-issue.md").read_text()
+    assert "· no window (an emergency)" in issue, issue
+    assert "as soon as possible" not in issue
+
+
+def test_a_re_plan_after_the_announcement_is_told_as_an_update_only_when_it_tells_more(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A scheduled maintenance with no downtime estimate, announced with a plan that touches no
+    # service, then planned again (same window) with one that does: customers told before read
+    # that the details were updated, not a second first announcement.
+    flow = _flow(tmp_path, capsys, TAGS, type="scheduled_maintenance", downtime=None)
+    assert flow("plan", "--plan", str(flow.plan), now="2026-11-30T10:00:00+00:00")[0] == 0
+    first_subject, first = _customer(tmp_path, "announce")
+    assert first_subject.startswith("Planned change to") and "updated" not in first
+    # the same plan again: nothing new for anyone
+    assert flow("plan", "--plan", str(flow.plan), now="2026-11-30T11:00:00+00:00")[0] == 0
+    assert len(_sent(tmp_path / "outbox/FFAPP-4458/announce", "customer-EoE*.eml")) == 1
+    bigger = write(tmp_path / "bigger.json", plan(TAGS, DB))
+    code, _ = flow("plan", "--plan", str(bigger), now="2026-11-30T12:00:00+00:00")
+    assert code == 0, flow.err
+    assert len(_sent(tmp_path / "outbox/FFAPP-4458/announce", "customer-EoE*.eml")) == 2
+    subject, text = _customer(tmp_path, "announce")
+    assert subject.startswith("Updated: planned change to the HIE Secure Data Environment")
+    assert "We have updated the details of the planned change" in text
+    assert "may be slower or interrupted; how much is not known yet" in text
+    devops = _sent(tmp_path / "outbox/FFAPP-4458/announce", "slack-devops*.json")[-1]
+    assert "(plan updated)" in devops.read_text()
+
+
+def test_a_change_announced_again_after_its_rollback_is_told_as_a_new_try(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flow = _flow(tmp_path, capsys)
+    assert flow("plan", "--plan", str(flow.plan))[0] == 0
+    flow("apply", "--status", "failed", now="2026-12-08T19:20:00+00:00")
+    flow("rollback", "--status", "succeeded", now="2026-12-08T19:40:00+00:00")
+    # the fixed plan, in a new window (a planned change is not announced inside its window)
+    fixed = write(tmp_path / "fixed.json", plan(DB, TAGS))
+    flow.window("2026-12-10T19:00:00+00:00", "2026-12-10T21:00:00+00:00")
+    code, _ = flow("plan", "--plan", str(fixed), now="2026-12-08T19:45:00+00:00")
+    assert code == 0, flow.err
+    subject, text = _customer(tmp_path, "announce")
+    assert subject.startswith("Trying again: planned change to"), subject
+    assert (
+        "We undid the planned change to the HIE Secure Data Environment that we told you about, "
+        "and we are going to try it again at a new time: it has moved from Tue 8 Dec 2026 19:00 "
+        "GMT to Thu 10 Dec 2026 19:00 GMT." in text
+    ), text
+    devops = _sent(tmp_path / "outbox/FFAPP-4458/announce", "slack-devops*.json")[-1]
+    assert "(trying again after a rollback)" in devops.read_text()
+    code, _ = flow("apply", "--status", "started", now="2026-12-10T19:05:00+00:00")
+    assert code == 0, flow.err
+    _, started = _customer(tmp_path, "apply_started")
+    assert "This is our second attempt." in started

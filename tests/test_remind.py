@@ -165,3 +165,39 @@ def test_only_the_news_of_the_current_window_counts() -> None:
     assert due.offset == timedelta(hours=1)
     # told only of the old window: nothing to remind it of
     assert reminders.owed(replace(rec, entries=(old,)), [_audience()], OFFSETS, at(8, 18)) == []
+
+
+def test_an_overrun_reaches_customers_only_when_the_work_was_recorded_as_started(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Issue 24: a window that ended with no apply recorded did not overrun anything a customer
+    # sees: the lead is told (that the work was never recorded as started), nobody outside.
+    from tests.conftest import EXAMPLES
+
+    (tmp_path / "never").mkdir()
+    (tmp_path / "started").mkdir()
+    never = Flow(tmp_path / "never", capsys, NODES, policy=EXAMPLES / "policy.yaml")
+    assert never("plan", "--plan", str(never.plan))[0] == 0
+    code, out = never("remind", now="2026-12-08T21:30:00+00:00")
+    assert code == 0, never.err
+    told = {r["audience"] for r in out["sent"] if r["stage"] == "overrun"}
+    assert told and all(a.startswith("slack:") for a in told), told
+    assert not [n for n in never.outbox("overrun") if n.startswith("customer")]
+    text = "".join(p.read_text() for p in (tmp_path / "never/outbox/FFAPP-4458/overrun").iterdir())
+    assert "has not been recorded as started" in text
+    assert "no completion recorded" not in text
+
+    started = Flow(tmp_path / "started", capsys, NODES, policy=EXAMPLES / "policy.yaml")
+    assert started("plan", "--plan", str(started.plan))[0] == 0
+    assert started("apply", "--status", "started", now="2026-12-08T19:05:00+00:00")[0] == 0
+    code, out = started("remind", now="2026-12-08T21:30:00+00:00")
+    assert code == 0, started.err
+    assert "customer:EoE" in {r["audience"] for r in out["sent"] if r["stage"] == "overrun"}
+    mail = next((tmp_path / "started/outbox/FFAPP-4458/overrun").glob("customer-EoE*.eml"))
+    assert "has not finished within its window" in mail.read_text()
+    internal = [
+        p.read_text()
+        for p in (tmp_path / "started/outbox/FFAPP-4458/overrun").iterdir()
+        if not p.name.startswith("customer")
+    ]
+    assert internal and all("no completion recorded" in t for t in internal)

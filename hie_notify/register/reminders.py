@@ -5,8 +5,10 @@
   told; a job that missed some sends only the latest one due, and never one older than a
   reminder already sent for the same window. It says the time actually left (`time_left`).
 - `window_opens`: once the window has started with no apply recorded, to the internal channels.
-- `overrun`: once the window has ended with no completion or rollback recorded, to the
-  audiences that hear "during" updates and every internal channel (the lead).
+- `overrun`: once the window has ended with no completion or rollback recorded, to every
+  internal channel (the lead) and, when the work is recorded as started (an apply in its
+  replayed lifecycle), to the audiences that hear "during" updates: work that never started
+  has not overrun anything a customer sees.
 - `postmortem_overdue`: once a change that owes a post-mortem ended longer ago than the policy's
   `postmortems.due` and no closing is recorded, to the internal channels (the lead).
 
@@ -108,6 +110,7 @@ def owed(
         return []
     entries = record.entries
     out: list[Due] = []
+    started: bool | None = None  # replayed once, when an overrun is in question
     for audience in audiences:
         told = first_told(entries, audience.id, (start, end))
         if told is None:
@@ -131,13 +134,29 @@ def owed(
                 t = tag(WINDOW_OPENS, start)
                 if t not in sent:
                     out.append(Due(WINDOW_OPENS, audience, t))
-        elif record.status in OVERRUNS and (
-            audience.kind == "internal" or "during" in audience.phases
-        ):
+        elif record.status in OVERRUNS and hears_overrun(audience, None):
+            if not hears_overrun(audience, False):
+                if started is None:
+                    started = lifecycle_of(entries).started
+                if not started:
+                    continue  # never started: the lead is told, nobody outside
             t = tag(OVERRUN, end)
             if t not in sent:
                 out.append(Due(OVERRUN, audience, t))
     return out
+
+
+def hears_overrun(audience: Audience, started: bool | None) -> bool:
+    """Does `audience` hear an overrun: every internal channel; an audience that hears
+    "during" updates only when the work is recorded as started (`started` None: it might)."""
+    if audience.kind == "internal":
+        return True
+    return "during" in audience.phases and started is not False
+
+
+def hears_reminder(audience: Audience, offsets: Mapping[str, Sequence[timedelta]]) -> bool:
+    """Is `audience` reminded at all: it is told before the work and its kind has offsets."""
+    return "pre_deployment" in audience.phases and bool(offsets.get(audience.kind))
 
 
 def ended_at(record: Registered, life: Lifecycle | None = None) -> datetime | None:
