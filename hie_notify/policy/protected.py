@@ -5,7 +5,8 @@ in a central policy project (HIE_POLICY_PROJECT, HIE_POLICY_REF), read through t
 The file in the branch being deployed may change only the keys the protected policy lists as
 `overridable`, may only make notice periods longer, and may only add to audiences (channels,
 contacts, environments, customers), never remove, empty, replace or downgrade one. Templates,
-`trial`, `ledger` and `overridable` are the protected policy's alone. Outside CI the local file
+`trial`, `ledger`, `classification` (which resources are service-impacting) and `overridable`
+are the protected policy's alone. Outside CI the local file
 is used, and the tool says so; in CI, HIE_LOCAL_POLICY is refused unless the protected policy
 declares a trial.
 """
@@ -29,8 +30,10 @@ from hie_notify.yamlfile import format_validation_error, parse_yaml_mapping, rea
 
 DEFAULT_PATH = ".hie-notify/policy.yaml"
 _NOTICE_KEYS = ("internal_notice", "external_notice")
-# Keys only the protected policy may set, whatever its `overridable` list says.
-_PROTECTED_ONLY = ("overridable", "templates", "trial", "ledger")
+# Keys only the protected policy may set, whatever its `overridable` list says. The protected
+# policy alone decides which resources are service-impacting (`classification`): a branch that
+# declares downtime can raise impact, never lower it.
+_PROTECTED_ONLY = ("overridable", "templates", "trial", "ledger", "classification")
 
 
 @dataclass(frozen=True)
