@@ -466,6 +466,8 @@ def context(
             "rollback": change.rollback or "",
             "monitoring": change.monitoring or "",
             "on_call": change.on_call or "",
+            # The person responsible for this change's communication (the record's `owner`).
+            "owner": change.owner or "",
             "approvers": list(change.approvers),
             "justification": change.justification or "",
             # `downtime: 0` declares none; no estimate at all is not known yet.

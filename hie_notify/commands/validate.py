@@ -8,7 +8,7 @@ import json
 import sys
 
 from hie_notify import stagerun, tokens
-from hie_notify.change import load_change
+from hie_notify.change import ChangeRecord, load_change
 from hie_notify.context import load_policy_for
 from hie_notify.errors import InputError
 from hie_notify.options import Options
@@ -24,6 +24,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
     problems: list[str] = []
     policy: Policy | None = None
     source = ""
+    change: ChangeRecord | None = None
     try:
         loaded = load_policy_for(options)
         policy, source = loaded.policy, loaded.source
@@ -53,6 +54,8 @@ def run(args: argparse.Namespace, options: Options) -> int:
     print(f"ok: policy: {source}", file=out)
     if options.change is not None:
         print(f"ok: change record: {options.change}", file=out)
+        if change is not None and change.owner:
+            print(f"owner (responsible for its communication): {change.owner}", file=out)
     print("credentials:", file=out)
     for line in lines:
         print(f"  {line}", file=out)
