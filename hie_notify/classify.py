@@ -295,6 +295,17 @@ def classify(
                 f"{name}: {who} hear of it in the weekly digest (external_when: digest), not at "
                 "each stage: no per-change notice to them is owed or checked by the gate"
             )
+    sprint = policy.internal_digest_channels(categories)
+    for name in categories:
+        ct = policy.change_type(name)
+        mine = [c for c in ct.internal_digest if c in sprint]
+        if mine:
+            each = [c for c in ct.per_change_channels]
+            reasons.append(
+                f"{name}: {', '.join(mine)} {'hears' if len(mine) == 1 else 'hear'} of it in "
+                "the weekly digest (internal_digest: the sprint update), not at each stage; "
+                f"{', '.join(each)} {'hears' if len(each) == 1 else 'hear'} of each change"
+            )
 
     # A category owes its external notice "when service-impacting" only for its own impacting
     # resources: a tag-only infrastructure update riding along with an application rollout does

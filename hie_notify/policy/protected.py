@@ -121,6 +121,20 @@ def weakenings(
                 "branch may only set it to 'always'"
             )
             continue
+        if path[-1] == "internal_digest":
+            # The sprint update tells a channel once a week instead of at each change: a branch
+            # may only take channels out of it (tell them more often), never put one in.
+            added = [
+                c
+                for c in (value if isinstance(value, list) else [value])
+                if c not in (before or [])
+            ]
+            if added:
+                yield (
+                    f"{key}: would move {_describe(added)} to the weekly digest; a branch may "
+                    "only have channels told at each change"
+                )
+            continue
         if len(path) >= 2 and path[-2] in _NOTICE_KEYS and before is not None:
             try:
                 new, old = parse_notice(value), parse_notice(before)
