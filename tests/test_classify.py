@@ -506,6 +506,7 @@ MIXED_JSON: dict[str, Any] = {
     ],
     "drift": [],
     "outputs": [],
+    "iam_changes": [],
 }
 
 

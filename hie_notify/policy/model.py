@@ -139,6 +139,10 @@ class ChangeType(_Strict):
     # in the weekly digest (`hie-notify digest`) instead of at each stage, e.g. ["#product"] for
     # application updates; the others (#devops) still hear each change.
     internal_digest: SlackChannels = []
+    # Internal channels (some of `internal_channels`) whose messages show, per IAM policy
+    # document the plan changes, the actions, resource ARNs and principals each statement gains
+    # and loses (a document marked sensitive says "(sensitive)"). The Jira comment always does.
+    iam_detail: SlackChannels = []
     meetings: list[str] = []
     post_mortem: Literal["always", "on_failure", "significant"] = "on_failure"
     reminders: Reminders = Reminders()
@@ -154,6 +158,12 @@ class ChangeType(_Strict):
             raise ValueError("external_notice is counted in business days (e.g. 3bd)")
         if self.declared_only and self.match:
             raise ValueError("a declared_only change type cannot have match rules")
+        stray = [c for c in self.iam_detail if c not in self.internal_channels]
+        if stray:
+            raise ValueError(
+                f"iam_detail: {', '.join(stray)} is not one of internal_channels "
+                f"({', '.join(self.internal_channels)})"
+            )
         if self.internal_digest:
             unknown = [c for c in self.internal_digest if c not in self.internal_channels]
             if unknown:
