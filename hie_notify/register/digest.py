@@ -323,11 +323,13 @@ def item(record: Registered, policy: Policy, zone: str, now: datetime) -> dict[s
     outcome = OUTCOMES.get(record.status, record.status)
     if record.status in NOT_STARTED and record.window_end is not None and record.window_end <= now:
         outcome = "no outcome recorded yet"
-    when = (
-        when_text(record.window_start, record.window_end, zone)
-        if record.window_start and record.window_end
-        else "not scheduled yet"
-    )
+    urgent = kind in policy.change_types and policy.change_type(kind).notice_overrides_others
+    if record.window_start and record.window_end:
+        when = when_text(record.window_start, record.window_end, zone)
+    elif urgent:  # an emergency has no window: it was made as soon as possible
+        when = "no window (an emergency)"
+    else:
+        when = "not scheduled yet"
     return {
         "id": record.change_id,
         "purpose": record.purpose or "(no purpose given)",
