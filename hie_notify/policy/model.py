@@ -111,6 +111,17 @@ class Reminders(_Strict):
     internal: list[Offset] = [timedelta(hours=24), timedelta(hours=1)]
     customer: list[Offset] = []
     stakeholder: list[Offset] = []
+    # The matrix's "Weekly/Bi-weekly reminder": from the announcement until the window, internal
+    # channels are reminded every week (or fortnight) before the window (7d, 14d, ... before),
+    # until the offsets above take over.
+    internal_cadence: Literal["none", "weekly", "biweekly"] = "none"
+
+    @property
+    def cadence(self) -> timedelta | None:
+        """The period of the internal cadence (None: no cadence)."""
+        return {"weekly": timedelta(days=7), "biweekly": timedelta(days=14)}.get(
+            self.internal_cadence
+        )
 
 
 _DIGEST_AUDIENCES = ("business_stakeholders", "critical_stakeholders")
