@@ -160,3 +160,17 @@ def test_the_digest_sends_product_its_sprint_update_once(
     assert code == 0
     sprint = next(d for d in out["digests"] if d["kind"] == "sprint")
     assert sprint["changes"] == {"last_week": ["FFAPP-4458"], "this_week": []}
+
+
+def test_validate_shows_the_new_rules(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    flow = Flow(tmp_path, capsys, ROLLOUT, policy=EXAMPLES / "policy.yaml")
+    code, out = flow("validate")
+    assert code == 0, flow.err
+    assert out["rules"] == [
+        "scheduled_maintenance: internal channels reminded weekly until the window "
+        "(reminders.internal_cadence)",
+        "application_update: #product hears of it in the weekly digest (internal_digest, the "
+        "sprint update); #devops of each change",
+        "iam_permission_change: #cloud-security, #devops and the Jira comment get each IAM "
+        "policy statement's actions and resource ARNs added and removed (iam_detail)",
+    ]
