@@ -82,9 +82,9 @@ def test_failure_and_rollback(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "helm: timed out" in devops and "Rollback plan" in devops
     assert "Post-mortem owed" in devops and "the deployment failed" in devops
     code, out = flow("rollback", "--status", "started", now="2026-12-08T19:25:00+00:00")
-    assert code == 0 and _audiences(out) == ["customer:EoE", "slack:#devops", "slack:#product"]
+    assert code == 0 and _audiences(out) == ["customer:EoE", "slack:#devops"]
     code, out = flow("rollback", "--status", "succeeded", now="2026-12-08T19:45:00+00:00")
-    assert code == 0 and _audiences(out) == ["customer:EoE", "slack:#devops", "slack:#product"]
+    assert code == 0 and _audiences(out) == ["customer:EoE", "slack:#devops"]
     assert (
         "rolled back"
         in (tmp_path / "outbox/FFAPP-4458/rollback_succeeded/slack-devops.json").read_text()
