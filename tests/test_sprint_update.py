@@ -148,6 +148,11 @@ def test_the_digest_sends_product_its_sprint_update_once(
     ]
     assert texts and "Sprint update: #product hears of each Application Update" in texts[0]
     assert "FFAPP-4458" in texts[0]
+    # The gate waits for #devops's 24 hours, not for #product (told in the digest), and a
+    # rollout owes no customer notice: it opens with no customer named.
+    code, gate = flow("gate", "--plan", str(flow.plan), now="2026-12-08T19:05:00+00:00")
+    assert code == 0 and gate["allowed"], flow.err
+    assert [r["audience"] for r in gate["required"]] == ["slack:#devops", "stakeholders:business"]
     # A second run that week sends nothing again; the next week's run sends last week's.
     code, out = flow(*reg, "digest", now="2026-12-09T08:00:00+00:00")
     assert code == 0 and ("sprint", "slack:#product") not in [
