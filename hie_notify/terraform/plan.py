@@ -1,7 +1,9 @@
 """A `terraform show -json` plan read into a small typed model.
 
 Only names, actions and the *names* of changed attributes are kept: attribute values (which may
-be sensitive) are compared while reading and never copied into the model.
+be sensitive) are compared while reading and never copied into the model. The one exception is
+IAM policy documents (`terraform.iam`): the actions, resource ARNs and principals their
+statements gain and lose, never from a value marked sensitive.
 """
 
 from __future__ import annotations
