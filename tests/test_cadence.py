@@ -263,3 +263,21 @@ def test_remind_sends_the_weekly_reminders_once(
     assert "weekly reminder, 2 weeks before the window" in reminders.describe(
         "reminder week 2@2027-01-20T19:00:00+00:00"
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "refused"), [("none", True), ("biweekly", True), ("weekly", False)]
+)
+def test_a_branch_may_only_remind_more_often(value: str, refused: bool) -> None:
+    from hie_notify.policy.loader import default_policy_data
+    from hie_notify.policy.protected import weakenings
+
+    protected = default_policy_data()
+    branch = {"change_types": {"scheduled_maintenance": {"reminders": {"internal_cadence": value}}}}
+    problems = list(weakenings(branch, protected, ["change_types.*"]))
+    assert bool(problems) == refused
+    if refused:
+        assert "may only remind them more often" in problems[0]
+    # A type without a cadence may be given one.
+    more = {"change_types": {"planned_infra_update": {"reminders": {"internal_cadence": "weekly"}}}}
+    assert list(weakenings(more, protected, ["change_types.*"])) == []

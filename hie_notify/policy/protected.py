@@ -121,6 +121,16 @@ def weakenings(
                 "branch may only set it to 'always'"
             )
             continue
+        if path[-1] == "internal_cadence":
+            order = ("none", "biweekly", "weekly")
+            if value not in order or before not in order:
+                continue  # reported by validation with the field named
+            if order.index(value) < order.index(before or "none"):
+                yield (
+                    f"{key}: would remind internal channels {value!r} instead of {before!r}; a "
+                    "branch may only remind them more often"
+                )
+            continue
         if path[-1] == "internal_digest":
             # The sprint update tells a channel once a week instead of at each change: a branch
             # may only take channels out of it (tell them more often), never put one in.
