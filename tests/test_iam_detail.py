@@ -166,7 +166,12 @@ def test_mutated_policy_documents_diff_to_the_set_differences(
     docs = document_changes("aws_iam_policy.p", "update", change)
     if sensitive:
         assert all(d.sensitive and not d.statements for d in docs)
-        assert len(docs) == (1 if old != new else 0)
+
+        def sets(d: dict[str, dict[str, Any]]) -> dict[str, tuple[set[str], set[str]]]:
+            return {k: (set(v["Action"]), set(v["Resource"])) for k, v in d.items()}
+
+        # Reported when its statements change (not when only their order does).
+        assert len(docs) == (1 if sets(old) != sets(new) else 0)
         return
     got = {s.label: s for d in docs for s in d.statements}
     for sid in old.keys() | new.keys():
@@ -260,3 +265,17 @@ def test_classify_lists_the_documents(tmp_path: Path, capsys: pytest.CaptureFixt
     assert SECRET_ARN not in json.dumps(out)
     qa = docs[("aws_iam_policy.qa", "policy")]
     assert qa["statements"][0]["actions_added"] == ["s3:PutObject"]
+
+
+def test_a_branch_cannot_take_cloud_security_off_the_detail() -> None:
+    from hie_notify.policy.protected import weakenings
+
+    protected = default_policy_data()
+    branch = {"change_types": {"iam_permission_change": {"iam_detail": []}}}
+    for overridable in ([], ["change_types.*"]):
+        problems = list(weakenings(branch, protected, overridable))
+        assert problems and "iam_detail" in problems[0]
+    more = {
+        "change_types": {"iam_permission_change": {"iam_detail": ["#cloud-security", "#devops"]}}
+    }
+    assert list(weakenings(more, protected, ["change_types.*"])) == []
