@@ -103,8 +103,12 @@ def _document(
     sensitive: bool,
 ) -> DocumentChange | None:
     if sensitive:
-        # Read only to know it is a policy document that changes; nothing of it is kept.
-        if (old == new and not unknown) or (_parse(old) is None and _parse(new) is None):
+        # Read only to know it is a policy document whose statements change; nothing of it is
+        # kept.
+        old_doc, new_doc = _parse(old), _parse(new)
+        if old_doc is None and new_doc is None:
+            return None
+        if not unknown and not diff_statements(_statements(old_doc), _statements(new_doc)):
             return None
         return DocumentChange(address, attribute, action, sensitive=True)
     old_doc, new_doc = _parse(old), _parse(new)
