@@ -257,7 +257,7 @@ def _statements(doc: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
 def _parse(value: object) -> Mapping[str, Any] | None:
     if isinstance(value, Mapping):
         return value
-    if not isinstance(value, str) or not value.strip() or len(value) > _MAX_DOCUMENT:
+    if not isinstance(value, str) or len(value) > _MAX_DOCUMENT or "Statement" not in value:
         return None
     try:
         doc = json.loads(value)
