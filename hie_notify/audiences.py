@@ -139,7 +139,7 @@ def resolve(
         notice = policy.change_type(overriding[0]) if overriding else ct
         i_min, i_rec = notice.internal_notice.minimum, notice.internal_notice.recommended
         e_min, e_rec = notice.external_notice.minimum, notice.external_notice.recommended
-        for channel in ct.internal_channels:
+        for channel in ct.per_change_channels:  # `internal_digest`: told in the digest
             add(
                 f"slack:{channel}",
                 ct.internal_stages,
@@ -245,10 +245,15 @@ def digest_group(policy: Policy, name: str) -> str | None:
 
 
 def told_by_digest(policy: Policy, categories: Iterable[str]) -> list[str]:
-    """The audiences (`stakeholders:business`, ...) the weekly digest tells of a change with
-    these categories: owed no notice per stage, so the gate never waits for them."""
+    """The audiences (`stakeholders:business`, `slack:#product`, ...) the weekly digest tells of
+    a change with these categories: owed no notice per stage, so the gate never waits for
+    them."""
+    categories = list(categories)
     groups = (digest_group(policy, name) for name in categories)
-    return list(dict.fromkeys(f"stakeholders:{g}" for g in groups if g))
+    told = [f"stakeholders:{g}" for g in groups if g]
+    # The sprint update: internal channels that hear of this change only in the digest.
+    told += [f"slack:{c}" for c in policy.internal_digest_channels(categories)]
+    return list(dict.fromkeys(told))
 
 
 def _no_customers(name: str, why: str) -> str:

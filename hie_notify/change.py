@@ -31,6 +31,8 @@ from hie_notify.yamlfile import format_validation_error, read_yaml_mapping
 # folder in the outbox.
 JIRA_KEY = re.compile(r"[A-Z][A-Z0-9_]{1,30}-[1-9][0-9]{0,9}")
 
+_OWNER_MAX = 120
+
 Downtime = Annotated[timedelta, PlainValidator(parse_duration), PlainSerializer(format_duration)]
 
 
@@ -115,6 +117,10 @@ class ChangeRecord(BaseModel):
     on_call: str | None = None
     approvers: list[str] = []
     justification: str | None = None
+    # The seed's Accountability principle: the person responsible for this change's
+    # communication (a name, an email address, or `Name <email>`); messages and the report name
+    # them.
+    owner: str | None = None
 
     @field_validator("id")
     @classmethod
@@ -133,6 +139,27 @@ class ChangeRecord(BaseModel):
             raise ValueError(
                 "expected text; this holds only spaces or invisible characters (such as a "
                 "zero-width space)"
+            )
+        return value
+
+    @field_validator("owner")
+    @classmethod
+    def _one_person(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        if not _has_visible_text(value):
+            raise ValueError(
+                "expected the name (or email) of the person responsible for this change's "
+                "communication; this holds only spaces or invisible characters"
+            )
+        if len(value) > _OWNER_MAX or any(
+            unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in value
+        ):
+            shown = repr(value) if len(value) <= 40 else repr(value[:40]) + "..."
+            raise ValueError(
+                f"expected one person on one line (a name, an email, or 'Name <email>', at "
+                f"most {_OWNER_MAX} characters, no control or invisible characters), got {shown}"
             )
         return value
 

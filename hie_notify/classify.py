@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 from hie_notify.change import ChangeRecord
 from hie_notify.durations import NoticePeriod, describe_timedelta
 from hie_notify.policy.model import MatchRule, Policy
+from hie_notify.terraform.iam import DocumentChange
 from hie_notify.terraform.plan import DriftEntry, OutputChange, Plan, ResourceChange
 
 _SHOWN = 5
@@ -53,6 +54,8 @@ class Classification:
     has_changes: bool
     impacting_categories: tuple[str, ...]
     notice: tuple[Notice, ...]
+    # Each IAM policy document's statements added and removed (the plan's `iam`).
+    iam: tuple[DocumentChange, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -89,6 +92,17 @@ class Classification:
                 {"address": d.address, "type": d.type, "action": d.action} for d in self.drift
             ],
             "outputs": [{"name": o.name, "action": o.action} for o in self.outputs],
+            "iam_changes": [
+                {
+                    "address": d.address,
+                    "attribute": d.attribute,
+                    "action": d.action,
+                    "sensitive": d.sensitive,
+                    "known_after_apply": d.unknown,
+                    "statements": [s._asdict() for s in d.statements],
+                }
+                for d in self.iam
+            ],
         }
 
 
@@ -295,6 +309,17 @@ def classify(
                 f"{name}: {who} hear of it in the weekly digest (external_when: digest), not at "
                 "each stage: no per-change notice to them is owed or checked by the gate"
             )
+    sprint = policy.internal_digest_channels(categories)
+    for name in categories:
+        ct = policy.change_type(name)
+        mine = [c for c in ct.internal_digest if c in sprint]
+        if mine:
+            each = [c for c in ct.per_change_channels]
+            reasons.append(
+                f"{name}: {', '.join(mine)} {'hears' if len(mine) == 1 else 'hear'} of it in "
+                "the weekly digest (internal_digest: the sprint update), not at each stage; "
+                f"{', '.join(each)} {'hears' if len(each) == 1 else 'hear'} of each change"
+            )
 
     # A category owes its external notice "when service-impacting" only for its own impacting
     # resources: a tag-only infrastructure update riding along with an application rollout does
@@ -321,6 +346,7 @@ def classify(
         has_changes=infrastructure_changes,
         impacting_categories=impacting_categories,
         notice=required_notice(policy, categories, impacting_categories),
+        iam=plan.iam,
     )
 
 

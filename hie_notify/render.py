@@ -467,6 +467,8 @@ def context(
             "rollback": change.rollback or "",
             "monitoring": change.monitoring or "",
             "on_call": change.on_call or "",
+            # The person responsible for this change's communication (the record's `owner`).
+            "owner": change.owner or "",
             "approvers": list(change.approvers),
             "justification": change.justification or "",
             # `downtime: 0` declares none; no estimate at all is not known yet.
@@ -485,6 +487,8 @@ def context(
             "leads": _leads(policy, result.categories),
         },
         "window": window,
+        # IAM policy documents, statement by statement, for the channels that ask for it.
+        "iam": _iam_detail(policy, result, audience),
         "lifecycle": life,
         # The window this audience was told of before, when this message moves it.
         "moved": _moved(life.get("moved_from"), change, zone),
@@ -576,6 +580,68 @@ def _moved(
         "to": timetext.moment(change.window.start, zone),
         "from_text": when_text(start, end, zone),
     }
+
+
+_IAM_DOCUMENTS = 20  # documents shown in one message
+_IAM_ENTRIES = 30  # entries of one list (actions added, ...) shown
+
+
+def _iam_detail(policy: Policy, result: Classification, audience: Audience) -> list[dict[str, Any]]:
+    """What each IAM policy document gains and loses, for the Jira comment and the internal
+    channels a present change type lists under `iam_detail` (else nothing)."""
+    if not result.iam:
+        return []
+    wanted = audience.id.startswith("jira:") or any(
+        audience.slack_channel is not None
+        and audience.slack_channel in policy.change_type(c).iam_detail
+        for c in result.categories
+    )
+    if not wanted:
+        return []
+    out: list[dict[str, Any]] = []
+    for doc in result.iam[:_IAM_DOCUMENTS]:
+        statements = []
+        for s in doc.statements:
+            parts = []
+            for word, items in (
+                ("actions added", s.actions_added),
+                ("actions removed", s.actions_removed),
+                ("resources added", s.resources_added),
+                ("resources removed", s.resources_removed),
+                ("principals added", s.principals_added),
+                ("principals removed", s.principals_removed),
+            ):
+                if items:
+                    more = len(items) - _IAM_ENTRIES
+                    shown = ", ".join(items[:_IAM_ENTRIES]) + (
+                        f" and {more} more" if more > 0 else ""
+                    )
+                    parts.append(f"{word}: {shown}")
+            statements.append(
+                {"label": s.label, "effect": s.effect, "change": s.change, "text": "; ".join(parts)}
+            )
+        out.append(
+            {
+                "address": doc.address,
+                "attribute": doc.attribute,
+                "action": doc.action,
+                "sensitive": doc.sensitive,
+                "unknown": doc.unknown,
+                "statements": statements,
+            }
+        )
+    if len(result.iam) > _IAM_DOCUMENTS:
+        out.append(
+            {
+                "address": f"and {len(result.iam) - _IAM_DOCUMENTS} more policy documents",
+                "attribute": "",
+                "action": "",
+                "sensitive": False,
+                "unknown": False,
+                "statements": [],
+            }
+        )
+    return out
 
 
 def _leads(policy: Policy, categories: tuple[str, ...]) -> list[dict[str, str]]:

@@ -345,6 +345,7 @@ def _digest_context(policy: Policy, audience: Audience, full: bool) -> dict[str,
         }
     else:
         data = {
+            "sprint": "Application Update" if full else "",
             "week": {"key": week.key, "label": week.label},
             "last_week": {"label": before.label, "changes": changes},
             "this_week": {"label": week.label, "changes": changes},

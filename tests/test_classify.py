@@ -439,8 +439,8 @@ MIXED_JSON: dict[str, Any] = {
         "service-impacting: aws_db_instance.main is replaced: engine_version, "
         "storage_encrypted cannot change in place (replacing or deleting it interrupts "
         "the service)",
-        "service-impacting: aws_eks_node_group.w is updated in place, helm_release.app is "
-        "updated in place (changing it in place restarts or reroutes the service)",
+        "service-impacting: aws_eks_node_group.w is updated in place (changing it in place "
+        "restarts or reroutes the service)",
         "service-impacting: the change record expects 30 minutes of downtime",
         "mixed plan: planned_infra_update, application_update; the strictest, "
         "planned_infra_update, sets the primary type and every category's audiences and "
@@ -500,11 +500,13 @@ MIXED_JSON: dict[str, Any] = {
             "action": "update",
             "actions": ["update"],
             "categories": ["application_update"],
-            "service_impacting": True,
+            # A rollout alone is not impacting; the declared downtime makes the change so.
+            "service_impacting": False,
         },
     ],
     "drift": [],
     "outputs": [],
+    "iam_changes": [],
 }
 
 

@@ -393,7 +393,8 @@ def test_equal_notice_keeps_the_stricter_type(policy: Policy) -> None:
 def test_an_impacting_application_update_owes_customers_the_impact_notice(policy: Policy) -> None:
     # Its own external audience (business stakeholders, 0bd) reaches no customer: the policy's
     # customer_impact notice (3bd/5bd) applies to it when it impacts the service.
-    r = _classify(policy, rc("helm_release.app", ["update"], **UPD))
+    # Replaced (uninstalled and installed again), not rolled out in place.
+    r = _classify(policy, rc("helm_release.app", ["delete", "create"], **UPD))
     assert r.impacting_categories == ("application_update",)
     assert _notice(r) == {
         "internal": ("24h", "48h", "application_update"),
@@ -578,7 +579,7 @@ def test_an_impacting_digest_type_owes_customers_only_the_impact_notice(tmp_path
     # The type's own external notice (5bd here) is for the digested stakeholders: not owed per
     # change. The customers its impact reaches are owed the policy's customer_impact (3bd).
     custom = _policy(tmp_path, DIGEST_POLICY)
-    r = _classify(custom, rc("helm_release.app", ["update"], **UPD))
+    r = _classify(custom, rc("helm_release.app", ["delete", "create"], **UPD))
     assert r.impacting_categories == ("application_update",)
     assert _notice(r) == {
         "internal": ("24h", "48h", "application_update"),

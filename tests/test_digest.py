@@ -290,7 +290,9 @@ def test_a_digest_audience_is_owed_no_stage_notice(tmp_path: Path) -> None:
     assert told_by_digest(default, again.categories) == []
     # A service-impacting update still owes the affected customers their notice.
     impacting = change.model_copy(update={"customers": ["EoE"]})
-    loud = classify(parse_plan(plan(rc("helm_release.portal", ["update"]))), policy, impacting)
+    loud = classify(
+        parse_plan(plan(rc("helm_release.portal", ["delete", "create"]))), policy, impacting
+    )
     assert [a.id for a in resolve(policy, loud, impacting).audiences] == [
         "slack:#devops",
         "slack:#product",

@@ -31,7 +31,7 @@ ANNOUNCED = datetime(2027, 3, 15, 10, 0, tzinfo=UTC)
 
 NODES = rc("module.eks.aws_eks_node_group.workers", ["delete", "create"])
 CONFIG = rc("kubernetes_config_map.app", ["update"])
-HELM = rc("helm_release.portal", ["update"])
+HELM = rc("helm_release.portal", ["delete", "create"])  # replaced: service-impacting
 LIFECYCLE = rc("aws_s3_bucket_lifecycle_configuration.logs", ["update"])
 
 POLICY = {

@@ -41,18 +41,20 @@ def test_iam(policy: Policy) -> None:
 def test_helm_and_lambda_code(policy: Policy) -> None:
     _, resources, _ = _result(policy, "helm.json")
     assert resources == {
-        "helm_release.fitfile_app": ("application_update", True),
-        "kubernetes_deployment.api": ("application_update", True),
+        # Rolled out in place: an application update, not service-impacting by itself.
+        "helm_release.fitfile_app": ("application_update", False),
+        "kubernetes_deployment.api": ("application_update", False),
         "aws_lambda_function.qa_report_export": ("application_update", False),
         "aws_lambda_function.log_shipper": ("planned_infra_update", False),
     }
     r = classify(load_plan(PLANS / "helm.json"), policy)
-    # The tag-only Lambda change is infrastructure but impacts nothing: customers are owed only
-    # the application update's notice, not an infrastructure one.
-    assert r.impacting_categories == ("application_update",)
-    assert {n.audience: n.change_type for n in r.notice} == {
-        "internal": "planned_infra_update",
-        "external": "application_update",
+    # Nothing impacts the service: business stakeholders are told of the application update
+    # (0bd), customers not at all; the tag-only Lambda change owes no customer notice either.
+    assert r.impacting_categories == ()
+    assert not r.service_impacting
+    assert {n.audience: (n.change_type, str(n.minimum)) for n in r.notice} == {
+        "internal": ("planned_infra_update", "24h"),
+        "external": ("application_update", "0bd"),
     }
 
 
@@ -92,7 +94,6 @@ def test_mixed(policy: Policy) -> None:
     assert {x.address for x in r.resources if x.service_impacting} == {
         "module.vpc.aws_nat_gateway.this[0]",
         "module.vpc.aws_nat_gateway.this[1]",
-        "helm_release.ingress_nginx",
     }
     assert r.summary["replace"] == 2
 

@@ -155,6 +155,15 @@ def test_a_week_of_reminders(week: tuple[Flow, RegisterFake, str]) -> None:
             "overrun@2026-12-22T22:00:00+00:00",
             INTERNAL,
         ),
+        # D (scheduled maintenance, announced for Wednesday 30th on Sunday 20th): the internal
+        # channels' weekly reminder (internal_cadence), a week before, with the customers'.
+        *at(
+            "Wed 19:00",
+            "FFAPP-104",
+            "reminder",
+            "reminder week 1@2026-12-30T19:00:00+00:00",
+            INTERNAL,
+        ),
         # D (moved to Wednesday 30th): every customer's weekly reminder, a week before.
         *at(
             "Wed 19:00",

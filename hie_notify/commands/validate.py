@@ -8,7 +8,7 @@ import json
 import sys
 
 from hie_notify import stagerun, tokens
-from hie_notify.change import load_change
+from hie_notify.change import ChangeRecord, load_change
 from hie_notify.context import load_policy_for
 from hie_notify.errors import InputError
 from hie_notify.options import Options
@@ -20,10 +20,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     del parser  # no options of its own: it checks --policy and --change
 
 
+def policy_rules(policy: Policy) -> list[str]:
+    """The rules of the policy people most often ask about: who hears of a type only in the
+    weekly digest, who gets IAM policy detail, and the internal reminder cadence."""
+    lines = []
+    for name, ct in policy.change_types.items():
+        if ct.internal_digest:
+            each = ", ".join(ct.per_change_channels)
+            verb = "hears" if len(ct.internal_digest) == 1 else "hear"
+            lines.append(
+                f"{name}: {', '.join(ct.internal_digest)} {verb} of it in the weekly digest "
+                f"(internal_digest, the sprint update); {each} of each change"
+            )
+        if ct.external_when == "digest":
+            lines.append(f"{name}: {ct.external_audience} hear of it in the weekly digest")
+        if ct.iam_detail:
+            lines.append(
+                f"{name}: {', '.join(ct.iam_detail)} and the Jira comment get each IAM policy "
+                "statement's actions and resource ARNs added and removed (iam_detail)"
+            )
+        if ct.reminders.internal_cadence != "none":
+            lines.append(
+                f"{name}: internal channels reminded {ct.reminders.internal_cadence} until the "
+                "window (reminders.internal_cadence)"
+            )
+    return lines
+
+
 def run(args: argparse.Namespace, options: Options) -> int:
     problems: list[str] = []
     policy: Policy | None = None
     source = ""
+    change: ChangeRecord | None = None
     try:
         loaded = load_policy_for(options)
         policy, source = loaded.policy, loaded.source
@@ -51,11 +79,25 @@ def run(args: argparse.Namespace, options: Options) -> int:
         raise InputError(problems)
     out = sys.stderr if options.format == "json" else sys.stdout
     print(f"ok: policy: {source}", file=out)
+    assert policy is not None  # no problems: it loaded
+    for line in policy_rules(policy):
+        print(f"  {line}", file=out)
     if options.change is not None:
         print(f"ok: change record: {options.change}", file=out)
+        if change is not None and change.owner:
+            print(f"owner (responsible for its communication): {change.owner}", file=out)
     print("credentials:", file=out)
     for line in lines:
         print(f"  {line}", file=out)
     if options.format == "json":
-        print(json.dumps({"valid": True, "policy_source": source, "credentials": lines}))
+        print(
+            json.dumps(
+                {
+                    "valid": True,
+                    "policy_source": source,
+                    "credentials": lines,
+                    "rules": policy_rules(policy),
+                }
+            )
+        )
     return 0

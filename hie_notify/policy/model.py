@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import time, timedelta
 from typing import Annotated, Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -110,6 +111,17 @@ class Reminders(_Strict):
     internal: list[Offset] = [timedelta(hours=24), timedelta(hours=1)]
     customer: list[Offset] = []
     stakeholder: list[Offset] = []
+    # The matrix's "Weekly/Bi-weekly reminder": from the announcement until the window, internal
+    # channels are reminded every week (or fortnight) before the window (7d, 14d, ... before),
+    # until the offsets above take over.
+    internal_cadence: Literal["none", "weekly", "biweekly"] = "none"
+
+    @property
+    def cadence(self) -> timedelta | None:
+        """The period of the internal cadence (None: no cadence)."""
+        return {"weekly": timedelta(days=7), "biweekly": timedelta(days=14)}.get(
+            self.internal_cadence
+        )
 
 
 _DIGEST_AUDIENCES = ("business_stakeholders", "critical_stakeholders")
@@ -134,6 +146,14 @@ class ChangeType(_Strict):
     external_when: Literal["always", "service_impacting", "digest"] = "service_impacting"
     external_notice: NoticeRule
     external_stages: list[Stage]
+    # The sprint update: internal channels (some of `internal_channels`) that hear of this type
+    # in the weekly digest (`hie-notify digest`) instead of at each stage, e.g. ["#product"] for
+    # application updates; the others (#devops) still hear each change.
+    internal_digest: SlackChannels = []
+    # Internal channels (some of `internal_channels`) whose messages show, per IAM policy
+    # document the plan changes, the actions, resource ARNs and principals each statement gains
+    # and loses (a document marked sensitive says "(sensitive)"). The Jira comment always does.
+    iam_detail: SlackChannels = []
     meetings: list[str] = []
     post_mortem: Literal["always", "on_failure", "significant"] = "on_failure"
     reminders: Reminders = Reminders()
@@ -149,6 +169,30 @@ class ChangeType(_Strict):
             raise ValueError("external_notice is counted in business days (e.g. 3bd)")
         if self.declared_only and self.match:
             raise ValueError("a declared_only change type cannot have match rules")
+        stray = [c for c in self.iam_detail if c not in self.internal_channels]
+        if stray:
+            raise ValueError(
+                f"iam_detail: {', '.join(stray)} is not one of internal_channels "
+                f"({', '.join(self.internal_channels)})"
+            )
+        if self.internal_digest:
+            unknown = [c for c in self.internal_digest if c not in self.internal_channels]
+            if unknown:
+                raise ValueError(
+                    f"internal_digest: {', '.join(unknown)} is not one of internal_channels "
+                    f"({', '.join(self.internal_channels)}): only a channel that hears of the "
+                    "type can hear of it in the weekly digest instead"
+                )
+            if not self.per_change_channels:
+                raise ValueError(
+                    "internal_digest: at least one internal channel must still hear of each "
+                    "change (e.g. #devops); the digest is the sprint update, not the only notice"
+                )
+            if self.notice_overrides_others:
+                raise ValueError(
+                    "internal_digest cannot apply to a type whose notice overrides the others "
+                    "(an emergency is told as soon as identified)"
+                )
         if self.external_when == "digest":
             if self.external_audience not in _DIGEST_AUDIENCES:
                 raise ValueError(
@@ -161,6 +205,11 @@ class ChangeType(_Strict):
                     "others (an emergency is told as soon as identified)"
                 )
         return self
+
+    @property
+    def per_change_channels(self) -> list[str]:
+        """The internal channels told at each stage (not in `internal_digest`)."""
+        return [c for c in self.internal_channels if c not in self.internal_digest]
 
 
 class Contact(_Strict):
@@ -541,6 +590,14 @@ class Policy(_Strict):
                 f"classification.fallback {self.classification.fallback!r} is declared_only"
             )
         return self
+
+    def internal_digest_channels(self, categories: Iterable[str]) -> list[str]:
+        """The internal channels that hear of a change with these categories only in the
+        weekly digest (the sprint update): digested by one category, told each change by none."""
+        types = [self.change_type(c) for c in categories if c in self.change_types]
+        per_change = {c for ct in types for c in ct.per_change_channels}
+        digested = [c for ct in types for c in ct.internal_digest if c not in per_change]
+        return list(dict.fromkeys(digested))
 
     def change_type(self, name: str) -> ChangeType:
         """The change type called `name` (a KeyError for a name that is not one)."""

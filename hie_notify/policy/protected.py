@@ -5,7 +5,8 @@ in a central policy project (HIE_POLICY_PROJECT, HIE_POLICY_REF), read through t
 The file in the branch being deployed may change only the keys the protected policy lists as
 `overridable`, may only make notice periods longer, and may only add to audiences (channels,
 contacts, environments, customers), never remove, empty, replace or downgrade one. Templates,
-`trial`, `ledger` and `overridable` are the protected policy's alone. Outside CI the local file
+`trial`, `ledger`, `classification` (which resources are service-impacting) and `overridable`
+are the protected policy's alone. Outside CI the local file
 is used, and the tool says so; in CI, HIE_LOCAL_POLICY is refused unless the protected policy
 declares a trial.
 """
@@ -29,8 +30,10 @@ from hie_notify.yamlfile import format_validation_error, parse_yaml_mapping, rea
 
 DEFAULT_PATH = ".hie-notify/policy.yaml"
 _NOTICE_KEYS = ("internal_notice", "external_notice")
-# Keys only the protected policy may set, whatever its `overridable` list says.
-_PROTECTED_ONLY = ("overridable", "templates", "trial", "ledger")
+# Keys only the protected policy may set, whatever its `overridable` list says. The protected
+# policy alone decides which resources are service-impacting (`classification`): a branch that
+# declares downtime can raise impact, never lower it.
+_PROTECTED_ONLY = ("overridable", "templates", "trial", "ledger", "classification")
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,30 @@ def weakenings(
                 f"{key}: would tell the external audience {value!r} instead of {before!r}; a "
                 "branch may only set it to 'always'"
             )
+            continue
+        if path[-1] == "internal_cadence":
+            order = ("none", "biweekly", "weekly")
+            if value not in order or before not in order:
+                continue  # reported by validation with the field named
+            if order.index(value) < order.index(before or "none"):
+                yield (
+                    f"{key}: would remind internal channels {value!r} instead of {before!r}; a "
+                    "branch may only remind them more often"
+                )
+            continue
+        if path[-1] == "internal_digest":
+            # The sprint update tells a channel once a week instead of at each change: a branch
+            # may only take channels out of it (tell them more often), never put one in.
+            added = [
+                c
+                for c in (value if isinstance(value, list) else [value])
+                if c not in (before or [])
+            ]
+            if added:
+                yield (
+                    f"{key}: would move {_describe(added)} to the weekly digest; a branch may "
+                    "only have channels told at each change"
+                )
             continue
         if len(path) >= 2 and path[-2] in _NOTICE_KEYS and before is not None:
             try:

@@ -7,7 +7,10 @@ scheduled job runs.
   service-impacting work), dated for the meeting's next sitting, as the policy's
   `digest.meeting.channel` says (a GitLab issue, a Slack post, ...);
 - each stakeholder group's weekly update on the change types whose policy says
-  `external_when: digest` (they are told here instead of at each stage).
+  `external_when: digest` (they are told here instead of at each stage);
+- the sprint update: each internal channel a change type lists under `internal_digest` (e.g.
+  #product for application updates) gets the weekly summary of those changes, as it is not told
+  of them at each stage (a channel in `digest.summary_to` already has the whole summary).
 
 Weeks run Monday 00:00 to Monday 00:00 in the policy's time zone. Each digest is keyed by its
 kind and week (the agenda by its meeting's date) and recorded in the register under its own
@@ -281,6 +284,38 @@ def stakeholder_updates(
     return out
 
 
+def sprint_updates(records: Iterable[Registered], policy: Policy, week: Week) -> dict[str, Summary]:
+    """The sprint update of each internal channel some change type lists under
+    `internal_digest`: the changes it heard of in no other way. A channel the weekly summary
+    already reaches (`digest.summary_to`), or with nothing to hear of, is left out."""
+    seen = summary(records, week)
+    channels = [
+        c
+        for ct in policy.change_types.values()
+        for c in ct.internal_digest
+        if c not in policy.digest.summary_to
+    ]
+    out: dict[str, Summary] = {}
+    for channel in dict.fromkeys(channels):
+
+        def told(r: Registered, channel: str = channel) -> bool:
+            cats = r.categories or ((r.change_type,) if r.change_type else ())
+            return channel in policy.internal_digest_channels(cats)
+
+        update = Summary(
+            [r for r in seen.last_week if told(r)], [r for r in seen.this_week if told(r)]
+        )
+        if update.last_week or update.this_week:
+            out[channel] = update
+    return out
+
+
+def sprint_titles(policy: Policy, channel: str) -> str:
+    """`Application Update`: the change types whose sprint update `channel` gets."""
+    titles = [ct.title for ct in policy.change_types.values() if channel in ct.internal_digest]
+    return ", ".join(titles)
+
+
 def item(record: Registered, policy: Policy, zone: str, now: datetime) -> dict[str, Any]:
     """A change as the digest templates show it: plain data, escaped by the template."""
     kind = record.change_type
@@ -325,10 +360,15 @@ class Sent:
     period: str
     changes: dict[str, list[str]]
     report: StageReport
+    kind_name: str = ""  # what the JSON calls it, when not its stage's kind ("sprint")
+
+    @property
+    def kind(self) -> str:
+        return self.kind_name or KIND_OF_STAGE[self.stage]
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "kind": KIND_OF_STAGE[self.stage],
+            "kind": self.kind,
             "ref": self.ref,
             "period": self.period,
             "changes": self.changes,
@@ -349,7 +389,7 @@ class DigestReport:
             out = []
             for d in self.digests:
                 for row in d.report.to_json()[key]:
-                    out.append({"digest": KIND_OF_STAGE[d.stage], "ref": d.ref, **row})
+                    out.append({"digest": d.kind, "ref": d.ref, **row})
             return out
 
         return {
@@ -372,7 +412,7 @@ class DigestReport:
         out = [f"hie-notify digest: week {self.week}, next meeting {meeting}"]
         for d in self.digests:
             counts = ", ".join(f"{len(v)} {k.replace('_', ' ')}" for k, v in d.changes.items())
-            out.append(f"{KIND_OF_STAGE[d.stage]} ({d.ref}): {counts}")
+            out.append(f"{d.kind} ({d.ref}): {counts}")
             out += d.report.lines(self._local)
         out += [f"  not yet   {p}" for p in self.pending]
         out += [f"  FAILED    {f}" for f in self.failed]
@@ -416,6 +456,7 @@ def digest(options: Options) -> DigestReport:
 
     weekly = summary(ranged, week)
     summary_ctx = {
+        "sprint": "",  # the summary of every change (see the sprint updates below)
         "week": {"key": week.key, "label": week.label},
         "last_week": {"label": before.label, "changes": listed(weekly.last_week)},
         "this_week": {"label": week.label, "changes": listed(weekly.this_week)},
@@ -496,6 +537,7 @@ def digest(options: Options) -> DigestReport:
             )
         )
 
+    sprints: list[tuple[str, Summary]] = list(sprint_updates(ranged, policy, week).items())
     for stage, ref, period, audiences, data, changes in plans:
         sent = Sent(stage, ref, period, changes, StageReport(stage))
         report.digests.append(sent)
@@ -503,6 +545,27 @@ def digest(options: Options) -> DigestReport:
             _send(options, policy, register, renderer, sent, audiences, data, now)
         except ServiceError as exc:
             report.failed.append(f"{KIND_OF_STAGE[stage]}: {exc}")
+    # The sprint updates: the weekly summary, of the changes each channel hears of only here.
+    # Sent as the summary (one per channel and week: its audience is in the idempotency key).
+    for channel, update in sprints:
+        ctx = {
+            **summary_ctx,
+            "sprint": sprint_titles(policy, channel),
+            "last_week": {"label": before.label, "changes": listed(update.last_week)},
+            "this_week": {"label": week.label, "changes": listed(update.this_week)},
+        }
+        changes = {
+            "last_week": [r.change_id for r in update.last_week],
+            "this_week": [r.change_id for r in update.this_week],
+        }
+        sent = Sent(
+            SUMMARY, f"digest-{week.key}", week.key, changes, StageReport(SUMMARY), "sprint"
+        )
+        report.digests.append(sent)
+        try:
+            _send(options, policy, register, renderer, sent, [_internal(policy, channel)], ctx, now)
+        except ServiceError as exc:
+            report.failed.append(f"sprint {channel}: {exc}")
     return report
 
 

@@ -127,6 +127,14 @@ def horizon(policy: Policy) -> timedelta:
     return max(offsets, default=timedelta(0))
 
 
+def _cadence(policy: Policy, record: Registered) -> timedelta | None:
+    """The internal cadence of the change's type (`reminders.internal_cadence`), if any."""
+    kind = record.change_type
+    if kind is None or kind not in policy.change_types:
+        return None
+    return policy.change_type(kind).reminders.cadence
+
+
 def remind(options: Options) -> RemindReport:
     policy = load_policy_for(options).policy
     masker = Masker.from_env(options.env)
@@ -144,7 +152,7 @@ def remind(options: Options) -> RemindReport:
     for record in open_changes:
         report.checked += 1
         progress.count("remind: open changes checked", report.checked, len(open_changes))
-        if not reminders.might_owe(record, now, ahead):
+        if not reminders.might_owe(record, now, ahead, _cadence(policy, record)):
             continue
         full = register.get(record.change_id)
         if full is None:
@@ -284,7 +292,7 @@ def _remind_one(
         "customer": rules.customer,
         "stakeholder": rules.stakeholder,
     }
-    due = reminders.owed(record, audiences, offsets, now)
+    due = reminders.owed(record, audiences, offsets, now, rules.cadence)
     groups: dict[tuple[str, str], list[reminders.Due]] = {}
     for d in due:
         groups.setdefault((d.stage, d.tag), []).append(d)

@@ -4,6 +4,12 @@
   every audience that was told of the window, for the offsets that had not passed when it was
   told; a job that missed some sends only the latest one due, and never one older than a
   reminder already sent for the same window. It says the time actually left (`time_left`).
+  With a cadence (`reminders.internal_cadence`: weekly, biweekly), internal audiences are also
+  reminded every week (or fortnight) from their announcement until the window: at each whole
+  number of periods before the window that falls after they were told, until an offset
+  reminder takes over. Each is keyed by its count (`reminder week 2@...`: two weeks before), so
+  it goes out once; a job that missed some sends only the latest, and one down for longer than
+  `CADENCE_CATCH_UP` past it sends none (the next week's comes).
 - `window_opens`: once the window has started with no apply recorded, to the internal channels.
 - `overrun`: once the window has ended with no completion or rollback recorded, to every
   internal channel (the lead) and, when the work is recorded as started (an apply in its
@@ -42,6 +48,9 @@ OVERRUNS = frozenset(s.value for s in (*WAITING, *ACTIVE))
 # `remind` looks at a change's post-mortem for this long after it became overdue (by its
 # window's end): a job down for longer than that does not remind of it any more.
 POSTMORTEM_CATCH_UP = timedelta(days=7)
+# `remind` looks for a cadence reminder this long after it fell due (a job down for longer
+# leaves it to the next one): the cheap test before reading a change's entries needs a bound.
+CADENCE_CATCH_UP = timedelta(days=2)
 _MARK = "|remind:"
 
 
@@ -91,11 +100,39 @@ def _window(entry: Entry) -> tuple[datetime, datetime] | None:
     return datetime.fromisoformat(entry.window_start), datetime.fromisoformat(entry.window_end)
 
 
-def might_owe(record: Registered, now: datetime, horizon: timedelta) -> bool:
-    """Cheap test before reading a change's entries: could anything be due now?"""
+def might_owe(
+    record: Registered, now: datetime, horizon: timedelta, cadence: timedelta | None = None
+) -> bool:
+    """Cheap test before reading a change's entries: could anything be due now? With a
+    `cadence`, also: did a cadence point pass lately with nothing registered since?"""
     if record.ended or record.window_start is None or record.window_end is None:
         return False
-    return record.window_start - horizon <= now
+    if record.window_start - horizon <= now:
+        return True
+    point = cadence_point(record.window_start, now, cadence)
+    return (
+        point is not None
+        and now - point[1] < CADENCE_CATCH_UP
+        and record.updated_at < point[1]  # a run since then would have sent it
+    )
+
+
+def cadence_point(
+    start: datetime, now: datetime, cadence: timedelta | None
+) -> tuple[int, datetime] | None:
+    """The latest cadence point at or before `now` (a whole number of periods before the
+    window's `start`): how many periods before, and when; None after the window or without a
+    cadence."""
+    if cadence is None or now >= start:
+        return None
+    count = -((now - start) // cadence)  # ceil((start - now) / cadence), at least 1
+    return count, start - count * cadence
+
+
+def cadence_tag(at: datetime, number: int, period: timedelta) -> str:
+    """`reminder week 2@WINDOW`: the cadence reminder two weeks before the window."""
+    word = "week" if period <= timedelta(days=7) else "fortnight"
+    return f"{REMINDER} {word} {number}@{utc_text(at)}"
 
 
 def owed(
@@ -103,8 +140,10 @@ def owed(
     audiences: Sequence[Audience],
     offsets: Mapping[str, Sequence[timedelta]],
     now: datetime,
+    cadence: timedelta | None = None,
 ) -> list[Due]:
-    """Everything `record` owes at `now`, given its registered entries (`record.entries`)."""
+    """Everything `record` owes at `now`, given its registered entries (`record.entries`);
+    `cadence`: the internal audiences' periodic reminder (weekly, biweekly), if any."""
     start, end = record.window_start, record.window_end
     if record.ended or start is None or end is None:
         return []
@@ -129,6 +168,14 @@ def owed(
                 }
                 if not any(o <= latest for o in done):
                     out.append(Due(REMINDER, audience, tag(REMINDER, start, latest), latest))
+            elif cadence is not None and audience.kind == "internal":
+                # The latest cadence point since it was told (the announcement covers the
+                # earlier ones), once.
+                point = cadence_point(start, now, cadence)
+                if point is not None and told < point[1]:
+                    t = cadence_tag(start, point[0], cadence)
+                    if t not in sent:
+                        out.append(Due(REMINDER, audience, t))
         elif now < end:
             if record.status in NOT_STARTED and audience.kind == "internal":
                 t = tag(WINDOW_OPENS, start)
@@ -251,6 +298,12 @@ def starts_in(offset: timedelta) -> str:
 def describe(due_tag: str) -> str:
     """`reminder 1440m@...` -> `reminder, 1 day before the window`."""
     head = due_tag.split("@", 1)[0]
+    for word, every in (("week", "weekly"), ("fortnight", "biweekly")):
+        if head.startswith(f"{REMINDER} {word} "):
+            count = head.rsplit(" ", 1)[1]
+            return (
+                f"{every} reminder, {count} {word}{'s' if count != '1' else ''} before the window"
+            )
     if head.startswith(REMINDER + " ") and head.endswith("m"):
         offset = timedelta(minutes=int(head[len(REMINDER) + 1 : -1]))
         return f"reminder, {starts_in(offset).removeprefix('in ')} before the window"

@@ -204,6 +204,7 @@ def build(
                 notices_short=sum(r.level in ("short", "not given") for r in rows),
                 breaches=len(breaches),
                 postmortem="not owed" if pm is None else ("overdue" if pm.overdue else pm.state),
+                owner=c.change.owner or "",
             )
         )
 

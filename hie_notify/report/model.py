@@ -29,6 +29,8 @@ class ChangeRow:
     notices_short: int
     breaches: int
     postmortem: str  # "not owed" | "owed" | "opened" | "closed" | "overdue"
+    # The person responsible for the change's communication (its record's `owner`; "" if none).
+    owner: str = ""
 
 
 @dataclass(frozen=True)

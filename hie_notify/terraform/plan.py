@@ -1,7 +1,9 @@
 """A `terraform show -json` plan read into a small typed model.
 
 Only names, actions and the *names* of changed attributes are kept: attribute values (which may
-be sensitive) are compared while reading and never copied into the model.
+be sensitive) are compared while reading and never copied into the model. The one exception is
+IAM policy documents (`terraform.iam`): the actions, resource ARNs and principals their
+statements gain and lose, never from a value marked sensitive.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, NamedTuple
 
 from hie_notify import limits, safejson
 from hie_notify.errors import InputError
+from hie_notify.terraform.iam import DocumentChange, document_changes
 
 SUPPORTED_MAJOR_VERSIONS = ("0", "1")
 DEFAULT_BUDGET = limits.MemoryBudget(limits.DEFAULT_MEMORY_BUDGET)
@@ -117,6 +120,9 @@ class Plan:
     errored: bool = False
     source: str = "plan"
     summary: dict[str, int] = field(default_factory=dict)
+    # What each IAM policy document gains and loses (statements' actions, resources and
+    # principals; never a document marked sensitive): `terraform.iam`.
+    iam: tuple[DocumentChange, ...] = ()
 
     @property
     def changes(self) -> tuple[ResourceChange, ...]:
@@ -344,7 +350,17 @@ def _parse_plan(data: Any, source: str) -> Plan:
         errored=data.get("errored") is True,
         source=source,
         summary=_summary(resources),
+        iam=_iam(changes, resources),
     )
+
+
+def _iam(raws: list[Any], resources: list[ResourceChange]) -> tuple[DocumentChange, ...]:
+    out: list[DocumentChange] = []
+    for raw, rc in zip(raws, resources, strict=True):
+        change = raw.get("change") if isinstance(raw, dict) else None
+        if rc.mode == "managed" and isinstance(change, dict):
+            out.extend(document_changes(rc.address, rc.action, change))
+    return tuple(out)
 
 
 def _summary(resources: list[ResourceChange]) -> dict[str, int]:

@@ -24,6 +24,7 @@ import msgspec
 from msgspec import UNSET, Raw, Struct, UnsetType
 
 from hie_notify import limits
+from hie_notify.terraform.iam import DocumentChange, document_changes
 from hie_notify.terraform.plan import (
     _ACTIONS,
     _PLAN_KEYS,
@@ -98,7 +99,24 @@ class _Output(Struct, gc=False):
     after_sensitive: Raw = _NO
 
 
+class _IamChange(Struct, gc=False):
+    before: Raw = _NO
+    after: Raw = _NO
+    after_unknown: Raw = _NO
+    before_sensitive: Raw = _NO
+    after_sensitive: Raw = _NO
+
+
+class _IamResource(Struct, gc=False):
+    change: _IamChange
+
+
+class _IamTop(Struct, gc=False):
+    resource_changes: list[_IamResource] | None = None
+
+
 _TOP = msgspec.json.Decoder(_Top)
+_IAM_TOP = msgspec.json.Decoder(_IamTop)
 _OUTPUTS = msgspec.json.Decoder(dict[str, _Output] | None)
 _OBJECT = msgspec.json.Decoder(dict[str, Raw] | None)
 _ANY = msgspec.json.Decoder()
@@ -177,6 +195,7 @@ def _read_typed(raw: bytes, source: str, meter: _Meter) -> Plan:
         for rc in meter.records(drifted)
     ]
     tf_version = _ANY.decode(_small(top.terraform_version)) if top.terraform_version else None
+    iam = _iam(raw, resources) if b"Statement" in raw else ()
     return Plan(
         format_version=version,
         terraform_version=tf_version if isinstance(tf_version, str) else None,
@@ -186,7 +205,36 @@ def _read_typed(raw: bytes, source: str, meter: _Meter) -> Plan:
         errored=top.errored == _TRUE,
         source=source,
         summary=_summary(resources),
+        iam=iam,
     )
+
+
+def _iam(raw: bytes, resources: list[ResourceChange]) -> tuple[DocumentChange, ...]:
+    """The IAM policy documents' changes (`terraform.iam`): only a plan that holds a policy
+    statement somewhere is read again, and only the values of resources that hold one are
+    decoded."""
+    listed = _IAM_TOP.decode(raw).resource_changes or []
+    if len(listed) != len(resources):
+        raise NotTyped
+    out: list[DocumentChange] = []
+    for r, rc in zip(listed, resources, strict=True):
+        c = r.change
+        if rc.mode != "managed" or not (
+            b"Statement" in bytes(c.before) or b"Statement" in bytes(c.after)
+        ):
+            continue
+        change = {
+            key: _ANY.decode(value) if len(value) else None
+            for key, value in (
+                ("before", c.before),
+                ("after", c.after),
+                ("after_unknown", c.after_unknown),
+                ("before_sensitive", c.before_sensitive),
+                ("after_sensitive", c.after_sensitive),
+            )
+        }
+        out.extend(document_changes(rc.address, rc.action, change))
+    return tuple(out)
 
 
 class _Meter:
