@@ -270,15 +270,23 @@ def _times_true(k: Kind, m: Message) -> str | None:
     if m.variant == "announce after the rollback":
         if m.external and "we are going to try it again" not in m.text:
             return "a change undone and announced again, not told as a new try"
-        if not m.external and m.subject and "(trying again after a rollback)" not in m.subject:
+        if not m.external and m.subject and "(trying again after a rollback" not in m.subject:
             return "the team not told the change is tried again after its rollback"
     elif "try it again" in m.text or "trying again after a rollback" in m.text:
         return "told as tried again when it was not undone"
     return None
 
 
+# The labels that start a line of a message: one glued to the end of the line before (a block
+# tag that ate the newline) reads "...1 hourOn call: Leon".
+_LABELS = (
+    "Key user flows|On call|Rollback plan|Service impact|Window|Jira|Plan|Leads?|Risk|Contact"
+    "|Expected downtime|What we|When|Our reference|What you may notice"
+)
+
+
 def _reads_right(k: Kind, m: Message) -> str | None:
-    if re.search(r"[a-z0-9]Key user flows", m.text):
+    if re.search(rf"[a-z0-9.)]\*?(?:{_LABELS})\b", m.text):
         return "a line run into the next"
     if "after rollback" in m.variant and "checked by" in m.text:
         return "key user flows said to be checked on a change that did not stay"
