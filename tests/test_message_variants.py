@@ -116,7 +116,7 @@ def test_no_message_contradicts_its_lifecycle(policy: Policy, data: st.DataObjec
             assert "nothing you need to do" not in plain
             assert "running as it was before" not in plain
     if stage == "announce" and ctx["moved"]:
-        assert ("has moved from" if external else "(rescheduled)") in message.bodies["text"]
+        assert ("has moved from" if external else "rescheduled)") in message.bodies["text"]
     if stage != "announce" or not ctx["moved"]:
         assert "moved from" not in every.lower()
     # The announcement shown again (the Slack parent of a later stage) is not a new try.

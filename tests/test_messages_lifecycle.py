@@ -250,7 +250,7 @@ def test_a_change_announced_again_after_its_rollback_is_told_as_a_new_try(
         "GMT to Thu 10 Dec 2026 19:00 GMT." in text
     ), text
     devops = _sent(tmp_path / "outbox/FFAPP-4458/announce", "slack-devops*.json")[-1]
-    assert "(trying again after a rollback)" in devops.read_text()
+    assert "(trying again after a rollback, rescheduled)" in devops.read_text()
     code, _ = flow("apply", "--status", "started", now="2026-12-10T19:05:00+00:00")
     assert code == 0, flow.err
     _, started = _customer(tmp_path, "apply_started")

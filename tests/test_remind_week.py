@@ -178,13 +178,14 @@ def test_a_week_of_reminders(week: tuple[Flow, RegisterFake, str]) -> None:
     # C was cancelled before anything was owed: it never appears.
     assert not [s for s in sent if s[1] == "FFAPP-103"]
     if register == "gitlab":
-        # Every run: who am I, the open changes near now (a page per month the range touches,
-        # at most two, and one of those written before the month labels), the changes that
+        # Every run: who am I, the open changes near now (a page per month the range touches:
+        # a week back to a quarter ahead, for the weekly cadence of scheduled maintenance, at
+        # most five; and one of those written before the month labels), the changes that
         # ended lately (overdue post-mortems: the same, three at most), the notes of each change
         # that may owe something (at most three here); then, per delivery, the issue's record
         # and a note. Bounded by what is due, never by the size of the register.
-        assert all(calls <= 10 + 2 * sent for calls, sent in calls_per_run), calls_per_run
-        assert max(calls for calls, sent in calls_per_run if not sent) <= 10
+        assert all(calls <= 13 + 2 * sent for calls, sent in calls_per_run), calls_per_run
+        assert max(calls for calls, sent in calls_per_run if not sent) <= 13
         lists = [
             c.request.url
             for c in fake.rsps.calls
@@ -277,18 +278,21 @@ def test_remind_on_2000_changes_reads_only_what_may_be_due(
     lists = [unquote(u) for u in urls if u.split("?")[0].endswith("/issues")]
     notes = [u for u in urls if "/notes" in u]
     assert all("per_page=100" in u for u in lists)
-    # The open changes whose windows are near (a week back for overruns, the longest reminder
-    # ahead): December's, and those written before the month labels (newest due date first,
-    # stopping past the range); 18 open changes weeks away are not read further.
-    assert "hie-notify-month:2026-12&state=opened" in lists[0]
-    assert "state=opened&order_by=due_date&sort=desc" in lists[1]
-    assert "not[labels]=hie-notify-by-month" in lists[1]
+    # The open changes whose windows are near (a week back for overruns; ahead, the quarter in
+    # which the default policy's weekly cadence for scheduled maintenance may fall due): the
+    # months from December to March, and those written before the month labels (newest due
+    # date first, stopping past the range); 18 open changes weeks away, of a type with no
+    # cadence, are not read further.
+    for i, month in enumerate(("2026-12", "2027-01", "2027-02", "2027-03")):
+        assert f"hie-notify-month:{month}&state=opened" in lists[i]
+    assert "state=opened&order_by=due_date&sort=desc" in lists[4]
+    assert "not[labels]=hie-notify-by-month" in lists[4]
     # The changes that ended lately, for overdue post-mortems: November's and December's, and
     # the unlabelled ones; none of these owes a post-mortem, so no notes are read for them.
-    assert ["month:2026-11" in lists[2], "month:2026-12" in lists[3]] == [True, True]
-    assert "order_by=due_date" in lists[4] and "sort=desc" in lists[4]
-    assert len(lists) == 5
+    assert ["month:2026-11" in lists[5], "month:2026-12" in lists[6]] == [True, True]
+    assert "order_by=due_date" in lists[7] and "sort=desc" in lists[7]
+    assert len(lists) == 8
     assert len(notes) == 2  # FFAPP-1981 (in 2 days) and FFAPP-1982 (in 5 days)
-    assert len(urls) == 8  # and who am I
+    assert len(urls) == 11  # and who am I
     # Never announced (made up for the count): skipped, and said so.
     assert [s.split(":")[0] for s in out["skipped"]] == ["FFAPP-1981", "FFAPP-1982"]

@@ -116,6 +116,11 @@ class RemindReport:
 OVERRUN_CATCH_UP = reminders.POSTMORTEM_CATCH_UP
 
 
+# How far ahead of its window a change's cadence reminders (weekly, biweekly) are looked for:
+# `remind` reads the register by range, and a cadence has no last offset of its own.
+CADENCE_REACH = timedelta(weeks=13)
+
+
 def horizon(policy: Policy) -> timedelta:
     """The longest reminder offset any change type asks for."""
     offsets = [
@@ -125,6 +130,14 @@ def horizon(policy: Policy) -> timedelta:
         for o in kind
     ]
     return max(offsets, default=timedelta(0))
+
+
+def reach(policy: Policy) -> timedelta:
+    """How far ahead of now `remind` reads the register: the longest offset, or a quarter
+    when some change type has a cadence."""
+    if any(ct.reminders.cadence is not None for ct in policy.change_types.values()):
+        return max(horizon(policy), CADENCE_REACH)
+    return horizon(policy)
 
 
 def _cadence(policy: Policy, record: Registered) -> timedelta | None:
@@ -148,7 +161,17 @@ def remind(options: Options) -> RemindReport:
     # Only the open changes whose window is near: reminders are due up to `ahead` before it,
     # an overrun up to OVERRUN_CATCH_UP after it (the register is read by that range, not
     # whole: 20,000 changes cost what the weeks around now hold).
-    open_changes = register.open_changes(now - OVERRUN_CATCH_UP, now + ahead + timedelta(seconds=1))
+    # A change type with a cadence is reminded of weekly from further ahead (CADENCE_REACH):
+    # the changes beyond the longest offset are kept only when their type has one.
+    open_changes = [
+        record
+        for record in register.open_changes(
+            now - OVERRUN_CATCH_UP, now + reach(policy) + timedelta(seconds=1)
+        )
+        if record.window_start is None
+        or record.window_start <= now + ahead
+        or _cadence(policy, record) is not None
+    ]
     for record in open_changes:
         report.checked += 1
         progress.count("remind: open changes checked", report.checked, len(open_changes))
