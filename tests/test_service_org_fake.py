@@ -79,6 +79,7 @@ class OrgGitLab:
     commit_mrs: dict[tuple[str, str], list[int]] = field(default_factory=dict)
     notes: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
     calls: Counter[str] = field(default_factory=Counter)  # project path ("" = none) -> requests
+    routes: Counter[str] = field(default_factory=Counter)  # "GET notes" -> requests
     lock: threading.Lock = field(default_factory=threading.Lock)
     next_id: int = 1000
 
@@ -120,6 +121,7 @@ class OrgGitLab:
             project = self._resolve(groups[0]) if groups else None
             with self.lock:
                 self.calls[project or ""] += 1
+                self.routes[f"{request.method} {handler.__name__.strip('_')}"] += 1
             if user is None:
                 return 401, {}, json.dumps({"message": "401 Unauthorized"})
             if groups and project is None:
@@ -420,6 +422,7 @@ def run_organisation(
             for i, ws in enumerate(world.workspaces):
                 world.announce(ws, EARLY if i % 2 == 0 else LATE)
             before = sum(world.gitlab.calls.values())
+            routes_before = Counter(world.gitlab.routes)
             services = [world.start(chr(ord("a") + r)) for r in range(replicas)]
             jobs = []
             for t in range(tasks):
@@ -471,6 +474,10 @@ def run_organisation(
                 "all_decided_s": round(elapsed, 2),
                 "gitlab_requests": requests,
                 "gitlab_requests_per_decision": round(requests / len(jobs), 1),
+                "gitlab_requests_per_decision_by_route": {
+                    route: round(count / len(jobs), 2)
+                    for route, count in sorted((world.gitlab.routes - routes_before).items())
+                },
             }
         finally:
             world.stop()
