@@ -343,3 +343,25 @@ def test_200_run_tasks_across_20_projects_and_3_replicas(tmp_path: Path) -> None
     assert statistics.median([figures["median_s"]]) <= figures["worst_s"]
     assert 0 < figures["gitlab_requests_per_decision"] < 40
     assert PIPELINE_BOT["username"]  # the announcements were the pipelines' bot's
+
+
+def test_the_guides_service_file_is_one_the_service_reads(tmp_path: Path) -> None:
+    """docs/run-task.md's example service file loads, and maps as the guide says."""
+    import re
+
+    from tests.conftest import ROOT
+
+    text = ROOT.joinpath("docs", "run-task.md").read_text()
+    (block,) = re.findall(
+        r"^```yaml\n(# /etc/hie-notify/service\.yaml\n.*?)^```$", text, re.S | re.M
+    )
+    path = tmp_path / "service.yaml"
+    path.write_text(block)
+    config = OrgConfig.load(path)
+    assert config.project_for(ORG, "eoe-prod", None, API) == "hie/infra"
+    assert config.project_for(ORG, "eoe-web", None, API) == "hie/web"
+    repo = "https://gitlab.example.com/hie/team-a"
+    assert config.project_for(ORG, "team-a", repo, API) == "hie/team-a"
+    assert "project_42_bot_hie" in config.ledger_authors
+    with pytest.raises(InputError, match="is not mapped to any GitLab project"):
+        config.project_for(ORG, "sandbox", None, API)
