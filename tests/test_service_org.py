@@ -365,3 +365,53 @@ def test_the_guides_service_file_is_one_the_service_reads(tmp_path: Path) -> Non
     assert "project_42_bot_hie" in config.ledger_authors
     with pytest.raises(InputError, match="is not mapped to any GitLab project"):
         config.project_for(ORG, "sandbox", None, API)
+
+
+_message = st.lists(
+    st.sampled_from(
+        [
+            "FFAPP-5000",
+            "FFAPP-5001",
+            "00" * 20,
+            "01" * 20,
+            "https://gitlab.example.com/hie/team-00/infra",
+            "project: hie/team-00/infra",
+            "workspace hie-sde/team-00-prod",
+            "CI_PROJECT_ID=100",
+            " ",
+            "\n",
+        ]
+    ),
+    max_size=8,
+).map("".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(message=_message, api_run=st.booleans())
+def test_no_run_message_moves_a_run_to_another_project(
+    tmp_path_factory: pytest.TempPathFactory, message: str, api_run: bool
+) -> None:
+    """Workspace team-01-prod's runs are project 1's, whatever their message names."""
+    from hie_notify.options import Options
+    from hie_notify.service.runtask import RunTasks
+    from hie_notify.terraform.runtask import parse_request
+    from tests.test_service_org_fake import Workspace
+
+    tmp = tmp_path_factory.mktemp("msg")
+    config = tmp / "service.yaml"
+    config.write_text(
+        "workspaces:\n  hie-sde/team-00-prod: hie/team-00/infra\n"
+        "  hie-sde/team-01-prod: hie/team-01/infra\n"
+    )
+    env = {"HIE_RUN_TASK_HMAC_KEY": "k" * 32, "HIE_SERVICE_CONFIG": str(config)}
+    env |= {"HIE_GITLAB_TOKEN": "t", "CI_API_V4_URL": API}
+    tasks = RunTasks(Settings.from_env(env), Options(env=env), workdir=tmp)
+    try:
+        ws = Workspace("team-01-prod", "hie/team-01/infra", "FFAPP-5001", "01" * 20, 4)
+        over: dict[str, Any] = {"run_message": message}
+        if api_run:
+            over |= {"vcs_commit_url": None, "vcs_repo_url": None, "vcs_branch": None}
+        data = payload(ws, "taskrs-prop", **over)
+        assert tasks.project(parse_request(data), data["vcs_repo_url"]) == "hie/team-01/infra"
+    finally:
+        tasks.close(1)

@@ -32,7 +32,8 @@ class Settings:
         return (
             f"Settings(listen={self.listen_host}:{self.listen_port}, "
             f"run_task={'on' if self.run_task_key else 'off'}, "
-            f"notifications={'on' if self.notification_token else 'off'})"
+            f"notifications={'on' if self.notification_token else 'off'}, "
+            f"organisation={self.org.source if self.org else 'off'})"
         )
 
     def masker(self, env: Mapping[str, str]) -> Masker:
