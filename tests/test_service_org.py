@@ -415,3 +415,76 @@ def test_no_run_message_moves_a_run_to_another_project(
         assert tasks.project(parse_request(data), data["vcs_repo_url"]) == "hie/team-01/infra"
     finally:
         tasks.close(1)
+
+
+# -- notifications
+
+
+NOTIFY_TOKEN = "nc-token-PLANTED-6d2f-0000"
+
+
+def notify(service: Any, ws: Any, run_id: str, **over: Any) -> int:
+    import http.client
+    import json
+
+    from tests.test_service_org_fake import sign
+
+    data: dict[str, Any] = {
+        "payload_version": 1,
+        "notification_configuration_id": "nc-Wd4tLx9pGm2bQr7K",
+        "run_url": f"https://app.terraform.io/app/{ORG}/{ws.name}/runs/{run_id}",
+        "run_id": run_id,
+        "run_message": f"{ws.key} {ws.sha}: resize the EKS general worker nodes",
+        "run_created_at": "2026-12-08T18:52:11.000Z",
+        "run_created_by": "project_bot_tfc",
+        "workspace_id": "ws-Hk3vT8pRcY2nWq6D",
+        "workspace_name": ws.name,
+        "organization_name": ORG,
+        "notifications": [
+            {
+                "message": "Applying",
+                "trigger": "run:applying",
+                "run_status": "applying",
+                "run_updated_at": "2026-12-08T19:05:31.000Z",
+                "run_updated_by": "leon",
+            }
+        ],
+    }
+    data.update(over)
+    body = json.dumps(data).encode()
+    conn = http.client.HTTPConnection("127.0.0.1", service.port, timeout=30)
+    try:
+        conn.request(
+            "POST",
+            "/notifications",
+            body=body,
+            headers={
+                "Content-Type": "application/json",
+                "X-TFE-Notification-Signature": sign(body, NOTIFY_TOKEN),
+            },
+        )
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_a_notification_is_acted_on_in_its_workspaces_project_only(
+    w: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO)
+    ws, other, _ = w.workspaces
+    w.announce(ws, EARLY)
+    w.announce(other, EARLY)
+    service = w.start("a", HIE_TFC_NOTIFICATION_TOKEN=NOTIFY_TOKEN)
+    post(service, payload(ws, "taskrs-applied", run_id="run-Applied0000001"))
+    drain(service)
+    assert status(w, "taskrs-applied")["status"] == "passed"
+    # Named in another workspace's message: the change is looked for in that workspace's project.
+    assert notify(service, other, "run-Applied0000001", run_message=f"{ws.key} {ws.sha}") == 200
+    assert notify(service, ws, "run-Applied0000001", workspace_name="rogue-prod") == 200
+    assert not w.entries(ws, "apply_started") and not w.entries(other, "apply_started")
+    assert f"workspace {ORG}/rogue-prod is not mapped to any GitLab project" in caplog.text
+    assert notify(service, ws, "run-Applied0000001") == 200
+    assert w.entries(ws, "apply_started") and not w.entries(other, "apply_started")

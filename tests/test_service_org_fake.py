@@ -93,6 +93,7 @@ class OrgGitLab:
             ("GET", p + r"/merge_requests/(\d+)", self._mr),
             ("GET", p + r"/merge_requests/(\d+)/notes", self._list),
             ("POST", p + r"/merge_requests/(\d+)/notes", self._post),
+            ("PUT", p + r"/merge_requests/(\d+)/notes/(\d+)", self._put),
         ]
         for method, pattern, handler in routes:
             regex = re.compile("^" + re.escape(API) + pattern + r"(\?.*)?$")
@@ -200,6 +201,20 @@ class OrgGitLab:
     def _post(self, request: Any, user: Any, project: str, iid: str) -> tuple[int, dict, str]:
         body = json.loads(request.body)["body"]
         return self._json(self.add_note(project, int(iid), body, user), 201)
+
+    def _put(
+        self, request: Any, user: Any, project: str, iid: str, note_id: str
+    ) -> tuple[int, dict, str]:
+        notes = self.notes.get((project, int(iid)), [])
+        note = next((n for n in notes if n["id"] == int(note_id)), None)
+        if note is None:
+            return self._json({"message": "404 Not found"}, 404)
+        if note["author"]["id"] != user["id"]:  # only its author edits a note (a Developer)
+            return self._json({"message": "403 Forbidden"}, 403)
+        self.clock += timedelta(seconds=1)
+        note["body"] = json.loads(request.body)["body"]
+        note["updated_at"] = self.clock.isoformat().replace("+00:00", "Z")
+        return self._json(note)
 
     def _list(self, request: Any, user: Any, project: str, iid: str) -> tuple[int, dict, str]:
         query = {k: v[0] for k, v in parse_qs(urlparse(request.url).query).items()}

@@ -109,7 +109,11 @@ def locate(
             mr = where.noteable()
             env["CI_MERGE_REQUEST_IID"] = str(mr.iid)
             ledger = f"gitlab:mr:{mr.iid}"
-            link = _mr_link(where, int(mr.iid)) or link
+            if project is not None:  # a path: GitLab's own address for it, no request needed
+                server = where.target.server_url.rstrip("/")
+                link = f"{server}/{project}/-/merge_requests/{int(mr.iid)}"
+            else:
+                link = _mr_link(where, int(mr.iid)) or link
         elif env.get("HIE_CHANGE_ISSUE_IID"):
             ledger = f"gitlab:issue:{env['HIE_CHANGE_ISSUE_IID']}"
         else:
