@@ -488,3 +488,45 @@ def test_a_notification_is_acted_on_in_its_workspaces_project_only(
     assert f"workspace {ORG}/rogue-prod is not mapped to any GitLab project" in caplog.text
     assert notify(service, ws, "run-Applied0000001") == 200
     assert w.entries(ws, "apply_started") and not w.entries(other, "apply_started")
+
+
+def test_a_projects_policy_is_read_again_after_a_minute_and_kept_per_project(
+    tmp_path: Path,
+) -> None:
+    from hie_notify.service.org import POLICY_SECONDS, ProtectedPolicies
+
+    now = [100.0]
+    reads: list[tuple[str, str, str | None]] = []
+    texts = {"hie/a": b"trial: true\n", "hie/b": b"organisation: B\n"}
+
+    def reader(env: Any, project: str, path: str, ref: str | None) -> tuple[bytes, str]:
+        reads.append((project, path, ref))
+        return texts[project], "main"
+
+    policies = ProtectedPolicies(tmp_path, monotonic=lambda: now[0], reader=reader)
+    first, where = policies.get({}, "hie/a")
+    assert where == "hie/a@main:.hie-notify/policy.yaml" and first.read_bytes() == texts["hie/a"]
+    assert policies.get({}, "hie/b")[0].read_bytes() == texts["hie/b"]
+    now[0] += POLICY_SECONDS - 1
+    assert policies.get({}, "hie/a")[0] == first and len(reads) == 2
+    texts["hie/a"] = b"trial: false\n"  # the protected branch changed
+    now[0] += 2
+    again, _ = policies.get({}, "hie/a")
+    assert again != first and again.read_bytes() == b"trial: false\n" and len(reads) == 3
+    assert first.read_bytes() == b"trial: true\n"  # a worker still reading it is not disturbed
+    # A central policy project, at its ref, for every project.
+    central = {"HIE_POLICY_PROJECT": "hie/a", "HIE_POLICY_REF": "v2", "HIE_POLICY_PATH": "p.yaml"}
+    policies.get(central, "hie/c")
+    assert reads[-1] == ("hie/a", "p.yaml", "v2")
+
+
+def test_an_invalid_protected_policy_names_the_project_file_and_field(w: World) -> None:
+    ws = w.workspaces[0]
+    w.announce(ws, EARLY)
+    w.gitlab.files[(ws.project, "main", ".hie-notify/policy.yaml")] = b"trial: maybe\n"
+    service = w.start("a")
+    post(service, payload(ws, "taskrs-badpolicy"))
+    drain(service)
+    message = status(w, "taskrs-badpolicy")["message"]
+    assert message.startswith("BLOCKED: hie-notify cannot decide: ")
+    assert f"{ws.project}@main:.hie-notify/policy.yaml" in message and "trial" in message
