@@ -1,11 +1,13 @@
 """The GitLab ledger: one note per recording on the merge request (or a change issue).
 
 Each note carries its entries in a hidden marker. Only dedicated ledger notes count: written by
-the notifier's own user, not a system note, never edited (`updated_at` equal to `created_at`),
-and whose whole body is exactly what `record` writes for the entries in its marker (so the
-summary note, or any note quoting a marker, is never read). A delivery counts from the later of
-the time this process saw it sent and the note's server `created_at`: nothing written in a body,
-by anyone, can make a notice look earlier than GitLab says it was posted.
+the notifier's own user (or, outside GitLab CI, by a user HIE_LEDGER_AUTHORS names: the bot the
+pipelines write as, when the gate service has its own token), not a system note, never edited
+(`updated_at` equal to `created_at`), and whose whole body is exactly what `record` writes for
+the entries in its marker (so the summary note, or any note quoting a marker, is never read).
+A delivery counts from the later of the time this process saw it sent and the note's server
+`created_at`: nothing written in a body, by anyone, can make a notice look earlier than
+GitLab says it was posted.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from hie_notify.gitlab_api import NoteTarget, call, gitlab_target
 from hie_notify.ledger.seal import Verified, seal, verify
 from hie_notify.lifecycle import LIFECYCLE
 from hie_notify.records import Entry
+from hie_notify.switches import in_gitlab_ci
 
 MARKER = "hie-notify-ledger:v1:"
 MAX_MARKER_BYTES = 4 << 20  # a note holds at most 1,000,000 characters; entries compress well
@@ -86,10 +89,28 @@ def entry_line(entry: Entry) -> str:
     return f"- {entry.stage}: {entry.audience} via {entry.channel}"
 
 
+def ledger_authors(env: Mapping[str, str]) -> frozenset[str]:
+    """HIE_LEDGER_AUTHORS: usernames (comma-separated) whose ledger notes count besides the
+    token's own user. Refused in GitLab CI, where a branch sets its own job variables and could
+    name any user whose notes it can write."""
+    raw = (env.get("HIE_LEDGER_AUTHORS") or "").strip()
+    if not raw:
+        return frozenset()
+    if in_gitlab_ci(env):
+        raise InputError(
+            "HIE_LEDGER_AUTHORS: refused in GitLab CI (a branch can set its own job variables); "
+            "only the gate service (hie-notify receive) may accept other ledger authors"
+        )
+    return frozenset(name.strip() for name in raw.split(",") if name.strip())
+
+
 class GitLabLedger:
-    def __init__(self, where: NoteTarget, key: bytes | None = None) -> None:
+    def __init__(
+        self, where: NoteTarget, key: bytes | None = None, authors: frozenset[str] = frozenset()
+    ) -> None:
         self.where = where
         self.key = key
+        self.authors = authors  # usernames whose notes count besides the token's own user
         self._last: dict[str, str] = {}
 
     @property
@@ -99,14 +120,34 @@ class GitLabLedger:
     @classmethod
     def from_env(cls, uri: str, env: Mapping[str, str], key: bytes | None = None) -> GitLabLedger:
         parts = uri.split(":")
+        authors = ledger_authors(env)
         if len(parts) == 3 and parts[1] in ("mr", "issue") and parts[2].isdigit():
             target = gitlab_target(env, "the GitLab ledger")
-            return cls(NoteTarget(target, parts[1], int(parts[2]), None), key)
+            return cls(NoteTarget(target, parts[1], int(parts[2]), None), key, authors)
         if uri != "gitlab":
             raise InputError(
                 f"--ledger: expected gitlab, gitlab:mr:IID or gitlab:issue:IID, got {uri!r}"
             )
-        return cls(NoteTarget.from_env(env, "the GitLab ledger"), key)
+        return cls(NoteTarget.from_env(env, "the GitLab ledger"), key, authors)
+
+    def _notes(self, what: str) -> list[Any]:
+        """The notes that may be ledger notes: by our own user or an accepted author."""
+        if not self.authors:
+            return self.where.own_notes(what)
+        me = self.where.my_id()
+        noteable = self.where.noteable()
+        notes = call(
+            what,
+            lambda: list(noteable.notes.list(iterator=True, sort="asc", order_by="created_at")),
+        )
+        found = []
+        for n in notes:
+            author = n.attributes.get("author") or {}
+            if n.attributes.get("system"):
+                continue
+            if int(author.get("id", -1)) == me or author.get("username") in self.authors:
+                found.append(n)
+        return found
 
     def read(self, change_id: str) -> list[Entry]:
         return self.verified(change_id).entries
@@ -114,7 +155,7 @@ class GitLabLedger:
     def verified(self, change_id: str) -> Verified:
         found: list[tuple[Entry, str]] = []
         posted: dict[str, datetime] = {}  # entry digest -> its note's created_at
-        for note in self.where.own_notes("read the ledger notes"):
+        for note in self._notes("read the ledger notes"):
             where = f"{self.description} note {note.id}"
             body = str(note.attributes.get("body", ""))
             raw = decode_marker(body, where)

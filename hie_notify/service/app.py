@@ -124,7 +124,8 @@ def make_app(
                 return answer("400 Bad Request", f"not a run task request: {exc}")
             fields.update(task_result_id=request.task_result_id, run_id=request.run_id)
             fields["stage"] = request.stage
-            code, text = run_tasks.accept(request)
+            repo = payload.get("vcs_repo_url")
+            code, text = run_tasks.accept(request, repo if isinstance(repo, str) else None)
             reason = {200: "OK", 503: "Service Unavailable"}[code]
             extra = [("Retry-After", "30")] if code == 503 else []
             return answer(f"{code} {reason}", text, *extra)

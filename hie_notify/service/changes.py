@@ -6,6 +6,10 @@ at HIE_CHANGE_PATH (`{id}` becomes the key), or is the one file HIE_CHANGE names
 the merge request of the run's commit (HIE_LEDGER pins one instead). The record must carry the
 key the run names: a run of another change, or one that names none, is never judged against
 this one.
+
+Serving an organisation (HIE_SERVICE_CONFIG), the project is the one the operator maps the run's
+workspace to (`org.py`), and the decision is made with that project's protected policy; notes
+by the configured ledger authors count as the service's own.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 from hie_notify.errors import InputError
 from hie_notify.gitlab_api import NoteTarget, call, connect, gitlab_target, reported
 from hie_notify.options import Options
+from hie_notify.service.org import ProtectedPolicies
 from hie_notify.service.settings import Settings
 from hie_notify.yamlfile import read_yaml_mapping
 
@@ -48,9 +53,27 @@ def locate(
     commit: str | None,
     branch: str | None,
     run_url: str | None,
+    project: str | None = None,
+    policies: ProtectedPolicies | None = None,
 ) -> Located:
-    """The change a run belongs to; InputError saying what is missing when it cannot be told."""
+    """The change a run belongs to; InputError saying what is missing when it cannot be told.
+    `project` (serving an organisation): the GitLab project the operator maps the run to, whose
+    protected policy (from `policies`) decides."""
     env = dict(base.env)
+    policy = base.policy
+    if project is not None:
+        if base.change is not None or (base.ledger not in (None, "gitlab")):
+            raise InputError(
+                "HIE_CHANGE / HIE_LEDGER pin one change record or ledger: a service for an "
+                "organisation (HIE_SERVICE_CONFIG) finds them in each run's project; unset them"
+            )
+        env["CI_PROJECT_ID"] = project
+        for name in ("CI_MERGE_REQUEST_IID", "HIE_CHANGE_ISSUE_IID", "GITLAB_CI"):
+            env.pop(name, None)  # the service's own environment names no project's
+        if settings.org is not None and settings.org.ledger_authors:
+            env["HIE_LEDGER_AUTHORS"] = ",".join(settings.org.ledger_authors)
+        if key is not None:
+            policy, _ = (policies or ProtectedPolicies(workdir)).get(env, project)
     if key is None:  # a pinned record (HIE_CHANGE) is no reason to take any run as its own
         raise InputError(
             "the run message names no Jira key (like FFAPP-4458): hie-notify cannot tell "
@@ -86,7 +109,11 @@ def locate(
             mr = where.noteable()
             env["CI_MERGE_REQUEST_IID"] = str(mr.iid)
             ledger = f"gitlab:mr:{mr.iid}"
-            link = _mr_link(where, int(mr.iid)) or link
+            if project is not None:  # a path: GitLab's own address for it, no request needed
+                server = where.target.server_url.rstrip("/")
+                link = f"{server}/{project}/-/merge_requests/{int(mr.iid)}"
+            else:
+                link = _mr_link(where, int(mr.iid)) or link
         elif env.get("HIE_CHANGE_ISSUE_IID"):
             ledger = f"gitlab:issue:{env['HIE_CHANGE_ISSUE_IID']}"
         else:
@@ -100,7 +127,14 @@ def locate(
         env["HIE_CHANGE_ISSUE_IID"] = ledger.rsplit(":", 1)[1]
     # The service is an enforcement point: only real deliveries count, as in GitLab CI.
     options = replace(
-        base, change=change_path, ledger=ledger, now=now, format="json", env=env, enforced=True
+        base,
+        policy=policy,
+        change=change_path,
+        ledger=ledger,
+        now=now,
+        format="json",
+        env=env,
+        enforced=True,
     )
     return Located(change_id, options, link)
 

@@ -21,6 +21,7 @@ from hie_notify.lifecycle import LifecycleError
 from hie_notify.options import Options
 from hie_notify.receiver import Event
 from hie_notify.service.changes import locate
+from hie_notify.service.org import ProtectedPolicies
 from hie_notify.service.runtask import DECISION
 from hie_notify.service.settings import Settings
 from hie_notify.terraform.runtask import commit_in, jira_key
@@ -36,8 +37,10 @@ class Notifications:
         *,
         workdir: Path,
         clock: Callable[[], datetime] | None = None,
+        policies: ProtectedPolicies | None = None,
     ) -> None:
         self.settings = settings
+        self.policies = policies or ProtectedPolicies(workdir)
         self.base = base
         self.workdir = workdir
         self.clock = clock or base.clock
@@ -56,6 +59,15 @@ class Notifications:
             return f"{event.trigger}: no notice"
         now = self.clock()
         try:
+            project = None
+            if self.settings.org is not None:
+                # A notification carries no VCS repository: only a named mapping serves it.
+                project = self.settings.org.project_for(
+                    event.organization_name,
+                    event.workspace_name,
+                    None,
+                    str(self.base.env.get("CI_API_V4_URL") or ""),
+                )
             located = locate(
                 self.base,
                 self.settings,
@@ -65,6 +77,8 @@ class Notifications:
                 commit=commit_in(event.run_message),
                 branch=None,
                 run_url=event.run_url,
+                project=project,
+                policies=self.policies,
             )
         except InputError as exc:
             return f"{event.trigger} ({event.run_id}) ignored: {self.masker(str(exc))}"

@@ -1,5 +1,9 @@
 """Run-task decisions: accept at once, decide in a bounded pool, call HCP back once.
 
+Serving an organisation (HIE_SERVICE_CONFIG), the run's project is the one the operator maps its
+workspace to; a workspace mapped to none fails closed (`org.py`). Claims stay per project: they
+are notes on the merge request of the run's commit in that project.
+
 Each `task_result_id` is decided once, across every replica: before deciding, a worker records
 a claim in the change's ledger (a GitLab note) and reads the claims back; the earliest claim
 (GitLab's note time, then the claim's id) wins, the others stop. The decision itself is the
@@ -33,6 +37,7 @@ from hie_notify.options import Options
 from hie_notify.plan_source import Source
 from hie_notify.render import escape_markdown
 from hie_notify.service.changes import Located, locate
+from hie_notify.service.org import ProtectedPolicies
 from hie_notify.service.settings import Settings
 from hie_notify.terraform.plan import parse_plan
 from hie_notify.terraform.runtask import (
@@ -65,8 +70,10 @@ class RunTasks:
         sleep: Callable[[float], None] | None = None,
         session: Any = None,
         instance: str | None = None,
+        policies: ProtectedPolicies | None = None,
     ) -> None:
         self.settings = settings
+        self.policies = policies or ProtectedPolicies(workdir)
         self.base = base
         self.workdir = workdir
         self.clock = clock or base.clock
@@ -86,8 +93,9 @@ class RunTasks:
     def pending(self) -> int:
         return self._pending
 
-    def accept(self, request: RunTaskRequest) -> tuple[int, str]:
-        """(HTTP status, text) to answer HCP now; the work goes to the pool."""
+    def accept(self, request: RunTaskRequest, vcs_repo_url: str | None = None) -> tuple[int, str]:
+        """(HTTP status, text) to answer HCP now; the work goes to the pool. `vcs_repo_url`:
+        the workspace's VCS repository as HCP sent it (signed), to check the project by."""
         with self._lock:
             if self._closing:
                 return 503, "shutting down"
@@ -99,12 +107,12 @@ class RunTasks:
             while len(self._seen) > _REMEMBERED:
                 self._seen.popitem(last=False)
             self._pending += 1
-        self._pool.submit(self._work, request)
+        self._pool.submit(self._work, request, vcs_repo_url)
         return 200, "accepted"
 
-    def _work(self, request: RunTaskRequest) -> None:
+    def _work(self, request: RunTaskRequest, vcs_repo_url: str | None) -> None:
         try:
-            self.process(request)
+            self.process(request, vcs_repo_url)
         finally:
             with self._lock:
                 self._pending -= 1
@@ -133,11 +141,13 @@ class RunTasks:
             )
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def process(self, request: RunTaskRequest) -> TaskResult | None:
+    def process(
+        self, request: RunTaskRequest, vcs_repo_url: str | None = None
+    ) -> TaskResult | None:
         """Decide and call back; None when another instance (or delivery) owns this result."""
         fields = {"task_result_id": request.task_result_id, "run_id": request.run_id}
         try:
-            result = self.decide(request)
+            result = self.decide(request, vcs_repo_url)
         except HieError as exc:
             result = self._undecided(request, self.masker(str(exc)))
         except Exception:
@@ -171,7 +181,19 @@ class RunTasks:
         )
         return result
 
-    def decide(self, request: RunTaskRequest) -> TaskResult | None:
+    def project(self, request: RunTaskRequest, vcs_repo_url: str | None) -> str | None:
+        """The GitLab project of the run (serving an organisation), else None (one project)."""
+        org = self.settings.org
+        if org is None:
+            return None
+        return org.project_for(
+            request.organization_name,
+            request.workspace_name,
+            vcs_repo_url,
+            str(self.base.env.get("CI_API_V4_URL") or ""),
+        )
+
+    def decide(self, request: RunTaskRequest, vcs_repo_url: str | None = None) -> TaskResult | None:
         if request.stage not in ("post_plan", "pre_apply"):
             return TaskResult(
                 "passed",
@@ -195,6 +217,7 @@ class RunTasks:
                 ),
             )
         now = self.clock()
+        project = self.project(request, vcs_repo_url)
         located = locate(
             self.base,
             self.settings,
@@ -204,6 +227,8 @@ class RunTasks:
             commit=request.vcs_commit,
             branch=request.vcs_branch,
             run_url=request.run_app_url,
+            project=project,
+            policies=self.policies,
         )
         ledger = open_ledger(located.options.ledger, located.options.env)
         if not self._claim(ledger, located.change_id, request, now):

@@ -20,6 +20,7 @@ from typing import Any
 from hie_notify.options import Options
 from hie_notify.service.app import make_app
 from hie_notify.service.notifications import Notifications
+from hie_notify.service.org import ProtectedPolicies
 from hie_notify.service.runtask import RunTasks
 from hie_notify.service.settings import Settings
 
@@ -44,13 +45,22 @@ class Service:
         self.settings = settings
         self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="hie-notify-")
         work = workdir or Path(self._tmp.name if self._tmp else ".")
+        policies = ProtectedPolicies(work)  # each project's, shared by both paths
         self.run_tasks = (
-            RunTasks(settings, options, workdir=work, clock=clock, sleep=sleep, instance=instance)
+            RunTasks(
+                settings,
+                options,
+                workdir=work,
+                clock=clock,
+                sleep=sleep,
+                instance=instance,
+                policies=policies,
+            )
             if settings.run_task_key
             else None
         )
         self.notifications = (
-            Notifications(settings, options, workdir=work, clock=clock)
+            Notifications(settings, options, workdir=work, clock=clock, policies=policies)
             if settings.notification_token
             else None
         )

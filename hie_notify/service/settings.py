@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from hie_notify.errors import InputError
 from hie_notify.masking import Masker
+from hie_notify.service.org import OrgConfig
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
 DEFAULT_CHANGE_PATH = "deploy/change.yaml"
@@ -24,12 +26,14 @@ class Settings:
     max_body: int  # bytes
     idle_timeout: int  # seconds a connection may send nothing before it is closed
     change_path: str  # where the change record lives in the repository; {id} = Jira key
+    org: OrgConfig | None = None  # HIE_SERVICE_CONFIG: every mapped workspace (else one project)
 
     def __repr__(self) -> str:  # never show the keys
         return (
             f"Settings(listen={self.listen_host}:{self.listen_port}, "
             f"run_task={'on' if self.run_task_key else 'off'}, "
-            f"notifications={'on' if self.notification_token else 'off'})"
+            f"notifications={'on' if self.notification_token else 'off'}, "
+            f"organisation={self.org.source if self.org else 'off'})"
         )
 
     def masker(self, env: Mapping[str, str]) -> Masker:
@@ -69,6 +73,20 @@ class Settings:
             problems.append(
                 f"HIE_CHANGE_PATH: expected a path inside the repository, got {change_path!r}"
             )
+        org = None
+        config = (env.get("HIE_SERVICE_CONFIG") or "").strip()
+        if config:
+            try:
+                org = OrgConfig.load(Path(config))
+            except InputError as exc:
+                problems.extend(exc.problems)
+        if org is not None and not (
+            (env.get("HIE_GITLAB_TOKEN") or env.get("GITLAB_TOKEN")) and env.get("CI_API_V4_URL")
+        ):
+            problems.append(
+                "HIE_SERVICE_CONFIG: serving an organisation needs HIE_GITLAB_TOKEN and "
+                "CI_API_V4_URL (a token that can read every mapped project and write notes)"
+            )
         settings = cls(
             listen_host=host.strip("[]"),
             listen_port=int(port),
@@ -80,6 +98,7 @@ class Settings:
             max_body=number("HIE_SERVICE_MAX_BODY", 1024 * 1024, 1024, 64 * 1024 * 1024),
             idle_timeout=number("HIE_SERVICE_IDLE_TIMEOUT", 30, 1, 3600),
             change_path=change_path,
+            org=org,
         )
         if problems:
             raise InputError(problems)
