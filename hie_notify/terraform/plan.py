@@ -75,6 +75,9 @@ class ResourceChange(NamedTuple):
     deposed: str | None = None
     replace_paths: tuple[str, ...] = ()
     changed_attributes: frozenset[str] = frozenset()
+    # The resource's tags before and after the change (`tags` and `tags_all`, string values
+    # only): for the policy's direct contacts, never shown to anyone.
+    tags: tuple[tuple[str, str], ...] = ()
 
     @property
     def moved(self) -> bool:
@@ -460,7 +463,23 @@ def _resource_change(raw: Any, where: str) -> ResourceChange:
         _text(get("deposed")),
         _paths(change.get("replace_paths")),
         _changed_attributes(action, change),
+        _tags(change),
     )
+
+
+def _tags(change: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """(name, value) of every string tag in the before and after `tags` and `tags_all`."""
+    found: dict[tuple[str, str], None] = {}
+    for side in (change.get("before"), change.get("after")):
+        if not isinstance(side, dict):
+            continue
+        for key in ("tags", "tags_all"):
+            tags = side.get(key)
+            if isinstance(tags, dict):
+                for name, value in tags.items():
+                    if isinstance(name, str) and isinstance(value, str):
+                        found[(name, value)] = None
+    return tuple(found)
 
 
 def _plain(value: object) -> tuple[str, ...] | None:
