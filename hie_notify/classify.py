@@ -172,7 +172,7 @@ class _ContactRule:
         self.type = _glob(types)
         self.tags = [(name, re.compile(fnmatch.translate(value))) for name, value in tags.items()]
 
-    def matches(self, address: str, rtype: str, tags: tuple[tuple[str, str], ...]) -> bool:
+    def matches(self, address: str, rtype: str, tags: Iterable[tuple[str, str]]) -> bool:
         if self.address is not None and not self.address.match(address):
             return False
         if self.type is not None and not self.type.match(rtype):

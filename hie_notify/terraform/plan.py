@@ -57,6 +57,19 @@ _SUMMARY_OF_ACTION = {
 }
 
 
+class Tags(tuple[tuple[str, str], ...]):
+    """A resource's (tag name, value) pairs: matched by the policy's direct contacts, never shown
+    (a value is an attribute value: it does not appear in a repr, a log or a message)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"Tags({len(self)})"
+
+
+NO_TAGS = Tags()
+
+
 class ResourceChange(NamedTuple):
     # A NamedTuple rather than a frozen dataclass: a plan can hold tens of thousands of these,
     # and building a tuple is several times cheaper than a frozen dataclass's __init__.
@@ -77,7 +90,7 @@ class ResourceChange(NamedTuple):
     changed_attributes: frozenset[str] = frozenset()
     # The resource's tags before and after the change (`tags` and `tags_all`, string values
     # only): for the policy's direct contacts, never shown to anyone.
-    tags: tuple[tuple[str, str], ...] = ()
+    tags: Tags = NO_TAGS
 
     @property
     def moved(self) -> bool:
@@ -467,7 +480,7 @@ def _resource_change(raw: Any, where: str) -> ResourceChange:
     )
 
 
-def _tags(change: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+def _tags(change: dict[str, Any]) -> Tags:
     """(name, value) of every string tag in the before and after `tags` and `tags_all`."""
     found: dict[tuple[str, str], None] = {}
     for side in (change.get("before"), change.get("after")):
@@ -479,7 +492,7 @@ def _tags(change: dict[str, Any]) -> tuple[tuple[str, str], ...]:
                 for name, value in tags.items():
                     if isinstance(name, str) and isinstance(value, str):
                         found[(name, value)] = None
-    return tuple(found)
+    return Tags(found) if found else NO_TAGS
 
 
 def _plain(value: object) -> tuple[str, ...] | None:

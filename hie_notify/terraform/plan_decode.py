@@ -28,11 +28,13 @@ from hie_notify.terraform.iam import DocumentChange, document_changes
 from hie_notify.terraform.plan import (
     _ACTIONS,
     _PLAN_KEYS,
+    NO_TAGS,
     SUPPORTED_MAJOR_VERSIONS,
     DriftEntry,
     OutputChange,
     Plan,
     ResourceChange,
+    Tags,
     _differing_subkeys,
     _paths,
     _summary,
@@ -81,6 +83,11 @@ class _Resource(Struct, gc=False):
     deposed: str | None = None
 
 
+class _Tags(Struct, gc=False):
+    tags: Raw = _NO
+    tags_all: Raw = _NO
+
+
 class _Top(Struct, gc=False):
     format_version: Raw = _NO
     terraform_version: Raw = _NO
@@ -119,6 +126,7 @@ _TOP = msgspec.json.Decoder(_Top)
 _IAM_TOP = msgspec.json.Decoder(_IamTop)
 _OUTPUTS = msgspec.json.Decoder(dict[str, _Output] | None)
 _OBJECT = msgspec.json.Decoder(dict[str, Raw] | None)
+_TAGS = msgspec.json.Decoder(_Tags | None)
 _ANY = msgspec.json.Decoder()
 _STR = msgspec.json.Decoder(str)
 # Each action list as Terraform writes it (`["delete","create"]`), and as a tuple.
@@ -347,9 +355,33 @@ def _record(r: _Resource, shared: dict[frozenset[str], frozenset[str]]) -> Resou
             r.deposed,
             _paths(_ANY.decode(change.replace_paths)) if change.replace_paths else (),
             _changed_attributes(action, change, shared) if action in _COMPARED else _NONE,
+            _tags(change),
         ),
     )
     return record
+
+
+def _tags(change: _Change) -> Tags:
+    """`plan._tags`: the string tags of the before and after `tags` and `tags_all`."""
+    found: dict[tuple[str, str], None] = {}
+    for side in (change.before, change.after):
+        if not side:
+            continue
+        try:
+            tagged = _TAGS.decode(side)
+        except msgspec.ValidationError:
+            continue
+        if tagged is None:
+            continue
+        for raw in (tagged.tags, tagged.tags_all):
+            if not raw or raw == _NULL:
+                continue
+            value = _ANY.decode(raw)
+            if isinstance(value, dict):
+                for name, text in value.items():
+                    if isinstance(text, str):
+                        found[(name, text)] = None
+    return Tags(found) if found else NO_TAGS
 
 
 def _small(raw: Raw) -> Raw:
