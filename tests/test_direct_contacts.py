@@ -501,3 +501,25 @@ def test_the_default_policy_has_none_and_the_example_names_the_qa_reports_owner(
     example = load_policy(Path(__file__).parent.parent / "examples" / "policy.yaml")
     (qa,) = example.direct_contacts
     assert qa.about == "the QA reports S3 bucket" and qa.slack_user
+
+
+def test_a_large_plan_read_the_lean_way_has_the_same_tags(tmp_path: Path) -> None:
+    """Plans over 256 KiB are read by the typed decoder (plan_decode): it reads the same tags
+    as the general reader, so a tag rule holds however large the plan."""
+    from hie_notify.terraform.plan import LEAN_FROM_BYTES, load_plan
+    from tests.big_plans import repeated
+
+    tagged = rc(
+        "aws_s3_bucket_policy.qa",
+        ["update"],
+        before={"policy": "a", "tags": {"integration": "qa-reports"}, "tags_all": None},
+        after={"policy": "b", "tags": {}, "tags_all": {"integration": "qa-reports", "n": 1}},
+    )
+    raw = repeated(tagged, 2_000)
+    assert len(raw) >= LEAN_FROM_BYTES
+    path = tmp_path / "plan.json"
+    path.write_bytes(raw)
+    lean = load_plan(path)
+    assert lean == parse_plan(json.loads(raw), str(path))
+    assert lean.resource_changes[0].tags == (("integration", "qa-reports"),)
+    assert classify(lean, policy_of(PRIYA)).contacts[0].resources[0].startswith(QA_POLICY)

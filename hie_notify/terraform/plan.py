@@ -476,12 +476,13 @@ def _resource_change(raw: Any, where: str) -> ResourceChange:
         _text(get("deposed")),
         _paths(change.get("replace_paths")),
         _changed_attributes(action, change),
-        _tags(change),
+        _tags(change) if action in ("create", "update", "delete", "replace") else NO_TAGS,
     )
 
 
 def _tags(change: dict[str, Any]) -> Tags:
-    """(name, value) of every string tag in the before and after `tags` and `tags_all`."""
+    """(name, value) of every string tag in the before and after `tags` and `tags_all` (of a
+    resource that is created, updated, deleted or replaced: not of a state-only move)."""
     found: dict[tuple[str, str], None] = {}
     for side in (change.get("before"), change.get("after")):
         if not isinstance(side, dict):

@@ -83,11 +83,6 @@ class _Resource(Struct, gc=False):
     deposed: str | None = None
 
 
-class _Tags(Struct, gc=False):
-    tags: Raw = _NO
-    tags_all: Raw = _NO
-
-
 class _Top(Struct, gc=False):
     format_version: Raw = _NO
     terraform_version: Raw = _NO
@@ -126,7 +121,6 @@ _TOP = msgspec.json.Decoder(_Top)
 _IAM_TOP = msgspec.json.Decoder(_IamTop)
 _OUTPUTS = msgspec.json.Decoder(dict[str, _Output] | None)
 _OBJECT = msgspec.json.Decoder(dict[str, Raw] | None)
-_TAGS = msgspec.json.Decoder(_Tags | None)
 _ANY = msgspec.json.Decoder()
 _STR = msgspec.json.Decoder(str)
 # Each action list as Terraform writes it (`["delete","create"]`), and as a tuple.
@@ -337,6 +331,13 @@ def _record(r: _Resource, shared: dict[frozenset[str], frozenset[str]]) -> Resou
         value = _ANY.decode(change.importing)
         importing = isinstance(value, dict)
         import_id = _text(value.get("id")) if isinstance(value, dict) else None
+    names, tags = _NONE, NO_TAGS
+    if action in _COMPARED:
+        # Each side's members are read once, for the attribute names and the tags alike.
+        before = _object(change.before)
+        after = before if change.after == change.before else _object(change.after)
+        names = _changed_attributes(action, change, shared, before, after)
+        tags = _tags(before, after)
     record: ResourceChange = _new_record(
         ResourceChange,
         (
@@ -354,26 +355,21 @@ def _record(r: _Resource, shared: dict[frozenset[str], frozenset[str]]) -> Resou
             r.previous_address,
             r.deposed,
             _paths(_ANY.decode(change.replace_paths)) if change.replace_paths else (),
-            _changed_attributes(action, change, shared) if action in _COMPARED else _NONE,
-            _tags(change),
+            names,
+            tags,
         ),
     )
     return record
 
 
-def _tags(change: _Change) -> Tags:
+def _tags(before: dict[str, Raw] | None, after: dict[str, Raw] | None) -> Tags:
     """`plan._tags`: the string tags of the before and after `tags` and `tags_all`."""
     found: dict[tuple[str, str], None] = {}
-    for side in (change.before, change.after):
+    for side in (before, after):
         if not side:
             continue
-        try:
-            tagged = _TAGS.decode(side)
-        except msgspec.ValidationError:
-            continue
-        if tagged is None:
-            continue
-        for raw in (tagged.tags, tagged.tags_all):
+        for key in ("tags", "tags_all"):
+            raw = side.get(key)
             if not raw or raw == _NULL:
                 continue
             value = _ANY.decode(raw)
@@ -418,16 +414,19 @@ def _value(raw: Raw | None) -> Any:
 
 
 def _changed_attributes(
-    action: str, change: _Change, shared: dict[frozenset[str], frozenset[str]]
+    action: str,
+    change: _Change,
+    shared: dict[frozenset[str], frozenset[str]],
+    before: dict[str, Raw] | None,
+    after: dict[str, Raw] | None,
 ) -> frozenset[str]:
     """`plan._changed_attributes`, from the values' text: the same text is the same value;
     where the text differs, the values are decoded and compared as that function does."""
     if action == "update":
-        names = _updated_attributes(change)
+        names = _updated_attributes(change, before, after)
     else:
         names = set()
-        for side in (change.before, change.after):
-            members = _object(side)
+        for members in (before, after):
             if members:
                 names.update([k for k, v in members.items() if v != _NULL])
     unknown = change.after_unknown
@@ -447,12 +446,14 @@ def _changed_attributes(
     return shared.setdefault(found, found)
 
 
-def _updated_attributes(change: _Change) -> set[str]:
+def _updated_attributes(
+    change: _Change, before_members: dict[str, Raw] | None, after_members: dict[str, Raw] | None
+) -> set[str]:
     names: set[str] = set()
     if change.before == change.after:
         return names
-    before = _object(change.before) or {}
-    after = _object(change.after) or {}
+    before = before_members or {}
+    after = after_members or {}
     get = after.get
     differ = [k for k, v in before.items() if get(k) != v]
     if len(after) > len(before) - len(differ):  # a key only after (or before and after differ)
