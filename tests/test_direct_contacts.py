@@ -523,3 +523,41 @@ def test_a_large_plan_read_the_lean_way_has_the_same_tags(tmp_path: Path) -> Non
     assert lean == parse_plan(json.loads(raw), str(path))
     assert lean.resource_changes[0].tags == (("integration", "qa-reports"),)
     assert classify(lean, policy_of(PRIYA)).contacts[0].resources[0].startswith(QA_POLICY)
+
+
+def test_the_compliance_report_has_a_notice_row_for_the_contact(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = flow(tmp_path, capsys)
+    f.window("2026-12-08T19:00:00+00:00", "2026-12-08T21:00:00+00:00")
+    register = ["--register", f"sqlite:{tmp_path}/register.sqlite3"]
+    assert f(*register, "plan", "--plan", str(f.plan))[0] == 0, f.err
+    for stage, now in (("started", "19:05"), ("succeeded", "19:40")):
+        code, _ = f(*register, "apply", "--status", stage, now=f"2026-12-08T{now}:00+00:00")
+        assert code == 0, f.err
+    assert f(*register, "complete", now="2026-12-08T21:30:00+00:00")[0] == 0, f.err
+    out = tmp_path / "report.json"
+    code = main(
+        [
+            *register,
+            "--policy",
+            str(f.policy),
+            "--now",
+            "2026-12-09T10:00:00+00:00",
+            "report",
+            "--from",
+            "2026-12-01",
+            "--to",
+            "2026-12-31",
+            "--format",
+            "json",
+            "--output",
+            str(out),
+        ],
+        env={},
+    )
+    assert code == 0, capsys.readouterr().err
+    rows = json.loads(out.read_text())["tables"]["notices"]
+    (row,) = [r for r in rows if r["audience"] == "contact:Priya Shah"]
+    assert row["kind"] == "contact" and row["unit"] == "business days"
+    assert row["required"] == 2 and row["given"] == 5 and row["level"] == "recommended"
