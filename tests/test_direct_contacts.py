@@ -341,6 +341,17 @@ def test_slack_tells_the_contact_by_direct_message(
         (dm,) = [p for p in posts if p["channel"] == "U0123ABCD"]
         assert QA in json.dumps(dm) and OTHER_POLICY not in json.dumps(dm)
         assert [m for m in slack.state.messages if m["channel"] == "D0PRIYA"]
+        # Completion replies in the direct message's thread, in the channel Slack named.
+        for stage, now in (("started", "19:05"), ("succeeded", "19:40")):
+            code, _ = f("apply", "--status", stage, now=f"2026-12-08T{now}:00+00:00")
+            assert code == 0, f.err
+        assert f("complete", now="2026-12-08T21:30:00+00:00")[0] == 0, f.err
+        replies = [
+            c.body
+            for c in slack.state.calls("chat.postMessage")
+            if c.body.get("channel") == "D0PRIYA" and c.body.get("thread_ts")
+        ]
+        assert len(replies) == 1 and "Completed" in replies[0]["text"]
 
 
 def test_resource_addresses_are_escaped_per_channel(
