@@ -572,3 +572,12 @@ def test_the_compliance_report_has_a_notice_row_for_the_contact(
     (row,) = [r for r in rows if r["audience"] == "contact:Priya Shah"]
     assert row["kind"] == "contact" and row["unit"] == "business days"
     assert row["required"] == 2 and row["given"] == 5 and row["level"] == "recommended"
+
+
+def test_a_branch_cannot_shadow_a_contact_with_a_second_entry_of_the_same_name() -> None:
+    """Keeping Priya's entry and adding another "Priya Shah" with no notice would make two
+    audiences of one name: the policy refuses it (exit 2 naming the name)."""
+    shadow = {**PRIYA, "notice": "0bd", "match": [{"addresses": ["nothing"]}]}
+    assert found({"direct_contacts": [PRIYA, shadow]}) == []  # the protected entry is kept...
+    with pytest.raises(ValueError, match="direct_contacts: Priya Shah is listed more than once"):
+        policy_of(PRIYA, shadow)  # ...and the merged policy is refused
