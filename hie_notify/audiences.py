@@ -63,6 +63,7 @@ class _Building:
     emails: tuple[str, ...] = ()
     phases: set[str] = field(default_factory=set)
     types: list[str] = field(default_factory=list)
+    resources: tuple[str, ...] = ()
 
     def merge(
         self,
@@ -93,6 +94,7 @@ class _Building:
             tuple(self.types),
             self.slack_channel,
             self.emails,
+            self.resources,
         )
 
 
@@ -223,6 +225,27 @@ def resolve(
                 time_zone=customer.time_zone or home,
                 emails=_emails(contacts),
             )
+    # Direct coordination: each person the policy names for the resources this change touches
+    # hears of it directly (only those resources), with their own notice, at the announcement
+    # and at completion; an emergency's notice overrides theirs as it does everyone's.
+    urgent = policy.change_type(overriding[0]).external_notice if overriding else None
+    for hit in result.contacts:
+        contact = policy.direct_contact(hit.name)
+        if contact is None:
+            continue
+        add(
+            f"contact:{hit.name}",
+            ["pre_deployment", "post_deployment"],
+            urgent.minimum if urgent else hit.minimum,
+            urgent.recommended if urgent else hit.recommended,
+            hit.categories[0] if hit.categories else (result.change_type or "direct_contacts"),
+            kind="contact",
+            label=contact.name,
+            time_zone=home,
+            slack_channel=contact.slack_user,
+            emails=(contact.email,) if contact.email else (),
+            resources=hit.resources,
+        )
     return Audiences(tuple(b.build(aid) for aid, b in found.items()), tuple(problems))
 
 

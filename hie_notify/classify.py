@@ -12,7 +12,8 @@ from typing import Any, NamedTuple
 
 from hie_notify.change import ChangeRecord
 from hie_notify.durations import NoticePeriod, describe_timedelta
-from hie_notify.policy.model import MatchRule, Policy
+from hie_notify.policy.model import DirectContact, MatchRule, Policy
+from hie_notify.records import Entry
 from hie_notify.terraform.iam import DocumentChange
 from hie_notify.terraform.plan import DriftEntry, OutputChange, Plan, ResourceChange
 
@@ -40,6 +41,17 @@ class Notice:
 
 
 @dataclass(frozen=True, slots=True)
+class ContactHit:
+    """A direct contact the change concerns, and the resources (addresses) that concern them."""
+
+    name: str
+    resources: tuple[str, ...]
+    minimum: NoticePeriod
+    recommended: NoticePeriod
+    categories: tuple[str, ...] = ()  # the change types of those resources
+
+
+@dataclass(frozen=True, slots=True)
 class Classification:
     change_type: str | None
     declared_type: str | None
@@ -56,6 +68,8 @@ class Classification:
     notice: tuple[Notice, ...]
     # Each IAM policy document's statements added and removed (the plan's `iam`).
     iam: tuple[DocumentChange, ...] = ()
+    # The policy's direct contacts this change concerns (`direct_contacts`).
+    contacts: tuple[ContactHit, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -103,6 +117,14 @@ class Classification:
                 }
                 for d in self.iam
             ],
+            "contacts": [
+                {
+                    "name": c.name,
+                    "resources": list(c.resources),
+                    "notice": {"minimum": str(c.minimum), "recommended": str(c.recommended)},
+                }
+                for c in self.contacts
+            ],
         }
 
 
@@ -140,6 +162,91 @@ def _touches(changed: frozenset[str], path: str) -> bool:
 
 def _rule_action(rc: ResourceChange) -> str:
     return "state" if rc.action == "no-op" else rc.action
+
+
+class _ContactRule:
+    __slots__ = ("address", "tags", "type")
+
+    def __init__(self, addresses: list[str], types: list[str], tags: dict[str, str]) -> None:
+        self.address = _glob(addresses)
+        self.type = _glob(types)
+        self.tags = [(name, re.compile(fnmatch.translate(value))) for name, value in tags.items()]
+
+    def matches(self, address: str, rtype: str, tags: Iterable[tuple[str, str]]) -> bool:
+        if self.address is not None and not self.address.match(address):
+            return False
+        if self.type is not None and not self.type.match(rtype):
+            return False
+        return all(any(n == name and value.match(v) for n, v in tags) for name, value in self.tags)
+
+
+def _glob(patterns: list[str]) -> re.Pattern[str] | None:
+    return re.compile("|".join(fnmatch.translate(p) for p in patterns)) if patterns else None
+
+
+def _compile_contact(contact: DirectContact) -> list[_ContactRule]:
+    return [_ContactRule(r.addresses, r.types, dict(r.tags)) for r in contact.match]
+
+
+def match_contacts(
+    policy: Policy, resources: Iterable[tuple[str, str, tuple[tuple[str, str], ...]]]
+) -> dict[str, list[str]]:
+    """For each direct contact, the addresses of the (address, type, tags) resources its rules
+    match (globs, case-sensitive), in plan order; contacts no resource concerns are left out."""
+    if not policy.direct_contacts:
+        return {}
+    compiled = [(c.name, _compile_contact(c)) for c in policy.direct_contacts]
+    found: dict[str, list[str]] = {}
+    for address, rtype, tags in resources:
+        for name, rules in compiled:
+            if any(rule.matches(address, rtype, tags) for rule in rules):
+                found.setdefault(name, []).append(address)
+    return found
+
+
+def contact_hits(
+    policy: Policy, found: dict[str, list[str]], categories: dict[str, tuple[str, ...]]
+) -> tuple[ContactHit, ...]:
+    """The ContactHit of each contact in `found` (policy order), with its notice."""
+    out = []
+    for contact in policy.direct_contacts:
+        addresses = found.get(contact.name)
+        if not addresses:
+            continue
+        cats = list(dict.fromkeys(c for a in addresses for c in categories.get(a, ())))
+        out.append(
+            ContactHit(
+                contact.name,
+                tuple(dict.fromkeys(addresses)),
+                contact.notice.minimum,
+                contact.notice.recommended,
+                tuple(cats),
+            )
+        )
+    return tuple(out)
+
+
+# Where an announcement's ledger entry for a direct contact keeps the resources it was told of,
+# so stages that run without a plan (complete, cancel) tell them of the same ones.
+CONTACT_RESOURCES = "contact_resources"
+
+
+def contacts_from_entries(
+    policy: Policy, entries: Iterable[Entry], categories: tuple[str, ...]
+) -> tuple[ContactHit, ...]:
+    """The direct contacts an announcement told (its `contact:NAME` entries), with the
+    resources each was told of, for stages that run without a plan."""
+    found: dict[str, list[str]] = {}
+    for entry in entries:
+        if not entry.audience.startswith("contact:"):
+            continue
+        name = entry.audience.split(":", 1)[1]
+        listed = entry.extra.get(CONTACT_RESOURCES, "")
+        found[name] = [a for a in listed.split("\n") if a]
+    hits = contact_hits(policy, found, {})
+    return tuple(
+        ContactHit(h.name, h.resources, h.minimum, h.recommended, categories) for h in hits
+    )
 
 
 class _Rules:
@@ -332,6 +439,20 @@ def classify(
         or any(r.service_impacting and c in r.categories for r in results)
         or (c == declared and service_impacting)
     )
+    contacts: tuple[ContactHit, ...] = ()
+    if policy.direct_contacts:
+        considered = [
+            rc
+            for rc in plan.resource_changes
+            if rc.is_change and not (ignore_state_only and rc.action in ("no-op", "forget"))
+        ]
+        found = match_contacts(policy, ((rc.address, rc.type, rc.tags) for rc in considered))
+        contacts = contact_hits(policy, found, {r.address: r.categories for r in results})
+        for one in contacts:
+            reasons.append(
+                f"direct contact: {one.name} is told directly of {names(list(one.resources))} "
+                f"(policy direct_contacts; {one.minimum} notice)"
+            )
     return Classification(
         change_type=primary,
         declared_type=declared,
@@ -347,6 +468,7 @@ def classify(
         impacting_categories=impacting_categories,
         notice=required_notice(policy, categories, impacting_categories),
         iam=plan.iam,
+        contacts=contacts,
     )
 
 

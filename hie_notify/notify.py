@@ -12,7 +12,7 @@ from hie_notify import timetext
 from hie_notify.audiences import Audience
 from hie_notify.change import ChangeRecord
 from hie_notify.channels import INTEGRATIONS, Channels, Outgoing
-from hie_notify.classify import Classification
+from hie_notify.classify import CONTACT_RESOURCES, Classification
 from hie_notify.durations import format_duration
 from hie_notify.errors import HieError, InputError
 from hie_notify.gate import DOWNTIME, NOT_KNOWN, SAME_AS, TOLD, has_receipt, still_told
@@ -367,7 +367,13 @@ def run_stage(
                     # What the audience is told, less the news that the window moved: a
                     # re-run after a move tells it nothing new.
                     told = told or _told(renderer, stage, audience, ctx, message)
-                    base = replace(base, extra={TOLD: told, DOWNTIME: _downtime(change)})
+                    extra = {TOLD: told, DOWNTIME: _downtime(change)}
+                    if audience.kind == "contact":
+                        # What a direct contact was told of, for completion without a plan.
+                        extra[CONTACT_RESOURCES] = "\n".join(
+                            renderer.mask(a) for a in audience.resources
+                        )
+                    base = replace(base, extra=extra)
                     original = told_before(history, base, policy)
                     if original is not None:
                         carry = replace(

@@ -63,6 +63,11 @@ def classification_text(result: Classification, policy: Policy) -> str:
             f"Notice to {who}: at least {n.minimum.describe()}, "
             f"{n.recommended.describe()} recommended ({n.change_type})"
         )
+    for c in result.contacts:
+        lines.append(
+            f"Notice to {c.name} (direct contact): at least {c.minimum.describe()}, "
+            f"{c.recommended.describe()} recommended, of {', '.join(c.resources)}"
+        )
     lines.append("Why:")
     lines.extend(f"  - {r}" for r in result.reasons)
     return "\n".join(lines)

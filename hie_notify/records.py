@@ -198,7 +198,7 @@ PHASES = ("pre_deployment", "during", "post_deployment")
 @dataclass(frozen=True)
 class Audience:
     id: str  # "slack:#devops", "customer:EoE", "stakeholders:business", "meeting:Wednesday..."
-    kind: str  # internal | customer | stakeholder | meeting
+    kind: str  # internal | customer | stakeholder | meeting | contact
     label: str
     time_zone: str
     phases: frozenset[str]
@@ -207,10 +207,12 @@ class Audience:
     change_types: tuple[str, ...]
     slack_channel: str | None = None
     emails: tuple[str, ...] = ()
+    # A direct contact's (kind `contact`): the resources (addresses) that concern them.
+    resources: tuple[str, ...] = ()
 
     @property
     def external(self) -> bool:
-        return self.kind in ("customer", "stakeholder")
+        return self.kind in ("customer", "stakeholder", "contact")
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from hie_notify.errors import InputError
 from hie_notify.policy.model import Policy
 from hie_notify.records import PLANLESS, Audience
 from hie_notify.sandbox import BoundedSandbox
+from hie_notify.template_files import template_names
 
 FORMATS = ("text", "slack", "markdown", "html", "teams")
 STAGES = (
@@ -281,6 +282,8 @@ class Renderer:
 
     @staticmethod
     def template_name(stage: str, audience: Audience) -> str:
+        if audience.kind == "contact" and f"{stage}.contact.j2" in template_names():
+            return f"{stage}.contact.j2"  # a direct contact's own (announce, complete)
         kind = "internal" if audience.kind in ("internal", "meeting") else "external"
         return f"{stage}.{kind}.j2"
 
@@ -456,6 +459,9 @@ def context(
             "label": audience.label,
             # "Dear East of England team," but "Dear Product and business stakeholders,"
             "greeting": f"{audience.label} team" if audience.kind == "customer" else audience.label,
+            # A direct contact's: the resources (addresses) that concern them.
+            "resources": list(audience.resources),
+            "about": _about(policy, audience),
         },
         "change": {
             "id": change.id,
@@ -672,3 +678,11 @@ def service_context(policy: Policy) -> dict[str, Any]:
 def _title(name: str) -> str:
     """`the HIE Secure Data Environment` -> `HIE Secure Data Environment`, for a heading."""
     return name[4:] if name.lower().startswith("the ") else name
+
+
+def _about(policy: Policy, audience: Audience) -> str:
+    """What a direct contact depends on (`direct_contacts[].about`), for their messages."""
+    if audience.kind != "contact":
+        return ""
+    contact = policy.direct_contact(audience.id.split(":", 1)[1])
+    return contact.about if contact is not None else ""

@@ -10,7 +10,13 @@ from datetime import datetime
 
 from hie_notify import timetext
 from hie_notify.change import ChangeRecord
-from hie_notify.classify import Classification, ResourceResult, classify, required_notice
+from hie_notify.classify import (
+    Classification,
+    ResourceResult,
+    classify,
+    contacts_from_entries,
+    required_notice,
+)
 from hie_notify.errors import InputError
 from hie_notify.lifecycle import LIFECYCLE, PHASE, Lifecycle, replay
 from hie_notify.policy.model import Policy
@@ -94,6 +100,10 @@ def from_ledger(entries: Sequence[Entry], policy: Policy, change_id: str) -> Cla
         has_changes=bool(resources) or last.fingerprint == PLANLESS,
         impacting_categories=tuple(c for c in categories if c in impacting),
         notice=required_notice(policy, categories, tuple(impacting)),
+        # The direct contacts that announcement told, of the resources it told them of.
+        contacts=contacts_from_entries(
+            policy, [e for e in announced if e.fingerprint == last.fingerprint], categories
+        ),
     )
 
 

@@ -41,6 +41,7 @@ _DIGESTS: dict[str, tuple[str, ...]] = {
 _KINDS: dict[str, tuple[str, ...]] = {
     "internal": ("internal", "meeting"),
     "external": ("customer", "stakeholder"),
+    "contact": ("contact",),  # a direct contact's own (announce, complete)
 }
 _TIMELINE = [f"{_NOW.isoformat()} announce → slack:#devops"]
 # What the commands always put in `status` for these stages, however little there is to say.
@@ -219,10 +220,22 @@ def _audience(policy: Policy, kind: str) -> Audience:
         "meeting": ("meeting:Wednesday meeting", "Wednesday meeting"),
         "customer": ("customer:EoE", "East of England"),
         "stakeholder": ("stakeholders:business", "Product and business stakeholders"),
+        "contact": ("contact:Priya Shah", "Priya Shah"),
     }
     audience_id, label = labels[kind]
     phases = frozenset({"pre_deployment", "during", "post_deployment"})
-    return Audience(audience_id, kind, label, policy.calendar.time_zone, phases, zero, zero, ())
+    resources = ("aws_s3_bucket.qa_reports", "aws_s3_bucket_policy.qa") if kind == "contact" else ()
+    return Audience(
+        audience_id,
+        kind,
+        label,
+        policy.calendar.time_zone,
+        phases,
+        zero,
+        zero,
+        (),
+        resources=resources,
+    )
 
 
 def _status(stage: str, full: bool) -> dict[str, Any]:

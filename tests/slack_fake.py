@@ -35,6 +35,9 @@ CHANNELS = {
     "ops": "C0OPS",
     "cloud-security": "C0SEC",
 }
+# Members a bot may message directly: chat.postMessage to a user id posts in the app's direct
+# message channel with them (an id starting with D), which the answer names.
+USERS = {"U0123ABCD": "D0PRIYA"}
 
 
 @dataclass
@@ -147,8 +150,8 @@ class _Handler(BaseHTTPRequestHandler):
             stored_then_fail = True
         if method == "chat.postMessage":
             name = str(body.get("channel") or "")
-            cid = CHANNELS.get(name.lstrip("#"), name)
-            if cid not in CHANNELS.values():
+            cid = USERS.get(name) or CHANNELS.get(name.lstrip("#"), name)
+            if cid not in CHANNELS.values() and cid not in USERS.values():
                 self._reply(200, {"ok": False, "error": "channel_not_found"})
                 return
             if not body.get("text") and not body.get("blocks"):
@@ -250,7 +253,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _known_channel(self, body: dict[str, Any]) -> bool:
         # History is read by channel ID: a name such as "#devops" is not found.
-        if body.get("channel") in CHANNELS.values():
+        if body.get("channel") in (*CHANNELS.values(), *USERS.values()):
             return True
         self._reply(200, {"ok": False, "error": "channel_not_found"})
         return False

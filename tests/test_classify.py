@@ -507,6 +507,7 @@ MIXED_JSON: dict[str, Any] = {
     "drift": [],
     "outputs": [],
     "iam_changes": [],
+    "contacts": [],
 }
 
 

@@ -134,6 +134,9 @@ def configured_kinds(policy: Policy, audience: Audience) -> list[str]:
     integration = audience.id.split(":", 1)[0]
     if integration in INTEGRATIONS:
         return [integration]
+    if audience.kind == "contact":
+        contact = policy.direct_contact(audience.id.split(":", 1)[1])
+        return list(contact.channels) if contact is not None else ["outbox"]
     if audience.kind == "customer":
         customer = policy.customers.get(audience.id.split(":", 1)[1])
         if customer is not None and customer.channels:

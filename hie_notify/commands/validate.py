@@ -13,6 +13,7 @@ from hie_notify.context import load_policy_for
 from hie_notify.errors import InputError
 from hie_notify.options import Options
 from hie_notify.policy import Policy, load_policy
+from hie_notify.policy.model import ContactRule
 from hie_notify.template_check import check_templates
 
 
@@ -44,7 +45,25 @@ def policy_rules(policy: Policy) -> list[str]:
                 f"{name}: internal channels reminded {ct.reminders.internal_cadence} until the "
                 "window (reminders.internal_cadence)"
             )
+    for contact in policy.direct_contacts:
+        rules = "; or ".join(_rule_text(r) for r in contact.match)
+        lines.append(
+            f"direct contact {contact.name} ({', '.join(contact.channels)}; "
+            f"{contact.notice.minimum} notice, {contact.notice.recommended} recommended): "
+            f"told of changes to {rules} (direct_contacts)"
+        )
     return lines
+
+
+def _rule_text(rule: ContactRule) -> str:
+    parts = []
+    if rule.addresses:
+        parts.append("addresses " + ", ".join(rule.addresses))
+    if rule.types:
+        parts.append("types " + ", ".join(rule.types))
+    if rule.tags:
+        parts.append("tags " + ", ".join(f"{k}={v}" for k, v in rule.tags.items()))
+    return " and ".join(parts)
 
 
 def run(args: argparse.Namespace, options: Options) -> int:

@@ -262,6 +262,84 @@ class Channels(_Strict):
         return self
 
 
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,20}$")
+
+
+def _notice_shorthand(value: object) -> object:
+    # `notice: 2bd` is `notice: {minimum: 2bd, recommended: 2bd}`.
+    if isinstance(value, str):
+        return {"minimum": value, "recommended": value}
+    return value
+
+
+class ContactRule(_Strict):
+    """Which resource changes concern a direct contact: every criterion given must hold.
+    `addresses` and `types` are glob patterns on the resource address and type; `tags` maps a
+    tag name to a glob its value must match, read from the plan's before and after `tags` and
+    `tags_all` (a resource tagged before or after the change)."""
+
+    addresses: list[str] = []
+    types: list[str] = []
+    tags: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _something(self) -> ContactRule:
+        if not (self.addresses or self.types or self.tags):
+            raise ValueError(
+                "a rule needs at least one of addresses, types or tags (e.g. "
+                "addresses: ['aws_s3_bucket.qa_reports*'])"
+            )
+        return self
+
+
+class DirectContact(_Strict):
+    """A person told directly of changes to the integration or data provider they depend on
+    (the seed: "coordinate directly with individuals"), with only the resources that concern
+    them, at the announcement and at completion (and of a cancellation if they were told).
+    They count as an audience: the gate waits for their own notice period."""
+
+    name: str = Field(min_length=1, max_length=100)
+    email: EmailAddress | None = None
+    # A Slack member id (U...): told by direct message (chat.postMessage to the user).
+    slack_user: str | None = None
+    teams: bool = False  # also through the Teams webhook (channels: teams)
+    about: str = Field(default="", max_length=200)  # e.g. "QA reports (S3 access)"
+    notice: Annotated[NoticeRule, BeforeValidator(_notice_shorthand)]
+    match: list[ContactRule] = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if value != value.strip() or any(c in value for c in ":\n\r\t"):
+            raise ValueError(f"expected a plain name (no ':' or line breaks), got {value!r}")
+        return value
+
+    @field_validator("slack_user")
+    @classmethod
+    def _member_id(cls, value: str | None) -> str | None:
+        if value is not None and not _SLACK_USER.match(value):
+            raise ValueError(f"expected a Slack member id like U0123ABCD, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _reachable(self) -> DirectContact:
+        if not (self.email or self.slack_user or self.teams):
+            raise ValueError(f"{self.name}: give email, slack_user or teams: true")
+        return self
+
+    @property
+    def channels(self) -> list[ChannelKind]:
+        """The channels that tell this person: email, a Slack DM, Teams."""
+        out: list[ChannelKind] = []
+        if self.email:
+            out.append("email")
+        if self.slack_user:
+            out.append("slack")
+        if self.teams:
+            out.append("teams")
+        return out
+
+
 class StakeholderGroup(_Strict):
     name: str
     contacts: list[Contact] = []
@@ -533,6 +611,8 @@ class Policy(_Strict):
     pagerduty: Pagerduty | None = None
     customers: dict[str, Customer]
     stakeholders: dict[Literal["critical", "business"], StakeholderGroup] = {}
+    # People told directly of changes to the resources their integration depends on.
+    direct_contacts: list[DirectContact] = []
     change_types: dict[ChangeTypeName, ChangeType]
     customer_impact: CustomerImpact | None = None
     classification: Classification = Classification()
@@ -565,9 +645,14 @@ class Policy(_Strict):
                 f"templates: unknown template {', '.join(unknown)} "
                 f"(expected one of: {', '.join(template_names())})"
             )
-        told = [c for c in self.customers.values() if c.contacts] + [
-            g for g in self.stakeholders.values() if g.contacts
+        told = [c.name for c in self.customers.values() if c.contacts] + [
+            g.name for g in self.stakeholders.values() if g.contacts
         ]
+        told += [c.name for c in self.direct_contacts]
+        names = [c.name for c in self.direct_contacts]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"direct_contacts: {', '.join(twice)} is listed more than once")
         if told and not self.support.reachable:
             raise ValueError(
                 "support: customers and stakeholders are told whom to contact about a change: "
@@ -598,6 +683,10 @@ class Policy(_Strict):
         per_change = {c for ct in types for c in ct.per_change_channels}
         digested = [c for ct in types for c in ct.internal_digest if c not in per_change]
         return list(dict.fromkeys(digested))
+
+    def direct_contact(self, name: str) -> DirectContact | None:
+        """The direct contact called `name`, or None."""
+        return next((c for c in self.direct_contacts if c.name == name), None)
 
     def change_type(self, name: str) -> ChangeType:
         """The change type called `name` (a KeyError for a name that is not one)."""

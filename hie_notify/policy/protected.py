@@ -102,6 +102,10 @@ def weakenings(
         if before == value:
             continue
         key = ".".join(path)
+        if path[0] == "direct_contacts":
+            # People told directly: a branch may add contacts, never drop or change one.
+            yield from _contact_weakenings(path, value, before, _get(protected, path[:1]))
+            continue
         if path[0] in _PROTECTED_ONLY:
             yield f"{key}: {path[0]} can only be set in the protected policy"
             continue
@@ -171,6 +175,40 @@ def weakenings(
                 )
         elif before is not None and value is None:
             yield f"{key}: would remove it; audiences may only grow"
+
+
+def _contact_weakenings(
+    path: tuple[str, ...], value: Any, before: Any, protected: Any
+) -> Iterator[str]:
+    """A branch's `direct_contacts` must keep every protected entry as it is (a new rule, a
+    new person: a new entry)."""
+    key = ".".join(path)
+    kept = protected if isinstance(protected, list) else []
+    if len(path) > 1 or not isinstance(value, list):
+        yield (
+            f"{key}: expected the list of direct contacts, keeping every entry of the protected "
+            "one as it is (a branch may add contacts, never remove or change one)"
+        )
+        return
+    gone = [entry for entry in kept if not any(_same_contact(entry, v) for v in value)]
+    if gone:
+        yield (
+            f"{key}: would remove or change {_describe(gone)}; direct contacts may only grow (a "
+            "branch may add a contact, never remove one, shorten its notice or narrow its rules)"
+        )
+
+
+def _same_contact(protected: Any, branch: Any) -> bool:
+    """The same contact, told of the same resources with the same notice (read as the policy
+    reads them, so `notice: 2bd` is `{minimum: 2bd, recommended: 2bd}`)."""
+    if protected == branch:
+        return True
+    from hie_notify.policy.model import DirectContact
+
+    try:
+        return DirectContact.model_validate(protected) == DirectContact.model_validate(branch)
+    except ValidationError:
+        return False
 
 
 def _new_customer(path: tuple[str, ...], protected: Mapping[str, Any]) -> bool:

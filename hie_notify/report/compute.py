@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from hie_notify.audiences import downtime_customers, resolve
 from hie_notify.calendar import UTC, BusinessCalendar
 from hie_notify.change import ChangeRecord
-from hie_notify.classify import Classification
+from hie_notify.classify import Classification, contacts_from_entries
 from hie_notify.durations import NoticePeriod, parse_notice
 from hie_notify.lifecycle import ACTIVE, ANNOUNCE, LIFECYCLE, Lifecycle, Record, State
 from hie_notify.policy.model import Policy
@@ -259,7 +259,7 @@ def _why(exc: Exception) -> str:
     return str(exc)
 
 
-def _classification(record: Registered) -> Classification:
+def _classification(record: Registered, policy: Policy) -> Classification:
     """What the stages know of the change without its plan, as `stages.from_ledger` reads it
     (the last announcement) but only the parts the report uses: type, categories, impact and
     the summary's destroys and replacements. Not announced: what the register says."""
@@ -271,7 +271,10 @@ def _classification(record: Registered) -> Classification:
         actions = [action for _, action in last.resources]
         summary = {"destroy": actions.count("delete"), "replace": actions.count("replace")}
         change_type, service_impacting = last.change_type, last.service_impacting
+        told = [e for e in announced if e.fingerprint == last.fingerprint]
+        contacts = contacts_from_entries(policy, told, tuple(categories))
     else:
+        contacts = ()
         categories = record.categories or ((record.change_type,) if record.change_type else ())
         impacting = tuple(categories) if record.service_impacting else ()
         summary = dict(record.summary)
@@ -290,6 +293,7 @@ def _classification(record: Registered) -> Classification:
         has_changes=True,
         impacting_categories=impacting,
         notice=(),
+        contacts=contacts,
     )
 
 
@@ -299,8 +303,9 @@ def _prepare(
     change = ChangeRecord.model_validate(
         dict(record.change), context={"customers": set(policy.customers)}
     )
-    result = _classification(record)
+    result = _classification(record, policy)
     key = (
+        result.contacts,
         result.categories,
         result.impacting_categories,
         tuple(change.customers),

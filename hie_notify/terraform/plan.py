@@ -57,6 +57,19 @@ _SUMMARY_OF_ACTION = {
 }
 
 
+class Tags(tuple[tuple[str, str], ...]):
+    """A resource's (tag name, value) pairs: matched by the policy's direct contacts, never shown
+    (a value is an attribute value: it does not appear in a repr, a log or a message)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"Tags({len(self)})"
+
+
+NO_TAGS = Tags()
+
+
 class ResourceChange(NamedTuple):
     # A NamedTuple rather than a frozen dataclass: a plan can hold tens of thousands of these,
     # and building a tuple is several times cheaper than a frozen dataclass's __init__.
@@ -75,6 +88,9 @@ class ResourceChange(NamedTuple):
     deposed: str | None = None
     replace_paths: tuple[str, ...] = ()
     changed_attributes: frozenset[str] = frozenset()
+    # The resource's tags before and after the change (`tags` and `tags_all`, string values
+    # only): for the policy's direct contacts, never shown to anyone.
+    tags: Tags = NO_TAGS
 
     @property
     def moved(self) -> bool:
@@ -460,7 +476,24 @@ def _resource_change(raw: Any, where: str) -> ResourceChange:
         _text(get("deposed")),
         _paths(change.get("replace_paths")),
         _changed_attributes(action, change),
+        _tags(change) if action in ("create", "update", "delete", "replace") else NO_TAGS,
     )
+
+
+def _tags(change: dict[str, Any]) -> Tags:
+    """(name, value) of every string tag in the before and after `tags` and `tags_all` (of a
+    resource that is created, updated, deleted or replaced: not of a state-only move)."""
+    found: dict[tuple[str, str], None] = {}
+    for side in (change.get("before"), change.get("after")):
+        if not isinstance(side, dict):
+            continue
+        for key in ("tags", "tags_all"):
+            tags = side.get(key)
+            if isinstance(tags, dict):
+                for name, value in tags.items():
+                    if isinstance(name, str) and isinstance(value, str):
+                        found[(name, value)] = None
+    return Tags(found) if found else NO_TAGS
 
 
 def _plain(value: object) -> tuple[str, ...] | None:

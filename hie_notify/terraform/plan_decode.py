@@ -28,11 +28,13 @@ from hie_notify.terraform.iam import DocumentChange, document_changes
 from hie_notify.terraform.plan import (
     _ACTIONS,
     _PLAN_KEYS,
+    NO_TAGS,
     SUPPORTED_MAJOR_VERSIONS,
     DriftEntry,
     OutputChange,
     Plan,
     ResourceChange,
+    Tags,
     _differing_subkeys,
     _paths,
     _summary,
@@ -250,6 +252,8 @@ class _Meter:
         # One frozenset for each set of changed attribute names: resources of a type mostly
         # change the same ones.
         self.shared: dict[frozenset[str], frozenset[str]] = {}
+        # One Tags for each text of a resource's tags: resources mostly share a few tag sets.
+        self.tag_sets: dict[bytes, Tags] = {}
 
     def need(self, total: int, *, shown: int | None = None) -> None:
         self.peak = max(self.peak, total)
@@ -264,7 +268,7 @@ class _Meter:
 
     def records(self, structs: list[_Resource]) -> list[ResourceChange]:
         out: list[ResourceChange] = []
-        shared = self.shared
+        shared, tag_sets = self.shared, self.tag_sets
         used, budget = self.used, self.budget
         each, per_name = limits.TYPED_RESOURCE_BYTES, limits.TYPED_NAME_BYTES
         worst = limits.JSON_WORST_BYTES_PER_BYTE
@@ -281,11 +285,13 @@ class _Meter:
             if exact or used + worst * size > budget:
                 self.used = used
                 self.transient(c.before, c.after, c.after_unknown, c.importing, c.replace_paths)
-            known = len(shared)
-            rc = _record(r, shared)
+            known, known_tags = len(shared), len(tag_sets)
+            rc = _record(r, shared, tag_sets)
             used += each
             if len(shared) > known:  # a set of names not seen before
                 used += per_name * len(rc.changed_attributes)
+            if len(tag_sets) > known_tags:  # a tag set not seen before: names and values
+                used += 2 * per_name * len(rc.tags)
             if exact or used > budget:
                 self.need(used, shown=used + each * (len(structs) - len(out) - 1))
             out.append(rc)
@@ -319,7 +325,9 @@ def _actions(raw: Raw) -> tuple[tuple[str, ...], str]:
     return found
 
 
-def _record(r: _Resource, shared: dict[frozenset[str], frozenset[str]]) -> ResourceChange:
+def _record(
+    r: _Resource, shared: dict[frozenset[str], frozenset[str]], tag_sets: dict[bytes, Tags]
+) -> ResourceChange:
     change = r.change
     actions, action = _actions(change.actions)
     if not r.address or not r.type:
@@ -329,6 +337,13 @@ def _record(r: _Resource, shared: dict[frozenset[str], frozenset[str]]) -> Resou
         value = _ANY.decode(change.importing)
         importing = isinstance(value, dict)
         import_id = _text(value.get("id")) if isinstance(value, dict) else None
+    names, tags = _NONE, NO_TAGS
+    if action in _COMPARED:
+        # Each side's members are read once, for the attribute names and the tags alike.
+        before = _object(change.before)
+        after = before if change.after == change.before else _object(change.after)
+        names = _changed_attributes(action, change, shared, before, after)
+        tags = _tags(before, after, tag_sets)
     record: ResourceChange = _new_record(
         ResourceChange,
         (
@@ -346,10 +361,42 @@ def _record(r: _Resource, shared: dict[frozenset[str], frozenset[str]]) -> Resou
             r.previous_address,
             r.deposed,
             _paths(_ANY.decode(change.replace_paths)) if change.replace_paths else (),
-            _changed_attributes(action, change, shared) if action in _COMPARED else _NONE,
+            names,
+            tags,
         ),
     )
     return record
+
+
+def _tags(
+    before: dict[str, Raw] | None, after: dict[str, Raw] | None, tag_sets: dict[bytes, Tags]
+) -> Tags:
+    """`plan._tags`: the string tags of the before and after `tags` and `tags_all`, each
+    distinct text decoded once (AWS's `tags_all` mostly repeats `tags`, and an update mostly
+    leaves them as they were)."""
+    raws: list[Raw] = []
+    for side in (before, after):
+        if side:
+            for key in ("tags", "tags_all"):
+                raw = side.get(key)
+                if raw and raw != _NULL and raw not in raws:
+                    raws.append(raw)
+    if not raws:
+        return NO_TAGS
+    text = b"\0".join([bytes(r) for r in raws])
+    known = tag_sets.get(text)
+    if known is not None:
+        return known
+    found: dict[tuple[str, str], None] = {}
+    for raw in raws:
+        value = _ANY.decode(raw)
+        if isinstance(value, dict):
+            for name, item in value.items():
+                if isinstance(item, str):
+                    found[(name, item)] = None
+    tags = Tags(found) if found else NO_TAGS
+    tag_sets[text] = tags
+    return tags
 
 
 def _small(raw: Raw) -> Raw:
@@ -386,16 +433,19 @@ def _value(raw: Raw | None) -> Any:
 
 
 def _changed_attributes(
-    action: str, change: _Change, shared: dict[frozenset[str], frozenset[str]]
+    action: str,
+    change: _Change,
+    shared: dict[frozenset[str], frozenset[str]],
+    before: dict[str, Raw] | None,
+    after: dict[str, Raw] | None,
 ) -> frozenset[str]:
     """`plan._changed_attributes`, from the values' text: the same text is the same value;
     where the text differs, the values are decoded and compared as that function does."""
     if action == "update":
-        names = _updated_attributes(change)
+        names = _updated_attributes(change, before, after)
     else:
         names = set()
-        for side in (change.before, change.after):
-            members = _object(side)
+        for members in (before, after):
             if members:
                 names.update([k for k, v in members.items() if v != _NULL])
     unknown = change.after_unknown
@@ -415,12 +465,14 @@ def _changed_attributes(
     return shared.setdefault(found, found)
 
 
-def _updated_attributes(change: _Change) -> set[str]:
+def _updated_attributes(
+    change: _Change, before_members: dict[str, Raw] | None, after_members: dict[str, Raw] | None
+) -> set[str]:
     names: set[str] = set()
     if change.before == change.after:
         return names
-    before = _object(change.before) or {}
-    after = _object(change.after) or {}
+    before = before_members or {}
+    after = after_members or {}
     get = after.get
     differ = [k for k, v in before.items() if get(k) != v]
     if len(after) > len(before) - len(differ):  # a key only after (or before and after differ)
