@@ -82,6 +82,8 @@ SECRETS = {
 NOT_SECRETS = {
     # where things are, and what to do
     "CI_API_V4_URL",
+    "HIE_LEDGER_AUTHORS",
+    "HIE_SERVICE_CONFIG",
     "CI_COMMIT_BRANCH",
     "CI_COMMIT_REF_PROTECTED",
     "CI_COMMIT_SHA",
