@@ -302,8 +302,13 @@ def test_a_refused_event_is_exit_3_after_the_others_and_never_shows_the_key(
 def test_the_routing_key_is_never_in_output_ledger_or_outbox(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], pd: Incidents
 ) -> None:
-    f, code, out = emergency(tmp_path, capsys)
+    f = Flow(tmp_path, capsys, SG, env={VARIABLE: KEY}, policy=EXAMPLES / "policy.yaml")
+    # Even pasted into the change record, the key is masked wherever it would be shown.
+    f.write_change(**{**EMERGENCY, "purpose": f"Block the port (key {KEY})"})
+    code, out = f("plan", "--plan", str(f.plan), now="2026-12-08T18:00:00+00:00")
     assert code == 0, f.err
+    assert "[MASKED]" in pd.events[0]["payload"]["summary"]
+    assert all(KEY not in json.dumps(e["payload"]) for e in pd.events)
     assert f("apply", "--status", "failed", now=NOW)[0] == 0, f.err
     seen = f.err + json.dumps(out) + (tmp_path / "ledger.jsonl").read_text()
     seen += "".join(p.read_text() for p in (tmp_path / "outbox").rglob("*") if p.is_file())
@@ -368,6 +373,7 @@ def test_a_branch_cannot_remove_an_emergencys_alert_or_page(branch_alerts: dict[
         ({"mention": "everyone"}, "mention"),
         ({"events": ["apply_started"]}, "events"),
         ({"incident_routing_key_env": KEY}, "incident_routing_key_env"),
+        ({"incident_routing_key_env": "PAGERDUTY_KEY"}, "ending in _ROUTING_KEY"),
         ({"channels": {"#nowhere": "here"}}, "#nowhere"),
     ],
 )

@@ -131,14 +131,15 @@ _DIGEST_AUDIENCES = ("business_stakeholders", "critical_stakeholders")
 AlertEvent = Literal["announce", "apply_failed", "rollback_failed", "overrun"]
 # The Slack mention an alert carries: `<!here>` (active members), `<!channel>` (everyone), none.
 Mention = Literal["here", "channel", "none"]
-_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,99}$")
+# The variable's name ends in _ROUTING_KEY: every such variable is masked (masking.Masker).
+_ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,87}_ROUTING_KEY$")
 
 
 def _env_name(value: str | None) -> str | None:
     if value is not None and not _ENV_NAME.match(value):
         raise ValueError(
-            "expected the name of a CI/CD variable holding the key (e.g. "
-            f"PAGERDUTY_EMERGENCY_ROUTING_KEY), never the key itself; got {value[:4]!r}..."
+            "expected the name of a CI/CD variable holding the key, ending in _ROUTING_KEY "
+            f"(e.g. PAGERDUTY_EMERGENCY_ROUTING_KEY), never the key itself; got {value[:4]!r}..."
         )
     return value
 
