@@ -398,3 +398,17 @@ def test_validate_shows_the_alert_keys(tmp_path: Path, capsys: pytest.CaptureFix
         "(alerts)"
     )
     assert not [r for r in out["rules"] if "alerts" in r and r != rule]  # the others: default
+
+
+def test_preview_shows_the_mention_and_the_incident_it_would_trigger(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = Flow(tmp_path, capsys, SG, policy=EXAMPLES / "policy.yaml", **EMERGENCY)
+    code, out = f("preview", "plan", "--plan", str(f.plan), now="2026-12-08T18:00:00+00:00")
+    assert code == 0, f.err
+    by = {m["audience"]: m for m in out["messages"]}
+    assert by["slack:#ops"]["alert"] == "<!here>"
+    assert by["slack:#devops"]["alert"] == "<!channel>"
+    assert "alert" not in by["customer:EoE"]
+    [event] = by["pagerduty_incident"]["request"]["events"]
+    assert event["routing_key"] == f"${VARIABLE}" and event["dedup_key"] == "FFAPP-911/announce"
