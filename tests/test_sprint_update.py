@@ -172,6 +172,9 @@ def test_validate_shows_the_new_rules(tmp_path: Path, capsys: pytest.CaptureFixt
     code, out = flow("validate")
     assert code == 0, flow.err
     assert out["rules"] == [
+        "emergency_fix: alerts on announce, apply_failed, rollback_failed, overrun: Slack @here, "
+        "#devops @channel; a PagerDuty incident to the key in PAGERDUTY_EMERGENCY_ROUTING_KEY "
+        "(alerts)",
         "scheduled_maintenance: internal channels reminded weekly until the window "
         "(reminders.internal_cadence)",
         "application_update: #product hears of it in the weekly digest (internal_digest, the "
