@@ -412,3 +412,15 @@ def test_preview_shows_the_mention_and_the_incident_it_would_trigger(
     assert "alert" not in by["customer:EoE"]
     [event] = by["pagerduty_incident"]["request"]["events"]
     assert event["routing_key"] == f"${VARIABLE}" and event["dedup_key"] == "FFAPP-911/announce"
+
+
+def test_a_cancelled_emergency_resolves_its_page_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], pd: Incidents
+) -> None:
+    f, code, _ = emergency(tmp_path, capsys)
+    assert code == 0, f.err
+    for _ in range(2):
+        code, out = f("cancel", "--detail", "Fixed upstream", now="2026-12-08T18:30:00+00:00")
+        assert code == 0, f.err
+    assert pd.actions() == [("trigger", "FFAPP-911/announce"), ("resolve", "FFAPP-911/announce")]
+    assert "pagerduty_incident" not in {e["audience"] for e in out["delivered"]}  # the re-run
