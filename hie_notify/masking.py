@@ -25,6 +25,7 @@ SECRET_VARIABLES = (
     "PAGERDUTY_ROUTING_KEY",
     "HIE_LEDGER_KEY",
 )
+ROUTING_KEY_SUFFIX = "_ROUTING_KEY"
 MASK = "[MASKED]"
 # Shapes of well-known tokens, masked even when they did not come from our own variables.
 _PATTERNS = re.compile(
@@ -47,7 +48,10 @@ class Masker:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Masker:
-        return cls(env.get(name, "") for name in SECRET_VARIABLES)
+        # PagerDuty incident keys live in variables the policy names; they all end in
+        # _ROUTING_KEY (policy.model.Alerts), so every such variable is masked.
+        routing = [value for name, value in env.items() if name.endswith(ROUTING_KEY_SUFFIX)]
+        return cls([*(env.get(name, "") for name in SECRET_VARIABLES), *routing])
 
     def __call__(self, text: str) -> str:
         for secret in self.secrets:

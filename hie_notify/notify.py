@@ -12,6 +12,7 @@ from hie_notify import timetext
 from hie_notify.audiences import Audience
 from hie_notify.change import ChangeRecord
 from hie_notify.channels import INTEGRATIONS, Channels, Outgoing
+from hie_notify.channels.alerts import mention
 from hie_notify.classify import CONTACT_RESOURCES, Classification
 from hie_notify.durations import format_duration
 from hie_notify.errors import HieError, InputError
@@ -406,7 +407,17 @@ def run_stage(
                     continue
                 parent = renderer.render("announce", audience, ctx) if stage != "announce" else None
                 state = str((lifecycle or {}).get("state") or "")
-                outgoing = Outgoing(change.id, message, key, kind, history, parent, window, state)
+                outgoing = Outgoing(
+                    change.id,
+                    message,
+                    key,
+                    kind,
+                    history,
+                    parent,
+                    window,
+                    state,
+                    alert=mention(policy, result.change_type, stage, audience),
+                )
                 try:
                     delivery = channel.send(outgoing)
                 except HieError as exc:

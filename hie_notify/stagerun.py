@@ -468,7 +468,32 @@ def integrations(run: StageRun, stage: str, entries: list[Entry]) -> list[Audien
     if stage == "cancelled":  # the status page hears a cancellation only of what it shows
         told = {e.audience for e in entries if e.stage == "announce"}
         chosen = [a for a in chosen if a.id in told or not a.id.startswith("statuspage:")]
-    return chosen
+    # PagerDuty incidents: triggered by an alerting stage, resolved once the change is over.
+    from hie_notify.channels.alerts import RESOLVE_STAGES, incident_audience
+
+    history = incident_history(run) if stage in RESOLVE_STAGES else []
+    return chosen + incident_audience(run.policy, run.result.change_type, stage, history)
+
+
+def incident_history(run: StageRun) -> list[Entry]:
+    """The PagerDuty incidents triggered and resolved for this change: the ledger's, and the
+    register's (`remind` records an overrun's there)."""
+    from hie_notify.channels.alerts import INCIDENT, routing_key_env
+
+    if routing_key_env(run.policy, run.result.change_type) is None:
+        return []
+    found = {e.idempotency_key: e for e in run.ledger.read(run.change.id) if e.audience == INCIDENT}
+    from hie_notify.register.store import register_of
+
+    try:
+        register = register_of(run.options, run.policy)
+        record = register.get(run.change.id) if register is not None else None
+    except HieError:
+        record = None  # the ledger's own still resolve; the register's overrun stays open
+    for entry in record.entries if record is not None else ():
+        if entry.audience == INCIDENT and entry.change_id == run.change.id:
+            found.setdefault(entry.idempotency_key, entry)
+    return sorted(found.values(), key=lambda e: e.delivered_at)
 
 
 def affected(run: StageRun) -> list[str]:
@@ -489,6 +514,8 @@ def stage_channels(run: StageRun, status: dict[str, Any]) -> Channels:
         options.clock(),
         links=links,
         affected=affected(run),
+        change_type=run.result.change_type,
+        incidents=incident_history(run),
     )
 
 

@@ -172,10 +172,16 @@ def test_validate_shows_the_new_rules(tmp_path: Path, capsys: pytest.CaptureFixt
     code, out = flow("validate")
     assert code == 0, flow.err
     assert out["rules"] == [
+        "emergency_fix: alerts on announce, apply_failed, rollback_failed, overrun: Slack @here, "
+        "#devops @channel; a PagerDuty incident to the key in PAGERDUTY_EMERGENCY_ROUTING_KEY "
+        "(alerts)",
         "scheduled_maintenance: internal channels reminded weekly until the window "
         "(reminders.internal_cadence)",
         "application_update: #product hears of it in the weekly digest (internal_digest, the "
         "sprint update); #devops of each change",
         "iam_permission_change: #cloud-security, #devops and the Jira comment get each IAM "
         "policy statement's actions and resource ARNs added and removed (iam_detail)",
+        "direct contact Priya Shah (email, slack; 2bd notice, 3bd recommended): told of changes "
+        "to addresses aws_s3_bucket.qa_reports*, aws_s3_bucket_*.qa_reports*; or types aws_s3_* "
+        "and tags integration=qa-reports (direct_contacts)",
     ]

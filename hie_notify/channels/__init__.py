@@ -42,6 +42,8 @@ class Outgoing:
     # The change's lifecycle state once this notice's transition is made (lifecycle.State's
     # value); empty for what is not a change's notice (a digest).
     lifecycle_state: str = ""
+    # The Slack mention an alert carries (`<!here>`, `<!channel>`), or "" (channels.alerts).
+    alert: str = ""
 
     @property
     def stage(self) -> str:
@@ -77,7 +79,7 @@ class Channel(Protocol):
 
 # The tools the policy's readers already use: each is one audience of its own, heard at the
 # stages below, never one the gate counts as told.
-INTEGRATIONS = ("jira", "statuspage", "pagerduty")
+INTEGRATIONS = ("jira", "statuspage", "pagerduty", "pagerduty_incident")
 _PAGERDUTY_STAGES = (
     "apply_started",
     "apply_succeeded",
@@ -157,6 +159,8 @@ class Channels:
         *,
         links: Mapping[str, str] | None = None,
         affected: Sequence[str] = (),
+        change_type: str | None = None,
+        incidents: Sequence[Entry] = (),
     ) -> None:
         from hie_notify.channels.outbox import Outbox
 
@@ -166,6 +170,9 @@ class Channels:
         # Integrations link the merge request, the run, the Jira ticket and the post-mortem.
         self.links = {**(links or {}), "jira": policy.jira.link(change_id)}
         self.affected = tuple(affected)  # customers and environments (Statuspage components)
+        self.change_type = change_type  # whose alerts route PagerDuty incidents
+        # The change's incident deliveries, wherever recorded (the register keeps an overrun's).
+        self.incidents = tuple(incidents)
         self.outbox = Outbox(outbox, change_id, now, sender(env))
         self.outbox.payloads = self.payloads()
         self._built: dict[str, Channel | None] = {}
@@ -173,7 +180,7 @@ class Channels:
 
     def payloads(self) -> dict[str, Any]:
         """What each integration would receive, for the outbox to write in its place."""
-        from hie_notify.channels import jira, pagerduty, statuspage
+        from hie_notify.channels import alerts, jira, pagerduty, statuspage
 
         policy, links = self.policy, self.links
         version = jira.api_version(self.env)
@@ -185,6 +192,14 @@ class Channels:
             "statuspage": lambda o: statuspage.incident(o, page, components) if page else {},
             "pagerduty": lambda o: pagerduty.event(
                 o, "$PAGERDUTY_ROUTING_KEY", links, self.now, source
+            ),
+            "pagerduty_incident": lambda o: pagerduty.incident_payload(
+                o,
+                alerts.routing_key_env(policy, self.change_type) or "",
+                links,
+                self.now,
+                source or "hie-notify",
+                self.incidents,
             ),
         }
 
@@ -270,6 +285,8 @@ class Channels:
             return StatuspageChannel.from_env(env, policy.statuspage, ids)
         from hie_notify.channels.pagerduty import BASE, PagerdutyChannel
 
+        if kind == "pagerduty_incident":
+            return self._incidents(masker)
         if not env.get("PAGERDUTY_ROUTING_KEY"):
             self.fallbacks["pagerduty"] = "PAGERDUTY_ROUTING_KEY is not set"
             return None
@@ -281,6 +298,30 @@ class Channels:
             self.now,
             policy.pagerduty.source,
             base=env.get("PAGERDUTY_EVENTS_URL") or BASE,
+        )
+
+    def _incidents(self, masker: Any) -> Channel | None:
+        """PagerDuty incidents, to the integration key in the variable the type's alerts name."""
+        from hie_notify.channels.alerts import routing_key_env
+        from hie_notify.channels.pagerduty import BASE, PagerdutyIncidentChannel
+
+        variable = routing_key_env(self.policy, self.change_type)
+        if variable is None:  # nothing pages for this type (the audience is not chosen)
+            return None
+        key = self.env.get(variable, "")
+        if not key:
+            self.fallbacks["pagerduty_incident"] = f"{variable} is not set"
+            return None
+        source = self.policy.pagerduty.source if self.policy.pagerduty else "hie-notify"
+        return PagerdutyIncidentChannel(
+            variable,
+            key,
+            self.links,
+            masker,
+            self.now,
+            source,
+            base=self.env.get("PAGERDUTY_EVENTS_URL") or BASE,
+            incidents=self.incidents,
         )
 
 

@@ -7,7 +7,7 @@ after a failure whose outcome is unknown may duplicate, which is accepted rather
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +15,7 @@ from hie_notify import http
 from hie_notify.channels import Delivery, Outgoing
 from hie_notify.channels.api import Api
 from hie_notify.masking import Masker
+from hie_notify.records import Entry
 
 BASE = "https://events.pagerduty.com/v2"
 PERMISSIONS = (
@@ -113,3 +114,122 @@ class PagerdutyChannel:
         return Delivery(
             "pagerduty", "PagerDuty service", outgoing.key, receipt=http.receipt(response)
         )
+
+
+# Incidents (Events API v2 alert events on /v2/enqueue): they page whoever is on call for the
+# service the change type's routing key belongs to. The dedup_key is the change id and the
+# event, so PagerDuty itself folds a repeat into the open incident; the ledger keeps one
+# delivery per trigger and per resolve, so a re-run sends neither again.
+SEVERITY = {
+    "announce": "critical",
+    "apply_failed": "error",
+    "rollback_failed": "critical",
+    "overrun": "warning",
+}
+DEDUP_LIMIT = 255
+
+
+def dedup_key(change_id: str, stage: str) -> str:
+    return f"{change_id}/{stage}"[:DEDUP_LIMIT]
+
+
+def incident_events(
+    outgoing: Outgoing,
+    routing_key: str,
+    links: Mapping[str, str],
+    now: datetime,
+    source: str,
+    incidents: Sequence[Entry] = (),
+) -> list[dict[str, Any]]:
+    """The trigger for an alerting stage, or a resolve for each incident still open (from the
+    audience's history and `incidents`, those recorded elsewhere)."""
+    from hie_notify.channels.alerts import RESOLVE_STAGES, open_incidents
+
+    if outgoing.stage in RESOLVE_STAGES:
+        return [
+            {
+                "routing_key": routing_key,
+                "event_action": "resolve",
+                "dedup_key": dedup_key(outgoing.change_id, stage),
+            }
+            for stage in open_incidents([*outgoing.history, *incidents])
+        ]
+    change = event(outgoing, routing_key, links, now, source)
+    change["payload"]["severity"] = SEVERITY.get(outgoing.stage, "error")
+    change["payload"]["custom_details"]["event"] = outgoing.stage
+    return [
+        {
+            "routing_key": routing_key,
+            "event_action": "trigger",
+            "dedup_key": dedup_key(outgoing.change_id, outgoing.stage),
+            **{k: v for k, v in change.items() if k != "routing_key"},
+        }
+    ]
+
+
+def incident_payload(
+    outgoing: Outgoing,
+    variable: str,
+    links: Mapping[str, str],
+    now: datetime,
+    source: str,
+    incidents: Sequence[Entry] = (),
+) -> dict[str, Any]:
+    """What the outbox writes in place of the incident events: the key's variable, never it."""
+    return {"events": incident_events(outgoing, f"${variable}", links, now, source, incidents)}
+
+
+class PagerdutyIncidentChannel:
+    kind = "pagerduty_incident"
+
+    def __init__(
+        self,
+        variable: str,
+        routing_key: str,
+        links: Mapping[str, str],
+        masker: Masker,
+        now: datetime,
+        source: str,
+        *,
+        base: str = BASE,
+        session: Any = None,
+        sleep: Callable[[float], None] | None = None,
+        incidents: Sequence[Entry] = (),
+    ) -> None:
+        self._routing_key = routing_key
+        self.links = {k: masker(v) for k, v in links.items()}
+        self.now = now
+        self.source = source
+        self.incidents = tuple(incidents)
+        fix = (
+            f"{variable} must be the integration key of an Events API v2 integration on the "
+            "on-call service that should be paged"
+        )
+        self.api = Api(
+            "PagerDuty",
+            base,
+            {},
+            permissions=fix,
+            credential=variable,
+            rejected=fix,
+            refused=lambda code, words: fix if code == 400 and "routing" in words.lower() else "",
+            secrets=(routing_key,),
+            session=session,
+            sleep=sleep,
+        )
+
+    def __repr__(self) -> str:  # the routing key is a secret
+        return "PagerdutyIncidentChannel()"
+
+    def send(self, outgoing: Outgoing) -> Delivery:
+        events = incident_events(
+            outgoing, self._routing_key, self.links, self.now, self.source, self.incidents
+        )
+        receipts: dict[str, str] = {}
+        for body in events:
+            action = body["event_action"]
+            response = self.api.call("POST", "/enqueue", what=f"{action} the incident", body=body)
+            receipts = {**http.receipt(response), "event_action": action}
+        # PagerDuty answers each event with its dedup_key: the receipt lists them all.
+        receipts["dedup_keys"] = " ".join(e["dedup_key"] for e in events)
+        return Delivery("pagerduty_incident", "PagerDuty on-call", outgoing.key, receipt=receipts)

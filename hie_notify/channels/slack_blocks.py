@@ -9,6 +9,7 @@ from hie_notify.render import Rendered, escape_slack
 SECTION_LIMIT = 3000
 BLOCK_LIMIT = 50
 TEXT_LIMIT = 3000  # the notification text: a summary, not the message
+ALERTS = ("<!here>", "<!channel>")  # the only mentions a payload may carry
 
 
 def _chunks(body: str, limit: int) -> list[str]:
@@ -37,8 +38,14 @@ def _chunks(body: str, limit: int) -> list[str]:
     return out
 
 
-def payload(message: Rendered, channel: str, link: str | None = None) -> dict[str, Any]:
-    """Block Kit payload: sections of at most 3,000 characters, at most 50 blocks."""
+def payload(
+    message: Rendered, channel: str, link: str | None = None, alert: str = ""
+) -> dict[str, Any]:
+    """Block Kit payload: sections of at most 3,000 characters, at most 50 blocks.
+
+    `alert`: the product's own mention (`<!here>`, `<!channel>`) for an alert, put before the
+    notification text and the first section; text from the change is escaped, so only this
+    mentions anyone."""
     pieces = _chunks(message.body("slack"), SECTION_LIMIT)
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": p}} for p in pieces
@@ -49,9 +56,15 @@ def payload(message: Rendered, channel: str, link: str | None = None) -> dict[st
         if link:
             more += f" Full details: <{escape_slack(link)}|here>."
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": more}]})
+    text = escape_slack(message.subject)
+    if alert in ALERTS:
+        text = f"{alert} {text}"
+        if blocks and blocks[0]["type"] == "section":
+            first = blocks[0]["text"]
+            first["text"] = f"{alert} {first['text']}"[:SECTION_LIMIT]
     return {
         "channel": channel,
-        "text": escape_slack(message.subject)[:TEXT_LIMIT],
+        "text": text[:TEXT_LIMIT],
         "blocks": blocks,
         "unfurl_links": False,
         "unfurl_media": False,

@@ -16,6 +16,7 @@ from datetime import datetime
 from hie_notify import output, plan_source, stagerun
 from hie_notify.audiences import resolve
 from hie_notify.channels import Outgoing, configured_kinds
+from hie_notify.channels.alerts import mention
 from hie_notify.errors import InputError
 from hie_notify.lifecycle import TRANSITIONS, LifecycleError, as_it_is
 from hie_notify.notify import told_before_now, told_window
@@ -214,9 +215,16 @@ def _shown(
         "email_html": msg.email_html,
         "markdown": msg.body("markdown"),
     }
+    # An alert's Slack post mentions the channel (channels.alerts): say so.
+    alert = (
+        mention(run.policy, run.result.change_type, msg.stage, audience) if fmt == "slack" else ""
+    )
+    if alert:
+        message["alert"] = alert
     block = (
         f"{'=' * 78}\n{audience.label} ({audience.id}) via {', '.join(kinds)}\n"
-        f"Subject: {msg.subject}\n{'-' * 78}\n{msg.body(fmt).rstrip()}"
+        + (f"Alert: {alert}\n" if alert else "")
+        + f"Subject: {msg.subject}\n{'-' * 78}\n{msg.body(fmt).rstrip()}"
     )
     return message, block
 

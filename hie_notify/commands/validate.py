@@ -13,7 +13,7 @@ from hie_notify.context import load_policy_for
 from hie_notify.errors import InputError
 from hie_notify.options import Options
 from hie_notify.policy import Policy, load_policy
-from hie_notify.policy.model import ContactRule
+from hie_notify.policy.model import Alerts, ContactRule
 from hie_notify.template_check import check_templates
 
 
@@ -45,6 +45,7 @@ def policy_rules(policy: Policy) -> list[str]:
                 f"{name}: internal channels reminded {ct.reminders.internal_cadence} until the "
                 "window (reminders.internal_cadence)"
             )
+        lines.extend(alert_rules(name, ct.alerts))
     for contact in policy.direct_contacts:
         rules = "; or ".join(_rule_text(r) for r in contact.match)
         lines.append(
@@ -64,6 +65,25 @@ def _rule_text(rule: ContactRule) -> str:
     if rule.tags:
         parts.append("tags " + ", ".join(f"{k}={v}" for k, v in rule.tags.items()))
     return " and ".join(parts)
+
+
+def alert_rules(name: str, alerts: Alerts) -> list[str]:
+    """What alerts for a change type: its Slack mentions and where its incidents go (only
+    where the policy differs from the default: failures and overruns mention `<!here>`)."""
+    if alerts == Alerts():
+        return []
+    events = ", ".join(alerts.events) or "nothing"
+    mentions = [f"{'@' + alerts.mention if alerts.mention != 'none' else 'no mention'}"]
+    mentions += [
+        f"{channel} {'@' + m if m != 'none' else 'no mention'}"
+        for channel, m in alerts.channels.items()
+    ]
+    page = (
+        f"a PagerDuty incident to the key in {alerts.incident_routing_key_env}"
+        if alerts.incident_routing_key_env
+        else "no PagerDuty incident"
+    )
+    return [f"{name}: alerts on {events}: Slack {', '.join(mentions)}; {page} (alerts)"]
 
 
 def run(args: argparse.Namespace, options: Options) -> int:

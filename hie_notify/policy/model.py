@@ -126,6 +126,48 @@ class Reminders(_Strict):
 
 _DIGEST_AUDIENCES = ("business_stakeholders", "critical_stakeholders")
 
+# What raises an alert: an emergency announced, an apply or a rollback that failed, a window
+# that ended with the work unfinished (`remind`'s overrun).
+AlertEvent = Literal["announce", "apply_failed", "rollback_failed", "overrun"]
+# The Slack mention an alert carries: `<!here>` (active members), `<!channel>` (everyone), none.
+Mention = Literal["here", "channel", "none"]
+# The variable's name ends in _ROUTING_KEY: every such variable is masked (masking.Masker).
+_ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,87}_ROUTING_KEY$")
+
+
+def _env_name(value: str | None) -> str | None:
+    if value is not None and not _ENV_NAME.match(value):
+        raise ValueError(
+            "expected the name of a CI/CD variable holding the key, ending in _ROUTING_KEY "
+            f"(e.g. PAGERDUTY_EMERGENCY_ROUTING_KEY), never the key itself; got {value[:4]!r}..."
+        )
+    return value
+
+
+class Alerts(_Strict):
+    """Emergencies, failed applies, failed rollbacks and overruns: the internal channels' Slack
+    post mentions the channel (`mention`, per channel in `channels`), and, where
+    `incident_routing_key_env` names the variable holding an Events API v2 integration key, a
+    PagerDuty incident is triggered (resolved when the change completes, is rolled back or is
+    cancelled). The protected policy's alone: a branch cannot remove an alert or a page."""
+
+    events: list[AlertEvent] = ["apply_failed", "rollback_failed", "overrun"]
+    mention: Mention = "here"
+    channels: dict[str, Mention] = {}  # e.g. {"#product": none}: one internal channel's own
+    incident_routing_key_env: Annotated[str | None, AfterValidator(_env_name)] = None
+
+    @field_validator("channels")
+    @classmethod
+    def _channel_names(cls, value: dict[str, str]) -> dict[str, str]:
+        _slack_channels(list(value))
+        return value
+
+    def mention_for(self, channel: str | None) -> str:
+        """`here`, `channel` or `none` for one internal Slack channel."""
+        if channel is None:
+            return "none"
+        return self.channels.get(channel, self.mention)
+
 
 class ChangeType(_Strict):
     title: str
@@ -157,9 +199,17 @@ class ChangeType(_Strict):
     meetings: list[str] = []
     post_mortem: Literal["always", "on_failure", "significant"] = "on_failure"
     reminders: Reminders = Reminders()
+    # Slack mentions and PagerDuty incidents for emergencies, failures and overruns.
+    alerts: Alerts = Alerts()
 
     @model_validator(mode="after")
     def _units(self) -> ChangeType:
+        stray_alerts = [c for c in self.alerts.channels if c not in self.internal_channels]
+        if stray_alerts:
+            raise ValueError(
+                f"alerts.channels: {', '.join(stray_alerts)} is not one of internal_channels "
+                f"({', '.join(self.internal_channels)})"
+            )
         for side, rule in (("internal_notice", self.internal_notice),):
             if rule.minimum.kind != "elapsed":
                 raise ValueError(f"{side} is counted in hours (e.g. 24h), not business days")

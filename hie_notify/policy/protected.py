@@ -5,8 +5,9 @@ in a central policy project (HIE_POLICY_PROJECT, HIE_POLICY_REF), read through t
 The file in the branch being deployed may change only the keys the protected policy lists as
 `overridable`, may only make notice periods longer, and may only add to audiences (channels,
 contacts, environments, customers), never remove, empty, replace or downgrade one. Templates,
-`trial`, `ledger`, `classification` (which resources are service-impacting) and `overridable`
-are the protected policy's alone. Outside CI the local file
+`trial`, `ledger`, `classification` (which resources are service-impacting), each change
+type's `alerts` (who is paged, which channels are mentioned) and `overridable` are the
+protected policy's alone. Outside CI the local file
 is used, and the tool says so; in CI, HIE_LOCAL_POLICY is refused unless the protected policy
 declares a trial.
 """
@@ -108,6 +109,14 @@ def weakenings(
             continue
         if path[0] in _PROTECTED_ONLY:
             yield f"{key}: {path[0]} can only be set in the protected policy"
+            continue
+        if len(path) >= 3 and path[0] == "change_types" and path[2] == "alerts":
+            # Who is paged and which channels are alerted for an emergency or a failure: a
+            # branch could otherwise silence them or send the page to a key it controls.
+            yield (
+                f"{key}: alerts (Slack mentions and PagerDuty incidents) can only be set in the "
+                "protected policy"
+            )
             continue
         if _new_customer(path, protected):
             continue  # a branch may add an audience

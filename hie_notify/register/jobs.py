@@ -19,6 +19,7 @@ from hie_notify.audiences import resolve
 from hie_notify.calendar import BusinessCalendar
 from hie_notify.change import ChangeRecord
 from hie_notify.channels import Channels
+from hie_notify.channels.alerts import incident_audience
 from hie_notify.classify import Classification
 from hie_notify.context import load_policy_for
 from hie_notify.errors import InputError
@@ -365,14 +366,18 @@ def _send_due(
     """Send one due reminder stage to its audiences; its delivery keys carry the due tag, so it
     goes out once however often `remind` runs. `lifecycle`: the change's state, unchanged."""
     progress.step(f"remind: {change.id}: {reminders.describe(due_tag)}")
+    # An overrun pages on-call where the change type's alerts say so (channels.alerts).
+    paged = incident_audience(policy, result.change_type, stage, ())
     stage_report = run_stage(
         stage=stage,
         policy=policy,
         change=change,
         result=replace(result, fingerprint=reminders.variant(result.fingerprint, due_tag)),
-        audiences=[d.audience for d in due],
+        audiences=[d.audience for d in due] + paged,
         ledger=ledger,
-        channels=Channels(policy, options.env, options.outbox, change.id, now),
+        channels=Channels(
+            policy, options.env, options.outbox, change.id, now, change_type=result.change_type
+        ),
         renderer=renderer,
         now=now,
         links={},
