@@ -24,6 +24,7 @@ SECRET_VARIABLES = (
     "STATUSPAGE_API_KEY",
     "PAGERDUTY_ROUTING_KEY",
     "HIE_LEDGER_KEY",
+    "HIE_ACK_KEY",
 )
 MASK = "[MASKED]"
 # Shapes of well-known tokens, masked even when they did not come from our own variables.

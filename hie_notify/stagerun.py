@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hie_notify import output, plan_source
+from hie_notify.acks import AckLinks
 from hie_notify.audiences import Audience, affected_customers, downtime_customers, resolve
 from hie_notify.calendar import BusinessCalendar
 from hie_notify.change import ChangeRecord, load_change
@@ -410,6 +411,7 @@ def _send(run: StageRun, stage: str, status: dict[str, Any], transition: Transit
         clock=options.clock,
         lifecycle=transition.facts,
         key_extra=transition.variant,
+        acks=AckLinks.from_env(options.env, options.ledger),
     )
     return report
 

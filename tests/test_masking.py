@@ -62,6 +62,7 @@ def test_cli_errors_are_masked(tmp_path: Path, capsys: pytest.CaptureFixture[str
 # not read from masking.SECRET_VARIABLES: a secret missing from that list must fail a test.
 SECRETS = {
     "SLACK_BOT_TOKEN",
+    "HIE_ACK_KEY",
     "SMTP_PASSWORD",
     "HIE_GITLAB_TOKEN",
     "GITLAB_TOKEN",
@@ -82,6 +83,7 @@ SECRETS = {
 NOT_SECRETS = {
     # where things are, and what to do
     "CI_API_V4_URL",
+    "HIE_PUBLIC_URL",
     "CI_COMMIT_SHA",
     "CI_DEFAULT_BRANCH",
     "CI_DEPLOY_FREEZE",

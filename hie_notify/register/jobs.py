@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from hie_notify import progress, stagerun, timetext
+from hie_notify.acks import AckLinks
 from hie_notify.audiences import resolve
 from hie_notify.calendar import BusinessCalendar
 from hie_notify.change import ChangeRecord
@@ -356,6 +357,7 @@ def _send_due(
         status=status,
         dry_run=options.dry_run,
         lifecycle=lifecycle,
+        acks=AckLinks.from_env(options.env, options.ledger),
     )
     report.reports.append((change.id, due_tag, stage_report))
     if stage_report.failed:  # listed with the report; the rest of the run goes on
