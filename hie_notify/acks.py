@@ -188,6 +188,7 @@ class Answer:
     at: datetime
     reason: str = ""
     by: str = ""  # who resolved an objection
+    announcement: str = ""  # the announcement answered (its `told` digest)
 
     def to_json(self) -> dict[str, str]:
         out = {
@@ -217,6 +218,7 @@ def answers(entries: Iterable[Entry]) -> list[Answer]:
                 at=e.delivered_at,
                 reason=str(e.extra.get("reason") or ""),
                 by=str(e.extra.get("by") or ""),
+                announcement=str(e.extra.get("announcement") or ""),
             )
         )
     return out

@@ -44,9 +44,16 @@ def mail_parts(path: Path) -> dict[str, str]:
 
 
 class AckHarness:
-    def __init__(self, tmp: Path, capsys: pytest.CaptureFixture[str], **change: Any) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        capsys: pytest.CaptureFixture[str],
+        policy: Path | None = None,
+        **change: Any,
+    ) -> None:
         self.tmp = tmp
-        self.flow = Flow(tmp, capsys, NODES, env=dict(ENV), **change)
+        self.policy = policy
+        self.flow = Flow(tmp, capsys, NODES, env=dict(ENV), policy=policy, **change)
         self.now = LATER
         self.service: Service | None = None
         self.thread: threading.Thread | None = None
@@ -63,6 +70,7 @@ class AckHarness:
 
     def options(self, env: dict[str, str]) -> Options:
         return Options(
+            policy=self.policy,
             ledger=f"file:{self.tmp}/ledger.jsonl",
             register=f"sqlite:{self.tmp}/register.sqlite3",
             outbox=self.tmp / "outbox",

@@ -125,6 +125,29 @@ class Reminders(_Strict):
 
 
 _DIGEST_AUDIENCES = ("business_stakeholders", "critical_stakeholders")
+# Who must acknowledge a notice (`acknowledgements.required_from`): every customer told,
+# every stakeholder group told, the critical ones (the critical stakeholders, and customers with
+# a contact marked critical), or one audience by its id.
+ACK_GROUPS = ("customers", "stakeholders", "critical")
+
+
+def _ack_selector(value: str) -> str:
+    kind, _, name = value.partition(":")
+    if value in ACK_GROUPS or (kind in ("customer", "stakeholders") and name):
+        return value
+    raise ValueError(
+        f"expected one of {', '.join(ACK_GROUPS)}, or an audience like customer:EoE or "
+        f"stakeholders:critical, got {value!r}"
+    )
+
+
+class Acknowledgements(_Strict):
+    """Whose acknowledgement of the announcement the gate waits for, and by when (counted from
+    the announcement, e.g. 2bd): until each has acknowledged, and while any objection is
+    unresolved, the apply may not go ahead."""
+
+    required_from: list[Annotated[str, AfterValidator(_ack_selector)]] = []
+    by: Notice = NoticePeriod("business_days", business_days=2)
 
 
 class ChangeType(_Strict):
@@ -157,6 +180,7 @@ class ChangeType(_Strict):
     meetings: list[str] = []
     post_mortem: Literal["always", "on_failure", "significant"] = "on_failure"
     reminders: Reminders = Reminders()
+    acknowledgements: Acknowledgements = Acknowledgements()
 
     @model_validator(mode="after")
     def _units(self) -> ChangeType:
