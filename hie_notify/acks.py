@@ -17,6 +17,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -309,7 +310,8 @@ class AckLinks:
         return link(self.base, sign(self.key, claim))
 
     def portal_url(self, customer: str) -> str:
-        return f"{self.base}/portal/{customer}/{portal_token(self.key, customer)}"
+        name = urllib.parse.quote(customer, safe="")
+        return f"{self.base}/portal/{name}/{portal_token(self.key, customer)}"
 
 
 def contact_of(emails: tuple[str, ...], label: str) -> str:

@@ -29,6 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --resolve: only this audience's objections (like customer:EoE)",
     )
     parser.add_argument(
+        "--portal",
+        metavar="CUSTOMER",
+        help="print the customer's portal link (needs HIE_ACK_KEY and HIE_PUBLIC_URL); "
+        "a new HIE_ACK_KEY ends every link given before",
+    )
+    parser.add_argument(
         "--by",
         metavar="NAME",
         help="with --resolve outside GitLab CI: who resolved it (in CI: GITLAB_USER_LOGIN)",
@@ -42,6 +48,8 @@ def run(args: argparse.Namespace, options: Options) -> int:
     from hie_notify.masking import Masker
     from hie_notify.register.store import register_of
 
+    if args.portal is not None:
+        return _portal(args.portal, options)
     reason = " ".join(re.sub(r"[\x00-\x1f\x7f]", " ", args.reason or "").split())
     if args.resolve and not reason:
         raise InputError("--resolve: give --reason TEXT, how the objection was resolved")
@@ -163,3 +171,23 @@ def _author(options: Options, owner: str | None) -> str:
         _, author = other_approvers(where)
         return author
     return (owner or "").strip()
+
+
+def _portal(customer: str, options: Options) -> int:
+    from hie_notify.context import load_policy_for
+
+    policy = load_policy_for(options).policy
+    if customer not in policy.customers:
+        raise InputError(
+            f"--portal: {customer!r} is not a customer in the policy (expected one of "
+            f"{', '.join(policy.customers) or 'none'})"
+        )
+    links = acks.AckLinks.from_env(options.env)
+    if links is None:
+        raise InputError(
+            "--portal: set HIE_ACK_KEY (the signing key receive uses) and HIE_PUBLIC_URL "
+            "(receive's address) to make a portal link"
+        )
+    url = links.portal_url(customer)
+    output.emit(options, {"customer": customer, "portal_url": url}, url)
+    return 0

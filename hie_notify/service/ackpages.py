@@ -17,7 +17,7 @@ import re
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -403,14 +403,13 @@ class AckPages:
         for c in sorted(changes, key=lambda r: r.window_start or now):
             row = self._portal_row(c, audience, zone, now)
             (recent if c.ended or (c.window_end and c.window_end <= now) else upcoming).append(row)
-        base = acks.public_url(self.base.env) or ""
         return self._page(
             "portal",
             200,
             title=f"Changes for {info.name}",
             customer=info.name,
             zone=zone,
-            calendar_url=f"{base}{PORTAL_PREFIX}{urllib.parse.quote(customer)}/{token}/calendar.ics",
+            calendar_url=f"{PORTAL_PREFIX}{urllib.parse.quote(customer)}/{token}/calendar.ics",
             groups=[
                 ("Upcoming", upcoming, "No upcoming changes."),
                 ("Recent", recent, f"No changes in the last {RECENT.days} days."),
@@ -468,17 +467,35 @@ class AckPages:
         }
 
     def _calendar(self, customer: str, changes: Sequence[Registered], now: datetime) -> Page:
-        from hie_notify.calendar import BusinessCalendar
+        """The customer's own feed: what it is told of each change (its summary, what it may
+        notice, whom to ask), never the register's internal view (other customers, projects)."""
+        import icalendar
+
         from hie_notify.register import feed
 
-        calendar = BusinessCalendar.from_policy(self.policy)
-        with_window = [c for c in changes if c.window_start and c.window_end]
-        view = feed.build(with_window, [], calendar, now - RECENT, now + UPCOMING)
-        view = replace(view, holidays=())
-        text = feed.to_ics(
-            view, calendar, f"Changes for {self.policy.customers[customer].name}", now
-        )
-        return Page(200, text, "text/calendar; charset=utf-8")
+        cal = icalendar.Calendar()
+        cal.add("prodid", "-//hie-notify//customer changes//EN")
+        cal.add("version", "2.0")
+        cal.add("method", "PUBLISH")
+        cal.add("x-wr-calname", f"Changes for {self.policy.customers[customer].name}")
+        stamp = now.astimezone(UTC).replace(microsecond=0)
+        for c in changes:
+            if c.window_start is None or c.window_end is None:
+                continue
+            summary = str(c.change.get("customer_summary") or c.purpose)
+            ev = icalendar.Event()
+            ev.add("uid", feed.uid(c))
+            ev.add("sequence", c.sequence)
+            ev.add("dtstamp", stamp)
+            ev.add("dtstart", c.window_start)
+            ev.add("dtend", c.window_end)
+            ev.add("summary", f"{c.change_id}: {summary}")
+            ev.add("status", "CANCELLED" if c.status == "cancelled" else "CONFIRMED")
+            notice = notice_line(c.change.get("downtime"), c.service_impacting, True)
+            contact = str(c.change.get("owner") or self.policy.support.name)
+            ev.add("description", f"{_status_text(c.status)}. {notice} Contact: {contact}.")
+            cal.add_component(ev)
+        return Page(200, self.masker(cal.to_ical().decode()), "text/calendar; charset=utf-8")
 
 
 def _ledger_ref(record: Registered) -> str:

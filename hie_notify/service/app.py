@@ -189,9 +189,9 @@ def _page(
             raw = _read(environ["wsgi.input"], length).decode("utf-8", "replace")
             parsed = urllib.parse.parse_qs(raw, keep_blank_values=True, max_num_fields=10)
             form = {k: v[0] for k, v in parsed.items()}
-            page = pages.handle("POST", path, form)
+            page = _handled(pages, "POST", path, form)
     else:
-        page = pages.handle("GET", path, form)
+        page = _handled(pages, "GET", path, form)
     body = page.body.encode()
     reasons = {
         200: "OK",
@@ -217,6 +217,17 @@ def _page(
     fields["ms"] = round((time.monotonic() - started) * 1000, 1)
     log.info("%s /%s/...: %d", method, fields["path"], page.status, extra=fields)
     return [] if method == "HEAD" else [body]
+
+
+def _handled(pages: AckPages, method: str, path: str, form: dict[str, str]) -> Any:
+    """The page, or a plain 500 (logged without the link) when building it failed."""
+    from hie_notify.service.ackpages import Page
+
+    try:
+        return pages.handle(method, path, form)
+    except Exception:
+        log.exception("%s /%s/... failed", method, path.split("/", 2)[1])
+        return Page(500, "something went wrong; please try again later\n", "text/plain")
 
 
 def _read(stream: Any, length: int) -> bytes:
