@@ -17,7 +17,6 @@ import binascii
 import hashlib
 import hmac
 import json
-import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -310,8 +309,14 @@ class AckLinks:
         return link(self.base, sign(self.key, claim))
 
     def portal_url(self, customer: str) -> str:
-        name = urllib.parse.quote(customer, safe="")
+        name = path_segment(customer)
         return f"{self.base}/portal/{name}/{portal_token(self.key, customer)}"
+
+
+def path_segment(text: str) -> str:
+    """`text` percent-encoded for one URL path segment (RFC 3986 unreserved kept)."""
+    keep = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+    return "".join(chr(b) if b in keep else f"%{b:02X}" for b in text.encode())
 
 
 def contact_of(emails: tuple[str, ...], label: str) -> str:

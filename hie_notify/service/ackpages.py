@@ -17,7 +17,7 @@ import re
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import Any
 
@@ -478,7 +478,7 @@ class AckPages:
         cal.add("version", "2.0")
         cal.add("method", "PUBLISH")
         cal.add("x-wr-calname", f"Changes for {self.policy.customers[customer].name}")
-        stamp = now.astimezone(UTC).replace(microsecond=0)
+        stamp = now.astimezone(timezone.utc).replace(microsecond=0)
         for c in changes:
             if c.window_start is None or c.window_end is None:
                 continue
