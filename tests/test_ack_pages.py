@@ -165,3 +165,29 @@ def test_the_token_never_reaches_the_log(ack_harness: AckHarness, caplog) -> Non
     assert "/ack/..." in caplog.text
     assert token not in caplog.text and token.split(".")[1] not in caplog.text
     assert FORM_TOKEN.pattern not in caplog.text
+
+
+NASTY = [
+    "<script>alert(1)</script> <!channel> @here [click](https://evil.example)",
+    "bell\x07 escape\x1b[31m red \u202eevil\u202c zero\u200bwidth",
+    "x" * 5000,
+]
+
+
+def test_a_hostile_reason_is_cleaned_bounded_and_escaped_everywhere(
+    ack_harness: AckHarness,
+) -> None:
+    h = ack_harness
+    path = h.link()
+    for n, reason in enumerate(NASTY):
+        code, page = h.answer(path, "objected", f"{n} {reason}")
+        assert code == 200
+        assert "<script>alert" not in page and "\x1b" not in page and "\u202e" not in page
+    entries = [json.loads(x) for x in h.ledger_lines()]
+    reasons = [e["extra"]["reason"] for e in entries if e["stage"] == "ack"]
+    assert len(reasons) == 3
+    assert all(len(r) <= 2000 for r in reasons)
+    assert not any(c in r for r in reasons for c in "\x07\x1b\u202e\u200b")
+    slack = "".join(p.read_text() for p in (h.tmp / "outbox/FFAPP-4458/objection").iterdir())
+    assert "<!channel>" not in slack and "<script>" not in slack
+    assert "&lt;!channel&gt;" in slack

@@ -101,7 +101,9 @@ def run(args: argparse.Namespace, options: Options) -> int:
                 audience=aid,
                 channel="cli",
                 recipient=mask(by),
-                fingerprint=entries[-1].fingerprint if entries else "",
+                fingerprint=next(
+                    (e.fingerprint for e in reversed(entries) if e.stage == "announce"), ""
+                ),
                 change_type=change.type,
                 service_impacting=False,
                 resources=(),

@@ -16,7 +16,7 @@ import logging
 import re
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import Any
@@ -74,8 +74,6 @@ class AckPages:
     settings: Settings
     base: Options
     clock: Callable[[], datetime] | None = None
-    # Opened per request by default; tests may hand in their own.
-    ledgers: dict[str, Ledger] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.key = self.settings.ack_key.encode()
@@ -111,10 +109,9 @@ class AckPages:
         return register
 
     def ledger(self, claim_ledger: str) -> Ledger:
-        uri = claim_ledger or self.base.ledger or ""
-        if uri not in self.ledgers:
-            self.ledgers[uri] = open_ledger(uri or None, self.base.env)
-        return self.ledgers[uri]
+        """Opened for each request: a ledger's lock is re-entrant within one object, so two
+        requests must never share one."""
+        return open_ledger(claim_ledger or self.base.ledger, self.base.env)
 
     # --- pages ----------------------------------------------------------------------------
 
