@@ -68,15 +68,15 @@ def findings(
     reasons: list[str] = []
     rows: list[dict[str, Any]] = []
     for audience in audiences:
-        if not audience.external:
-            continue
+        answered = state.get(audience.id)
+        if not audience.external and answered is None:
+            continue  # an internal channel shows up once someone in it acknowledged
         told = [
             e
             for e in entries
             if e.stage == "announce" and e.audience == audience.id and not e.dry_run
         ]
         needed = required(policy, change_type, audience)
-        answered = state.get(audience.id)
         if not told and answered is None and not needed:
             continue
         latest = str(told[-1].extra.get(TOLD) or "") if told else ""

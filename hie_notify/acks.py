@@ -30,6 +30,7 @@ ACK = "ack"  # the ledger stage of an acknowledgement, an objection, or a resolu
 ACKNOWLEDGED = "acknowledged"
 OBJECTED = "objected"
 RESOLVED = "resolved"
+SLACK = "slack"  # the contact of a Slack button's token: the clicking user is Slack's to say
 DECISIONS = (ACKNOWLEDGED, OBJECTED)
 MAX_TOKEN = 2048  # a real token is about 300 characters
 # How long a link stays valid: until a week after the window ends (a reader may acknowledge a
@@ -307,6 +308,23 @@ class AckLinks:
             change_id, announcement, audience, contact, zone, expiry(now, window_end), self.ledger
         )
         return link(self.base, sign(self.key, claim))
+
+    def slack_token(
+        self,
+        *,
+        change_id: str,
+        announcement: str,
+        audience: str,
+        zone: str,
+        now: datetime,
+        window_end: datetime | None,
+    ) -> str:
+        """The value of a Slack announcement's Acknowledge button: who clicked it is what
+        Slack's signed request says (`/slack/interactions`), never the token."""
+        claim = Claim(
+            change_id, announcement, audience, SLACK, zone, expiry(now, window_end), self.ledger
+        )
+        return sign(self.key, claim)
 
     def portal_url(self, customer: str) -> str:
         name = path_segment(customer)

@@ -25,6 +25,7 @@ SECRET_VARIABLES = (
     "PAGERDUTY_ROUTING_KEY",
     "HIE_LEDGER_KEY",
     "HIE_ACK_KEY",
+    "SLACK_SIGNING_SECRET",
 )
 MASK = "[MASKED]"
 # Shapes of well-known tokens, masked even when they did not come from our own variables.

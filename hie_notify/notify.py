@@ -423,7 +423,19 @@ def run_stage(
                     continue
                 parent = renderer.render("announce", audience, ctx) if stage != "announce" else None
                 state = str((lifecycle or {}).get("state") or "")
-                outgoing = Outgoing(change.id, message, key, kind, history, parent, window, state)
+                token = ""
+                if acks is not None and stage == "announce" and kind == "slack" and told:
+                    token = acks.slack_token(
+                        change_id=change.id,
+                        announcement=told,
+                        audience=audience.id,
+                        zone=audience.time_zone,
+                        now=now,
+                        window_end=window[1] if window else None,
+                    )
+                outgoing = Outgoing(
+                    change.id, message, key, kind, history, parent, window, state, token
+                )
                 try:
                     delivery = channel.send(outgoing)
                 except HieError as exc:

@@ -78,8 +78,8 @@ class AckHarness:
             wall_clock=lambda: self.now,
         )
 
-    def start(self, key: str = KEY) -> Service:
-        env = {**ENV, "HIE_ACK_KEY": key, "HIE_LISTEN": "127.0.0.1:0"}
+    def start(self, key: str = KEY, **extra: str) -> Service:
+        env = {**ENV, "HIE_ACK_KEY": key, "HIE_LISTEN": "127.0.0.1:0", **extra}
         settings = Settings.from_env(env)
         self.service = Service(
             settings, self.options(env), clock=lambda: self.now, workdir=self.tmp / "work"
@@ -99,11 +99,16 @@ class AckHarness:
         return f"http://127.0.0.1:{self.service.port}"
 
     def request(
-        self, method: str, path: str, form: dict[str, str] | None = None, **headers: str
+        self,
+        method: str,
+        path: str,
+        form: dict[str, str] | None = None,
+        raw: bytes | None = None,
+        **headers: str,
     ) -> tuple[int, dict[str, str], str]:
         assert self.service is not None
         conn = http.client.HTTPConnection("127.0.0.1", self.service.port, timeout=10)
-        body = urllib.parse.urlencode(form).encode() if form is not None else None
+        body = urllib.parse.urlencode(form).encode() if form is not None else raw
         if form is not None:
             headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
         conn.request(method, path, body=body, headers=headers)

@@ -63,6 +63,7 @@ def test_cli_errors_are_masked(tmp_path: Path, capsys: pytest.CaptureFixture[str
 SECRETS = {
     "SLACK_BOT_TOKEN",
     "HIE_ACK_KEY",
+    "SLACK_SIGNING_SECRET",
     "SMTP_PASSWORD",
     "HIE_GITLAB_TOKEN",
     "GITLAB_TOKEN",
@@ -84,6 +85,10 @@ NOT_SECRETS = {
     # where things are, and what to do
     "CI_API_V4_URL",
     "HIE_PUBLIC_URL",
+    # WSGI request headers the service reads (not variables; the signature is no secret)
+    "CONTENT_TYPE",
+    "HTTP_X_SLACK_REQUEST_TIMESTAMP",
+    "HTTP_X_SLACK_SIGNATURE",
     "CI_COMMIT_SHA",
     "CI_DEFAULT_BRANCH",
     "CI_DEPLOY_FREEZE",

@@ -42,6 +42,9 @@ class Outgoing:
     # The change's lifecycle state once this notice's transition is made (lifecycle.State's
     # value); empty for what is not a change's notice (a digest).
     lifecycle_state: str = ""
+    # A signed acknowledgement token (hie_notify/acks.py) for a Slack announcement's
+    # Acknowledge button; empty when HIE_ACK_KEY is not set.
+    ack_token: str = ""
 
     @property
     def stage(self) -> str:

@@ -37,8 +37,14 @@ def _chunks(body: str, limit: int) -> list[str]:
     return out
 
 
-def payload(message: Rendered, channel: str, link: str | None = None) -> dict[str, Any]:
-    """Block Kit payload: sections of at most 3,000 characters, at most 50 blocks."""
+ACK_ACTION = "hie_ack"  # the Acknowledge button's action_id (handled at /slack/interactions)
+
+
+def payload(
+    message: Rendered, channel: str, link: str | None = None, ack_token: str = ""
+) -> dict[str, Any]:
+    """Block Kit payload: sections of at most 3,000 characters, at most 50 blocks; with
+    `ack_token`, an Acknowledge button whose value is the signed token."""
     pieces = _chunks(message.body("slack"), SECTION_LIMIT)
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": p}} for p in pieces
@@ -49,6 +55,24 @@ def payload(message: Rendered, channel: str, link: str | None = None) -> dict[st
         if link:
             more += f" Full details: <{escape_slack(link)}|here>."
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": more}]})
+    if ack_token:
+        if len(blocks) >= BLOCK_LIMIT:
+            blocks = blocks[: BLOCK_LIMIT - 1]
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": "hie_ack",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": ACK_ACTION,
+                        "text": {"type": "plain_text", "text": "Acknowledge"},
+                        "style": "primary",
+                        "value": ack_token,
+                    }
+                ],
+            }
+        )
     return {
         "channel": channel,
         "text": escape_slack(message.subject)[:TEXT_LIMIT],

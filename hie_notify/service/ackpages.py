@@ -25,6 +25,7 @@ import jinja2
 
 from hie_notify import acks, timetext
 from hie_notify.acks import Claim, TokenError
+from hie_notify.channels.slack_blocks import ACK_ACTION
 from hie_notify.durations import describe_timedelta, parse_duration
 from hie_notify.errors import HieError, InputError
 from hie_notify.gate import TOLD
@@ -146,13 +147,19 @@ class AckPages:
     def refuse(self, status: int, reason: str) -> Page:
         return self._page("refused", status, title="This link cannot be used", reason=reason)
 
-    def _claim(self, token: str) -> tuple[Claim, Registered, list[Entry]] | Page:
+    def _claim(
+        self, token: str, *, slack: bool = False
+    ) -> tuple[Claim, Registered, list[Entry]] | Page:
         """The claim, the change and its announcements to the reader; or the refusal page."""
         try:
             claim = acks.read(self.key, token, self.now())
         except TokenError as exc:
             status = 410 if "expired" in str(exc) else 403
             return self.refuse(status, f"This link cannot be used: {exc}.")
+        if claim.contact == acks.SLACK and not slack:
+            return self.refuse(
+                403, "This is a Slack button's token: acknowledge with the button in Slack."
+            )
         record = self.register(read_only=True).get(claim.change_id)
         if record is None:
             return self.refuse(404, f"We have no record of the change {claim.change_id}.")
@@ -370,6 +377,49 @@ class AckPages:
                         aid,
                         self.masker(str(exc)),
                     )
+
+    # --- Slack's Acknowledge button ------------------------------------------------------
+
+    def slack(self, body: bytes, timestamp: str, signature: str) -> tuple[int, str]:
+        """A click on an announcement's Acknowledge button (Slack's `block_actions`), verified
+        with the app's signing secret (`X-Slack-Signature` v0, timestamp within 5 minutes)."""
+        import json
+
+        from slack_sdk.signature import Clock, SignatureVerifier
+
+        clock = self.now
+
+        class _Injected(Clock):  # the service's clock, never the machine's in tests
+            def now(self) -> float:
+                return clock().timestamp()
+
+        verifier = SignatureVerifier(self.settings.slack_signing_secret, clock=_Injected())
+        try:
+            valid = timestamp.isdigit() and verifier.is_valid(
+                body=body, timestamp=timestamp, signature=signature
+            )
+        except ValueError:
+            valid = False
+        if not valid:
+            return 401, "missing or wrong X-Slack-Signature, or a timestamp over 5 minutes old"
+        try:
+            form = urllib.parse.parse_qs(body.decode(), max_num_fields=5)
+            data = json.loads(form["payload"][0])
+            action = next(a for a in data["actions"] if a.get("action_id") == ACK_ACTION)
+            token = str(action["value"])
+            user = data["user"]
+            who = f"{user.get('username') or user.get('name') or user['id']} (Slack {user['id']})"
+        except (KeyError, ValueError, TypeError, StopIteration, UnicodeDecodeError):
+            return 400, "not an Acknowledge button's block_actions payload"
+        found = self._claim(token, slack=True)
+        if isinstance(found, Page):
+            return found.status, "this button's notice cannot be acknowledged"
+        claim, record, told = found
+        if told[-1].extra.get(TOLD) != claim.announcement:
+            return 409, "a newer announcement replaced this one: use its button"
+        claim = replace(claim, contact=self.masker(who))
+        recorded = self.record(claim, record, acks.ACKNOWLEDGED, "")
+        return 200, "acknowledged" if recorded else "already acknowledged"
 
     # --- the portal -----------------------------------------------------------------------
 

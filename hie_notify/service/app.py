@@ -34,6 +34,7 @@ MAX_DEPTH = 32  # real payloads nest 4 or 5 deep
 RUN_TASK_PATH = "/run-task"
 NOTIFICATIONS_PATH = "/notifications"
 HEALTH_PATH = "/healthz"
+SLACK_PATH = "/slack/interactions"
 MAX_FORM = 16 * 1024  # an answer's form: a reason of at most 2,000 characters, encoded
 
 
@@ -101,6 +102,31 @@ def make_app(
                 return answer("405 Method Not Allowed", "GET only", ("Allow", "GET"))
             pending = run_tasks.pending if run_tasks is not None else 0
             return answer("200 OK", f"ok; {pending} run task(s) pending")
+        if pages is not None and path == SLACK_PATH and settings.slack_signing_secret:
+            if method != "POST":
+                return answer("405 Method Not Allowed", "POST only", ("Allow", "POST"))
+            try:
+                length = int(environ.get("CONTENT_LENGTH") or "")
+            except ValueError:
+                return answer("411 Length Required", "Content-Length required")
+            if not 0 <= length <= MAX_FORM:
+                return answer("413 Content Too Large", f"body over {MAX_FORM} bytes")
+            body = _read(environ["wsgi.input"], length)
+            code, text = pages.slack(
+                body,
+                str(environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", "")),
+                str(environ.get("HTTP_X_SLACK_SIGNATURE", "")),
+            )
+            reason = {
+                200: "OK",
+                400: "Bad Request",
+                401: "Unauthorized",
+                403: "Forbidden",
+                404: "Not Found",
+                409: "Conflict",
+                410: "Gone",
+            }.get(code, "Error")
+            return answer(f"{code} {reason}", text)
         if pages is not None and path.startswith(("/ack/", "/portal/")):
             return _page(pages, environ, method, path, start_response, fields, started)
         handlers = {RUN_TASK_PATH: run_tasks, NOTIFICATIONS_PATH: notifications}

@@ -25,6 +25,8 @@ class Settings:
     idle_timeout: int  # seconds a connection may send nothing before it is closed
     change_path: str  # where the change record lives in the repository; {id} = Jira key
     ack_key: str = ""  # HIE_ACK_KEY: signs acknowledgement and portal links ("" = pages off)
+    # SLACK_SIGNING_SECRET: verifies Slack's requests to /slack/interactions ("" = path off)
+    slack_signing_secret: str = ""
 
     def __repr__(self) -> str:  # never show the keys
         return (
@@ -36,7 +38,15 @@ class Settings:
 
     def masker(self, env: Mapping[str, str]) -> Masker:
         base = Masker.from_env(env)
-        return Masker([*base.secrets, self.run_task_key, self.notification_token, self.ack_key])
+        return Masker(
+            [
+                *base.secrets,
+                self.run_task_key,
+                self.notification_token,
+                self.ack_key,
+                self.slack_signing_secret,
+            ]
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], listen: str | None = None) -> Settings:
@@ -89,6 +99,7 @@ class Settings:
             idle_timeout=number("HIE_SERVICE_IDLE_TIMEOUT", 30, 1, 3600),
             change_path=change_path,
             ack_key=ack,
+            slack_signing_secret=env.get("SLACK_SIGNING_SECRET") or "",
         )
         if problems:
             raise InputError(problems)
