@@ -115,3 +115,62 @@ def findings(
                 "them to use the link in their notice"
             )
     return AckFindings(tuple(reasons), tuple(rows))
+
+
+ESCALATION = "escalation"  # the ledger stage of an escalation to the account owner or PagerDuty
+
+
+@dataclass(frozen=True)
+class Escalation:
+    audience: Audience
+    step: int
+    to: str  # contact | account_owner | pagerduty
+    due_at: datetime
+    tag: str  # recorded in the delivery's fingerprint, so each rung is taken once
+
+
+def escalations_due(
+    *,
+    policy: Policy,
+    calendar: BusinessCalendar,
+    change_type: str | None,
+    audiences: Sequence[Audience],
+    entries: Sequence[Entry],
+    now: datetime,
+) -> list[Escalation]:
+    """The rungs of the policy's ladder due now for each required audience that has not
+    answered its latest announcement: every rung whose time has come and that was not taken
+    (a job that did not run for days takes each missed rung once); none once it answered."""
+    from hie_notify.register.reminders import sent_tags
+
+    if not change_type:
+        return []
+    rule = policy.change_type(change_type).acknowledgements
+    if not rule.escalation:
+        return []
+    state = acks.by_audience(entries)
+    out = []
+    for audience in audiences:
+        if not audience.external or not required(policy, change_type, audience):
+            continue
+        told = [
+            e
+            for e in entries
+            if e.stage == "announce" and e.audience == audience.id and not e.dry_run
+        ]
+        if not told:
+            continue
+        latest = str(told[-1].extra.get(TOLD) or "")
+        answered = state.get(audience.id)
+        if answered is not None and (
+            answered.objections or any(a.announcement == latest for a in answered.acknowledged)
+        ):
+            continue  # answered: the ladder stops
+        since = min(e.delivered_at for e in told if str(e.extra.get(TOLD) or "") == latest)
+        sent = sent_tags(entries, audience.id)
+        for number, step in enumerate(rule.escalation):
+            due = calendar.earliest_start(since, step.after)
+            tag = f"ack-escalation-{latest[:12]}-{number}"
+            if now >= due and tag not in sent:
+                out.append(Escalation(audience, number, step.to, due, tag))
+    return out

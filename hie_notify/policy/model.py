@@ -141,6 +141,15 @@ def _ack_selector(value: str) -> str:
     )
 
 
+class EscalationStep(_Strict):
+    """One rung of the ladder: `after` the announcement (e.g. 1bd) with no acknowledgement,
+    remind the audience's `contact` again, tell the customer's `account_owner`, or open a
+    `pagerduty` incident for the change's owner. Each rung is taken once."""
+
+    after: Notice
+    to: Literal["contact", "account_owner", "pagerduty"]
+
+
 class Acknowledgements(_Strict):
     """Whose acknowledgement of the announcement the gate waits for, and by when (counted from
     the announcement, e.g. 2bd): until each has acknowledged, and while any objection is
@@ -148,6 +157,8 @@ class Acknowledgements(_Strict):
 
     required_from: list[Annotated[str, AfterValidator(_ack_selector)]] = []
     by: Notice = NoticePeriod("business_days", business_days=2)
+    # What `remind` does while a required acknowledgement is missing, rung by rung.
+    escalation: list[EscalationStep] = []
 
 
 class ChangeType(_Strict):
@@ -263,6 +274,8 @@ ChannelKind = Literal["slack", "email", "teams", "webhook", "outbox"]
 class Customer(_Strict):
     name: str
     contacts: list[Contact] = []
+    # Our person for this customer: told when its acknowledgement is overdue (escalation).
+    account_owner: Contact | None = None
     environments: list[str] = []
     time_zone: TimeZoneName | None = None
     # Overrides `channels.customer` for this customer (e.g. [email, webhook] for a portal).
