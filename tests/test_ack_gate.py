@@ -169,3 +169,48 @@ def test_a_branch_may_add_acknowledgements_it_requires_never_drop_or_delay_one()
     ]
     assert len(found({"change_types": {"planned_infra_update": {"acknowledgements": {}}}})) == 1
     assert len(found(acks_branch(by="48h"))) == 1  # another unit: refused, not compared
+
+
+def test_the_compliance_report_has_the_acknowledgement_columns(h: AckHarness) -> None:
+    h.answer(h.link("customer-EoE.eml"), "objected", "Clinic systems are busy that evening")
+    code, _ = h.flow(
+        "ack",
+        "--resolve",
+        "--reason",
+        "moved clinics' batch job",
+        "--by",
+        "bob",
+        now="2026-12-03T12:00:00+00:00",
+    )
+    assert code == 0, h.flow.err
+    h.now = h.now.replace(day=3, hour=14)
+    h.answer(h.link("customer-EoE.eml"), "acknowledged")
+    out_file = h.tmp / "report.json"
+    code, _ = h.flow(
+        "--format",
+        "json",
+        "report",
+        "--from",
+        "2026-12-01",
+        "--to",
+        "2026-12-31",
+        "--output",
+        str(out_file),
+        now="2026-12-10T10:00:00+00:00",
+    )
+    assert code == 0, h.flow.err
+    (row,) = json.loads(out_file.read_text())["tables"]["acknowledgements"]
+    assert row == {
+        "change_id": "FFAPP-4458",
+        "audience": "customer:EoE",
+        "label": "East of England",
+        "required": True,
+        "announced_at": "2026-12-01T10:00:00+00:00",
+        "acknowledged_at": "2026-12-03T14:30:00+00:00",
+        "acknowledged_by": "ops@eoe.example",
+        "hours_to_acknowledge": 52.5,
+        "objections": 1,
+        "open_objections": 0,
+        "objection_reasons": "ops@eoe.example: Clinic systems are busy that evening",
+        "resolutions": "bob: moved clinics' batch job",
+    }
