@@ -168,6 +168,21 @@ def test_a_branch_may_add_acknowledgements_it_requires_never_drop_or_delay_one()
         "instead of 2bd to acknowledge; a branch may only ask for it sooner"
     ]
     assert len(found({"change_types": {"planned_infra_update": {"acknowledgements": {}}}})) == 1
+    ladder = [{"after": "1bd", "to": "contact"}, {"after": "2bd", "to": "pagerduty"}]
+    protected = {
+        "change_types": {
+            "planned_infra_update": {
+                "acknowledgements": {"required_from": ["critical"], "escalation": ladder}
+            }
+        }
+    }
+    more = acks_branch(escalation=[*ladder, {"after": "3bd", "to": "account_owner"}])
+    assert list(weakenings(more, protected, [])) == []
+    (dropped,) = weakenings(acks_branch(escalation=ladder[:1]), protected, [])
+    assert dropped == (
+        "change_types.planned_infra_update.acknowledgements.escalation: would drop pagerduty "
+        "after 2bd from the escalation; a branch may only add rungs"
+    )
     assert len(found(acks_branch(by="48h"))) == 1  # another unit: refused, not compared
 
 

@@ -191,6 +191,15 @@ def _ack_weakening(key: str, path: tuple[str, ...], value: Any, before: Any) -> 
                 f"{key}: would no longer require {_describe(gone)} to acknowledge; a branch may "
                 "only add acknowledgements it requires"
             )
+    elif path[-1] == "escalation" and isinstance(before, list):
+        kept = value if isinstance(value, list) else [value]
+        gone = [item for item in before if item not in kept]
+        if gone:
+            rungs = ", ".join(
+                f"{g.get('to')} after {g.get('after')}" if isinstance(g, Mapping) else str(g)
+                for g in gone
+            )
+            yield f"{key}: would drop {rungs} from the escalation; a branch may only add rungs"
     elif path[-1] == "by":
         try:
             new, old = parse_notice(value), parse_notice(before)
