@@ -30,6 +30,7 @@ ACK = "ack"  # the ledger stage of an acknowledgement, an objection, or a resolu
 ACKNOWLEDGED = "acknowledged"
 OBJECTED = "objected"
 RESOLVED = "resolved"
+LEDGER = "ledger"  # an announcement's extra: the ledger its answers are recorded in
 SLACK = "slack"  # the contact of a Slack button's token: the clicking user is Slack's to say
 DECISIONS = (ACKNOWLEDGED, OBJECTED)
 MAX_TOKEN = 2048  # a real token is about 300 characters

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from hie_notify import acks as acks_module
 from hie_notify import timetext
 from hie_notify.acks import AckLinks, contact_of
 from hie_notify.audiences import Audience
@@ -390,7 +391,11 @@ def run_stage(
                     # What the audience is told, less the news that the window moved: a
                     # re-run after a move tells it nothing new.
                     told = told or _told(renderer, stage, audience, plain_ctx, message)
-                    base = replace(base, extra={TOLD: told, DOWNTIME: _downtime(change)})
+                    extra = {TOLD: told, DOWNTIME: _downtime(change)}
+                    if acks is not None and acks.ledger:
+                        # Where the answers go: the portal's links name this ledger too.
+                        extra[acks_module.LEDGER] = acks.ledger
+                    base = replace(base, extra=extra)
                     original = told_before(history, base, policy)
                     if original is not None:
                         carry = replace(

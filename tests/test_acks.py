@@ -151,3 +151,45 @@ def test_the_form_token_is_bound_to_its_link() -> None:
     assert acks.form_ok(key, one, acks.form_token(key, one))
     assert not acks.form_ok(key, two, acks.form_token(key, one))
     assert not acks.form_ok(key, one, "")
+
+
+def test_a_merge_requests_ledger_travels_in_the_token_and_the_announcement() -> None:
+    env = {**ENV, "CI_MERGE_REQUEST_IID": "12"}
+    links = acks.AckLinks.from_env(env, "gitlab")
+    assert links is not None and links.ledger == "gitlab:mr:12"
+    assert acks.AckLinks.from_env(env, "gitlab:issue:7").ledger == "gitlab:issue:7"  # type: ignore[union-attr]
+    assert acks.AckLinks.from_env(env, "file:x.jsonl").ledger == ""  # type: ignore[union-attr]
+    url = links.url(
+        change_id="FFAPP-4458",
+        announcement="abc",
+        audience="customer:EoE",
+        contact="ops@eoe.example",
+        zone="Europe/London",
+        now=NOW,
+        window_end=None,
+    )
+    token = url.rsplit("/", 1)[1]
+    got = acks.read(KEY.encode(), token, NOW)
+    assert got.ledger == "gitlab:mr:12" and got.expires == NOW + timedelta(days=30)
+    from dataclasses import replace
+
+    from hie_notify.records import Entry
+    from hie_notify.service.ackpages import _ledger_ref
+
+    entry = Entry(
+        "FFAPP-4458",
+        "announce",
+        "customer:EoE",
+        "email",
+        "",
+        "",
+        None,
+        False,
+        (),
+        NOW,
+        "",
+        "",
+        extra={"ledger": "gitlab:mr:12"},
+    )
+    assert _ledger_ref(entry) == "gitlab:mr:12"
+    assert _ledger_ref(replace(entry, extra={"ledger": "file:/etc/passwd"})) == ""

@@ -502,7 +502,7 @@ class AckPages:
                 "portal",
                 zone,
                 now + PORTAL_LINK_LIFE,
-                _ledger_ref(c),
+                _ledger_ref(told[-1]),
             )
             ack_url = f"{ACK_PREFIX}{acks.sign(self.key, claim)}"
         return {
@@ -545,8 +545,10 @@ class AckPages:
         return Page(200, self.masker(cal.to_ical().decode()), "text/calendar; charset=utf-8")
 
 
-def _ledger_ref(record: Registered) -> str:
-    return ""
+def _ledger_ref(announcement: Entry) -> str:
+    """The ledger an announcement names for its answers (a merge request's), else ""."""
+    ref = str(announcement.extra.get(acks.LEDGER) or "")
+    return ref if re.fullmatch(r"gitlab:(mr|issue):[0-9]{1,12}", ref) else ""
 
 
 def _zero() -> tuple[Any, Any]:
