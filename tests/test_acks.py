@@ -193,3 +193,28 @@ def test_a_merge_requests_ledger_travels_in_the_token_and_the_announcement() -> 
     )
     assert _ledger_ref(entry) == "gitlab:mr:12"
     assert _ledger_ref(replace(entry, extra={"ledger": "file:/etc/passwd"})) == ""
+
+
+def test_a_teams_card_to_a_customer_links_to_the_page(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        yaml.safe_dump(
+            {
+                "support": {"name": "DevOps", "email": "devops@hie.example"},
+                "customers": {"EoE": {"name": "East of England", "channels": ["teams"]}},
+            }
+        )
+    )
+    flow = Flow(tmp_path, capsys, NODES, env=ENV, policy=policy)
+    code, _ = flow("plan", "--plan", str(flow.plan))
+    assert code == 0, flow.err
+    (path,) = (tmp_path / "outbox/FFAPP-4458/announce").glob("customer-EoE*")
+    card = json.loads(path.read_text())
+    text = json.dumps(card)
+    (token,) = LINK.findall(text)
+    assert acks.read(KEY.encode(), token, NOW).audience == "customer:EoE"
+    assert "[acknowledge or object](https://notify.example.org/ack/" in text
