@@ -191,3 +191,22 @@ def test_a_hostile_reason_is_cleaned_bounded_and_escaped_everywhere(
     slack = "".join(p.read_text() for p in (h.tmp / "outbox/FFAPP-4458/objection").iterdir())
     assert "<!channel>" not in slack and "<script>" not in slack
     assert "&lt;!channel&gt;" in slack
+
+
+def test_a_cancelled_change_shows_as_cancelled_and_takes_no_answer(
+    ack_harness: AckHarness,
+) -> None:
+    h = ack_harness
+    path = h.link()
+    _, _, page = h.request("GET", path)
+    (token,) = FORM_TOKEN.findall(page)
+    code, _ = h.flow("cancel", now="2026-12-02T09:00:00+00:00")
+    assert code == 0, h.flow.err
+    code, _, page = h.request("GET", path)
+    assert code == 200 and "Cancelled: it will not go ahead" in page
+    assert 'name="form_token"' not in page and "nothing more to answer" in page
+    code, _, page = h.request(
+        "POST", path, {"form_token": token, "decision": "acknowledged", "reason": ""}
+    )
+    assert code == 409
+    assert not [x for x in h.ledger_lines() if '"stage": "ack"' in x]

@@ -33,7 +33,7 @@ from hie_notify.ledger import Entry, Ledger, idempotency_key, open_ledger
 from hie_notify.options import Options
 from hie_notify.policy.model import Policy
 from hie_notify.records import Audience
-from hie_notify.register.model import ENDED, Registered
+from hie_notify.register.model import ENDED, Registered, status_of
 from hie_notify.register.store import Register, open_register
 from hie_notify.service.settings import Settings
 
@@ -173,7 +173,8 @@ class AckPages:
             return self.refuse(
                 403, f"This link is not for a notice of {claim.change_id} that we sent you."
             )
-        record = replace(record, entries=tuple(entries))
+        # The state the ledger replays to: it may be ahead of the register's copy.
+        record = replace(record, entries=tuple(entries), status=status_of(entries, record.status))
         return claim, record, told
 
     def show(self, token: str, recorded: str = "", status: int = 200) -> Page:
