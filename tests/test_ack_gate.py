@@ -229,3 +229,32 @@ def test_the_compliance_report_has_the_acknowledgement_columns(h: AckHarness) ->
         "objection_reasons": "ops@eoe.example: Clinic systems are busy that evening",
         "resolutions": "bob: moved clinics' batch job",
     }
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"required_from": ["everyone"]}, "expected one of customers, stakeholders, critical"),
+        ({"by": "soon"}, "acknowledgements.by"),
+        ({"escalation": [{"after": "1bd", "to": "ceo"}]}, "acknowledgements.escalation.0.to"),
+        ({"required": ["customers"]}, "acknowledgements.required"),
+    ],
+)
+def test_a_bad_acknowledgements_rule_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: dict[str, Any], expected: str
+) -> None:
+    from hie_notify.cli import main
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        yaml.safe_dump(
+            {
+                **POLICY,
+                "change_types": {"planned_infra_update": {"acknowledgements": value}},
+            }
+        )
+    )
+    assert main(["--policy", str(policy), "validate"], env={}) == 2
+    err = capsys.readouterr().err
+    assert "change_types.planned_infra_update.acknowledgements" in err and expected in err
+    assert "Traceback" not in err
