@@ -7,7 +7,7 @@ import json
 from datetime import timedelta
 
 from hie_notify import acks
-from tests.ack_harness import FORM_TOKEN, KEY, AckHarness, ack_harness
+from tests.ack_harness import FORM_TOKEN, KEY, AckHarness, ack_harness, mail_parts
 
 _ = ack_harness
 
@@ -210,3 +210,28 @@ def test_a_cancelled_change_shows_as_cancelled_and_takes_no_answer(
     )
     assert code == 409
     assert not [x for x in h.ledger_lines() if '"stage": "ack"' in x]
+
+
+def test_once_the_work_started_a_reader_may_acknowledge_but_not_object(
+    ack_harness: AckHarness,
+) -> None:
+    h = ack_harness
+    path = h.link()
+    _, _, page = h.request("GET", path)
+    (token,) = FORM_TOKEN.findall(page)
+    code, _ = h.flow("apply", "--status", "started", now="2026-12-08T19:05:00+00:00")
+    assert code == 0, h.flow.err
+    started = mail_parts(h.tmp / "outbox/FFAPP-4458/apply_started/customer-EoE.eml")["text/plain"]
+    assert "Please confirm you have read this: acknowledge (https://notify.example.org/ack/" in (
+        started
+    )
+    assert "does not work for you" not in started
+    code, _, page = h.request("GET", path)
+    assert code == 200 and "In progress" in page
+    assert 'value="objected"' not in page and 'value="acknowledged"' in page
+    code, _, page = h.request(
+        "POST", path, {"form_token": token, "decision": "objected", "reason": "too late"}
+    )
+    assert code == 409 and "can no longer change" in page
+    code, _, page = h.request("POST", path, {"form_token": token, "decision": "acknowledged"})
+    assert code == 200 and "your acknowledgement is recorded" in page

@@ -30,6 +30,7 @@ from hie_notify.durations import describe_timedelta, parse_duration
 from hie_notify.errors import HieError, InputError
 from hie_notify.gate import TOLD
 from hie_notify.ledger import Entry, Ledger, idempotency_key, open_ledger
+from hie_notify.lifecycle import WAITING
 from hie_notify.options import Options
 from hie_notify.policy.model import Policy
 from hie_notify.records import Audience
@@ -40,6 +41,7 @@ from hie_notify.service.settings import Settings
 log = logging.getLogger(__name__)
 
 ACK_PREFIX = "/ack/"
+WAITING_STATES = frozenset(s.value for s in WAITING)  # not started: the window may still move
 PORTAL_PREFIX = "/portal/"
 MAX_REASON = 2000
 RECENT = timedelta(days=30)
@@ -198,6 +200,8 @@ class AckPages:
                 "action": f"{ACK_PREFIX}{token}",
                 "token": acks.form_token(self.key, token),
                 "max_reason": MAX_REASON,
+                # Once the work started the window can no longer move: nothing to object to.
+                "may_object": record.status in WAITING_STATES,
             }
         return self._page(
             "ack",
@@ -245,6 +249,10 @@ class AckPages:
         if told[-1].extra.get(TOLD) != claim.announcement or record.status in ENDED:
             return self.show(token, status=409)
         decision = form.get("decision", "")
+        if decision == acks.OBJECTED and record.status not in WAITING_STATES:
+            return self.show(
+                token, "The work has started: the window can no longer change.", status=409
+            )
         if decision not in acks.DECISIONS:
             return self.show(token, "Please choose one of the two answers.", status=400)
         reason = " ".join(_CONTROL.sub("", form.get("reason", "")).split())[:MAX_REASON]
