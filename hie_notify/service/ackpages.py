@@ -520,6 +520,9 @@ class AckPages:
             "contact": str(c.change.get("owner") or self.policy.support.name),
             "answer": answer,
             "ack_url": ack_url,
+            "ack_label": "Acknowledge or object to"
+            if c.status in WAITING_STATES
+            else "Acknowledge",
         }
 
     def _calendar(self, customer: str, changes: Sequence[Registered], now: datetime) -> Page:
