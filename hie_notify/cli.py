@@ -109,6 +109,8 @@ _COMMANDS: dict[str, str] = {
     "postmortem": "the change's post-mortem (owed, due, overdue); --closed --link URL records "
     "that it was held",
     "report": "compliance report from the register: notice, breaches, post-mortems, downtime",
+    "ack": "who acknowledged the change's notices and who objected; --resolve --reason TEXT "
+    "records that the open objections were resolved (not by the change's author)",
 }
 
 

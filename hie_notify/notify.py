@@ -8,7 +8,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from hie_notify import acks as acks_module
 from hie_notify import timetext
+from hie_notify.acks import AckLinks, contact_of
 from hie_notify.audiences import Audience
 from hie_notify.change import ChangeRecord
 from hie_notify.channels import INTEGRATIONS, Channels, Outgoing
@@ -255,6 +257,7 @@ def run_stage(
     clock: Callable[[], datetime] | None = None,
     lifecycle: Mapping[str, Any] | None = None,
     key_extra: str = "",
+    acks: AckLinks | None = None,
 ) -> StageReport:
     """Deliver `stage` to every audience, through each channel the policy names for it, unless
     already delivered (same change, stage, audience, channel and plan).
@@ -271,6 +274,9 @@ def run_stage(
     announcement tells each audience of a moved window as moved from the one *it* was told of.
     `key_extra`: what its transition adds to the delivery keys (`Lifecycle.variant`: a new
     attempt, a second rollback, an announcement after a cancellation).
+    `acks`: when set, every notice to a customer or stakeholder carries a personal link to
+    acknowledge it or object to its window (hie_notify/acks.py); what the audience is told
+    (the `told` digest) is the message without it.
     """
     report = StageReport(stage)
     window = (change.window.start, change.window.end) if change.window else None
@@ -327,6 +333,24 @@ def run_stage(
             )
             message: Rendered | None = None
             told = ""  # the digest of what an announcement tells this audience
+            plain_ctx = ctx
+            if acks is not None and audience.external:
+                if stage == "announce":
+                    first = renderer.render(stage, audience, ctx)
+                    told = announcement = _told(renderer, stage, audience, ctx, first)
+                else:
+                    told_of = [str(e.extra.get(TOLD, "")) for e in history if e.stage == "announce"]
+                    announcement = told_of[-1] if told_of else ""
+                url = acks.url(
+                    change_id=change.id,
+                    announcement=announcement,
+                    audience=audience.id,
+                    contact=contact_of(audience.emails, audience.label),
+                    zone=audience.time_zone,
+                    now=now,
+                    window_end=window[1] if window else None,
+                )
+                ctx = {**ctx, "ack": {"url": url}}
             for kind, channel in channel_routes:
                 key = idempotency_key(change.id, stage, audience.id, variant, kind)
                 before = done.get(idempotency_key(change.id, stage, audience.id, legacy, kind))
@@ -367,13 +391,16 @@ def run_stage(
                 if stage == "announce" and audience.id.split(":", 1)[0] not in INTEGRATIONS:
                     # What the audience is told, less the news that the window moved: a
                     # re-run after a move tells it nothing new.
-                    told = told or _told(renderer, stage, audience, ctx, message)
+                    told = told or _told(renderer, stage, audience, plain_ctx, message)
                     extra = {TOLD: told, DOWNTIME: _downtime(change)}
                     if audience.kind == "contact":
                         # What a direct contact was told of, for completion without a plan.
                         extra[CONTACT_RESOURCES] = "\n".join(
                             renderer.mask(a) for a in audience.resources
                         )
+                    if acks is not None and acks.ledger:
+                        # Where the answers go: the portal's links name this ledger too.
+                        extra[acks_module.LEDGER] = acks.ledger
                     base = replace(base, extra=extra)
                     original = told_before(history, base, policy)
                     if original is not None:
@@ -407,6 +434,16 @@ def run_stage(
                     continue
                 parent = renderer.render("announce", audience, ctx) if stage != "announce" else None
                 state = str((lifecycle or {}).get("state") or "")
+                token = ""
+                if acks is not None and stage == "announce" and kind == "slack" and told:
+                    token = acks.slack_token(
+                        change_id=change.id,
+                        announcement=told,
+                        audience=audience.id,
+                        zone=audience.time_zone,
+                        now=now,
+                        window_end=window[1] if window else None,
+                    )
                 outgoing = Outgoing(
                     change.id,
                     message,
@@ -417,6 +454,7 @@ def run_stage(
                     window,
                     state,
                     alert=mention(policy, result.change_type, stage, audience),
+                    ack_token=token,
                 )
                 try:
                     delivery = channel.send(outgoing)

@@ -535,6 +535,9 @@ def context(
             **(run or {}),
         },
         "now": now.isoformat(),
+        # A personal link to acknowledge the notice or object to its window ({"url": ...});
+        # None when HIE_ACK_KEY is not set (notify.run_stage adds it per audience).
+        "ack": None,
     }
 
 

@@ -6,14 +6,15 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hie_notify import output, plan_source
+from hie_notify import ack_gate, acks, output, plan_source
+from hie_notify.acks import AckLinks
 from hie_notify.audiences import Audience, affected_customers, downtime_customers, resolve
 from hie_notify.calendar import BusinessCalendar
 from hie_notify.change import ChangeRecord, load_change
@@ -410,6 +411,7 @@ def _send(run: StageRun, stage: str, status: dict[str, Any], transition: Transit
         clock=options.clock,
         lifecycle=transition.facts,
         key_extra=transition.variant,
+        acks=AckLinks.from_env(options.env, options.ledger),
     )
     return report
 
@@ -672,9 +674,27 @@ def _note_context(
             f"{e.stage}: {e.audience} via {e.channel} at {run.calendar.moment(e.delivered_at)}"
             + (" (unchanged: told exactly this before, not sent)" if e.extra.get("same_as") else "")
             for e in sorted(entries, key=lambda e: e.delivered_at)
-            if e.stage not in ("postmortem", LIFECYCLE)  # delivered to nobody: no notice
+            # Delivered to nobody (a post-mortem's record, a transition, an answer): no notice.
+            if e.stage not in ("postmortem", LIFECYCLE, acks.ACK)
         ][-60:],
+        "acknowledgements": ack_lines(entries, run.calendar.moment),
     }
+
+
+def ack_lines(entries: Sequence[Entry], when: Callable[[datetime], str]) -> list[str]:
+    """Per audience, who acknowledged when, open objections with their reasons, resolutions."""
+    lines = []
+    for aid, s in sorted(acks.by_audience(entries).items()):
+        lines += [f"{aid}: acknowledged by {a.contact} {when(a.at)}" for a in s.acknowledged]
+        lines += [
+            f"{aid}: OPEN objection by {o.contact} {when(o.at)}: {o.reason}" for o in s.objections
+        ]
+        for r in s.resolved:
+            if r.decision == acks.RESOLVED:
+                lines.append(f"{aid}: objections resolved by {r.by} {when(r.at)}: {r.reason}")
+            else:
+                lines.append(f"{aid}: objection by {r.contact} {when(r.at)} (resolved): {r.reason}")
+    return lines
 
 
 def terraform_report(result: Classification, path: Path) -> None:
@@ -933,7 +953,19 @@ def check_gate(options: Options, source: plan_source.Source) -> GateCheck:
     if change is not None:
         decision = with_conflicts(decision, options, prep, change)
         decision = with_uptime_budget(decision, options, prep, change)
+    answered = ack_gate.findings(
+        policy=prep.policy,
+        calendar=prep.calendar,
+        change_type=prep.result.change_type,
+        audiences=prep.audiences.for_phase("pre_deployment"),
+        entries=entries,
+        now=options.clock(),
+        when=prep.calendar.moment,
+    )
+    if answered.reasons and change is not None:  # one finding the gate takes in, like Jira's
+        decision = replace(decision, allowed=False, reasons=(*decision.reasons, *answered.reasons))
     data = decision.to_json(prep.calendar)
+    data["acknowledgements"] = answered.to_json()
     data["change_type"] = prep.result.change_type
     data["policy_source"] = prep.policy_source
     data["fingerprint"] = prep.result.fingerprint

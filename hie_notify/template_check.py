@@ -300,6 +300,7 @@ def _note(policy: Policy, result: Classification, full: bool) -> dict[str, Any]:
             "groups": [],
             "drift": [],
             "notices": [],
+            "acknowledgements": [],
         }
     resources = [
         {"address": r.address, "action": r.action, "impacting": r.service_impacting}
@@ -315,6 +316,11 @@ def _note(policy: Policy, result: Classification, full: bool) -> dict[str, Any]:
         ],
         "drift": ["aws_s3_bucket.logs"],
         "notices": _TIMELINE,
+        "acknowledgements": [
+            "customer:EoE: acknowledged by ops@eoe.example Wed 2 Dec 2026 09:30 GMT",
+            "customer:CUH: OPEN objection by it@cuh.example Wed 2 Dec 2026 10:00 GMT: "
+            "month-end reporting",
+        ],
     }
 
 

@@ -102,7 +102,7 @@ def test_the_page_has_its_charts_and_tables(page: Path, tmp_path: Path) -> None:
         "Downtime budget used per customer per month: the chart's data",
         "Changes per week by type and outcome: the chart's data",
     ]
-    assert dom.count("<table") == 3 + 6  # each chart's table, then the six report tables
+    assert dom.count("<table") == 3 + 7  # each chart's table, then the seven report tables
 
 
 def test_no_request_leaves_the_page(page: Path, tmp_path: Path) -> None:

@@ -44,6 +44,9 @@ class Outgoing:
     lifecycle_state: str = ""
     # The Slack mention an alert carries (`<!here>`, `<!channel>`), or "" (channels.alerts).
     alert: str = ""
+    # A signed acknowledgement token (hie_notify/acks.py) for a Slack announcement's
+    # Acknowledge button; empty when HIE_ACK_KEY is not set.
+    ack_token: str = ""
 
     @property
     def stage(self) -> str:

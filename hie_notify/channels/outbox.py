@@ -47,7 +47,9 @@ class Outbox:
         recipient = audience.label
         if kind == "slack" and audience.slack_channel:
             ext = "json"
-            payload = slack_blocks.payload(message, audience.slack_channel, alert=outgoing.alert)
+            payload = slack_blocks.payload(
+                message, audience.slack_channel, alert=outgoing.alert, ack_token=outgoing.ack_token
+            )
             data = json.dumps(payload, indent=2).encode()
             recipient = audience.slack_channel
         elif kind == "email":

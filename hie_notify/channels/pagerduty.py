@@ -108,6 +108,24 @@ class PagerdutyChannel:
     def __repr__(self) -> str:  # the routing key is a secret
         return "PagerdutyChannel()"
 
+    def trigger(self, summary: str, dedup_key: str, details: Mapping[str, str]) -> Delivery:
+        """An incident (Events API v2 `trigger`): it pages the service's on-call. The
+        `dedup_key` makes a repeat the same incident, not a new one."""
+        body = {
+            "routing_key": self._routing_key,
+            "event_action": "trigger",
+            "dedup_key": dedup_key,
+            "payload": {
+                "summary": summary[:SUMMARY_LIMIT],
+                "source": self.source,
+                "severity": "warning",
+                "timestamp": self.now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "custom_details": dict(details),
+            },
+        }
+        response = self.api.call("POST", "/enqueue", what="open the incident", body=body)
+        return Delivery("pagerduty", "PagerDuty service", dedup_key, receipt=http.receipt(response))
+
     def send(self, outgoing: Outgoing) -> Delivery:
         body = event(outgoing, self._routing_key, self.links, self.now, self.source)
         response = self.api.call("POST", "/change/enqueue", what="send the change event", body=body)

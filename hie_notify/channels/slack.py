@@ -137,7 +137,9 @@ class SlackChannel:
         name = audience.slack_channel
         if not name:
             raise InputError(f"{audience.id}: no Slack channel to post to")
-        payload = slack_blocks.payload(outgoing.rendered, name, alert=outgoing.alert)
+        payload = slack_blocks.payload(
+            outgoing.rendered, name, alert=outgoing.alert, ack_token=outgoing.ack_token
+        )
         payload["metadata"] = {
             "event_type": EVENT_TYPE,
             "event_payload": {

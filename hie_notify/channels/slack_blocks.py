@@ -38,10 +38,18 @@ def _chunks(body: str, limit: int) -> list[str]:
     return out
 
 
+ACK_ACTION = "hie_ack"  # the Acknowledge button's action_id (handled at /slack/interactions)
+
+
 def payload(
-    message: Rendered, channel: str, link: str | None = None, alert: str = ""
+    message: Rendered,
+    channel: str,
+    link: str | None = None,
+    alert: str = "",
+    ack_token: str = "",
 ) -> dict[str, Any]:
-    """Block Kit payload: sections of at most 3,000 characters, at most 50 blocks.
+    """Block Kit payload: sections of at most 3,000 characters, at most 50 blocks; with
+    `ack_token`, an Acknowledge button whose value is the signed token.
 
     `alert`: the product's own mention (`<!here>`, `<!channel>`) for an alert, put before the
     notification text and the first section; text from the change is escaped, so only this
@@ -62,6 +70,24 @@ def payload(
         if blocks and blocks[0]["type"] == "section":
             first = blocks[0]["text"]
             first["text"] = f"{alert} {first['text']}"[:SECTION_LIMIT]
+    if ack_token:
+        if len(blocks) >= BLOCK_LIMIT:
+            blocks = blocks[: BLOCK_LIMIT - 1]
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": "hie_ack",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": ACK_ACTION,
+                        "text": {"type": "plain_text", "text": "Acknowledge"},
+                        "style": "primary",
+                        "value": ack_token,
+                    }
+                ],
+            }
+        )
     return {
         "channel": channel,
         "text": text[:TEXT_LIMIT],

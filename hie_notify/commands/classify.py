@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from hie_notify import output, plan_source
 from hie_notify.audiences import told_by_digest
-from hie_notify.context import prepare
+from hie_notify.context import Prepared, prepare
+from hie_notify.errors import InputError
 from hie_notify.options import Options
 
 
@@ -27,5 +29,30 @@ def run(args: argparse.Namespace, options: Options) -> int:
             "plan_only": prep.run.plan_only,
             "is_destroy": prep.run.is_destroy,
         }
+    if prep.change is not None:
+        data["acknowledgements"] = _acknowledgements(prep, options)
     output.emit(options, data, output.classification_text(prep.result, prep.policy))
     return 0
+
+
+def _acknowledgements(prep: Prepared, options: Options) -> list[dict[str, Any]]:
+    """Per audience: who acknowledged the change's notices, open objections, resolutions (read
+    from the ledger; none when there is no ledger yet)."""
+    from hie_notify import ack_gate
+    from hie_notify.ledger import open_ledger
+
+    assert prep.change is not None
+    try:
+        ledger = open_ledger(options.ledger, options.env, must_exist=True)
+        entries = ledger.read(prep.change.id)
+    except InputError:
+        return []
+    return ack_gate.findings(
+        policy=prep.policy,
+        calendar=prep.calendar,
+        change_type=prep.result.change_type,
+        audiences=prep.audiences.for_phase("pre_deployment"),
+        entries=entries,
+        now=options.clock(),
+        when=prep.calendar.moment,
+    ).to_json()

@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
 
-from hie_notify import stagerun, tokens
+from hie_notify import acks, stagerun, tokens
 from hie_notify.change import ChangeRecord, load_change
 from hie_notify.context import load_policy_for
 from hie_notify.errors import InputError
@@ -86,6 +87,18 @@ def alert_rules(name: str, alerts: Alerts) -> list[str]:
     return [f"{name}: alerts on {events}: Slack {', '.join(mentions)}; {page} (alerts)"]
 
 
+def ack_line(env: Mapping[str, str]) -> str:
+    """Whether notices to customers and stakeholders carry acknowledgement links, and why not."""
+    key, base = acks.ack_key(env), acks.public_url(env)
+    if key is not None and base is not None:
+        return f"acknowledgement links: on ({base}/ack/...; HIE_ACK_KEY set)"
+    missing = [n for n, v in ((acks.KEY_VARIABLE, key), (acks.URL_VARIABLE, base)) if v is None]
+    return (
+        f"acknowledgement links: off ({' and '.join(missing)} not set): notices to customers "
+        "and stakeholders carry no link to acknowledge or object"
+    )
+
+
 def run(args: argparse.Namespace, options: Options) -> int:
     problems: list[str] = []
     policy: Policy | None = None
@@ -114,6 +127,10 @@ def run(args: argparse.Namespace, options: Options) -> int:
                 )
     lines, token_problems = tokens.report(options.env, options.ledger)
     problems.extend(token_problems)
+    try:
+        lines.append(ack_line(options.env))
+    except InputError as exc:
+        problems.extend(exc.problems)
     if problems:
         raise InputError(problems)
     out = sys.stderr if options.format == "json" else sys.stdout

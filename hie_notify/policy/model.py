@@ -125,6 +125,41 @@ class Reminders(_Strict):
 
 
 _DIGEST_AUDIENCES = ("business_stakeholders", "critical_stakeholders")
+# Who must acknowledge a notice (`acknowledgements.required_from`): every customer told,
+# every stakeholder group told, the critical ones (the critical stakeholders, and customers with
+# a contact marked critical), or one audience by its id.
+ACK_GROUPS = ("customers", "stakeholders", "critical")
+
+
+def _ack_selector(value: str) -> str:
+    kind, _, name = value.partition(":")
+    if value in ACK_GROUPS or (kind in ("customer", "stakeholders") and name):
+        return value
+    raise ValueError(
+        f"expected one of {', '.join(ACK_GROUPS)}, or an audience like customer:EoE or "
+        f"stakeholders:critical, got {value!r}"
+    )
+
+
+class EscalationStep(_Strict):
+    """One rung of the ladder: `after` the announcement (e.g. 1bd) with no acknowledgement,
+    remind the audience's `contact` again, tell the customer's `account_owner`, or open a
+    `pagerduty` incident for the change's owner. Each rung is taken once."""
+
+    after: Notice
+    to: Literal["contact", "account_owner", "pagerduty"]
+
+
+class Acknowledgements(_Strict):
+    """Whose acknowledgement of the announcement the gate waits for, and by when (counted from
+    the announcement, e.g. 2bd): until each has acknowledged, and while any objection is
+    unresolved, the apply may not go ahead."""
+
+    required_from: list[Annotated[str, AfterValidator(_ack_selector)]] = []
+    by: Notice = NoticePeriod("business_days", business_days=2)
+    # What `remind` does while a required acknowledgement is missing, rung by rung.
+    escalation: list[EscalationStep] = []
+
 
 # What raises an alert: an emergency announced, an apply or a rollback that failed, a window
 # that ended with the work unfinished (`remind`'s overrun).
@@ -201,6 +236,7 @@ class ChangeType(_Strict):
     reminders: Reminders = Reminders()
     # Slack mentions and PagerDuty incidents for emergencies, failures and overruns.
     alerts: Alerts = Alerts()
+    acknowledgements: Acknowledgements = Acknowledgements()
 
     @model_validator(mode="after")
     def _units(self) -> ChangeType:
@@ -289,6 +325,8 @@ ChannelKind = Literal["slack", "email", "teams", "webhook", "outbox"]
 class Customer(_Strict):
     name: str
     contacts: list[Contact] = []
+    # Our person for this customer: told when its acknowledgement is overdue (escalation).
+    account_owner: Contact | None = None
     environments: list[str] = []
     time_zone: TimeZoneName | None = None
     # Overrides `channels.customer` for this customer (e.g. [email, webhook] for a portal).

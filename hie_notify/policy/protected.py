@@ -120,6 +120,9 @@ def weakenings(
             continue
         if _new_customer(path, protected):
             continue  # a branch may add an audience
+        if len(path) >= 3 and path[0] == "change_types" and path[2] == "acknowledgements":
+            yield from _ack_weakening(key, path, value, before)
+            continue  # a branch may add acknowledgements it requires, never drop or delay one
         if not any(_matches(path, pattern) for pattern in overridable):
             yield (
                 f"{key}: may not be changed from a merge request (not in the protected "
@@ -218,6 +221,42 @@ def _same_contact(protected: Any, branch: Any) -> bool:
         return DirectContact.model_validate(protected) == DirectContact.model_validate(branch)
     except ValidationError:
         return False
+
+
+def _ack_weakening(key: str, path: tuple[str, ...], value: Any, before: Any) -> Iterator[str]:
+    """A branch may require more acknowledgements, or sooner; never fewer, or later."""
+    if before is None:
+        return  # a requirement the protected policy does not have: added
+    if value is None or value == {} or value == []:
+        yield f"{key}: would remove it; a branch may only add acknowledgements it requires"
+        return
+    if path[-1] == "required_from" and isinstance(before, list):
+        kept = value if isinstance(value, list) else [value]
+        gone = [item for item in before if item not in kept]
+        if gone:
+            yield (
+                f"{key}: would no longer require {_describe(gone)} to acknowledge; a branch may "
+                "only add acknowledgements it requires"
+            )
+    elif path[-1] == "escalation" and isinstance(before, list):
+        kept = value if isinstance(value, list) else [value]
+        gone = [item for item in before if item not in kept]
+        if gone:
+            rungs = ", ".join(
+                f"{g.get('to')} after {g.get('after')}" if isinstance(g, Mapping) else str(g)
+                for g in gone
+            )
+            yield f"{key}: would drop {rungs} from the escalation; a branch may only add rungs"
+    elif path[-1] == "by":
+        try:
+            new, old = parse_notice(value), parse_notice(before)
+        except ValueError:
+            return  # reported by validation with the field named
+        if new.longer_than(old) or new.kind != old.kind:
+            yield (
+                f"{key}: would give them until {new} instead of {old} to acknowledge; a "
+                "branch may only ask for it sooner"
+            )
 
 
 def _new_customer(path: tuple[str, ...], protected: Mapping[str, Any]) -> bool:

@@ -14,7 +14,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hie_notify import progress, stagerun, timetext
+from hie_notify import ack_gate, progress, stagerun, timetext
+from hie_notify.acks import AckLinks
 from hie_notify.audiences import resolve
 from hie_notify.calendar import BusinessCalendar
 from hie_notify.change import ChangeRecord
@@ -29,7 +30,7 @@ from hie_notify.masking import Masker
 from hie_notify.notify import StageReport, run_stage
 from hie_notify.options import Options
 from hie_notify.policy.model import Policy
-from hie_notify.records import Entry
+from hie_notify.records import Audience, Entry
 from hie_notify.register import reminders
 from hie_notify.register.model import Registered, lifecycle_of, merge_entries
 from hie_notify.register.store import Register, register_of
@@ -120,6 +121,9 @@ OVERRUN_CATCH_UP = reminders.POSTMORTEM_CATCH_UP
 # How far ahead of its window a change's cadence reminders (weekly, biweekly) are looked for:
 # `remind` reads the register by range, and a cadence has no last offset of its own.
 CADENCE_REACH = timedelta(weeks=13)
+# How far ahead of its window `remind` looks at a change whose type escalates missing
+# acknowledgements.
+ESCALATION_REACH = timedelta(days=120)
 
 
 def horizon(policy: Policy) -> timedelta:
@@ -156,6 +160,9 @@ def remind(options: Options) -> RemindReport:
     assert register is not None
     now = options.clock()
     ahead = horizon(policy)
+    if any(ct.acknowledgements.escalation for ct in policy.change_types.values()):
+        # Acknowledgements are chased from the announcement on, long before any reminder.
+        ahead = max(ahead, ESCALATION_REACH)
     renderer = Renderer(policy.templates, masker)
     report = RemindReport(time_zone=policy.calendar.time_zone)
     progress.step(f"remind: reading the open changes ({register.description})")
@@ -167,7 +174,7 @@ def remind(options: Options) -> RemindReport:
     open_changes = [
         record
         for record in register.open_changes(
-            now - OVERRUN_CATCH_UP, now + reach(policy) + timedelta(seconds=1)
+            now - OVERRUN_CATCH_UP, now + max(reach(policy), ahead) + timedelta(seconds=1)
         )
         if record.window_start is None
         or record.window_start <= now + ahead
@@ -321,6 +328,21 @@ def _remind_one(
     for d in due:
         groups.setdefault((d.stage, d.tag), []).append(d)
     ledger = RegisterLedger(register, record, now)
+    calendar = BusinessCalendar.from_policy(policy)
+    for esc in ack_gate.escalations_due(
+        policy=policy,
+        calendar=calendar,
+        change_type=result.change_type,
+        audiences=[a for a in audiences if "pre_deployment" in a.phases],
+        entries=record.entries,
+        now=now,
+    ):
+        if esc.to == "contact":  # the reminder again, with its link, to the audience
+            groups.setdefault((reminders.REMINDER, esc.tag), []).append(
+                reminders.Due(reminders.REMINDER, esc.audience, esc.tag)
+            )
+        else:
+            _escalate(options, policy, change, result, ledger, esc, now, report)
     for (stage, due_tag), items in groups.items():
         start = record.window_start
         status: dict[str, Any] = {
@@ -345,6 +367,123 @@ def _remind_one(
             now=now,
             report=report,
         )
+
+
+def _escalate(
+    options: Options,
+    policy: Policy,
+    change: ChangeRecord,
+    result: Classification,
+    ledger: RegisterLedger,
+    esc: ack_gate.Escalation,
+    now: datetime,
+    report: RemindReport,
+) -> None:
+    """A rung past the audience itself: the customer's account owner by email, or a PagerDuty
+    incident for the change's owner; recorded (stage `escalation`) so it is taken once."""
+    from hie_notify.channels import Delivery, Outgoing
+    from hie_notify.errors import HieError
+
+    zone = policy.calendar.time_zone
+    due = timetext.moment(esc.due_at, zone)
+    who = esc.audience.label
+    owner = change.owner or "the change's owner"
+    summary = (
+        f"{change.id}: {who} has not acknowledged the notice of the change; it was due by "
+        f"{due}. Owner: {owner}"
+    )
+    what = reminders.describe(esc.tag)
+    if options.dry_run:
+        report.skipped.append(f"{change.id}: {what}: dry run, not sent")
+        return
+    try:
+        if esc.to == "pagerduty":
+            if policy.pagerduty is None or not options.env.get("PAGERDUTY_ROUTING_KEY"):
+                report.skipped.append(
+                    f"{change.id}: {what}: PagerDuty is not configured (pagerduty in the policy "
+                    "and PAGERDUTY_ROUTING_KEY): no incident opened"
+                )
+                return
+            from hie_notify.channels.pagerduty import BASE, PagerdutyChannel
+
+            channel = PagerdutyChannel(
+                options.env["PAGERDUTY_ROUTING_KEY"],
+                {"jira": policy.jira.link(change.id)},
+                Masker.from_env(options.env),
+                now,
+                policy.pagerduty.source,
+                base=options.env.get("PAGERDUTY_EVENTS_URL") or BASE,
+            )
+            delivery: Delivery = channel.trigger(
+                summary,
+                f"hie-notify-{esc.tag}-{change.id}",
+                {"change_id": change.id, "audience": esc.audience.id, "owner": owner, "due": due},
+            )
+        else:
+            name = esc.audience.id.split(":", 1)[1]
+            customer = policy.customers.get(name)
+            contact = customer.account_owner if customer else None
+            if contact is None or not contact.email:
+                report.skipped.append(
+                    f"{change.id}: {what}: {who} has no account_owner with an email in the "
+                    "policy: nobody told"
+                )
+                return
+            audience = replace(
+                esc.audience,
+                id=f"account_owner:{name}",
+                kind="internal",
+                label=contact.name or contact.email,
+                emails=(contact.email,),
+            )
+            message = ack_gate_message(audience, change.id, summary, Masker.from_env(options.env))
+            channels = Channels(policy, options.env, options.outbox, change.id, now)
+            kind = "email" if options.env.get("SMTP_HOST") else "outbox"
+            sender = channels._channel(kind) or channels.outbox
+            outgoing = Outgoing(change.id, message, esc.tag, "email", ())
+            delivery = sender.send(outgoing)
+    except HieError as exc:
+        report.failed.append(f"{change.id}: {what}: {exc}")
+        return
+    base = next(e for e in reversed(ledger.read(change.id)) if e.audience == esc.audience.id)
+    entry = replace(
+        base,
+        stage=ack_gate.ESCALATION,
+        channel=delivery.channel,
+        recipient=delivery.recipient,
+        message_id=delivery.message_id,
+        fingerprint=reminders.variant(result.fingerprint, esc.tag),
+        delivered_at=now,
+        idempotency_key=f"{esc.tag}-{change.id}",
+        receipt=dict(delivery.receipt),
+        extra={"to": esc.to, "step": str(esc.step + 1)},
+        prev="",
+        digest="",
+        mac="",
+    )
+    ledger.record([entry])
+    report.recorded.append(f"{change.id}: {what}: {esc.to} told ({delivery.recipient})")
+
+
+def ack_gate_message(audience: Audience, change_id: str, summary: str, mask: Masker) -> Any:
+    """The account owner's email: who has not acknowledged, since when, and what to do."""
+    from hie_notify.render import FORMATS, Format, Rendered
+
+    bodies = {}
+    for fmt in FORMATS:
+        f = Format(fmt, mask)
+        bodies[fmt] = "\n\n".join(
+            str(x)
+            for x in (
+                f.p(summary),
+                f.p(
+                    "Please ask them to acknowledge it with the link in their notice, or to tell "
+                    "us the window does not work for them. The gate holds the change until then."
+                ),
+            )
+        )
+    bodies["email_html"] = bodies["html"]
+    return Rendered("escalation", audience, mask(f"Acknowledgement overdue: {change_id}"), bodies)
 
 
 def _send_due(
@@ -384,6 +523,7 @@ def _send_due(
         status=status,
         dry_run=options.dry_run,
         lifecycle=lifecycle,
+        acks=AckLinks.from_env(options.env, options.ledger),
     )
     report.reports.append((change.id, due_tag, stage_report))
     if stage_report.failed:  # listed with the report; the rest of the run goes on

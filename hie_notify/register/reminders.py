@@ -298,6 +298,8 @@ def starts_in(offset: timedelta) -> str:
 def describe(due_tag: str) -> str:
     """`reminder 1440m@...` -> `reminder, 1 day before the window`."""
     head = due_tag.split("@", 1)[0]
+    if head.startswith("ack-escalation-"):
+        return f"acknowledgement overdue: escalation step {int(head.rsplit('-', 1)[1]) + 1}"
     for word, every in (("week", "weekly"), ("fortnight", "biweekly")):
         if head.startswith(f"{REMINDER} {word} "):
             count = head.rsplit(" ", 1)[1]

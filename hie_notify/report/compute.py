@@ -15,6 +15,7 @@ from functools import lru_cache
 
 from pydantic import ValidationError
 
+from hie_notify import ack_gate, acks
 from hie_notify.audiences import downtime_customers, resolve
 from hie_notify.calendar import UTC, BusinessCalendar
 from hie_notify.change import ChangeRecord
@@ -27,6 +28,7 @@ from hie_notify.register import reminders
 from hie_notify.register.model import Registered, lifecycle_of
 from hie_notify.report import uptime
 from hie_notify.report.model import (
+    AckRow,
     BreachRow,
     ChangeRow,
     DowntimeRow,
@@ -159,6 +161,7 @@ def build(
     breach_rows: list[BreachRow] = []
     emergency_rows: list[EmergencyRow] = []
     pm_rows: list[PostmortemRow] = []
+    ack_rows: list[AckRow] = []
     change_rows: list[ChangeRow] = []
     actual_of: dict[str, timedelta | None] = {}
     for c in changes:
@@ -181,6 +184,7 @@ def build(
                     "; ".join(c.change.approvers),
                 )
             )
+        ack_rows += _acknowledgements(c, policy)
         pm = _postmortem(c, policy, calendar, now)
         if pm is not None:
             pm_rows.append(pm)
@@ -242,6 +246,7 @@ def build(
             "breaches": breach_rows,
             "emergencies": emergency_rows,
             "postmortems": pm_rows,
+            "acknowledgements": ack_rows,
             "downtime": downtime_rows,
             "notice_by_kind": kind_rows,
             "changes_by_week": week_rows,
@@ -473,6 +478,51 @@ def _notices(c: _Change, days: _Days, calendar: BusinessCalendar) -> list[Notice
                 margin=margin,
                 level=level,
                 outbox_only=bool(told) and all(e.channel == "outbox" for e in told),
+            )
+        )
+    return rows
+
+
+def _acknowledgements(c: _Change, policy: Policy) -> list[AckRow]:
+    """Per audience told (or that answered): its answers to the latest announcement it was
+    sent, from the register's copy of the change's ledger."""
+    state = acks.by_audience(c.record.entries)
+    rows = []
+    for audience in c.audiences:
+        answered = state.get(audience.id)
+        if not audience.external and answered is None:
+            continue
+        told = [
+            e
+            for e in c.record.entries
+            if e.stage == "announce" and e.audience == audience.id and not e.dry_run
+        ]
+        if not told and answered is None:
+            continue
+        latest = str(told[-1].extra.get(ack_gate.TOLD) or "") if told else ""
+        since = min(
+            (e.delivered_at for e in told if str(e.extra.get(ack_gate.TOLD) or "") == latest),
+            default=None,
+        )
+        mine = [a for a in answered.acknowledged if a.announcement == latest] if answered else []
+        first = min(mine, key=lambda a: a.at, default=None)
+        objected = [a for a in acks.answers(c.record.entries) if a.audience == audience.id]
+        every = [a for a in objected if a.decision == acks.OBJECTED]
+        resolved = [a for a in objected if a.decision == acks.RESOLVED]
+        rows.append(
+            AckRow(
+                change_id=c.record.change_id,
+                audience=audience.id,
+                label=audience.label,
+                required=ack_gate.required(policy, c.record.change_type, audience),
+                announced_at=iso(since),
+                acknowledged_at=iso(first.at) if first else None,
+                acknowledged_by=first.contact if first else "",
+                hours_to_acknowledge=_hours(first.at - since) if first and since else None,
+                objections=len(every),
+                open_objections=len(answered.objections) if answered else 0,
+                objection_reasons="; ".join(f"{a.contact}: {a.reason}" for a in every),
+                resolutions="; ".join(f"{a.by}: {a.reason}" for a in resolved),
             )
         )
     return rows

@@ -24,6 +24,7 @@ SECTIONS = (
     ("breaches", "Breaches: short notice let through"),
     ("emergencies", "Emergencies"),
     ("postmortems", "Post-mortems"),
+    ("acknowledgements", "Acknowledgements and objections"),
     ("downtime", "Downtime per customer per month"),
     ("changes", "Every change"),
     ("notices", "Notice per audience"),

@@ -89,6 +89,25 @@ class PostmortemRow:
 
 
 @dataclass(frozen=True)
+class AckRow:
+    """One audience's answers to the latest announcement it was sent: when it acknowledged and
+    how long that took, its objections and how each was resolved."""
+
+    change_id: str
+    audience: str
+    label: str
+    required: bool  # the policy's acknowledgements.required_from names it
+    announced_at: str | None
+    acknowledged_at: str | None
+    acknowledged_by: str
+    hours_to_acknowledge: float | None
+    objections: int
+    open_objections: int
+    objection_reasons: str  # "; "-joined, each "CONTACT: REASON"
+    resolutions: str  # "; "-joined, each "BY: REASON"
+
+
+@dataclass(frozen=True)
 class DowntimeRow:
     customer: str
     month: str  # YYYY-MM in the policy's time zone
@@ -132,6 +151,7 @@ TABLES: dict[str, type] = {
     "breaches": BreachRow,
     "emergencies": EmergencyRow,
     "postmortems": PostmortemRow,
+    "acknowledgements": AckRow,
     "downtime": DowntimeRow,
     "notice_by_kind": NoticeKindRow,
     "changes_by_week": WeekRow,
@@ -141,7 +161,17 @@ TABLES: dict[str, type] = {
 # Columns holding a time (ISO 8601 with offset in JSON and CSV; shown in the policy's zone on the
 # page).
 TIME_COLUMNS = frozenset(
-    {"window_start", "window_end", "given_at", "ended_at", "due", "opened_at", "closed_at"}
+    {
+        "window_start",
+        "window_end",
+        "given_at",
+        "ended_at",
+        "due",
+        "opened_at",
+        "closed_at",
+        "announced_at",
+        "acknowledged_at",
+    }
 )
 DATE_COLUMNS = frozenset({"week_start"})  # a local date, YYYY-MM-DD
 

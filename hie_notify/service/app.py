@@ -1,4 +1,5 @@
-"""The WSGI application: `/run-task`, `/notifications` and `/healthz`.
+"""The WSGI application: `/run-task`, `/notifications`, `/healthz`, and the acknowledgement pages
+(`/ack/<token>`, `/portal/<customer>/<token>`: hie_notify/service/ackpages.py).
 
 Every POST is size-limited before it is read and signature-checked before it is parsed; a body
 nested deeper than any real payload is refused (400) before the JSON parser sees it.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import urllib.parse
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +23,7 @@ from hie_notify.terraform.runtask import is_verification, parse_request, verify
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
+    from hie_notify.service.ackpages import AckPages
     from hie_notify.service.notifications import Notifications
     from hie_notify.service.runtask import RunTasks
     from hie_notify.service.settings import Settings
@@ -31,6 +34,8 @@ MAX_DEPTH = 32  # real payloads nest 4 or 5 deep
 RUN_TASK_PATH = "/run-task"
 NOTIFICATIONS_PATH = "/notifications"
 HEALTH_PATH = "/healthz"
+SLACK_PATH = "/slack/interactions"
+MAX_FORM = 16 * 1024  # an answer's form: a reason of at most 2,000 characters, encoded
 
 
 class TooDeep(ValueError):
@@ -74,6 +79,7 @@ def make_app(
     settings: Settings,
     run_tasks: RunTasks | None,
     notifications: Notifications | None,
+    pages: AckPages | None = None,
 ) -> WSGIApplication:
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         started = time.monotonic()
@@ -96,6 +102,33 @@ def make_app(
                 return answer("405 Method Not Allowed", "GET only", ("Allow", "GET"))
             pending = run_tasks.pending if run_tasks is not None else 0
             return answer("200 OK", f"ok; {pending} run task(s) pending")
+        if pages is not None and path == SLACK_PATH and settings.slack_signing_secret:
+            if method != "POST":
+                return answer("405 Method Not Allowed", "POST only", ("Allow", "POST"))
+            try:
+                length = int(environ.get("CONTENT_LENGTH") or "")
+            except ValueError:
+                return answer("411 Length Required", "Content-Length required")
+            if not 0 <= length <= MAX_FORM:
+                return answer("413 Content Too Large", f"body over {MAX_FORM} bytes")
+            body = _read(environ["wsgi.input"], length)
+            code, text = pages.slack(
+                body,
+                str(environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", "")),
+                str(environ.get("HTTP_X_SLACK_SIGNATURE", "")),
+            )
+            reason = {
+                200: "OK",
+                400: "Bad Request",
+                401: "Unauthorized",
+                403: "Forbidden",
+                404: "Not Found",
+                409: "Conflict",
+                410: "Gone",
+            }.get(code, "Error")
+            return answer(f"{code} {reason}", text)
+        if pages is not None and path.startswith(("/ack/", "/portal/")):
+            return _page(pages, environ, method, path, start_response, fields, started)
         handlers = {RUN_TASK_PATH: run_tasks, NOTIFICATIONS_PATH: notifications}
         if path not in handlers or handlers[path] is None:
             return answer("404 Not Found", "no such endpoint")
@@ -150,6 +183,78 @@ def make_app(
         return answer("200 OK", f"{len(events)} event(s) received")
 
     return app
+
+
+def _page(
+    pages: AckPages,
+    environ: WSGIEnvironment,
+    method: Any,
+    path: str,
+    start_response: StartResponse,
+    fields: dict[str, Any],
+    started: float,
+) -> list[bytes]:
+    """An acknowledgement or portal page: GET (and HEAD) read, POST only to `/ack/`; a form
+    body is size-limited before it is read. Every answer carries the strict headers."""
+    from hie_notify.service.ackpages import SECURITY_HEADERS, Page
+
+    form: dict[str, str] = {}
+    allowed = "GET, HEAD, POST" if path.startswith("/ack/") else "GET, HEAD"
+    if method not in allowed.split(", "):
+        page = Page(405, "method not allowed\n", "text/plain; charset=utf-8", (("Allow", allowed),))
+    elif method == "POST":
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or "")
+        except ValueError:
+            length = -1
+        kind = str(environ.get("CONTENT_TYPE") or "").split(";")[0].strip().lower()
+        if length < 0 or length > MAX_FORM:
+            page = Page(413, "form too large\n", "text/plain; charset=utf-8")
+        elif kind != "application/x-www-form-urlencoded":
+            page = Page(415, "expected a form\n", "text/plain; charset=utf-8")
+        else:
+            raw = _read(environ["wsgi.input"], length).decode("utf-8", "replace")
+            parsed = urllib.parse.parse_qs(raw, keep_blank_values=True, max_num_fields=10)
+            form = {k: v[0] for k, v in parsed.items()}
+            page = _handled(pages, "POST", path, form)
+    else:
+        page = _handled(pages, "GET", path, form)
+    body = page.body.encode()
+    reasons = {
+        200: "OK",
+        400: "Bad Request",
+        403: "Forbidden",
+        404: "Not Found",
+        405: "Method Not Allowed",
+        409: "Conflict",
+        410: "Gone",
+        413: "Content Too Large",
+        415: "Unsupported Media Type",
+        503: "Service Unavailable",
+    }
+    headers = [
+        ("Content-Type", page.content_type),
+        ("Content-Length", str(len(body))),
+        *SECURITY_HEADERS,
+        *page.headers,
+    ]
+    start_response(f"{page.status} {reasons.get(page.status, 'Error')}", headers)
+    # The token is never logged: a log line must not be a working link.
+    fields.update(path=path.split("/", 2)[1], code=page.status)
+    fields["ms"] = round((time.monotonic() - started) * 1000, 1)
+    log.info("%s /%s/...: %d", method, fields["path"], page.status, extra=fields)
+    return [] if method == "HEAD" else [body]
+
+
+def _handled(pages: AckPages, method: str, path: str, form: dict[str, str]) -> Any:
+    """The page, or a plain 500 (logged without the link) when building it failed."""
+    from hie_notify.service.ackpages import Page
+
+    try:
+        return pages.handle(method, path, form)
+    except Exception:
+        log.exception("%s /%s/... failed", method, path.split("/", 2)[1])
+        return Page(500, "something went wrong; please try again later\n", "text/plain")
 
 
 def _read(stream: Any, length: int) -> bytes:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hie_notify.options import Options
+from hie_notify.service.ackpages import AckPages
 from hie_notify.service.app import make_app
 from hie_notify.service.notifications import Notifications
 from hie_notify.service.org import ProtectedPolicies
@@ -64,7 +65,8 @@ class Service:
             if settings.notification_token
             else None
         )
-        self.app = make_app(settings, self.run_tasks, self.notifications)
+        self.pages = AckPages(settings, options, clock=clock) if settings.ack_key else None
+        self.app = make_app(settings, self.run_tasks, self.notifications, self.pages)
         self.server: Any = waitress.create_server(
             self.app,
             host=settings.listen_host,
@@ -94,11 +96,12 @@ class Service:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, _exit)
         log.info(
-            "listening on %s:%d (run tasks: %s, notifications: %s)",
+            "listening on %s:%d (run tasks: %s, notifications: %s, acknowledgements: %s)",
             self.settings.listen_host,
             self.port,
             "/run-task" if self.run_tasks else "off",
             "/notifications" if self.notifications else "off",
+            "/ack, /portal" if self.pages else "off",
         )
         self.run()
 

@@ -27,18 +27,30 @@ class Settings:
     idle_timeout: int  # seconds a connection may send nothing before it is closed
     change_path: str  # where the change record lives in the repository; {id} = Jira key
     org: OrgConfig | None = None  # HIE_SERVICE_CONFIG: every mapped workspace (else one project)
+    ack_key: str = ""  # HIE_ACK_KEY: signs acknowledgement and portal links ("" = pages off)
+    # SLACK_SIGNING_SECRET: verifies Slack's requests to /slack/interactions ("" = path off)
+    slack_signing_secret: str = ""
 
     def __repr__(self) -> str:  # never show the keys
         return (
             f"Settings(listen={self.listen_host}:{self.listen_port}, "
             f"run_task={'on' if self.run_task_key else 'off'}, "
             f"notifications={'on' if self.notification_token else 'off'}, "
-            f"organisation={self.org.source if self.org else 'off'})"
+            f"organisation={self.org.source if self.org else 'off'}, "
+            f"acknowledgements={'on' if self.ack_key else 'off'})"
         )
 
     def masker(self, env: Mapping[str, str]) -> Masker:
         base = Masker.from_env(env)
-        return Masker([*base.secrets, self.run_task_key, self.notification_token])
+        return Masker(
+            [
+                *base.secrets,
+                self.run_task_key,
+                self.notification_token,
+                self.ack_key,
+                self.slack_signing_secret,
+            ]
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], listen: str | None = None) -> Settings:
@@ -60,12 +72,18 @@ class Settings:
             host, port = "127.0.0.1", "0"
         key = env.get("HIE_RUN_TASK_HMAC_KEY") or ""
         token = env.get("HIE_TFC_NOTIFICATION_TOKEN") or ""
-        if not key and not token:
+        ack = env.get("HIE_ACK_KEY") or ""
+        if not key and not token and not ack:
             problems.append(
                 "receive needs HIE_RUN_TASK_HMAC_KEY (the run task's HMAC key), "
-                "HIE_TFC_NOTIFICATION_TOKEN (the workspace notification's token), or both"
+                "HIE_TFC_NOTIFICATION_TOKEN (the workspace notification's token), "
+                "HIE_ACK_KEY (acknowledgement pages and portals), or several of them"
             )
-        for name, value in (("HIE_RUN_TASK_HMAC_KEY", key), ("HIE_TFC_NOTIFICATION_TOKEN", token)):
+        for name, value in (
+            ("HIE_RUN_TASK_HMAC_KEY", key),
+            ("HIE_TFC_NOTIFICATION_TOKEN", token),
+            ("HIE_ACK_KEY", ack),
+        ):
             if value and len(value) < 16:
                 problems.append(f"{name}: expected at least 16 characters (a random secret)")
         change_path = (env.get("HIE_CHANGE_PATH") or "").strip() or DEFAULT_CHANGE_PATH
@@ -99,6 +117,8 @@ class Settings:
             idle_timeout=number("HIE_SERVICE_IDLE_TIMEOUT", 30, 1, 3600),
             change_path=change_path,
             org=org,
+            ack_key=ack,
+            slack_signing_secret=env.get("SLACK_SIGNING_SECRET") or "",
         )
         if problems:
             raise InputError(problems)
