@@ -23,7 +23,8 @@ from hie_notify.durations import NoticePeriod, parse_notice
 from hie_notify.gate import (
     TRIAL_BANNER,
     Approval,
-    Decision,
+    GateDecision,
+    GateFacts,
     Requirement,
     decide,
     plan_differences,
@@ -146,18 +147,20 @@ class Gate:
         entries: Sequence[Entry] | None = None,
         now: datetime = NOW,
         **kw: Any,
-    ) -> Decision:
+    ) -> GateDecision:
         return decide(
-            policy=self.policy,
-            calendar=self.calendar,
-            result=result if result is not None else classification(),
-            change=record() if change is DEFAULT else change,
-            audiences=Audiences(
-                tuple(audiences) if audiences is not None else (audience(),), tuple(problems)
-            ),
-            entries=list(entries) if entries is not None else [entry()],
-            now=now,
-            **kw,
+            GateFacts(
+                policy=self.policy,
+                calendar=self.calendar,
+                classification=result if result is not None else classification(),
+                change=record() if change is DEFAULT else change,
+                audiences=Audiences(
+                    tuple(audiences) if audiences is not None else (audience(),), tuple(problems)
+                ),
+                entries=list(entries) if entries is not None else [entry()],
+                now=now,
+                **kw,
+            )
         )
 
 
@@ -166,7 +169,7 @@ def gate(policy: Policy) -> Gate:
     return Gate(policy, BusinessCalendar.from_policy(policy))
 
 
-def only(decision: Decision) -> str:
+def only(decision: GateDecision) -> str:
     """The one reason the gate gives (the test changed one thing: one reason)."""
     assert len(decision.reasons) == 1, decision.reasons
     assert decision.allowed is False
@@ -732,6 +735,17 @@ def test_decision_json(gate: Gate) -> None:
         "warnings": [
             "#devops was told Mon 7 Dec 2026 04:00 GMT: more than the "
             "minimum 24 hours, less than the recommended 48 hours"
+        ],
+        # Every finding, typed: the rule that fired, its level, and whether `plan` could
+        # decide it before the window (the notice clock it cannot).
+        "findings": [
+            {
+                "level": "warn",
+                "rule": "notice.below_recommended",
+                "text": "#devops was told Mon 7 Dec 2026 04:00 GMT: more than the "
+                "minimum 24 hours, less than the recommended 48 hours",
+                "at_plan": False,
+            }
         ],
         "emergency": False,
         "trial": False,

@@ -131,20 +131,40 @@ def test_gate_blocks_a_ticket_not_in_a_ready_status(
 def test_gate_without_jira_credentials_blocks_in_ci_and_warns_on_a_laptop(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from hie_notify.audiences import resolve
+    from hie_notify.calendar import BusinessCalendar
     from hie_notify.change import load_change
+    from hie_notify.classify import classify
+    from hie_notify.gate import GateFacts, JiraTicket, Level, decide
     from hie_notify.policy import load_policy
-    from hie_notify.stagerun import jira_gate
+    from hie_notify.stagerun import jira_ticket
+    from hie_notify.terraform.plan import load_plan
 
     policy_file = integration_policy(tmp_path, jira=JIRA_ON)
     f = Flow(tmp_path, capsys, DB, policy=policy_file)
     policy = load_policy(policy_file)
     change = load_change(f.change, policy)
+    ticket = jira_ticket(policy, change, {"GITLAB_CI": "true"})
+    assert ticket == JiraTicket(KEY, None, "JIRA_URL is not set")
     # In CI the protected policy is read from GitLab; the decision on Jira is this one.
-    reasons, warnings = jira_gate(policy, change, {"GITLAB_CI": "true"})
-    assert reasons == [
+    result = classify(load_plan(f.plan), policy, change)
+    assert change.window is not None
+    facts = GateFacts(
+        policy=policy,
+        calendar=BusinessCalendar.from_policy(policy),
+        classification=result,
+        change=change,
+        audiences=resolve(policy, result, change),
+        entries=(),
+        now=change.window.start,
+        jira=ticket,
+        in_gitlab_ci=True,
+    )
+    [finding] = [f for f in decide(facts).findings if f.rule.startswith("jira.")]
+    assert finding.level is Level.BLOCK and finding.rule == "jira.unchecked"
+    assert finding.text == (
         f"Jira ticket {KEY} cannot be checked: JIRA_URL is not set (jira.enabled is on)"
-    ]
-    assert warnings == []
+    )
     _, out = f("gate", "--plan", str(f.plan))  # on a laptop: said, not blocking
     assert not any("Jira" in r for r in out["reasons"])
     assert any(
