@@ -12,7 +12,7 @@ import responses
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.builders import rc
+from tests.builders import fired, rc
 from tests.cli_flow import Flow
 from tests.integration_fakes import (
     EMAIL,
@@ -111,7 +111,7 @@ def test_gate_blocks_an_unknown_ticket_as_a_phase_1_gap(
     f = flow(tmp_path, capsys)
     code, out = f("gate", "--plan", str(f.plan))
     assert code == 1
-    assert any(r.startswith(f"Phase 1: Jira ticket {KEY} does not exist") for r in out["reasons"])
+    assert "jira.missing" in fired(out)
     assert out["allowed"] is False
 
 
@@ -122,10 +122,11 @@ def test_gate_blocks_a_ticket_not_in_a_ready_status(
     f = flow(tmp_path, capsys)
     code, out = f("gate", "--plan", str(f.plan))
     assert code == 1
+    assert "jira.not_ready" in fired(out)
     assert any("is 'In Review'" in r and "jira.ready_statuses" in r for r in out["reasons"])
     jira.issues[KEY].status = "scheduled"  # statuses compare without case
     code, out = f("gate", "--plan", str(f.plan))
-    assert not any("Jira" in r for r in out["reasons"])
+    assert not [r for r in fired(out) if r.startswith("jira.")]
 
 
 def test_gate_without_jira_credentials_blocks_in_ci_and_warns_on_a_laptop(
@@ -166,7 +167,8 @@ def test_gate_without_jira_credentials_blocks_in_ci_and_warns_on_a_laptop(
         f"Jira ticket {KEY} cannot be checked: JIRA_URL is not set (jira.enabled is on)"
     )
     _, out = f("gate", "--plan", str(f.plan))  # on a laptop: said, not blocking
-    assert not any("Jira" in r for r in out["reasons"])
+    assert not [r for r in fired(out) if r.startswith("jira.")]
+    assert "jira.unchecked" in fired(out, "warn")
     assert any(
         "JIRA_URL is not set" in w and "in GitLab CI this blocks" in w for w in out["warnings"]
     )
