@@ -12,8 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hie_notify.audiences import Audience, Audiences
 from hie_notify.calendar import BusinessCalendar
@@ -21,17 +24,24 @@ from hie_notify.change import ChangeRecord, Window
 from hie_notify.classify import Classification, ResourceResult
 from hie_notify.durations import NoticePeriod, parse_notice
 from hie_notify.gate import (
+    RULES,
     TRIAL_BANNER,
     Approval,
+    Budget,
+    Conflicts,
+    Finding,
     GateDecision,
     GateFacts,
+    JiraTicket,
     Level,
     Requirement,
     decide,
     plan_differences,
+    planning_findings,
 )
 from hie_notify.ledger import Entry
 from hie_notify.policy import Policy
+from hie_notify.report import uptime
 
 UTC = timezone.utc
 START = datetime(2026, 12, 8, 10, 0, tzinfo=UTC)  # Tuesday, inside working hours
@@ -908,3 +918,190 @@ def test_rule_an_unchecked_emergency_blocks_where_the_gate_is_enforced(gate: Gat
         approval_required=True,
     )
     assert ok.allowed
+
+
+# --- facts orchestration gathers: Jira, the register, the uptime budget (issue 26) ---------------
+# `decide` makes every finding from GateFacts alone: nothing amends its decision afterwards.
+
+
+def test_rule_jira_ticket_missing_or_not_ready(gate: Gate, policy: Policy) -> None:
+    assert only(gate(jira=JiraTicket("FFAPP-1", None)), "jira.missing").startswith(
+        "Phase 1: Jira ticket FFAPP-1 does not exist (or the Jira user may not browse it)"
+    )
+    # without ready statuses in the policy, any status of an existing ticket does
+    assert gate(jira=JiraTicket("FFAPP-1", "In Review")).allowed
+    jira = policy.jira.model_copy(update={"ready_statuses": ["Approved", "Scheduled"]})
+    ready = Gate(policy.model_copy(update={"jira": jira}), gate.calendar)
+    assert only(ready(jira=JiraTicket("FFAPP-1", "In Review")), "jira.not_ready") == (
+        "Jira ticket FFAPP-1 is 'In Review': the policy lets a change go ahead only from "
+        "'Approved', 'Scheduled' (jira.ready_statuses)"
+    )
+    assert ready(jira=JiraTicket("FFAPP-1", "scheduled")).allowed  # without case
+
+
+def test_rule_jira_unchecked_blocks_in_ci_and_warns_elsewhere(gate: Gate) -> None:
+    ticket = JiraTicket("FFAPP-1", unchecked="JIRA_URL is not set")
+    line = "Jira ticket FFAPP-1 cannot be checked: JIRA_URL is not set (jira.enabled is on)"
+    assert only(gate(jira=ticket, in_gitlab_ci=True), "jira.unchecked") == line
+    laptop = gate(jira=ticket)
+    assert laptop.allowed and laptop.rules() == ("jira.unchecked",)
+    assert laptop.warnings == (f"{line}; in GitLab CI this blocks",)
+
+
+@pytest.mark.parametrize(("mode", "level"), [("warn", Level.WARN), ("block", Level.BLOCK)])
+def test_rule_register_conflicts_as_the_policy_says(
+    policy: Policy, gate: Gate, mode: str, level: Level
+) -> None:
+    under = Gate(policy.model_copy(update={"conflicts": mode}), gate.calendar)
+    text = "FFAPP-9 and FFAPP-1: windows overlap, both touch customer EoE"
+    d = under(conflicts=Conflicts((text,)))
+    assert d.findings == (Finding(level, "register.conflict", f"conflict: {text}"),)
+    assert d.allowed is (mode == "warn")
+    broken = under(conflicts=Conflicts(unreadable="database disk image is malformed"))
+    assert broken.rules(level) == ("register.unreadable",)
+    assert under(conflicts=Conflicts()).findings == ()  # read, and nothing in the way
+
+
+def _budget(used_minutes: int, **kw: Any) -> Budget:
+    december = uptime.month_of(START, ZoneInfo("Europe/London"))
+    used = (uptime.Used("EoE", december, timedelta(minutes=used_minutes), ("CHG-1",)),)
+    return Budget(("EoE",), december, used, **kw)
+
+
+def test_rule_uptime_budget(gate: Gate) -> None:
+    hour = record(downtime="1h")
+    assert gate(change=hour, budget=_budget(60)).findings == ()
+    over = gate(change=hour, budget=_budget(420))  # 7 h 0 min + 1 h of 7 h 26 min
+    assert only(over, "uptime.budget").startswith("uptime budget exceeded: EoE in 2026-12")
+    near = gate(change=hour, budget=_budget(320))
+    assert near.allowed and near.rules(Level.WARN) == ("uptime.budget",)
+    # an emergency may exceed it, with a warning
+    told = entry(change_type="emergency_fix")
+    fix = gate(
+        result=emergency(),
+        change=record(downtime="1h", justification="outage"),
+        entries=[told],
+        approval=Approval(True, "ok"),
+        budget=_budget(420),
+    )
+    assert fix.allowed and fix.rules() == ("uptime.budget",)
+    # no declared downtime charges none, whatever the month used
+    assert gate(budget=_budget(600)).findings == ()
+
+
+def test_rule_uptime_register_unreadable_or_missing(gate: Gate) -> None:
+    hour = record(downtime="1h")
+    broken = gate(change=hour, budget=_budget(0, unreadable="not a database"))
+    assert only(broken, "uptime.unreadable") == (
+        "the uptime budget could not be checked (the register): not a database"
+    )
+    alone = gate(change=hour, budget=Budget(("EoE",), _budget(0).month, registered=False))
+    assert alone.allowed and alone.rules() == ("uptime.no_register",)
+
+
+def test_the_facts_outside_the_ledger_are_said_after_the_notice(gate: Gate) -> None:
+    # One decision, in the order people read it: the change and its notices first.
+    d = gate(
+        change=record(downtime="1h"),
+        entries=[],
+        jira=JiraTicket("FFAPP-1", None),
+        conflicts=Conflicts(unreadable="locked"),
+        budget=_budget(420),
+    )
+    assert d.rules(Level.BLOCK) == ("notice.missing", "jira.missing", "uptime.budget")
+    assert d.rules(Level.WARN) == ("register.unreadable",)
+
+
+# --- typed findings: one spelling per level, a stable rule, decidable at `plan` or not -----------
+
+
+def test_every_finding_names_a_known_rule() -> None:
+    with pytest.raises(ValueError, match=r"unknown gate rule 'notice\.too_short'"):
+        Finding(Level.BLOCK, "notice.too_short", "x")
+    assert {level.value for level in Level} == {"block", "warn", "info"}
+
+
+def test_planning_findings_are_those_decidable_before_the_window(gate: Gate) -> None:
+    d = gate(
+        change=record(rollback=None, downtime="1h"),
+        entries=[],
+        now=START - timedelta(days=2),
+        jira=JiraTicket("FFAPP-1", None),
+        budget=_budget(420),
+    )
+    assert d.rules(Level.BLOCK) == (
+        "change.gap",
+        "window.not_open",
+        "notice.missing",
+        "jira.missing",
+        "uptime.budget",
+    )
+    # the window being now and the notice clock are left to the gate at the window
+    assert [f.rule for f in planning_findings(d)] == ["change.gap", "jira.missing", "uptime.budget"]
+    assert {f.rule: f.at_plan for f in d.findings}["window.not_open"] is False
+
+
+FACTS = st.fixed_dictionaries(
+    {
+        "freeze": st.sampled_from([None, "", "Christmas"]),
+        "speculative": st.booleans(),
+        "trial": st.booleans(),
+        "outbox_counts": st.booleans(),
+        "approval_required": st.booleans(),
+        "in_gitlab_ci": st.booleans(),
+        "ledger_problems": st.lists(st.sampled_from(["entry 2 was edited"]), max_size=2),
+        "ledger_warnings": st.lists(st.sampled_from(["entry 1 is unsigned"]), max_size=2),
+        "jira": st.sampled_from(
+            [
+                None,
+                JiraTicket("FFAPP-1", None),
+                JiraTicket("FFAPP-1", "Open"),
+                JiraTicket("FFAPP-1", unchecked="JIRA_URL is not set"),
+            ]
+        ),
+        "conflicts": st.sampled_from(
+            [None, Conflicts(), Conflicts(("a",)), Conflicts(unreadable="locked")]
+        ),
+    }
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    facts=FACTS,
+    told_hours=st.integers(min_value=-2, max_value=100),
+    now_minutes=st.integers(min_value=-600, max_value=600),
+    kind=st.sampled_from(["planned_infra_update", "emergency_fix"]),
+    change=st.sampled_from(["full", "none", "gaps"]),
+)
+def test_the_decision_is_its_findings(
+    policy: Policy,
+    facts: dict[str, Any],
+    told_hours: int,
+    now_minutes: int,
+    kind: str,
+    change: str,
+) -> None:
+    gate = Gate(policy, BusinessCalendar.from_policy(policy))
+    records = {"full": record(justification="x"), "none": None, "gaps": record(rollback=None)}
+    d = gate(
+        result=classification(change_type=kind),
+        change=records[change],
+        entries=[entry(delivered_at=START - timedelta(hours=told_hours), change_type=kind)],
+        now=START + timedelta(minutes=now_minutes),
+        **facts,
+    )
+    blocks = [f for f in d.findings if f.level is Level.BLOCK]
+    assert d.allowed is (not blocks)
+    assert d.reasons == tuple(f.text for f in blocks)
+    assert d.warnings == tuple(f.text for f in d.findings if f.level is Level.WARN)
+    assert d.notes == tuple(f.text for f in d.findings if f.level is Level.INFO)
+    assert set(planning_findings(d)) <= set(blocks)
+    data = d.to_json(gate.calendar)
+    assert data["reasons"] == [f["text"] for f in data["findings"] if f["level"] == "block"]
+    assert all(f["rule"] in RULES and isinstance(f["at_plan"], bool) for f in data["findings"])
+    # what orchestration could not read never lets the apply through
+    if facts["conflicts"] == Conflicts(unreadable="locked") and change != "none":
+        assert "register.unreadable" in d.rules()
+    if facts["ledger_problems"]:
+        assert not d.allowed

@@ -419,3 +419,20 @@ def test_the_gate_names_the_projects_freeze_periods(
         "GitLab deploy freeze (CI_DEPLOY_FREEZE is set); freeze periods: "
         "0 23 * * 5 to 0 7 * * 1 (Europe/London)"
     )
+
+
+def test_the_json_names_each_finding_with_its_rule(s: Scenario) -> None:
+    """`gate --format json` keeps `reasons` and `warnings` and adds `findings`: each with its
+    level, its rule and whether `plan` could have decided it before the window."""
+    change, p = s.files(
+        {"rollback": None, **window("2026-12-08T10:00:00", "2026-12-08T12:00:00")}, DNS
+    )
+    s.run("plan", "2026-12-07T08:00:00+00:00", change, p)  # 26 hours ahead
+    code, out, _ = s.run("gate", "2026-12-08T10:30:00+00:00", change, p)
+    assert code == 1
+    assert {tuple(sorted(f)) for f in out["findings"]} == {("at_plan", "level", "rule", "text")}
+    assert out["reasons"] == [f["text"] for f in out["findings"] if f["level"] == "block"]
+    assert out["warnings"] == [f["text"] for f in out["findings"] if f["level"] == "warn"]
+    found = {(f["rule"], f["level"], f["at_plan"]) for f in out["findings"]}
+    assert ("change.gap", "block", True) in found
+    assert ("notice.below_recommended", "warn", False) in found

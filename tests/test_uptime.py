@@ -243,3 +243,26 @@ def test_no_declared_downtime_uses_none_of_the_budget(
     flow("plan", "--plan", str(flow.plan))
     code, out = flow("gate", "--plan", str(flow.plan), now=AT_WINDOW)
     assert code == 0 and not [f for f in out["findings"] if f["rule"].startswith("uptime.")]
+
+
+def test_the_gate_opens_the_register_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Conflicts and the month's downtime are read from one register (issue 26): a GitLab
+    register keeps its login and issue list for both."""
+    from hie_notify.register import store
+
+    _used(tmp_path, 420)
+    flow = Flow(tmp_path, capsys, NODES)
+    assert flow("plan", "--plan", str(flow.plan))[0] == 0
+    opened = []
+    real = store.register_of
+
+    def counting(*args: object, **kwargs: object) -> object:
+        opened.append(args)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "register_of", counting)
+    code, out = flow("gate", "--plan", str(flow.plan), now=AT_WINDOW)
+    assert code == 1 and "uptime.budget" in fired(out)  # the register was read for the budget
+    assert len(opened) == 1
