@@ -1105,3 +1105,11 @@ def test_the_decision_is_its_findings(
         assert "register.unreadable" in d.rules()
     if facts["ledger_problems"]:
         assert not d.allowed
+
+
+def test_the_readme_lists_every_rule() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    listed = readme[readme.index("The rules: ") :].split(".\n", 1)[0]
+    assert sorted(listed.replace("\n", " ").count(f"`{r}`") for r in RULES) == [1] * len(RULES)
