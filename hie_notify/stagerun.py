@@ -869,10 +869,13 @@ class GateCheck:
 
 
 def gate_facts(options: Options, prep: Prepared, ledger: Ledger) -> GateFacts:
-    """Everything the gate decides from, read once: the ledger (its seal checked), the run,
-    the freeze, the emergency's approval, Jira, the change register."""
+    """Everything the gate decides from, read once and in this order: the ledger (its seal
+    checked), the freeze, the emergency's approval, Jira, the change register."""
     change = prep.change
     checked = ledger.verified(change.id) if change else None
+    freeze = freeze_of(options.env)
+    approval = _approval(options) if is_emergency(prep.policy, prep.result) else None
+    jira = jira_ticket(prep.policy, change, options.env)
     conflicts, budget = _register_facts(options, prep, change) if change else (None, None)
     return GateFacts(
         policy=prep.policy,
@@ -882,16 +885,16 @@ def gate_facts(options: Options, prep: Prepared, ledger: Ledger) -> GateFacts:
         audiences=prep.audiences,
         entries=tuple(checked.entries) if checked else (),
         now=options.clock(),
-        freeze=freeze_of(options.env),
+        freeze=freeze,
         speculative=bool(prep.run and prep.run.plan_only),
-        approval=_approval(options) if is_emergency(prep.policy, prep.result) else None,
+        approval=approval,
         approval_required=enforcing(options),
         outbox_counts=outbox_counts(prep.policy, options),
         trial=prep.policy.trial,
         in_gitlab_ci=in_gitlab_ci(options.env),
         ledger_problems=tuple(checked.problems) if checked else (),
         ledger_warnings=tuple(checked.warnings) if checked else (),
-        jira=jira_ticket(prep.policy, change, options.env),
+        jira=jira,
         conflicts=conflicts,
         budget=budget,
     )
@@ -975,13 +978,11 @@ def _register_facts(
         register = register_of(options, prep.policy)
     except HieError as exc:
         unreadable = str(exc)
-    conflicts = (
-        Conflicts(unreadable=unreadable)
-        if unreadable
-        else _conflicts(options, prep, change, register)
-        if register is not None
-        else None
-    )
+    conflicts: Conflicts | None = None  # no register: nothing to conflict with
+    if unreadable:
+        conflicts = Conflicts(unreadable=unreadable)
+    elif register is not None:
+        conflicts = _conflicts(options, prep, change, register)
     month = budget_month(change, prep.calendar)
     customers = tuple(
         downtime_customers(
