@@ -480,6 +480,7 @@ def decide(facts: GateFacts) -> GateDecision:
         return GateDecision((*head, missing), (), None, emergency, facts.trial)
     requirements: tuple[Requirement, ...] = ()
     if not facts.classification.has_changes and facts.classification.declared_type is None:
+        # Nothing to guard: nothing said of the change record, the window or the notices.
         body = [info("plan.no_changes", "the plan has no changes: nothing to announce or guard")]
     else:
         body = [
