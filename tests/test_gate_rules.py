@@ -35,6 +35,7 @@ from hie_notify.gate import (
     JiraTicket,
     Level,
     Requirement,
+    budget_month,
     decide,
     plan_differences,
     planning_findings,
@@ -428,6 +429,7 @@ def test_rule_below_the_minimum_blocks(gate: Gate) -> None:
         "24 hours before the window starts Tue 8 Dec 2026 10:00 GMT: the "
         "earliest allowed start is Tue 8 Dec 2026 11:00 GMT"
     )
+    assert reason.endswith("; move the window in the change record")
     (req,) = d.requirements
     assert not req.met and req.given_at == told and req.earliest_start == told + timedelta(hours=24)
     # Not met: the earliest start is what the notice allows, not the window's start.
@@ -591,6 +593,14 @@ def test_emergency_needs_no_lead_time(gate: Gate) -> None:
     assert d.requirements[0].met
     # No window start is added to the earliest start for an emergency.
     assert d.earliest_start == told.delivered_at + timedelta(hours=24)
+    early = entry(delivered_at=START - timedelta(hours=30), change_type="emergency_fix")
+    d = gate(
+        result=emergency(),
+        change=record(justification="outage"),
+        entries=[early],
+        approval=Approval(True, "approved by ollie"),
+    )
+    assert d.earliest_start == early.delivered_at + timedelta(hours=24) < START
 
 
 def test_emergency_not_told_says_before_the_fix(gate: Gate) -> None:
@@ -925,8 +935,9 @@ def test_rule_an_unchecked_emergency_blocks_where_the_gate_is_enforced(gate: Gat
 
 
 def test_rule_jira_ticket_missing_or_not_ready(gate: Gate, policy: Policy) -> None:
-    assert only(gate(jira=JiraTicket("FFAPP-1", None)), "jira.missing").startswith(
-        "Phase 1: Jira ticket FFAPP-1 does not exist (or the Jira user may not browse it)"
+    assert only(gate(jira=JiraTicket("FFAPP-1", None)), "jira.missing") == (
+        "Phase 1: Jira ticket FFAPP-1 does not exist (or the Jira user may not browse it): the "
+        "change needs a detailed Jira ticket before it is applied"
     )
     # without ready statuses in the policy, any status of an existing ticket does
     assert gate(jira=JiraTicket("FFAPP-1", "In Review")).allowed
@@ -958,7 +969,14 @@ def test_rule_register_conflicts_as_the_policy_says(
     assert d.findings == (Finding(level, "register.conflict", f"conflict: {text}"),)
     assert d.allowed is (mode == "warn")
     broken = under(conflicts=Conflicts(unreadable="database disk image is malformed"))
-    assert broken.rules(level) == ("register.unreadable",)
+    assert broken.findings == (
+        Finding(
+            level,
+            "register.unreadable",
+            "the change register could not be checked for conflicts: database disk image is "
+            "malformed",
+        ),
+    )
     assert under(conflicts=Conflicts()).findings == ()  # read, and nothing in the way
 
 
@@ -975,6 +993,7 @@ def test_rule_uptime_budget(gate: Gate) -> None:
     assert only(over, "uptime.budget").startswith("uptime budget exceeded: EoE in 2026-12")
     near = gate(change=hour, budget=_budget(320))
     assert near.allowed and near.rules(Level.WARN) == ("uptime.budget",)
+    assert near.warnings[0].startswith("uptime budget at 85% (warning from 80%): EoE in 2026-12")
     # an emergency may exceed it, with a warning
     told = entry(change_type="emergency_fix")
     fix = gate(
@@ -997,6 +1016,36 @@ def test_rule_uptime_register_unreadable_or_missing(gate: Gate) -> None:
     )
     alone = gate(change=hour, budget=Budget(("EoE",), _budget(0).month, registered=False))
     assert alone.allowed and alone.rules() == ("uptime.no_register",)
+    assert alone.warnings == (
+        "uptime budget: no change register, so only this change's declared downtime was "
+        "counted (give --register to count the month's other changes)",
+    )
+
+
+def test_the_budget_month_is_the_policy_zones(gate: Gate) -> None:
+    # 23:30 UTC on 30 June is 00:30 on 1 July in London: July's budget, whatever the machine.
+    start = datetime(2026, 6, 30, 23, 30, tzinfo=UTC)
+    summer = record(window=Window(start=start, end=start + timedelta(hours=1)), downtime="1h")
+    month = budget_month(summer, gate.calendar)
+    assert month is not None and month.key == "2026-07"
+    assert budget_month(record(), gate.calendar) is None  # no declared downtime
+
+
+def test_rule_ledger_problems_block_and_warnings_are_said(gate: Gate) -> None:
+    d = gate(ledger_problems=["entry 2 was edited"], ledger_warnings=["entry 1 is unsigned"])
+    assert only(d, "ledger.untrusted") == "the ledger cannot be trusted: entry 2 was edited"
+    assert d.warnings == ("ledger: entry 1 is unsigned",) and d.rules(Level.WARN) == (
+        "ledger.warning",
+    )
+
+
+def test_rule_a_higher_declared_downtime_voids_the_notice(gate: Gate) -> None:
+    told = entry(extra={"downtime": "30m"})
+    assert gate(entries=[told], change=record(downtime="30m")).allowed
+    reason = only(gate(entries=[told], change=record(downtime="4h")), "notice.other_plan")
+    assert reason.startswith(
+        "#devops was told about a different plan (downtime raised from 30 minutes to 4 hours)"
+    )
 
 
 def test_the_facts_outside_the_ledger_are_said_after_the_notice(gate: Gate) -> None:
