@@ -1039,6 +1039,15 @@ def test_rule_ledger_problems_block_and_warnings_are_said(gate: Gate) -> None:
     )
 
 
+def test_an_unchanged_notice_that_cannot_stand_tells_nobody(gate: Gate) -> None:
+    # Recorded without a delivery, naming one of a lower change type: it cannot stand on it
+    # (still_told), so only the delivery counts, and that announced another type.
+    delivered = entry(change_type="application_update", idempotency_key="k0")
+    same = entry(idempotency_key="k1", extra={"same_as": "k0"})
+    reason = only(gate(entries=[delivered, same]), "notice.other_plan")
+    assert "change type raised from application_update to planned_infra_update" in reason
+
+
 def test_rule_a_higher_declared_downtime_voids_the_notice(gate: Gate) -> None:
     told = entry(extra={"downtime": "30m"})
     assert gate(entries=[told], change=record(downtime="30m")).allowed
