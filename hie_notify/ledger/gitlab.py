@@ -27,6 +27,7 @@ from hie_notify.gitlab_api import NoteTarget, call, gitlab_target
 from hie_notify.ledger.seal import Verified, seal, verify
 from hie_notify.lifecycle import LIFECYCLE
 from hie_notify.records import Entry
+from hie_notify.settings import refused_in_ci
 from hie_notify.switches import in_gitlab_ci
 
 MARKER = "hie-notify-ledger:v1:"
@@ -98,8 +99,8 @@ def ledger_authors(env: Mapping[str, str]) -> frozenset[str]:
         return frozenset()
     if in_gitlab_ci(env):
         raise InputError(
-            "HIE_LEDGER_AUTHORS: refused in GitLab CI (a branch can set its own job variables); "
-            "only the gate service (hie-notify receive) may accept other ledger authors"
+            refused_in_ci("HIE_LEDGER_AUTHORS")
+            + "; only the gate service (hie-notify receive) may accept other ledger authors"
         )
     return frozenset(name.strip() for name in raw.split(",") if name.strip())
 

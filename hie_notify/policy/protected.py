@@ -26,6 +26,7 @@ from hie_notify.durations import parse_notice
 from hie_notify.errors import InputError
 from hie_notify.policy.loader import DEFAULT_NAME, deep_merge, default_policy_data, load_policy
 from hie_notify.policy.model import Channels, Policy
+from hie_notify.settings import refused_in_ci
 from hie_notify.switches import in_gitlab_ci, switch
 from hie_notify.yamlfile import format_validation_error, parse_yaml_mapping, read_yaml_mapping
 
@@ -72,8 +73,8 @@ def load_effective(path: Path | None, env: Mapping[str, str]) -> LoadedPolicy:
     if local_policy_flag(env):
         if not protected_policy.trial:
             raise InputError(
-                "HIE_LOCAL_POLICY: refused in GitLab CI (a branch can set its own job "
-                f"variables); the protected policy ({where}) does not declare trial: true"
+                refused_in_ci("HIE_LOCAL_POLICY")
+                + f"; the protected policy ({where}) does not declare trial: true"
             )
         name = f"local file {path}" if path else DEFAULT_NAME
         # The trial is the protected policy's to declare, and stays declared.
