@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 def load_policy_for(options: Options) -> LoadedPolicy:
     """The policy in force (protected in GitLab CI), and where it came from. In CI a clock
     from the job's own variables is refused unless the protected policy declares a trial."""
-    loaded = load_effective(options.policy, options.env)
+    loaded = load_effective(options.policy, options.env, options.settings)
     refuse_ci_overrides(options, loaded.policy, gate=False)
     return with_jira_browse_url(loaded, options.env)
 

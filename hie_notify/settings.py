@@ -118,6 +118,7 @@ class Settings(BaseSettings):
         "GitLab access token (api scope; read_api to read the protected policy)",
         default=None,
         features=("gitlab", "policy"),
+        alias="HIE_GITLAB_TOKEN",
     )
     plain_gitlab_token: SecretStr | None = _var(
         "GitLab access token, when HIE_GITLAB_TOKEN is unset",
@@ -129,6 +130,7 @@ class Settings(BaseSettings):
         "GitLab: the job's token (reads the protected policy; cannot write notes)",
         default=None,
         features=("policy",),
+        alias="CI_JOB_TOKEN",
     )
     ci_api_v4_url: str = _var("GitLab: the API address")
     ci_project_id: str = _var("GitLab: the project's id")
@@ -157,12 +159,14 @@ class Settings(BaseSettings):
     hie_ledger_key: SecretStr | None = _var(
         "key that seals ledger entries",
         default=None,
+        alias="HIE_LEDGER_KEY",
     )
     # Channels.
     slack_bot_token: SecretStr | None = _var(
         "Slack bot token",
         default=None,
         features=("slack",),
+        alias="SLACK_BOT_TOKEN",
     )
     slack_api_url: str = _var("Slack API address", shown="https://slack.com/api/")
     smtp_host: str = _var("SMTP server", features=("email",))
@@ -172,6 +176,7 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = _var(
         "SMTP password",
         default=None,
+        alias="SMTP_PASSWORD",
     )
     smtp_from: str = _var("the sender address of email notices")
     smtp_ca_file: str = _var("CA bundle to verify the SMTP server with")
@@ -179,36 +184,43 @@ class Settings(BaseSettings):
         "Teams Workflows webhook address (the address is the credential)",
         default=None,
         features=("teams",),
+        alias="TEAMS_WEBHOOK_URL",
     )
     hie_webhook_url: SecretStr | None = _var(
         "generic webhook address (may carry a token)",
         default=None,
         features=("webhook",),
+        alias="HIE_WEBHOOK_URL",
     )
     hie_webhook_secret: SecretStr | None = _var(
         "key that signs webhook bodies",
         default=None,
+        alias="HIE_WEBHOOK_SECRET",
     )
     jira_url: str = _var("Jira address", features=("jira",))
     jira_user: str = _var("Jira Cloud user (the account's email)")
     jira_api_token: SecretStr | None = _var(
         "Jira Cloud API token",
         default=None,
+        alias="JIRA_API_TOKEN",
     )
     jira_pat: SecretStr | None = _var(
         "Jira Data Center personal access token",
         default=None,
+        alias="JIRA_PAT",
     )
     statuspage_api_key: SecretStr | None = _var(
         "Statuspage API key",
         default=None,
         features=("statuspage",),
+        alias="STATUSPAGE_API_KEY",
     )
     statuspage_api_url: str = _var("Statuspage API address", shown="https://api.statuspage.io/v1")
     pagerduty_routing_key: SecretStr | None = _var(
         "PagerDuty Events v2 integration key (every *_ROUTING_KEY variable is masked too)",
         default=None,
         features=("pagerduty",),
+        alias="PAGERDUTY_ROUTING_KEY",
     )
     pagerduty_events_url: str = _var(
         "PagerDuty Events API address", shown="https://events.pagerduty.com/v2"
@@ -218,11 +230,13 @@ class Settings(BaseSettings):
         "HCP Terraform token",
         default=None,
         features=("hcp",),
+        alias="TF_API_TOKEN",
     )
     tfe_token: SecretStr | None = _var(
         "HCP Terraform token, when TF_API_TOKEN is unset",
         default=None,
         features=("hcp",),
+        alias="TFE_TOKEN",
     )
     tfe_address: str = _var("Terraform Enterprise address")
     tf_cloud_hostname: str = _var("HCP Terraform host", shown="app.terraform.io")
@@ -246,10 +260,12 @@ class Settings(BaseSettings):
     hie_run_task_hmac_key: SecretStr | None = _var(
         "service: the run task's HMAC key",
         default=None,
+        alias="HIE_RUN_TASK_HMAC_KEY",
     )
     hie_tfc_notification_token: SecretStr | None = _var(
         "service: the HCP Terraform notification token",
         default=None,
+        alias="HIE_TFC_NOTIFICATION_TOKEN",
     )
     hie_service_threads: str = _var("service: request threads", shown="8")
     hie_service_workers: str = _var("service: gate workers", shown="4")
@@ -294,6 +310,12 @@ class Settings(BaseSettings):
     def gitlab_token(self) -> SecretStr | None:
         """The GitLab token every GitLab request uses: HIE_GITLAB_TOKEN, else GITLAB_TOKEN."""
         return self.hie_gitlab_token or self.plain_gitlab_token
+
+
+def settings_or_env(settings: Settings | None, env: Mapping[str, str]) -> Settings:
+    """The settings the face built; code reached without them (tests calling an adapter with
+    an environment of their own) builds them from `env`, through this one model."""
+    return settings if settings is not None else Settings.from_env(env)
 
 
 def _variables() -> list[tuple[str, FieldInfo]]:

@@ -232,7 +232,9 @@ def load(options: Options, args: argparse.Namespace, *, announce: bool = False) 
     loaded = load_policy_for(options)
     policy = loaded.policy
     change = require_change(load_change(options.change, policy) if options.change else None)
-    ledger = open_ledger(options.ledger, options.env, signed=policy.ledger.signed)
+    ledger = open_ledger(
+        options.ledger, options.env, signed=policy.ledger.signed, settings=options.settings
+    )
     has_plan = getattr(args, "plan", None) is not None
     source = plan_source.load(args, options.env, need_plan=announce or has_plan)
     run = source.run
@@ -267,7 +269,9 @@ def load_planless(options: Options) -> StageRun:
         change,
         planless(policy, change),
         BusinessCalendar.from_policy(policy),
-        open_ledger(options.ledger, options.env, signed=policy.ledger.signed),
+        open_ledger(
+            options.ledger, options.env, signed=policy.ledger.signed, settings=options.settings
+        ),
         renderer(policy, options),
     )
 
@@ -277,9 +281,10 @@ def renderer(policy: Policy, options: Options) -> Renderer:
     return Renderer(policy.templates, Masker.from_env(options.env))
 
 
-def gitlab_configured(env: Mapping[str, str]) -> bool:
+def gitlab_configured(options: Options) -> bool:
+    env = options.env
     return bool(
-        (env.get("HIE_GITLAB_TOKEN") or env.get("GITLAB_TOKEN"))
+        options.settings.gitlab_token
         and env.get("CI_API_V4_URL")
         and env.get("CI_PROJECT_ID")
         and (env.get("CI_MERGE_REQUEST_IID") or env.get("CI_COMMIT_SHA"))
@@ -445,7 +450,7 @@ def register_stage(
         )
         if stage != "announce" or stored is None:
             return []
-        found = conflicts_of(register, stored, freeze_periods(options.env) or [])
+        found = conflicts_of(register, stored, freeze_periods(options.env, options.settings) or [])
     except HieError as exc:
         return [f"warning: the change register was not updated: {exc}"]
     return [f"WARNING: conflict: {c.text()}" for c in found]
@@ -544,12 +549,12 @@ def owe_postmortem(
     pseudo = _document_audience(run)
     title, body = run.renderer.render_document("postmortem_issue.j2", run.context(pseudo, status))
     env = run.options.env
-    if gitlab_configured(env):
+    if gitlab_configured(run.options):
         from hie_notify.channels.gitlab import open_issue
         from hie_notify.gitlab_api import NoteTarget
 
         try:
-            where = NoteTarget.from_env(env, "the post-mortem issue")
+            where = NoteTarget.from_env(env, "the post-mortem issue", settings=run.options.settings)
             link = open_issue(where, title, body, ["post-mortem", "hie-notify"])
         except HieError as exc:
             if failures is None:
@@ -620,11 +625,13 @@ def publish_summary(run: StageRun, gate: dict[str, Any] | None = None) -> str:
     env = run.options.env
     if run.options.dry_run:
         return "merge request note: dry run, not published"
-    if gitlab_configured(env):
+    if gitlab_configured(run.options):
         from hie_notify.channels.gitlab import MergeRequestSummary
         from hie_notify.gitlab_api import NoteTarget
 
-        where = NoteTarget.from_env(env, "the merge request note", allow_issue=False)
+        where = NoteTarget.from_env(
+            env, "the merge request note", allow_issue=False, settings=run.options.settings
+        )
         if where.kind != "mr":
             return "merge request note: no merge request"
         note_id = MergeRequestSummary(where).publish(run.change.id, body, run.links.get("job", ""))
@@ -902,7 +909,9 @@ def check_gate(options: Options, source: plan_source.Source) -> GateCheck:
     prep = prepare(options, source, need_change=False)
     refuse_ci_overrides(options, prep.policy, gate=True)
     change = prep.change
-    ledger = open_ledger(options.ledger, options.env, signed=prep.policy.ledger.signed)
+    ledger = open_ledger(
+        options.ledger, options.env, signed=prep.policy.ledger.signed, settings=options.settings
+    )
     checked = ledger.verified(change.id) if change else None
     entries = checked.entries if checked else []
     decision = decide(
@@ -976,11 +985,13 @@ def _is_emergency(prep: Prepared) -> bool:
 
 def _approval(prep: Prepared, options: Options) -> Approval | None:
     """Break-glass: an emergency needs an approval by someone other than the MR's author."""
-    if not gitlab_configured(options.env):
+    if not gitlab_configured(options):
         return None
     from hie_notify.gitlab_api import NoteTarget, other_approvers
 
-    where = NoteTarget.from_env(options.env, "the emergency approval", allow_issue=False)
+    where = NoteTarget.from_env(
+        options.env, "the emergency approval", allow_issue=False, settings=options.settings
+    )
     others, author = other_approvers(where)
     if others:
         return Approval(True, f"approved by {', '.join(others)}")
@@ -1004,7 +1015,9 @@ def with_conflicts(
         record = record_of(change, prep.result, [], environments(options.env, prep.run))
         found = [
             f"conflict: {c.text()}"
-            for c in conflicts_of(register, record, freeze_periods(options.env) or [])
+            for c in conflicts_of(
+                register, record, freeze_periods(options.env, options.settings) or []
+            )
         ]
     except HieError as exc:
         found = [f"the change register could not be checked for conflicts: {exc}"]

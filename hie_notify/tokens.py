@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from hie_notify.errors import HieError
-from hie_notify.settings import feature_variables
+from hie_notify.settings import Settings, feature_variables, settings_or_env
 
 # (feature, variables, what the credential must allow); the variables come from the settings
 # model, in the order they are tried.
@@ -62,8 +62,11 @@ FEATURES = (
 )
 
 
-def report(env: Mapping[str, str], ledger: str | None) -> tuple[list[str], list[str]]:
+def report(
+    env: Mapping[str, str], ledger: str | None, settings: Settings | None = None
+) -> tuple[list[str], list[str]]:
     """(one line per feature, problems). Checks the GitLab token's scopes when it can."""
+    given = settings_or_env(settings, env)
     lines, problems = [], []
     for feature, variables, needs in FEATURES:
         have = next((v for v in variables if env.get(v)), None)
@@ -75,19 +78,19 @@ def report(env: Mapping[str, str], ledger: str | None) -> tuple[list[str], list[
         why = configured(env)
         if why:
             problems.append(f"Jira: {why}")
-    gitlab_token = env.get("HIE_GITLAB_TOKEN") or env.get("GITLAB_TOKEN")
+    gitlab_token = given.gitlab_token
     if (ledger or "").startswith("gitlab") and not gitlab_token:
         problems.append(
             "--ledger gitlab needs HIE_GITLAB_TOKEN: "
             + (
                 "CI_JOB_TOKEN cannot create merge-request notes"
-                if env.get("CI_JOB_TOKEN")
+                if given.ci_job_token
                 else "no GitLab token is set"
             )
         )
     if gitlab_token and env.get("CI_API_V4_URL"):
         try:
-            scopes = gitlab_scopes(env)
+            scopes = gitlab_scopes(env, given)
         except HieError as exc:
             problems.append(str(exc))
         else:
@@ -99,11 +102,11 @@ def report(env: Mapping[str, str], ledger: str | None) -> tuple[list[str], list[
     return lines, problems
 
 
-def gitlab_scopes(env: Mapping[str, str]) -> list[str] | None:
+def gitlab_scopes(env: Mapping[str, str], settings: Settings | None = None) -> list[str] | None:
     """The scopes of the GitLab token (None when GitLab cannot say, e.g. an OAuth token)."""
     from hie_notify.gitlab_api import call, connect, gitlab_target
 
-    target = gitlab_target(env, "checking the GitLab token")
+    target = gitlab_target(env, "checking the GitLab token", settings)
     gl = connect(target)
     import gitlab.exceptions as gle
 

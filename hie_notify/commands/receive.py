@@ -47,7 +47,7 @@ def refuse_trial_switches(options: Options) -> None:
         refused.append("--dry-run / HIE_DRY_RUN")
     if not refused:
         return
-    loaded = load_effective(options.policy, options.env)
+    loaded = load_effective(options.policy, options.env, options.settings)
     if loaded.policy.trial:
         return
     raise InputError(

@@ -80,8 +80,10 @@ class Settings:
                 org = OrgConfig.load(Path(config))
             except InputError as exc:
                 problems.extend(exc.problems)
+        from hie_notify.settings import Settings as EnvSettings
+
         if org is not None and not (
-            (env.get("HIE_GITLAB_TOKEN") or env.get("GITLAB_TOKEN")) and env.get("CI_API_V4_URL")
+            EnvSettings.from_env(env).gitlab_token and env.get("CI_API_V4_URL")
         ):
             problems.append(
                 "HIE_SERVICE_CONFIG: serving an organisation needs HIE_GITLAB_TOKEN and "
