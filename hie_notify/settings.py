@@ -300,6 +300,11 @@ class Settings(BaseSettings):
         )
         return built
 
+    def is_set(self, variable: str) -> bool:
+        """Is `variable` (its name in the environment) set, and not empty?"""
+        field = next(n for n, i in type(self).model_fields.items() if _name(n, i) == variable)
+        return bool(getattr(self, field))
+
     def secrets(self) -> list[str]:
         """Every secret value set: the variables typed SecretStr and the routing keys."""
         values = [getattr(self, name) for name in type(self).model_fields]
@@ -318,8 +323,12 @@ def settings_or_env(settings: Settings | None, env: Mapping[str, str]) -> Settin
     return settings if settings is not None else Settings.from_env(env)
 
 
+def _name(field: str, info: FieldInfo) -> str:
+    return info.alias or field.upper()
+
+
 def _variables() -> list[tuple[str, FieldInfo]]:
-    return [(info.alias or name.upper(), info) for name, info in Settings.model_fields.items()]
+    return [(_name(field, info), info) for field, info in Settings.model_fields.items()]
 
 
 def _extra(info: FieldInfo) -> dict[str, Any]:

@@ -69,7 +69,7 @@ def report(
     given = settings_or_env(settings, env)
     lines, problems = [], []
     for feature, variables, needs in FEATURES:
-        have = next((v for v in variables if env.get(v)), None)
+        have = next((v for v in variables if given.is_set(v)), None)
         state = f"uses {have}" if have else f"not configured: set {' or '.join(variables)}"
         lines.append(f"{feature}: {state} — needs {needs}")
     if env.get("JIRA_URL"):

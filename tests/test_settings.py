@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import responses
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
@@ -340,3 +341,74 @@ def test_the_raw_environment_does_not_spread() -> None:
     print(f"\nbefore (main): {BEFORE}\nnow: {now}")
     grown = {k: (now[k], CEILING[k]) for k in now if now[k] > CEILING[k]}
     assert not grown, f"more raw environment below the faces than before (now, ceiling): {grown}"
+
+
+# --- The GitLab token: read once at the face, carried to the request ---
+
+API = "https://gitlab.example.com/api/v4"
+TOKEN = "glpat-FACE-TOKEN-0123456789"
+
+
+class _Watched(dict):  # type: ignore[type-arg]
+    """An environment that notes every variable looked up by name (`get`, `[]`)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.looked_up: list[str] = []
+
+    def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
+        self.looked_up.append(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> str:
+        self.looked_up.append(key)
+        return str(super().__getitem__(key))
+
+
+@responses.activate
+def test_validate_sends_the_token_the_face_read_and_nothing_below_looks_it_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """cli.main -> Settings.from_env -> Options.settings -> tokens.report -> gitlab_scopes ->
+    gitlab_target -> connect -> GET /personal_access_tokens/self with PRIVATE-TOKEN."""
+    from hie_notify.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    seen = responses.get(f"{API}/personal_access_tokens/self", json={"scopes": ["api"]})
+    env = _Watched(HIE_GITLAB_TOKEN=TOKEN, CI_API_V4_URL=API, CI_PROJECT_ID="42")
+    assert main(["validate"], env=env) == 0, capsys.readouterr()
+    assert seen.call_count == 1
+    assert seen.calls[0].request.headers["PRIVATE-TOKEN"] == TOKEN
+    assert not {"HIE_GITLAB_TOKEN", "GITLAB_TOKEN"} & set(env.looked_up), env.looked_up
+    assert TOKEN not in capsys.readouterr().out
+
+
+@responses.activate
+def test_the_token_in_the_settings_is_the_one_sent_not_the_environments() -> None:
+    """An adapter given the face's settings uses their token even where `env` holds another
+    (or none): nothing below the face goes back to the environment for it."""
+    from hie_notify.gitlab_api import read_repository_file
+    from hie_notify.tokens import gitlab_scopes
+
+    scopes = responses.get(f"{API}/personal_access_tokens/self", json={"scopes": ["read_api"]})
+    raw = responses.get(
+        f"{API}/projects/42/repository/files/policy.yaml/raw", body=b"trial: true\n"
+    )
+    env = {"CI_API_V4_URL": API, "CI_PROJECT_ID": "42", "GITLAB_TOKEN": "glpat-NOT-THIS-ONE-0000"}
+    given = Settings.from_env({"HIE_GITLAB_TOKEN": TOKEN})
+    assert gitlab_scopes(env, given) == ["read_api"]
+    body, ref = read_repository_file(env, "42", "policy.yaml", "main", settings=given)
+    assert (body, ref) == (b"trial: true\n", "main")
+    assert scopes.calls[0].request.headers["PRIVATE-TOKEN"] == TOKEN
+    assert raw.calls[0].request.headers["PRIVATE-TOKEN"] == TOKEN
+
+
+def test_options_carry_the_settings_the_face_built() -> None:
+    from hie_notify.options import Options
+
+    given = Settings.from_env({"HIE_GITLAB_TOKEN": TOKEN})
+    options = Options.from_raw({}, {"HIE_GITLAB_TOKEN": "glpat-OTHER-0000000000"}, settings=given)
+    assert options.settings is given
+    # Options built without them (as tests do) read them from their own environment.
+    assert Options(env={"GITLAB_TOKEN": TOKEN}).settings.gitlab_token == SecretStr(TOKEN)
+    assert TOKEN not in repr(options)
