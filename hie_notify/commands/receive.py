@@ -25,7 +25,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
     from hie_notify.service.server import Service
     from hie_notify.service.settings import Settings
 
-    settings = Settings.from_env(options.env, args.listen)
+    settings = Settings.from_env(options.env, args.listen, options.settings)
     refuse_trial_switches(options)
     logs.configure(settings.masker(options.env))
     Service(settings, options).serve()
