@@ -267,6 +267,12 @@ class Settings(BaseSettings):
         default=None,
         alias="HIE_TFC_NOTIFICATION_TOKEN",
     )
+    # Acknowledgements (issue 29, on main; named here ahead of the merge).
+    hie_public_url: str = _var("service: the public address acknowledgement links point at")
+    hie_ack_key: SecretStr | None = _var("key that signs acknowledgement links", default=None)
+    slack_signing_secret: SecretStr | None = _var(
+        "Slack app signing secret (verifies button clicks)", default=None
+    )
     hie_service_threads: str = _var("service: request threads", shown="8")
     hie_service_workers: str = _var("service: gate workers", shown="4")
     hie_service_queue: str = _var("service: queued requests", shown="100")
