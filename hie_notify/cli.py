@@ -10,12 +10,15 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from importlib import import_module
-from typing import NoReturn, TextIO, cast
+from typing import TYPE_CHECKING, NoReturn, TextIO, cast
 
 from hie_notify import __version__, progress, switches
 from hie_notify.errors import EXIT_BAD_INPUT, EXIT_SERVICE, HieError, InputError
 from hie_notify.masking import Masker
 from hie_notify.options import Options
+
+if TYPE_CHECKING:
+    from hie_notify.settings import Settings
 
 # Global options may come before or after the command, or from these variables.
 _GLOBALS: list[tuple[str, str | None, dict[str, object]]] = [
@@ -201,6 +204,7 @@ def _options(
     env: Mapping[str, str],
     clock: Callable[[], datetime] | None = None,
     formats: tuple[str, ...] = ("text", "json"),
+    settings: Settings | None = None,
 ) -> Options:
     values: dict[str, object] = {}
     for flag, var, _kwargs in _GLOBALS:
@@ -211,7 +215,7 @@ def _options(
             value = switches.parse(var, raw) if key == "dry_run" else raw
         values[key] = value
     values["format"] = values["format"] or formats[0]
-    return Options.from_raw(values, env, clock)
+    return Options.from_raw(values, env, clock, settings)
 
 
 def main(
@@ -253,10 +257,14 @@ def _main(
     stdout = _Watched(sys.stdout)
     try:
         switches.check(env)
-        options = _options(args, env, clock, formats)
+        from hie_notify.settings import Settings
+
+        # The face: the environment read once into the typed settings, passed down in Options.
+        settings = Settings.from_env(env)
+        options = _options(args, env, clock, formats, settings)
         run: Callable[[argparse.Namespace, Options], int] = command.run
         if args.command != "receive":  # the service logs; everything else shows its progress
-            progress.start(sys.stderr, env, Masker.from_env(env))
+            progress.start(sys.stderr, env, Masker.from_settings(settings))
         try:
             with contextlib.redirect_stdout(cast(TextIO, stdout)):
                 return run(args, options)

@@ -15,6 +15,7 @@ from hie_notify.options import Options
 from hie_notify.plan_source import Source
 from hie_notify.policy import Policy
 from hie_notify.policy.protected import LoadedPolicy, load_effective
+from hie_notify.settings import refused_in_ci
 from hie_notify.switches import in_gitlab_ci
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 def load_policy_for(options: Options) -> LoadedPolicy:
     """The policy in force (protected in GitLab CI), and where it came from. In CI a clock
     from the job's own variables is refused unless the protected policy declares a trial."""
-    loaded = load_effective(options.policy, options.env)
+    loaded = load_effective(options.policy, options.env, options.settings)
     refuse_ci_overrides(options, loaded.policy, gate=False)
     return with_jira_browse_url(loaded, options.env)
 
@@ -53,8 +54,7 @@ def refuse_ci_overrides(options: Options, policy: Policy, *, gate: bool) -> None
     if refused:
         raise InputError(
             [
-                f"{name}: refused in GitLab CI (a branch can set its own job variables); the "
-                "protected policy does not declare trial: true"
+                refused_in_ci(name) + "; the protected policy does not declare trial: true"
                 for name in refused
             ]
         )

@@ -5,10 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from hie_notify import progress
 from hie_notify.errors import HieError, InputError, ServiceError
+from hie_notify.settings import settings_or_env
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
+
+    from hie_notify.settings import Settings
 
 T = TypeVar("T")
 MAX_RETRIES = 4
@@ -19,7 +25,7 @@ TIMEOUT_SECONDS = 30
 class GitLabTarget:
     api_url: str
     project_id: str
-    token: str
+    token: SecretStr  # shown only to python-gitlab, in `connect`
 
     def __repr__(self) -> str:  # never show the token
         return f"GitLabTarget(api_url={self.api_url!r}, project_id={self.project_id!r})"
@@ -29,9 +35,12 @@ class GitLabTarget:
         return self.api_url.removesuffix("/").removesuffix("/api/v4")
 
 
-def gitlab_target(env: Mapping[str, str], feature: str) -> GitLabTarget:
-    """Where and as whom to talk to GitLab, from the CI environment; InputError if unset."""
-    token = env.get("HIE_GITLAB_TOKEN") or env.get("GITLAB_TOKEN")
+def gitlab_target(
+    env: Mapping[str, str], feature: str, settings: Settings | None = None
+) -> GitLabTarget:
+    """Where and as whom to talk to GitLab: the token from the settings the face built (the
+    CI environment for the rest); InputError if unset."""
+    token = settings_or_env(settings, env).gitlab_token
     api_url = env.get("CI_API_V4_URL")
     project = env.get("CI_PROJECT_ID")
     missing = [
@@ -60,7 +69,7 @@ def connect(target: GitLabTarget) -> Any:
 
     gl = gitlab.Gitlab(
         url=target.server_url,
-        private_token=target.token,
+        private_token=target.token.get_secret_value(),
         timeout=TIMEOUT_SECONDS,
         retry_transient_errors=True,
         per_page=100,
@@ -110,11 +119,13 @@ def call(what: str, fn: Callable[[], T]) -> T:
         return fn()
 
 
-def freeze_periods(env: Mapping[str, str]) -> list[dict[str, Any]] | None:
+def freeze_periods(
+    env: Mapping[str, str], settings: Settings | None = None
+) -> list[dict[str, Any]] | None:
     """The project's deploy freeze periods as GitLab lists them (GET /projects/:id/
     freeze_periods), or None when GitLab is not configured."""
     try:
-        target = gitlab_target(env, "the deploy freeze periods")
+        target = gitlab_target(env, "the deploy freeze periods", settings)
     except InputError:
         return None
     from urllib.parse import quote
@@ -157,9 +168,14 @@ class NoteTarget:
 
     @classmethod
     def from_env(
-        cls, env: Mapping[str, str], feature: str, *, allow_issue: bool = True
+        cls,
+        env: Mapping[str, str],
+        feature: str,
+        *,
+        allow_issue: bool = True,
+        settings: Settings | None = None,
     ) -> NoteTarget:
-        target = gitlab_target(env, feature)
+        target = gitlab_target(env, feature, settings)
         issue = env.get("HIE_CHANGE_ISSUE_IID") if allow_issue else None
         if issue:
             if not issue.isdigit():
@@ -255,6 +271,7 @@ def read_repository_file(
     *,
     sleep: Callable[[float], None] | None = None,
     monotonic: Callable[[], float] | None = None,
+    settings: Settings | None = None,
 ) -> tuple[bytes | None, str]:
     """A file at a ref (the project's default branch when `ref` is None) through the GitLab
     API: (bytes, ref), or (None, ref) when the file does not exist there. Reads with
@@ -271,14 +288,20 @@ def read_repository_file(
     api_url = env.get("CI_API_V4_URL")
     if not api_url:
         raise InputError("CI_API_V4_URL is not set: cannot read the protected policy")
-    token = env.get("HIE_GITLAB_TOKEN") or env.get("GITLAB_TOKEN")
-    job_token = None if token else env.get("CI_JOB_TOKEN")
+    given = settings_or_env(settings, env)
+    token = given.gitlab_token.get_secret_value() if given.gitlab_token else None
+    job_token = None if token else given.ci_job_token
+
     if not token and not job_token:
         raise InputError(
             "reading the protected policy needs HIE_GITLAB_TOKEN (read_api scope) or the job's "
             "CI_JOB_TOKEN; neither is set"
         )
-    headers = {"PRIVATE-TOKEN": token} if token else {"JOB-TOKEN": str(job_token)}
+    if token:
+        headers = {"PRIVATE-TOKEN": token}
+    else:
+        assert job_token is not None
+        headers = {"JOB-TOKEN": job_token.get_secret_value()}
     what = f"read the protected policy {path} from project {project}"
     if job_token:
         what += (

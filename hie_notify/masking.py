@@ -5,28 +5,12 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Mapping
+from functools import cache
+from typing import TYPE_CHECKING
 
-SECRET_VARIABLES = (
-    "SLACK_BOT_TOKEN",
-    "SMTP_PASSWORD",
-    "HIE_GITLAB_TOKEN",
-    "GITLAB_TOKEN",
-    "CI_JOB_TOKEN",
-    "TEAMS_WEBHOOK_URL",
-    "HIE_WEBHOOK_URL",
-    "HIE_WEBHOOK_SECRET",
-    "TF_API_TOKEN",
-    "TFE_TOKEN",
-    "HIE_TFC_NOTIFICATION_TOKEN",
-    "HIE_RUN_TASK_HMAC_KEY",
-    "JIRA_API_TOKEN",
-    "JIRA_PAT",
-    "STATUSPAGE_API_KEY",
-    "PAGERDUTY_ROUTING_KEY",
-    "HIE_LEDGER_KEY",
-    "HIE_ACK_KEY",
-    "SLACK_SIGNING_SECRET",
-)
+if TYPE_CHECKING:
+    from hie_notify.settings import Settings
+
 ROUTING_KEY_SUFFIX = "_ROUTING_KEY"
 MASK = "[MASKED]"
 # Shapes of well-known tokens, masked even when they did not come from our own variables.
@@ -41,6 +25,21 @@ _PATTERNS = re.compile(
 _STARTS = ("xox", "glpat-", "https://")
 
 
+@cache
+def secret_variables() -> tuple[str, ...]:
+    """Every variable the settings model types as a secret (imported on first use: `--help`
+    loads no pydantic)."""
+    from hie_notify.settings import secret_variables
+
+    return secret_variables()
+
+
+def __getattr__(name: str) -> object:
+    if name == "SECRET_VARIABLES":
+        return secret_variables()
+    raise AttributeError(name)
+
+
 class Masker:
     """Replaces every known secret value (and anything shaped like a common token)."""
 
@@ -53,7 +52,12 @@ class Masker:
         # PagerDuty incident keys live in variables the policy names; they all end in
         # _ROUTING_KEY (policy.model.Alerts), so every such variable is masked.
         routing = [value for name, value in env.items() if name.endswith(ROUTING_KEY_SUFFIX)]
-        return cls([*(env.get(name, "") for name in SECRET_VARIABLES), *routing])
+        return cls([*(env.get(name, "") for name in secret_variables()), *routing])
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Masker:
+        """Every secret of the settings model (the policy's *_ROUTING_KEY variables too)."""
+        return cls(settings.secrets())
 
     def __call__(self, text: str) -> str:
         for secret in self.secrets:

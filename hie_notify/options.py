@@ -6,9 +6,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hie_notify.errors import InputError
 from hie_notify.limits import instant_problem
+
+if TYPE_CHECKING:
+    from hie_notify.settings import Settings
 
 
 def _machine_now() -> datetime:
@@ -34,6 +38,8 @@ class Options:
     wall_clock: Callable[[], datetime] = field(
         default=lambda: _machine_now(), compare=False, repr=False
     )
+    # The typed settings the face (cli.main, the service) built once from the environment.
+    given_settings: Settings | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_raw(
@@ -41,6 +47,7 @@ class Options:
         values: Mapping[str, object],
         env: Mapping[str, str],
         wall_clock: Callable[[], datetime] | None = None,
+        settings: Settings | None = None,
     ) -> Options:
         def path(key: str) -> Path | None:
             value = values.get(key)
@@ -56,8 +63,17 @@ class Options:
             format=str(values.get("format") or "text"),
             dry_run=bool(values.get("dry_run")),
             env=env,
+            given_settings=settings,
         )
         return replace(options, wall_clock=wall_clock) if wall_clock else options
+
+    @property
+    def settings(self) -> Settings:
+        """The settings the face built (Options built without them, as tests do, get them
+        from `env`)."""
+        from hie_notify.settings import settings_or_env
+
+        return settings_or_env(self.given_settings, self.env)
 
     def clock(self) -> datetime:
         """`--now` when given (the machine's clock is then never read), else the machine's time."""

@@ -246,7 +246,9 @@ def load(options: Options, args: argparse.Namespace, *, announce: bool = False) 
     loaded = load_policy_for(options)
     policy = loaded.policy
     change = require_change(load_change(options.change, policy) if options.change else None)
-    ledger = open_ledger(options.ledger, options.env, signed=policy.ledger.signed)
+    ledger = open_ledger(
+        options.ledger, options.env, signed=policy.ledger.signed, settings=options.settings
+    )
     has_plan = getattr(args, "plan", None) is not None
     source = plan_source.load(args, options.env, need_plan=announce or has_plan)
     run = source.run
@@ -281,7 +283,9 @@ def load_planless(options: Options) -> StageRun:
         change,
         planless(policy, change),
         BusinessCalendar.from_policy(policy),
-        open_ledger(options.ledger, options.env, signed=policy.ledger.signed),
+        open_ledger(
+            options.ledger, options.env, signed=policy.ledger.signed, settings=options.settings
+        ),
         renderer(policy, options),
     )
 
@@ -291,9 +295,10 @@ def renderer(policy: Policy, options: Options) -> Renderer:
     return Renderer(policy.templates, Masker.from_env(options.env))
 
 
-def gitlab_configured(env: Mapping[str, str]) -> bool:
+def gitlab_configured(options: Options) -> bool:
+    env = options.env
     return bool(
-        (env.get("HIE_GITLAB_TOKEN") or env.get("GITLAB_TOKEN"))
+        options.settings.gitlab_token
         and env.get("CI_API_V4_URL")
         and env.get("CI_PROJECT_ID")
         and (env.get("CI_MERGE_REQUEST_IID") or env.get("CI_COMMIT_SHA"))
@@ -460,7 +465,7 @@ def register_stage(
         )
         if stage != "announce" or stored is None:
             return []
-        found = conflicts_of(register, stored, freeze_periods(options.env) or [])
+        found = conflicts_of(register, stored, freeze_periods(options.env, options.settings) or [])
     except HieError as exc:
         return [f"warning: the change register was not updated: {exc}"]
     return [f"WARNING: conflict: {c.text()}" for c in found]
@@ -559,12 +564,12 @@ def owe_postmortem(
     pseudo = _document_audience(run)
     title, body = run.renderer.render_document("postmortem_issue.j2", run.context(pseudo, status))
     env = run.options.env
-    if gitlab_configured(env):
+    if gitlab_configured(run.options):
         from hie_notify.channels.gitlab import open_issue
         from hie_notify.gitlab_api import NoteTarget
 
         try:
-            where = NoteTarget.from_env(env, "the post-mortem issue")
+            where = NoteTarget.from_env(env, "the post-mortem issue", settings=run.options.settings)
             link = open_issue(where, title, body, ["post-mortem", "hie-notify"])
         except HieError as exc:
             if failures is None:
@@ -635,11 +640,13 @@ def publish_summary(run: StageRun, gate: GateDecision | None = None) -> str:
     env = run.options.env
     if run.options.dry_run:
         return "merge request note: dry run, not published"
-    if gitlab_configured(env):
+    if gitlab_configured(run.options):
         from hie_notify.channels.gitlab import MergeRequestSummary
         from hie_notify.gitlab_api import NoteTarget
 
-        where = NoteTarget.from_env(env, "the merge request note", allow_issue=False)
+        where = NoteTarget.from_env(
+            env, "the merge request note", allow_issue=False, settings=run.options.settings
+        )
         if where.kind != "mr":
             return "merge request note: no merge request"
         note_id = MergeRequestSummary(where).publish(run.change.id, body, run.links.get("job", ""))
@@ -982,7 +989,9 @@ def check_gate(options: Options, source: plan_source.Source) -> GateCheck:
     prep = prepare(options, source, need_change=False)
     refuse_ci_overrides(options, prep.policy, gate=True)
     change = prep.change
-    ledger = open_ledger(options.ledger, options.env, signed=prep.policy.ledger.signed)
+    ledger = open_ledger(
+        options.ledger, options.env, signed=prep.policy.ledger.signed, settings=options.settings
+    )
     facts = gate_facts(options, prep, ledger)
     decision = decide(facts)
     answered = _acknowledgements(options, prep, facts.entries)
@@ -1031,11 +1040,13 @@ def _gate_dotenv(decision: GateDecision, prep: Prepared, data: dict[str, Any]) -
 
 def _approval(options: Options) -> Approval | None:
     """Break-glass: an emergency needs an approval by someone other than the MR's author."""
-    if not gitlab_configured(options.env):
+    if not gitlab_configured(options):
         return None
     from hie_notify.gitlab_api import NoteTarget, other_approvers
 
-    where = NoteTarget.from_env(options.env, "the emergency approval", allow_issue=False)
+    where = NoteTarget.from_env(
+        options.env, "the emergency approval", allow_issue=False, settings=options.settings
+    )
     others, author = other_approvers(where)
     if others:
         return Approval(True, f"approved by {', '.join(others)}")
@@ -1089,7 +1100,7 @@ def _conflicts(
 
     try:
         record = record_of(change, prep.result, [], environments(options.env, prep.run))
-        found = conflicts_of(register, record, freeze_periods(options.env) or [])
+        found = conflicts_of(register, record, freeze_periods(options.env, options.settings) or [])
     except HieError as exc:
         return Conflicts(unreadable=str(exc))
     return Conflicts(tuple(c.text() for c in found))

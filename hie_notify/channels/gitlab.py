@@ -10,10 +10,13 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hie_notify.errors import ServiceError
 from hie_notify.gitlab_api import NoteTarget, call, connect, gitlab_target
+
+if TYPE_CHECKING:
+    from hie_notify.settings import Settings
 
 NOTE_LIMIT = 1_000_000  # GitLab's note body limit, in characters
 MAX_ATTEMPTS = 3
@@ -98,14 +101,14 @@ def open_issue(where: NoteTarget, title: str, description: str, labels: list[str
 _ISSUE_URL = re.compile(r"/-/issues/(\d+)$")
 
 
-def issue_closed(env: Mapping[str, str], url: str) -> str | None:
+def issue_closed(env: Mapping[str, str], url: str, settings: Settings | None = None) -> str | None:
     """When the post-mortem issue at `url` (as `open_issue` returned it) was closed, GitLab's
     `closed_at`; None while it is open, or when `url` is not an issue of the configured project
     (its web URL must be the one GitLab reports for that issue number)."""
     found = _ISSUE_URL.search(url)
     if found is None:
         return None
-    target = gitlab_target(env, "the post-mortem issue's state")
+    target = gitlab_target(env, "the post-mortem issue's state", settings)
     project = connect(target).projects.get(target.project_id, lazy=True)
     issue = call("read the post-mortem issue", lambda: project.issues.get(int(found.group(1))))
     attrs = issue.attributes

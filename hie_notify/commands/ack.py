@@ -166,10 +166,12 @@ def _author(options: Options, owner: str | None) -> str:
     """The merge request's author when GitLab can say, else the change record's owner."""
     from hie_notify.stagerun import gitlab_configured
 
-    if gitlab_configured(options.env):
+    if gitlab_configured(options):
         from hie_notify.gitlab_api import NoteTarget, other_approvers
 
-        where = NoteTarget.from_env(options.env, "the change's author", allow_issue=False)
+        where = NoteTarget.from_env(
+            options.env, "the change's author", allow_issue=False, settings=options.settings
+        )
         _, author = other_approvers(where)
         return author
     return (owner or "").strip()

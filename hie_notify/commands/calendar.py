@@ -102,7 +102,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
         notes.append("no register (--register none, or a GitLab ledger without --register)")
     else:
         changes = register.between(start, end)
-    periods = freeze_periods(options.env)
+    periods = freeze_periods(options.env, options.settings)
     if periods is None:
         notes.append(
             "deploy freezes: GitLab is not configured (HIE_GITLAB_TOKEN, CI_API_V4_URL, "

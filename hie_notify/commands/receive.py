@@ -25,7 +25,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
     from hie_notify.service.server import Service
     from hie_notify.service.settings import Settings
 
-    settings = Settings.from_env(options.env, args.listen)
+    settings = Settings.from_env(options.env, args.listen, options.settings)
     refuse_trial_switches(options)
     logs.configure(settings.masker(options.env))
     Service(settings, options).serve()
@@ -47,7 +47,7 @@ def refuse_trial_switches(options: Options) -> None:
         refused.append("--dry-run / HIE_DRY_RUN")
     if not refused:
         return
-    loaded = load_effective(options.policy, options.env)
+    loaded = load_effective(options.policy, options.env, options.settings)
     if loaded.policy.trial:
         return
     raise InputError(

@@ -125,7 +125,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
                     "it is given",
                     file=sys.stderr,
                 )
-    lines, token_problems = tokens.report(options.env, options.ledger)
+    lines, token_problems = tokens.report(options.env, options.ledger, options.settings)
     problems.extend(token_problems)
     try:
         lines.append(ack_line(options.env))

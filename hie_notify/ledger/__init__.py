@@ -6,12 +6,15 @@ import hashlib
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from hie_notify.errors import InputError
 from hie_notify.ledger.seal import Verified, ledger_key
 from hie_notify.records import ENTRY_VERSION, Entry
 from hie_notify.switches import in_gitlab_ci
+
+if TYPE_CHECKING:
+    from hie_notify.settings import Settings
 
 __all__ = ["ENTRY_VERSION", "Entry", "Ledger", "Verified", "idempotency_key", "open_ledger"]
 
@@ -50,7 +53,12 @@ class Ledger(Protocol):
 
 
 def open_ledger(
-    uri: str | None, env: Mapping[str, str], *, signed: bool = False, must_exist: bool = False
+    uri: str | None,
+    env: Mapping[str, str],
+    *,
+    signed: bool = False,
+    must_exist: bool = False,
+    settings: Settings | None = None,
 ) -> Ledger:
     """`file:PATH` (default `file:.hie-notify/ledger.jsonl`) or `gitlab[:mr:IID|:issue:IID]`.
     Entries are signed with HIE_LEDGER_KEY when it is set; `signed` (the protected policy's
@@ -79,7 +87,7 @@ def open_ledger(
     if uri == "gitlab" or uri.startswith("gitlab:"):
         from hie_notify.ledger.gitlab import GitLabLedger
 
-        return GitLabLedger.from_env(uri, env, key)
+        return GitLabLedger.from_env(uri, env, key, settings)
     raise InputError(
         f"--ledger / HIE_LEDGER: expected file:PATH or gitlab (or gitlab:mr:IID, "
         f"gitlab:issue:IID), got {uri!r}"

@@ -27,6 +27,7 @@ from hie_notify.gitlab_api import NoteTarget, call, gitlab_target
 from hie_notify.ledger.seal import Verified, seal, verify
 from hie_notify.lifecycle import LIFECYCLE
 from hie_notify.records import Entry
+from hie_notify.settings import Settings, refused_in_ci
 from hie_notify.switches import in_gitlab_ci
 
 MARKER = "hie-notify-ledger:v1:"
@@ -98,8 +99,8 @@ def ledger_authors(env: Mapping[str, str]) -> frozenset[str]:
         return frozenset()
     if in_gitlab_ci(env):
         raise InputError(
-            "HIE_LEDGER_AUTHORS: refused in GitLab CI (a branch can set its own job variables); "
-            "only the gate service (hie-notify receive) may accept other ledger authors"
+            refused_in_ci("HIE_LEDGER_AUTHORS")
+            + "; only the gate service (hie-notify receive) may accept other ledger authors"
         )
     return frozenset(name.strip() for name in raw.split(",") if name.strip())
 
@@ -118,17 +119,23 @@ class GitLabLedger:
         return self.where.description
 
     @classmethod
-    def from_env(cls, uri: str, env: Mapping[str, str], key: bytes | None = None) -> GitLabLedger:
+    def from_env(
+        cls,
+        uri: str,
+        env: Mapping[str, str],
+        key: bytes | None = None,
+        settings: Settings | None = None,
+    ) -> GitLabLedger:
         parts = uri.split(":")
         authors = ledger_authors(env)
         if len(parts) == 3 and parts[1] in ("mr", "issue") and parts[2].isdigit():
-            target = gitlab_target(env, "the GitLab ledger")
+            target = gitlab_target(env, "the GitLab ledger", settings)
             return cls(NoteTarget(target, parts[1], int(parts[2]), None), key, authors)
         if uri != "gitlab":
             raise InputError(
                 f"--ledger: expected gitlab, gitlab:mr:IID or gitlab:issue:IID, got {uri!r}"
             )
-        return cls(NoteTarget.from_env(env, "the GitLab ledger"), key, authors)
+        return cls(NoteTarget.from_env(env, "the GitLab ledger", settings=settings), key, authors)
 
     def _notes(self, what: str) -> list[Any]:
         """The notes that may be ledger notes: by our own user or an accepted author."""

@@ -26,6 +26,7 @@ from hie_notify.durations import parse_notice
 from hie_notify.errors import InputError
 from hie_notify.policy.loader import DEFAULT_NAME, deep_merge, default_policy_data, load_policy
 from hie_notify.policy.model import Channels, Policy
+from hie_notify.settings import Settings, refused_in_ci, settings_or_env
 from hie_notify.switches import in_gitlab_ci, switch
 from hie_notify.yamlfile import format_validation_error, parse_yaml_mapping, read_yaml_mapping
 
@@ -47,12 +48,14 @@ def local_policy_flag(env: Mapping[str, str]) -> bool:
     return switch(env, "HIE_LOCAL_POLICY")
 
 
-def load_effective(path: Path | None, env: Mapping[str, str]) -> LoadedPolicy:
+def load_effective(
+    path: Path | None, env: Mapping[str, str], settings: Settings | None = None
+) -> LoadedPolicy:
     """The policy in force: protected in GitLab CI, the local file elsewhere."""
     if not in_gitlab_ci(env):
         name = f"local file {path}" if path else DEFAULT_NAME
         return LoadedPolicy(load_policy(path), f"{name} (not protected: outside GitLab CI)")
-    raw, where = _fetch_protected(env, path)
+    raw, where = _fetch_protected(env, path, settings_or_env(settings, env))
     named = path is not None or bool(env.get("HIE_POLICY_PATH") or env.get("HIE_POLICY_PROJECT"))
     if raw is None and named:
         # A named protected policy that is not there must not quietly become the built-in
@@ -72,8 +75,8 @@ def load_effective(path: Path | None, env: Mapping[str, str]) -> LoadedPolicy:
     if local_policy_flag(env):
         if not protected_policy.trial:
             raise InputError(
-                "HIE_LOCAL_POLICY: refused in GitLab CI (a branch can set its own job "
-                f"variables); the protected policy ({where}) does not declare trial: true"
+                refused_in_ci("HIE_LOCAL_POLICY")
+                + f"; the protected policy ({where}) does not declare trial: true"
             )
         name = f"local file {path}" if path else DEFAULT_NAME
         # The trial is the protected policy's to declare, and stays declared.
@@ -305,7 +308,9 @@ def _validate(data: dict[str, Any], source: str) -> Policy:
         raise InputError(format_validation_error(source, exc, Policy)) from None
 
 
-def _fetch_protected(env: Mapping[str, str], path: Path | None) -> tuple[bytes | None, str]:
+def _fetch_protected(
+    env: Mapping[str, str], path: Path | None, settings: Settings
+) -> tuple[bytes | None, str]:
     """The protected policy file's bytes (None when it does not exist) and where it is."""
     from hie_notify.gitlab_api import read_repository_file
 
@@ -319,21 +324,21 @@ def _fetch_protected(env: Mapping[str, str], path: Path | None) -> tuple[bytes |
         ref = env.get("CI_DEFAULT_BRANCH")
         if not ref:
             raise InputError("CI_DEFAULT_BRANCH is not set: cannot find the protected policy")
-    if not env.get("HIE_POLICY_PROJECT") and _protected_default_branch_checkout(env):
+    if not env.get("HIE_POLICY_PROJECT") and _protected_default_branch_checkout(env, settings):
         # GitLab's job token cannot read repository files through the API; but a pipeline of
         # the protected default branch has that branch checked out: its file is the one the
         # API would return (a trial needs no token).
         checkout = Path(file_path)  # the job runs in its checkout, as for every other file
         raw = checkout.read_bytes() if checkout.is_file() else None
         return raw, f"{project}@{ref}:{file_path} (this pipeline's checkout)"
-    raw, resolved_ref = read_repository_file(env, project, file_path, ref)
+    raw, resolved_ref = read_repository_file(env, project, file_path, ref, settings=settings)
     return raw, f"{project}@{resolved_ref}:{file_path}"
 
 
-def _protected_default_branch_checkout(env: Mapping[str, str]) -> bool:
+def _protected_default_branch_checkout(env: Mapping[str, str], settings: Settings) -> bool:
     """A pipeline of the protected default branch with no GitLab token to read the API."""
     return (
-        not (env.get("HIE_GITLAB_TOKEN") or env.get("GITLAB_TOKEN"))
+        settings.gitlab_token is None
         and env.get("CI_PIPELINE_SOURCE") != "merge_request_event"
         and bool(env.get("CI_COMMIT_BRANCH"))
         and env.get("CI_COMMIT_BRANCH") == env.get("CI_DEFAULT_BRANCH")

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from hie_notify import timetext
@@ -47,6 +47,9 @@ from hie_notify.register.jobs import RegisterLedger
 from hie_notify.register.model import Registered
 from hie_notify.register.store import Register, register_of
 from hie_notify.render import Renderer, service_context, when_text
+
+if TYPE_CHECKING:
+    from hie_notify.settings import Settings
 
 SUMMARY, AGENDA, STAKEHOLDERS = "digest_summary", "digest_agenda", "digest_stakeholders"
 KIND_OF_STAGE = {SUMMARY: "summary", AGENDA: "agenda", STAKEHOLDERS: "stakeholders"}
@@ -626,7 +629,7 @@ def _routes(
         return channels.for_audience(audience)
     kind = policy.digest.meeting.channel
     if kind == "gitlab_issue":
-        issue = AgendaIssue.from_env(options.env)
+        issue = AgendaIssue.from_env(options.env, options.settings)
         if issue is None:
             channels.fallbacks["gitlab_issue"] = (
                 "HIE_GITLAB_TOKEN, CI_API_V4_URL or the project (HIE_REGISTER_PROJECT, "
@@ -736,14 +739,20 @@ class AgendaIssue:
         self.target = target
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> AgendaIssue | None:
+    def from_env(
+        cls, env: Mapping[str, str], settings: Settings | None = None
+    ) -> AgendaIssue | None:
         from hie_notify.gitlab_api import GitLabTarget, gitlab_target
+        from hie_notify.settings import settings_or_env
 
-        token = env.get("HIE_GITLAB_TOKEN") or env.get("GITLAB_TOKEN")
+        settings = settings_or_env(settings, env)
+        token = settings.gitlab_token
         project = env.get("HIE_REGISTER_PROJECT") or env.get("CI_PROJECT_ID")
         if not (token and env.get("CI_API_V4_URL") and project):
             return None
-        base = gitlab_target({**env, "CI_PROJECT_ID": project}, "the meeting agenda issue")
+        base = gitlab_target(
+            {**env, "CI_PROJECT_ID": project}, "the meeting agenda issue", settings
+        )
         return cls(GitLabTarget(base.api_url, project, base.token))
 
     def send(self, outgoing: Outgoing) -> Delivery:

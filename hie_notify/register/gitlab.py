@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from hie_notify import gitlab_api, timetext
@@ -33,6 +33,9 @@ from hie_notify.lifecycle import LIFECYCLE
 from hie_notify.records import Entry
 from hie_notify.register.feed import FreezePeriod
 from hie_notify.register.model import Registered, new_entries, settled, updated
+
+if TYPE_CHECKING:
+    from hie_notify.settings import Settings
 
 LABEL = "hie-notify-change"
 MARKER = "hie-notify-register:v1:"
@@ -109,8 +112,9 @@ class GitLabRegister:
         time_zone: str = "UTC",
         mask: Callable[[str], str] = str,
         writer: str = "",
+        settings: Settings | None = None,
     ) -> GitLabRegister:
-        base = gitlab_target(env, "the GitLab register")
+        base = gitlab_target(env, "the GitLab register", settings)
         project = project or env.get("HIE_REGISTER_PROJECT") or base.project_id
         target = GitLabTarget(base.api_url, project, base.token)
         return cls(target, time_zone=time_zone, mask=mask, writer=writer)
@@ -400,9 +404,11 @@ def _reported_iter(items: Any, what: str) -> Any:
         yield item
 
 
-def freeze_periods(env: Mapping[str, str]) -> list[FreezePeriod] | None:
+def freeze_periods(
+    env: Mapping[str, str], settings: Settings | None = None
+) -> list[FreezePeriod] | None:
     """The project's deploy freeze periods, or None when GitLab is not configured."""
-    periods = gitlab_api.freeze_periods(env)
+    periods = gitlab_api.freeze_periods(env, settings)
     if periods is None:
         return None
     return [

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -36,6 +36,9 @@ from hie_notify.register.model import Registered, lifecycle_of, merge_entries
 from hie_notify.register.store import Register, register_of
 from hie_notify.render import Renderer
 from hie_notify.stages import from_ledger, postmortem_reasons
+
+if TYPE_CHECKING:
+    from hie_notify.settings import Settings
 
 # Statuses (lifecycle states) that say the change failed or did not stay: a post-mortem is owed.
 _FAILED = frozenset(
@@ -269,7 +272,7 @@ def _remind_postmortem(
     due = reminders.postmortem_overdue(record, audiences, due_at, now)
     if not due or due_at is None:
         return
-    upstream = closed_on_gitlab(options.env, record.entries)
+    upstream = closed_on_gitlab(options.env, record.entries, options.settings)
     if upstream is not None:  # closed on GitLab, not recorded yet: record it, remind nobody
         url, closed_at = upstream
         entry = closing_entry(change.id, result.change_type, now, url, "GitLab", closed_at)
@@ -645,7 +648,7 @@ def postmortem(options: Options, *, closed: bool, link: str) -> PostmortemState:
         entries = [*entries, *ledger.record([entry])]
         recorded = True
     elif already is None:
-        upstream = closed_on_gitlab(options.env, entries)
+        upstream = closed_on_gitlab(options.env, entries, options.settings)
         if upstream is not None:
             url, closed_at = upstream
             entries = [
@@ -698,14 +701,15 @@ def closing_entry(
     )
 
 
-def closed_on_gitlab(env: Mapping[str, str], entries: Sequence[Entry]) -> tuple[str, str] | None:
+def closed_on_gitlab(
+    env: Mapping[str, str], entries: Sequence[Entry], settings: Settings | None = None
+) -> tuple[str, str] | None:
     """(issue URL, closed_at) when the post-mortem issue hie-notify opened on GitLab is closed;
     None when it is open, there is none, or GitLab is not configured."""
-    if not (
-        (env.get("HIE_GITLAB_TOKEN") or env.get("GITLAB_TOKEN"))
-        and env.get("CI_API_V4_URL")
-        and env.get("CI_PROJECT_ID")
-    ):
+    from hie_notify.settings import settings_or_env
+
+    settings = settings_or_env(settings, env)
+    if not (settings.gitlab_token and env.get("CI_API_V4_URL") and env.get("CI_PROJECT_ID")):
         return None
     opened = [
         e
@@ -717,7 +721,7 @@ def closed_on_gitlab(env: Mapping[str, str], entries: Sequence[Entry]) -> tuple[
     from hie_notify.channels.gitlab import issue_closed
 
     url = opened[0].message_id
-    closed_at = issue_closed(env, url)
+    closed_at = issue_closed(env, url, settings)
     return (url, closed_at) if closed_at else None
 
 

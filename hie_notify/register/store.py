@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from hie_notify.errors import InputError
 from hie_notify.options import Options
 from hie_notify.policy.model import Policy
 from hie_notify.records import Entry
 from hie_notify.register.model import Registered
+
+if TYPE_CHECKING:
+    from hie_notify.settings import Settings
 
 DEFAULT_FILE = "register.sqlite3"
 
@@ -75,6 +78,7 @@ def open_register(
     mask: Callable[[str], str] = str,
     read_only: bool = False,
     must_exist: bool = False,
+    settings: Settings | None = None,
 ) -> Register | None:
     """`sqlite:PATH`, `gitlab` (project HIE_REGISTER_PROJECT, else CI_PROJECT_ID),
     `gitlab:PROJECT`, or `none`; unset: next to a file ledger (see `default_uri`). A SQLite
@@ -95,7 +99,12 @@ def open_register(
 
         project = uri[len("gitlab:") :] if uri != "gitlab" else None
         return GitLabRegister.from_env(
-            env, project, time_zone=time_zone, mask=mask, writer=project_of(env)
+            env,
+            project,
+            time_zone=time_zone,
+            mask=mask,
+            writer=project_of(env),
+            settings=settings,
         )
     raise InputError(
         f"--register / HIE_REGISTER: expected sqlite:PATH, gitlab, gitlab:PROJECT or none, "
@@ -120,6 +129,7 @@ def register_of(
         mask=Masker.from_env(options.env),
         read_only=options.dry_run or only_reads,
         must_exist=only_reads,
+        settings=options.settings,
     )
     if register is None and required_by:
         raise InputError(

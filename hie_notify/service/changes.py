@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hie_notify.errors import InputError
 from hie_notify.gitlab_api import NoteTarget, call, connect, gitlab_target, reported
@@ -26,6 +26,9 @@ from hie_notify.options import Options
 from hie_notify.service.org import ProtectedPolicies
 from hie_notify.service.settings import Settings
 from hie_notify.yamlfile import read_yaml_mapping
+
+if TYPE_CHECKING:
+    from hie_notify.settings import Settings as EnvSettings
 
 
 @dataclass(frozen=True)
@@ -35,12 +38,8 @@ class Located:
     link: str  # the merge request, else the run
 
 
-def gitlab_ready(env: Any) -> bool:
-    return bool(
-        (env.get("HIE_GITLAB_TOKEN") or env.get("GITLAB_TOKEN"))
-        and env.get("CI_API_V4_URL")
-        and env.get("CI_PROJECT_ID")
-    )
+def gitlab_ready(env: Any, settings: EnvSettings) -> bool:
+    return bool(settings.gitlab_token and env.get("CI_API_V4_URL") and env.get("CI_PROJECT_ID"))
 
 
 def locate(
@@ -87,9 +86,9 @@ def locate(
                 f"the run names {key}, but this service serves the change record {change_path} "
                 f"({change_id}): not this change's run"
             )
-    elif gitlab_ready(env):
+    elif gitlab_ready(env, base.settings):
         path = settings.change_path.replace("{id}", key)
-        change_path = _fetch_record(env, path, commit or branch, workdir, key)
+        change_path = _fetch_record(env, path, commit or branch, workdir, key, base.settings)
         change_id = _record_id(change_path)
         if change_id != key:
             raise InputError(
@@ -103,9 +102,9 @@ def locate(
         )
     ledger = base.ledger
     link = run_url or ""
-    if (ledger is None or ledger == "gitlab") and gitlab_ready(env):
+    if (ledger is None or ledger == "gitlab") and gitlab_ready(env, base.settings):
         if commit:
-            where = NoteTarget(gitlab_target(env, "the ledger"), "mr", None, commit)
+            where = NoteTarget(gitlab_target(env, "the ledger", base.settings), "mr", None, commit)
             mr = where.noteable()
             env["CI_MERGE_REQUEST_IID"] = str(mr.iid)
             ledger = f"gitlab:mr:{mr.iid}"
@@ -146,8 +145,10 @@ def _record_id(path: Path) -> str:
     return value
 
 
-def _fetch_record(env: Any, path: str, ref: str | None, workdir: Path, key: str) -> Path:
-    target = gitlab_target(env, "reading the change record")
+def _fetch_record(
+    env: Any, path: str, ref: str | None, workdir: Path, key: str, settings: EnvSettings
+) -> Path:
+    target = gitlab_target(env, "reading the change record", settings)
     gl = connect(target)
     project = gl.projects.get(target.project_id, lazy=True)
     import gitlab.exceptions as gle

@@ -5,10 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hie_notify.errors import InputError
 from hie_notify.masking import Masker
 from hie_notify.service.org import OrgConfig
+
+if TYPE_CHECKING:
+    from hie_notify.settings import Settings as EnvSettings
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
 DEFAULT_CHANGE_PATH = "deploy/change.yaml"
@@ -53,7 +57,10 @@ class Settings:
         )
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], listen: str | None = None) -> Settings:
+    def from_env(
+        cls, env: Mapping[str, str], listen: str | None = None, typed: EnvSettings | None = None
+    ) -> Settings:
+        """`typed`: the settings the face (cli.main) built from the same environment."""
         problems: list[str] = []
 
         def number(name: str, default: int, low: int, high: int) -> int:
@@ -98,8 +105,10 @@ class Settings:
                 org = OrgConfig.load(Path(config))
             except InputError as exc:
                 problems.extend(exc.problems)
+        from hie_notify.settings import settings_or_env
+
         if org is not None and not (
-            (env.get("HIE_GITLAB_TOKEN") or env.get("GITLAB_TOKEN")) and env.get("CI_API_V4_URL")
+            settings_or_env(typed, env).gitlab_token and env.get("CI_API_V4_URL")
         ):
             problems.append(
                 "HIE_SERVICE_CONFIG: serving an organisation needs HIE_GITLAB_TOKEN and "
