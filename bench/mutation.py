@@ -232,16 +232,29 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
     ),
     (
         "gate",
-        "_requirement",
-        "outbox_counts: bool = False,",
-        "decide, its only caller, always passes outbox_counts: the default is never used",
+        "_told",
+        "if told and not sent:",
+        "`uncounted` is read only when nothing was told (the `told` branches come first), and "
+        "with nothing sent its lists are empty: building it in more cases changes nothing",
     ),
     (
         "gate",
-        "_requirement",
-        "if not told or sent:",
-        "`uncounted` is read only when nothing was told (the `told` branches come first), and "
-        "with nothing sent its lists are empty: building it in more cases changes nothing",
+        "_differences",
+        "(change) or True",
+        "decide asks about notices only with a change record (none returns first)",
+    ),
+    (
+        "gate",
+        "_notice",
+        "(facts.change) or True",
+        "decide asks about notices only with a change record (none returns first)",
+    ),
+    (
+        "gate",
+        "_budget",
+        "declared=change.downtime or timedelta(",
+        "the budget is checked only for a declared downtime above zero (budget_month): the "
+        "default after `or` is never used",
     ),
     ("calendar", "resolve_local", "naive.replace(tzinfo=tz, )", "fold=0 is replace()'s default"),
     ("calendar", "resolve_local", "first.astimezone(None).astimezone(tz)", _SAME_INSTANT),

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from enum import Enum
 from typing import Any
 
 from hie_notify.calendar import UTC, BusinessCalendar
@@ -13,6 +14,8 @@ from hie_notify.classify import Classification, names
 from hie_notify.durations import describe_timedelta, parse_duration
 from hie_notify.policy.model import Policy
 from hie_notify.records import PLANLESS, Audience, Audiences, Entry
+from hie_notify.report import uptime
+from hie_notify.report.uptime import Month, Used
 
 ANNOUNCE = "announce"
 TRIAL_BANNER = (
@@ -41,12 +44,159 @@ def receipt_text(entry: Entry) -> str:
     return " ".join(parts)
 
 
+class Level(str, Enum):
+    """How much a finding weighs: `block` stops the apply, `warn` is said and passes, `info`
+    is a note."""
+
+    BLOCK = "block"
+    WARN = "warn"
+    INFO = "info"
+
+
+# The gate's rules, each with whether it can be decided before the window (at `plan`, issue 25):
+# every rule but those about now (the window being open, a deploy freeze, the run being
+# appliable, an emergency's approval) and the notice clock (who was told when, and the ledger
+# that records it).
+RULES: dict[str, bool] = {
+    "ledger.untrusted": False,  # the ledger's seal check found tampering
+    "ledger.warning": False,  # something about the ledger worth saying
+    "run.speculative": False,  # an HCP Terraform plan-only run: never appliable
+    "freeze.active": False,  # a GitLab deploy freeze is on (CI_DEPLOY_FREEZE)
+    "change.missing": True,  # no change record
+    "change.gap": True,  # the change record lacks something Phase 1 needs
+    "plan.no_changes": True,  # nothing to announce or guard
+    "trial.nobody_told": True,  # the protected policy declares a trial
+    "emergency.justification": True,  # an emergency without a justification
+    "emergency.approval_unchecked": False,  # GitLab is not configured: no approval seen
+    "emergency.not_approved": False,  # nobody but the author approved the merge request
+    "audiences.problem": True,  # who must be told cannot be worked out (no customers known)
+    "window.not_open": False,
+    "window.closed": False,
+    "window.no_on_call": True,  # out of working hours with no on_call engineer
+    "notice.missing": False,  # an audience was not told
+    "notice.other_window": False,  # told of another window
+    "notice.other_plan": False,  # told of a different plan (resources, type, impact, downtime)
+    "notice.outbox_only": False,  # only written to the outbox where that tells nobody
+    "notice.no_receipt": False,  # a delivery without the service's receipt
+    "notice.short": False,  # told less than the minimum notice before the window
+    "notice.below_recommended": False,  # between the minimum and the recommended notice
+    "jira.unchecked": True,  # Jira is on in the policy but not reachable
+    "jira.missing": True,  # the change's Jira ticket does not exist
+    "jira.not_ready": True,  # the ticket is not in one of the policy's ready statuses
+    "register.conflict": True,  # another change or a freeze in the window (the register)
+    "register.unreadable": True,  # the register could not be read for conflicts
+    "uptime.budget": True,  # the month's downtime budget (sla)
+    "uptime.unreadable": True,  # the register could not be read for the month's downtime
+    "uptime.no_register": True,  # only this change's declared downtime was counted
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing the gate found: how much it weighs, which rule (a stable identifier from
+    RULES, for tests, JSON and tools) and what it says to people."""
+
+    level: Level
+    rule: str
+    text: str
+
+    def __post_init__(self) -> None:
+        if self.rule not in RULES:
+            raise ValueError(f"unknown gate rule {self.rule!r}")
+
+    @property
+    def at_plan(self) -> bool:
+        """Can this be decided before the window (at `plan`)?"""
+        return RULES[self.rule]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "level": self.level.value,
+            "rule": self.rule,
+            "text": self.text,
+            "at_plan": self.at_plan,
+        }
+
+
+def block(rule: str, text: str) -> Finding:
+    return Finding(Level.BLOCK, rule, text)
+
+
+def warn(rule: str, text: str) -> Finding:
+    return Finding(Level.WARN, rule, text)
+
+
+def info(rule: str, text: str) -> Finding:
+    return Finding(Level.INFO, rule, text)
+
+
 @dataclass(frozen=True)
 class Approval:
     """Whether someone other than the author approved the merge request (break-glass)."""
 
     approved: bool
     detail: str
+
+
+@dataclass(frozen=True)
+class JiraTicket:
+    """What Jira said of the change's ticket (policy Phase 1)."""
+
+    key: str
+    status: str | None = None  # None: it does not exist (or the Jira user may not browse it)
+    unchecked: str = ""  # why Jira could not be asked (not configured); "" when it was
+
+
+@dataclass(frozen=True)
+class Conflicts:
+    """What the change register says of the change's window."""
+
+    found: tuple[str, ...] = ()  # each conflict with another change or a deploy freeze, said
+    unreadable: str = ""  # why the register could not be read; "" when it was
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The month's uptime budget of the customers the change's downtime is charged to."""
+
+    customers: tuple[str, ...]
+    month: Month
+    used: tuple[Used, ...] = ()  # what other changes used this month (the register)
+    registered: bool = True  # False: no register, so only this change's downtime counts
+    unreadable: str = ""  # why the register could not be read; "" when it was
+
+
+@dataclass(frozen=True)
+class GateFacts:
+    """Everything the gate decides from, gathered by orchestration (`stagerun.gate_facts`) in
+    one place; `decide` reads nothing else.
+
+    `outbox_counts`: an outbox file is a notice (outside CI, or a trial); else only a real
+    channel's delivery with its receipt is. `approval_required`: an emergency whose approval
+    could not be checked blocks (an enforcement point). `in_gitlab_ci`: a Jira ticket that
+    cannot be checked blocks. `ledger_problems`: tampering the ledger's seal check found.
+    `jira`, `conflicts`, `budget`: None when there is nothing to check (Jira off, no register,
+    no downtime charged to anyone)."""
+
+    policy: Policy
+    calendar: BusinessCalendar
+    classification: Classification
+    change: ChangeRecord | None
+    audiences: Audiences
+    entries: Sequence[Entry]
+    now: datetime
+    freeze: str | None = None
+    speculative: bool = False
+    approval: Approval | None = None
+    approval_required: bool = False
+    outbox_counts: bool = True
+    trial: bool = False
+    in_gitlab_ci: bool = False
+    ledger_problems: Sequence[str] = ()
+    ledger_warnings: Sequence[str] = ()
+    jira: JiraTicket | None = None
+    conflicts: Conflicts | None = None
+    budget: Budget | None = None
 
 
 @dataclass(frozen=True)
@@ -63,15 +213,38 @@ class Requirement:
 
 
 @dataclass(frozen=True)
-class Decision:
-    allowed: bool
-    reasons: tuple[str, ...]
-    warnings: tuple[str, ...]
+class GateDecision:
+    """Every finding of the gate, with each audience's notice; blocked by any `block`."""
+
+    findings: tuple[Finding, ...]
     requirements: tuple[Requirement, ...]
     earliest_start: datetime | None
     emergency: bool = False
-    notes: tuple[str, ...] = field(default_factory=tuple)
     trial: bool = False
+
+    def _texts(self, level: Level) -> tuple[str, ...]:
+        return tuple(f.text for f in self.findings if f.level is level)
+
+    @property
+    def allowed(self) -> bool:
+        return not any(f.level is Level.BLOCK for f in self.findings)
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """What blocks the apply."""
+        return self._texts(Level.BLOCK)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return self._texts(Level.WARN)
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return self._texts(Level.INFO)
+
+    def rules(self, level: Level | None = None) -> tuple[str, ...]:
+        """The rules that fired (at `level`, or at any), in order."""
+        return tuple(f.rule for f in self.findings if level is None or f.level is level)
 
     def to_json(self, calendar: BusinessCalendar) -> dict[str, Any]:
         def iso(when: datetime | None) -> str | None:
@@ -81,6 +254,7 @@ class Decision:
             "allowed": self.allowed,
             "reasons": list(self.reasons),
             "warnings": list(self.warnings),
+            "findings": [f.to_json() for f in self.findings],
             "emergency": self.emergency,
             "trial": self.trial,
             "nobody_told": TRIAL_BANNER if self.trial else "",
@@ -103,6 +277,26 @@ class Decision:
             if self.earliest_start
             else None,
         }
+
+
+def planning_findings(decision: GateDecision) -> tuple[Finding, ...]:
+    """The blocking findings that could be decided before the window (at `plan`)."""
+    return tuple(f for f in decision.findings if f.level is Level.BLOCK and f.at_plan)
+
+
+def is_emergency(policy: Policy, classification: Classification) -> bool:
+    """Does the change type override notice periods (an emergency fix)?"""
+    kind = classification.change_type
+    return bool(kind and policy.change_type(kind).notice_overrides_others)
+
+
+def budget_month(change: ChangeRecord, calendar: BusinessCalendar) -> Month | None:
+    """The month whose uptime budget the change's declared downtime is charged to; None when
+    it charges none (no window: that already blocks; no declared downtime uses none)."""
+    declared = change.downtime or timedelta(0)
+    if change.window is None or declared <= timedelta(0):
+        return None
+    return uptime.month_of(change.window.start, calendar.zone)
 
 
 def plan_differences(entry: Entry, result: Classification, policy: Policy) -> list[str]:
@@ -263,258 +457,423 @@ def _window_of(entry: Entry, calendar: BusinessCalendar) -> str:
     return calendar.span(start, end)
 
 
-def decide(
-    *,
-    policy: Policy,
-    calendar: BusinessCalendar,
-    result: Classification,
-    change: ChangeRecord | None,
-    audiences: Audiences,
-    entries: Sequence[Entry],
-    now: datetime,
-    freeze: str | None = None,
-    speculative: bool = False,
-    approval: Approval | None = None,
-    approval_required: bool = False,
-    outbox_counts: bool = True,
-    trial: bool = False,
-    ledger_problems: Sequence[str] = (),
-    ledger_warnings: Sequence[str] = (),
-) -> Decision:
+def decide(facts: GateFacts) -> GateDecision:
     """The gate. Blocks (with every reason) unless the policy's notice was given for this plan,
-    the window is open now, and nothing else stands in the way. Warnings never block.
-
-    `outbox_counts`: an outbox file is a notice (outside CI, or a trial); else only a real
-    channel's delivery with its receipt is. `approval_required`: an emergency whose approval
-    could not be checked blocks (in CI). `ledger_problems`: tampering the ledger's seal check
-    found; each blocks."""
-    reasons: list[str] = [f"the ledger cannot be trusted: {p}" for p in ledger_problems]
-    warnings: list[str] = [f"ledger: {w}" for w in ledger_warnings]
-    notes: list[str] = [TRIAL_BANNER] if trial else []
-    emergency = bool(
-        result.change_type and policy.change_type(result.change_type).notice_overrides_others
+    the window is open now, and nothing else stands in the way. Warnings never block. Every
+    finding is made here, from `facts` alone, in the order people read them."""
+    emergency = is_emergency(facts.policy, facts.classification)
+    head = [
+        *([info("trial.nobody_told", TRIAL_BANNER)] if facts.trial else []),
+        *(
+            block("ledger.untrusted", f"the ledger cannot be trusted: {p}")
+            for p in facts.ledger_problems
+        ),
+        *_now(facts),
+    ]
+    change = facts.change
+    if change is None:
+        missing = block(
+            "change.missing",
+            "no change record: give one with --change / HIE_CHANGE (the policy's Phase 1 needs "
+            "the Jira key, purpose, window, downtime estimate and rollback plan)",
+        )
+        return GateDecision((*head, missing), (), None, emergency, facts.trial)
+    requirements: tuple[Requirement, ...] = ()
+    if not facts.classification.has_changes and facts.classification.declared_type is None:
+        # Nothing to guard: nothing said of the change record, the window or the notices.
+        body = [info("plan.no_changes", "the plan has no changes: nothing to announce or guard")]
+    else:
+        body = [
+            *(warn("ledger.warning", f"ledger: {w}") for w in facts.ledger_warnings),
+            *_record(change, emergency),
+            *_emergency(facts, change, emergency),
+            *(block("audiences.problem", p) for p in facts.audiences.problems),
+            *_window(facts, change),
+        ]
+        notices = [
+            _notice(facts, audience, emergency)
+            for audience in facts.audiences.for_phase("pre_deployment")
+        ]
+        requirements = tuple(r for r, _ in notices)
+        body += [f for _, found in notices for f in found]
+    tail = [*_jira(facts), *_conflicts(facts), *_budget(facts, change, emergency)]
+    return GateDecision(
+        findings=(*head, *body, *tail),
+        requirements=requirements,
+        earliest_start=_earliest(requirements, change.window, emergency),
+        emergency=emergency,
+        trial=facts.trial,
     )
 
-    when = calendar.moment
 
-    if speculative:
-        reasons.append(
-            "this HCP Terraform run is speculative (plan-only): it can never be applied; "
-            "start a run that can be applied, and announce its plan"
+def _now(facts: GateFacts) -> list[Finding]:
+    """What stands in the way at this moment, whatever the change: the run, a freeze."""
+    out = []
+    if facts.speculative:
+        out.append(
+            block(
+                "run.speculative",
+                "this HCP Terraform run is speculative (plan-only): it can never be applied; "
+                "start a run that can be applied, and announce its plan",
+            )
         )
-    if freeze:
-        reasons.append(
-            f"a deploy freeze is active ({freeze}): no production apply until it ends; "
-            "wait for the freeze to end, or declare an emergency_fix with a justification "
-            "and run it outside this pipeline's freeze rules"
+    if facts.freeze:
+        out.append(
+            block(
+                "freeze.active",
+                f"a deploy freeze is active ({facts.freeze}): no production apply until it "
+                "ends; wait for the freeze to end, or declare an emergency_fix with a "
+                "justification and run it outside this pipeline's freeze rules",
+            )
         )
-    if change is None:
-        reasons.append(
-            "no change record: give one with --change / HIE_CHANGE (the policy's Phase 1 needs "
-            "the Jira key, purpose, window, downtime estimate and rollback plan)"
-        )
-        return Decision(False, tuple(reasons), (), (), None, emergency, tuple(notes), trial)
-    if not result.has_changes and result.declared_type is None:
-        notes.append("the plan has no changes: nothing to announce or guard")
-        return Decision(not reasons, tuple(reasons), (), (), None, emergency, tuple(notes), trial)
+    return out
 
+
+def _record(change: ChangeRecord, emergency: bool) -> list[Finding]:
+    """What Phase 1 needs of the change record (an emergency may lack all but its rollback)."""
+    out = []
     for gap in change.phase1_gaps():
         if emergency and not gap.startswith("rollback"):
-            warnings.append(f"the change record has no {gap}; allowed for an emergency fix")
-            continue
-        reasons.append(f"the change record has no {gap}: add it (policy Phase 1)")
-    if emergency and not (change.justification or "").strip():
-        reasons.append("an emergency fix needs a justification in the change record")
-    if emergency and approval is None and approval_required:
-        reasons.append(
-            "the emergency's approval cannot be checked: GitLab is not configured (set "
-            "HIE_GITLAB_TOKEN so the gate can see the merge request's approvals); in GitLab CI "
-            "an unchecked emergency does not pass"
-        )
-    elif emergency and approval is None:
-        warnings.append(
-            "the emergency's approval was not checked: GitLab is not configured (set "
-            "HIE_GITLAB_TOKEN so the gate can see the merge request's approvals)"
-        )
-    elif emergency and approval is not None and not approval.approved:
-        reasons.append(
-            "an emergency fix needs an approval on its merge request from someone other than "
-            f"its author ({approval.detail})"
-        )
-    reasons.extend(audiences.problems)
+            out.append(
+                warn("change.gap", f"the change record has no {gap}; allowed for an emergency fix")
+            )
+        else:
+            out.append(
+                block("change.gap", f"the change record has no {gap}: add it (policy Phase 1)")
+            )
+    return out
 
-    window = change.window
-    if window is not None:
-        if now < window.start:
-            reasons.append(
-                f"the window has not opened: it starts {when(window.start)}; this job may run "
-                "from then"
-            )
-        elif now > window.end:
-            reasons.append(
-                f"the window closed {when(window.end)}: set a new window in the change record "
-                "(the new time needs its own notice)"
-            )
-        if not calendar.in_working_hours(window.start, window.end) and not change.on_call:
-            reasons.append(
-                f"the window ({calendar.span(window.start, window.end)}) is outside working "
-                "hours and the change record names no on_call engineer: add on_call"
-            )
 
-    requirements: list[Requirement] = []
-    for audience in audiences.for_phase("pre_deployment"):
-        requirements.append(
-            _requirement(
-                audience,
-                entries,
-                result,
-                policy,
-                calendar,
-                now,
-                window,
-                emergency,
-                reasons,
-                warnings,
-                when,
-                outbox_counts,
-                change.downtime,
+def _emergency(facts: GateFacts, change: ChangeRecord, emergency: bool) -> list[Finding]:
+    """Break-glass: a justification, and an approval by someone other than the author."""
+    if not emergency:
+        return []
+    out = []
+    if not (change.justification or "").strip():
+        out.append(
+            block(
+                "emergency.justification",
+                "an emergency fix needs a justification in the change record",
             )
         )
-
-    earliest = max((r.earliest_start for r in requirements), default=None)
-    if window is not None and earliest is not None and not emergency:
-        earliest = max(earliest, window.start) if all(r.met for r in requirements) else earliest
-    return Decision(
-        allowed=not reasons,
-        reasons=tuple(reasons),
-        warnings=tuple(warnings),
-        requirements=tuple(requirements),
-        earliest_start=earliest,
-        emergency=emergency,
-        notes=tuple(notes),
-        trial=trial,
+    gitlab = (
+        "GitLab is not configured (set HIE_GITLAB_TOKEN so the gate can see the merge "
+        "request's approvals)"
     )
+    if facts.approval is None and facts.approval_required:
+        out.append(
+            block(
+                "emergency.approval_unchecked",
+                f"the emergency's approval cannot be checked: {gitlab}; in GitLab CI an "
+                "unchecked emergency does not pass",
+            )
+        )
+    elif facts.approval is None:
+        text = f"the emergency's approval was not checked: {gitlab}"
+        out.append(warn("emergency.approval_unchecked", text))
+    elif not facts.approval.approved:
+        out.append(
+            block(
+                "emergency.not_approved",
+                "an emergency fix needs an approval on its merge request from someone other "
+                f"than its author ({facts.approval.detail})",
+            )
+        )
+    return out
 
 
-def _requirement(
-    audience: Audience,
-    entries: Sequence[Entry],
-    result: Classification,
-    policy: Policy,
-    calendar: BusinessCalendar,
-    now: datetime,
-    window: Window | None,
-    emergency: bool,
-    reasons: list[str],
-    warnings: list[str],
-    when: Callable[[datetime], str],
-    outbox_counts: bool = True,
-    downtime: timedelta | None = None,
-) -> Requirement:
+def _window(facts: GateFacts, change: ChangeRecord) -> list[Finding]:
+    """The window is open now; out of working hours someone is on call."""
+    window, calendar, when = change.window, facts.calendar, facts.calendar.moment
+    if window is None:
+        return []  # a Phase 1 gap already
+    out = []
+    if facts.now < window.start:
+        out.append(
+            block(
+                "window.not_open",
+                f"the window has not opened: it starts {when(window.start)}; this job may run "
+                "from then",
+            )
+        )
+    elif facts.now > window.end:
+        out.append(
+            block(
+                "window.closed",
+                f"the window closed {when(window.end)}: set a new window in the change record "
+                "(the new time needs its own notice)",
+            )
+        )
+    if not calendar.in_working_hours(window.start, window.end) and not change.on_call:
+        out.append(
+            block(
+                "window.no_on_call",
+                f"the window ({calendar.span(window.start, window.end)}) is outside working "
+                "hours and the change record names no on_call engineer: add on_call",
+            )
+        )
+    return out
+
+
+def _earliest(
+    requirements: Sequence[Requirement], window: Window | None, emergency: bool
+) -> datetime | None:
+    """The latest of what each audience's notice allows; the window's start as well when every
+    notice was given in time (not for an emergency, which waits for no window)."""
+    earliest = max((r.earliest_start for r in requirements), default=None)
+    if window is None or earliest is None or emergency:
+        return earliest
+    return max(earliest, window.start) if all(r.met for r in requirements) else earliest
+
+
+def _told(facts: GateFacts, audience: Audience) -> tuple[list[Entry], list[Finding]]:
+    """The announcements to `audience` that count as telling it (earliest first), and why the
+    others do not (an outbox file where that tells nobody; a delivery without a receipt)."""
     sent = standing(
         [
             e
-            for e in entries
+            for e in facts.entries
             if e.audience == audience.id
             and e.stage == ANNOUNCE
             and not e.dry_run
-            and e.delivered_at <= now
+            and e.delivered_at <= facts.now
         ],
-        policy,
+        facts.policy,
     )
-
     # A meeting's agenda item is written for the meeting, not sent: the outbox is its route.
-    outbox_counts = outbox_counts or audience.kind == "meeting"
+    outbox_counts = facts.outbox_counts or audience.kind == "meeting"
 
     def counts(e: Entry) -> bool:
         return outbox_counts if e.channel == "outbox" else has_receipt(e)
 
     told = sorted((e for e in sent if counts(e)), key=lambda e: e.delivered_at)
-    uncounted: list[str] = []
-    if not told and sent:
-        outbox = [e for e in sent if e.channel == "outbox"]
-        bare = [e for e in sent if e.channel != "outbox"]
-        if outbox and not outbox_counts:
-            uncounted.append(
+    if told or not sent:
+        return told, []
+    uncounted = []
+    outbox = [e for e in sent if e.channel == "outbox"]
+    bare = [e for e in sent if e.channel != "outbox"]
+    if outbox and not outbox_counts:
+        uncounted.append(
+            block(
+                "notice.outbox_only",
                 f"{audience.label} was only written to the outbox ({outbox[0].message_id}): "
                 "where the gate is enforced (GitLab CI, the run task) that tells nobody. Give "
                 "the audience a real route in the policy (a Slack channel, email contacts with "
-                "SMTP_HOST, Teams or a webhook), then run `hie-notify plan`"
+                "SMTP_HOST, Teams or a webhook), then run `hie-notify plan`",
             )
-        if bare:
-            uncounted.append(
-                f"{audience.label}: the {bare[0].channel} delivery recorded "
-                f"{when(bare[0].delivered_at)} has no receipt from the service (no proof it "
-                "reached anyone): it does not count; run `hie-notify plan`"
-            )
-
-    def differences(e: Entry) -> list[str]:
-        raised = downtime_raised(e, downtime)
-        return [*plan_differences(e, result, policy), *([raised] if raised else [])]
-
-    matching = [e for e in told if not differences(e) and _covers(e, window)]
-    minimum, recommended = audience.minimum, audience.recommended
-    if not matching:
-        if_now = calendar.earliest_start(now, minimum)
-        if told and not differences(told[-1]):
-            reasons.append(
-                f"{audience.label} was told of another window ({_window_of(told[-1], calendar)}): "
-                "run `hie-notify plan` to announce the new one; with notice given now the "
-                f"earliest start is {when(if_now)}"
-            )
-        elif told:
-            diff = "; ".join(differences(told[-1]))
-            reasons.append(
-                f"{audience.label} was told about a different plan ({diff}): run "
-                f"`hie-notify plan` to announce this one; with notice given now the earliest "
-                f"start is {when(if_now)}"
-            )
-        elif uncounted:
-            reasons.extend(uncounted)
-        else:
-            what = (
-                "immediately, before the fix"
-                if emergency
-                else f"at least {minimum.describe()} ahead"
-            )
-            reasons.append(
-                f"{audience.label} has not been told ({what}): run `hie-notify plan` to announce "
-                f"it; with notice given now the earliest start is {when(if_now)}"
-            )
-        return Requirement(
-            audience.id, audience.label, str(minimum), str(recommended), None, if_now, False
         )
+    if bare:
+        uncounted.append(
+            block(
+                "notice.no_receipt",
+                f"{audience.label}: the {bare[0].channel} delivery recorded "
+                f"{facts.calendar.moment(bare[0].delivered_at)} has no receipt from the service "
+                "(no proof it reached anyone): it does not count; run `hie-notify plan`",
+            )
+        )
+    return told, uncounted
+
+
+def _differences(facts: GateFacts, entry: Entry) -> list[str]:
+    """Why the notice `entry` gave does not cover this plan (empty when it does)."""
+    change = facts.change
+    raised = downtime_raised(entry, change.downtime if change else None)
+    return [
+        *plan_differences(entry, facts.classification, facts.policy),
+        *([raised] if raised else []),
+    ]
+
+
+def _notice(
+    facts: GateFacts, audience: Audience, emergency: bool
+) -> tuple[Requirement, list[Finding]]:
+    """The notice `audience` is owed and was given, with what the gate finds of it."""
+    window = facts.change.window if facts.change else None
+    told, uncounted = _told(facts, audience)
+    matching = [e for e in told if not _differences(facts, e) and _covers(e, window)]
+    if not matching:
+        return _not_told(facts, audience, emergency, told, uncounted)
     given = matching[0].delivered_at
     # The first counting delivery's receipt on each channel; "outbox only" when no real
     # channel carried it (outside CI, or a trial).
     first: dict[str, Entry] = {}
     for e in matching:
         first.setdefault(e.channel, e)
-    outbox_only = set(first) == {"outbox"}
-    receipts = tuple(receipt_text(e) for e in first.values())
-    needed = calendar.earliest_start(given, minimum)
-    met = True
-    if window is not None and not emergency:
-        if window.start < needed:
-            met = False
-            reasons.append(
-                f"{audience.label} was told {when(given)}, less than the minimum "
-                f"{minimum.describe()} before the window starts {when(window.start)}: the "
-                f"earliest allowed start is {when(needed)}; move the window in the change record"
-            )
-        elif window.start < calendar.earliest_start(given, recommended):
-            warnings.append(
-                f"{audience.label} was told {when(given)}: more than the minimum "
-                f"{minimum.describe()}, less than the recommended {recommended.describe()}"
-            )
-    return Requirement(
+    minimum, recommended = audience.minimum, audience.recommended
+    needed = facts.calendar.earliest_start(given, minimum)
+    found = [] if window is None or emergency else _how_long(facts, audience, given, window)
+    requirement = Requirement(
         audience.id,
         audience.label,
         str(minimum),
         str(recommended),
         given,
         needed,
-        met,
-        outbox_only,
-        receipts,
+        not any(f.level is Level.BLOCK for f in found),
+        set(first) == {"outbox"},
+        tuple(receipt_text(e) for e in first.values()),
     )
+    return requirement, found
+
+
+def _how_long(
+    facts: GateFacts, audience: Audience, given: datetime, window: Window
+) -> list[Finding]:
+    """Was `audience`, told at `given`, told long enough before the window starts?"""
+    when, calendar = facts.calendar.moment, facts.calendar
+    minimum, recommended = audience.minimum, audience.recommended
+    needed = calendar.earliest_start(given, minimum)
+    if window.start < needed:
+        return [
+            block(
+                "notice.short",
+                f"{audience.label} was told {when(given)}, less than the minimum "
+                f"{minimum.describe()} before the window starts {when(window.start)}: the "
+                f"earliest allowed start is {when(needed)}; move the window in the change "
+                "record",
+            )
+        ]
+    if window.start < calendar.earliest_start(given, recommended):
+        return [
+            warn(
+                "notice.below_recommended",
+                f"{audience.label} was told {when(given)}: more than the minimum "
+                f"{minimum.describe()}, less than the recommended {recommended.describe()}",
+            )
+        ]
+    return []
+
+
+def _not_told(
+    facts: GateFacts,
+    audience: Audience,
+    emergency: bool,
+    told: Sequence[Entry],
+    uncounted: Sequence[Finding],
+) -> tuple[Requirement, list[Finding]]:
+    """No counting notice covers this plan and window: why, and when the window could start
+    with notice given now."""
+    when = facts.calendar.moment
+    minimum = audience.minimum
+    if_now = facts.calendar.earliest_start(facts.now, minimum)
+    then = f"with notice given now the earliest start is {when(if_now)}"
+    found: list[Finding]
+    if told and not _differences(facts, told[-1]):
+        found = [
+            block(
+                "notice.other_window",
+                f"{audience.label} was told of another window "
+                f"({_window_of(told[-1], facts.calendar)}): run `hie-notify plan` to announce "
+                f"the new one; {then}",
+            )
+        ]
+    elif told:
+        diff = "; ".join(_differences(facts, told[-1]))
+        found = [
+            block(
+                "notice.other_plan",
+                f"{audience.label} was told about a different plan ({diff}): run "
+                f"`hie-notify plan` to announce this one; {then}",
+            )
+        ]
+    elif uncounted:
+        found = list(uncounted)
+    else:
+        what = (
+            "immediately, before the fix" if emergency else f"at least {minimum.describe()} ahead"
+        )
+        found = [
+            block(
+                "notice.missing",
+                f"{audience.label} has not been told ({what}): run `hie-notify plan` to "
+                f"announce it; {then}",
+            )
+        ]
+    requirement = Requirement(
+        audience.id, audience.label, str(minimum), str(audience.recommended), None, if_now, False
+    )
+    return requirement, found
+
+
+def _jira(facts: GateFacts) -> list[Finding]:
+    """Phase 1: the change's Jira ticket exists, and is ready where the policy lists ready
+    statuses. One that cannot be checked blocks in GitLab CI; on a laptop it is a warning."""
+    ticket = facts.jira
+    if ticket is None:
+        return []
+    if ticket.unchecked:
+        line = (
+            f"Jira ticket {ticket.key} cannot be checked: {ticket.unchecked} (jira.enabled is on)"
+        )
+        if facts.in_gitlab_ci:
+            return [block("jira.unchecked", line)]
+        return [warn("jira.unchecked", f"{line}; in GitLab CI this blocks")]
+    if ticket.status is None:
+        return [
+            block(
+                "jira.missing",
+                f"Phase 1: Jira ticket {ticket.key} does not exist (or the Jira user may not "
+                "browse it): the change needs a detailed Jira ticket before it is applied",
+            )
+        ]
+    ready = facts.policy.jira.ready_statuses
+    if ready and ticket.status.casefold() not in {s.casefold() for s in ready}:
+        return [
+            block(
+                "jira.not_ready",
+                f"Jira ticket {ticket.key} is {ticket.status!r}: the policy lets a change go "
+                f"ahead only from {', '.join(repr(s) for s in ready)} (jira.ready_statuses)",
+            )
+        ]
+    return []
+
+
+def _conflicts(facts: GateFacts) -> list[Finding]:
+    """The change register's conflicts: they block under the policy's `conflicts: block` (a
+    register that cannot be read then blocks too); else they are warnings."""
+    register = facts.conflicts
+    if register is None:
+        return []
+    level = Level.BLOCK if facts.policy.conflicts == "block" else Level.WARN
+    if register.unreadable:
+        text = f"the change register could not be checked for conflicts: {register.unreadable}"
+        return [Finding(level, "register.unreadable", text)]
+    return [Finding(level, "register.conflict", f"conflict: {c}") for c in register.found]
+
+
+def _budget(facts: GateFacts, change: ChangeRecord, emergency: bool) -> list[Finding]:
+    """The uptime budget (issue 18): for each customer the change's downtime is charged to,
+    the downtime other changes used this month plus this change's declared downtime; a warning
+    from `sla.warn_at_percent`, a block beyond 100% unless an emergency. A register that
+    cannot be read blocks: the gate cannot tell."""
+    budget = facts.budget
+    if budget is None or not budget.customers or budget_month(change, facts.calendar) is None:
+        return []
+    if budget.unreadable:
+        return [
+            block(
+                "uptime.unreadable",
+                f"the uptime budget could not be checked (the register): {budget.unreadable}",
+            )
+        ]
+    sla = facts.policy.sla
+    reasons, warnings = uptime.budget_findings(
+        customers=budget.customers,
+        month=budget.month,
+        declared=change.downtime or timedelta(0),
+        used=budget.used,
+        uptime_percent=sla.uptime_percent,
+        warn_at_percent=sla.warn_at_percent,
+        emergency=emergency,
+    )
+    out = [block("uptime.budget", r) for r in reasons]
+    out += [warn("uptime.budget", w) for w in warnings]
+    if not budget.registered:
+        out.append(
+            warn(
+                "uptime.no_register",
+                "uptime budget: no change register, so only this change's declared downtime "
+                "was counted (give --register to count the month's other changes)",
+            )
+        )
+    return out

@@ -29,7 +29,18 @@ from hie_notify.context import (
     run_info,
 )
 from hie_notify.errors import HieError, InputError
-from hie_notify.gate import TRIAL_BANNER, Approval, Decision, decide
+from hie_notify.gate import (
+    TRIAL_BANNER,
+    Approval,
+    Budget,
+    Conflicts,
+    GateDecision,
+    GateFacts,
+    JiraTicket,
+    budget_month,
+    decide,
+    is_emergency,
+)
 from hie_notify.ledger import Entry, Ledger, idempotency_key, open_ledger
 from hie_notify.lifecycle import (
     ANNOUNCE,
@@ -52,6 +63,8 @@ if TYPE_CHECKING:
     from hie_notify.channels import Channels
     from hie_notify.notify import Failure, StageReport
     from hie_notify.receiver import Event
+    from hie_notify.register.store import Register
+    from hie_notify.report.uptime import Month
     from hie_notify.terraform.hcp import Run
 
 STAGE_TITLES = {
@@ -606,7 +619,7 @@ def _document_audience(run: StageRun) -> Audience:
     )
 
 
-def publish_summary(run: StageRun, gate: dict[str, Any] | None = None) -> str:
+def publish_summary(run: StageRun, gate: GateDecision | None = None) -> str:
     """The merge request's one summary note (or its outbox copy), with the change's lifecycle
     state; a line saying where."""
     entries = run.ledger.read(run.change.id)
@@ -646,7 +659,7 @@ def summary_note(run: StageRun, report: StageReport) -> str:
 
 
 def _note_context(
-    run: StageRun, state: str, gate: dict[str, Any] | None, entries: list[Entry]
+    run: StageRun, state: str, gate: GateDecision | None, entries: list[Entry]
 ) -> dict[str, Any]:
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in run.result.resources:
@@ -657,8 +670,8 @@ def _note_context(
     limit = 200
     return {
         "state": state,
-        "gate": ("allowed" if gate["allowed"] else "BLOCKED") if gate else "",
-        "gate_reasons": list(gate["reasons"]) if gate else [],
+        "gate": ("allowed" if gate.allowed else "BLOCKED") if gate else "",
+        "gate_reasons": list(gate.reasons) if gate else [],
         "groups": [
             {
                 "title": run.policy.change_type(k).title if k else "Changes",
@@ -855,24 +868,21 @@ def jira_done(run: StageRun, report: StageReport) -> list[str]:
         return [f"Jira {run.change.id} NOT moved to {jira_policy.done_transition!r}"]
 
 
-def jira_gate(
+def jira_ticket(
     policy: Policy, change: ChangeRecord | None, env: Mapping[str, str]
-) -> tuple[list[str], list[str]]:
-    """(reasons, warnings) for Phase 1 at the gate: the change's Jira ticket exists (and is
-    ready, where the policy lists ready statuses). Jira turned on in the policy but not
-    reachable cannot be checked: in GitLab CI that blocks; on a laptop it is a warning."""
+) -> JiraTicket | None:
+    """What Jira says of the change's ticket, for the gate (None when Jira is off in the
+    policy, or there is no change record). Jira not configured is said, not raised: the gate
+    decides what that means."""
     if not policy.jira.enabled or change is None:
-        return [], []
+        return None
     from hie_notify.channels import jira
 
     why = jira.configured(env)
     if why:
-        line = f"Jira ticket {change.id} cannot be checked: {why} (jira.enabled is on)"
-        if in_gitlab_ci(env):
-            return [line], []
-        return [], [f"{line}; in GitLab CI this blocks"]
-    client = jira.JiraClient.from_env(env)
-    return jira.gate_reasons(client, change.id, policy.jira.ready_statuses), []
+        return JiraTicket(change.id, unchecked=why)
+    ticket = jira.JiraClient.from_env(env).ticket(change.id)
+    return JiraTicket(change.id, ticket.status if ticket is not None else None)
 
 
 def freeze_of(env: Mapping[str, str]) -> str | None:
@@ -888,12 +898,44 @@ def freeze_of(env: Mapping[str, str]) -> str | None:
 class GateCheck:
     """A gate decision with what the gate job prints and passes on."""
 
-    decision: Decision
+    decision: GateDecision
     calendar: BusinessCalendar
     policy_source: str
     data: dict[str, Any]  # the JSON output
     dotenv: dict[str, str]  # for later jobs (artifacts:reports:dotenv)
     note: str  # where the merge request summary went, or why it did not
+
+
+def gate_facts(options: Options, prep: Prepared, ledger: Ledger) -> GateFacts:
+    """Everything the gate decides from, read once and in this order: the ledger (its seal
+    checked), the freeze, the emergency's approval, Jira, the change register."""
+    change = prep.change
+    checked = ledger.verified(change.id) if change else None
+    freeze = freeze_of(options.env)
+    approval = _approval(options) if is_emergency(prep.policy, prep.result) else None
+    jira = jira_ticket(prep.policy, change, options.env)
+    conflicts, budget = _register_facts(options, prep, change) if change else (None, None)
+    return GateFacts(
+        policy=prep.policy,
+        calendar=prep.calendar,
+        classification=prep.result,
+        change=change,
+        audiences=prep.audiences,
+        entries=tuple(checked.entries) if checked else (),
+        now=options.clock(),
+        freeze=freeze,
+        speculative=bool(prep.run and prep.run.plan_only),
+        approval=approval,
+        approval_required=enforcing(options),
+        outbox_counts=outbox_counts(prep.policy, options),
+        trial=prep.policy.trial,
+        in_gitlab_ci=in_gitlab_ci(options.env),
+        ledger_problems=tuple(checked.problems) if checked else (),
+        ledger_warnings=tuple(checked.warnings) if checked else (),
+        jira=jira,
+        conflicts=conflicts,
+        budget=budget,
+    )
 
 
 def check_gate(options: Options, source: plan_source.Source) -> GateCheck:
@@ -903,53 +945,11 @@ def check_gate(options: Options, source: plan_source.Source) -> GateCheck:
     refuse_ci_overrides(options, prep.policy, gate=True)
     change = prep.change
     ledger = open_ledger(options.ledger, options.env, signed=prep.policy.ledger.signed)
-    checked = ledger.verified(change.id) if change else None
-    entries = checked.entries if checked else []
-    decision = decide(
-        policy=prep.policy,
-        calendar=prep.calendar,
-        result=prep.result,
-        change=change,
-        audiences=prep.audiences,
-        entries=entries,
-        now=options.clock(),
-        freeze=freeze_of(options.env),
-        speculative=bool(prep.run and prep.run.plan_only),
-        approval=_approval(prep, options) if _is_emergency(prep) else None,
-        approval_required=enforcing(options),
-        outbox_counts=outbox_counts(prep.policy, options),
-        trial=prep.policy.trial,
-        ledger_problems=checked.problems if checked else (),
-        ledger_warnings=checked.warnings if checked else (),
-    )
-    jira_reasons, jira_warnings = jira_gate(prep.policy, change, options.env)
-    if jira_reasons or jira_warnings:  # gate.py decides; the ticket's problems are added to it
-        decision = replace(
-            decision,
-            allowed=decision.allowed and not jira_reasons,
-            reasons=(*decision.reasons, *jira_reasons),
-            warnings=(*decision.warnings, *jira_warnings),
-        )
-    if change is not None:
-        decision = with_conflicts(decision, options, prep, change)
-        decision = with_uptime_budget(decision, options, prep, change)
+    decision = decide(gate_facts(options, prep, ledger))
     data = decision.to_json(prep.calendar)
     data["change_type"] = prep.result.change_type
     data["policy_source"] = prep.policy_source
     data["fingerprint"] = prep.result.fingerprint
-    window = change.window if change else None
-    dotenv = {
-        "HIE_GATE_ALLOWED": "true" if decision.allowed else "false",
-        "HIE_CHANGE_ID": change.id if change else "",
-        "HIE_CHANGE_TYPE": prep.result.change_type or "",
-        "HIE_SERVICE_IMPACTING": "true" if prep.result.service_impacting else "false",
-        "HIE_EMERGENCY": "true" if decision.emergency else "false",
-        "HIE_PLAN_FINGERPRINT": prep.result.fingerprint,
-        "HIE_EARLIEST_START": data["earliest_start"] or "",
-        "HIE_WINDOW_START": window.start.isoformat() if window else "",
-        "HIE_WINDOW_END": window.end.isoformat() if window else "",
-        "HIE_TRIAL": "true" if decision.trial else "false",
-    }
     note = ""
     if change is not None:
         run = StageRun(
@@ -963,18 +963,32 @@ def check_gate(options: Options, source: plan_source.Source) -> GateCheck:
             prep.run,
         )
         try:
-            note = publish_summary(run, data)
+            note = publish_summary(run, decision)
         except HieError as exc:  # the decision stands whether or not the note could be updated
             note = f"warning: the merge request note was not updated: {exc}"
+    dotenv = _gate_dotenv(decision, prep, data)
     return GateCheck(decision, prep.calendar, prep.policy_source, data, dotenv, note)
 
 
-def _is_emergency(prep: Prepared) -> bool:
-    kind = prep.result.change_type
-    return bool(kind and prep.policy.change_type(kind).notice_overrides_others)
+def _gate_dotenv(decision: GateDecision, prep: Prepared, data: dict[str, Any]) -> dict[str, str]:
+    """What the gate passes on to later jobs (artifacts:reports:dotenv)."""
+    change = prep.change
+    window = change.window if change else None
+    return {
+        "HIE_GATE_ALLOWED": "true" if decision.allowed else "false",
+        "HIE_CHANGE_ID": change.id if change else "",
+        "HIE_CHANGE_TYPE": prep.result.change_type or "",
+        "HIE_SERVICE_IMPACTING": "true" if prep.result.service_impacting else "false",
+        "HIE_EMERGENCY": "true" if decision.emergency else "false",
+        "HIE_PLAN_FINGERPRINT": prep.result.fingerprint,
+        "HIE_EARLIEST_START": data["earliest_start"] or "",
+        "HIE_WINDOW_START": window.start.isoformat() if window else "",
+        "HIE_WINDOW_END": window.end.isoformat() if window else "",
+        "HIE_TRIAL": "true" if decision.trial else "false",
+    }
 
 
-def _approval(prep: Prepared, options: Options) -> Approval | None:
+def _approval(options: Options) -> Approval | None:
     """Break-glass: an emergency needs an approval by someone other than the MR's author."""
     if not gitlab_configured(options.env):
         return None
@@ -987,98 +1001,81 @@ def _approval(prep: Prepared, options: Options) -> Approval | None:
     return Approval(False, f"author {author}; no other approver yet")
 
 
-def with_conflicts(
-    decision: Decision, options: Options, prep: Prepared, change: ChangeRecord
-) -> Decision:
-    """The gate's decision with the change register's conflicts: reasons under the policy's
-    `conflicts: block` (a register that cannot be read then blocks too), warnings otherwise."""
-    from hie_notify.register.gitlab import freeze_periods
+def _register_facts(
+    options: Options, prep: Prepared, change: ChangeRecord
+) -> tuple[Conflicts | None, Budget | None]:
+    """What the change register (opened once) says of the change: its conflicts, and the
+    month's downtime of the customers its downtime is charged to (`downtime_customers`: the
+    customers it affects, not every customer told of it). A register that cannot be read is
+    said in each; no register: no conflicts, and only this change's downtime counts."""
     from hie_notify.register.store import register_of
+
+    register: Register | None = None
+    unreadable = ""
+    try:
+        register = register_of(options, prep.policy)
+    except HieError as exc:
+        unreadable = str(exc)
+    conflicts: Conflicts | None = None  # no register: nothing to conflict with
+    if unreadable:
+        conflicts = Conflicts(unreadable=unreadable)
+    elif register is not None:
+        conflicts = _conflicts(options, prep, change, register)
+    month = budget_month(change, prep.calendar)
+    customers = tuple(
+        downtime_customers(
+            prep.policy,
+            change.customers,
+            environments(options.env, prep.run),
+            [a.id for a in prep.audiences.audiences],
+        )
+    )
+    if month is None or not customers:
+        return conflicts, None
+    if unreadable:
+        return conflicts, Budget(customers, month, unreadable=unreadable)
+    if register is None:
+        return conflicts, Budget(customers, month, registered=False)
+    return conflicts, _used(options, prep, change, register, customers, month)
+
+
+def _conflicts(
+    options: Options, prep: Prepared, change: ChangeRecord, register: Register
+) -> Conflicts:
+    """The change's conflicts with the others registered and the deploy freezes."""
+    from hie_notify.register.gitlab import freeze_periods
     from hie_notify.register.sync import conflicts_of, record_of
 
-    block = prep.policy.conflicts == "block"
     try:
-        register = register_of(options, prep.policy)
-        if register is None:
-            return decision
         record = record_of(change, prep.result, [], environments(options.env, prep.run))
-        found = [
-            f"conflict: {c.text()}"
-            for c in conflicts_of(register, record, freeze_periods(options.env) or [])
-        ]
+        found = conflicts_of(register, record, freeze_periods(options.env) or [])
     except HieError as exc:
-        found = [f"the change register could not be checked for conflicts: {exc}"]
-    if not found:
-        return decision
-    if block:
-        return replace(decision, allowed=False, reasons=(*decision.reasons, *found))
-    return replace(decision, warnings=(*decision.warnings, *found))
+        return Conflicts(unreadable=str(exc))
+    return Conflicts(tuple(c.text() for c in found))
 
 
-def with_uptime_budget(
-    decision: Decision, options: Options, prep: Prepared, change: ChangeRecord
-) -> Decision:
-    """The gate's decision with the uptime budget (issue 18): for each customer the change
-    affects (`downtime_customers`), the downtime other changes used this month (from the
-    register) plus this change's declared downtime; a warning from `sla.warn_at_percent`, a
-    block beyond 100% unless an emergency. A register that cannot be read blocks: the gate
-    cannot tell."""
-    from dataclasses import replace
-    from datetime import timedelta
+def _used(
+    options: Options,
+    prep: Prepared,
+    change: ChangeRecord,
+    register: Register,
+    customers: tuple[str, ...],
+    month: Month,
+) -> Budget:
+    """The budget of `customers` in `month`, with the downtime the other changes used (from
+    the register)."""
+    from hie_notify.report import source
 
-    from hie_notify.register.store import register_of
-    from hie_notify.report import source, uptime
-
-    declared = change.downtime or timedelta(0)
-    if change.window is None or declared <= timedelta(0):
-        return decision  # no window already blocks; no declared downtime uses none
-    # Charged to the customers the change affects, not every customer told of it.
-    customers = downtime_customers(
-        prep.policy,
-        change.customers,
-        environments(options.env, prep.run),
-        [a.id for a in prep.audiences.audiences],
-    )
-    if not customers:
-        return decision
-    month = uptime.month_of(change.window.start, prep.calendar.zone)
-    notes: list[str] = []
     try:
-        register = register_of(options, prep.policy)
-        used = (
-            source.used_this_month(
-                register,
-                policy=prep.policy,
-                change_id=change.id,
-                customers=customers,
-                month=month,
-                calendar=prep.calendar,
-                now=options.clock(),
-            )
-            if register is not None
-            else []
+        used = source.used_this_month(
+            register,
+            policy=prep.policy,
+            change_id=change.id,
+            customers=customers,
+            month=month,
+            calendar=prep.calendar,
+            now=options.clock(),
         )
-        if register is None:
-            notes.append(
-                "uptime budget: no change register, so only this change's declared downtime "
-                "was counted (give --register to count the month's other changes)"
-            )
     except HieError as exc:
-        reason = f"the uptime budget could not be checked (the register): {exc}"
-        return replace(decision, allowed=False, reasons=(*decision.reasons, reason))
-    sla = prep.policy.sla
-    reasons, warnings = uptime.budget_findings(
-        customers=customers,
-        month=month,
-        declared=declared,
-        used=used,
-        uptime_percent=sla.uptime_percent,
-        warn_at_percent=sla.warn_at_percent,
-        emergency=decision.emergency,
-    )
-    return replace(
-        decision,
-        allowed=decision.allowed and not reasons,
-        reasons=(*decision.reasons, *reasons),
-        warnings=(*decision.warnings, *warnings, *notes),
-    )
+        return Budget(customers, month, unreadable=str(exc))
+    return Budget(customers, month, tuple(used))

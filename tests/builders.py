@@ -66,3 +66,9 @@ def plan(*changes: dict[str, Any], **top: Any) -> dict[str, Any]:
 def write(path: Path, doc: dict[str, Any]) -> Path:
     path.write_text(json.dumps(doc))
     return path
+
+
+def fired(out: dict[str, Any], level: str = "block") -> list[str]:
+    """The gate rules that fired at `level` (block, warn, info) in `gate --format json`'s
+    output, in order: tests name the rule, not a substring of its words."""
+    return [f["rule"] for f in out["findings"] if f["level"] == level]

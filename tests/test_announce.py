@@ -16,7 +16,7 @@ import responses
 from hie_notify.records import PLANLESS
 from hie_notify.register.model import Registered
 from hie_notify.register.store import open_register
-from tests.builders import plan, rc, write
+from tests.builders import fired, plan, rc, write
 from tests.cli_flow import Flow
 from tests.register_fake import ENV, RegisterFake
 
@@ -125,7 +125,7 @@ def test_a_plan_that_needs_an_audience_never_told_is_blocked(
     mixed = write(tmp_path / "mixed.json", plan(TAGS, POLICY_DOC))
     code, out = flow("--register", reg, "gate", "--plan", str(mixed), now=IN_WINDOW)
     assert code == 1
-    assert [r.split(" (")[0] for r in out["reasons"]] == ["#cloud-security has not been told"]
+    assert fired(out) == ["notice.missing"] and out["reasons"][0].startswith("#cloud-security ")
 
 
 def test_a_plan_more_severe_than_announced_is_blocked_naming_the_difference(
@@ -138,11 +138,12 @@ def test_a_plan_more_severe_than_announced_is_blocked_naming_the_difference(
     code, out = flow("--register", reg, "gate", "--plan", str(worse), now=IN_WINDOW)
     assert code == 1
     devops = [r for r in out["reasons"] if r.startswith("#devops")]
-    assert len(devops) == 1
+    assert len(devops) == 1 and "notice.other_plan" in fired(out)
     assert "change type raised from application_update to planned_infra_update" in devops[0]
     assert "now service-impacting" in devops[0]
     # #infrastructure hears planned infrastructure updates only: it was never told at all.
-    assert any(r.startswith("#infrastructure has not been told") for r in out["reasons"])
+    missing = [f["text"] for f in out["findings"] if f["rule"] == "notice.missing"]
+    assert [t.split(" ")[0] for t in missing] == ["#infrastructure"]
 
 
 def test_an_incident_announced_as_soon_as_identified(

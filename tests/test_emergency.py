@@ -13,7 +13,7 @@ import responses
 import yaml
 
 from hie_notify.cli import main
-from tests.builders import plan, rc, write
+from tests.builders import fired, plan, rc, write
 from tests.gitlab_fake import BOT, ENV, HUMAN, FakeGitLab
 
 SG = rc("aws_security_group_rule.block", ["create"], after={"type": "ingress"})
@@ -110,6 +110,7 @@ def test_emergency_needs_another_persons_approval(
     code, out = run(tmp_path, capsys, "gate", GL, "2026-12-08T10:05:00+00:00")
     assert out["allowed"] is allowed and out["emergency"] is True
     if not allowed:
+        assert "emergency.not_approved" in fired(out)
         assert any(
             r.startswith(
                 "an emergency fix needs an approval on its merge request from "
@@ -128,4 +129,4 @@ def test_without_gitlab_the_approval_is_a_warning(
     run(tmp_path, capsys, "plan", {}, "2026-12-08T10:00:00+00:00")
     code, out = run(tmp_path, capsys, "gate", {}, "2026-12-08T10:05:00+00:00")
     assert code == 0
-    assert any("approval was not checked: GitLab is not configured" in w for w in out["warnings"])
+    assert fired(out, "warn") == ["emergency.approval_unchecked"]

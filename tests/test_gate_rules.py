@@ -12,8 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hie_notify.audiences import Audience, Audiences
 from hie_notify.calendar import BusinessCalendar
@@ -21,15 +24,25 @@ from hie_notify.change import ChangeRecord, Window
 from hie_notify.classify import Classification, ResourceResult
 from hie_notify.durations import NoticePeriod, parse_notice
 from hie_notify.gate import (
+    RULES,
     TRIAL_BANNER,
     Approval,
-    Decision,
+    Budget,
+    Conflicts,
+    Finding,
+    GateDecision,
+    GateFacts,
+    JiraTicket,
+    Level,
     Requirement,
+    budget_month,
     decide,
     plan_differences,
+    planning_findings,
 )
 from hie_notify.ledger import Entry
 from hie_notify.policy import Policy
+from hie_notify.report import uptime
 
 UTC = timezone.utc
 START = datetime(2026, 12, 8, 10, 0, tzinfo=UTC)  # Tuesday, inside working hours
@@ -146,18 +159,20 @@ class Gate:
         entries: Sequence[Entry] | None = None,
         now: datetime = NOW,
         **kw: Any,
-    ) -> Decision:
+    ) -> GateDecision:
         return decide(
-            policy=self.policy,
-            calendar=self.calendar,
-            result=result if result is not None else classification(),
-            change=record() if change is DEFAULT else change,
-            audiences=Audiences(
-                tuple(audiences) if audiences is not None else (audience(),), tuple(problems)
-            ),
-            entries=list(entries) if entries is not None else [entry()],
-            now=now,
-            **kw,
+            GateFacts(
+                policy=self.policy,
+                calendar=self.calendar,
+                classification=result if result is not None else classification(),
+                change=record() if change is DEFAULT else change,
+                audiences=Audiences(
+                    tuple(audiences) if audiences is not None else (audience(),), tuple(problems)
+                ),
+                entries=list(entries) if entries is not None else [entry()],
+                now=now,
+                **kw,
+            )
         )
 
 
@@ -166,9 +181,10 @@ def gate(policy: Policy) -> Gate:
     return Gate(policy, BusinessCalendar.from_policy(policy))
 
 
-def only(decision: Decision) -> str:
-    """The one reason the gate gives (the test changed one thing: one reason)."""
-    assert len(decision.reasons) == 1, decision.reasons
+def only(decision: GateDecision, rule: str) -> str:
+    """The text of the one reason the gate gives, which `rule` must have found (the test
+    changed one thing: one reason)."""
+    assert decision.rules(Level.BLOCK) == (rule,), decision.reasons
     assert decision.allowed is False
     assert isinstance(decision.reasons, tuple) and isinstance(decision.warnings, tuple)
     return decision.reasons[0]
@@ -212,7 +228,7 @@ def test_plan_that_only_shrinks_keeps_its_notice(gate: Gate, policy: Policy) -> 
 def test_rule_not_announced_resource(gate: Gate, policy: Policy) -> None:
     bigger = classification([*PLAN, ("aws_s3_bucket.logs", "create")])
     assert plan_differences(entry(), bigger, policy) == ["not announced: aws_s3_bucket.logs"]
-    assert "not announced: aws_s3_bucket.logs" in only(gate(result=bigger))
+    assert "not announced: aws_s3_bucket.logs" in only(gate(result=bigger), "notice.other_plan")
 
 
 def test_rule_action_changed_create_to_update_voids_the_notice(gate: Gate, policy: Policy) -> None:
@@ -220,7 +236,7 @@ def test_rule_action_changed_create_to_update_voids_the_notice(gate: Gate, polic
     assert plan_differences(told, classification(), policy) == [
         f"action changed: {NODES} (create -> update)"
     ]
-    reason = only(gate(entries=[told]))
+    reason = only(gate(entries=[told]), "notice.other_plan")
     assert reason.startswith("#devops was told about a different plan (action changed: ")
     assert f"{NODES} (create -> update)" in reason
 
@@ -241,7 +257,7 @@ def test_rule_now_destroyed_or_replaced(gate: Gate, policy: Policy, new: str) ->
     assert plan_differences(entry(), now, policy) == [
         f"now destroyed or replaced: {NODES} (update -> {new})"
     ]
-    assert "now destroyed or replaced" in only(gate(result=now))
+    assert "now destroyed or replaced" in only(gate(result=now), "notice.other_plan")
 
 
 def test_rule_change_type_raised(gate: Gate, policy: Policy) -> None:
@@ -249,7 +265,7 @@ def test_rule_change_type_raised(gate: Gate, policy: Policy) -> None:
     assert plan_differences(told, classification(), policy) == [
         "change type raised from application_update to planned_infra_update"
     ]
-    assert "change type raised" in only(gate(entries=[told]))
+    assert "change type raised" in only(gate(entries=[told]), "notice.other_plan")
 
 
 def test_rule_change_type_raised_from_none(policy: Policy) -> None:
@@ -285,7 +301,7 @@ def test_rule_now_service_impacting(gate: Gate, policy: Policy) -> None:
     assert plan_differences(entry(), impacting, policy) == [
         "now service-impacting (the notice said it was not)"
     ]
-    assert "now service-impacting" in only(gate(result=impacting))
+    assert "now service-impacting" in only(gate(result=impacting), "notice.other_plan")
 
 
 def test_no_longer_service_impacting_keeps_the_notice(gate: Gate, policy: Policy) -> None:
@@ -312,7 +328,7 @@ def test_every_difference_is_listed(policy: Policy) -> None:
 
 
 def test_rule_delivered_after_now_does_not_count(gate: Gate) -> None:
-    reason = only(gate(entries=[entry(delivered_at=NOW + timedelta(seconds=1))]))
+    reason = only(gate(entries=[entry(delivered_at=NOW + timedelta(seconds=1))]), "notice.missing")
     assert reason.startswith("#devops has not been told (at least 24 hours ahead)")
 
 
@@ -326,20 +342,15 @@ def test_delivered_exactly_at_now_counts(gate: Gate) -> None:
 
 
 def test_rule_dry_run_entries_do_not_count(gate: Gate) -> None:
-    reason = only(gate(entries=[entry(dry_run=True)]))
-    assert reason.startswith("#devops has not been told")
+    only(gate(entries=[entry(dry_run=True)]), "notice.missing")
 
 
 def test_only_announcements_count(gate: Gate) -> None:
-    assert only(gate(entries=[entry(stage="apply_started")])).startswith(
-        "#devops has not been told"
-    )
+    only(gate(entries=[entry(stage="apply_started")]), "notice.missing")
 
 
 def test_only_this_audiences_entries_count(gate: Gate) -> None:
-    assert only(gate(entries=[entry(audience="slack:#product")])).startswith(
-        "#devops has not been told"
-    )
+    only(gate(entries=[entry(audience="slack:#product")]), "notice.missing")
 
 
 def test_the_earliest_matching_notice_counts(gate: Gate) -> None:
@@ -357,7 +368,7 @@ def test_a_notice_about_another_plan_does_not_count_even_when_earlier(gate: Gate
 
 def test_every_difference_is_in_the_reason(gate: Gate) -> None:
     told = entry(resources=[(NODES, "create"), (DB, "update")], change_type="cost_optimization")
-    assert only(gate(entries=[told])).startswith(
+    assert only(gate(entries=[told]), "notice.other_plan").startswith(
         f"#devops was told about a different plan (action changed: {NODES} (create -> update); "
         "change type raised from cost_optimization to planned_infra_update): run `hie-notify plan`"
     )
@@ -367,7 +378,7 @@ def test_the_latest_notice_explains_a_mismatch(gate: Gate) -> None:
     # Two non-matching notices: the reason speaks of the newest one.
     old = entry(delivered_at=TOLD - timedelta(days=1), resources=[(NODES, "create")])
     new = entry(change_type="application_update")
-    reason = only(gate(entries=[new, old]))
+    reason = only(gate(entries=[new, old]), "notice.other_plan")
     assert "change type raised from application_update" in reason
     assert "action changed" not in reason
 
@@ -377,7 +388,7 @@ def test_the_latest_notice_explains_a_mismatch(gate: Gate) -> None:
 
 def test_rule_window_coverage_other_window(gate: Gate) -> None:
     elsewhere = entry(window=(START + timedelta(days=1), END + timedelta(days=1)))
-    reason = only(gate(entries=[elsewhere]))
+    reason = only(gate(entries=[elsewhere]), "notice.other_window")
     assert reason.startswith(
         "#devops was told of another window (Wed 9 Dec 2026 10:00 to 12:00 GMT): run "
         "`hie-notify plan`"
@@ -401,7 +412,7 @@ def test_window_coverage_boundaries(
 
 
 def test_a_notice_without_a_window_does_not_cover_a_window(gate: Gate) -> None:
-    assert only(gate(entries=[entry(window=None)])).startswith(
+    assert only(gate(entries=[entry(window=None)]), "notice.other_window").startswith(
         "#devops was told of another window (no window: not scheduled yet)"
     )
 
@@ -412,12 +423,13 @@ def test_a_notice_without_a_window_does_not_cover_a_window(gate: Gate) -> None:
 def test_rule_below_the_minimum_blocks(gate: Gate) -> None:
     told = START - timedelta(hours=23)
     d = gate(entries=[entry(delivered_at=told)])
-    reason = only(d)
+    reason = only(d, "notice.short")
     assert reason.startswith(
         "#devops was told Mon 7 Dec 2026 11:00 GMT, less than the minimum "
         "24 hours before the window starts Tue 8 Dec 2026 10:00 GMT: the "
         "earliest allowed start is Tue 8 Dec 2026 11:00 GMT"
     )
+    assert reason.endswith("; move the window in the change record")
     (req,) = d.requirements
     assert not req.met and req.given_at == told and req.earliest_start == told + timedelta(hours=24)
     # Not met: the earliest start is what the notice allows, not the window's start.
@@ -436,7 +448,8 @@ def test_exactly_the_minimum_is_enough(gate: Gate) -> None:
 def test_rule_between_minimum_and_recommended_warns(gate: Gate) -> None:
     d = gate(entries=[entry(delivered_at=START - timedelta(hours=30))])
     assert d.allowed and d.reasons == ()
-    assert len(d.warnings) == 1 and "less than the recommended 48 hours" in d.warnings[0]
+    assert d.rules() == ("notice.below_recommended",)
+    assert "less than the recommended 48 hours" in d.warnings[0]
 
 
 def test_exactly_the_recommended_notice_does_not_warn(gate: Gate) -> None:
@@ -449,16 +462,17 @@ def test_business_day_notice(gate: Gate) -> None:
     # Thursday 3 December 10:00 + 3 business days = Tuesday 8 December 10:00: just enough.
     told = entry(audience="customer:EoE", delivered_at=datetime(2026, 12, 3, 10, tzinfo=UTC))
     d = gate(audiences=[customer], entries=[told])
-    assert d.allowed and "less than the recommended 5 business days" in d.warnings[0]
+    assert d.allowed and d.rules() == ("notice.below_recommended",)
+    assert "less than the recommended 5 business days" in d.warnings[0]
     later = replace(told, delivered_at=datetime(2026, 12, 3, 10, 1, tzinfo=UTC))
     assert "less than the minimum 3 business days" in only(
-        gate(audiences=[customer], entries=[later])
+        gate(audiences=[customer], entries=[later]), "notice.short"
     )
 
 
 def test_not_told_says_when_the_window_could_start(gate: Gate) -> None:
     d = gate(entries=[])
-    assert only(d) == (
+    assert only(d, "notice.missing") == (
         "#devops has not been told (at least 24 hours ahead): run `hie-notify plan` to announce "
         "it; with notice given now the earliest start is Wed 9 Dec 2026 10:30 GMT"
     )
@@ -499,14 +513,14 @@ def test_earliest_start_is_the_latest_over_audiences(gate: Gate) -> None:
 
 
 def test_rule_speculative_run(gate: Gate) -> None:
-    assert only(gate(speculative=True)) == (
+    assert only(gate(speculative=True), "run.speculative") == (
         "this HCP Terraform run is speculative (plan-only): it can never be applied; start a "
         "run that can be applied, and announce its plan"
     )
 
 
 def test_rule_freeze(gate: Gate) -> None:
-    assert only(gate(freeze="Christmas change freeze until 4 Jan")) == (
+    assert only(gate(freeze="Christmas change freeze until 4 Jan"), "freeze.active") == (
         "a deploy freeze is active (Christmas change freeze until 4 Jan): no production apply "
         "until it ends; wait for the freeze to end, or declare an emergency_fix with a "
         "justification and run it outside this pipeline's freeze rules"
@@ -515,7 +529,7 @@ def test_rule_freeze(gate: Gate) -> None:
 
 def test_rule_no_change_record(gate: Gate) -> None:
     d = gate(change=None)
-    assert only(d) == (
+    assert only(d, "change.missing") == (
         "no change record: give one with --change / HIE_CHANGE (the policy's Phase 1 needs the "
         "Jira key, purpose, window, downtime estimate and rollback plan)"
     )
@@ -526,7 +540,7 @@ def test_rule_no_change_record(gate: Gate) -> None:
 
 def test_no_change_record_keeps_the_earlier_reasons(gate: Gate) -> None:
     d = gate(change=None, freeze="freeze", speculative=True)
-    assert len(d.reasons) == 3 and d.reasons[-1].startswith("no change record")
+    assert d.rules() == ("run.speculative", "freeze.active", "change.missing")
 
 
 def test_a_plan_without_changes_has_nothing_to_guard(gate: Gate) -> None:
@@ -535,14 +549,15 @@ def test_a_plan_without_changes_has_nothing_to_guard(gate: Gate) -> None:
     assert d.reasons == () and d.warnings == () and d.emergency is False
     assert d.notes == ("the plan has no changes: nothing to announce or guard",)
     frozen = gate(result=classification([]), entries=[], freeze="freeze")
-    assert frozen.allowed is False and frozen.notes == d.notes and len(frozen.reasons) == 1
+    assert frozen.allowed is False and frozen.notes == d.notes
+    assert frozen.rules(Level.BLOCK) == ("freeze.active",)
 
 
 def test_a_declared_type_without_changes_is_still_guarded(gate: Gate) -> None:
     declared = classification([], declared_type="scheduled_maintenance")
     d = gate(result=declared, entries=[])
     assert not d.allowed and d.notes == ()
-    assert d.reasons[0].startswith("#devops has not been told")
+    assert d.rules(Level.BLOCK) == ("notice.missing",)
 
 
 @pytest.mark.parametrize(
@@ -554,7 +569,7 @@ def test_a_declared_type_without_changes_is_still_guarded(gate: Gate) -> None:
     ],
 )
 def test_rule_phase1_gaps(gate: Gate, missing: dict[str, Any], gap: str) -> None:
-    assert only(gate(change=record(**missing))) == (
+    assert only(gate(change=record(**missing)), "change.gap") == (
         f"the change record has no {gap}: add it (policy Phase 1)"
     )
 
@@ -578,6 +593,14 @@ def test_emergency_needs_no_lead_time(gate: Gate) -> None:
     assert d.requirements[0].met
     # No window start is added to the earliest start for an emergency.
     assert d.earliest_start == told.delivered_at + timedelta(hours=24)
+    early = entry(delivered_at=START - timedelta(hours=30), change_type="emergency_fix")
+    d = gate(
+        result=emergency(),
+        change=record(justification="outage"),
+        entries=[early],
+        approval=Approval(True, "approved by ollie"),
+    )
+    assert d.earliest_start == early.delivered_at + timedelta(hours=24) < START
 
 
 def test_emergency_not_told_says_before_the_fix(gate: Gate) -> None:
@@ -592,7 +615,10 @@ def test_rule_emergency_needs_a_justification(gate: Gate) -> None:
         d = gate(
             result=emergency(), change=record(justification=missing), entries=[told], approval=ok
         )
-        assert only(d) == "an emergency fix needs a justification in the change record"
+        assert (
+            only(d, "emergency.justification")
+            == "an emergency fix needs a justification in the change record"
+        )
 
 
 def test_rule_emergency_approval_refused(gate: Gate) -> None:
@@ -603,7 +629,7 @@ def test_rule_emergency_approval_refused(gate: Gate) -> None:
         entries=[told],
         approval=Approval(False, "author mallory; no other approver yet"),
     )
-    assert only(d) == (
+    assert only(d, "emergency.not_approved") == (
         "an emergency fix needs an approval on its merge request from someone other than its "
         "author (author mallory; no other approver yet)"
     )
@@ -612,6 +638,7 @@ def test_rule_emergency_approval_refused(gate: Gate) -> None:
 def test_rule_emergency_approval_unchecked_warns(gate: Gate) -> None:
     told = entry(change_type="emergency_fix")
     d = gate(result=emergency(), change=record(justification="outage"), entries=[told])
+    assert d.rules() == ("emergency.approval_unchecked",)
     assert d.allowed and d.warnings == (
         "the emergency's approval was not checked: GitLab is not configured (set "
         "HIE_GITLAB_TOKEN so the gate can see the merge request's approvals)",
@@ -638,6 +665,7 @@ def test_emergency_phase1_gaps_only_warn(gate: Gate, missing: dict[str, Any], ga
         approval=Approval(True, "ok"),
     )
     assert d.allowed, d.reasons
+    assert d.rules() == ("change.gap",)
     assert d.warnings == (f"the change record has no {gap}; allowed for an emergency fix",)
 
 
@@ -649,7 +677,7 @@ def test_emergency_with_several_gaps_warns_of_each(gate: Gate) -> None:
         entries=[told],
         approval=Approval(True, "ok"),
     )
-    assert d.allowed and len(d.warnings) == 2, d.warnings
+    assert d.allowed and d.rules(Level.WARN) == ("change.gap", "change.gap"), d.warnings
 
 
 def test_emergency_still_needs_a_rollback_plan(gate: Gate) -> None:
@@ -660,7 +688,7 @@ def test_emergency_still_needs_a_rollback_plan(gate: Gate) -> None:
         entries=[told],
         approval=Approval(True, "ok"),
     )
-    assert only(d) == (
+    assert only(d, "change.gap") == (
         "the change record has no rollback (the rollback plan): add it (policy Phase 1)"
     )
 
@@ -669,13 +697,13 @@ def test_emergency_still_needs_a_rollback_plan(gate: Gate) -> None:
 
 
 def test_rule_window_not_open(gate: Gate) -> None:
-    assert only(gate(now=START - timedelta(minutes=1))) == (
+    assert only(gate(now=START - timedelta(minutes=1)), "window.not_open") == (
         "the window has not opened: it starts Tue 8 Dec 2026 10:00 GMT; this job may run from then"
     )
 
 
 def test_rule_window_closed(gate: Gate) -> None:
-    assert only(gate(now=END + timedelta(minutes=1))) == (
+    assert only(gate(now=END + timedelta(minutes=1)), "window.closed") == (
         "the window closed Tue 8 Dec 2026 12:00 GMT: set a new window in "
         "the change record (the new time needs its own notice)"
     )
@@ -688,7 +716,9 @@ def test_times_in_reasons_are_in_the_policy_zone_whatever_the_machine_zone(gate:
     start, end = datetime(2026, 7, 7, 9, tzinfo=UTC), datetime(2026, 7, 7, 11, tzinfo=UTC)
     summer = record(window=Window(start=start, end=end))
     told = entry(delivered_at=start - timedelta(days=3), window=(start, end))
-    reason = only(gate(change=summer, entries=[told], now=end + timedelta(minutes=1)))
+    reason = only(
+        gate(change=summer, entries=[told], now=end + timedelta(minutes=1)), "window.closed"
+    )
     assert reason.startswith("the window closed Tue 7 Jul 2026 12:00 BST: set a new window")
 
 
@@ -701,7 +731,7 @@ def test_rule_out_of_hours_needs_on_call(gate: Gate) -> None:
     start, end = datetime(2026, 12, 8, 19, tzinfo=UTC), datetime(2026, 12, 8, 21, tzinfo=UTC)
     evening = record(window=Window(start=start, end=end))
     told = entry(window=(start, end))
-    assert only(gate(change=evening, entries=[told], now=start)).endswith(
+    assert only(gate(change=evening, entries=[told], now=start), "window.no_on_call").endswith(
         "is outside working hours and the change record names no on_call engineer: add on_call"
     )
     staffed = record(window=Window(start=start, end=end), on_call="Leon")
@@ -713,7 +743,7 @@ def test_rule_out_of_hours_needs_on_call(gate: Gate) -> None:
 
 def test_audience_problems_block(gate: Gate) -> None:
     problem = "planned_infra_update must tell the affected customers, but none is known"
-    assert only(gate(problems=[problem])) == problem
+    assert only(gate(problems=[problem]), "audiences.problem") == problem
 
 
 def test_period_kind_is_respected() -> None:
@@ -732,6 +762,17 @@ def test_decision_json(gate: Gate) -> None:
         "warnings": [
             "#devops was told Mon 7 Dec 2026 04:00 GMT: more than the "
             "minimum 24 hours, less than the recommended 48 hours"
+        ],
+        # Every finding, typed: the rule that fired, its level, and whether `plan` could
+        # decide it before the window (the notice clock it cannot).
+        "findings": [
+            {
+                "level": "warn",
+                "rule": "notice.below_recommended",
+                "text": "#devops was told Mon 7 Dec 2026 04:00 GMT: more than the "
+                "minimum 24 hours, less than the recommended 48 hours",
+                "at_plan": False,
+            }
         ],
         "emergency": False,
         "trial": False,
@@ -800,7 +841,7 @@ def test_rule_an_outbox_notice_tells_nobody_where_the_gate_is_enforced(gate: Gat
     both = gate(entries=[outboxed(delivered_at=TOLD - timedelta(hours=1)), entry()])
     assert both.requirements[0].outbox_only is False
     d = gate(entries=[outboxed()], outbox_counts=False)
-    assert only(d) == OUTBOX_REASON
+    assert only(d, "notice.outbox_only") == OUTBOX_REASON
     assert d.requirements[0].met is False and d.requirements[0].given_at is None
     # a real delivery beside it still counts
     assert gate(entries=[outboxed(), entry()], outbox_counts=False).allowed
@@ -815,7 +856,7 @@ def test_rule_a_meetings_agenda_item_is_its_route(gate: Gate) -> None:
 def test_rule_a_real_delivery_counts_only_with_its_receipt(gate: Gate) -> None:
     for receipt in ({}, {"channel_id": "C0DEVOPS"}, {"channel_id": "C0DEVOPS", "ts": ""}):
         d = gate(entries=[entry(receipt=receipt)])
-        assert only(d) == (
+        assert only(d, "notice.no_receipt") == (
             "#devops: the slack delivery recorded Sat 5 Dec 2026 10:00 GMT "
             "has no receipt from the service (no proof it reached anyone): it does not count; "
             "run `hie-notify plan`"
@@ -857,11 +898,12 @@ def test_rule_no_receipt_where_the_gate_is_enforced(gate: Gate) -> None:
         "run `hie-notify plan`"
     )
     d = gate(entries=[bare], outbox_counts=False)
-    assert only(d) == no_receipt
+    assert only(d, "notice.no_receipt") == no_receipt
     assert d.requirements[0].met is False and d.requirements[0].given_at is None
     # written to the outbox as well: both are said, the outbox first
     both = gate(entries=[outboxed(), bare], outbox_counts=False)
     assert both.reasons == (OUTBOX_REASON, no_receipt) and not both.allowed
+    assert both.rules() == ("notice.outbox_only", "notice.no_receipt")
 
 
 def test_rule_an_unchecked_emergency_blocks_where_the_gate_is_enforced(gate: Gate) -> None:
@@ -872,7 +914,7 @@ def test_rule_an_unchecked_emergency_blocks_where_the_gate_is_enforced(gate: Gat
         entries=[told],
         approval_required=True,
     )
-    assert only(d) == (
+    assert only(d, "emergency.approval_unchecked") == (
         "the emergency's approval cannot be checked: GitLab is not configured (set "
         "HIE_GITLAB_TOKEN so the gate can see the merge request's approvals); in GitLab CI an "
         "unchecked emergency does not pass"
@@ -886,3 +928,249 @@ def test_rule_an_unchecked_emergency_blocks_where_the_gate_is_enforced(gate: Gat
         approval_required=True,
     )
     assert ok.allowed
+
+
+# --- facts orchestration gathers: Jira, the register, the uptime budget (issue 26) ---------------
+# `decide` makes every finding from GateFacts alone: nothing amends its decision afterwards.
+
+
+def test_rule_jira_ticket_missing_or_not_ready(gate: Gate, policy: Policy) -> None:
+    assert only(gate(jira=JiraTicket("FFAPP-1", None)), "jira.missing") == (
+        "Phase 1: Jira ticket FFAPP-1 does not exist (or the Jira user may not browse it): the "
+        "change needs a detailed Jira ticket before it is applied"
+    )
+    # without ready statuses in the policy, any status of an existing ticket does
+    assert gate(jira=JiraTicket("FFAPP-1", "In Review")).allowed
+    jira = policy.jira.model_copy(update={"ready_statuses": ["Approved", "Scheduled"]})
+    ready = Gate(policy.model_copy(update={"jira": jira}), gate.calendar)
+    assert only(ready(jira=JiraTicket("FFAPP-1", "In Review")), "jira.not_ready") == (
+        "Jira ticket FFAPP-1 is 'In Review': the policy lets a change go ahead only from "
+        "'Approved', 'Scheduled' (jira.ready_statuses)"
+    )
+    assert ready(jira=JiraTicket("FFAPP-1", "scheduled")).allowed  # without case
+
+
+def test_rule_jira_unchecked_blocks_in_ci_and_warns_elsewhere(gate: Gate) -> None:
+    ticket = JiraTicket("FFAPP-1", unchecked="JIRA_URL is not set")
+    line = "Jira ticket FFAPP-1 cannot be checked: JIRA_URL is not set (jira.enabled is on)"
+    assert only(gate(jira=ticket, in_gitlab_ci=True), "jira.unchecked") == line
+    laptop = gate(jira=ticket)
+    assert laptop.allowed and laptop.rules() == ("jira.unchecked",)
+    assert laptop.warnings == (f"{line}; in GitLab CI this blocks",)
+
+
+@pytest.mark.parametrize(("mode", "level"), [("warn", Level.WARN), ("block", Level.BLOCK)])
+def test_rule_register_conflicts_as_the_policy_says(
+    policy: Policy, gate: Gate, mode: str, level: Level
+) -> None:
+    under = Gate(policy.model_copy(update={"conflicts": mode}), gate.calendar)
+    text = "FFAPP-9 and FFAPP-1: windows overlap, both touch customer EoE"
+    d = under(conflicts=Conflicts((text,)))
+    assert d.findings == (Finding(level, "register.conflict", f"conflict: {text}"),)
+    assert d.allowed is (mode == "warn")
+    broken = under(conflicts=Conflicts(unreadable="database disk image is malformed"))
+    assert broken.findings == (
+        Finding(
+            level,
+            "register.unreadable",
+            "the change register could not be checked for conflicts: database disk image is "
+            "malformed",
+        ),
+    )
+    assert under(conflicts=Conflicts()).findings == ()  # read, and nothing in the way
+
+
+def _budget(used_minutes: int, **kw: Any) -> Budget:
+    december = uptime.month_of(START, ZoneInfo("Europe/London"))
+    used = (uptime.Used("EoE", december, timedelta(minutes=used_minutes), ("CHG-1",)),)
+    return Budget(("EoE",), december, used, **kw)
+
+
+def test_rule_uptime_budget(gate: Gate) -> None:
+    hour = record(downtime="1h")
+    assert gate(change=hour, budget=_budget(60)).findings == ()
+    over = gate(change=hour, budget=_budget(420))  # 7 h 0 min + 1 h of 7 h 26 min
+    assert only(over, "uptime.budget").startswith("uptime budget exceeded: EoE in 2026-12")
+    near = gate(change=hour, budget=_budget(320))
+    assert near.allowed and near.rules(Level.WARN) == ("uptime.budget",)
+    assert near.warnings[0].startswith("uptime budget at 85% (warning from 80%): EoE in 2026-12")
+    # an emergency may exceed it, with a warning
+    told = entry(change_type="emergency_fix")
+    fix = gate(
+        result=emergency(),
+        change=record(downtime="1h", justification="outage"),
+        entries=[told],
+        approval=Approval(True, "ok"),
+        budget=_budget(420),
+    )
+    assert fix.allowed and fix.rules() == ("uptime.budget",)
+    # no declared downtime charges none, whatever the month used
+    assert gate(budget=_budget(600)).findings == ()
+
+
+def test_rule_uptime_register_unreadable_or_missing(gate: Gate) -> None:
+    hour = record(downtime="1h")
+    broken = gate(change=hour, budget=_budget(0, unreadable="not a database"))
+    assert only(broken, "uptime.unreadable") == (
+        "the uptime budget could not be checked (the register): not a database"
+    )
+    alone = gate(change=hour, budget=Budget(("EoE",), _budget(0).month, registered=False))
+    assert alone.allowed and alone.rules() == ("uptime.no_register",)
+    assert alone.warnings == (
+        "uptime budget: no change register, so only this change's declared downtime was "
+        "counted (give --register to count the month's other changes)",
+    )
+
+
+def test_the_budget_month_is_the_policy_zones(gate: Gate) -> None:
+    # 23:30 UTC on 30 June is 00:30 on 1 July in London: July's budget, whatever the machine.
+    start = datetime(2026, 6, 30, 23, 30, tzinfo=UTC)
+    summer = record(window=Window(start=start, end=start + timedelta(hours=1)), downtime="1h")
+    month = budget_month(summer, gate.calendar)
+    assert month is not None and month.key == "2026-07"
+    assert budget_month(record(), gate.calendar) is None  # no declared downtime
+
+
+def test_rule_ledger_problems_block_and_warnings_are_said(gate: Gate) -> None:
+    d = gate(ledger_problems=["entry 2 was edited"], ledger_warnings=["entry 1 is unsigned"])
+    assert only(d, "ledger.untrusted") == "the ledger cannot be trusted: entry 2 was edited"
+    assert d.warnings == ("ledger: entry 1 is unsigned",) and d.rules(Level.WARN) == (
+        "ledger.warning",
+    )
+
+
+def test_an_unchanged_notice_that_cannot_stand_tells_nobody(gate: Gate) -> None:
+    # Recorded without a delivery, naming one of a lower change type: it cannot stand on it
+    # (still_told), so only the delivery counts, and that announced another type.
+    delivered = entry(change_type="application_update", idempotency_key="k0")
+    same = entry(idempotency_key="k1", extra={"same_as": "k0"})
+    reason = only(gate(entries=[delivered, same]), "notice.other_plan")
+    assert "change type raised from application_update to planned_infra_update" in reason
+
+
+def test_rule_a_higher_declared_downtime_voids_the_notice(gate: Gate) -> None:
+    told = entry(extra={"downtime": "30m"})
+    assert gate(entries=[told], change=record(downtime="30m")).allowed
+    reason = only(gate(entries=[told], change=record(downtime="4h")), "notice.other_plan")
+    assert reason.startswith(
+        "#devops was told about a different plan (downtime raised from 30 minutes to 4 hours)"
+    )
+
+
+def test_the_facts_outside_the_ledger_are_said_after_the_notice(gate: Gate) -> None:
+    # One decision, in the order people read it: the change and its notices first.
+    d = gate(
+        change=record(downtime="1h"),
+        entries=[],
+        jira=JiraTicket("FFAPP-1", None),
+        conflicts=Conflicts(unreadable="locked"),
+        budget=_budget(420),
+    )
+    assert d.rules(Level.BLOCK) == ("notice.missing", "jira.missing", "uptime.budget")
+    assert d.rules(Level.WARN) == ("register.unreadable",)
+
+
+# --- typed findings: one spelling per level, a stable rule, decidable at `plan` or not -----------
+
+
+def test_every_finding_names_a_known_rule() -> None:
+    with pytest.raises(ValueError, match=r"unknown gate rule 'notice\.too_short'"):
+        Finding(Level.BLOCK, "notice.too_short", "x")
+    assert {level.value for level in Level} == {"block", "warn", "info"}
+
+
+def test_planning_findings_are_those_decidable_before_the_window(gate: Gate) -> None:
+    d = gate(
+        change=record(rollback=None, downtime="1h"),
+        entries=[],
+        now=START - timedelta(days=2),
+        jira=JiraTicket("FFAPP-1", None),
+        budget=_budget(420),
+    )
+    assert d.rules(Level.BLOCK) == (
+        "change.gap",
+        "window.not_open",
+        "notice.missing",
+        "jira.missing",
+        "uptime.budget",
+    )
+    # the window being now and the notice clock are left to the gate at the window
+    assert [f.rule for f in planning_findings(d)] == ["change.gap", "jira.missing", "uptime.budget"]
+    assert {f.rule: f.at_plan for f in d.findings}["window.not_open"] is False
+
+
+FACTS = st.fixed_dictionaries(
+    {
+        "freeze": st.sampled_from([None, "", "Christmas"]),
+        "speculative": st.booleans(),
+        "trial": st.booleans(),
+        "outbox_counts": st.booleans(),
+        "approval_required": st.booleans(),
+        "in_gitlab_ci": st.booleans(),
+        "ledger_problems": st.lists(st.sampled_from(["entry 2 was edited"]), max_size=2),
+        "ledger_warnings": st.lists(st.sampled_from(["entry 1 is unsigned"]), max_size=2),
+        "jira": st.sampled_from(
+            [
+                None,
+                JiraTicket("FFAPP-1", None),
+                JiraTicket("FFAPP-1", "Open"),
+                JiraTicket("FFAPP-1", unchecked="JIRA_URL is not set"),
+            ]
+        ),
+        "conflicts": st.sampled_from(
+            [None, Conflicts(), Conflicts(("a",)), Conflicts(unreadable="locked")]
+        ),
+    }
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    facts=FACTS,
+    told_hours=st.integers(min_value=-2, max_value=100),
+    now_minutes=st.integers(min_value=-600, max_value=600),
+    kind=st.sampled_from(["planned_infra_update", "emergency_fix"]),
+    change=st.sampled_from(["full", "none", "gaps"]),
+)
+def test_the_decision_is_its_findings(
+    policy: Policy,
+    facts: dict[str, Any],
+    told_hours: int,
+    now_minutes: int,
+    kind: str,
+    change: str,
+) -> None:
+    gate = Gate(policy, BusinessCalendar.from_policy(policy))
+    records = {"full": record(justification="x"), "none": None, "gaps": record(rollback=None)}
+    d = gate(
+        result=classification(change_type=kind),
+        change=records[change],
+        entries=[entry(delivered_at=START - timedelta(hours=told_hours), change_type=kind)],
+        now=START + timedelta(minutes=now_minutes),
+        **facts,
+    )
+    blocks = [f for f in d.findings if f.level is Level.BLOCK]
+    assert d.allowed is (not blocks)
+    assert d.reasons == tuple(f.text for f in blocks)
+    assert d.warnings == tuple(f.text for f in d.findings if f.level is Level.WARN)
+    assert d.notes == tuple(f.text for f in d.findings if f.level is Level.INFO)
+    assert set(planning_findings(d)) <= set(blocks)
+    data = d.to_json(gate.calendar)
+    assert data["reasons"] == [f["text"] for f in data["findings"] if f["level"] == "block"]
+    assert all(f["rule"] in RULES and isinstance(f["at_plan"], bool) for f in data["findings"])
+    # what orchestration could not read never lets the apply through
+    if facts["conflicts"] == Conflicts(unreadable="locked") and change != "none":
+        assert "register.unreadable" in d.rules()
+    if facts["ledger_problems"]:
+        assert not d.allowed
+
+
+def test_the_docs_list_every_rule() -> None:
+    """The gate's page (docs/gate.md; README.md before the docs site) names each rule once."""
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    pages = [root / "docs" / "gate.md", root / "README.md"]
+    text = "".join(p.read_text(encoding="utf-8") for p in pages if p.exists())
+    listed = text[text.index("The rules: ") :].split(".\n", 1)[0].replace("\n", " ")
+    assert sorted(listed.count(f"`{r}`") for r in RULES) == [1] * len(RULES)

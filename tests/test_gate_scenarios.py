@@ -12,7 +12,7 @@ import responses
 import yaml
 
 from hie_notify.cli import main
-from tests.builders import plan, rc, write
+from tests.builders import fired, plan, rc, write
 from tests.gitlab_fake import ENV, PROJECT, FakeGitLab
 
 DNS = rc("aws_route53_record.api", ["update"], before={"ttl": 60}, after={"ttl": 300})
@@ -88,9 +88,7 @@ def test_24h_across_spring_clock_change_is_23_real_hours(s: Scenario) -> None:
     ]
     code, out, err = s.run("gate", "2026-03-29T12:30:00+01:00", change, p)
     assert code == 1 and out["allowed"] is False
-    assert any(
-        "less than the minimum 24 hours before the window starts" in r for r in out["reasons"]
-    )
+    assert set(fired(out)) == {"notice.short"}  # each of the three channels
     assert out["earliest_start"] == "2026-03-29T12:00:00+00:00"  # 13:00 BST
     assert "Earliest allowed start: Sun 29 Mar 2026 13:00 BST" in err
     assert s.dotenv()["HIE_GATE_ALLOWED"] == "false"
@@ -104,7 +102,7 @@ def test_24h_given_in_time_passes(s: Scenario) -> None:
     assert s.dotenv()["HIE_GATE_ALLOWED"] == "true"
     assert s.dotenv()["HIE_CHANGE_TYPE"] == "planned_infra_update"
     # between the 24 h minimum and the 48 h recommended: allowed, with a warning
-    assert any("less than the recommended 48 hours" in w for w in out["warnings"])
+    assert "notice.below_recommended" in fired(out, "warn")
 
 
 @pytest.mark.parametrize(("region", "allowed"), [("ENG", False), ("SCT", True)])
@@ -162,7 +160,7 @@ def test_window_already_closed(s: Scenario) -> None:
     change, p = s.files(window("2026-12-08T10:00:00", "2026-12-08T12:00:00"), DNS)
     s.run("plan", "2026-12-01T10:00:00+00:00", change, p)
     code, out, _ = s.run("gate", "2026-12-08T12:30:00+00:00", change, p)
-    assert code == 1 and len(out["reasons"]) == 1
+    assert code == 1 and fired(out) == ["window.closed"]
     assert out["reasons"][0].startswith("the window closed Tue 8 Dec 2026 12:00 GMT")
 
 
@@ -238,7 +236,8 @@ def test_deploy_freeze(s: Scenario) -> None:
     s.run("plan", "2026-12-01T10:00:00+00:00", change, p)
     s.env = {"CI_DEPLOY_FREEZE": "true"}
     code, out, _ = s.run("gate", "2026-12-08T10:30:00+00:00", change, p)
-    assert code == 1
+    assert code == 1 and fired(out) == ["freeze.active"]
+    # the freeze is described as GitLab says it
     assert out["reasons"][0].startswith(
         "a deploy freeze is active (GitLab deploy freeze (CI_DEPLOY_FREEZE is set))"
     )
@@ -253,18 +252,16 @@ def test_out_of_hours_window_needs_on_call(s: Scenario, on_call: str | None) -> 
     code, out, _ = s.run("gate", "2026-12-08T19:30:00+00:00", change, p)
     assert (code == 0) is bool(on_call)
     if not on_call:
-        assert any(
-            "outside working hours and the change record names no on_call" in r
-            for r in out["reasons"]
-        )
+        assert fired(out) == ["window.no_on_call"]
 
 
 def test_phase1_gaps_block_and_every_reason_is_listed(s: Scenario) -> None:
     change, p = s.files({"rollback": None, "downtime": None}, DNS)
     code, out, _ = s.run("gate", "2026-12-08T19:30:00+00:00", change, p)
     assert code == 1
+    assert fired(out).count("change.gap") == 3 and "notice.missing" in fired(out)
     joined = "\n".join(out["reasons"])
-    for gap in ("no window", "no downtime", "no rollback", "#devops has not been told"):
+    for gap in ("no window", "no downtime", "no rollback"):
         assert gap in joined
 
 
@@ -422,3 +419,20 @@ def test_the_gate_names_the_projects_freeze_periods(
         "GitLab deploy freeze (CI_DEPLOY_FREEZE is set); freeze periods: "
         "0 23 * * 5 to 0 7 * * 1 (Europe/London)"
     )
+
+
+def test_the_json_names_each_finding_with_its_rule(s: Scenario) -> None:
+    """`gate --format json` keeps `reasons` and `warnings` and adds `findings`: each with its
+    level, its rule and whether `plan` could have decided it before the window."""
+    change, p = s.files(
+        {"rollback": None, **window("2026-12-08T10:00:00", "2026-12-08T12:00:00")}, DNS
+    )
+    s.run("plan", "2026-12-07T08:00:00+00:00", change, p)  # 26 hours ahead
+    code, out, _ = s.run("gate", "2026-12-08T10:30:00+00:00", change, p)
+    assert code == 1
+    assert {tuple(sorted(f)) for f in out["findings"]} == {("at_plan", "level", "rule", "text")}
+    assert out["reasons"] == [f["text"] for f in out["findings"] if f["level"] == "block"]
+    assert out["warnings"] == [f["text"] for f in out["findings"] if f["level"] == "warn"]
+    found = {(f["rule"], f["level"], f["at_plan"]) for f in out["findings"]}
+    assert ("change.gap", "block", True) in found
+    assert ("notice.below_recommended", "warn", False) in found

@@ -12,6 +12,7 @@ import pytest
 import responses
 
 from hie_notify.receiver import Event
+from tests.builders import fired
 from tests.cli_flow import Flow as _Flow
 from tests.conftest import EXAMPLES
 from tests.hcp_fake import ENV, PLANS, RUN_ID, FakeHcp, run_document
@@ -171,8 +172,7 @@ def test_speculative_run_never_passes_the_gate(
         str(tmp_path / "g.env"),
         now="2026-12-08T10:30:00+00:00",
     )
-    assert code == 1
-    assert out["reasons"][0].startswith("this HCP Terraform run is speculative (plan-only)")
+    assert code == 1 and fired(out)[0] == "run.speculative"
 
 
 def test_watch_sends_each_stage_once(

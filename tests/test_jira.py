@@ -12,7 +12,7 @@ import responses
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.builders import rc
+from tests.builders import fired, rc
 from tests.cli_flow import Flow
 from tests.integration_fakes import (
     EMAIL,
@@ -111,7 +111,7 @@ def test_gate_blocks_an_unknown_ticket_as_a_phase_1_gap(
     f = flow(tmp_path, capsys)
     code, out = f("gate", "--plan", str(f.plan))
     assert code == 1
-    assert any(r.startswith(f"Phase 1: Jira ticket {KEY} does not exist") for r in out["reasons"])
+    assert "jira.missing" in fired(out)
     assert out["allowed"] is False
 
 
@@ -122,31 +122,53 @@ def test_gate_blocks_a_ticket_not_in_a_ready_status(
     f = flow(tmp_path, capsys)
     code, out = f("gate", "--plan", str(f.plan))
     assert code == 1
+    assert "jira.not_ready" in fired(out)
     assert any("is 'In Review'" in r and "jira.ready_statuses" in r for r in out["reasons"])
     jira.issues[KEY].status = "scheduled"  # statuses compare without case
     code, out = f("gate", "--plan", str(f.plan))
-    assert not any("Jira" in r for r in out["reasons"])
+    assert not [r for r in fired(out) if r.startswith("jira.")]
 
 
 def test_gate_without_jira_credentials_blocks_in_ci_and_warns_on_a_laptop(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from hie_notify.audiences import resolve
+    from hie_notify.calendar import BusinessCalendar
     from hie_notify.change import load_change
+    from hie_notify.classify import classify
+    from hie_notify.gate import GateFacts, JiraTicket, Level, decide
     from hie_notify.policy import load_policy
-    from hie_notify.stagerun import jira_gate
+    from hie_notify.stagerun import jira_ticket
+    from hie_notify.terraform.plan import load_plan
 
     policy_file = integration_policy(tmp_path, jira=JIRA_ON)
     f = Flow(tmp_path, capsys, DB, policy=policy_file)
     policy = load_policy(policy_file)
     change = load_change(f.change, policy)
+    ticket = jira_ticket(policy, change, {"GITLAB_CI": "true"})
+    assert ticket == JiraTicket(KEY, None, "JIRA_URL is not set")
     # In CI the protected policy is read from GitLab; the decision on Jira is this one.
-    reasons, warnings = jira_gate(policy, change, {"GITLAB_CI": "true"})
-    assert reasons == [
+    result = classify(load_plan(f.plan), policy, change)
+    assert change.window is not None
+    facts = GateFacts(
+        policy=policy,
+        calendar=BusinessCalendar.from_policy(policy),
+        classification=result,
+        change=change,
+        audiences=resolve(policy, result, change),
+        entries=(),
+        now=change.window.start,
+        jira=ticket,
+        in_gitlab_ci=True,
+    )
+    [finding] = [f for f in decide(facts).findings if f.rule.startswith("jira.")]
+    assert finding.level is Level.BLOCK and finding.rule == "jira.unchecked"
+    assert finding.text == (
         f"Jira ticket {KEY} cannot be checked: JIRA_URL is not set (jira.enabled is on)"
-    ]
-    assert warnings == []
+    )
     _, out = f("gate", "--plan", str(f.plan))  # on a laptop: said, not blocking
-    assert not any("Jira" in r for r in out["reasons"])
+    assert not [r for r in fired(out) if r.startswith("jira.")]
+    assert "jira.unchecked" in fired(out, "warn")
     assert any(
         "JIRA_URL is not set" in w and "in GitLab CI this blocks" in w for w in out["warnings"]
     )

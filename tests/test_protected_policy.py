@@ -13,7 +13,7 @@ import responses
 import yaml
 
 from hie_notify.cli import main
-from tests.builders import plan, rc, write
+from tests.builders import fired, plan, rc, write
 from tests.gitlab_fake import ENV, JOB_TOKEN, FakeGitLab
 
 DNS = rc("aws_route53_record.api", ["update"], before={"ttl": 1}, after={"ttl": 2})
@@ -138,7 +138,7 @@ def test_protected_notice_gates_the_deploy(repo: Repo, fake: FakeGitLab) -> None
     assert repo("plan", "--plan", str(repo.plan), now="2026-12-07T14:00:00+00:00")[0] == 0
     code, out = repo("gate", "--plan", str(repo.plan), now="2026-12-08T10:30:00+00:00")
     assert code == 1
-    assert any("less than the minimum 24 hours" in r for r in out["reasons"])
+    assert "notice.short" in fired(out)
     assert out["policy_source"] == "protected: 42@main:.hie-notify/policy.yaml"
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import responses
 
-from tests.builders import rc
+from tests.builders import fired, rc
 from tests.cli_flow import Flow
 from tests.register_fake import ENV, RegisterFake
 
@@ -75,8 +75,10 @@ def test_the_gate_warns_or_blocks_as_the_policy_says(
     if mode == "warn":
         assert code == 0 and out["allowed"] is True
         assert line in out["warnings"] and line not in out["reasons"]
+        assert fired(out, "warn") == ["register.conflict"]
     else:
         assert code == 1 and out["allowed"] is False and line in out["reasons"]
+        assert fired(out) == ["register.conflict"]
         assert "HIE_GATE_ALLOWED=false" in (tmp_path / "g.env").read_text()
 
 
@@ -88,7 +90,7 @@ def test_the_gate_without_conflicts_is_unchanged(
     code, out = flow(
         "gate", "--plan", str(flow.plan), "--dotenv", str(tmp_path / "g.env"), now=AT_WINDOW
     )
-    assert code == 0 and not [w for w in out["warnings"] if "conflict" in w]
+    assert code == 0 and "register.conflict" not in fired(out, "warn")
 
 
 def test_a_register_that_cannot_be_read_blocks_under_block(
@@ -100,10 +102,7 @@ def test_a_register_that_cannot_be_read_blocks_under_block(
     code, out = flow(
         "gate", "--plan", str(flow.plan), "--dotenv", str(tmp_path / "g.env"), now=AT_WINDOW
     )
-    assert code == 1
-    assert any(
-        "the change register could not be checked for conflicts" in r for r in out["reasons"]
-    )
+    assert code == 1 and "register.unreadable" in fired(out)
 
 
 def test_a_window_inside_a_deploy_freeze(

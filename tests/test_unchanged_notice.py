@@ -291,12 +291,12 @@ def test_a_notice_of_less_downtime_than_now_declared_no_longer_counts(gate: Gate
     told = entry(extra={"told": "m1", "downtime": "30m"})
     assert gate(entries=[told], change=record(downtime="30m")).allowed
     assert gate(entries=[told], change=record(downtime="15m")).allowed  # less: still covered
-    reason = only(gate(entries=[told], change=record(downtime="4h")))
+    reason = only(gate(entries=[told], change=record(downtime="4h")), "notice.other_plan")
     assert reason.startswith(
         "#devops was told about a different plan (downtime raised from 30 minutes to 4 hours)"
     )
     unknown = entry(extra={"told": "m1", "downtime": "not known"})
-    reason = only(gate(entries=[unknown], change=record(downtime="1h")))
+    reason = only(gate(entries=[unknown], change=record(downtime="1h")), "notice.other_plan")
     assert "it said the downtime was not known; the change record now declares 1 hour" in reason
     # a notice recorded before downtimes were: judged as before
     assert gate(entries=[entry()], change=record(downtime="4h")).allowed

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from hie_notify.lifecycle import Lifecycle, replay
 from hie_notify.report import uptime
-from tests.builders import rc
+from tests.builders import fired, rc
 from tests.cli_flow import Flow
 from tests.test_report_seed import Seed, seed_register
 
@@ -214,12 +214,12 @@ def test_the_gate_counts_the_month_used_so_far(
     assert code == 0
     code, out = flow("gate", "--plan", str(flow.plan), now=AT_WINDOW)
     assert out["allowed"] is allowed and code == (0 if allowed else 1)
-    found = [line for line in out["reasons"] + out["warnings"] if "uptime budget" in line]
+    found = [f for f in out["findings"] if f["rule"] == "uptime.budget"]
     if text is None:
         assert found == []
     else:
-        assert found == [line for line in out[where] if "uptime budget" in line]
-        assert found[0].startswith(text)
+        assert [f["level"] for f in found] == [{"reasons": "block", "warnings": "warn"}[where]]
+        assert found[0]["text"].startswith(text) and found[0]["text"] in out[where]
 
 
 def test_a_register_the_gate_cannot_read_blocks(
@@ -232,7 +232,7 @@ def test_a_register_the_gate_cannot_read_blocks(
     flow.env["HIE_REGISTER"] = f"sqlite:{broken}"
     code, out = flow("gate", "--plan", str(flow.plan), now=AT_WINDOW)
     assert code == 1 and out["allowed"] is False
-    assert any(r.startswith("the uptime budget could not be checked") for r in out["reasons"])
+    assert "uptime.unreadable" in fired(out)
 
 
 def test_no_declared_downtime_uses_none_of_the_budget(
@@ -242,4 +242,27 @@ def test_no_declared_downtime_uses_none_of_the_budget(
     flow = Flow(tmp_path, capsys, NODES, downtime="0")
     flow("plan", "--plan", str(flow.plan))
     code, out = flow("gate", "--plan", str(flow.plan), now=AT_WINDOW)
-    assert code == 0 and not [w for w in out["warnings"] if "uptime" in w]
+    assert code == 0 and not [f for f in out["findings"] if f["rule"].startswith("uptime.")]
+
+
+def test_the_gate_opens_the_register_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Conflicts and the month's downtime are read from one register (issue 26): a GitLab
+    register keeps its login and issue list for both."""
+    from hie_notify.register import store
+
+    _used(tmp_path, 420)
+    flow = Flow(tmp_path, capsys, NODES)
+    assert flow("plan", "--plan", str(flow.plan))[0] == 0
+    opened = []
+    real = store.register_of
+
+    def counting(*args: object, **kwargs: object) -> object:
+        opened.append(args)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "register_of", counting)
+    code, out = flow("gate", "--plan", str(flow.plan), now=AT_WINDOW)
+    assert code == 1 and "uptime.budget" in fired(out)  # the register was read for the budget
+    assert len(opened) == 1

@@ -352,22 +352,6 @@ class JiraChannel:
         return Delivery("jira", f"Jira {key}", f"{key}#comment-{comment}", receipt=receipt)
 
 
-def gate_reasons(client: JiraClient, key: str, ready: list[str]) -> list[str]:
-    """Why the ticket stops the apply (empty when it does not)."""
-    ticket = client.ticket(key)
-    if ticket is None:
-        return [
-            f"Phase 1: Jira ticket {key} does not exist (or the Jira user may not browse it): "
-            "the change needs a detailed Jira ticket before it is applied"
-        ]
-    if ready and ticket.status.casefold() not in {s.casefold() for s in ready}:
-        return [
-            f"Jira ticket {key} is {ticket.status!r}: the policy lets a change go ahead only "
-            f"from {', '.join(repr(s) for s in ready)} (jira.ready_statuses)"
-        ]
-    return []
-
-
 def move_to_done(
     client: JiraClient, key: str, name: str, fields: Mapping[str, Any] | None = None
 ) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from hie_notify import output, plan_source, stagerun
 from hie_notify.calendar import BusinessCalendar
-from hie_notify.gate import TRIAL_BANNER, Decision
+from hie_notify.gate import TRIAL_BANNER, GateDecision
 from hie_notify.options import Options
 from hie_notify.switches import in_gitlab_ci
 
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
 
 
 def render_text(
-    decision: Decision, cal: BusinessCalendar, env: Mapping[str, str], now: datetime
+    decision: GateDecision, cal: BusinessCalendar, env: Mapping[str, str], now: datetime
 ) -> str:
     parts = [TRIAL_BANNER] if decision.trial else []
     if decision.allowed:

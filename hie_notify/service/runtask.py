@@ -30,7 +30,7 @@ from hie_notify.calendar import BusinessCalendar
 from hie_notify.classify import Classification
 from hie_notify.context import prepare
 from hie_notify.errors import HieError
-from hie_notify.gate import Decision, decide
+from hie_notify.gate import GateDecision, GateFacts, decide
 from hie_notify.ledger import Entry, Ledger, idempotency_key, open_ledger
 from hie_notify.masking import Masker
 from hie_notify.options import Options
@@ -242,13 +242,15 @@ class RunTasks:
         else:
             prep = prepare(located.options, source, need_change=True)
             decision = decide(
-                policy=prep.policy,
-                calendar=prep.calendar,
-                result=prep.result,
-                change=prep.change,
-                audiences=prep.audiences,
-                entries=ledger.read(located.change_id),
-                now=now,
+                GateFacts(
+                    policy=prep.policy,
+                    calendar=prep.calendar,
+                    classification=prep.result,
+                    change=prep.change,
+                    audiences=prep.audiences,
+                    entries=ledger.read(located.change_id),
+                    now=now,
+                )
             )
             classification = prep.result
             result = advisory_result(decision, prep.calendar, prep.result, located.link)
@@ -364,7 +366,7 @@ def _failed(oid: str, description: str, body: str = "") -> Outcome:
     return Outcome(oid, description, body or description, "error", "Failed", "High")
 
 
-def _notice_table(decision: Decision, calendar: BusinessCalendar) -> str:
+def _notice_table(decision: GateDecision, calendar: BusinessCalendar) -> str:
     if not decision.requirements:
         return ""
     rows = ["| audience | minimum | told | in time |", "|---|---|---|---|"]
@@ -376,7 +378,7 @@ def _notice_table(decision: Decision, calendar: BusinessCalendar) -> str:
     return "\n\n**Notice by audience**\n\n" + "\n".join(rows)
 
 
-def gate_result(decision: Decision, calendar: BusinessCalendar, link: str) -> TaskResult:
+def gate_result(decision: GateDecision, calendar: BusinessCalendar, link: str) -> TaskResult:
     """The pre_apply result: failed with every reason (and the earliest start), or passed."""
     table = _notice_table(decision, calendar)
     earliest = (
@@ -416,7 +418,7 @@ def gate_result(decision: Decision, calendar: BusinessCalendar, link: str) -> Ta
 
 
 def advisory_result(
-    decision: Decision, calendar: BusinessCalendar, result: Classification, link: str
+    decision: GateDecision, calendar: BusinessCalendar, result: Classification, link: str
 ) -> TaskResult:
     """The post_plan result (always passed): the classification and whether notice is owed."""
     kind = result.change_type or "no change"
