@@ -12,7 +12,7 @@ from hie_notify.calendar import UTC, BusinessCalendar
 from hie_notify.change import ChangeRecord, Window
 from hie_notify.classify import Classification, names
 from hie_notify.durations import describe_timedelta, parse_duration
-from hie_notify.policy.model import Policy
+from hie_notify.policy.model import PHASE1_FIELDS, Policy
 from hie_notify.records import PLANLESS, Audience, Audiences, Entry
 from hie_notify.report import uptime
 from hie_notify.report.uptime import Month, Used
@@ -485,10 +485,10 @@ def decide(facts: GateFacts) -> GateDecision:
     else:
         body = [
             *(warn("ledger.warning", f"ledger: {w}") for w in facts.ledger_warnings),
-            *_record(change, emergency),
+            *_record(change, emergency, _requires(facts.policy, facts.classification)),
             *_emergency(facts, change, emergency),
             *(block("audiences.problem", p) for p in facts.audiences.problems),
-            *_window(facts, change),
+            *_window(facts, change, emergency),
         ]
         notices = [
             _notice(facts, audience, emergency)
@@ -529,10 +529,17 @@ def _now(facts: GateFacts) -> list[Finding]:
     return out
 
 
-def _record(change: ChangeRecord, emergency: bool) -> list[Finding]:
-    """What Phase 1 needs of the change record (an emergency may lack all but its rollback)."""
+def _requires(policy: Policy, classification: Classification) -> tuple[str, ...]:
+    """What the change type's policy `requires` of the change record (Phase 1)."""
+    kind = classification.change_type
+    return tuple(policy.change_type(kind).requires) if kind else PHASE1_FIELDS
+
+
+def _record(change: ChangeRecord, emergency: bool, requires: Sequence[str]) -> list[Finding]:
+    """What Phase 1 needs of the change record: what the change type's policy `requires` (an
+    emergency keeps its own rules: it may lack all but its rollback plan)."""
     out = []
-    for gap in change.phase1_gaps():
+    for gap in change.phase1_gaps(None if emergency else requires):
         if emergency and not gap.startswith("rollback"):
             out.append(
                 warn("change.gap", f"the change record has no {gap}; allowed for an emergency fix")
@@ -582,8 +589,9 @@ def _emergency(facts: GateFacts, change: ChangeRecord, emergency: bool) -> list[
     return out
 
 
-def _window(facts: GateFacts, change: ChangeRecord) -> list[Finding]:
-    """The window is open now; out of working hours someone is on call."""
+def _window(facts: GateFacts, change: ChangeRecord, emergency: bool) -> list[Finding]:
+    """The window is open now; out of working hours someone is on call (where the change
+    type's policy `requires` it: `on_call_out_of_hours`; always for an emergency)."""
     window, calendar, when = change.window, facts.calendar, facts.calendar.moment
     if window is None:
         return []  # a Phase 1 gap already
@@ -604,7 +612,8 @@ def _window(facts: GateFacts, change: ChangeRecord) -> list[Finding]:
                 "(the new time needs its own notice)",
             )
         )
-    if not calendar.in_working_hours(window.start, window.end) and not change.on_call:
+    on_call = emergency or "on_call_out_of_hours" in _requires(facts.policy, facts.classification)
+    if on_call and not calendar.in_working_hours(window.start, window.end) and not change.on_call:
         out.append(
             block(
                 "window.no_on_call",

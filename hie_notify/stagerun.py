@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -34,12 +34,14 @@ from hie_notify.gate import (
     Approval,
     Budget,
     Conflicts,
+    Finding,
     GateDecision,
     GateFacts,
     JiraTicket,
     budget_month,
     decide,
     is_emergency,
+    planning_findings,
 )
 from hie_notify.ledger import Entry, Ledger, idempotency_key, open_ledger
 from hie_notify.lifecycle import (
@@ -283,6 +285,77 @@ def load_planless(options: Options) -> StageRun:
         open_ledger(options.ledger, options.env, signed=policy.ledger.signed),
         renderer(policy, options),
     )
+
+
+PLANNING_INCOMPLETE = "planning_incomplete"
+
+
+def planning_check(run: StageRun) -> tuple[Finding, ...]:
+    """Phase 1 before Phase 2 (issue 25): every blocking finding the gate (`decide`, from the
+    same facts) would make that can be decided before the window: everything but the window
+    being open now and the notice clock. None for an emergency: it keeps its own rules and is
+    never held back from being announced."""
+    if run.emergency:
+        return ()
+    audiences = resolve(run.policy, run.result, run.change, run.environments)
+    prep = Prepared(run.policy, run.change, run.result, run.calendar, audiences, run.run)
+    return planning_findings(decide(gate_facts(run.options, prep, run.ledger)))
+
+
+def planning_lines(run: StageRun, findings: Sequence[Finding]) -> list[str]:
+    """What `plan` says when Phase 1 is incomplete: each finding, where to fix it."""
+    where = run.options.change or "the change record"
+    return [
+        f"planning incomplete: nothing was sent to customers or stakeholders; fix each of these "
+        f"and run it again ({len(findings)}):",
+        *(
+            f"{where}: {f.text}" if f.rule == "change.gap" else f"{f.rule}: {f.text}"
+            for f in findings
+        ),
+    ]
+
+
+def hold_back(run: StageRun, findings: Sequence[Finding]) -> None:
+    """Phase 1 is incomplete: tell the internal channels once per distinct set of missing
+    items ("planning incomplete: missing X"), list them in the merge request note, and refuse
+    (exit 2) naming each; nothing goes to customers or stakeholders."""
+    from hie_notify.notify import run_stage
+
+    lines = planning_lines(run, findings)
+    missing = [f.text for f in findings]
+    digest = hashlib.sha256("\n".join(sorted(missing)).encode()).hexdigest()[:16]
+    internal = [
+        a
+        for a in resolve(run.policy, run.result, run.change, run.environments).for_phase(
+            "pre_deployment"
+        )
+        if a.kind == "internal"
+    ]
+    notes = []
+    report = run_stage(
+        stage=PLANNING_INCOMPLETE,
+        policy=run.policy,
+        change=run.change,
+        result=run.result,
+        audiences=internal,
+        ledger=run.ledger,
+        channels=stage_channels(run, {}),
+        renderer=run.renderer,
+        now=run.options.clock(),
+        links=run.links,
+        status={"missing": missing},
+        dry_run=run.options.dry_run,
+        run=run_info(run.run),
+        clock=run.options.clock,
+        lifecycle={"state": lifecycle_now(run).state.value},
+        key_extra=f"|missing:{digest}",
+    )
+    notes += [f"internal post:{line}" for line in report.lines()]
+    try:
+        notes.append(publish_summary(run, planning=findings))
+    except HieError as exc:
+        notes.append(f"warning: the merge request note was not updated: {exc}")
+    raise InputError([*lines, *notes])
 
 
 def renderer(policy: Policy, options: Options) -> Renderer:
@@ -619,12 +692,15 @@ def _document_audience(run: StageRun) -> Audience:
     )
 
 
-def publish_summary(run: StageRun, gate: GateDecision | None = None) -> str:
+def publish_summary(
+    run: StageRun, gate: GateDecision | None = None, planning: Sequence[Finding] = ()
+) -> str:
     """The merge request's one summary note (or its outbox copy), with the change's lifecycle
-    state; a line saying where."""
+    state; a line saying where. `planning`: what Phase 1 still lacks (nothing was announced)."""
     entries = run.ledger.read(run.change.id)
     state = replay(entries, emergency=run.emergency).state.value
     note = _note_context(run, state, gate, entries)
+    note["planning"] = [f.text for f in planning]
     ctx = run.context(_document_audience(run))
     ctx["note"] = note
     _, body = run.renderer.render_document("merge_request_note.j2", ctx)
@@ -672,6 +748,7 @@ def _note_context(
         "state": state,
         "gate": ("allowed" if gate.allowed else "BLOCKED") if gate else "",
         "gate_reasons": list(gate.reasons) if gate else [],
+        "planning": [],  # what Phase 1 still lacks, when `plan` held the announcement back
         "groups": [
             {
                 "title": run.policy.change_type(k).title if k else "Changes",

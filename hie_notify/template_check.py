@@ -56,6 +56,7 @@ _ALWAYS: dict[str, dict[str, Any]] = {
         "register_status": "failed",
     },
     "update": {"detail": "Under way"},
+    "planning_incomplete": {"missing": ["the change record has no risk: add it"]},
     "postmortem_issue": {"postmortem": ["the apply failed"], "timeline": _TIMELINE},
 }
 _FULL_STATUS: dict[str, Any] = {
@@ -297,6 +298,7 @@ def _note(policy: Policy, result: Classification, full: bool) -> dict[str, Any]:
             "state": "announced",
             "gate": "",
             "gate_reasons": [],
+            "planning": [],
             "groups": [],
             "drift": [],
             "notices": [],
@@ -309,6 +311,7 @@ def _note(policy: Policy, result: Classification, full: bool) -> dict[str, Any]:
         "state": "gate",
         "gate": "BLOCKED",
         "gate_reasons": ["East of England was told less than 5 business days before"],
+        "planning": ["the change record has no risk (low, medium or high): add it"],
         "groups": [
             {"title": policy.change_type(c).title, "resources": resources, "more": 3}
             for c in result.categories

@@ -38,6 +38,20 @@ ExternalAudience = Literal[
 ]
 RuleAction = Literal["create", "update", "replace", "delete", "forget", "state"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+# What a planned change's record must hold before anyone outside is told (the seed's Phase 1):
+# each a change record field, but `on_call_out_of_hours` (`on_call`, for a window outside
+# working hours). The window is always required.
+Phase1Field = Literal[
+    "risk", "monitoring", "approvers", "rollback", "downtime", "on_call_out_of_hours"
+]
+PHASE1_FIELDS: tuple[Phase1Field, ...] = (
+    "risk",
+    "monitoring",
+    "approvers",
+    "rollback",
+    "downtime",
+    "on_call_out_of_hours",
+)
 
 Notice = Annotated[NoticePeriod, PlainValidator(parse_notice), PlainSerializer(str)]
 _SLACK_CHANNEL = re.compile(r"^#[a-z0-9][a-z0-9._-]{0,79}$")
@@ -201,6 +215,10 @@ class ChangeType(_Strict):
     reminders: Reminders = Reminders()
     # Slack mentions and PagerDuty incidents for emergencies, failures and overruns.
     alerts: Alerts = Alerts()
+    # Phase 1: what the change record must hold before `plan` (or `announce`) tells anyone
+    # outside and before the gate lets the apply go ahead (default: all of the seed's Phase 1).
+    # An emergency keeps its own rules (a justification, a rollback plan) and is never held back.
+    requires: list[Phase1Field] = list(PHASE1_FIELDS)
 
     @model_validator(mode="after")
     def _units(self) -> ChangeType:
