@@ -133,6 +133,7 @@ def test_announce_without_a_plan_is_held_back_too(
     flow.write_change(approvers=["Ollie"])
     code, out = flow("announce", now=PLANNED)
     assert code == 0, flow.err
+    assert "customer:EoE" in {d["audience"] for d in out["delivered"]}
 
 
 def test_a_policy_may_require_less_of_a_type(
