@@ -350,7 +350,7 @@ def hold_back(run: StageRun, findings: Sequence[Finding]) -> None:
         lifecycle={"state": lifecycle_now(run).state.value},
         key_extra=f"|missing:{digest}",
     )
-    notes += [f"internal post:{line}" for line in report.lines()]
+    notes += [f"internal post: {line.strip()}" for line in report.lines()]
     try:
         notes.append(publish_summary(run, planning=findings))
     except HieError as exc:
