@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -88,6 +89,10 @@ RULES: dict[str, bool] = {
     "uptime.budget": True,  # the month's downtime budget (sla)
     "uptime.unreadable": True,  # the register could not be read for the month's downtime
     "uptime.no_register": True,  # only this change's declared downtime was counted
+    # The policy's checklists: the merge request description's task list (read from GitLab,
+    # never from the branch) is ticked after review, so not at `plan`.
+    "checklist.unticked": False,  # a required item is not ticked (`- [x] item`)
+    "checklist.unchecked": False,  # GitLab is not configured: the task list was not read
 }
 
 
@@ -167,6 +172,33 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class TaskList:
+    """The merge request description's GitLab task list, as GitLab's API returned it."""
+
+    ticked: frozenset[str] = frozenset()  # each ticked item (`- [x] item`), normalised
+    unchecked: str = ""  # why it could not be read (GitLab not configured); "" when it was
+
+
+TASK = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+\[([ xX~])\]\s+(.+?)\s*$")
+
+
+def task_key(text: str) -> str:
+    """An item as compared: case and runs of spaces do not matter."""
+    return " ".join(text.split()).casefold()
+
+
+def ticked_items(description: str) -> frozenset[str]:
+    """The items a GitLab task list ticks (`- [x] item`, `* [X] item`, `1. [x] item`);
+    `[ ]` and `[~]` (inapplicable) are not ticked."""
+    out = set()
+    for line in description.splitlines():
+        m = TASK.match(line)
+        if m and m.group(1) in "xX":
+            out.add(task_key(m.group(2)))
+    return frozenset(out)
+
+
+@dataclass(frozen=True)
 class GateFacts:
     """Everything the gate decides from, gathered by orchestration (`stagerun.gate_facts`) in
     one place; `decide` reads nothing else.
@@ -197,6 +229,7 @@ class GateFacts:
     jira: JiraTicket | None = None
     conflicts: Conflicts | None = None
     budget: Budget | None = None
+    tasks: TaskList | None = None  # None: no checklist names items for this change type
 
 
 @dataclass(frozen=True)
@@ -496,7 +529,12 @@ def decide(facts: GateFacts) -> GateDecision:
         ]
         requirements = tuple(r for r, _ in notices)
         body += [f for _, found in notices for f in found]
-    tail = [*_jira(facts), *_conflicts(facts), *_budget(facts, change, emergency)]
+    tail = [
+        *_jira(facts),
+        *_conflicts(facts),
+        *_budget(facts, change, emergency),
+        *_checklists(facts),
+    ]
     return GateDecision(
         findings=(*head, *body, *tail),
         requirements=requirements,
@@ -885,4 +923,47 @@ def _budget(facts: GateFacts, change: ChangeRecord, emergency: bool) -> list[Fin
                 "was counted (give --register to count the month's other changes)",
             )
         )
+    return out
+
+
+def required_items(policy: Policy, change_type: str | None) -> list[tuple[str, str, str]]:
+    """(checklist title, link, item) for each item the policy's checklists require of a
+    change type."""
+    if not change_type:
+        return []
+    return [
+        (c.title, c.link, item)
+        for c in policy.checklists
+        for item in c.items.get(change_type, [])  # type: ignore[call-overload]
+    ]
+
+
+def _checklists(facts: GateFacts) -> list[Finding]:
+    """The policy's checklists: each required item ticked in the merge request description's
+    task list (read from GitLab's API). Unread: blocks where the gate is enforced (GitLab CI),
+    a warning elsewhere."""
+    required = required_items(facts.policy, facts.classification.change_type)
+    if not required or (
+        not facts.classification.has_changes and not facts.classification.declared_type
+    ):
+        return []
+    tasks = facts.tasks
+    if tasks is None or tasks.unchecked:
+        why = tasks.unchecked if tasks else "the merge request was not read"
+        titles = ", ".join(dict.fromkeys(t for t, _, _ in required))
+        line = f"the checklists ({titles}) cannot be checked: {why}"
+        if facts.approval_required:
+            return [block("checklist.unchecked", f"{line}; where the gate is enforced this blocks")]
+        return [warn("checklist.unchecked", f"{line}; in GitLab CI this blocks")]
+    out = []
+    for title, link, item in required:
+        if task_key(item) not in tasks.ticked:
+            where = f"{title} ({link})" if link else title
+            out.append(
+                block(
+                    "checklist.unticked",
+                    f"{where}: {item!r} is not ticked in the merge request description's task "
+                    f"list: tick it there (`- [x] {item}`) once done",
+                )
+            )
     return out

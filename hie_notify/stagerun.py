@@ -38,6 +38,7 @@ from hie_notify.gate import (
     GateDecision,
     GateFacts,
     JiraTicket,
+    TaskList,
     budget_month,
     decide,
     is_emergency,
@@ -749,6 +750,11 @@ def _note_context(
         "gate": ("allowed" if gate.allowed else "BLOCKED") if gate else "",
         "gate_reasons": list(gate.reasons) if gate else [],
         "planning": [],  # what Phase 1 still lacks, when `plan` held the announcement back
+        # The policy's checklists with the items they require of this change type.
+        "checklists": [
+            {"title": title, "link": link, "items": items}
+            for (title, link), items in _checklists(run).items()
+        ],
         "groups": [
             {
                 "title": run.policy.change_type(k).title if k else "Changes",
@@ -765,6 +771,16 @@ def _note_context(
             if e.stage not in ("postmortem", LIFECYCLE)  # delivered to nobody: no notice
         ][-60:],
     }
+
+
+def _checklists(run: StageRun) -> dict[tuple[str, str], list[str]]:
+    """The policy's checklists (title, link) with the items they require of the change's type."""
+    from hie_notify.gate import required_items
+
+    out: dict[tuple[str, str], list[str]] = {}
+    for title, link, item in required_items(run.policy, run.result.change_type):
+        out.setdefault((title, link), []).append(item)
+    return out
 
 
 def terraform_report(result: Classification, path: Path) -> None:
@@ -992,6 +1008,7 @@ def gate_facts(options: Options, prep: Prepared, ledger: Ledger) -> GateFacts:
     approval = _approval(options) if is_emergency(prep.policy, prep.result) else None
     jira = jira_ticket(prep.policy, change, options.env)
     conflicts, budget = _register_facts(options, prep, change) if change else (None, None)
+    tasks = _tasks(options, prep) if change else None
     return GateFacts(
         policy=prep.policy,
         calendar=prep.calendar,
@@ -1012,7 +1029,28 @@ def gate_facts(options: Options, prep: Prepared, ledger: Ledger) -> GateFacts:
         jira=jira,
         conflicts=conflicts,
         budget=budget,
+        tasks=tasks,
     )
+
+
+def _tasks(options: Options, prep: Prepared) -> TaskList | None:
+    """The merge request description's task list, from GitLab's API, when the policy's
+    checklists require items of this change type (None when none do)."""
+    from hie_notify.gate import required_items, ticked_items
+
+    if not required_items(prep.policy, prep.result.change_type):
+        return None
+    if not gitlab_configured(options.env):
+        return TaskList(
+            unchecked="GitLab is not configured (set HIE_GITLAB_TOKEN so the gate can read the "
+            "merge request's description)"
+        )
+    from hie_notify.gitlab_api import NoteTarget, merge_request_description
+
+    where = NoteTarget.from_env(options.env, "the checklists", allow_issue=False)
+    if where.kind != "mr":
+        return TaskList(unchecked="no merge request: its description holds the task list")
+    return TaskList(ticked_items(merge_request_description(where)))
 
 
 def check_gate(options: Options, source: plan_source.Source) -> GateCheck:

@@ -299,6 +299,7 @@ def _note(policy: Policy, result: Classification, full: bool) -> dict[str, Any]:
             "gate": "",
             "gate_reasons": [],
             "planning": [],
+            "checklists": [],
             "groups": [],
             "drift": [],
             "notices": [],
@@ -312,6 +313,13 @@ def _note(policy: Policy, result: Classification, full: bool) -> dict[str, Any]:
         "gate": "BLOCKED",
         "gate_reasons": ["East of England was told less than 5 business days before"],
         "planning": ["the change record has no risk (low, medium or high): add it"],
+        "checklists": [
+            {
+                "title": "DevOps Checklist",
+                "link": "https://confluence.example.org/devops-checklist",
+                "items": ["Plan output reviewed", "Rollback tested"],
+            }
+        ],
         "groups": [
             {"title": policy.change_type(c).title, "resources": resources, "more": 3}
             for c in result.categories

@@ -360,6 +360,16 @@ class ContactRule(_Strict):
         return self
 
 
+class Checklist(_Strict):
+    """A checklist the team follows (the seed's Customer Checklist and DevOps Checklist): its
+    title, where it lives (Confluence), and the items the merge request description's GitLab
+    task list must tick (`- [x] item`) per change type before the gate lets the apply go."""
+
+    title: str = Field(min_length=1, max_length=120)
+    link: str = Field(default="", pattern=r"^(https://\S+)?$")
+    items: dict[ChangeTypeName, list[Annotated[str, Field(min_length=1, max_length=200)]]] = {}
+
+
 class DirectContact(_Strict):
     """A person told directly of changes to the integration or data provider they depend on
     (the seed: "coordinate directly with individuals"), with only the resources that concern
@@ -681,6 +691,8 @@ class Policy(_Strict):
     stakeholders: dict[Literal["critical", "business"], StakeholderGroup] = {}
     # People told directly of changes to the resources their integration depends on.
     direct_contacts: list[DirectContact] = []
+    # Checklists whose required items the merge request's task list must tick (the gate).
+    checklists: list[Checklist] = []
     change_types: dict[ChangeTypeName, ChangeType]
     customer_impact: CustomerImpact | None = None
     classification: Classification = Classification()
