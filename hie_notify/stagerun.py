@@ -300,7 +300,7 @@ def planning_check(run: StageRun) -> tuple[Finding, ...]:
         return ()
     audiences = resolve(run.policy, run.result, run.change, run.environments)
     prep = Prepared(run.policy, run.change, run.result, run.calendar, audiences, run.run)
-    return planning_findings(decide(gate_facts(run.options, prep, run.ledger)))
+    return planning_findings(decide(gate_facts(run.options, prep, run.ledger, planning=True)))
 
 
 def planning_lines(run: StageRun, findings: Sequence[Finding]) -> list[str]:
@@ -999,14 +999,24 @@ class GateCheck:
     note: str  # where the merge request summary went, or why it did not
 
 
-def gate_facts(options: Options, prep: Prepared, ledger: Ledger) -> GateFacts:
+def gate_facts(
+    options: Options, prep: Prepared, ledger: Ledger, *, planning: bool = False
+) -> GateFacts:
     """Everything the gate decides from, read once and in this order: the ledger (its seal
-    checked), the freeze, the emergency's approval, Jira, the change register."""
+    checked), the freeze, the emergency's approval, Jira, the change register. `planning`
+    (`plan`'s Phase 1 check): a Jira that refuses to answer is the finding `jira.unchecked`
+    (blocking in GitLab CI), not the end of the command, so that elsewhere the announcement
+    still goes out and the Jira comment is a failed delivery, named."""
     change = prep.change
     checked = ledger.verified(change.id) if change else None
     freeze = freeze_of(options.env)
     approval = _approval(options) if is_emergency(prep.policy, prep.result) else None
-    jira = jira_ticket(prep.policy, change, options.env)
+    try:
+        jira = jira_ticket(prep.policy, change, options.env)
+    except HieError as exc:
+        if not planning or change is None:
+            raise
+        jira = JiraTicket(change.id, unchecked=str(exc))
     conflicts, budget = _register_facts(options, prep, change) if change else (None, None)
     tasks = _tasks(options, prep) if change else None
     return GateFacts(
