@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -183,15 +184,26 @@ class ChangeRecord(BaseModel):
             raise ValueError("an emergency_fix needs a justification")
         return self
 
-    def phase1_gaps(self) -> list[str]:
-        """What the policy's Phase 1 requires before a deployment and this record lacks."""
+    def phase1_gaps(self, requires: Collection[str] | None = None) -> list[str]:
+        """What the policy's Phase 1 requires before a deployment and this record lacks: the
+        window always; `requires` (a change type's policy `requires`) names the other fields;
+        None: the downtime and the rollback plan (what an emergency still owes).
+        `on_call_out_of_hours` is the gate's to judge (it depends on the window). Each gap
+        starts with the change record's field."""
+        wanted = ("downtime", "rollback") if requires is None else tuple(requires)
         gaps = []
         if self.window is None:
             gaps.append("window (precise start and end times)")
-        if self.downtime is None:
+        if "downtime" in wanted and self.downtime is None:
             gaps.append("downtime (estimated downtime, 0 if none)")
-        if not (self.rollback or "").strip():
+        if "rollback" in wanted and not (self.rollback or "").strip():
             gaps.append("rollback (the rollback plan)")
+        if "risk" in wanted and self.risk is None:
+            gaps.append("risk (the risk assessment: low, medium or high)")
+        if "monitoring" in wanted and not (self.monitoring or "").strip():
+            gaps.append("monitoring (what is watched during and after the change)")
+        if "approvers" in wanted and not [a for a in self.approvers if a.strip()]:
+            gaps.append("approvers (who reviewed and approved the change)")
         return gaps
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -12,7 +13,7 @@ from hie_notify.calendar import UTC, BusinessCalendar
 from hie_notify.change import ChangeRecord, Window
 from hie_notify.classify import Classification, names
 from hie_notify.durations import describe_timedelta, parse_duration
-from hie_notify.policy.model import Policy
+from hie_notify.policy.model import PHASE1_FIELDS, Policy
 from hie_notify.records import PLANLESS, Audience, Audiences, Entry
 from hie_notify.report import uptime
 from hie_notify.report.uptime import Month, Used
@@ -89,6 +90,10 @@ RULES: dict[str, bool] = {
     "uptime.unreadable": True,  # the register could not be read for the month's downtime
     "uptime.no_register": True,  # only this change's declared downtime was counted
     "ack.missing": False,  # a required acknowledgement not given (or an objection open)
+    # The policy's checklists: the merge request description's task list (read from GitLab,
+    # never from the branch) is ticked after review, so not at `plan`.
+    "checklist.unticked": False,  # a required item is not ticked (`- [x] item`)
+    "checklist.unchecked": False,  # GitLab is not configured: the task list was not read
 }
 
 
@@ -168,6 +173,33 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class TaskList:
+    """The merge request description's GitLab task list, as GitLab's API returned it."""
+
+    ticked: frozenset[str] = frozenset()  # each ticked item (`- [x] item`), normalised
+    unchecked: str = ""  # why it could not be read (GitLab not configured); "" when it was
+
+
+TASK = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+\[([ xX~])\]\s+(.+?)\s*$")
+
+
+def task_key(text: str) -> str:
+    """An item as compared: case and runs of spaces do not matter."""
+    return " ".join(text.split()).casefold()
+
+
+def ticked_items(description: str) -> frozenset[str]:
+    """The items a GitLab task list ticks (`- [x] item`, `* [X] item`, `1. [x] item`);
+    `[ ]` and `[~]` (inapplicable) are not ticked."""
+    out = set()
+    for line in description.splitlines():
+        m = TASK.match(line)
+        if m and m.group(1) in "xX":
+            out.add(task_key(m.group(2)))
+    return frozenset(out)
+
+
+@dataclass(frozen=True)
 class GateFacts:
     """Everything the gate decides from, gathered by orchestration (`stagerun.gate_facts`) in
     one place; `decide` reads nothing else.
@@ -200,6 +232,7 @@ class GateFacts:
     budget: Budget | None = None
     # What the acknowledgements the policy requires still lack (ack_gate.findings' reasons).
     acks: Sequence[str] = ()
+    tasks: TaskList | None = None  # None: no checklist names items for this change type
 
 
 @dataclass(frozen=True)
@@ -488,10 +521,10 @@ def decide(facts: GateFacts) -> GateDecision:
     else:
         body = [
             *(warn("ledger.warning", f"ledger: {w}") for w in facts.ledger_warnings),
-            *_record(change, emergency),
+            *_record(change, emergency, _requires(facts.policy, facts.classification)),
             *_emergency(facts, change, emergency),
             *(block("audiences.problem", p) for p in facts.audiences.problems),
-            *_window(facts, change),
+            *_window(facts, change, emergency),
         ]
         notices = [
             _notice(facts, audience, emergency)
@@ -504,6 +537,7 @@ def decide(facts: GateFacts) -> GateDecision:
         *_conflicts(facts),
         *_budget(facts, change, emergency),
         *(block("ack.missing", reason) for reason in facts.acks),
+        *_checklists(facts),
     ]
     return GateDecision(
         findings=(*head, *body, *tail),
@@ -537,10 +571,17 @@ def _now(facts: GateFacts) -> list[Finding]:
     return out
 
 
-def _record(change: ChangeRecord, emergency: bool) -> list[Finding]:
-    """What Phase 1 needs of the change record (an emergency may lack all but its rollback)."""
+def _requires(policy: Policy, classification: Classification) -> tuple[str, ...]:
+    """What the change type's policy `requires` of the change record (Phase 1)."""
+    kind = classification.change_type
+    return tuple(policy.change_type(kind).requires) if kind else PHASE1_FIELDS
+
+
+def _record(change: ChangeRecord, emergency: bool, requires: Sequence[str]) -> list[Finding]:
+    """What Phase 1 needs of the change record: what the change type's policy `requires` (an
+    emergency keeps its own rules: it may lack all but its rollback plan)."""
     out = []
-    for gap in change.phase1_gaps():
+    for gap in change.phase1_gaps(None if emergency else requires):
         if emergency and not gap.startswith("rollback"):
             out.append(
                 warn("change.gap", f"the change record has no {gap}; allowed for an emergency fix")
@@ -590,8 +631,9 @@ def _emergency(facts: GateFacts, change: ChangeRecord, emergency: bool) -> list[
     return out
 
 
-def _window(facts: GateFacts, change: ChangeRecord) -> list[Finding]:
-    """The window is open now; out of working hours someone is on call."""
+def _window(facts: GateFacts, change: ChangeRecord, emergency: bool) -> list[Finding]:
+    """The window is open now; out of working hours someone is on call (where the change
+    type's policy `requires` it: `on_call_out_of_hours`; always for an emergency)."""
     window, calendar, when = change.window, facts.calendar, facts.calendar.moment
     if window is None:
         return []  # a Phase 1 gap already
@@ -612,7 +654,8 @@ def _window(facts: GateFacts, change: ChangeRecord) -> list[Finding]:
                 "(the new time needs its own notice)",
             )
         )
-    if not calendar.in_working_hours(window.start, window.end) and not change.on_call:
+    on_call = emergency or "on_call_out_of_hours" in _requires(facts.policy, facts.classification)
+    if on_call and not calendar.in_working_hours(window.start, window.end) and not change.on_call:
         out.append(
             block(
                 "window.no_on_call",
@@ -884,4 +927,47 @@ def _budget(facts: GateFacts, change: ChangeRecord, emergency: bool) -> list[Fin
                 "was counted (give --register to count the month's other changes)",
             )
         )
+    return out
+
+
+def required_items(policy: Policy, change_type: str | None) -> list[tuple[str, str, str]]:
+    """(checklist title, link, item) for each item the policy's checklists require of a
+    change type."""
+    if not change_type:
+        return []
+    return [
+        (c.title, c.link, item)
+        for c in policy.checklists
+        for item in c.items.get(change_type, [])  # type: ignore[call-overload]
+    ]
+
+
+def _checklists(facts: GateFacts) -> list[Finding]:
+    """The policy's checklists: each required item ticked in the merge request description's
+    task list (read from GitLab's API). Unread: blocks where the gate is enforced (GitLab CI),
+    a warning elsewhere."""
+    required = required_items(facts.policy, facts.classification.change_type)
+    if not required or (
+        not facts.classification.has_changes and not facts.classification.declared_type
+    ):
+        return []
+    tasks = facts.tasks
+    if tasks is None or tasks.unchecked:
+        why = tasks.unchecked if tasks else "the merge request was not read"
+        titles = ", ".join(dict.fromkeys(t for t, _, _ in required))
+        line = f"the checklists ({titles}) cannot be checked: {why}"
+        if facts.approval_required:
+            return [block("checklist.unchecked", f"{line}; where the gate is enforced this blocks")]
+        return [warn("checklist.unchecked", f"{line}; in GitLab CI this blocks")]
+    out = []
+    for title, link, item in required:
+        if task_key(item) not in tasks.ticked:
+            where = f"{title} ({link})" if link else title
+            out.append(
+                block(
+                    "checklist.unticked",
+                    f"{where}: {item!r} is not ticked in the merge request description's task "
+                    f"list: tick it there (`- [x] {item}`) once done",
+                )
+            )
     return out

@@ -256,6 +256,14 @@ def other_approvers(where: NoteTarget) -> tuple[list[str], str]:
     return others, str(author.get("username"))
 
 
+def merge_request_description(where: NoteTarget) -> str:
+    """The merge request's description as GitLab holds it (its task list ticks the policy's
+    checklists): never the branch's files, which the branch controls."""
+    noteable = where.noteable()
+    mr = call("read the merge request", lambda: where.project().mergerequests.get(noteable.iid))
+    return str(mr.attributes.get("description") or "")
+
+
 # Reading the protected policy: at most this many attempts and this much time in all, waiting
 # what Retry-After asks up to a cap (a job must not hang on GitLab for minutes).
 POLICY_ATTEMPTS = 4

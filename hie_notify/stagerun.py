@@ -35,12 +35,15 @@ from hie_notify.gate import (
     Approval,
     Budget,
     Conflicts,
+    Finding,
     GateDecision,
     GateFacts,
     JiraTicket,
+    TaskList,
     budget_month,
     decide,
     is_emergency,
+    planning_findings,
 )
 from hie_notify.ledger import Entry, Ledger, idempotency_key, open_ledger
 from hie_notify.lifecycle import (
@@ -288,6 +291,77 @@ def load_planless(options: Options) -> StageRun:
         ),
         renderer(policy, options),
     )
+
+
+PLANNING_INCOMPLETE = "planning_incomplete"
+
+
+def planning_check(run: StageRun) -> tuple[Finding, ...]:
+    """Phase 1 before Phase 2 (issue 25): every blocking finding the gate (`decide`, from the
+    same facts) would make that can be decided before the window: everything but the window
+    being open now and the notice clock. None for an emergency: it keeps its own rules and is
+    never held back from being announced."""
+    if run.emergency:
+        return ()
+    audiences = resolve(run.policy, run.result, run.change, run.environments)
+    prep = Prepared(run.policy, run.change, run.result, run.calendar, audiences, run.run)
+    return planning_findings(decide(gate_facts(run.options, prep, run.ledger, planning=True)))
+
+
+def planning_lines(run: StageRun, findings: Sequence[Finding]) -> list[str]:
+    """What `plan` says when Phase 1 is incomplete: each finding, where to fix it."""
+    where = run.options.change or "the change record"
+    return [
+        f"planning incomplete: nothing was sent to customers or stakeholders; fix each of these "
+        f"and run it again ({len(findings)}):",
+        *(
+            f"{where}: {f.text}" if f.rule == "change.gap" else f"{f.rule}: {f.text}"
+            for f in findings
+        ),
+    ]
+
+
+def hold_back(run: StageRun, findings: Sequence[Finding]) -> None:
+    """Phase 1 is incomplete: tell the internal channels once per distinct set of missing
+    items ("planning incomplete: missing X"), list them in the merge request note, and refuse
+    (exit 2) naming each; nothing goes to customers or stakeholders."""
+    from hie_notify.notify import run_stage
+
+    lines = planning_lines(run, findings)
+    missing = [f.text for f in findings]
+    digest = hashlib.sha256("\n".join(sorted(missing)).encode()).hexdigest()[:16]
+    internal = [
+        a
+        for a in resolve(run.policy, run.result, run.change, run.environments).for_phase(
+            "pre_deployment"
+        )
+        if a.kind == "internal"
+    ]
+    notes = []
+    report = run_stage(
+        stage=PLANNING_INCOMPLETE,
+        policy=run.policy,
+        change=run.change,
+        result=run.result,
+        audiences=internal,
+        ledger=run.ledger,
+        channels=stage_channels(run, {}),
+        renderer=run.renderer,
+        now=run.options.clock(),
+        links=run.links,
+        status={"missing": missing},
+        dry_run=run.options.dry_run,
+        run=run_info(run.run),
+        clock=run.options.clock,
+        lifecycle={"state": lifecycle_now(run).state.value},
+        key_extra=f"|missing:{digest}",
+    )
+    notes += [f"internal post: {line.strip()}" for line in report.lines()]
+    try:
+        notes.append(publish_summary(run, planning=findings))
+    except HieError as exc:
+        notes.append(f"warning: the merge request note was not updated: {exc}")
+    raise InputError([*lines, *notes])
 
 
 def renderer(policy: Policy, options: Options) -> Renderer:
@@ -626,12 +700,15 @@ def _document_audience(run: StageRun) -> Audience:
     )
 
 
-def publish_summary(run: StageRun, gate: GateDecision | None = None) -> str:
+def publish_summary(
+    run: StageRun, gate: GateDecision | None = None, planning: Sequence[Finding] = ()
+) -> str:
     """The merge request's one summary note (or its outbox copy), with the change's lifecycle
-    state; a line saying where."""
+    state; a line saying where. `planning`: what Phase 1 still lacks (nothing was announced)."""
     entries = run.ledger.read(run.change.id)
     state = replay(entries, emergency=run.emergency).state.value
     note = _note_context(run, state, gate, entries)
+    note["planning"] = [f.text for f in planning]
     ctx = run.context(_document_audience(run))
     ctx["note"] = note
     _, body = run.renderer.render_document("merge_request_note.j2", ctx)
@@ -681,6 +758,12 @@ def _note_context(
         "state": state,
         "gate": ("allowed" if gate.allowed else "BLOCKED") if gate else "",
         "gate_reasons": list(gate.reasons) if gate else [],
+        "planning": [],  # what Phase 1 still lacks, when `plan` held the announcement back
+        # The policy's checklists with the items they require of this change type.
+        "checklists": [
+            {"title": title, "link": link, "items": items}
+            for (title, link), items in _checklists(run).items()
+        ],
         "groups": [
             {
                 "title": run.policy.change_type(k).title if k else "Changes",
@@ -715,6 +798,16 @@ def ack_lines(entries: Sequence[Entry], when: Callable[[datetime], str]) -> list
             else:
                 lines.append(f"{aid}: objection by {r.contact} {when(r.at)} (resolved): {r.reason}")
     return lines
+
+
+def _checklists(run: StageRun) -> dict[tuple[str, str], list[str]]:
+    """The policy's checklists (title, link) with the items they require of the change's type."""
+    from hie_notify.gate import required_items
+
+    out: dict[tuple[str, str], list[str]] = {}
+    for title, link, item in required_items(run.policy, run.result.change_type):
+        out.setdefault((title, link), []).append(item)
+    return out
 
 
 def terraform_report(result: Classification, path: Path) -> None:
@@ -933,17 +1026,28 @@ class GateCheck:
     note: str  # where the merge request summary went, or why it did not
 
 
-def gate_facts(options: Options, prep: Prepared, ledger: Ledger) -> GateFacts:
+def gate_facts(
+    options: Options, prep: Prepared, ledger: Ledger, *, planning: bool = False
+) -> GateFacts:
     """Everything the gate decides from, read once and in this order: the ledger (its seal
-    checked), the freeze, the emergency's approval, Jira, the change register."""
+    checked), the freeze, the emergency's approval, Jira, the change register. `planning`
+    (`plan`'s Phase 1 check): a Jira that refuses to answer is the finding `jira.unchecked`
+    (blocking in GitLab CI), not the end of the command, so that elsewhere the announcement
+    still goes out and the Jira comment is a failed delivery, named."""
     change = prep.change
     checked = ledger.verified(change.id) if change else None
     freeze = freeze_of(options.env)
     approval = _approval(options) if is_emergency(prep.policy, prep.result) else None
-    jira = jira_ticket(prep.policy, change, options.env)
+    try:
+        jira = jira_ticket(prep.policy, change, options.env)
+    except HieError as exc:
+        if not planning or change is None:
+            raise
+        jira = JiraTicket(change.id, unchecked=str(exc))
     conflicts, budget = _register_facts(options, prep, change) if change else (None, None)
     entries = tuple(checked.entries) if checked else ()
     acks = _acknowledgements(options, prep, entries).reasons if change else ()
+    tasks = _tasks(options, prep) if change else None
     return GateFacts(
         policy=prep.policy,
         calendar=prep.calendar,
@@ -964,6 +1068,7 @@ def gate_facts(options: Options, prep: Prepared, ledger: Ledger) -> GateFacts:
         jira=jira,
         conflicts=conflicts,
         budget=budget,
+        tasks=tasks,
         acks=acks,
     )
 
@@ -981,6 +1086,28 @@ def _acknowledgements(
         now=options.clock(),
         when=prep.calendar.moment,
     )
+
+
+def _tasks(options: Options, prep: Prepared) -> TaskList | None:
+    """The merge request description's task list, from GitLab's API, when the policy's
+    checklists require items of this change type (None when none do)."""
+    from hie_notify.gate import required_items, ticked_items
+
+    if not required_items(prep.policy, prep.result.change_type):
+        return None
+    if not gitlab_configured(options):
+        return TaskList(
+            unchecked="GitLab is not configured (set HIE_GITLAB_TOKEN so the gate can read the "
+            "merge request's description)"
+        )
+    from hie_notify.gitlab_api import NoteTarget, merge_request_description
+
+    where = NoteTarget.from_env(
+        options.env, "the checklists", allow_issue=False, settings=options.settings
+    )
+    if where.kind != "mr":
+        return TaskList(unchecked="no merge request: its description holds the task list")
+    return TaskList(ticked_items(merge_request_description(where)))
 
 
 def check_gate(options: Options, source: plan_source.Source) -> GateCheck:

@@ -56,6 +56,7 @@ _ALWAYS: dict[str, dict[str, Any]] = {
         "register_status": "failed",
     },
     "update": {"detail": "Under way"},
+    "planning_incomplete": {"missing": ["the change record has no risk: add it"]},
     "postmortem_issue": {"postmortem": ["the apply failed"], "timeline": _TIMELINE},
 }
 _FULL_STATUS: dict[str, Any] = {
@@ -297,6 +298,8 @@ def _note(policy: Policy, result: Classification, full: bool) -> dict[str, Any]:
             "state": "announced",
             "gate": "",
             "gate_reasons": [],
+            "planning": [],
+            "checklists": [],
             "groups": [],
             "drift": [],
             "notices": [],
@@ -310,6 +313,14 @@ def _note(policy: Policy, result: Classification, full: bool) -> dict[str, Any]:
         "state": "gate",
         "gate": "BLOCKED",
         "gate_reasons": ["East of England was told less than 5 business days before"],
+        "planning": ["the change record has no risk (low, medium or high): add it"],
+        "checklists": [
+            {
+                "title": "DevOps Checklist",
+                "link": "https://confluence.example.org/devops-checklist",
+                "items": ["Plan output reviewed", "Rollback tested"],
+            }
+        ],
         "groups": [
             {"title": policy.change_type(c).title, "resources": resources, "more": 3}
             for c in result.categories

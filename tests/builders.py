@@ -72,3 +72,22 @@ def fired(out: dict[str, Any], level: str = "block") -> list[str]:
     """The gate rules that fired at `level` (block, warn, info) in `gate --format json`'s
     output, in order: tests name the rule, not a substring of its words."""
     return [f["rule"] for f in out["findings"] if f["level"] == level]
+
+
+def policy_without(tmp: Path, base: Path | None, change_type: str, *dropped: str) -> Path:
+    """A copy of the policy `base` (None: an empty one over the built-in default) whose
+    `change_type` no longer `requires` the Phase 1 items `dropped` (a team that does not ask,
+    say, for a downtime estimate of its scheduled maintenance: messages then say the impact is
+    not known yet)."""
+    import yaml
+
+    from hie_notify.policy.model import PHASE1_FIELDS
+
+    data = yaml.safe_load(base.read_text()) if base else {}
+    types = data.setdefault("change_types", {})
+    types.setdefault(change_type, {})["requires"] = [
+        item for item in PHASE1_FIELDS if item not in dropped
+    ]
+    out = tmp / f"policy-without-{'-'.join(dropped)}.yaml"
+    out.write_text(yaml.safe_dump(data))
+    return out

@@ -63,6 +63,8 @@ class FakeGitLab:
     token_scopes: list[str] = field(default_factory=lambda: ["api"])
     approved_by: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     mr_author: dict[str, Any] = field(default_factory=lambda: dict(HUMAN))
+    # The merge request's description (its GitLab task list ticks the policy's checklists).
+    mr_description: str = ""
     # answers to give repository file reads first: (status, headers)
     file_failures: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     # The token's role may read but not write (a Guest or Reporter: notes and issues are 403).
@@ -308,6 +310,7 @@ class FakeGitLab:
                     "title": "Emergency fix",
                     "state": "opened",
                     "author": self.mr_author,
+                    "description": self.mr_description,
                     "sha": "ab" * 20,
                 }
             ),

@@ -33,6 +33,9 @@ EMERGENCY = {
     "justification": "CVE-2026-0001 is being exploited",
     "downtime": "0",
     "rollback": "Remove the rule",
+    "risk": "low",
+    "monitoring": "Grafana dashboard and alerts",
+    "approvers": ["Ollie"],
 }
 NOW = "2026-12-08T19:10:00+00:00"
 

@@ -29,6 +29,9 @@ GOOD = {
     "purpose": "Resize",
     "downtime": "0",
     "rollback": "Revert",
+    "risk": "low",
+    "monitoring": "Grafana dashboard and alerts",
+    "approvers": ["Ollie"],
     "on_call": "Leon",
     "window": {"start": "2026-12-08T10:00:00+00:00", "end": "2026-12-08T12:00:00+00:00"},
 }
@@ -500,7 +503,7 @@ def test_a_secret_in_a_ledger_field_is_never_printed(
 ) -> None:
     """A real ledger written by `plan`, then its window_start replaced by the Slack token: the
     gate used to print `ValueError: Invalid isoformat string: 'xoxb-…'`."""
-    flow = Flow(tmp_path, capsys, DNS, customers=[])
+    flow = Flow(tmp_path, capsys, DNS)
     code, _ = flow("plan", "--plan", str(flow.plan))
     assert code == 0, flow.err
     ledger = tmp_path / "ledger.jsonl"

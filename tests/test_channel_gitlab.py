@@ -37,6 +37,9 @@ def Flow(tmp: Path, capsys: pytest.CaptureFixture[str], resources: Any) -> _Flow
         env=GL_ENV,
         purpose="Encrypt <b>the</b> database @all",
         rollback="Restore",
+        risk="low",
+        monitoring="Grafana dashboard and alerts",
+        approvers=["Ollie"],
     )
 
 

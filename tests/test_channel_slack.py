@@ -48,6 +48,9 @@ class Run(Flow):
             purpose=purpose,
             downtime="30m",
             rollback="Revert",
+            risk="low",
+            monitoring="Grafana dashboard and alerts",
+            approvers=["Ollie"],
             window={"start": "2026-12-08T10:00:00+00:00", "end": "2026-12-08T12:00:00+00:00"},
         )
         self.slack = slack

@@ -222,7 +222,13 @@ def test_whichever_services_refuse_everything_else_is_delivered_recorded_and_eac
     refusing = data.draw(
         st.lists(st.sampled_from(HEARS[stage]), min_size=1, unique=True), label="refusing"
     )
-    how = {name: data.draw(st.sampled_from(REFUSALS[name]), label=name) for name in refusing}
+    # A ticket that does not exist is not a refused delivery at `plan`: Phase 1 (issue 25)
+    # holds the announcement back (test_phase1, test_jira); after it, it is one.
+    refusals = {
+        name: [r for r in REFUSALS[name] if stage != "plan" or r[0] is not _jira_hide]
+        for name in refusing
+    }
+    how = {name: data.draw(st.sampled_from(refusals[name]), label=name) for name in refusing}
     tmp = tmp_path_factory.mktemp("deliver")
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         flow, services = services_flow(tmp, capsys, rsps)

@@ -50,6 +50,9 @@ def run(
                 "justification": "CVE-2026-0001 is being exploited",
                 "downtime": "0",
                 "rollback": "Remove the rule",
+                "risk": "low",
+                "monitoring": "Grafana dashboard and alerts",
+                "approvers": ["Ollie"],
                 "on_call": "Leon",
                 "window": {
                     "start": "2026-12-08T10:00:00+00:00",

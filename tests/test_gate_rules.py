@@ -106,6 +106,9 @@ def record(**fields: Any) -> ChangeRecord:
         "window": Window(start=START, end=END),
         "downtime": "0",
         "rollback": "Revert",
+        "risk": "low",
+        "monitoring": "Grafana dashboard and alerts",
+        "approvers": ["Ollie"],
     }
     data.update(fields)
     return ChangeRecord.model_validate(data)

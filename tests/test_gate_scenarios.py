@@ -32,6 +32,9 @@ class Scenario:
             "purpose": "Resize worker nodes",
             "downtime": "0",
             "rollback": "Revert and re-apply",
+            "risk": "low",
+            "monitoring": "Grafana dashboard and alerts",
+            "approvers": ["Ollie"],
             "on_call": "Leon",
         }
         c = self.tmp / "change.yaml"
@@ -248,11 +251,14 @@ def test_out_of_hours_window_needs_on_call(s: Scenario, on_call: str | None) -> 
     change, p = s.files(
         {"on_call": on_call, **window("2026-12-08T19:00:00", "2026-12-08T21:00:00")}, DNS
     )
-    s.run("plan", "2026-12-01T10:00:00+00:00", change, p)
+    planned, _, err = s.run("plan", "2026-12-01T10:00:00+00:00", change, p)
     code, out, _ = s.run("gate", "2026-12-08T19:30:00+00:00", change, p)
     assert (code == 0) is bool(on_call)
     if not on_call:
-        assert fired(out) == ["window.no_on_call"]
+        # Phase 1 before Phase 2: `plan` told nobody outside, naming what is missing.
+        assert planned == 2 and "no on_call engineer: add on_call" in err
+        assert fired(out)[0] == "window.no_on_call"
+        assert set(fired(out)[1:]) == {"notice.missing"}
 
 
 def test_phase1_gaps_block_and_every_reason_is_listed(s: Scenario) -> None:
@@ -424,10 +430,12 @@ def test_the_gate_names_the_projects_freeze_periods(
 def test_the_json_names_each_finding_with_its_rule(s: Scenario) -> None:
     """`gate --format json` keeps `reasons` and `warnings` and adds `findings`: each with its
     level, its rule and whether `plan` could have decided it before the window."""
+    change, p = s.files(window("2026-12-08T10:00:00", "2026-12-08T12:00:00"), DNS)
+    s.run("plan", "2026-12-07T08:00:00+00:00", change, p)  # 26 hours ahead
+    # The rollback plan dropped from the record after it was announced.
     change, p = s.files(
         {"rollback": None, **window("2026-12-08T10:00:00", "2026-12-08T12:00:00")}, DNS
     )
-    s.run("plan", "2026-12-07T08:00:00+00:00", change, p)  # 26 hours ahead
     code, out, _ = s.run("gate", "2026-12-08T10:30:00+00:00", change, p)
     assert code == 1
     assert {tuple(sorted(f)) for f in out["findings"]} == {("at_plan", "level", "rule", "text")}

@@ -21,6 +21,9 @@ def test_two_runs_of_the_same_stage_at_once_deliver_once(tmp_path: Path) -> None
                 "purpose": "Replace the DB",
                 "downtime": "1h",
                 "rollback": "Restore",
+                "risk": "low",
+                "monitoring": "Grafana dashboard and alerts",
+                "approvers": ["Ollie"],
                 "customers": ["EoE"],
                 "on_call": "Leon",
                 "window": {

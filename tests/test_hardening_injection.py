@@ -44,6 +44,7 @@ def outbox(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
                 "purpose": f"Save money {INJECT}",
                 "customer_summary": f"Cheaper storage {INJECT}",
                 "rollback": f"Undo {INJECT}",
+                "risk": "low",
                 "monitoring": INJECT,
                 "on_call": INJECT,
                 "approvers": [INJECT],

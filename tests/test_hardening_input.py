@@ -16,6 +16,9 @@ GOOD_CHANGE = {
     "purpose": "Resize",
     "downtime": "0",
     "rollback": "Revert",
+    "risk": "low",
+    "monitoring": "Grafana dashboard and alerts",
+    "approvers": ["Ollie"],
     "on_call": "Leon",
     "window": {"start": "2026-12-08T10:00:00+00:00", "end": "2026-12-08T12:00:00+00:00"},
 }

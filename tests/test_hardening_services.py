@@ -55,6 +55,9 @@ class Flow:
                     "purpose": "TTL",
                     "downtime": "0",
                     "rollback": "Revert",
+                    "risk": "low",
+                    "monitoring": "Grafana dashboard and alerts",
+                    "approvers": ["Ollie"],
                     "on_call": "Leon",
                     "window": {
                         "start": "2026-12-08T10:00:00+00:00",

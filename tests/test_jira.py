@@ -199,15 +199,16 @@ def test_403_on_a_comment_names_the_missing_permission_and_the_rest_still_go_out
     assert "Add comments" in f.err
 
 
-def test_an_unknown_ticket_is_a_failed_delivery_naming_the_change_records_id(
+def test_an_unknown_ticket_holds_back_the_announcement_naming_the_change_records_id(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], jira: JiraFake
 ) -> None:
+    # Phase 1 before Phase 2 (issue 25): the gate's `jira.missing` is decidable at `plan`, so
+    # nobody outside is told of a change whose ticket does not exist.
     f = flow(tmp_path, capsys, id="FFAPP-9999")
     code, out = f("plan", "--plan", str(f.plan))
-    assert code == 3
-    assert [x["audience"] for x in out["failed"]] == ["jira:FFAPP-9999"]
-    assert "FFAPP-9999 does not exist" in out["failed"][0]["error"]
-    assert "FFAPP-9999 does not exist" in f.err and out["delivered"]
+    assert code == 2 and "delivered" not in out
+    assert "jira.missing: Phase 1: Jira ticket FFAPP-9999 does not exist" in f.err
+    assert not f.outbox("announce")
 
 
 def test_429_waits_as_long_as_retry_after_says(

@@ -173,6 +173,9 @@ def test_reproduction_2_an_emergencys_follow_ups_carry_its_own_lifecycle(
                 "downtime": "30m",
                 "customers": ["EoE"],
                 "rollback": "Restore the previous certificate",
+                "risk": "low",
+                "monitoring": "Grafana dashboard and alerts",
+                "approvers": ["Ollie"],
                 "on_call": "Leon",
             }
         )
@@ -235,6 +238,9 @@ def test_reproduction_3_a_late_move_is_a_reschedule_from_the_old_window(
         "downtime": "1h",
         "customers": ["EoE"],
         "rollback": "Restore the snapshot",
+        "risk": "low",
+        "monitoring": "Grafana dashboard and alerts",
+        "approvers": ["Ollie"],
         "on_call": "Leon",
     }
     change.write_text(yaml.safe_dump(fields))

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.builders import plan, rc, write
+from tests.builders import plan, policy_without, rc, write
 from tests.cli_flow import Flow
 from tests.conftest import EXAMPLES
 
@@ -111,6 +111,10 @@ def test_without_a_downtime_estimate_the_impact_is_not_known_yet(
     fields = {"downtime": None, "type": "scheduled_maintenance"}
     fields.update(EMERGENCY if command == "announce" else {})
     flow = _flow(tmp_path, capsys, TAGS, **fields)
+    if command == "plan":  # a planned change without an estimate: the policy must allow it
+        flow.policy = policy_without(
+            tmp_path, EXAMPLES / "policy.yaml", "scheduled_maintenance", "downtime"
+        )
     args = ("plan", "--plan", str(flow.plan)) if command == "plan" else ("announce",)
     by = _preview(flow, *args) if command == "plan" else None
     code, _ = flow(*args)
@@ -212,6 +216,9 @@ def test_a_re_plan_after_the_announcement_is_told_as_an_update_only_when_it_tell
     # service, then planned again (same window) with one that does: customers told before read
     # that the details were updated, not a second first announcement.
     flow = _flow(tmp_path, capsys, TAGS, type="scheduled_maintenance", downtime=None)
+    flow.policy = policy_without(
+        tmp_path, EXAMPLES / "policy.yaml", "scheduled_maintenance", "downtime"
+    )
     assert flow("plan", "--plan", str(flow.plan), now="2026-11-30T10:00:00+00:00")[0] == 0
     first_subject, first = _customer(tmp_path, "announce")
     assert first_subject.startswith("Planned change to") and "updated" not in first

@@ -58,6 +58,9 @@ class Repo:
                     "purpose": "DNS TTL",
                     "downtime": "0",
                     "rollback": "Revert",
+                    "risk": "low",
+                    "monitoring": "Grafana dashboard and alerts",
+                    "approvers": ["Ollie"],
                     "on_call": "Leon",
                     "window": {
                         "start": "2026-12-08T10:00:00+00:00",

@@ -28,6 +28,9 @@ type: planned_infra_update
 purpose: Encrypt the database
 downtime: 1h
 rollback: Restore the snapshot
+risk: low
+monitoring: Grafana dashboard and alerts
+approvers: [Ollie]
 on_call: Leon
 customers: [EoE]
 window: {start: "2026-12-08T19:00:00+00:00", end: "2026-12-08T21:00:00+00:00"}

@@ -85,6 +85,7 @@ class Seed:
             "customers": list(self.customers),
             "risk": self.risk,
             "rollback": "Revert and re-apply",
+            "monitoring": "Grafana dashboard and alerts",
             "on_call": "Leon",
             "approvers": ["Ollie"],
         }

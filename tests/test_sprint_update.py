@@ -171,7 +171,15 @@ def test_validate_shows_the_new_rules(tmp_path: Path, capsys: pytest.CaptureFixt
     flow = Flow(tmp_path, capsys, ROLLOUT, policy=EXAMPLES / "policy.yaml")
     code, out = flow("validate")
     assert code == 0, flow.err
-    assert out["rules"] == [
+    phase1 = [r for r in out["rules"] if r.endswith("(requires, Phase 1)")]
+    assert [r.split(":")[0] for r in phase1] == [
+        "scheduled_maintenance",
+        "planned_infra_update",
+        "application_update",
+        "iam_permission_change",
+        "cost_optimization",
+    ]
+    assert [r for r in out["rules"] if r not in phase1] == [
         "emergency_fix: alerts on announce, apply_failed, rollback_failed, overrun: Slack @here, "
         "#devops @channel; a PagerDuty incident to the key in PAGERDUTY_EMERGENCY_ROUTING_KEY "
         "(alerts)",

@@ -355,15 +355,14 @@ def test_7_the_total_time_is_bounded_too() -> None:
 def test_8_an_announcement_without_a_window_covers_no_window(pipe: Pipeline) -> None:
     pipe.write_change(window=None)
     code, out = pipe("plan", at=ANNOUNCED)
-    assert code == 0 and len(out["delivered"]) == 4
+    # Phase 1 before Phase 2 (issue 25): no window, nobody outside is told at all.
+    assert code == 2 and "delivered" not in out
     pipe.write_change(
         window=dict(start="2026-12-08T19:00:00+00:00", end="2026-12-08T21:00:00+00:00")
     )
     code, out = pipe("gate")
     assert code == 1
-    assert "East of England was told of another window (no window: not scheduled yet)" in (
-        _reasons(out)
-    )
+    assert "East of England has not been told" in _reasons(out)
     assert BLOCKED in pipe.dotenv
     code, out = pipe("plan", at="2026-12-01T11:00:00+00:00")
     assert len(out["delivered"]) == 4  # the window is announced

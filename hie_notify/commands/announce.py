@@ -28,6 +28,10 @@ def run(args: argparse.Namespace, options: Options) -> int:
         problems = window_problems(run.policy, change, run.result, options.clock())
         if problems:
             raise InputError([f"{options.change}: {p}" for p in problems])
+        # Phase 1 before Phase 2, as `plan` (an emergency is never held back).
+        missing = stagerun.planning_check(run)
+        if missing:
+            stagerun.hold_back(run, missing)
         report = stagerun.send(run, ANNOUNCE, {}, transition)
     extra = [stagerun.summary_note(run, report)]
     window, lines = stagerun.notice_window(run, report, blocked="its apply")

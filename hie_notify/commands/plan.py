@@ -1,5 +1,9 @@
 """`hie-notify plan`: classify, post the plan summary to the merge request, send the
-pre-deployment notices the policy requires, record them."""
+pre-deployment notices the policy requires, record them. Phase 1 before Phase 2: while any
+check the gate can decide before the window fails (the change record's Phase 1 fields the
+policy `requires`, customers unknown, the uptime budget, on call out of hours, Jira, conflicts)
+nothing is sent to customers or stakeholders: the internal channels hear "planning incomplete"
+once per set of missing items, the merge request note lists them, and it exits 2."""
 
 from __future__ import annotations
 
@@ -42,11 +46,15 @@ def run(args: argparse.Namespace, options: Options) -> int:
             stagerun.terraform_report(result, args.terraform_report)
         # A re-run (the default branch's pipeline, at the window) re-announces nothing: only an
         # announcement that would go out now is held to the window rules.
-        problems = (
-            [] if _announced(run) else window_problems(run.policy, change, result, options.clock())
-        )
+        announced = _announced(run)
+        problems = [] if announced else window_problems(run.policy, change, result, options.clock())
         if problems:
             raise InputError([f"{options.change}: {p}" for p in problems])
+        # Phase 1 before Phase 2: while anything the gate can decide before the window blocks,
+        # nobody outside is told (exit 2, naming each and where to fix it).
+        missing = () if announced else stagerun.planning_check(run)
+        if missing:
+            stagerun.hold_back(run, missing)
         report = stagerun.send(run, ANNOUNCE, {}, transition)
     extra = [stagerun.summary_note(run, report)]
     data, lines = stagerun.notice_window(run, report, blocked="it")

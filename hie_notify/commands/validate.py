@@ -14,7 +14,7 @@ from hie_notify.context import load_policy_for
 from hie_notify.errors import InputError
 from hie_notify.options import Options
 from hie_notify.policy import Policy, load_policy
-from hie_notify.policy.model import Alerts, ContactRule
+from hie_notify.policy.model import PHASE1_FIELDS, Alerts, ContactRule
 from hie_notify.template_check import check_templates
 
 
@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def policy_rules(policy: Policy) -> list[str]:
     """The rules of the policy people most often ask about: who hears of a type only in the
-    weekly digest, who gets IAM policy detail, and the internal reminder cadence."""
+    weekly digest, who gets IAM policy detail, the internal reminder cadence, and what Phase 1
+    requires before anyone outside is told."""
     lines = []
     for name, ct in policy.change_types.items():
         if ct.internal_digest:
@@ -47,6 +48,11 @@ def policy_rules(policy: Policy) -> list[str]:
                 "window (reminders.internal_cadence)"
             )
         lines.extend(alert_rules(name, ct.alerts))
+        if not ct.notice_overrides_others:
+            lines.append(
+                f"{name}: nobody outside is told until the change record has its window and "
+                f"{', '.join(ct.requires) or 'nothing more'} (requires, Phase 1)"
+            )
     for contact in policy.direct_contacts:
         rules = "; or ".join(_rule_text(r) for r in contact.match)
         lines.append(
@@ -119,10 +125,14 @@ def run(args: argparse.Namespace, options: Options) -> int:
         else:
             if policy is not None and not stagerun.outbox_counts(policy, options):
                 problems.extend(stagerun.unrouted_declared(policy, change, options))
-            for gap in change.phase1_gaps():
+            kind = policy.change_type(change.type) if policy and change.type else None
+            emergency = bool(kind and kind.notice_overrides_others)
+            # What the declared type's policy `requires` (an emergency: its own rules).
+            requires = None if emergency else (kind.requires if kind else list(PHASE1_FIELDS))
+            for gap in change.phase1_gaps(requires):
                 print(
-                    f"warning: {options.change}: {gap} is missing; the gate will block until "
-                    "it is given",
+                    f"warning: {options.change}: {gap} is missing; `plan` tells nobody outside "
+                    "and the gate blocks until it is given (policy requires)",
                     file=sys.stderr,
                 )
     lines, token_problems = tokens.report(options.env, options.ledger, options.settings)

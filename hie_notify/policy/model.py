@@ -38,6 +38,20 @@ ExternalAudience = Literal[
 ]
 RuleAction = Literal["create", "update", "replace", "delete", "forget", "state"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+# What a planned change's record must hold before anyone outside is told (the seed's Phase 1):
+# each a change record field, but `on_call_out_of_hours` (`on_call`, for a window outside
+# working hours). The window is always required.
+Phase1Field = Literal[
+    "risk", "monitoring", "approvers", "rollback", "downtime", "on_call_out_of_hours"
+]
+PHASE1_FIELDS: tuple[Phase1Field, ...] = (
+    "risk",
+    "monitoring",
+    "approvers",
+    "rollback",
+    "downtime",
+    "on_call_out_of_hours",
+)
 
 Notice = Annotated[NoticePeriod, PlainValidator(parse_notice), PlainSerializer(str)]
 _SLACK_CHANNEL = re.compile(r"^#[a-z0-9][a-z0-9._-]{0,79}$")
@@ -237,6 +251,10 @@ class ChangeType(_Strict):
     # Slack mentions and PagerDuty incidents for emergencies, failures and overruns.
     alerts: Alerts = Alerts()
     acknowledgements: Acknowledgements = Acknowledgements()
+    # Phase 1: what the change record must hold before `plan` (or `announce`) tells anyone
+    # outside and before the gate lets the apply go ahead (default: all of the seed's Phase 1).
+    # An emergency keeps its own rules (a justification, a rollback plan) and is never held back.
+    requires: list[Phase1Field] = list(PHASE1_FIELDS)
 
     @model_validator(mode="after")
     def _units(self) -> ChangeType:
@@ -378,6 +396,16 @@ class ContactRule(_Strict):
                 "addresses: ['aws_s3_bucket.qa_reports*'])"
             )
         return self
+
+
+class Checklist(_Strict):
+    """A checklist the team follows (the seed's Customer Checklist and DevOps Checklist): its
+    title, where it lives (Confluence), and the items the merge request description's GitLab
+    task list must tick (`- [x] item`) per change type before the gate lets the apply go."""
+
+    title: str = Field(min_length=1, max_length=120)
+    link: str = Field(default="", pattern=r"^(https://\S+)?$")
+    items: dict[ChangeTypeName, list[Annotated[str, Field(min_length=1, max_length=200)]]] = {}
 
 
 class DirectContact(_Strict):
@@ -701,6 +729,8 @@ class Policy(_Strict):
     stakeholders: dict[Literal["critical", "business"], StakeholderGroup] = {}
     # People told directly of changes to the resources their integration depends on.
     direct_contacts: list[DirectContact] = []
+    # Checklists whose required items the merge request's task list must tick (the gate).
+    checklists: list[Checklist] = []
     change_types: dict[ChangeTypeName, ChangeType]
     customer_impact: CustomerImpact | None = None
     classification: Classification = Classification()

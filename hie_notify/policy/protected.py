@@ -4,7 +4,8 @@ The protected policy is the policy file on the project's default branch (CI_DEFA
 in a central policy project (HIE_POLICY_PROJECT, HIE_POLICY_REF), read through the GitLab API.
 The file in the branch being deployed may change only the keys the protected policy lists as
 `overridable`, may only make notice periods longer, and may only add to audiences (channels,
-contacts, environments, customers), never remove, empty, replace or downgrade one. Templates,
+contacts, environments, customers), never remove, empty, replace or downgrade one, and may only
+add to a change type's `requires` (what Phase 1 needs before anyone outside is told). Templates,
 `trial`, `ledger`, `classification` (which resources are service-impacting), each change
 type's `alerts` (who is paged, which channels are mentioned) and `overridable` are the
 protected policy's alone. Outside CI the local file
@@ -25,7 +26,7 @@ from pydantic import ValidationError
 from hie_notify.durations import parse_notice
 from hie_notify.errors import InputError
 from hie_notify.policy.loader import DEFAULT_NAME, deep_merge, default_policy_data, load_policy
-from hie_notify.policy.model import Channels, Policy
+from hie_notify.policy.model import PHASE1_FIELDS, Channels, Policy
 from hie_notify.settings import Settings, refused_in_ci, settings_or_env
 from hie_notify.switches import in_gitlab_ci, switch
 from hie_notify.yamlfile import format_validation_error, parse_yaml_mapping, read_yaml_mapping
@@ -148,6 +149,18 @@ def weakenings(
                 yield (
                     f"{key}: would remind internal channels {value!r} instead of {before!r}; a "
                     "branch may only remind them more often"
+                )
+            continue
+        if len(path) == 3 and path[0] == "change_types" and path[2] == "requires":
+            # Phase 1: what a change record must hold before anyone outside is told. A branch
+            # may require more, never less than the protected policy (or the default: all).
+            was = before if isinstance(before, list) else list(PHASE1_FIELDS)
+            now = value if isinstance(value, list) else [value]
+            gone = [item for item in was if item not in now]
+            if gone:
+                yield (
+                    f"{key}: would stop requiring {_describe(gone)} before anyone outside is "
+                    "told; a branch may only require more (Phase 1)"
                 )
             continue
         if path[-1] == "internal_digest":
