@@ -35,7 +35,9 @@ LINKS = {
 @pytest.fixture(scope="module")
 def setup() -> tuple[Policy, ChangeRecord, list[Rendered]]:
     policy = load_policy(EXAMPLES / "policy.yaml")
-    change = load_change(EXAMPLES / "change.yaml", policy).model_copy(update={"purpose": INJECT})
+    change = load_change(EXAMPLES / "change.yaml", policy).model_copy(
+        update={"purpose": INJECT, "customer_summary": INJECT}
+    )
     result = classify(load_plan(EXAMPLES / "plan.json"), policy, change)
     audiences = resolve(policy, result, change, ["eoe-prod"]).for_phase("pre_deployment")
     renderer = Renderer()
