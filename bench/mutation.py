@@ -1,8 +1,8 @@
 """Mutation testing of the core with mutmut: which planted one-line bugs does the suite miss?
 
-Not run in CI (minutes, not seconds). Needs mutmut 3 in the venv:
+The full run is a script, not CI (minutes per module). Needs mutmut 3 (in the dev extra):
 
-    .venv/bin/pip install 'mutmut>=3.3,<4'
+    .venv/bin/pip install -e '.[dev]'
     .venv/bin/python bench/mutation.py [TARGET ...] [--jobs N] [--show-survivors]
 
 Each target is a set of files (optionally only some of their functions) and the unit tests
@@ -10,11 +10,16 @@ that should pin them (the CLI-level tests are left out: with them a run lasts ho
 target the repository is copied to a temporary folder (the working tree is never touched),
 mutmut mutates the files there and runs, for each mutant, the target's tests that cover the
 mutated function. The report gives killed / survived per target and the score, killed /
-(all - known equivalent); the goal is 90%. Mutants of a function no selected test runs count as
+(all - known equivalent); the goal is 95%. Mutants of a function no selected test runs count as
 survivors. Survivors known to be equivalent (no test can tell them from the original) are listed
 with the reason, matched by function and by the line the mutant writes, so they survive
-renumbering. Exit 1 when a target is under 90%. mutmut does not mutate module-level constants
+renumbering. Exit 1 when a target is under 95%. mutmut does not mutate module-level constants
 (e.g. masking.SECRET_VARIABLES): named tests pin those.
+
+CI runs the reduced form, `--sample N`: mutant N of each function of every target, in one
+mutmut run (tests/test_mutation_bench.py, a `tools` test), and fails on any survivor not listed
+as equivalent. Every module of hie_notify is a target's file or is in NOT_MEASURED with why
+(the same test file checks it), so a new module cannot arrive unmeasured.
 
 Why mutmut rather than cosmic-ray: cosmic-ray starts a new pytest process per mutant, about 9 s
 each on this shared 2-core machine (hours for these modules); mutmut 3 forks from a process that
@@ -32,10 +37,11 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
+from fnmatch import fnmatchcase as fnmatch
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-GOAL = 0.90
+GOAL = 0.95
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,8 @@ class Target:
     tests: tuple[str, ...]
     # Only mutants of these functions count ("name" or "Class.method"); None: every function.
     functions: tuple[str, ...] | None = None
+    # Tests left out (pytest node ids): slow ones that pin something else (e.g. locking).
+    deselect: tuple[str, ...] = ()
 
 
 TARGETS: dict[str, Target] = {
@@ -82,6 +90,140 @@ TARGETS: dict[str, Target] = {
         ("tests/test_hcp_client.py", "tests/test_hcp_redirects.py"),
         functions=("HcpClient._json_output", "HcpClient._request"),
     ),
+    "seal": Target(
+        ("hie_notify/ledger/seal.py",),
+        ("tests/test_ledger_file.py", "tests/test_ledger_gitlab.py", "tests/test_seal.py"),
+        deselect=("tests/test_ledger_file.py::test_two_processes_appending_at_once_lose_nothing",),
+    ),
+}
+
+# Every module of hie_notify is a target's file above, or is named here with why it is not
+# (tests/test_mutation_bench.py checks it: a new module cannot arrive unmeasured).
+_NAMED = "the modules issue 27 names, not measured yet: each is a debt until it is a target"
+_WIRING = (
+    "a command's wiring: reads options, calls the measured core, prints; pinned by the CLI "
+    "tests, whose run per mutant would last hours"
+)
+_PLAIN = "plain data, types or constants: no branch to mutate that a test of its users misses"
+_IO = (
+    "I/O plumbing (HTTP, files, processes, terminal) with no decision of its own; the outside "
+    "services' fakes pin what it sends"
+)
+NOT_MEASURED: dict[str, str] = {
+    # -- the issue's list, still owed
+    **{
+        f"hie_notify/{m}.py": _NAMED
+        for m in (
+            "ledger/file",
+            "ledger/gitlab",
+            "service/runtask",
+            "service/notifications",
+            "service/settings",
+            "receiver",
+            "terraform/runtask",
+            "channels/__init__",
+            "channels/email",
+            "channels/email_message",
+            "channels/gitlab",
+            "channels/jira",
+            "channels/pagerduty",
+            "channels/slack",
+            "channels/slack_blocks",
+            "channels/statuspage",
+            "channels/teams",
+            "channels/webhook",
+            "register/model",
+            "register/reminders",
+            "register/feed",
+            "report/compute",
+            "report/uptime",
+            "terraform/plan",
+            "audiences",
+            "stages",
+            "lifecycle",
+        )
+    },
+    # -- entry points and wiring
+    "hie_notify/__init__.py": _PLAIN,
+    "hie_notify/__main__.py": "`python -m hie_notify`: calls cli.main",
+    "hie_notify/cli.py": _WIRING,
+    "hie_notify/context.py": _WIRING,
+    "hie_notify/stagerun.py": _WIRING,
+    **{
+        f"hie_notify/commands/{m}.py": _WIRING
+        for m in (
+            "__init__",
+            "announce",
+            "apply",
+            "calendar",
+            "cancel",
+            "classify",
+            "complete",
+            "digest",
+            "earliest",
+            "gate",
+            "plan",
+            "postmortem",
+            "preview",
+            "receive",
+            "remind",
+            "report",
+            "rollback",
+            "update",
+            "validate",
+            "watch",
+        )
+    },
+    "hie_notify/service/__init__.py": _PLAIN,
+    "hie_notify/service/app.py": _WIRING,
+    "hie_notify/service/server.py": _IO,
+    "hie_notify/service/logs.py": "log formatting of the service (JSON lines)",
+    "hie_notify/service/changes.py": (
+        "finds a run's change record and ledger (GitLab reads); the service tests pin it"
+    ),
+    # -- plain data and plumbing
+    "hie_notify/errors.py": _PLAIN,
+    "hie_notify/records.py": _PLAIN,
+    "hie_notify/limits.py": _PLAIN,
+    "hie_notify/policy/__init__.py": _PLAIN,
+    "hie_notify/policy/model.py": "pydantic models of the policy: its validation is pydantic's",
+    "hie_notify/policy/loader.py": "reads and merges the policy files; test_policy pins it",
+    "hie_notify/register/__init__.py": _PLAIN,
+    "hie_notify/report/__init__.py": _PLAIN,
+    "hie_notify/report/model.py": _PLAIN,
+    "hie_notify/terraform/__init__.py": _PLAIN,
+    "hie_notify/output.py": _IO,
+    "hie_notify/progress.py": _IO,
+    "hie_notify/http.py": _IO,
+    "hie_notify/gitlab_api.py": _IO,
+    "hie_notify/pipes.py": _IO,
+    "hie_notify/plan_source.py": _IO,
+    "hie_notify/sandbox.py": "the Jinja2 sandbox's settings; test_trust_escaping attacks it",
+    "hie_notify/yamlfile.py": "YAML reading (duplicate keys refused): test_strict_yaml",
+    "hie_notify/safejson.py": "JSON reading limits: test_hardening_input",
+    "hie_notify/switches.py": "one yes/no parser: test_switches pins every spelling",
+    "hie_notify/options.py": "flag and variable merging: test_options",
+    "hie_notify/change.py": "the change record's schema: test_change and the bad-input corpus",
+    "hie_notify/durations.py": "a short parser: test_durations pins every form",
+    "hie_notify/timetext.py": "how a time is shown: test_timetext and the DST payload tests",
+    "hie_notify/tokens.py": "token scopes: test_tokens",
+    "hie_notify/render.py": "Jinja2 rendering: the message tests pin each template's words",
+    "hie_notify/template_check.py": "validate's template check: test_validate_templates",
+    "hie_notify/template_files.py": _IO,
+    "hie_notify/terraform/plan_decode.py": "JSON decoding of a plan (msgspec): test_plan_lean",
+    "hie_notify/channels/api.py": _IO,
+    "hie_notify/channels/outbox.py": _IO,
+    "hie_notify/register/digest.py": "digest text: test_digest*",
+    "hie_notify/register/gitlab.py": _IO,
+    "hie_notify/register/jobs.py": _WIRING,
+    "hie_notify/register/sqlite.py": _IO,
+    "hie_notify/register/store.py": _IO,
+    "hie_notify/register/sync.py": "register sync from ledgers: test_register_update",
+    "hie_notify/report/charts.py": "matplotlib charts: test_report_html",
+    "hie_notify/report/export.py": _IO,
+    "hie_notify/report/generate.py": _WIRING,
+    "hie_notify/report/html.py": "the report's HTML: test_report_html",
+    "hie_notify/report/source.py": _IO,
 }
 
 _SAME_INSTANT = (
@@ -298,21 +440,28 @@ def _config(target: Target) -> str:
         f"only_mutate=\n{listing(target.files)}\n"
         f"pytest_add_cli_args_test_selection=\n{listing(target.tests)}\n"
         "pytest_add_cli_args=\n    -p\n    no:randomly\n    -p\n    no:cacheprovider\n"
-        "also_copy=\n    examples\n    README.md\n"
+        + "".join(f"    --deselect\n    {test}\n" for test in target.deselect)
+        + "also_copy=\n    examples\n    README.md\n"
     )
 
 
-def _selection(target: Target) -> list[str]:
-    """mutmut's name patterns for a target's functions (none: every mutant of its files)."""
-    if target.functions is None:
-        return []
+def _module(file: str) -> str:
+    return file.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+
+
+def _selection(target: Target, nth: str = "*") -> list[str]:
+    """mutmut's name patterns for a target's mutants: mutant `nth` ("*": every one) of each of
+    its functions (of every function of its files when it names none)."""
     patterns = []
     for file in target.files:
-        module = file.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+        module = _module(file)
+        if target.functions is None:
+            patterns.append(f"{module}.x*__mutmut_{nth}")
+            continue
         for func in target.functions:
             cls, _, meth = func.rpartition(".")
             mangled = f"xǁ{cls}ǁ{meth}" if cls else f"x_{func}"
-            patterns.append(f"{module}.{mangled}__mutmut_*")
+            patterns.append(f"{module}.{mangled}__mutmut_{nth}")
     return patterns
 
 
@@ -359,30 +508,52 @@ class Outcome:
 
 
 def run_target(name: str, target: Target, jobs: int) -> Outcome:
+    [outcome] = _run(name, {name: target}, jobs, nth="*")
+    return outcome
+
+
+def run_sample(targets: dict[str, Target], jobs: int, nth: str) -> list[Outcome]:
+    """Mutant `nth` of each function of every target, in one mutmut run over all their files
+    with all their tests (so mutmut collects its test statistics once): what CI runs."""
+    union = Target(
+        tuple(f for t in targets.values() for f in t.files),
+        tuple(dict.fromkeys(test for t in targets.values() for test in t.tests)),
+        None,
+        tuple(dict.fromkeys(test for t in targets.values() for test in t.deselect)),
+    )
+    return _run("sample", targets, jobs, nth=nth, union=union)
+
+
+def _run(
+    label: str, targets: dict[str, Target], jobs: int, *, nth: str, union: Target | None = None
+) -> list[Outcome]:
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix=f"hie-mutation-{name}-") as tmp:
+    patterns = {name: _selection(t, nth) for name, t in targets.items()}
+    selection = [p for ps in patterns.values() for p in ps]
+    with tempfile.TemporaryDirectory(prefix=f"hie-mutation-{label}-") as tmp:
         work = Path(tmp) / "repo"
         _copy(work)
-        (work / "setup.cfg").write_text(_config(target))
-        done = _mutmut(work, "run", "--max-children", str(jobs), *_selection(target))
+        (work / "setup.cfg").write_text(_config(union or next(iter(targets.values()))))
+        plain = nth == "*" and all(t.functions is None for t in targets.values())
+        done = _mutmut(work, "run", "--max-children", str(jobs), *([] if plain else selection))
         if done.returncode not in (0, 1) and "mutations/second" not in done.stdout:
             sys.stderr.write(done.stdout[-3000:] + done.stderr[-3000:])
-            raise SystemExit(f"mutmut failed on {name} (exit {done.returncode})")
+            raise SystemExit(f"mutmut failed on {label} (exit {done.returncode})")
         lines = _mutmut(work, "results", "--all", "true").stdout.splitlines()
-        counts: Counter[str] = Counter()
-        killed = 0
-        survived: list[tuple[str, str]] = []
-        equivalent: list[tuple[str, str, str]] = []
+        outcomes = {name: Outcome(name, Counter(), 0, [], [], 0.0) for name in targets}
         for line in lines:
             mutant, sep, status = line.strip().partition(": ")
             if not sep:
                 continue
-            func = function_of(mutant)
-            if target.functions is not None and func not in target.functions:
+            name = next(
+                (n for n, ps in patterns.items() if any(fnmatch(mutant, p) for p in ps)), None
+            )
+            if name is None:
                 continue
-            counts[status] += 1
+            outcome, func = outcomes[name], function_of(mutant)
+            outcome.counts[status] += 1
             if status in KILLED:
-                killed += 1
+                outcome.killed += 1
                 continue
             written = _written_line(work, mutant)
             reason = next(
@@ -394,10 +565,13 @@ def run_target(name: str, target: Target, jobs: int) -> Outcome:
                 None,
             )
             if reason is not None:
-                equivalent.append((mutant, written, reason))
+                outcome.equivalent.append((mutant, written, reason))
             else:
-                survived.append((mutant, written))
-    return Outcome(name, counts, killed, survived, equivalent, time.monotonic() - started)
+                outcome.survived.append((mutant, written))
+    seconds = time.monotonic() - started
+    for outcome in outcomes.values():
+        outcome.seconds = seconds
+    return list(outcomes.values())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -405,6 +579,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("targets", nargs="*", metavar="TARGET", help=", ".join(TARGETS))
     parser.add_argument("--jobs", type=int, default=1, help="mutmut --max-children (default 1)")
     parser.add_argument("--show-survivors", action="store_true")
+    parser.add_argument(
+        "--sample",
+        type=int,
+        metavar="N",
+        help="only mutant N of each function, all targets in one run (CI's reduced form); "
+        "fails on any survivor not listed as equivalent",
+    )
     args = parser.parse_args(argv)
     try:
         import mutmut  # noqa: F401
@@ -414,6 +595,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in TARGETS]
     if unknown:
         parser.error(f"unknown target {', '.join(unknown)} (known: {', '.join(TARGETS)})")
+    if args.sample is not None:
+        return _sample(names, args)
     outcomes = []
     for name in names:
         print(f"== {name}: mutating {', '.join(TARGETS[name].files)}", flush=True)
@@ -428,7 +611,24 @@ def main(argv: list[str] | None = None) -> int:
         if args.show_survivors:
             for mutant, written in outcome.survived:
                 print(f"   survived {mutant}: {written}")
-    print("\nMutation score (killed / (all - equivalent)), target 90% per module:")
+    _summary(outcomes)
+    return 0 if all(o.score >= GOAL for o in outcomes) else 1
+
+
+def _sample(names: list[str], args: argparse.Namespace) -> int:
+    chosen = {name: TARGETS[name] for name in names}
+    print(f"== sample: mutant {args.sample} of each function of {', '.join(names)}", flush=True)
+    outcomes = run_sample(chosen, args.jobs, str(args.sample))
+    print(f"   {sum(o.total for o in outcomes)} mutants in {outcomes[0].seconds:.0f}s")
+    for o in outcomes:
+        for mutant, written in o.survived:
+            print(f"   survived {mutant}: {written}")
+    _summary(outcomes)
+    return 0 if all(not o.survived for o in outcomes) else 1
+
+
+def _summary(outcomes: list[Outcome]) -> None:
+    print(f"\nMutation score (killed / (all - equivalent)), target {GOAL:.0%} per module:")
     for o in outcomes:
         mark = "ok " if o.score >= GOAL else "LOW"
         print(
@@ -440,7 +640,6 @@ def main(argv: list[str] | None = None) -> int:
         print("\nKnown equivalent mutants (not counted):")
         for name, (mutant, written, reason) in equivalents:
             print(f"  {name}: {mutant}\n      writes: {written}\n      why: {reason}")
-    return 0 if all(o.score >= GOAL for o in outcomes) else 1
 
 
 if __name__ == "__main__":

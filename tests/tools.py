@@ -64,12 +64,19 @@ def _pypiserver() -> tuple[str | None, str]:
     return "pypiserver", ""
 
 
+def _mutmut() -> tuple[str | None, str]:
+    if importlib.util.find_spec("mutmut") is None:
+        return None, f"mutmut is not installed ({DEV})"
+    return "mutmut", ""
+
+
 FINDERS = {
     "gitlab-ci-local": _gitlab_ci_local,
     "chromium": _chromium,
     "check-jsonschema": _check_jsonschema,
     "hadolint": _hadolint,
     "pypiserver": _pypiserver,
+    "mutmut": _mutmut,
 }
 # Fixtures that stand for a tool: a test using one is a `tools` test.
 FIXTURES = {"check_jsonschema": "check-jsonschema"}
