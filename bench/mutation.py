@@ -95,6 +95,11 @@ TARGETS: dict[str, Target] = {
         ("tests/test_ledger_file.py", "tests/test_ledger_gitlab.py", "tests/test_seal.py"),
         deselect=("tests/test_ledger_file.py::test_two_processes_appending_at_once_lose_nothing",),
     ),
+    "notifications": Target(
+        ("hie_notify/service/notifications.py",),
+        ("tests/test_notifications_stale.py", "tests/test_service.py"),
+        functions=("stale", "_time"),
+    ),
 }
 
 # Every module of hie_notify is a target's file above, or is named here with why it is not
@@ -117,7 +122,6 @@ NOT_MEASURED: dict[str, str] = {
             "ledger/file",
             "ledger/gitlab",
             "service/runtask",
-            "service/notifications",
             "service/settings",
             "receiver",
             "terraform/runtask",
