@@ -410,6 +410,41 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
     ("calendar", "elapsed", "astimezone(None)", _SAME_INSTANT),
 ]
 
+EQUIVALENT += [
+    *(
+        (
+            "seal",
+            "content_digest",
+            text,
+            "Entry.to_json always has `digest` and `mac` (asdict), so pop's default is never used",
+        )
+        for text in ('data.pop("digest", )', 'data.pop("mac", )')
+    ),
+    (
+        "seal",
+        "content_digest",
+        'separators=(",", ":"), )',
+        "ensure_ascii=True is json.dumps' default",
+    ),
+    *(
+        (
+            "seal",
+            "seal",
+            text,
+            "content_digest leaves `digest` and `mac` out of what it hashes, and the next line "
+            "sets both: what they are cleared to never shows",
+        )
+        for text in (
+            'digest=None, mac="")',
+            'digest="", mac=None)',
+            'or last(change), mac="")',
+            'digest="", )',
+            'digest="XXXX", mac="")',
+            'digest="", mac="XXXX")',
+        )
+    ),
+]
+
 KILLED = {"killed", "timeout", "caught by type check", "segfault"}
 # mutmut's names: module.x_function__mutmut_N, module.xǁClassǁmethod__mutmut_N
 _NAME = re.compile(

@@ -107,6 +107,10 @@ def test_an_entry_with_no_digest_is_a_problem_and_does_not_count() -> None:
     ]
     assert found.warnings == []
     assert found.last == sealed[0].digest
+    # What follows it is still read.
+    [after] = seal([entry(3)], lambda _: sealed[0].digest, KEY)
+    found = verify(_where([*sealed, bare, after]), KEY)
+    assert found.entries == [*sealed, after] and len(found.problems) == 1
 
 
 def test_an_edited_entry_is_a_problem_does_not_count_and_is_still_chained_to() -> None:
