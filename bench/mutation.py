@@ -105,6 +105,11 @@ TARGETS: dict[str, Target] = {
         ("tests/test_statuspage_payload.py",),
         functions=("plain", "components_for", "incident", "_refused", "_utc"),
     ),
+    "pagerduty": Target(
+        ("hie_notify/channels/pagerduty.py",),
+        ("tests/test_pagerduty_payload.py",),
+        functions=("event", "_refused"),
+    ),
 }
 
 # Every module of hie_notify is a target's file above, or is named here with why it is not
@@ -135,7 +140,6 @@ NOT_MEASURED: dict[str, str] = {
             "channels/email_message",
             "channels/gitlab",
             "channels/jira",
-            "channels/pagerduty",
             "channels/slack",
             "channels/slack_blocks",
             "channels/teams",
