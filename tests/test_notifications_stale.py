@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -16,6 +17,7 @@ from hie_notify.service.runtask import DECISION
 from tests.test_ledger_file import entry
 
 T0 = datetime(2026, 6, 15, 9, 0, tzinfo=timezone.utc)
+LONDON = ZoneInfo("Europe/London")
 
 
 def event(run_id: str | None = "run-new", updated: str | None = None) -> Event:
@@ -95,6 +97,12 @@ def test_an_event_from_before_the_latest_real_announcement_is_an_earlier_attempt
             "the event (Tue 16 Jun 2026 09:00 UTC) is older than the change's latest "
             "announcement (Wed 17 Jun 2026 09:00 UTC): an earlier attempt's"
         )
+    # Both times in UTC, whatever offset each was written with (the log is in UTC).
+    summer = [replace(e, delivered_at=e.delivered_at.astimezone(LONDON)) for e in (first, second)]
+    assert stale(event(updated="2026-06-16T10:00:00+01:00"), summer) == (
+        "the event (Tue 16 Jun 2026 09:00 UTC) is older than the change's latest "
+        "announcement (Wed 17 Jun 2026 09:00 UTC): an earlier attempt's"
+    )
     assert stale(event(updated="2026-06-17T09:00:00Z"), [first, second]) is None  # same instant
     assert stale(event(updated="2026-06-17T10:00:00+01:00"), [first, second]) is None
     assert stale(event(updated="2026-06-17T09:59:00+01:00"), [first, second]) is not None
