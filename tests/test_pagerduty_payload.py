@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hie_notify.channels.pagerduty import PERMISSIONS, SUMMARY_LIMIT, _refused, event
@@ -19,7 +19,7 @@ LONDON = ZoneInfo("Europe/London")
 NOW = datetime(2026, 6, 16, 9, 30, 15, 500, tzinfo=LONDON)
 
 
-def test_the_event_carries_the_change_its_stage_state_and_key() -> None:
+def test_the_event_carries_the_change_its_stage_state_and_key(machine_in_london: None) -> None:
     out = outgoing("apply_started", subject="Applying FFAPP-1", state=State.IN_PROGRESS.value)
     links = {
         "merge_request": "https://gitlab.example.org/g/p/-/merge_requests/7",
@@ -81,8 +81,10 @@ def moments(draw: st.DrawFn) -> datetime:
 
 
 @given(now=moments())
-@settings(max_examples=30, deadline=None)
-def test_property_the_timestamp_is_the_moment_meant(now: datetime) -> None:
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_property_the_timestamp_is_the_moment_meant(now: datetime, machine_in_london: None) -> None:
     written = event(outgoing("apply_started"), "k", {}, now, "s")["payload"]["timestamp"]
     assert written.endswith("Z")
     read = datetime.fromisoformat(written.removesuffix("Z") + "+00:00")

@@ -9,7 +9,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hie_notify.audiences import Audience
@@ -194,7 +194,7 @@ def test_a_refusal_names_the_fix_for_its_code() -> None:
     assert _refused("pg1", 500) == ""
 
 
-def test_utc_is_written_to_the_second_with_a_z() -> None:
+def test_utc_is_written_to_the_second_with_a_z(machine_in_london: None) -> None:
     assert _utc(datetime(2026, 6, 16, 9, 30, 15, 999, tzinfo=LONDON)) == "2026-06-16T08:30:15Z"
     assert _utc(datetime(2026, 1, 13, 9, 30, tzinfo=LONDON)) == "2026-01-13T09:30:00Z"
 
@@ -215,9 +215,11 @@ def _read(text: str) -> datetime:
 
 
 @given(window=windows())
-@settings(max_examples=30, deadline=None)
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 def test_property_the_maintenance_is_scheduled_at_the_instants_meant(
-    window: tuple[datetime, datetime],
+    window: tuple[datetime, datetime], machine_in_london: None
 ) -> None:
     out = incident(outgoing(window=window), SETTINGS, ["y6ssccsqgy81"])["incident"]
     # Compared in UTC: Python never finds a repeated wall time (01:30 on 25 October) equal to
