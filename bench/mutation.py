@@ -467,6 +467,72 @@ EQUIVALENT += [
     for text in ('replace("XXZXX", "+00:00")', 'replace("z", "+00:00")')
 ]
 
+_CASELESS_ICS = (
+    "icalendar keeps property and parameter names in a case-insensitive dict and writes them "
+    "upper-case: the same file"
+)
+_CASELESS_MAIL = (
+    "header field names, MIME types and their parameter names are case-insensitive (RFC 5322 "
+    "1.2.2, RFC 2045 5.1): every reader takes them the same"
+)
+EQUIVALENT += [
+    *(
+        ("invite", "build", f'mail["{name}"]', _CASELESS_MAIL)
+        for header in ("Subject", "From", "To", "Date", "Message-ID", "X-HIE-Notify-Key")
+        for name in (header.lower(), header.upper())
+    ),
+    *(
+        ("invite", "build", text, _CASELESS_MAIL)
+        for text in ('subtype="HTML"', 'subtype="CALENDAR"', '{"METHOD": method}')
+    ),
+    *(
+        ("invite", "calendar_invite", f'add("{name}"', _CASELESS_ICS)
+        for name in (
+            "PRODID",
+            "VERSION",
+            "METHOD",
+            "UID",
+            "SEQUENCE",
+            "DTSTAMP",
+            "DTSTART",
+            "DTEND",
+            "SUMMARY",
+            "DESCRIPTION",
+            "STATUS",
+            "TRANSP",
+            "ORGANIZER",
+            "ATTENDEE",
+        )
+    ),
+    *(("invite", "calendar_invite", f'params["{name}"]', _CASELESS_ICS) for name in ("CN", "ROLE")),
+    *(
+        ("invite", "vtimezone", f'add("{name}"', _CASELESS_ICS)
+        for name in ("TZID", "DTSTART", "TZOFFSETFROM", "TZOFFSETTO", "TZNAME")
+    ),
+    *(
+        (
+            "invite",
+            "calendar_invite",
+            text,
+            "icalendar's add returns a value that is already a vCalAddress as it is, encoded "
+            "or not",
+        )
+        for text in ("encode=None)", "attendee, )", "encode=True)")
+    ),
+    *(
+        (
+            "invite",
+            func,
+            text,
+            "icalendar writes a DATE-TIME to the second: the microseconds never show",
+        )
+        for func, text in (
+            ("calendar_invite", "now.replace(microsecond=1)"),
+            ("vtimezone", "replace(tzinfo=None, )"),
+            ("vtimezone", "replace(tzinfo=None, microsecond=1)"),
+        )
+    ),
+]
 KILLED = {"killed", "timeout", "caught by type check", "segfault"}
 # mutmut's names: module.x_function__mutmut_N, module.xǁClassǁmethod__mutmut_N
 _NAME = re.compile(

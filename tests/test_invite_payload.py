@@ -85,6 +85,8 @@ def test_the_invite_is_a_request_with_every_property() -> None:
     assert all(str(a.params["ROLE"]) == "OPT-PARTICIPANT" for a in attendees)
     assert ev["DTSTART"].params["TZID"] == "Europe/London"
     assert ev["DTSTART"].to_ical().decode() == "20261208T190000"
+    assert ev["DTEND"].params["TZID"] == "Europe/London"
+    assert ev["DTEND"].to_ical().decode() == "20261208T210000"
     [tz] = cal.walk("VTIMEZONE")
     assert str(tz["TZID"]) == "Europe/London"
     [event] = ics_events(data)
@@ -144,6 +146,8 @@ def test_the_sequence_counts_the_moves_of_the_window() -> None:
     assert invite_sequence(outgoing(window=None, history=(first, moved))) == 2
     cancel = sent("cancelled", *later)
     assert invite_sequence(outgoing(window=later, history=(first, cancel))) == 1
+    # A cancellation's window is one the reader's calendar holds: going back is a move.
+    assert invite_sequence(outgoing(history=(first, cancel))) == 2
 
 
 def test_the_uid_is_one_per_change_and_audience() -> None:
@@ -161,14 +165,19 @@ def test_the_email_carries_the_parts_and_the_invite() -> None:
     assert parsedate_to_datetime(str(mail["Date"])) == NOW.replace(microsecond=0)
     assert mail["X-HIE-Notify-Key"] == "k" * 32
     assert str(mail["Message-ID"]).startswith("<")
-    assert "k" * 24 in str(mail["Message-ID"])
-    assert str(mail["Message-ID"]).endswith("@hie-notify.invalid>")
+    assert str(mail["Message-ID"]).endswith(".kkkkkkkkkkkkkkkkkkkkkkkk@hie-notify.invalid>")
+    key = "0123456789abcdefghijklmnopqrstuv"
+    keyed = build(replace(outgoing(), key=key), SENDER, NOW)
+    assert str(keyed["Message-ID"]).endswith(f".{key[:24]}@hie-notify.invalid>")
+    assert keyed["X-HIE-Notify-Key"] == key
     assert mail.get_body(("plain",)).get_content().strip() == "Encrypt the database"
     assert mail.get_body(("html",)).get_content().strip() == "<p>Encrypt the database</p>"
     [invite] = list(mail.iter_attachments())
     assert invite.get_content_type() == "text/calendar"
     assert invite.get_param("method") == "REQUEST"
     assert invite.get_filename() == "maintenance-window.ics"
+    [ev] = icalendar.Calendar.from_ical(invite.get_content()).walk("VEVENT")
+    assert str(ev["ORGANIZER"]) == "mailto:hie@example.org"
     alone = outgoing("apply_started")
     alone = replace(alone, rendered=replace(alone.rendered, audience=replace(AUD, emails=())))
     mail = build(alone, SENDER, NOW)
@@ -237,3 +246,78 @@ def test_property_the_invite_holds_the_instants_meant(
     [event] = ics_events(invite[1])
     assert (event.start, event.end) == window
     assert event.stamp == NOW.replace(microsecond=0)
+
+
+def _vtimezone(zone: str, first: str, last: str) -> list[str]:
+    from hie_notify.channels.email_message import vtimezone
+
+    tz = vtimezone(ZoneInfo(zone), datetime.fromisoformat(first), datetime.fromisoformat(last))
+    return tz.to_ical().decode().splitlines()
+
+
+def _observance(kind: str, start: str, name: str, before: str, after: str) -> list[str]:
+    return [
+        f"BEGIN:{kind}",
+        f"DTSTART:{start}",
+        f"TZNAME:{name}",
+        f"TZOFFSETFROM:{before}",
+        f"TZOFFSETTO:{after}",
+        f"END:{kind}",
+    ]
+
+
+GMT_FROM_OCT_2026 = _observance("STANDARD", "20261025T020000", "GMT", "+0100", "+0000")
+
+
+def test_the_vtimezone_has_the_observance_in_force_and_each_change_up_to_the_end(
+    machine_in_london: None,
+) -> None:
+    """Every onset in the wall time before it (RFC 5545 3.6.5): 02:00 BST as the clocks go
+    back, 01:00 GMT as they go forward."""
+    assert _vtimezone(
+        "Europe/London", "2026-12-08T19:00:00+00:00", "2026-12-08T21:00:00+00:00"
+    ) == [
+        "BEGIN:VTIMEZONE",
+        "TZID:Europe/London",
+        *GMT_FROM_OCT_2026,
+        "END:VTIMEZONE",
+    ]
+    # Three changes in the year before the start: only the last is in force.
+    assert _vtimezone(
+        "Europe/London", "2026-10-26T09:00:00+00:00", "2027-03-28T12:00:00+00:00"
+    ) == [
+        "BEGIN:VTIMEZONE",
+        "TZID:Europe/London",
+        *GMT_FROM_OCT_2026,
+        *_observance("DAYLIGHT", "20270328T010000", "BST", "+0000", "+0100"),
+        "END:VTIMEZONE",
+    ]
+    # Ending at midnight the day before a change: the change is not one of the window's.
+    assert _vtimezone(
+        "Europe/London", "2026-10-20T09:00:00+00:00", "2026-10-24T00:00:00+00:00"
+    ) == [
+        "BEGIN:VTIMEZONE",
+        "TZID:Europe/London",
+        *_observance("DAYLIGHT", "20260329T010000", "BST", "+0000", "+0100"),
+        "END:VTIMEZONE",
+    ]
+    # Starting at the instant the clocks go back: the new observance is the one in force.
+    assert (
+        _vtimezone("Europe/London", "2026-10-25T01:00:00+00:00", "2026-10-25T02:00:00+00:00")[2:-1]
+        == _observance("DAYLIGHT", "20260329T010000", "BST", "+0000", "+0100") + GMT_FROM_OCT_2026
+    )
+
+
+def test_a_zone_without_clock_changes_has_one_observance_from_a_year_before(
+    machine_in_london: None,
+) -> None:
+    for zone, start, offset, name in (
+        ("UTC", "20250611T090000", "+0000", "UTC"),
+        ("Asia/Tokyo", "20250611T180000", "+0900", "JST"),
+    ):
+        assert _vtimezone(zone, "2026-06-16T09:00:00+00:00", "2026-06-16T10:00:00+00:00") == [
+            "BEGIN:VTIMEZONE",
+            f"TZID:{zone}",
+            *_observance("STANDARD", start, name, offset, offset),
+            "END:VTIMEZONE",
+        ]
