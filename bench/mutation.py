@@ -639,6 +639,13 @@ def run_target(name: str, target: Target, jobs: int) -> Outcome:
     return outcome
 
 
+# Left out of the one-run sample: it reads every source file's text for the variables it
+# names, and mutmut's copies of the other targets' files are full of mutated names.
+SAMPLE_DESELECT = (
+    "tests/test_masking.py::test_every_variable_the_code_names_is_sorted_into_secret_or_not",
+)
+
+
 def run_sample(targets: dict[str, Target], jobs: int, nth: str) -> list[Outcome]:
     """Mutant `nth` of each function of every target, in one mutmut run over all their files
     with all their tests (so mutmut collects its test statistics once): what CI runs."""
@@ -646,7 +653,11 @@ def run_sample(targets: dict[str, Target], jobs: int, nth: str) -> list[Outcome]
         tuple(f for t in targets.values() for f in t.files),
         tuple(dict.fromkeys(test for t in targets.values() for test in t.tests)),
         None,
-        tuple(dict.fromkeys(test for t in targets.values() for test in t.deselect)),
+        tuple(
+            dict.fromkeys(
+                [*(test for t in targets.values() for test in t.deselect), *SAMPLE_DESELECT]
+            )
+        ),
     )
     return _run("sample", targets, jobs, nth=nth, union=union)
 
@@ -663,7 +674,7 @@ def _run(
         (work / "setup.cfg").write_text(_config(union or next(iter(targets.values()))))
         plain = nth == "*" and all(t.functions is None for t in targets.values())
         done = _mutmut(work, "run", "--max-children", str(jobs), *([] if plain else selection))
-        if done.returncode not in (0, 1) and "mutations/second" not in done.stdout:
+        if "mutations/second" not in done.stdout:  # it stopped before testing any mutant
             sys.stderr.write(done.stdout[-3000:] + done.stderr[-3000:])
             raise SystemExit(f"mutmut failed on {label} (exit {done.returncode})")
         lines = _mutmut(work, "results", "--all", "true").stdout.splitlines()
