@@ -555,6 +555,52 @@ EQUIVALENT += [
         )
     ),
 ]
+_SEARCH = (
+    "the search still ends within a second after each change, and the VTIMEZONE writes the "
+    "second: where the day grid starts, how wide a step is or how it is halved, the same file"
+)
+EQUIVALENT += [
+    *(
+        ("invite", "_clock_changes", text, _SEARCH)
+        for text in (
+            "replace(hour=0, second=0, microsecond=0)",
+            "replace(hour=0, minute=0, microsecond=0)",
+            "replace(hour=0, minute=0, second=0, )",
+            "replace(hour=0, minute=1, second=0, microsecond=0)",
+            "replace(hour=0, minute=0, second=1, microsecond=0)",
+            "replace(hour=0, minute=0, second=0, microsecond=1)",
+            "day + timedelta(days=2)",
+            "hi - lo >= timedelta(seconds=1)",
+            "hi - lo > timedelta(seconds=2)",
+            "(hi - lo) / 2",
+            "(hi - lo) // 3",
+        )
+    ),
+    *(
+        (
+            "invite",
+            func,
+            'tzname() or "XXXX"',
+            "zoneinfo names every offset (GMT, BST, EST, JST, UTC...): the fallback never shows",
+        )
+        for func in ("vtimezone", "_clock_changes")
+    ),
+    (
+        "invite",
+        "vtimezone",
+        "first - timedelta(days=371)",
+        "the observance kept is the latest change before the start: a day further back only "
+        "finds older ones, which are dropped",
+    ),
+    (
+        "invite",
+        "vtimezone",
+        "if c[0] >= first]",
+        "a change found exactly at the start is also the one in force: it is written twice, "
+        "the same observance, which a reader takes once",
+    ),
+]
+
 KILLED = {"killed", "timeout", "caught by type check", "segfault"}
 # mutmut's names: module.x_function__mutmut_N, module.xǁClassǁmethod__mutmut_N
 _NAME = re.compile(

@@ -236,6 +236,10 @@ def windows(draw: st.DrawFn) -> tuple[datetime, datetime]:
     window=(datetime(2026, 11, 1, 5, 30, tzinfo=UTC), datetime(2026, 11, 1, 6, 30, tzinfo=UTC)),
     zone="America/New_York",
 )
+@example(
+    window=(datetime(2026, 11, 1, 6, 0, tzinfo=UTC), datetime(2026, 11, 1, 7, 0, tzinfo=UTC)),
+    zone="America/New_York",
+)  # from the instant the clocks go back (found to the microsecond): 01:00 EST to 02:00 EST
 @settings(max_examples=30, deadline=None)
 def test_property_the_invite_holds_the_instants_meant(
     window: tuple[datetime, datetime], zone: str
@@ -306,6 +310,17 @@ def test_the_vtimezone_has_the_observance_in_force_and_each_change_up_to_the_end
         _vtimezone("Europe/London", "2026-10-25T01:00:00+00:00", "2026-10-25T02:00:00+00:00")[2:-1]
         == _observance("DAYLIGHT", "20260329T010000", "BST", "+0000", "+0100") + GMT_FROM_OCT_2026
     )
+
+
+def test_a_window_from_the_instant_the_clocks_go_back_has_that_observance_alone() -> None:
+    assert _vtimezone(
+        "America/New_York", "2026-11-01T06:00:00+00:00", "2026-11-01T07:00:00+00:00"
+    ) == [
+        "BEGIN:VTIMEZONE",
+        "TZID:America/New_York",
+        *_observance("STANDARD", "20261101T020000", "EST", "-0400", "-0500"),
+        "END:VTIMEZONE",
+    ]
 
 
 def test_a_zone_without_clock_changes_has_one_observance_from_a_year_before(
