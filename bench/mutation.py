@@ -592,13 +592,6 @@ EQUIVALENT += [
         "the observance kept is the latest change before the start: a day further back only "
         "finds older ones, which are dropped",
     ),
-    (
-        "invite",
-        "vtimezone",
-        "if c[0] >= first]",
-        "a change found exactly at the start is also the one in force: it is written twice, "
-        "the same observance, which a reader takes once",
-    ),
 ]
 
 KILLED = {"killed", "timeout", "caught by type check", "segfault"}
