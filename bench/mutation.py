@@ -594,6 +594,17 @@ EQUIVALENT += [
     ),
 ]
 
+EQUIVALENT += [
+    *(
+        ("uptime", "split_by_month", text, _SAME_INSTANT)
+        for text in (
+            "hi.astimezone(None) - lo.astimezone(UTC)",
+            "hi.astimezone(UTC) - lo.astimezone(None)",
+        )
+    ),
+    ("uptime", "budget_findings", 'float("INF")', 'float("INF") is float("inf")'),
+]
+
 KILLED = {"killed", "timeout", "caught by type check", "segfault"}
 # mutmut's names: module.x_function__mutmut_N, module.xǁClassǁmethod__mutmut_N
 _NAME = re.compile(

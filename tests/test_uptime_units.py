@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from hie_notify.lifecycle import Lifecycle
 from hie_notify.report import uptime
 
 UTC = timezone.utc
@@ -181,3 +182,44 @@ def test_a_promise_of_full_uptime_allows_no_downtime() -> None:
         "0 min that 100% uptime allows (inf%); move the window to another month, shorten the "
         "declared downtime, or declare an emergency_fix"
     ]
+
+
+def _life(*steps: tuple[int, str]) -> Lifecycle:
+    life = Lifecycle()
+    for minutes, transition in steps:
+        life = life.after(life.step(transition), T + timedelta(minutes=minutes))
+    return life
+
+
+T = datetime(2026, 12, 3, 20, tzinfo=UTC)
+WINDOW_END = T + timedelta(hours=2)
+
+
+def test_a_recovery_at_the_instant_the_apply_started_ends_the_outage_then() -> None:
+    done = _life((0, "announce"), (60, "apply_started"), (60, "apply_succeeded"))
+    at = T + timedelta(hours=1)
+    assert uptime.outage(done, WINDOW_END, T + timedelta(days=1)) == (at, at)
+    rolled = _life(
+        (0, "announce"),
+        (60, "apply_started"),
+        (60, "apply_failed"),
+        (60, "rollback_started"),
+        (60, "rollback_succeeded"),
+    )
+    assert uptime.outage(rolled, WINDOW_END, T + timedelta(days=1)) == (at, at)
+
+
+def test_a_usage_of_exactly_the_warning_share_warns() -> None:
+    reasons, warnings = _findings(0, percent=99.0)
+    assert (reasons, warnings) == ([], [])
+    exactly = uptime.budget_findings(
+        customers=["EoE"],
+        month=NOVEMBER,
+        declared=timedelta(minutes=345.6),  # 80% of 7 h 12 min
+        used=[],
+        uptime_percent=99.0,
+        warn_at_percent=80.0,
+        emergency=False,
+    )
+    assert exactly[0] == [] and len(exactly[1]) == 1
+    assert exactly[1][0].startswith("uptime budget at 80% (warning from 80%)")
