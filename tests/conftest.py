@@ -9,8 +9,9 @@
   `hie-notify-outbox/` never lands in the repository.
 - A moved clock: `HIE_TEST_CLOCK_SHIFT_YEARS=N` runs the whole session with the machine clock
   N years ahead (time-machine), to show any test that leans on today's date.
-- Outside tools (gitlab-ci-local, Chromium, check-jsonschema, hadolint, pypiserver): a test that
-  needs one is marked `tools` and skips, saying why, where it is missing (tests/tools.py).
+- Outside tools (gitlab-ci-local, Chromium, check-jsonschema, hadolint, pypiserver, mutmut): a
+  test that needs one is marked `tools` and skips, saying why, where it is missing
+  (tests/tools.py).
 """
 
 from __future__ import annotations

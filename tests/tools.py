@@ -69,6 +69,12 @@ def _pypiserver() -> tuple[str | None, str]:
     return "pypiserver", ""
 
 
+def _mutmut() -> tuple[str | None, str]:
+    if importlib.util.find_spec("mutmut") is None:
+        return None, f"mutmut is not installed ({DEV})"
+    return "mutmut", ""
+
+
 FINDERS = {
     "gitlab-ci-local": _gitlab_ci_local,
     "chromium": _chromium,
@@ -76,6 +82,7 @@ FINDERS = {
     "hadolint": _hadolint,
     "pypiserver": _pypiserver,
     "mkdocs": _mkdocs,
+    "mutmut": _mutmut,
 }
 # Fixtures that stand for a tool: a test using one is a `tools` test.
 FIXTURES = {"check_jsonschema": "check-jsonschema"}
