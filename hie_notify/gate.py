@@ -85,9 +85,11 @@ RULES: dict[str, bool] = {
     "jira.missing": True,  # the change's Jira ticket does not exist
     "jira.not_ready": True,  # the ticket is not in one of the policy's ready statuses
     "register.conflict": True,  # another change or a freeze in the window (the register)
-    "register.unreadable": True,  # the register could not be read for conflicts
+    # A register that cannot be read is a tool's outage, not a gap in the change: it holds back
+    # no announcement (that would only shorten the notice), and the gate still blocks on it.
+    "register.unreadable": False,  # the register could not be read for conflicts
     "uptime.budget": True,  # the month's downtime budget (sla)
-    "uptime.unreadable": True,  # the register could not be read for the month's downtime
+    "uptime.unreadable": False,  # the register could not be read for the month's downtime
     "uptime.no_register": True,  # only this change's declared downtime was counted
     "ack.missing": False,  # a required acknowledgement not given (or an objection open)
     # The policy's checklists: the merge request description's task list (read from GitLab,

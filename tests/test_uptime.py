@@ -211,7 +211,9 @@ def test_the_gate_counts_the_month_used_so_far(
     _used(tmp_path, minutes)
     flow = Flow(tmp_path, capsys, NODES)  # FFAPP-4458: EoE, 1h downtime, 8 December
     code, _ = flow("plan", "--plan", str(flow.plan))
-    assert code == 0
+    # A change that would blow the month's budget is known at planning time: Phase 1 holds its
+    # announcement back (issue 25), and the gate still blocks it.
+    assert code == (0 if allowed else 2)
     code, out = flow("gate", "--plan", str(flow.plan), now=AT_WINDOW)
     assert out["allowed"] is allowed and code == (0 if allowed else 1)
     found = [f for f in out["findings"] if f["rule"] == "uptime.budget"]
@@ -252,9 +254,9 @@ def test_the_gate_opens_the_register_once(
     register keeps its login and issue list for both."""
     from hie_notify.register import store
 
-    _used(tmp_path, 420)
     flow = Flow(tmp_path, capsys, NODES)
     assert flow("plan", "--plan", str(flow.plan))[0] == 0
+    _used(tmp_path, 420)  # the month's other downtime, registered after the announcement
     opened = []
     real = store.register_of
 
