@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from hie_notify import acks
-from tests import tools
-from tests.ack_harness import KEY, AckHarness
+from tests.support import tools
+from tests.support.ack_harness import KEY, AckHarness
 
 pytestmark = pytest.mark.tools("chromium")
 

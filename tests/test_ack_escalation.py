@@ -13,7 +13,7 @@ import pytest
 import responses
 import yaml
 
-from tests.ack_harness import LINK, AckHarness, mail_parts
+from tests.support.ack_harness import LINK, AckHarness, mail_parts
 
 POLICY: dict[str, Any] = {
     "support": {"name": "the HIE SDE DevOps team", "email": "devops@hie.example"},

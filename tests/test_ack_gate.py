@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from hie_notify.policy.protected import weakenings
-from tests.ack_harness import AckHarness
+from tests.support.ack_harness import AckHarness
 
 IN_WINDOW = "2026-12-08T19:30:00+00:00"
 POLICY: dict[str, Any] = {

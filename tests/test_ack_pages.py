@@ -7,7 +7,7 @@ import json
 from datetime import timedelta
 
 from hie_notify import acks
-from tests.ack_harness import FORM_TOKEN, KEY, AckHarness, ack_harness, mail_parts
+from tests.support.ack_harness import FORM_TOKEN, KEY, AckHarness, ack_harness, mail_parts
 
 _ = ack_harness
 

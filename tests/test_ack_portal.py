@@ -16,7 +16,7 @@ import yaml
 
 from hie_notify import acks
 from hie_notify.cli import main
-from tests.ack_harness import ENV, KEY, AckHarness
+from tests.support.ack_harness import ENV, KEY, AckHarness
 
 POLICY = {
     "support": {"name": "the HIE SDE DevOps team", "email": "devops@hie.example"},

@@ -20,7 +20,7 @@ from hie_notify.errors import InputError
 from hie_notify.ledger.file import FileLedger
 from hie_notify.options import Options
 from hie_notify.records import Entry
-from tests.gitlab_fake import ENV, FakeGitLab
+from tests.support.gitlab_fake import ENV, FakeGitLab
 
 GL = {**ENV, "CI_MERGE_REQUEST_IID": "7"}
 AT = datetime(2026, 12, 2, 9, 30, tzinfo=timezone.utc)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from hie_notify import acks
-from tests.ack_harness import KEY, AckHarness
+from tests.support.ack_harness import KEY, AckHarness
 
 SECRET = "slack-signing-secret-8f2a61c0"
 USER = {"id": "U0LEON", "username": "leon", "name": "leon", "team_id": "T0HIE"}

@@ -15,11 +15,11 @@ import responses
 import yaml
 
 from hie_notify.policy.protected import weakenings
-from tests.builders import rc
-from tests.cli_flow import Flow
-from tests.conftest import EXAMPLES
-from tests.integration_fakes import integration_policy
-from tests.slack_fake import TOKEN, FakeSlack
+from tests.support.builders import rc
+from tests.support.cli_flow import Flow
+from tests.support.integration_fakes import integration_policy
+from tests.support.paths import EXAMPLES
+from tests.support.slack_fake import TOKEN, FakeSlack
 
 SG = rc("aws_security_group_rule.block", ["create"], after={"type": "ingress"})
 NODES = rc("module.eks.aws_eks_node_group.workers", ["delete", "create"])

@@ -16,9 +16,9 @@ import responses
 from hie_notify.records import PLANLESS
 from hie_notify.register.model import Registered
 from hie_notify.register.store import open_register
-from tests.builders import fired, plan, rc, write
-from tests.cli_flow import Flow
-from tests.register_fake import ENV, RegisterFake
+from tests.support.builders import fired, plan, rc, write
+from tests.support.cli_flow import Flow
+from tests.support.register_fake import ENV, RegisterFake
 
 TAGS = rc("aws_cloudwatch_log_group.app", ["update"])  # planned infrastructure, not impacting
 POLICY_DOC = rc("aws_s3_bucket_policy.logs", ["update"])  # also an IAM permission change

@@ -16,10 +16,10 @@ from hie_notify.ledger import open_ledger
 from hie_notify.ledger.gitlab import note_body
 from hie_notify.ledger.seal import seal
 from hie_notify.records import PLANLESS, Entry
-from tests.builders import plan, rc, write
-from tests.cli_flow import Flow
-from tests.gitlab_fake import BOT
-from tests.trust_ci import ANNOUNCED, Pipeline, pipeline
+from tests.support.builders import plan, rc, write
+from tests.support.cli_flow import Flow
+from tests.support.gitlab_fake import BOT
+from tests.support.trust_ci import ANNOUNCED, Pipeline, pipeline
 
 BLOCKED = "HIE_GATE_ALLOWED=false"
 # Announced as a cost optimisation with no downtime: #devops, #product and the meeting hear it.

@@ -25,7 +25,7 @@ from hie_notify.policy import Policy
 from hie_notify.policy.loader import default_policy_data
 from hie_notify.policy.protected import weakenings
 from hie_notify.terraform.plan import parse_plan
-from tests.builders import plan, rc, write
+from tests.support.builders import plan, rc, write
 
 UPD = {"before": {"version": "1.4.0"}, "after": {"version": "1.5.0"}}
 ROLLOUTS = [

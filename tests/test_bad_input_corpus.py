@@ -20,8 +20,8 @@ import yaml
 
 from hie_notify import safejson
 from hie_notify.cli import main
-from tests.builders import plan, rc, write
-from tests.cli_flow import Flow
+from tests.support.builders import plan, rc, write
+from tests.support.cli_flow import Flow
 
 NOW = "2026-12-01T10:00:00+00:00"
 GOOD = {

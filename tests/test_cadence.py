@@ -20,8 +20,8 @@ from hie_notify.policy import load_policy
 from hie_notify.records import Audience, Entry
 from hie_notify.register import reminders
 from hie_notify.register.model import Registered
-from tests.builders import rc
-from tests.cli_flow import Flow
+from tests.support.builders import rc
+from tests.support.cli_flow import Flow
 
 UTC = timezone.utc
 ZERO = NoticePeriod("elapsed")

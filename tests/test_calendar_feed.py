@@ -16,9 +16,9 @@ from hie_notify.calendar import BusinessCalendar
 from hie_notify.errors import InputError
 from hie_notify.register import feed
 from hie_notify.register.model import Registered
-from tests.builders import rc
-from tests.cli_flow import Flow
-from tests.register_fake import ENV, RegisterFake
+from tests.support.builders import rc
+from tests.support.cli_flow import Flow
+from tests.support.register_fake import ENV, RegisterFake
 
 UTC = timezone.utc
 LONDON = BusinessCalendar("Europe/London", "GB", "ENG")

@@ -11,10 +11,10 @@ from pathlib import Path
 import icalendar
 import pytest
 
-from tests.builders import rc
-from tests.cli_flow import Flow as _Flow
-from tests.conftest import EXAMPLES
-from tests.smtp_server import PASSWORD, SmtpServer
+from tests.support.builders import rc
+from tests.support.cli_flow import Flow as _Flow
+from tests.support.paths import EXAMPLES
+from tests.support.smtp_server import PASSWORD, SmtpServer
 
 DB = rc("aws_db_instance.main", ["delete", "create"], replace_paths=[["storage_encrypted"]])
 

@@ -12,9 +12,9 @@ import responses
 
 from hie_notify.channels.gitlab import NOTE_LIMIT, MergeRequestSummary, fit, summary_marker
 from hie_notify.gitlab_api import NoteTarget
-from tests.builders import rc
-from tests.cli_flow import Flow as _Flow
-from tests.gitlab_fake import ENV, HUMAN, FakeGitLab
+from tests.support.builders import rc
+from tests.support.cli_flow import Flow as _Flow
+from tests.support.gitlab_fake import ENV, HUMAN, FakeGitLab
 
 DB = rc("aws_db_instance.main", ["delete", "create"], replace_paths=[["storage_encrypted"]])
 GL_ENV = {**ENV, "CI_MERGE_REQUEST_IID": "7", "CI_PIPELINE_URL": "https://gitlab.example.com/p/1"}

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from hie_notify.cli import main
-from tests.builders import plan, rc, write
-from tests.cli_flow import Flow
-from tests.slack_fake import TOKEN, FakeSlack
+from tests.support.builders import plan, rc, write
+from tests.support.cli_flow import Flow
+from tests.support.slack_fake import TOKEN, FakeSlack
 
 DB = rc("aws_db_instance.main", ["delete", "create"], replace_paths=[["storage_encrypted"]])
 

@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hie_notify.register.store import open_register
-from tests.builders import rc
-from tests.cli_flow import Flow
-from tests.integration_fakes import (
+from tests.support.builders import rc
+from tests.support.cli_flow import Flow
+from tests.support.integration_fakes import (
     COMPONENT,
     JIRA_ENV,
     LINK_ENV,
@@ -283,7 +283,7 @@ def test_gitlab_refusing_the_post_mortem_issue_and_the_note_stops_no_notice(
 ) -> None:
     import time
 
-    from tests.gitlab_fake import ENV, FakeGitLab
+    from tests.support.gitlab_fake import ENV, FakeGitLab
 
     monkeypatch.setattr(time, "sleep", lambda s: None)  # python-gitlab's own backoff
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:

@@ -26,8 +26,8 @@ from hie_notify.policy.model import Meeting
 from hie_notify.register.digest import agenda, next_meeting, significant, summary, week_of
 from hie_notify.register.model import Registered
 from hie_notify.terraform.plan import parse_plan
-from tests.builders import plan, rc
-from tests.register_fake import ENV, RegisterFake
+from tests.support.builders import plan, rc
+from tests.support.register_fake import ENV, RegisterFake
 
 UTC = timezone.utc
 LONDON = BusinessCalendar("Europe/London")
@@ -438,7 +438,7 @@ def test_the_agenda_covers_everything_since_the_last_agenda_went_out(
     # Wednesday 9 December's agenda goes out on Sunday 6 (three days ahead). A service-impacting
     # change planned on Monday 7 for Tuesday 8 comes after it, before its meeting: the next
     # agenda (16 December) lists it. One planned before (for Monday 7) was on the 9th's: not again.
-    from tests.cli_flow import Flow
+    from tests.support.cli_flow import Flow
 
     nodes = rc("module.eks.aws_eks_node_group.workers", ["delete", "create"])
     flow = Flow(tmp_path, capsys, nodes)

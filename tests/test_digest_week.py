@@ -20,9 +20,9 @@ import pytest
 import responses
 import yaml
 
-from tests.builders import plan, rc, write
-from tests.cli_flow import CHANGE, Flow
-from tests.register_fake import BOT, ENV, RegisterFake
+from tests.support.builders import plan, rc, write
+from tests.support.cli_flow import CHANGE, Flow
+from tests.support.register_fake import BOT, ENV, RegisterFake
 
 UTC = timezone.utc
 START = datetime(2027, 3, 22, 0, 0, tzinfo=UTC)  # Monday, GMT

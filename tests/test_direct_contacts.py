@@ -30,9 +30,9 @@ from hie_notify.policy.loader import deep_merge, default_policy_data
 from hie_notify.policy.model import Policy
 from hie_notify.policy.protected import weakenings
 from hie_notify.terraform.plan import parse_plan
-from tests.builders import plan, rc
-from tests.cli_flow import Flow
-from tests.slack_fake import TOKEN, FakeSlack
+from tests.support.builders import plan, rc
+from tests.support.cli_flow import Flow
+from tests.support.slack_fake import TOKEN, FakeSlack
 
 QA = "aws_s3_bucket.qa_reports"
 QA_POLICY = "aws_s3_bucket_policy.qa"  # tagged integration=qa-reports
@@ -518,7 +518,7 @@ def test_a_large_plan_read_the_lean_way_has_the_same_tags(tmp_path: Path) -> Non
     """Plans over 256 KiB are read by the typed decoder (plan_decode): it reads the same tags
     as the general reader, so a tag rule holds however large the plan."""
     from hie_notify.terraform.plan import LEAN_FROM_BYTES, load_plan
-    from tests.big_plans import repeated
+    from tests.support.big_plans import repeated
 
     tagged = rc(
         "aws_s3_bucket_policy.qa",

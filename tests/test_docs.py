@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from hie_notify.cli import main
-from tests.conftest import EXAMPLES, ROOT
+from tests.support.paths import EXAMPLES, ROOT
 from tests.test_readme import _sh_lines
 
 DOCS = ROOT / "docs"
@@ -239,7 +239,7 @@ def _build(mkdocs: str, root: Path, site: Path) -> subprocess.CompletedProcess[s
 def test_mkdocs_build_strict_passes_and_fails_on_a_page_left_out_or_a_broken_anchor(
     tmp_path: Path,
 ) -> None:
-    from tests import tools
+    from tests.support import tools
 
     mkdocs = tools.require("mkdocs")
     done = _build(mkdocs, ROOT, tmp_path / "site")

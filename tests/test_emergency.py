@@ -13,8 +13,8 @@ import responses
 import yaml
 
 from hie_notify.cli import main
-from tests.builders import fired, plan, rc, write
-from tests.gitlab_fake import BOT, ENV, HUMAN, FakeGitLab
+from tests.support.builders import fired, plan, rc, write
+from tests.support.gitlab_fake import BOT, ENV, HUMAN, FakeGitLab
 
 SG = rc("aws_security_group_rule.block", ["create"], after={"type": "ingress"})
 GL = {**ENV, "CI_MERGE_REQUEST_IID": "7"}

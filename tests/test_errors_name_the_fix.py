@@ -16,11 +16,11 @@ import responses
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.builders import rc
-from tests.cli_flow import Flow
-from tests.integration_fakes import integration_policy
-from tests.slack_fake import TOKEN, FakeSlack
-from tests.smtp_server import PASSWORD, SmtpServer
+from tests.support.builders import rc
+from tests.support.cli_flow import Flow
+from tests.support.integration_fakes import integration_policy
+from tests.support.slack_fake import TOKEN, FakeSlack
+from tests.support.smtp_server import PASSWORD, SmtpServer
 
 DB = rc("aws_db_instance.main", ["delete", "create"], replace_paths=[["storage_encrypted"]])
 TEAMS_URL = (
@@ -243,7 +243,7 @@ def test_no_refusal_message_carries_a_secret_even_when_the_service_echoes_it(
     page_key: str,
     routing: str,
 ) -> None:
-    from tests.integration_fakes import JIRA, LINK_ENV, PAGE
+    from tests.support.integration_fakes import JIRA, LINK_ENV, PAGE
 
     tmp = tmp_path_factory.mktemp("echo")
     env = {

@@ -11,7 +11,7 @@ from hie_notify.classify import classify
 from hie_notify.cli import main
 from hie_notify.policy import Policy
 from hie_notify.terraform.plan import load_plan, parse_plan
-from tests.conftest import EXAMPLES, FIXTURES
+from tests.support.paths import EXAMPLES, FIXTURES
 
 PLANS = FIXTURES / "plans"
 

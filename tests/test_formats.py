@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hie_notify.cli import build_parser, main
-from tests.conftest import EXAMPLES, ROOT
+from tests.support.paths import EXAMPLES, ROOT
 
 PLANNED = "2026-12-02T10:00:00+00:00"
 LATER = "2026-12-20T10:00:00+00:00"

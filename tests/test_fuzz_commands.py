@@ -34,7 +34,7 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from hie_notify.cli import main
-from tests.builders import plan, rc
+from tests.support.builders import plan, rc
 
 TIME_LIMIT = 20.0
 SECRET = "Planted-s3cret-9f8e7d6c5b4a"

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, seed, settings
 from hypothesis import strategies as st
 
-from tests.big_plans import MIB, eks_update, repeated, run_limited
+from tests.support.big_plans import MIB, eks_update, repeated, run_limited
 
 EXAMPLES = {"ci": 6, "long": 60}[os.environ.get("HIE_FUZZ_PROFILE", "ci")]
 SEED = int(os.environ.get("HIE_FUZZ_SEED") or random.SystemRandom().randrange(1 << 32))

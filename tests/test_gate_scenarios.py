@@ -12,8 +12,8 @@ import responses
 import yaml
 
 from hie_notify.cli import main
-from tests.builders import fired, plan, rc, write
-from tests.gitlab_fake import ENV, PROJECT, FakeGitLab
+from tests.support.builders import fired, plan, rc, write
+from tests.support.gitlab_fake import ENV, PROJECT, FakeGitLab
 
 DNS = rc("aws_route53_record.api", ["update"], before={"ttl": 60}, after={"ttl": 300})
 DB = rc("aws_db_instance.main", ["delete", "create"], replace_paths=[["storage_encrypted"]])
@@ -396,7 +396,7 @@ def test_the_gate_names_the_projects_freeze_periods(
     (GET /projects/:id/freeze_periods, paginated) and are named in the reason."""
     import responses
 
-    from tests.gitlab_fake import API, ENV, PROJECT
+    from tests.support.gitlab_fake import API, ENV, PROJECT
 
     with responses.RequestsMock() as rsps:
         rsps.get(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.builders import plan, rc, write
+from tests.support.builders import plan, rc, write
 
 
 def test_two_runs_of_the_same_stage_at_once_deliver_once(tmp_path: Path) -> None:

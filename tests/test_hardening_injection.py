@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from hie_notify.cli import main
-from tests.builders import plan, rc, write
+from tests.support.builders import plan, rc, write
 
 INJECT = "<!channel> <@U0ADMIN> @all [click](https://evil.example) <script>x()</script> *bold*"
 KEY = "<!here>|[x](https://evil.example)"

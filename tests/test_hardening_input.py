@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from hie_notify.cli import main
-from tests.builders import plan, rc, write
+from tests.support.builders import plan, rc, write
 
 GOOD_CHANGE = {
     "id": "FFAPP-1",

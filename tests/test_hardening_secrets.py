@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hie_notify.cli import main
-from tests.builders import plan, rc, write
-from tests.slack_fake import FakeSlack
+from tests.support.builders import plan, rc, write
+from tests.support.slack_fake import FakeSlack
 from tests.test_masking import SECRETS
 
 FIELDS = (

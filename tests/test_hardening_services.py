@@ -14,12 +14,12 @@ import responses
 import yaml
 
 from hie_notify.cli import main
-from tests.builders import plan, rc, write
-from tests.gitlab_fake import API as GITLAB_API
-from tests.gitlab_fake import ENV as GITLAB_ENV
-from tests.hcp_fake import API as HCP_API
-from tests.hcp_fake import ENV as HCP_ENV
-from tests.hcp_fake import RUN_ID, FakeHcp
+from tests.support.builders import plan, rc, write
+from tests.support.gitlab_fake import API as GITLAB_API
+from tests.support.gitlab_fake import ENV as GITLAB_ENV
+from tests.support.hcp_fake import API as HCP_API
+from tests.support.hcp_fake import ENV as HCP_ENV
+from tests.support.hcp_fake import RUN_ID, FakeHcp
 
 FAULTS: dict[str, dict[str, Any]] = {
     "timeout": {"body": requests.exceptions.ReadTimeout("read timed out")},
@@ -167,7 +167,7 @@ def test_teams_fault_leaves_the_others_delivered(flow: Flow, fault: str) -> None
 
 
 def test_smtp_server_down(flow: Flow, waits: list[float]) -> None:
-    from tests.smtp_server import free_port
+    from tests.support.smtp_server import free_port
 
     policy = flow.tmp / "policy.yaml"
     policy.write_text(
@@ -188,7 +188,7 @@ def test_smtp_server_down(flow: Flow, waits: list[float]) -> None:
 
 
 def test_slack_html_error_page(tmp_path: Path, flow: Flow) -> None:
-    from tests.slack_fake import TOKEN, FakeSlack
+    from tests.support.slack_fake import TOKEN, FakeSlack
 
     with FakeSlack() as slack:
         slack.state.fail.extend([("chat.postMessage", 502, {}, False)] * 12)

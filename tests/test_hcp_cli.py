@@ -12,10 +12,10 @@ import pytest
 import responses
 
 from hie_notify.receiver import Event
-from tests.builders import fired
-from tests.cli_flow import Flow as _Flow
-from tests.conftest import EXAMPLES
-from tests.hcp_fake import ENV, PLANS, RUN_ID, FakeHcp, run_document
+from tests.support.builders import fired
+from tests.support.cli_flow import Flow as _Flow
+from tests.support.hcp_fake import ENV, PLANS, RUN_ID, FakeHcp, run_document
+from tests.support.paths import EXAMPLES
 
 RESULT_KEYS = (
     "change_type",

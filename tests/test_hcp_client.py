@@ -24,7 +24,7 @@ from hie_notify.terraform.hcp import (
     tfc_outputs,
 )
 from hie_notify.terraform.plan import parse_plan
-from tests.hcp_fake import (
+from tests.support.hcp_fake import (
     ARCHIVIST,
     HTML_502,
     JSON_HEADERS,

@@ -16,7 +16,7 @@ from hie_notify.errors import InputError
 from hie_notify.receiver import Event, parse_notification, sign
 from hie_notify.service.app import make_app as service_app
 from hie_notify.service.settings import Settings
-from tests.hcp_fake import RUN_ID, fixture_bytes
+from tests.support.hcp_fake import RUN_ID, fixture_bytes
 
 SECRET = "nc-token-PLANTED-6d2f"
 

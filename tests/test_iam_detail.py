@@ -20,9 +20,9 @@ from hie_notify.policy.model import Policy
 from hie_notify.terraform import plan_decode
 from hie_notify.terraform.iam import diff_statements, document_changes
 from hie_notify.terraform.plan import parse_plan
-from tests.builders import plan, rc, write
-from tests.cli_flow import Flow
-from tests.conftest import EXAMPLES
+from tests.support.builders import plan, rc, write
+from tests.support.cli_flow import Flow
+from tests.support.paths import EXAMPLES
 
 SECRET_ARN = "arn:aws:secretsmanager:eu-west-2:111122223333:secret:do-not-show-me"
 

@@ -12,9 +12,9 @@ import responses
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.builders import fired, rc
-from tests.cli_flow import Flow
-from tests.integration_fakes import (
+from tests.support.builders import fired, rc
+from tests.support.cli_flow import Flow
+from tests.support.integration_fakes import (
     EMAIL,
     JIRA,
     JIRA_ENV,

@@ -13,7 +13,7 @@ from hie_notify.errors import InputError
 from hie_notify.ledger import Entry, open_ledger
 from hie_notify.ledger.gitlab import GitLabLedger, decode_marker, encode_marker, note_body
 from hie_notify.ledger.seal import seal
-from tests.gitlab_fake import BOT, ENV, HUMAN, FakeGitLab
+from tests.support.gitlab_fake import BOT, ENV, HUMAN, FakeGitLab
 from tests.test_ledger_file import entry
 
 

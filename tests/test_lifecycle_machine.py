@@ -30,8 +30,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from hie_notify.cli import main
 from hie_notify.ledger import open_ledger
 from hie_notify.lifecycle import Lifecycle, LifecycleError, State, replay
-from tests.builders import plan, rc, write
-from tests.cli_flow import CHANGE
+from tests.support.builders import plan, rc, write
+from tests.support.cli_flow import CHANGE
 
 UTC = timezone.utc
 START = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)

@@ -23,8 +23,8 @@ from hie_notify.ledger import open_ledger
 from hie_notify.lifecycle import replay
 from hie_notify.records import Entry
 from hie_notify.register.store import open_register
-from tests.builders import fired, rc
-from tests.cli_flow import Flow
+from tests.support.builders import fired, rc
+from tests.support.cli_flow import Flow
 from tests.test_run_task import harness_fixture
 
 _ = harness_fixture  # the `h` fixture: the receive service over fakes of GitLab and HCP
@@ -478,7 +478,7 @@ def test_the_service_makes_transitions_on_the_gitlab_ledger_and_ignores_a_refuse
 
     from hie_notify.gitlab_api import NoteTarget, gitlab_target
     from hie_notify.ledger.gitlab import GitLabLedger
-    from tests.gitlab_fake import ENV as GITLAB_ENV
+    from tests.support.gitlab_fake import ENV as GITLAB_ENV
     from tests.test_run_task import MR
     from tests.test_service import notification, notify
 
@@ -503,7 +503,7 @@ def test_an_hcp_event_the_state_refuses_is_answered_and_logged_not_sent(
 ) -> None:
     import logging
 
-    from tests.gitlab_fake import ENV as GITLAB_ENV
+    from tests.support.gitlab_fake import ENV as GITLAB_ENV
     from tests.test_run_task import MR
     from tests.test_service import notification, notify
 
@@ -656,7 +656,7 @@ def test_a_gitlab_register_issue_written_before_reads_its_status_from_its_notes(
 
     from hie_notify.ledger.gitlab import pack
     from hie_notify.register.gitlab import LABEL, MARKER, GitLabRegister, note_body
-    from tests.register_fake import BOT, ENV, RegisterFake
+    from tests.support.register_fake import BOT, ENV, RegisterFake
 
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         fake = RegisterFake(rsps).install()

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import vobject
 
-from tests.builders import rc
-from tests.cli_flow import Flow
-from tests.conftest import EXAMPLES
+from tests.support.builders import rc
+from tests.support.cli_flow import Flow
+from tests.support.paths import EXAMPLES
 
 DB = rc("aws_db_instance.main", ["delete", "create"], replace_paths=[["storage_encrypted"]])
 EXTERNAL_STAGES = [

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from tests.builders import plan, rc, write
-from tests.cli_flow import Flow
-from tests.conftest import EXAMPLES
+from tests.support.builders import plan, rc, write
+from tests.support.cli_flow import Flow
+from tests.support.paths import EXAMPLES
 
 DB = rc("aws_db_instance.main", ["delete", "create"], replace_paths=[["storage_encrypted"]])
 TAGS = rc("aws_s3_bucket.logs", ["update"], before={"tags": {}}, after={"tags": {"a": "b"}})

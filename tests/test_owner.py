@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from hie_notify.change import ChangeRecord
-from tests.builders import rc
-from tests.cli_flow import Flow
-from tests.conftest import EXAMPLES
+from tests.support.builders import rc
+from tests.support.cli_flow import Flow
+from tests.support.paths import EXAMPLES
 
 NODES = rc("module.eks.aws_eks_node_group.workers", ["delete", "create"])
 

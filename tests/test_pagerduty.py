@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import responses
 
-from tests.builders import rc
-from tests.cli_flow import Flow
-from tests.integration_fakes import LINK_ENV, MR, PD_KEY, PagerdutyFake, integration_policy
+from tests.support.builders import rc
+from tests.support.cli_flow import Flow
+from tests.support.integration_fakes import LINK_ENV, MR, PD_KEY, PagerdutyFake, integration_policy
 
 DB = rc("aws_db_instance.main", ["delete", "create"], replace_paths=[["storage_encrypted"]])
 ENV = {"PAGERDUTY_ROUTING_KEY": PD_KEY, **LINK_ENV}

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hie_notify.pipes import ReaderMayLeave
-from tests.conftest import EXAMPLES
+from tests.support.paths import EXAMPLES
 
 ARGS = [
     "--policy",

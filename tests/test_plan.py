@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from hie_notify.errors import InputError
 from hie_notify.terraform.plan import load_plan, parse_plan
-from tests.builders import plan, rc, write
+from tests.support.builders import plan, rc, write
 
 
 @pytest.mark.parametrize(

@@ -23,8 +23,8 @@ from hie_notify import limits, safejson
 from hie_notify.errors import InputError
 from hie_notify.terraform import plan_decode
 from hie_notify.terraform.plan import LEAN_FROM_BYTES, Plan, load_plan, parse_plan
-from tests.big_plans import eks_update, repeated
-from tests.builders import plan, rc
+from tests.support.big_plans import eks_update, repeated
+from tests.support.builders import plan, rc
 
 ROOT = Path(__file__).resolve().parent.parent
 

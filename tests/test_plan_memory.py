@@ -20,7 +20,7 @@ from hie_notify import limits, safejson
 from hie_notify.errors import InputError
 from hie_notify.limits import MemoryBudget, MemoryRoom
 from hie_notify.terraform.plan import load_plan
-from tests.big_plans import MIB, eks_update, repeated, run_limited
+from tests.support.big_plans import MIB, eks_update, repeated, run_limited
 
 
 def _room(free_mib: int, *, address_space: bool = True, name: str = "a limit") -> MemoryRoom:

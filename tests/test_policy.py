@@ -225,7 +225,7 @@ def test_every_problem_is_listed_and_exit_is_2(
 
 
 def test_validate_accepts_the_examples(capsys: pytest.CaptureFixture[str]) -> None:
-    from tests.conftest import EXAMPLES
+    from tests.support.paths import EXAMPLES
 
     code = main(
         [
@@ -241,7 +241,7 @@ def test_validate_accepts_the_examples(capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_example_policy_makes_customer_notice_longer() -> None:
-    from tests.conftest import EXAMPLES
+    from tests.support.paths import EXAMPLES
 
     p = load_policy(EXAMPLES / "policy.yaml")
     assert str(p.change_types["planned_infra_update"].external_notice.minimum) == "5bd"

@@ -11,8 +11,8 @@ import pytest
 
 from hie_notify.calendar import UTC, BusinessCalendar
 from hie_notify.durations import parse_notice
-from tests.builders import rc
-from tests.cli_flow import Flow
+from tests.support.builders import rc
+from tests.support.cli_flow import Flow
 
 HELM = rc(
     "helm_release.app",

@@ -1,7 +1,7 @@
 """Post-mortems tracked and overdue reminders, over both register backends (SQLite real; GitLab
 through the issues/notes fake), time injected with --now.
 
-The change (tests/cli_flow.py) declares an hour of downtime: a significant planned
+The change (tests/support/cli_flow.py) declares an hour of downtime: a significant planned
 infrastructure update, so it owes a post-mortem. Its window is Tuesday 8 December 2026
 19:00-21:00 GMT; its apply succeeds at 20:50 (the work ended then: `complete` follows at 20:55),
 so with the default deadline (5 business days) its post-mortem is due Tuesday 15 December at
@@ -27,9 +27,9 @@ from hie_notify.records import Audience, Entry
 from hie_notify.register import reminders
 from hie_notify.register.model import Registered
 from hie_notify.register.store import open_register
-from tests.builders import rc
-from tests.cli_flow import Flow
-from tests.register_fake import ENV, RegisterFake
+from tests.support.builders import rc
+from tests.support.cli_flow import Flow
+from tests.support.register_fake import ENV, RegisterFake
 
 UTC = timezone.utc
 NODES = rc("module.eks.aws_eks_node_group.workers", ["delete", "create"])

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from hie_notify import progress
 from hie_notify.cli import main
 from hie_notify.masking import Masker
-from tests.builders import rc
-from tests.cli_flow import Flow
-from tests.integration_fakes import PAGE, SP_KEY, StatuspageFake, integration_policy
+from tests.support.builders import rc
+from tests.support.cli_flow import Flow
+from tests.support.integration_fakes import PAGE, SP_KEY, StatuspageFake, integration_policy
 
 NODES = rc("module.eks.aws_eks_node_group.workers", ["delete", "create"])
 

@@ -13,8 +13,8 @@ import responses
 import yaml
 
 from hie_notify.cli import main
-from tests.builders import fired, plan, rc, write
-from tests.gitlab_fake import ENV, JOB_TOKEN, FakeGitLab
+from tests.support.builders import fired, plan, rc, write
+from tests.support.gitlab_fake import ENV, JOB_TOKEN, FakeGitLab
 
 DNS = rc("aws_route53_record.api", ["update"], before={"ttl": 1}, after={"ttl": 2})
 CI = {

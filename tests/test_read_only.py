@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from hie_notify.cli import main
-from tests.builders import plan, rc, write
+from tests.support.builders import plan, rc, write
 
 ANNOUNCED = "2026-12-01T10:00:00+00:00"
 IN_WINDOW = "2026-12-08T19:30:00+00:00"

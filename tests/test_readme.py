@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hie_notify.cli import main
-from tests.conftest import EXAMPLES, ROOT
+from tests.support.paths import EXAMPLES, ROOT
 
 FENCE = re.compile(r"^```[a-z]*\n(.*?)^```$", re.S | re.M)
 
@@ -76,7 +76,7 @@ def test_the_quick_start_puts_hie_notify_on_path_before_using_the_bare_name() ->
 def test_ci_installs_and_tests_exactly_as_the_readme_says_before_adding_anything() -> None:
     """So CI can never pass where the README fails: `.ci/run` starts from nothing a newcomer
     lacks, runs the README's install and test commands verbatim, and only then adds tools."""
-    from tests import tools
+    from tests.support import tools
 
     install = _readme_command("python3 -m venv .venv")
     test = _readme_command(".venv/bin/python -m pytest")

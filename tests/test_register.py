@@ -22,7 +22,7 @@ from hie_notify.records import Entry
 from hie_notify.register.gitlab import LABEL, GitLabRegister, decode_record, encode_record
 from hie_notify.register.model import STATUSES, Registered, updated
 from hie_notify.register.store import Register, default_uri, open_register
-from tests.register_fake import ENV, HUMAN, RegisterFake
+from tests.support.register_fake import ENV, HUMAN, RegisterFake
 
 UTC = timezone.utc
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import responses
 
-from tests.builders import fired, rc
-from tests.cli_flow import Flow
-from tests.register_fake import ENV, RegisterFake
+from tests.support.builders import fired, rc
+from tests.support.cli_flow import Flow
+from tests.support.register_fake import ENV, RegisterFake
 
 NODES = rc("module.eks.aws_eks_node_group.workers", ["delete", "create"])
 AT_WINDOW = "2026-12-08T20:30:00+00:00"  # both windows are open

@@ -22,9 +22,9 @@ from hie_notify.register.gitlab import GitLabRegister
 from hie_notify.register.model import Registered
 from hie_notify.register.sqlite import SqliteRegister
 from hie_notify.register.store import Register, open_register
-from tests.builders import rc
-from tests.cli_flow import Flow
-from tests.register_fake import ENV, RegisterFake, fill, history
+from tests.support.builders import rc
+from tests.support.cli_flow import Flow
+from tests.support.register_fake import ENV, RegisterFake, fill, history
 
 UTC = timezone.utc
 NOW = datetime(2026, 12, 15, 9, tzinfo=UTC)

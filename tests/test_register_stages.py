@@ -9,9 +9,9 @@ import pytest
 import responses
 
 from hie_notify.register.store import open_register
-from tests.builders import rc
-from tests.cli_flow import Flow
-from tests.register_fake import ENV, RegisterFake
+from tests.support.builders import rc
+from tests.support.cli_flow import Flow
+from tests.support.register_fake import ENV, RegisterFake
 
 NODES = rc("module.eks.aws_eks_node_group.workers", ["delete", "create"])
 

@@ -20,9 +20,9 @@ from hie_notify.ledger.gitlab import decode_marker
 from hie_notify.records import Entry
 from hie_notify.register.gitlab import GitLabRegister, note_body
 from hie_notify.register.model import Registered
-from tests.builders import rc
-from tests.cli_flow import Flow
-from tests.register_fake import BOT, ENV, HUMAN, RegisterFake
+from tests.support.builders import rc
+from tests.support.cli_flow import Flow
+from tests.support.register_fake import BOT, ENV, HUMAN, RegisterFake
 from tests.test_register import NOW, entry, record
 
 UTC = timezone.utc

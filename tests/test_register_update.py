@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from hie_notify.register.store import open_register
-from tests.builders import rc
-from tests.cli_flow import Flow
+from tests.support.builders import rc
+from tests.support.cli_flow import Flow
 
 NODES = rc("module.eks.aws_eks_node_group.workers", ["delete", "create"])
 DURING = {"slack:#devops", "slack:#infrastructure", "slack:#product", "customer:EoE"}

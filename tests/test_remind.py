@@ -12,8 +12,8 @@ from hie_notify.durations import NoticePeriod
 from hie_notify.records import Audience
 from hie_notify.register import reminders
 from hie_notify.register.model import Registered
-from tests.builders import rc
-from tests.cli_flow import Flow
+from tests.support.builders import rc
+from tests.support.cli_flow import Flow
 from tests.test_register import at, entry, record
 
 NODES = rc("module.eks.aws_eks_node_group.workers", ["delete", "create"])
@@ -110,7 +110,7 @@ def test_a_reminder_says_the_time_left_and_none_is_older_than_the_news_of_the_wi
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # The issue's late move: announced on 23 Dec for 7 Jan, moved on 4 Jan to 9 Jan 08:00.
-    from tests.conftest import EXAMPLES
+    from tests.support.paths import EXAMPLES
 
     flow = Flow(tmp_path, capsys, NODES, policy=EXAMPLES / "policy.yaml")
     flow.write_change(type="scheduled_maintenance")
@@ -172,7 +172,7 @@ def test_an_overrun_reaches_customers_only_when_the_work_was_recorded_as_started
 ) -> None:
     # Issue 24: a window that ended with no apply recorded did not overrun anything a customer
     # sees: the lead is told (that the work was never recorded as started), nobody outside.
-    from tests.conftest import EXAMPLES
+    from tests.support.paths import EXAMPLES
 
     (tmp_path / "never").mkdir()
     (tmp_path / "started").mkdir()

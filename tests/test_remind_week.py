@@ -16,9 +16,9 @@ import icalendar
 import pytest
 import responses
 
-from tests.builders import rc
-from tests.cli_flow import CHANGE, Flow
-from tests.register_fake import ENV, RegisterFake
+from tests.support.builders import rc
+from tests.support.cli_flow import CHANGE, Flow
+from tests.support.register_fake import ENV, RegisterFake
 
 UTC = timezone.utc
 NODES = rc("module.eks.aws_eks_node_group.workers", ["delete", "create"])

@@ -20,7 +20,7 @@ from hie_notify.durations import parse_notice
 from hie_notify.policy import Policy, load_policy
 from hie_notify.render import Rendered, Renderer, context
 from hie_notify.terraform.plan import load_plan
-from tests.conftest import EXAMPLES
+from tests.support.paths import EXAMPLES
 
 NOW = datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc)
 INJECT = (

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hie_notify.cli import main
-from tests import tools
+from tests.support import tools
 from tests.test_report_seed import NOW, seed_register, seeds
 
 A4_PRINTABLE_PX = 703  # 210 mm less the page's 12 mm margins, at 96 px to the inch

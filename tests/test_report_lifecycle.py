@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.builders import rc
-from tests.cli_flow import Flow
+from tests.support.builders import rc
+from tests.support.cli_flow import Flow
 from tests.test_report_seed import Seed, seed_register
 
 UTC = timezone.utc

@@ -24,7 +24,7 @@ from hie_notify.errors import InputError
 from hie_notify.masking import Masker
 from hie_notify.register.sqlite import SqliteRegister
 from hie_notify.register.store import Register, open_register
-from tests.register_fake import ENV, RegisterFake
+from tests.support.register_fake import ENV, RegisterFake
 from tests.test_register import NOW, at, entry, record
 
 

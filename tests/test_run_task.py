@@ -28,10 +28,10 @@ from hie_notify.cli import main
 from hie_notify.options import Options
 from hie_notify.service.server import Service
 from hie_notify.service.settings import Settings
-from tests.conftest import EXAMPLES
-from tests.gitlab_fake import ENV as GITLAB_ENV
-from tests.gitlab_fake import PROJECT, FakeGitLab
-from tests.hcp_fake import ARCHIVIST, PLANS, SIGNED_SECRET, TOKEN, FakeHcp
+from tests.support.gitlab_fake import ENV as GITLAB_ENV
+from tests.support.gitlab_fake import PROJECT, FakeGitLab
+from tests.support.hcp_fake import ARCHIVIST, PLANS, SIGNED_SECRET, TOKEN, FakeHcp
+from tests.support.paths import EXAMPLES
 
 HMAC_KEY = "runtask-hmac-PLANTED-key-8c1d"
 SHA = "3f1c2ab4" * 5

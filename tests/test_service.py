@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from hie_notify.cli import main
 from hie_notify.service.app import TooDeep, check_depth
-from tests.hcp_fake import fixture_bytes
+from tests.support.hcp_fake import fixture_bytes
 from tests.test_run_task import MR, Harness, deliver, harness_fixture, post, sign
 
 _ = harness_fixture  # the `h` fixture

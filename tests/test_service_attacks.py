@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from hie_notify.cli import main
 from hie_notify.service.server import Service
-from tests.conftest import EXAMPLES
+from tests.support.paths import EXAMPLES
 from tests.test_run_task import (
     HMAC_KEY,
     MR,

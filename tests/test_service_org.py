@@ -349,7 +349,7 @@ def test_the_guides_service_file_is_one_the_service_reads(tmp_path: Path) -> Non
     """docs/run-task.md's example service file loads, and maps as the guide says."""
     import re
 
-    from tests.conftest import ROOT
+    from tests.support.paths import ROOT
 
     text = ROOT.joinpath("docs", "run-task.md").read_text()
     (block,) = re.findall(

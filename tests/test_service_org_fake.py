@@ -5,7 +5,8 @@ by URL-encoded path as the REST API allows (`/projects/hie%2Finfra`), with the r
 service uses: the token's user, a project, a repository file's raw content, a commit's merge
 requests, a merge request and its notes (paginated with Link headers, `sort`/`order_by` as
 documented). Each token is its own user: the pipelines' bot, the service's own user, a human.
-Every request is counted, by project. HCP Terraform is `tests/hcp_fake.py`'s, plus a callback
+Every request is counted, by project. HCP Terraform is
+`tests/support/hcp_fake.py`'s, plus a callback
 endpoint that records when each task result was called back. Used by tests/test_service_org.py
 and bench/service_org_bench.py; it holds no tests.
 """
@@ -30,8 +31,8 @@ from hie_notify.cli import main
 from hie_notify.options import Options
 from hie_notify.service.server import Service
 from hie_notify.service.settings import Settings
-from tests.conftest import EXAMPLES
-from tests.hcp_fake import PLANS, TOKEN, FakeHcp
+from tests.support.hcp_fake import PLANS, TOKEN, FakeHcp
+from tests.support.paths import EXAMPLES
 
 API = "https://gitlab.example.com/api/v4"
 ORG = "hie-sde"

@@ -6,7 +6,7 @@ import subprocess
 
 import yaml
 
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 POLICY = ROOT / "ci-templates" / "pipeline-execution-policy.yml"
 INJECTED = ROOT / "ci-templates" / "pipeline-execution-policy.gitlab-ci.yml"

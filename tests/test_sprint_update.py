@@ -20,9 +20,9 @@ from hie_notify.policy import Policy, load_policy
 from hie_notify.policy.loader import default_policy_data
 from hie_notify.policy.protected import weakenings
 from hie_notify.terraform.plan import parse_plan
-from tests.builders import plan, rc
-from tests.cli_flow import Flow
-from tests.conftest import EXAMPLES
+from tests.support.builders import plan, rc
+from tests.support.cli_flow import Flow
+from tests.support.paths import EXAMPLES
 
 ROLLOUT = rc("helm_release.portal", ["update"], before={"v": "1"}, after={"v": "2"})
 DNS = rc("aws_route53_record.api", ["update"], before={"ttl": 1}, after={"ttl": 2})

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from hie_notify.cli import main
-from tests.builders import rc
-from tests.cli_flow import Flow as _Flow
-from tests.conftest import EXAMPLES
+from tests.support.builders import rc
+from tests.support.cli_flow import Flow as _Flow
+from tests.support.paths import EXAMPLES
 
 DB = rc("aws_db_instance.main", ["delete", "create"], replace_paths=[["storage_encrypted"]])
 HELM = rc("helm_release.app", ["update"], before={"version": "1"}, after={"version": "2"})

@@ -12,9 +12,9 @@ import responses
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.builders import rc
-from tests.cli_flow import Flow
-from tests.integration_fakes import (
+from tests.support.builders import rc
+from tests.support.cli_flow import Flow
+from tests.support.integration_fakes import (
     COMPONENT,
     PAGE,
     SP_KEY,

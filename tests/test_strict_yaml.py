@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 from hie_notify.cli import main
 from hie_notify.errors import InputError
 from hie_notify.yamlfile import parse_yaml_mapping, read_yaml_mapping
-from tests.builders import rc
-from tests.cli_flow import Flow
-from tests.conftest import EXAMPLES
-from tests.trust_ci import ANNOUNCED, AT_WINDOW, Pipeline, pipeline
+from tests.support.builders import rc
+from tests.support.cli_flow import Flow
+from tests.support.paths import EXAMPLES
+from tests.support.trust_ci import ANNOUNCED, AT_WINDOW, Pipeline, pipeline
 
 HINT = "remove one (YAML would silently keep only the last)"
 

@@ -7,7 +7,7 @@ zone is America/New_York), write the window the ways a change record may (UTC, L
 London wall time with `zone`, New York wall time with `zone`), run the real commands against
 HTTP fakes of Slack, Teams, the webhook, Jira, Statuspage and PagerDuty (email through the
 outbox, which writes the message the SMTP channel sends), then read back every time each
-payload states (tests/time_reading.py) and check it is an instant the flow meant.
+payload states (tests/support/time_reading.py) and check it is an instant the flow meant.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from hie_notify.cli import main
-from tests.builders import plan, rc, write
-from tests.integration_fakes import (
+from tests.support.builders import plan, rc, write
+from tests.support.integration_fakes import (
     COMPONENT,
     JIRA_ENV,
     PAGE,
@@ -45,8 +45,8 @@ from tests.integration_fakes import (
     StatuspageFake,
     integration_policy,
 )
-from tests.slack_fake import TOKEN, FakeSlack
-from tests.time_reading import adf_text, check_text, html_text, ics_events, iso
+from tests.support.slack_fake import TOKEN, FakeSlack
+from tests.support.time_reading import adf_text, check_text, html_text, ics_events, iso
 
 UTC = timezone.utc
 LONDON = ZoneInfo("Europe/London")
@@ -787,7 +787,7 @@ def _text(w: World, now: datetime, *args: str) -> str:
     ],
 )
 def test_the_reader_takes_each_time_with_the_zone_it_names(text: str, instants: list[str]) -> None:
-    from tests.time_reading import read_times
+    from tests.support.time_reading import read_times
 
     said = read_times(text, iso("2026-06-15T00:00:00+00:00"))
     assert [f"{i.astimezone(UTC):%H:%M}" for i in said.instants] == instants

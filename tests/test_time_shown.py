@@ -27,8 +27,8 @@ import pytest
 from hie_notify.cli import main
 from hie_notify.notify import StageReport
 from hie_notify.register.jobs import RemindReport
-from tests.builders import rc
-from tests.cli_flow import Flow
+from tests.support.builders import rc
+from tests.support.cli_flow import Flow
 from tests.test_register import entry
 
 _DAY = (

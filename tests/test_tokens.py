@@ -11,8 +11,8 @@ import responses
 import yaml
 
 from hie_notify.cli import main
-from tests.builders import plan, rc, write
-from tests.gitlab_fake import API, ENV, FakeGitLab
+from tests.support.builders import plan, rc, write
+from tests.support.gitlab_fake import API, ENV, FakeGitLab
 
 
 @pytest.fixture

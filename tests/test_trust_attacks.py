@@ -15,10 +15,10 @@ import pytest
 
 from hie_notify.ledger.gitlab import encode_marker
 from hie_notify.records import Entry
-from tests import slack_fake
-from tests.builders import plan, rc, write
-from tests.gitlab_fake import BOT
-from tests.trust_ci import ANNOUNCED, AT_WINDOW, DB, PROTECTED, Pipeline, pipeline
+from tests.support import slack_fake
+from tests.support.builders import plan, rc, write
+from tests.support.gitlab_fake import BOT
+from tests.support.trust_ci import ANNOUNCED, AT_WINDOW, DB, PROTECTED, Pipeline, pipeline
 
 BLOCKED = "HIE_GATE_ALLOWED=false"
 
@@ -94,7 +94,7 @@ def test_1_in_ci_an_outbox_delivery_never_satisfies_the_gate(pipe: Pipeline) -> 
 def test_1_outside_ci_the_outbox_counts_and_says_outbox_only(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tests.cli_flow import Flow
+    from tests.support.cli_flow import Flow
 
     flow = Flow(tmp_path, capsys, DB)
     assert flow("plan", "--plan", str(flow.plan), now=ANNOUNCED)[0] == 0
@@ -288,7 +288,7 @@ def test_6_an_emergency_whose_approval_cannot_be_checked_blocks_in_ci(pipe: Pipe
     pipe.write_change(type="emergency_fix", justification="data leak")
     assert pipe("plan", at="2026-12-08T19:10:00+00:00")[0] == 0
     env = {k: v for k, v in pipe.env.items() if k != "HIE_GITLAB_TOKEN"}
-    from tests.gitlab_fake import JOB_TOKEN
+    from tests.support.gitlab_fake import JOB_TOKEN
 
     env.update(CI_JOB_TOKEN=JOB_TOKEN, HIE_LEDGER="file:l.jsonl", HIE_LEDGER_KEY="k" * 32)
     code, out = pipe("gate", env=env)
@@ -375,7 +375,7 @@ def test_8_an_announcement_without_a_window_covers_no_window(pipe: Pipeline) -> 
 def test_9_editing_delivered_at_in_the_file_ledger_is_detected(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tests.cli_flow import Flow
+    from tests.support.cli_flow import Flow
 
     flow = Flow(tmp_path, capsys, DB)
     assert flow("plan", "--plan", str(flow.plan), now="2026-12-07T10:00:00+00:00")[0] == 0
@@ -405,7 +405,7 @@ def test_9_editing_delivered_at_in_the_file_ledger_is_detected(
 def test_9_with_a_key_unsigned_entries_are_ignored_and_ci_needs_the_key(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tests.cli_flow import Flow
+    from tests.support.cli_flow import Flow
 
     flow = Flow(tmp_path, capsys, DB)
     assert flow("plan", "--plan", str(flow.plan), now=ANNOUNCED)[0] == 0  # unsigned
@@ -423,7 +423,7 @@ def test_9_a_ledger_sealed_under_a_key_other_than_the_projects_counts_for_nothin
 ) -> None:
     """A branch that announces on a laptop (the outbox tells nobody) under a key it made up
     commits a ledger whose every entry is well sealed, only not with the project's key."""
-    from tests.cli_flow import Flow
+    from tests.support.cli_flow import Flow
 
     flow = Flow(tmp_path, capsys, DB)
     flow.env["HIE_LEDGER_KEY"] = "a-key-the-branch-made-up-0123"

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from hie_notify.render import Format
-from tests.builders import rc
-from tests.cli_flow import Flow
+from tests.support.builders import rc
+from tests.support.cli_flow import Flow
 
 EVIL_KEY = "a`\n\n@all [x](https://evil.example) <img src=x> ``"
 RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: "txt.exe" shown as "exe.txt"

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hie_notify.ledger.gitlab import decode_marker
-from tests.trust_ci import ANNOUNCED, pipeline
+from tests.support.trust_ci import ANNOUNCED, pipeline
 
 TEAMS = "https://prod-42.westeurope.logic.azure.com/workflows/abc/triggers/manual/paths/invoke"
 WEBHOOK = "https://status.example.org/hooks/hie"

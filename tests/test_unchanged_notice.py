@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from hie_notify.calendar import BusinessCalendar
 from hie_notify.gate import standing, still_told
 from hie_notify.policy import Policy
-from tests.builders import plan, rc, write
-from tests.cli_flow import Flow
-from tests.conftest import EXAMPLES
+from tests.support.builders import plan, rc, write
+from tests.support.cli_flow import Flow
+from tests.support.paths import EXAMPLES
 from tests.test_gate_rules import (
     END,
     NODES,

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from hie_notify.lifecycle import Lifecycle, replay
 from hie_notify.report import uptime
-from tests.builders import fired, rc
-from tests.cli_flow import Flow
+from tests.support.builders import fired, rc
+from tests.support.cli_flow import Flow
 from tests.test_report_seed import Seed, seed_register
 
 UTC = timezone.utc

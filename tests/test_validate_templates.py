@@ -16,7 +16,7 @@ from hie_notify.cli import main
 from hie_notify.policy import load_policy
 from hie_notify.template_check import check_templates
 from hie_notify.template_files import template_names
-from tests.conftest import EXAMPLES
+from tests.support.paths import EXAMPLES
 
 SUBJECT = "{% set subject %}Subject {{ change.id }}{% endset %}\n"
 
@@ -175,8 +175,8 @@ def test_at_run_time_a_broken_template_names_its_line_too(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """What `validate` says is what the stage would have said mid-incident."""
-    from tests.builders import rc
-    from tests.cli_flow import Flow
+    from tests.support.builders import rc
+    from tests.support.cli_flow import Flow
 
     policy = _policy(tmp_path, {"rollback_failed.internal.j2": SUBJECT + "\n{{ 1 // 0 }}\n"})
     flow = Flow(tmp_path, capsys, rc("aws_db_instance.main", ["update"]), policy=policy)

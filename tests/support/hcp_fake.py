@@ -24,8 +24,8 @@ from typing import Any
 
 import responses
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "hcp"
-PLANS = Path(__file__).resolve().parent / "fixtures" / "plans"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hcp"
+PLANS = Path(__file__).resolve().parents[1] / "fixtures" / "plans"
 SITE = "https://app.terraform.io"
 API = f"{SITE}/api/v2"
 ARCHIVIST = "https://archivist.terraform.io"

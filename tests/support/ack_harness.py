@@ -19,8 +19,8 @@ import pytest
 from hie_notify.options import Options
 from hie_notify.service.server import Service
 from hie_notify.service.settings import Settings
-from tests.builders import rc
-from tests.cli_flow import Flow
+from tests.support.builders import rc
+from tests.support.cli_flow import Flow
 
 NODES = rc("module.eks.aws_eks_node_group.workers", ["delete", "create"])  # impacting
 KEY = "ack-key-0123456789abcdef"

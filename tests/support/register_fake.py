@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlencode, urlparse
 
 import responses
 
-from tests.gitlab_fake import API, BOT, ENV, HUMAN, PROJECT
+from tests.support.gitlab_fake import API, BOT, ENV, HUMAN, PROJECT
 
 __all__ = ["API", "BOT", "ENV", "HUMAN", "PROJECT", "RegisterFake"]
 

@@ -16,7 +16,7 @@ from typing import Any
 import responses
 import yaml
 
-from tests.conftest import EXAMPLES
+from tests.support.paths import EXAMPLES
 
 JIRA = "https://fitfile.atlassian.net"
 EMAIL = "deploy-bot@fitfile.example"

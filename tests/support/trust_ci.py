@@ -15,10 +15,10 @@ import responses
 import yaml
 
 from hie_notify.cli import main
-from tests.builders import plan, rc, write
-from tests.gitlab_fake import ENV, PROJECT, FakeGitLab
-from tests.slack_fake import TOKEN, FakeSlack
-from tests.smtp_server import SmtpServer
+from tests.support.builders import plan, rc, write
+from tests.support.gitlab_fake import ENV, PROJECT, FakeGitLab
+from tests.support.slack_fake import TOKEN, FakeSlack
+from tests.support.smtp_server import SmtpServer
 
 PROTECTED = b"""\
 customers:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from hie_notify.cli import main
-from tests.builders import plan, write
+from tests.support.builders import plan, write
 
 CHANGE: dict[str, Any] = {
     "id": "FFAPP-4458",
