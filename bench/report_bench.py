@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.test_report_seed import seed_register, week
+from tests.support.report_seed import seed_register, week
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_S = 5.0

@@ -13,11 +13,12 @@ import string
 from hypothesis import given
 from hypothesis import strategies as st
 
+from hie_notify.gate import plan_differences
 from hie_notify.policy import Policy
 from hie_notify.policy.loader import load_policy
 from hie_notify.records import PLANLESS
 from hie_notify.terraform.plan import fingerprint_of
-from tests.test_gate_rules import (
+from tests.support.gate_records import (
     DB,
     END,
     NODES,
@@ -28,7 +29,6 @@ from tests.test_gate_rules import (
     entry,
     gate,
     only,
-    plan_differences,
 )
 
 __all__ = ["gate"]  # the fixture, shared with tests/test_gate_rules.py

@@ -464,7 +464,7 @@ def test_the_agenda_covers_everything_since_the_last_agenda_went_out(
 def test_an_emergency_without_a_window_is_listed_as_one_not_as_unscheduled() -> None:
     from hie_notify.policy import load_policy
     from hie_notify.register.digest import item
-    from tests.test_register import record
+    from tests.support.register_records import record
 
     policy = load_policy(None)
     now = at("2026-12-09T10:00:00+00:00")

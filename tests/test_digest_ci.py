@@ -13,7 +13,7 @@ import yaml
 from tests.ci.harness import COMPONENT, ROOT, Repo
 from tests.ci.test_ci_templates import CHANGE, EARLY, TERRAFORM, deploy_repo
 from tests.ci.test_ci_templates import component_project as component_project
-from tests.test_remind_ci import SCHEDULE, _pipeline
+from tests.support.remind_ci import SCHEDULE, _pipeline
 
 needs_glcl = pytest.mark.tools("gitlab-ci-local")
 WEEKLY = (

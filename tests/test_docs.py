@@ -26,7 +26,7 @@ import yaml
 
 from hie_notify.cli import main
 from tests.support.paths import EXAMPLES, ROOT
-from tests.test_readme import _sh_lines
+from tests.support.readme import _sh_lines
 
 DOCS = ROOT / "docs"
 FENCE = re.compile(r"^```([a-z]*)\n(.*?)^```$", re.S | re.M)

@@ -8,9 +8,8 @@ any rule from gate.py fails the test named after it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,11 +17,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hie_notify.audiences import Audience, Audiences
 from hie_notify.calendar import BusinessCalendar
-from hie_notify.change import ChangeRecord, Window
-from hie_notify.classify import Classification, ResourceResult
-from hie_notify.durations import NoticePeriod, parse_notice
+from hie_notify.change import Window
+from hie_notify.classify import Classification
+from hie_notify.durations import NoticePeriod
 from hie_notify.gate import (
     RULES,
     TRIAL_BANNER,
@@ -30,164 +28,35 @@ from hie_notify.gate import (
     Budget,
     Conflicts,
     Finding,
-    GateDecision,
-    GateFacts,
     JiraTicket,
     Level,
     Requirement,
     budget_month,
-    decide,
     plan_differences,
     planning_findings,
 )
 from hie_notify.ledger import Entry
 from hie_notify.policy import Policy
 from hie_notify.report import uptime
+from tests.support.gate_records import (
+    DB,
+    END,
+    NODES,
+    NOW,
+    PLAN,
+    START,
+    TOLD,
+    UTC,
+    Gate,
+    audience,
+    classification,
+    entry,
+    gate,
+    only,
+    record,
+)
 
-UTC = timezone.utc
-START = datetime(2026, 12, 8, 10, 0, tzinfo=UTC)  # Tuesday, inside working hours
-END = datetime(2026, 12, 8, 12, 0, tzinfo=UTC)
-NOW = START + timedelta(minutes=30)
-TOLD = START - timedelta(hours=72)
-NODES = "aws_eks_node_group.general"
-DB = "aws_db_instance.main"
-PLAN = ((NODES, "update"), (DB, "update"))
-
-
-def resource(address: str, action: str) -> ResourceResult:
-    rtype = address.split(".")[0]
-    return ResourceResult(address, rtype, action, (action,), ("planned_infra_update",), False)
-
-
-def classification(
-    resources: Sequence[tuple[str, str]] = PLAN,
-    change_type: str | None = "planned_infra_update",
-    service_impacting: bool = False,
-    declared_type: str | None = None,
-) -> Classification:
-    rows = tuple(resource(a, b) for a, b in resources)
-    return Classification(
-        change_type=change_type,
-        declared_type=declared_type,
-        categories=(change_type,) if change_type else (),
-        service_impacting=service_impacting,
-        summary={},
-        reasons=(),
-        resources=rows,
-        drift=(),
-        outputs=(),
-        fingerprint="sha256:" + "|".join(f"{a}={b}" for a, b in resources),
-        has_changes=bool(rows),
-        impacting_categories=(),
-        notice=(),
-    )
-
-
-def audience(
-    aid: str = "slack:#devops", minimum: str = "24h", recommended: str = "48h", **kw: Any
-) -> Audience:
-    return Audience(
-        id=aid,
-        kind=kw.pop("kind", "internal"),
-        label=kw.pop("label", aid.split(":", 1)[1]),
-        time_zone="Europe/London",
-        phases=frozenset(kw.pop("phases", ["pre_deployment", "post_deployment"])),
-        minimum=parse_notice(minimum),
-        recommended=parse_notice(recommended),
-        change_types=("planned_infra_update",),
-        **kw,
-    )
-
-
-def record(**fields: Any) -> ChangeRecord:
-    data: dict[str, Any] = {
-        "id": "FFAPP-1",
-        "purpose": "Resize nodes",
-        "window": Window(start=START, end=END),
-        "downtime": "0",
-        "rollback": "Revert",
-    }
-    data.update(fields)
-    return ChangeRecord.model_validate(data)
-
-
-def entry(
-    delivered_at: datetime = TOLD,
-    resources: Sequence[tuple[str, str]] = PLAN,
-    change_type: str | None = "planned_infra_update",
-    service_impacting: bool = False,
-    window: tuple[datetime, datetime] | None = (START, END),
-    **fields: Any,
-) -> Entry:
-    data: dict[str, Any] = {
-        "change_id": "FFAPP-1",
-        "stage": "announce",
-        "audience": "slack:#devops",
-        "channel": "slack",
-        "recipient": "#devops",
-        "fingerprint": "sha256:x",
-        "change_type": change_type,
-        "service_impacting": service_impacting,
-        "resources": tuple(resources),
-        "delivered_at": delivered_at,
-        "message_id": "C0DEVOPS/1.0",
-        "idempotency_key": "k",
-        # What Slack answered: without a receipt a delivery does not count.
-        "receipt": {"channel_id": "C0DEVOPS", "ts": "1764583200.000100"},
-        "window_start": window[0].isoformat() if window else "",
-        "window_end": window[1].isoformat() if window else "",
-    }
-    data.update(fields)
-    return Entry(**data)
-
-
-DEFAULT = ChangeRecord.model_construct(id="DEFAULT")  # "the base case's record", a sentinel
-
-
-@dataclass
-class Gate:
-    policy: Policy
-    calendar: BusinessCalendar
-
-    def __call__(
-        self,
-        *,
-        result: Classification | None = None,
-        change: ChangeRecord | None = DEFAULT,
-        audiences: Sequence[Audience] | None = None,
-        problems: Sequence[str] = (),
-        entries: Sequence[Entry] | None = None,
-        now: datetime = NOW,
-        **kw: Any,
-    ) -> GateDecision:
-        return decide(
-            GateFacts(
-                policy=self.policy,
-                calendar=self.calendar,
-                classification=result if result is not None else classification(),
-                change=record() if change is DEFAULT else change,
-                audiences=Audiences(
-                    tuple(audiences) if audiences is not None else (audience(),), tuple(problems)
-                ),
-                entries=list(entries) if entries is not None else [entry()],
-                now=now,
-                **kw,
-            )
-        )
-
-
-@pytest.fixture
-def gate(policy: Policy) -> Gate:
-    return Gate(policy, BusinessCalendar.from_policy(policy))
-
-
-def only(decision: GateDecision, rule: str) -> str:
-    """The text of the one reason the gate gives, which `rule` must have found (the test
-    changed one thing: one reason)."""
-    assert decision.rules(Level.BLOCK) == (rule,), decision.reasons
-    assert decision.allowed is False
-    assert isinstance(decision.reasons, tuple) and isinstance(decision.warnings, tuple)
-    return decision.reasons[0]
+_ = gate  # the `gate` fixture
 
 
 # --- the base case -----------------------------------------------------------------------------

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from hie_notify.cli import main
 from tests.support.builders import plan, rc, write
+from tests.support.secrets import SECRETS
 from tests.support.slack_fake import FakeSlack
-from tests.test_masking import SECRETS
 
 FIELDS = (
     "purpose",

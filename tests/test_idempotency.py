@@ -25,7 +25,7 @@ from hie_notify.ledger.file import FileLedger
 from hie_notify.notify import Failure, StageReport, run_stage
 from hie_notify.policy import Policy
 from hie_notify.render import Rendered
-from tests.test_gate_rules import END, START, audience, classification, record
+from tests.support.gate_records import END, START, audience, classification, record
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc)
 

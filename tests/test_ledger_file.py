@@ -4,33 +4,14 @@ from __future__ import annotations
 
 import multiprocessing
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from hie_notify.errors import InputError
-from hie_notify.ledger import Entry, idempotency_key, open_ledger
+from hie_notify.ledger import idempotency_key, open_ledger
 from hie_notify.ledger.file import FileLedger
-
-T0 = datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc)
-
-
-def entry(n: int = 0, change: str = "FFAPP-1", audience: str = "slack:#devops") -> Entry:
-    return Entry(
-        change_id=change,
-        stage="announce",
-        audience=audience,
-        channel="outbox",
-        recipient="#devops",
-        fingerprint="sha256:abc",
-        change_type="planned_infra_update",
-        service_impacting=True,
-        resources=(("aws_db_instance.main", "replace"),),
-        delivered_at=T0 + timedelta(seconds=n),
-        message_id=f"msg-{n}",
-        idempotency_key=idempotency_key(change, "announce", f"{audience}{n}", "sha256:abc"),
-    )
+from tests.support.ledger_entries import entry
 
 
 def test_round_trip_and_filter_by_change(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from hie_notify.ledger import Entry, open_ledger
 from hie_notify.ledger.gitlab import GitLabLedger, decode_marker, encode_marker, note_body
 from hie_notify.ledger.seal import seal
 from tests.support.gitlab_fake import BOT, ENV, HUMAN, FakeGitLab
-from tests.test_ledger_file import entry
+from tests.support.ledger_entries import entry
 
 
 @pytest.fixture

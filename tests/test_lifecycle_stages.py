@@ -25,7 +25,7 @@ from hie_notify.records import Entry
 from hie_notify.register.store import open_register
 from tests.support.builders import fired, rc
 from tests.support.cli_flow import Flow
-from tests.test_run_task import harness_fixture
+from tests.support.runtask_harness import harness_fixture
 
 _ = harness_fixture  # the `h` fixture: the receive service over fakes of GitLab and HCP
 
@@ -479,8 +479,8 @@ def test_the_service_makes_transitions_on_the_gitlab_ledger_and_ignores_a_refuse
     from hie_notify.gitlab_api import NoteTarget, gitlab_target
     from hie_notify.ledger.gitlab import GitLabLedger
     from tests.support.gitlab_fake import ENV as GITLAB_ENV
-    from tests.test_run_task import MR
-    from tests.test_service import notification, notify
+    from tests.support.runtask_harness import MR
+    from tests.support.service_calls import notification, notify
 
     caplog.set_level(logging.INFO)
     h.announce(datetime(2026, 11, 27, 10, 0, tzinfo=UTC))
@@ -504,8 +504,8 @@ def test_an_hcp_event_the_state_refuses_is_answered_and_logged_not_sent(
     import logging
 
     from tests.support.gitlab_fake import ENV as GITLAB_ENV
-    from tests.test_run_task import MR
-    from tests.test_service import notification, notify
+    from tests.support.runtask_harness import MR
+    from tests.support.service_calls import notification, notify
 
     caplog.set_level(logging.INFO)
     h.announce(datetime(2026, 11, 27, 10, 0, tzinfo=UTC))

@@ -13,30 +13,7 @@ import pytest
 
 from hie_notify.cli import main
 from tests.support.paths import EXAMPLES, ROOT
-
-FENCE = re.compile(r"^```[a-z]*\n(.*?)^```$", re.S | re.M)
-
-
-def _blocks() -> list[list[str]]:
-    return [
-        m.group(1).rstrip("\n").split("\n")
-        for m in FENCE.finditer(ROOT.joinpath("README.md").read_text())
-    ]
-
-
-def _block(first_line: re.Pattern[str]) -> list[str]:
-    found = [b for b in _blocks() if first_line.search(b[0])]
-    assert len(found) == 1, f"expected one README block starting with {first_line.pattern}"
-    return found[0]
-
-
-def _sh_lines() -> list[str]:
-    text = ROOT.joinpath("README.md").read_text()
-    return [
-        line
-        for m in re.finditer(r"^```sh\n(.*?)^```$", text, re.S | re.M)
-        for line in m.group(1).splitlines()
-    ]
+from tests.support.readme import _block, _sh_lines
 
 
 def _readme_command(starts: str) -> str:

@@ -23,7 +23,7 @@ from hie_notify.register.model import Registered
 from tests.support.builders import rc
 from tests.support.cli_flow import Flow
 from tests.support.register_fake import BOT, ENV, HUMAN, RegisterFake
-from tests.test_register import NOW, entry, record
+from tests.support.register_records import NOW, entry, record
 
 UTC = timezone.utc
 THREE_WEEKS = timedelta(weeks=3)

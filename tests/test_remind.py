@@ -14,7 +14,7 @@ from hie_notify.register import reminders
 from hie_notify.register.model import Registered
 from tests.support.builders import rc
 from tests.support.cli_flow import Flow
-from tests.test_register import at, entry, record
+from tests.support.register_records import at, entry, record
 
 NODES = rc("module.eks.aws_eks_node_group.workers", ["delete", "create"])
 ZERO = NoticePeriod("elapsed")

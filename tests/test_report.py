@@ -21,7 +21,7 @@ from hie_notify.cli import main
 from hie_notify.durations import NoticePeriod
 from hie_notify.policy import load_policy
 from hie_notify.report.compute import _Days
-from tests.test_report_seed import NOW, seed_register, seeds
+from tests.support.report_seed import NOW, seed_register, seeds
 
 RANGE = ["--from", "2026-10-01", "--to", "2026-12-31"]
 

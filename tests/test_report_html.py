@@ -13,7 +13,7 @@ import pytest
 
 from hie_notify.cli import main
 from tests.support import tools
-from tests.test_report_seed import NOW, seed_register, seeds
+from tests.support.report_seed import NOW, seed_register, seeds
 
 A4_PRINTABLE_PX = 703  # 210 mm less the page's 12 mm margins, at 96 px to the inch
 _FLAGS = [

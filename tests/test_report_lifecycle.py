@@ -17,7 +17,7 @@ import yaml
 
 from tests.support.builders import rc
 from tests.support.cli_flow import Flow
-from tests.test_report_seed import Seed, seed_register
+from tests.support.report_seed import Seed, seed_register
 
 UTC = timezone.utc
 NODES = rc("module.eks.aws_eks_node_group.workers", ["delete", "create"])

@@ -25,7 +25,7 @@ from hie_notify.masking import Masker
 from hie_notify.register.sqlite import SqliteRegister
 from hie_notify.register.store import Register, open_register
 from tests.support.register_fake import ENV, RegisterFake
-from tests.test_register import NOW, at, entry, record
+from tests.support.register_records import NOW, at, entry, record
 
 
 def _both(register: Register) -> tuple[Any, Any]:
@@ -207,7 +207,7 @@ def test_the_report_leaves_the_cyclic_collector_as_it_found_it(tmp_path: Path) -
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.test_report_seed import seed_register, seeds
+    from tests.support.report_seed import seed_register, seeds
 
     path = tmp_path_factory.mktemp("seeded") / "register.sqlite3"
     seed_register(path, seeds())
@@ -220,7 +220,7 @@ def _page(register: Path, *, painter: bool, clock: Any = None) -> str:
     from hie_notify.calendar import BusinessCalendar
     from hie_notify.policy import load_policy
     from hie_notify.report.generate import generate
-    from tests.test_report_seed import NOW
+    from tests.support.report_seed import NOW
 
     policy = load_policy()
     zone = ZoneInfo("Europe/London")
@@ -241,7 +241,7 @@ def test_charts_drawn_by_the_helper_process_are_the_ones_drawn_here(
     seeded: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from hie_notify.report import html
-    from tests.test_report_seed import NOW
+    from tests.support.report_seed import NOW
 
     here = _page(seeded, painter=False)
 

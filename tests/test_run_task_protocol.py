@@ -19,7 +19,7 @@ from hie_notify.terraform.runtask import (
     parse_request,
     verify,
 )
-from tests.test_run_task import SHA, payload, sign
+from tests.support.runtask_harness import SHA, payload, sign
 
 scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=20)
 values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3), max_leaves=5)

@@ -23,38 +23,10 @@ from hypothesis import strategies as st
 from hie_notify.cli import main
 from hie_notify.service.app import TooDeep, check_depth
 from tests.support.hcp_fake import fixture_bytes
-from tests.test_run_task import MR, Harness, deliver, harness_fixture, post, sign
+from tests.support.runtask_harness import MR, Harness, deliver, harness_fixture, post, sign
+from tests.support.service_calls import OLD_RUN, notification, notify, stages
 
 _ = harness_fixture  # the `h` fixture
-
-NOTIFY_TOKEN = "nc-token-PLANTED-6d2f-0000"
-OLD_RUN = "run-Old7bN2eKpL4mR00"
-
-
-def notification(name: str, **over: Any) -> bytes:
-    data = json.loads(fixture_bytes(name))
-    data.update(over)
-    return json.dumps(data).encode()
-
-
-def notify(service: Any, body: bytes) -> tuple[int, dict[str, Any]]:
-    return post(
-        service,
-        body,
-        signature=sign(body, NOTIFY_TOKEN),
-        path="/notifications",
-        header="X-TFE-Notification-Signature",
-    )
-
-
-def stages(h: Harness) -> list[str]:
-    from hie_notify.ledger.gitlab import decode_marker
-
-    return [
-        item["stage"]
-        for note in h.gitlab.notes.get(("merge_requests", MR), [])
-        for item in decode_marker(note["body"], "note") or []
-    ]
 
 
 # -- replayed events
@@ -177,7 +149,6 @@ def test_a_signed_deeply_nested_body_is_400_not_500(h: Harness) -> None:
     deep = b'{"payload_version": 1, "notifications": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     code, answer = notify(service, deep)
     assert code == 400 and "nested" in answer["status"]
-    from tests.test_run_task import sign
 
     code, answer = post(
         service, b"[" * 50_000 + b"]" * 50_000, signature=sign(b"[" * 50_000 + b"]" * 50_000)

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from hie_notify.cli import main
 from hie_notify.service.server import Service
 from tests.support.paths import EXAMPLES
-from tests.test_run_task import (
+from tests.support.runtask_harness import (
     HMAC_KEY,
     MR,
     Harness,
@@ -27,7 +27,7 @@ from tests.test_run_task import (
     post,
     sign,
 )
-from tests.test_service import notification, notify, stages
+from tests.support.service_calls import notification, notify, stages
 
 _ = harness_fixture  # the `h` fixture
 

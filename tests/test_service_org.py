@@ -1,7 +1,7 @@
 """One gate service for an organisation: every mapped HCP workspace, every GitLab project.
 
 Driven over HTTP as HCP Terraform drives it; GitLab (many projects) and HCP faked at the HTTP
-layer (tests/test_service_org_fake.py). The attacks: a workspace nobody mapped, a ledger note by
+layer (tests/support/service_org_fake.py). The attacks: a workspace nobody mapped, a ledger note by
 a user the operator did not accept, a run message naming another project's change and commit.
 """
 
@@ -22,7 +22,7 @@ from hie_notify.errors import InputError
 from hie_notify.ledger.gitlab import ledger_authors
 from hie_notify.service.org import OrgConfig, vcs_project
 from hie_notify.service.settings import Settings
-from tests.test_service_org_fake import (
+from tests.support.service_org_fake import (
     API,
     EARLY,
     LATE,
@@ -333,7 +333,7 @@ def test_only_mapped_workspaces_get_a_project(org: str, workspace: str) -> None:
 def test_200_run_tasks_across_20_projects_and_3_replicas(tmp_path: Path) -> None:
     """Every decision called back exactly once, well within HCP's 10 minutes; one task
     delivered to two replicas is decided once. (bench/service_org_bench.py measures it.)"""
-    from tests.test_service_org_fake import run_organisation
+    from tests.support.service_org_fake import run_organisation
 
     figures = run_organisation(tmp_path, projects=20, tasks=200, replicas=3)
     assert figures["callbacks"] == figures["tasks"] == 200
@@ -395,7 +395,7 @@ def test_no_run_message_moves_a_run_to_another_project(
     from hie_notify.options import Options
     from hie_notify.service.runtask import RunTasks
     from hie_notify.terraform.runtask import parse_request
-    from tests.test_service_org_fake import Workspace
+    from tests.support.service_org_fake import Workspace
 
     tmp = tmp_path_factory.mktemp("msg")
     config = tmp / "service.yaml"
@@ -427,7 +427,7 @@ def notify(service: Any, ws: Any, run_id: str, **over: Any) -> int:
     import http.client
     import json
 
-    from tests.test_service_org_fake import sign
+    from tests.support.service_org_fake import sign
 
     data: dict[str, Any] = {
         "payload_version": 1,

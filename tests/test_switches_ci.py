@@ -15,7 +15,7 @@ from hie_notify.cli import main
 from tests.ci.harness import CLASSIC, COMPONENT, Repo, missing_tools
 from tests.ci.test_ci_templates import component_project as component_project
 from tests.ci.test_ci_templates import deploy_repo
-from tests.test_remind_ci import SCHEDULE, _pipeline
+from tests.support.remind_ci import SCHEDULE, _pipeline
 
 needs_glcl = pytest.mark.skipif(bool(missing_tools()), reason=missing_tools() or "ok")
 

@@ -29,7 +29,7 @@ from hie_notify.notify import StageReport
 from hie_notify.register.jobs import RemindReport
 from tests.support.builders import rc
 from tests.support.cli_flow import Flow
-from tests.test_register import entry
+from tests.support.register_records import entry
 
 _DAY = (
     r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) [1-9][0-9]? "

@@ -21,8 +21,7 @@ from hie_notify.gate import standing, still_told
 from hie_notify.policy import Policy
 from tests.support.builders import plan, rc, write
 from tests.support.cli_flow import Flow
-from tests.support.paths import EXAMPLES
-from tests.test_gate_rules import (
+from tests.support.gate_records import (
     END,
     NODES,
     NOW,
@@ -35,6 +34,7 @@ from tests.test_gate_rules import (
     only,
     record,
 )
+from tests.support.paths import EXAMPLES
 
 ALARM = rc("aws_cloudwatch_metric_alarm.cpu", ["create"], after={"threshold": 80})
 ALARM2 = rc("aws_cloudwatch_metric_alarm.mem", ["create"], after={"threshold": 90})

@@ -14,7 +14,7 @@ from hie_notify.lifecycle import Lifecycle, replay
 from hie_notify.report import uptime
 from tests.support.builders import fired, rc
 from tests.support.cli_flow import Flow
-from tests.test_report_seed import Seed, seed_register
+from tests.support.report_seed import Seed, seed_register
 
 UTC = timezone.utc
 LONDON = ZoneInfo("Europe/London")
