@@ -440,7 +440,7 @@ def test_9_a_ledger_sealed_under_a_key_other_than_the_projects_counts_for_nothin
 
 
 def test_9_the_templates_do_not_merge_ledgers_committed_to_the_branch() -> None:
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     for name in ("templates/hie-notify.yml", "ci-templates/hie-notify.gitlab-ci.yml"):
         text = (root / name).read_text()
         merge = text.index("cat .hie-notify/cache/ledger.jsonl .hie-notify/jobs/*.jsonl")
