@@ -26,7 +26,7 @@ from hie_notify.terraform.plan import LEAN_FROM_BYTES, Plan, load_plan, parse_pl
 from tests.support.big_plans import eks_update, repeated
 from tests.support.builders import plan, rc
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _general(raw: bytes) -> Plan | InputError:
