@@ -53,16 +53,20 @@ TARGETS: dict[str, Target] = {
             "tests/test_calendar.py",
             "tests/test_calendar_edges.py",
             "tests/test_calendar_holidays.py",
-            "tests/test_gate_rules.py",
+            "tests/test_gate.py",
         ),
     ),
     "gate": Target(
         ("hie_notify/gate.py",),
-        ("tests/test_gate_rules.py", "tests/test_announce_gate.py"),
+        ("tests/test_gate.py", "tests/scenarios/test_announce_gate.py"),
     ),
     "classify": Target(
         ("hie_notify/classify.py",),
-        ("tests/test_classify.py", "tests/test_classify_reasons.py", "tests/test_fixture_plans.py"),
+        (
+            "tests/test_classify.py",
+            "tests/test_classify_reasons.py",
+            "tests/scenarios/test_fixture_plans.py",
+        ),
     ),
     "masking": Target(
         ("hie_notify/masking.py",),
@@ -70,16 +74,16 @@ TARGETS: dict[str, Target] = {
     ),
     "protected": Target(
         ("hie_notify/policy/protected.py",),
-        ("tests/test_policy_weakenings.py", "tests/test_protected_policy.py"),
+        ("tests/policy/test_protected.py", "tests/policy/test_protected_ci.py"),
     ),
     "idempotency": Target(
         ("hie_notify/ledger/__init__.py", "hie_notify/notify.py"),
-        ("tests/test_idempotency.py", "tests/test_ledger_file.py"),
+        ("tests/test_idempotency.py", "tests/ledger/test_file.py"),
         functions=("idempotency_key", "run_stage"),
     ),
     "hcp-redirects": Target(
         ("hie_notify/terraform/hcp.py",),
-        ("tests/test_hcp_client.py", "tests/test_hcp_redirects.py"),
+        ("tests/terraform/test_hcp.py", "tests/terraform/test_hcp_redirects.py"),
         functions=("HcpClient._json_output", "HcpClient._request"),
     ),
 }

@@ -577,7 +577,7 @@ def _child(tmp: Path, files: dict[str, Any], command: list[str]) -> tuple[int, s
 def _empty_objects_plan(megabytes: int) -> bytes:
     # As resources: the lean reader steps aside at the first (no address), and decoding them
     # whole is what would take the memory. (In a key the tool does not read they are never
-    # decoded at all: tests/test_plan_memory.py.)
+    # decoded at all: tests/terraform/test_plan_memory.py.)
     count = megabytes * 1_000_000 // 3
     return b'{"format_version": "1.2", "resource_changes": [' + b",".join([b"{}"] * count) + b"]}"
 

@@ -1,4 +1,4 @@
-"""`hie-notify report` on the seeded register (tests/test_report_seed.py): every figure below is
+"""`hie-notify report` on the seeded register (tests/support/report_seed.py): every figure below is
 worked out by hand from the cohorts described there."""
 
 from __future__ import annotations

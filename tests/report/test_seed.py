@@ -1,6 +1,6 @@
 """A seeded register with known answers: 12 weeks of changes (5 October to 26 December 2026)
 built from seven weekly cohorts, plus two one-off changes, 206 in all. Every expected figure in
-tests/test_report.py is worked out by hand from the cohorts described here, not by the code.
+tests/report/test_compute.py is worked out by hand from the cohorts described here, not by the code.
 
 Per week k (Monday M = 2026-10-05 + 7k; times UTC):
 - A x5 planned_infra_update, not service-impacting: told Mon 10:00 for Thu 10:00-11:00 (72 h:

@@ -7,7 +7,7 @@ requests, a merge request and its notes (paginated with Link headers, `sort`/`or
 documented). Each token is its own user: the pipelines' bot, the service's own user, a human.
 Every request is counted, by project. HCP Terraform is
 `tests/support/hcp_fake.py`'s, plus a callback
-endpoint that records when each task result was called back. Used by tests/test_service_org.py
+endpoint that records when each task result was called back. Used by tests/service/test_org.py
 and bench/service_org_bench.py; it holds no tests.
 """
 

@@ -2,7 +2,8 @@
 
 It must build exactly the plan the general way builds (`parse_plan` of the decoded document) or
 step aside (`NotTyped`) so that the general way reads it and gives its error; a Hypothesis
-property checks that over generated and mutated plans, and tests/test_real_plans.py over real
+property checks that over generated and mutated plans, and tests/scenarios/test_real_plans.py
+over real
 ones. bench/classify_bench.py measures what it is for.
 """
 

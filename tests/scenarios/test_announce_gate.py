@@ -1,5 +1,5 @@
 """What a plan-less announcement (`hie-notify announce`) covers at the gate, one rule at a time
-(tests/test_gate_rules.py's base case: #devops told three days ahead, window open).
+(tests/test_gate.py's base case: #devops told three days ahead, window open).
 
 A plan-less notice names no resources: it covers any plan no more severe than it announced.
 The change type must not be raised, the plan must not be newly service-impacting, and every
@@ -31,7 +31,7 @@ from tests.support.gate_records import (
     only,
 )
 
-__all__ = ["gate"]  # the fixture, shared with tests/test_gate_rules.py
+__all__ = ["gate"]  # the fixture, shared with tests/test_gate.py
 
 # What `hie-notify announce` records: no resources, the PLANLESS fingerprint.
 PLANLESS_KW = {"resources": (), "fingerprint": PLANLESS}

@@ -29,7 +29,7 @@ from tests.support.runtask_harness import harness_fixture
 
 _ = harness_fixture  # the `h` fixture: the receive service over fakes of GitLab and HCP
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 UTC = timezone.utc
 NODES = rc("module.eks.aws_eks_node_group.workers", ["delete", "create"])

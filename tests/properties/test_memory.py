@@ -1,9 +1,10 @@
-"""Property suite beside tests/test_fuzz_commands.py: large plans of many shapes classified in a
+"""Property suite beside tests/properties/test_commands.py: large plans of many shapes classified
+in a
 child process under an address-space limit (`ulimit -v`), the case an in-process run cannot
 show. A child killed by a signal (SIGSEGV inside a decoder, SIGKILL) is a failure; so is any
 exit but 0 or 2, a traceback, or a refusal that does not name the file and the budget.
 
-Profiles as in tests/test_fuzz_commands.py (HIE_FUZZ_PROFILE `ci`, the default, or `long`;
+Profiles as in tests/properties/test_commands.py (HIE_FUZZ_PROFILE `ci`, the default, or `long`;
 HIE_FUZZ_SEED=N repeats a run). Files go to tmp_path and are removed with it.
 """
 

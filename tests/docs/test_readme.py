@@ -1,6 +1,6 @@
 """The README's commands, run as written: the Quick start prints what the README shows, line for
 line, and `.ci/run` installs and tests exactly as the Quick start says. (The docs pages' commands,
-the worked example among them, are run by tests/test_docs.py.)"""
+the worked example among them, are run by tests/docs/test_docs.py.)"""
 
 from __future__ import annotations
 

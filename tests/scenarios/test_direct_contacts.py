@@ -509,7 +509,7 @@ def test_the_default_policy_has_none_and_the_example_names_the_qa_reports_owner(
     from hie_notify.policy.loader import load_policy
 
     assert load_policy().direct_contacts == []
-    example = load_policy(Path(__file__).parent.parent / "examples" / "policy.yaml")
+    example = load_policy(Path(__file__).parents[2] / "examples" / "policy.yaml")
     (qa,) = example.direct_contacts
     assert qa.about == "the QA reports S3 bucket" and qa.slack_user
 
