@@ -66,21 +66,27 @@ TARGETS: dict[str, Target] = {
             "tests/test_calendar.py",
             "tests/test_calendar_edges.py",
             "tests/test_calendar_holidays.py",
-            "tests/test_gate_rules.py",
+            "tests/test_gate.py",
         ),
     ),
     "gate": Target(
         ("hie_notify/gate.py",),
         (
-            "tests/test_gate_rules.py",
-            "tests/test_announce_gate.py",
-            "tests/test_unchanged_notice.py",
+            "tests/test_gate.py",
+            "tests/scenarios/test_announce_gate.py",
+            "tests/scenarios/test_unchanged_notice.py",
             "tests/test_gate_still_told.py",
+            "tests/scenarios/test_checklists.py",
+            "tests/scenarios/test_phase1.py",
         ),
     ),
     "classify": Target(
         ("hie_notify/classify.py",),
-        ("tests/test_classify.py", "tests/test_classify_reasons.py", "tests/test_fixture_plans.py"),
+        (
+            "tests/test_classify.py",
+            "tests/test_classify_reasons.py",
+            "tests/scenarios/test_fixture_plans.py",
+        ),
     ),
     "masking": Target(
         ("hie_notify/masking.py",),
@@ -88,54 +94,54 @@ TARGETS: dict[str, Target] = {
     ),
     "protected": Target(
         ("hie_notify/policy/protected.py",),
-        ("tests/test_policy_weakenings.py", "tests/test_protected_policy.py"),
+        ("tests/policy/test_protected.py", "tests/policy/test_protected_ci.py"),
     ),
     "idempotency": Target(
         ("hie_notify/ledger/__init__.py", "hie_notify/notify.py"),
-        ("tests/test_idempotency.py", "tests/test_ledger_file.py"),
+        ("tests/test_idempotency.py", "tests/ledger/test_file.py"),
         functions=("idempotency_key", "run_stage"),
     ),
     "hcp-redirects": Target(
         ("hie_notify/terraform/hcp.py",),
-        ("tests/test_hcp_client.py", "tests/test_hcp_redirects.py"),
+        ("tests/terraform/test_hcp.py", "tests/terraform/test_hcp_redirects.py"),
         functions=("HcpClient._json_output", "HcpClient._request"),
     ),
     "seal": Target(
         ("hie_notify/ledger/seal.py",),
-        ("tests/test_ledger_file.py", "tests/test_ledger_gitlab.py", "tests/test_seal.py"),
-        deselect=("tests/test_ledger_file.py::test_two_processes_appending_at_once_lose_nothing",),
+        ("tests/ledger/test_file.py", "tests/ledger/test_gitlab.py", "tests/ledger/test_seal.py"),
+        deselect=("tests/ledger/test_file.py::test_two_processes_appending_at_once_lose_nothing",),
     ),
     "notifications": Target(
         ("hie_notify/service/notifications.py",),
-        ("tests/test_notifications_stale.py", "tests/test_service.py"),
+        ("tests/service/test_notifications_stale.py", "tests/service/test_server.py"),
         functions=("stale", "_time"),
     ),
     "statuspage": Target(
         ("hie_notify/channels/statuspage.py",),
-        ("tests/test_statuspage_payload.py",),
+        ("tests/channels/test_statuspage_payload.py",),
         functions=("plain", "components_for", "incident", "_refused", "_utc"),
     ),
     "pagerduty": Target(
         ("hie_notify/channels/pagerduty.py",),
-        ("tests/test_pagerduty_payload.py",),
+        ("tests/channels/test_pagerduty_payload.py",),
         functions=("event", "_refused"),
     ),
     "invite": Target(
         ("hie_notify/channels/email_message.py",),
-        ("tests/test_invite_payload.py",),
+        ("tests/channels/test_invite_payload.py",),
     ),
     "uptime": Target(
         ("hie_notify/report/uptime.py",),
-        ("tests/test_uptime.py", "tests/test_uptime_units.py"),
+        ("tests/report/test_uptime.py", "tests/report/test_uptime_units.py"),
     ),
     "lifecycle": Target(
         ("hie_notify/lifecycle.py",), ("tests/test_lifecycle.py",), not_in_ci=_OWED
     ),
     "feed": Target(
-        ("hie_notify/register/feed.py",), ("tests/test_calendar_feed.py",), not_in_ci=_OWED
+        ("hie_notify/register/feed.py",), ("tests/commands/test_calendar.py",), not_in_ci=_OWED
     ),
     "reminders": Target(
-        ("hie_notify/register/reminders.py",), ("tests/test_remind.py",), not_in_ci=_OWED
+        ("hie_notify/register/reminders.py",), ("tests/commands/test_remind.py",), not_in_ci=_OWED
     ),
     "audiences": Target(
         ("hie_notify/audiences.py",), ("tests/test_audiences.py",), not_in_ci=_OWED
@@ -632,6 +638,15 @@ EQUIVALENT += [
         )
     ),
     ("uptime", "budget_findings", 'float("INF")', 'float("INF") is float("inf")'),
+]
+EQUIVALENT += [
+    (
+        "gate",
+        "task_key",
+        '"XX XX".join(text.split())',
+        "a checklist item and a ticked line are both keyed by it and only compared: any one "
+        "separator between the words keys them alike",
+    ),
 ]
 
 KILLED = {"killed", "timeout", "caught by type check", "segfault"}

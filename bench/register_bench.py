@@ -6,7 +6,8 @@ a seventh of the past ones never finished), a four-week calendar and an hourly r
 under 1 s on SQLite, start-up included; on GitLab, they make the same number of requests at
 2,000 changes as at 20,000 (counted at the HTTP layer with the tests' fake). Run:
     .venv/bin/python bench/register_bench.py [--changes N] [--repeat R]
-Changes come from `tests.register_fake.history` (the GitLab test's register too), each with an
+Changes come from `tests.support.register_fake.history` (the GitLab test's register too),
+each with an
 announcement in its ledger. Time is the best of R runs of the command as a user runs it (a new
 process: start-up, policy, SQLite query, output), for text, JSON and the iCalendar feed over
 four weeks and over a whole year. Exits 1 when a target is missed.
@@ -30,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hie_notify.records import Entry
 from hie_notify.register.sqlite import SqliteRegister
-from tests.register_fake import history
+from tests.support.register_fake import history
 
 TARGET_SECONDS = 1.0
 NOW = datetime(2026, 12, 2, 10, 0, tzinfo=timezone.utc)
@@ -66,8 +67,8 @@ def gitlab_requests(count: int) -> dict[str, int]:
     import responses
 
     from hie_notify.cli import main
-    from tests.register_fake import ENV, RegisterFake
-    from tests.register_fake import fill as fill_issues
+    from tests.support.register_fake import ENV, RegisterFake
+    from tests.support.register_fake import fill as fill_issues
 
     out: dict[str, int] = {}
     quiet = responses.RequestsMock(assert_all_requests_are_fired=False)

@@ -4,7 +4,7 @@ interpreter's start, every import (matplotlib's for HTML) and the register read 
 
 Target (issue 18): under 5 s for each format on this machine.
 Run: .venv/bin/python bench/report_bench.py [--changes N] [--repeat R] [--register FILE]
-The register is the test seed's weekly cohorts (tests/test_report_seed.py) repeated over as many
+The register is the test seed's weekly cohorts (tests/support/report_seed.py) repeated over as many
 weeks as it takes (kept in FILE when given, and reused if it is there); each format is run R
 times, formats taking turns, and its best time is reported, with its CPU time and the machine's
 load (the machine is shared: the best run is the one least slowed by others). Exits 1 when a
@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.test_report_seed import seed_register, week
+from tests.support.report_seed import seed_register, week
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_S = 5.0

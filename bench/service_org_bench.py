@@ -5,7 +5,8 @@ address (round robin; the first task is delivered to a second replica too, as a 
 retrying would), every decision called back exactly once and within HCP Terraform's 10-minute
 limit. Measured: the median and worst time from a request's acceptance to its callback, the
 time until every task was decided, and GitLab requests per decision (all of them, by route).
-HCP Terraform and GitLab are faked at the HTTP layer (`responses`; tests/test_service_org_fake.py,
+HCP Terraform and GitLab are faked at the HTTP layer (`responses`;
+tests/support/service_org_fake.py,
 the organisation test's fake); the replicas are real waitress servers on loopback sharing state
 only through the fake GitLab. Half the projects announced in time (their pre_apply passes), half
 late (blocked); every project has its protected policy on its default branch, and the service
@@ -26,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.test_service_org_fake import run_organisation
+from tests.support.service_org_fake import run_organisation
 
 LIMIT_SECONDS = 600.0  # HCP Terraform times a run task out after 10 minutes
 

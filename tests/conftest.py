@@ -11,34 +11,30 @@
   N years ahead (time-machine), to show any test that leans on today's date.
 - Outside tools (gitlab-ci-local, Chromium, check-jsonschema, hadolint, pypiserver, mutmut): a
   test that needs one is marked `tools` and skips, saying why, where it is missing
-  (tests/tools.py).
+  (tests/support/tools.py).
 """
 
 from __future__ import annotations
 
 import gc
-import ipaddress
 import os
 import socket
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hie_notify.policy import Policy, load_policy
+from tests.support.paths import EXAMPLES, FIXTURES, ROOT, is_loopback
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
-EXAMPLES = ROOT / "examples"
-LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", ""})
+__all__ = ["EXAMPLES", "FIXTURES", "ROOT", "is_loopback"]
 
 
 @pytest.fixture(scope="session")
 def check_jsonschema() -> str:
     """check-jsonschema's path (GitLab's CI schema is vendored in it: validating is offline)."""
-    from tests import tools
+    from tests.support import tools
 
     return tools.require("check-jsonschema")
 
@@ -46,7 +42,7 @@ def check_jsonschema() -> str:
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test that uses a tool's fixture is a `tools` test (`pytest -m tools` selects it)."""
-    from tests import tools
+    from tests.support import tools
 
     for item in items:
         used = getattr(item, "fixturenames", ())
@@ -57,7 +53,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    from tests import tools
+    from tests.support import tools
 
     for mark in item.iter_markers("tools"):
         for name in mark.args:
@@ -67,18 +63,6 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.fixture(scope="session")
 def policy() -> Policy:
     return load_policy()
-
-
-def is_loopback(host: object) -> bool:
-    if host is None:
-        return True  # getaddrinfo(None, port): the local wildcard/loopback address
-    name = host.decode() if isinstance(host, bytes) else str(host)
-    if name.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(name.split("%")[0]).is_loopback
-    except ValueError:
-        return False
 
 
 @pytest.fixture(autouse=True)

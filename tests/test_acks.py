@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from hie_notify import acks
 from hie_notify.cli import main
-from tests.builders import rc
-from tests.cli_flow import Flow
+from tests.support.builders import rc
+from tests.support.cli_flow import Flow
 
 NODES = rc("module.eks.aws_eks_node_group.workers", ["delete", "create"])  # impacting
 KEY = "ack-key-0123456789abcdef"

@@ -9,8 +9,8 @@ from hie_notify.change import ChangeRecord
 from hie_notify.classify import classify
 from hie_notify.policy import Policy, load_policy
 from hie_notify.terraform.plan import parse_plan
-from tests.builders import plan, rc
-from tests.conftest import EXAMPLES
+from tests.support.builders import plan, rc
+from tests.support.paths import EXAMPLES
 
 DB = rc("aws_db_instance.main", ["delete", "create"])
 DNS = rc("aws_route53_record.api", ["update"], before={"ttl": 1}, after={"ttl": 2})

@@ -12,7 +12,7 @@ from hie_notify.change import ChangeRecord
 from hie_notify.classify import Classification, classify
 from hie_notify.policy import Policy, load_policy
 from hie_notify.terraform.plan import parse_plan
-from tests.builders import plan, rc
+from tests.support.builders import plan, rc
 
 
 def _classify(

@@ -16,7 +16,7 @@ from hie_notify.change import ChangeRecord
 from hie_notify.classify import Classification, ResourceResult, classify, names
 from hie_notify.policy import Policy, load_policy
 from hie_notify.terraform.plan import Plan, parse_plan
-from tests.builders import plan, rc
+from tests.support.builders import plan, rc
 
 UPD: dict[str, Any] = {"before": {"name": "a"}, "after": {"name": "b"}}
 NOT_IMPACTING = (

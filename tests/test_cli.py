@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from hie_notify.cli import main
-from tests.builders import plan, rc, write
+from tests.support.builders import plan, rc, write
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from hie_notify.cli import main
-from tests.builders import rc
-from tests.cli_flow import Flow
+from tests.support.builders import rc
+from tests.support.cli_flow import Flow
 
 DB = rc("aws_db_instance.main", ["delete", "create"], replace_paths=[["storage_encrypted"]])
 

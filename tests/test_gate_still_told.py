@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from hie_notify.gate import still_told
 from hie_notify.policy import Policy
-from tests.test_unchanged_notice import ORIGINAL, STANDS
+from tests.support.gate_records import ORIGINAL, STANDS
 
 
 def test_only_a_real_announcement_can_be_stood_on(policy: Policy) -> None:

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from tests.conftest import is_loopback
+from tests.support.paths import is_loopback
 
 
 def test_connections_are_restricted_to_loopback(pytestconfig: pytest.Config) -> None:

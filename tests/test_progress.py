@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from hie_notify import progress
 from hie_notify.cli import main
 from hie_notify.masking import Masker
-from tests.builders import rc
-from tests.cli_flow import Flow
-from tests.integration_fakes import PAGE, SP_KEY, StatuspageFake, integration_policy
+from tests.support.builders import rc
+from tests.support.cli_flow import Flow
+from tests.support.integration_fakes import PAGE, SP_KEY, StatuspageFake, integration_policy
 
 NODES = rc("module.eks.aws_eks_node_group.workers", ["delete", "create"])
 
@@ -96,7 +96,7 @@ def test_live_on_a_terminal_lines_in_ci_and_off_until_started() -> None:
 def test_report_shows_its_steps_on_stderr_and_stdout_is_only_the_json(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tests.test_report_seed import NOW, seed_register, seeds
+    from tests.support.report_seed import NOW, seed_register, seeds
 
     register = tmp_path / "register.sqlite3"
     seed_register(register, seeds(weeks=2))

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from hie_notify import switches
 from hie_notify.cli import main
 from hie_notify.errors import InputError
-from tests.builders import rc
-from tests.cli_flow import Flow
+from tests.support.builders import rc
+from tests.support.cli_flow import Flow
 
 ON = ["1", "true", "yes", "on", "TRUE", "Yes", "ON", " on ", "\ttrue\n", "oN"]
 OFF = ["0", "false", "no", "off", "FALSE", "No", "OFF", " off ", "\t0\n", "fAlSe"]

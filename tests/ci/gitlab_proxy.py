@@ -1,5 +1,6 @@
-"""tests/gitlab_fake.FakeGitLab (which answers at the `responses` layer, in this process) served
-over HTTP on 127.0.0.1, so the jobs gitlab-ci-local runs in other processes reach it as they
+"""tests/support/gitlab_fake.FakeGitLab (which answers at the `responses` layer, in this
+process) served over HTTP on 127.0.0.1, so the jobs gitlab-ci-local runs in other processes
+reach it as they
 would reach GitLab: CI_API_V4_URL points here, each request is passed on to the fake as it
 came, and the fake's own address is rewritten to this one in what it answers (Link headers)."""
 
@@ -14,7 +15,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import requests
 import responses
 
-from tests.gitlab_fake import API, FakeGitLab
+from tests.support.gitlab_fake import API, FakeGitLab
 
 FAKE_ROOT = API.removesuffix("/api/v4")
 

@@ -4,7 +4,7 @@ outbox files, the ledger, the gate's dotenv, the job logs), not only exit codes.
 
 Skipped, with the reason, when gitlab-ci-local (npm), check-jsonschema or pypiserver (the dev
 extra) is not installed; `bash .ci/run` installs them and runs these tests with
-HIE_REQUIRE_TOOLS=1, where a missing tool fails instead of skipping (tests/tools.py).
+HIE_REQUIRE_TOOLS=1, where a missing tool fails instead of skipping (tests/support/tools.py).
 """
 
 from __future__ import annotations

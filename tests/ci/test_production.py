@@ -1,7 +1,8 @@
 """The README's pipeline after the trial, as its "From the trial to production" says: a GitLab
 token, the real channels (Slack and SMTP reached for real, local fakes), no `ledger` input
 (the record is notes on the merge request) and no `trial` in the protected policy. gitlab-ci-local
-with GITLAB_CI=true; GitLab itself is tests/gitlab_fake over HTTP. Outside a trial CI refuses
+with GITLAB_CI=true; GitLab itself is tests/support/gitlab_fake over HTTP.
+Outside a trial CI refuses
 HIE_NOW, so the jobs' clock is moved instead (tests/ci/clock)."""
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from tests.ci import test_ci_templates
 from tests.ci.gitlab_proxy import GitLabOverHttp
 from tests.ci.harness import PROJECT_ID, ROOT, Repo
 from tests.ci.test_ci_templates import AT_WINDOW, CHANGE, COMPONENT_PROJECT, EARLY, readme_section
-from tests.gitlab_fake import ENV
-from tests.slack_fake import TOKEN, FakeSlack
-from tests.smtp_server import SmtpServer
+from tests.support.gitlab_fake import ENV
+from tests.support.slack_fake import TOKEN, FakeSlack
+from tests.support.smtp_server import SmtpServer
 
 needs_glcl = pytest.mark.tools("gitlab-ci-local")
 component_project = test_ci_templates.component_project  # the fixture

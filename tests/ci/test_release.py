@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests import tools
 from tests.ci.harness import ROOT, Repo, find_gitlab_ci_local
 from tests.ci.registry import GitLabPypiStandIn
+from tests.support import tools
 
 VERSION = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M)[1]
 RELEASE = ROOT / "ci" / "release.py"

@@ -1,0 +1,1 @@
+"""Unit tests of hie_notify/channels: each channel's adapter over its API's fake."""

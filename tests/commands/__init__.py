@@ -1,0 +1,1 @@
+"""Tests of hie_notify/commands: one command each, run through the command line."""

@@ -1,0 +1,1 @@
+"""The README and the docs site, their commands run as written."""

@@ -1,0 +1,1 @@
+"""Unit tests of hie_notify/ledger: the file and GitLab ledgers."""

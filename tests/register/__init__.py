@@ -1,0 +1,1 @@
+"""Unit tests of hie_notify/register's store: both backends, conflicts, the shared register."""

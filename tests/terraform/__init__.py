@@ -1,0 +1,3 @@
+"""Unit tests of hie_notify/terraform: the plan reader, the HCP client, IAM detail, the run-task
+protocol.
+"""
