@@ -83,6 +83,13 @@ def test_an_objection_needs_a_reason_is_recorded_and_posted_to_the_internal_chan
     assert "East of England" in slack and "Month-end &lt;b&gt;reporting&lt;/b&gt;" in slack
     stages = [json.loads(x)["stage"] for x in h.ledger_lines()]
     assert stages.count("ack") == 1 and stages.count("objection") == 3
+    # Shown again, the page says what they answered and chooses no answer for them: a second
+    # send without a choice is asked to choose, never taken as an acknowledgement.
+    code, _, again = h.request("GET", path)
+    assert code == 200 and "does not work for you" in again and " checked" not in again
+    code, page = h.answer(path, "", "")
+    assert code == 400 and "Please choose one of the two answers." in page
+    assert [json.loads(x)["stage"] for x in h.ledger_lines()].count("ack") == 1
 
 
 def test_a_post_without_the_pages_form_value_is_refused_and_records_nothing(
