@@ -31,6 +31,7 @@ from hie_notify.policy.model import Policy
 from hie_notify.records import PLANLESS, Audience
 from hie_notify.sandbox import BoundedSandbox
 from hie_notify.template_files import template_names
+from hie_notify.terraform.iam import statement_text
 
 FORMATS = ("text", "slack", "markdown", "html", "teams")
 STAGES = (
@@ -609,26 +610,15 @@ def _iam_detail(policy: Policy, result: Classification, audience: Audience) -> l
         return []
     out: list[dict[str, Any]] = []
     for doc in result.iam[:_IAM_DOCUMENTS]:
-        statements = []
-        for s in doc.statements:
-            parts = []
-            for word, items in (
-                ("actions added", s.actions_added),
-                ("actions removed", s.actions_removed),
-                ("resources added", s.resources_added),
-                ("resources removed", s.resources_removed),
-                ("principals added", s.principals_added),
-                ("principals removed", s.principals_removed),
-            ):
-                if items:
-                    more = len(items) - _IAM_ENTRIES
-                    shown = ", ".join(items[:_IAM_ENTRIES]) + (
-                        f" and {more} more" if more > 0 else ""
-                    )
-                    parts.append(f"{word}: {shown}")
-            statements.append(
-                {"label": s.label, "effect": s.effect, "change": s.change, "text": "; ".join(parts)}
-            )
+        statements = [
+            {
+                "label": s.label,
+                "effect": s.effect,
+                "change": s.change,
+                "text": statement_text(s, _IAM_ENTRIES),
+            }
+            for s in doc.statements
+        ]
         out.append(
             {
                 "address": doc.address,

@@ -309,16 +309,22 @@ def lines(doc: DocumentChange, limit: int = _MAX_SHOWN) -> Iterator[str]:
     if doc.unknown:
         yield f"{head}: known after apply"
     for s in doc.statements:
-        parts = []
-        for word, items in (
-            ("actions added", s.actions_added),
-            ("actions removed", s.actions_removed),
-            ("resources added", s.resources_added),
-            ("resources removed", s.resources_removed),
-            ("principals added", s.principals_added),
-            ("principals removed", s.principals_removed),
-        ):
-            if items:
-                more = f" and {len(items) - limit} more" if len(items) > limit else ""
-                parts.append(f"{word}: {', '.join(items[:limit])}{more}")
-        yield f"{head} {s.label} ({s.effect}, {s.change}): {'; '.join(parts)}"
+        yield f"{head} {s.label} ({s.effect}, {s.change}): {statement_text(s, limit)}"
+
+
+def statement_text(s: StatementChange, limit: int = _MAX_SHOWN) -> str:
+    """What one statement gains and loses, in words (unescaped): `actions added: a, b; ...`,
+    at most `limit` entries of a list, then "and N more"."""
+    parts = []
+    for word, items in (
+        ("actions added", s.actions_added),
+        ("actions removed", s.actions_removed),
+        ("resources added", s.resources_added),
+        ("resources removed", s.resources_removed),
+        ("principals added", s.principals_added),
+        ("principals removed", s.principals_removed),
+    ):
+        if items:
+            more = f" and {len(items) - limit} more" if len(items) > limit else ""
+            parts.append(f"{word}: {', '.join(items[:limit])}{more}")
+    return "; ".join(parts)
