@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -19,6 +19,8 @@ from hie_notify.settings import refused_in_ci
 from hie_notify.switches import in_gitlab_ci
 
 if TYPE_CHECKING:
+    from hie_notify.ack_gate import AckFindings
+    from hie_notify.records import Entry
     from hie_notify.terraform.hcp import Run
 
 
@@ -142,4 +144,20 @@ def prepare(
         audiences,
         run,
         loaded.source,
+    )
+
+
+def acknowledgements(options: Options, prep: Prepared, entries: Sequence[Entry]) -> AckFindings:
+    """Who answered each audience's announcement, and what the policy still requires (for the
+    gate's facts and for `classify`)."""
+    from hie_notify import ack_gate
+
+    return ack_gate.findings(
+        policy=prep.policy,
+        calendar=prep.calendar,
+        change_type=prep.result.change_type,
+        audiences=prep.audiences.for_phase("pre_deployment"),
+        entries=entries,
+        now=options.clock(),
+        when=prep.calendar.moment,
     )

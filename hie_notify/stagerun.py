@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hie_notify import ack_gate, acks, output, plan_source
+from hie_notify import acks, output, plan_source
 from hie_notify.acks import AckLinks
 from hie_notify.audiences import Audience, affected_customers, downtime_customers, resolve
 from hie_notify.calendar import BusinessCalendar
@@ -21,6 +21,7 @@ from hie_notify.change import ChangeRecord, load_change
 from hie_notify.classify import Classification
 from hie_notify.context import (
     Prepared,
+    acknowledgements,
     environments,
     links,
     load_policy_for,
@@ -1046,7 +1047,7 @@ def gate_facts(
         jira = JiraTicket(change.id, unchecked=str(exc))
     conflicts, budget = _register_facts(options, prep, change) if change else (None, None)
     entries = tuple(checked.entries) if checked else ()
-    acks = _acknowledgements(options, prep, entries).reasons if change else ()
+    acks = acknowledgements(options, prep, entries).reasons if change else ()
     tasks = _tasks(options, prep) if change else None
     return GateFacts(
         policy=prep.policy,
@@ -1070,21 +1071,6 @@ def gate_facts(
         budget=budget,
         tasks=tasks,
         acks=acks,
-    )
-
-
-def _acknowledgements(
-    options: Options, prep: Prepared, entries: Sequence[Entry]
-) -> ack_gate.AckFindings:
-    """Who answered each audience's announcement, and what the policy still requires."""
-    return ack_gate.findings(
-        policy=prep.policy,
-        calendar=prep.calendar,
-        change_type=prep.result.change_type,
-        audiences=prep.audiences.for_phase("pre_deployment"),
-        entries=entries,
-        now=options.clock(),
-        when=prep.calendar.moment,
     )
 
 
@@ -1121,7 +1107,7 @@ def check_gate(options: Options, source: plan_source.Source) -> GateCheck:
     )
     facts = gate_facts(options, prep, ledger)
     decision = decide(facts)
-    answered = _acknowledgements(options, prep, facts.entries)
+    answered = acknowledgements(options, prep, facts.entries)
     data = decision.to_json(prep.calendar)
     data["acknowledgements"] = answered.to_json()
     data["change_type"] = prep.result.change_type

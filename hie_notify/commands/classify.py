@@ -38,7 +38,7 @@ def run(args: argparse.Namespace, options: Options) -> int:
 def _acknowledgements(prep: Prepared, options: Options) -> list[dict[str, Any]]:
     """Per audience: who acknowledged the change's notices, open objections, resolutions (read
     from the ledger; none when there is no ledger yet)."""
-    from hie_notify import ack_gate
+    from hie_notify.context import acknowledgements
     from hie_notify.ledger import open_ledger
 
     assert prep.change is not None
@@ -47,12 +47,4 @@ def _acknowledgements(prep: Prepared, options: Options) -> list[dict[str, Any]]:
         entries = ledger.read(prep.change.id)
     except InputError:
         return []
-    return ack_gate.findings(
-        policy=prep.policy,
-        calendar=prep.calendar,
-        change_type=prep.result.change_type,
-        audiences=prep.audiences.for_phase("pre_deployment"),
-        entries=entries,
-        now=options.clock(),
-        when=prep.calendar.moment,
-    ).to_json()
+    return acknowledgements(options, prep, entries).to_json()
