@@ -117,16 +117,7 @@ def make_app(
                 str(environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", "")),
                 str(environ.get("HTTP_X_SLACK_SIGNATURE", "")),
             )
-            reason = {
-                200: "OK",
-                400: "Bad Request",
-                401: "Unauthorized",
-                403: "Forbidden",
-                404: "Not Found",
-                409: "Conflict",
-                410: "Gone",
-            }.get(code, "Error")
-            return answer(f"{code} {reason}", text)
+            return answer(_status(code), text)
         if pages is not None and path.startswith(("/ack/", "/portal/")):
             return _page(pages, environ, method, path, start_response, fields, started)
         handlers = {RUN_TASK_PATH: run_tasks, NOTIFICATIONS_PATH: notifications}
@@ -220,30 +211,39 @@ def _page(
     else:
         page = _handled(pages, "GET", path, form)
     body = page.body.encode()
-    reasons = {
-        200: "OK",
-        400: "Bad Request",
-        403: "Forbidden",
-        404: "Not Found",
-        405: "Method Not Allowed",
-        409: "Conflict",
-        410: "Gone",
-        413: "Content Too Large",
-        415: "Unsupported Media Type",
-        503: "Service Unavailable",
-    }
     headers = [
         ("Content-Type", page.content_type),
         ("Content-Length", str(len(body))),
         *SECURITY_HEADERS,
         *page.headers,
     ]
-    start_response(f"{page.status} {reasons.get(page.status, 'Error')}", headers)
+    start_response(_status(page.status), headers)
     # The token is never logged: a log line must not be a working link.
     fields.update(path=path.split("/", 2)[1], code=page.status)
     fields["ms"] = round((time.monotonic() - started) * 1000, 1)
     log.info("%s /%s/...: %d", method, fields["path"], page.status, extra=fields)
     return [] if method == "HEAD" else [body]
+
+
+# The status lines the pages and the Slack path answer with (RFC 9110's reason phrases).
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    410: "Gone",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    503: "Service Unavailable",
+}
+
+
+def _status(code: int) -> str:
+    """`410 Gone`: a WSGI status line."""
+    return f"{code} {_REASONS.get(code, 'Error')}"
 
 
 def _handled(pages: AckPages, method: str, path: str, form: dict[str, str]) -> Any:
